@@ -1,0 +1,110 @@
+# Berth — see README.md.  `make demo` and `make test` are the two commands;
+# both install what is missing first (`make deps`).
+
+CC      ?= gcc
+CLANG   ?= clang
+PYTHON  := /usr/bin/python3
+
+# Debian packages the build, the tests, the demo and the benchmarks use.
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
+	libcurl4-openssl-dev libssl-dev libarchive-dev libcjson-dev libzstd-dev \
+	libcmocka-dev python3-pytest python3-requests python3-jwt python3-cryptography \
+	busybox-static zstd docker-registry apache2-utils skopeo podman
+
+PKGS    := libcurl libarchive libcjson libcrypto
+CSTD    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -I.
+CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+OPT_release := -O2 -g
+OPT_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+LIB_SRCS  := $(wildcard common/*.c images/*.c)
+CLI_SRCS  := $(wildcard cli/*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all asan deps test unit unit-asan integration fuzz fuzz-short bench demo clean install
+all: build/release/berth
+
+# $(1): build flavour (release | asan)
+define flavour
+build/$(1)/obj/%.o: %.c
+	@mkdir -p $$(@D)
+	$$(CC) $$(CSTD) $$(OPT_$(1)) $$(CFLAGS_PKG) -MMD -MP -c $$< -o $$@
+
+build/$(1)/libberth.a: $$(LIB_SRCS:%.c=build/$(1)/obj/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+build/$(1)/berth: $$(CLI_SRCS:%.c=build/$(1)/obj/%.o) build/$(1)/libberth.a
+	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
+
+build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o build/$(1)/libberth.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS) -lcmocka
+
+-include $$(shell find build/$(1) -name '*.d' 2>/dev/null)
+endef
+$(eval $(call flavour,release))
+$(eval $(call flavour,asan))
+
+asan: build/asan/berth
+
+UNIT_release := $(UNIT_SRCS:tests/unit/%.c=build/release/tests/%)
+UNIT_asan    := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
+
+unit: $(UNIT_release)
+	@set -e; for t in $^; do echo "== $$t"; $$t; done
+
+unit-asan: $(UNIT_asan)
+	@set -e; for t in $^; do echo "== $$t (asan)"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+
+# libFuzzer targets (clang): the library compiled with coverage + sanitizers.
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(CFLAGS_PKG)
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
+	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 300
+# A short run of every target, from its committed seed corpus.
+fuzz-short: $(FUZZ_BINS)
+	@set -e; for f in $^; do n=$$(basename $$f); echo "== $$n"; \
+	  $$f -max_total_time=10 -seed=1 tests/fuzz/corpus/$$n 2>&1 | tail -n 2; done
+fuzz: $(FUZZ_BINS)
+	@set -e; for f in $^; do n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
+
+integration: build/release/berth
+	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+# pytest's summary line is the last thing `make test` prints.
+test: deps
+	@$(MAKE) --no-print-directory all asan
+	@$(MAKE) --no-print-directory unit unit-asan fuzz-short
+	@$(MAKE) --no-print-directory integration
+
+bench: deps all
+	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/bench/run.py
+
+demo: deps all
+	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/fixtures/demo.py
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+install: build/release/berth
+	install -D -m 0755 build/release/berth $(DESTDIR)/usr/local/bin/berth
+
+clean:
+	rm -rf build

@@ -1,0 +1,31 @@
+/* Small filesystem helpers shared by every layer.  All fds are O_CLOEXEC;
+ * paths are relative to a directory fd and final components are never
+ * followed when they could be symlinks. */
+#ifndef BERTH_FSUTIL_H
+#define BERTH_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+
+/* mkdir -p; existing directories are fine. */
+int berth_mkdir_p(const char *path, mode_t mode, struct berth_err *err);
+
+/* Crash-safe replace of dirfd/name: write a temp file, fsync, rename over
+ * name, fsync the directory.  Readers see the old or the new content. */
+int berth_write_atomic_at(int dirfd, const char *name, const void *buf, size_t len,
+			  mode_t mode, struct berth_err *err);
+
+/* Reads dirfd/name whole into a NUL-terminated heap buffer the caller frees.
+ * Fails with -EFBIG when the file is larger than max bytes. */
+int berth_read_file_at(int dirfd, const char *name, size_t max, char **ret,
+		       size_t *ret_len, struct berth_err *err);
+
+/* fsync a directory so a rename or unlink inside it is durable. */
+int berth_fsync_dir_at(int dirfd, const char *name, struct berth_err *err);
+
+/* rm -rf dirfd/name without following symlinks; a missing name is fine. */
+int berth_rm_rf_at(int dirfd, const char *name, struct berth_err *err);
+
+#endif
