@@ -22,7 +22,7 @@ OPT_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-
 
 LIB_SRCS  := $(wildcard common/*.c images/*.c)
 CLI_SRCS  := $(wildcard cli/*.c)
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_SRCS := $(filter-out tests/unit/test_cgroups.c tests/unit/test_netns.c,$(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all asan deps test unit unit-asan integration fuzz fuzz-short bench demo clean install

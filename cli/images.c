@@ -1,0 +1,169 @@
+/* berth pull | images | rmi | inspect-image: the local image store. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/cleanup.h"
+#include "images/pull.h"
+#include "images/store.h"
+
+DEFINE_CLEANUP_FUNC(struct img_store, img_store_free)
+DEFINE_CLEANUP_FUNC(struct progress, progress_free)
+DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
+
+/* Parses options, checks the positional count and opens the store. */
+static int open_store(struct cli *c, int argc, char **argv, int npos, const char *use,
+		      struct img_store **ret, int *ret_first)
+{
+	int first = cli_parse_options(c, argc, argv, false, use);
+	if (first == -2)
+		return 0;
+	if (first < 0)
+		return 2;
+	if (argc - first != npos) {
+		fprintf(stderr, "usage: %s\n", use);
+		return 2;
+	}
+	struct berth_err err = { 0 };
+	if (img_store_open(c->root, ret, &err) < 0)
+		return cli_fail(&err);
+	*ret_first = first;
+	return -1;
+}
+
+int cmd_pull(struct cli *c, int argc, char **argv)
+{
+	_cleanup_(img_store_freep) struct img_store *s = NULL;
+	int first, rc = open_store(c, argc, argv, 1, "berth pull [--registry-auth FILE] "
+				   "[--insecure-registry HOST:PORT] REF", &s, &first);
+	if (rc >= 0)
+		return rc;
+	_cleanup_(progress_freep) struct progress *pr = progress_new(STDOUT_FILENO);
+	struct img_pull_opts opts = {
+		.registry = c->registry,
+		.progress = pr ? progress_update : NULL,
+		.opaque = pr,
+	};
+	struct img_record rec;
+	struct berth_err err = { 0 };
+	if (img_pull(s, argv[first], &opts, &rec, &err) < 0)
+		return cli_fail(&err);
+	printf("pulled %s\ndigest: %s\n", rec.ref, rec.digest);
+	return 0;
+}
+
+static void human_size(int64_t n, char buf[16])
+{
+	static const char *units[] = { "B", "kB", "MB", "GB", "TB" };
+	double v = (double)n;
+	size_t u = 0;
+	while (v >= 1000 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1000;
+		u++;
+	}
+	snprintf(buf, 16, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static int print_images_json(const struct img_record *recs, size_t n)
+{
+	_cleanup_(cJSON_Deletep) cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; arr && i < n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		if (!o || !cJSON_AddItemToArray(arr, o))
+			return 1;
+		cJSON_AddStringToObject(o, "ref", recs[i].ref);
+		cJSON_AddStringToObject(o, "digest", recs[i].digest);
+		cJSON_AddStringToObject(o, "manifestDigest", recs[i].manifest_digest);
+		cJSON_AddStringToObject(o, "configDigest", recs[i].config_digest);
+		cJSON_AddNumberToObject(o, "size", (double)recs[i].size);
+		cJSON_AddNumberToObject(o, "pulledAt", (double)recs[i].pulled_at);
+	}
+	_cleanup_free_ char *text = arr ? cJSON_Print(arr) : NULL;
+	if (!text)
+		return 1;
+	puts(text);
+	return 0;
+}
+
+int cmd_images(struct cli *c, int argc, char **argv)
+{
+	_cleanup_(img_store_freep) struct img_store *s = NULL;
+	int first, rc = open_store(c, argc, argv, 0, "berth images [--output table|json]", &s, &first);
+	if (rc >= 0)
+		return rc;
+	_cleanup_free_ struct img_record *recs = NULL;
+	size_t n = 0;
+	struct berth_err err = { 0 };
+	if (img_store_list(s, &recs, &n, &err) < 0)
+		return cli_fail(&err);
+	if (c->json)
+		return print_images_json(recs, n);
+	printf("%-50s %-15s %-10s %s\n", "IMAGE", "DIGEST", "SIZE", "PULLED");
+	for (size_t i = 0; i < n; i++) {
+		char size[16], when[32];
+		human_size(recs[i].size, size);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&recs[i].pulled_at));
+		printf("%-50s %-15.12s %-10s %s\n", recs[i].ref, recs[i].digest + 7, size, when);
+	}
+	return 0;
+}
+
+/* Accepts a reference in any form img_ref_parse takes, or a digest prefix. */
+static int find_image(struct img_store *s, const char *arg, struct img_record *rec,
+		      struct berth_err *err)
+{
+	struct img_ref ref;
+	if (img_ref_parse(arg, &ref, NULL) == 0) {
+		char canon[IMG_REF_STR_MAX];
+		img_ref_format(&ref, canon);
+		if (img_store_find(s, canon, rec, NULL) == 0)
+			return 0;
+	}
+	return img_store_find(s, arg, rec, err);
+}
+
+int cmd_rmi(struct cli *c, int argc, char **argv)
+{
+	_cleanup_(img_store_freep) struct img_store *s = NULL;
+	int first, rc = open_store(c, argc, argv, 1, "berth rmi REF", &s, &first);
+	if (rc >= 0)
+		return rc;
+	struct img_record rec;
+	struct berth_err err = { 0 };
+	size_t blobs = 0, layers = 0;
+	if (find_image(s, argv[first], &rec, &err) < 0 ||
+	    img_store_remove(s, rec.ref, &err) < 0)
+		return cli_fail(&err);
+	printf("untagged %s\n", rec.ref);
+	if (img_store_gc(s, &blobs, &layers, &err) < 0)
+		return cli_fail(&err);
+	printf("deleted %zu blobs, %zu layers\n", blobs, layers);
+	return 0;
+}
+
+int cmd_inspect_image(struct cli *c, int argc, char **argv)
+{
+	_cleanup_(img_store_freep) struct img_store *s = NULL;
+	int first, rc = open_store(c, argc, argv, 1, "berth inspect-image REF", &s, &first);
+	if (rc >= 0)
+		return rc;
+	struct img_record rec;
+	struct berth_err err = { 0 };
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	if (find_image(s, argv[first], &rec, &err) < 0 ||
+	    img_store_read_blob(s, rec.config_digest, IMG_MANIFEST_MAX, &buf, &len, &err) < 0)
+		return cli_fail(&err);
+	_cleanup_(cJSON_Deletep) cJSON *cfg = cJSON_ParseWithLength(buf, len);
+	_cleanup_free_ char *text = cfg ? cJSON_Print(cfg) : NULL;
+	if (!text) {
+		berth_errf(&err, EBADMSG, "image %s: config %s is not valid JSON", rec.ref, rec.config_digest);
+		return cli_fail(&err);
+	}
+	puts(text);
+	return 0;
+}
