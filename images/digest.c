@@ -28,11 +28,20 @@ int img_digest_check(const char *d, const char *what, struct berth_err *err)
 int img_chain_id(const char *parent, const char *diff_id, char out[72])
 {
 	if (!parent) {
-		memmove(out, diff_id, SHA256_DIGEST_STRLEN);
-		out[SHA256_DIGEST_STRLEN - 1] = '\0';
+		/* Bounded: diff_id may be shorter than a digest (or alias out). */
+		size_t n = strnlen(diff_id, SHA256_DIGEST_STRLEN - 1);
+		memmove(out, diff_id, n);
+		out[n] = '\0';
 		return 0;
 	}
-	char buf[2 * SHA256_DIGEST_STRLEN];
-	int n = snprintf(buf, sizeof(buf), "%s %s", parent, diff_id);
-	return sha256_buf(buf, (size_t)n, out);
+	/* Streamed, so overlong input is hashed whole rather than cut short
+	 * (or read past a fixed buffer); out may alias parent. */
+	struct sha256_ctx c;
+	if (sha256_init(&c) < 0)
+		return -ENOMEM;
+	sha256_update(&c, parent, strlen(parent));
+	sha256_update(&c, " ", 1);
+	sha256_update(&c, diff_id, strlen(diff_id));
+	sha256_final(&c, out);
+	return 0;
 }

@@ -29,10 +29,11 @@ int img_unpack_layer(int blob_fd, enum img_compression comp, int dest_dirfd,
 		     const char *diff_id, struct berth_err *err);
 
 /* Normalises a tar entry name into out: strips leading "/" and "./",
- * folds "//" and "/./", drops a trailing "/".  "." alone becomes "".
- * Refuses (-EINVAL, with a message naming the entry) empty names after
- * normalisation other than ".", any ".." component, and names that do
- * not fit in outsz.  Pure; fuzzed. */
+ * folds "//" and "/./", drops a trailing "/".  A name made only of "."
+ * and "/" (".", "./" as `tar -C dir .` writes it, "/") names the layer
+ * root and becomes "".  Refuses (-EINVAL, with a message naming the
+ * entry) the empty name, any ".." component, and names that do not fit
+ * in outsz.  Pure; fuzzed. */
 int img_tar_name_normalize(const char *in, char *out, size_t outsz, struct berth_err *err);
 
 #endif

@@ -82,12 +82,22 @@ def store_files(root, sub):
     return sorted(os.listdir(d)) if d.is_dir() else []
 
 
-def assert_store_consistent(root):
-    """Every blob matches its name; no partial download or temp unpack left."""
+def layer_dirs(root):
+    """layers/ minus the per-layer lock files (.lock-<chain hex>) that the
+    store keeps until GC (store.h: unlinking a held lock would let a second
+    unpacker in)."""
+    return [n for n in store_files(root, "layers")
+            if not (n.startswith(".lock-") and (root / "layers" / n).is_file())]
+
+
+def assert_store_consistent(root, partial_ok=False):
+    """Every blob matches its name; no temp unpack left, and no partial
+    download unless partial_ok (a failed pull cancels the other layers'
+    downloads and keeps what they fetched for the next pull to resume)."""
     blobs = root / "blobs" / "sha256"
     for name in os.listdir(blobs):
         assert sha256_file(blobs / name) == name, f"blob {name} is corrupt"
-    for name in store_files(root, "layers"):
+    for name in layer_dirs(root):
         assert len(name) == 64 and all(c in "0123456789abcdef" for c in name), \
             f"stray entry layers/{name}"
     for dirpath, dirs, files in os.walk(root):
@@ -95,7 +105,8 @@ def assert_store_consistent(root):
             dirs[:] = []          # image content, not store bookkeeping
             continue
         for n in dirs + files:
-            assert not n.endswith(".partial") and not n.startswith(".tmp"), \
+            assert not (n.endswith(".partial") and not partial_ok) and \
+                not n.startswith(".tmp"), \
                 f"leftover {os.path.join(dirpath, n)}"
 
 
@@ -140,7 +151,7 @@ def test_shared_layer_unpacked_once(berth, registry_anon, catalogue):
         rc, _, err = berth.pull(registry_anon, catalogue[name])
         assert rc == 0, err
     chains = {c for n in ("busybox", "multilayer", "zstd") for c in catalogue[n].chain_ids}
-    assert sorted(c[7:] for c in chains) == store_files(berth.root, "layers")
+    assert sorted(c[7:] for c in chains) == layer_dirs(berth.root)
     for name in ("busybox", "multilayer", "zstd"):
         assert_layers(berth, catalogue[name])
 
@@ -153,7 +164,9 @@ def test_corrupt_blob_is_rejected(berth, registry_anon, corrupted):
     assert not (berth.root / "blobs" / "sha256" / blob.hex).exists()
     assert not berth.layer_dir(im.chain_ids[1]).exists()
     assert images_json(berth) == []
-    assert_store_consistent(berth.root)
+    assert not (berth.root / "ingest" / f"{blob.hex}.partial").exists(), \
+        "the corrupt download was kept for resuming"
+    assert_store_consistent(berth.root, partial_ok=True)
 
 
 @pytest.mark.parametrize("ref", ["busybox:no-such-tag", "no-such-repo:latest"])
@@ -342,4 +355,4 @@ def test_hostile_layer(berth, registry_anon, catalogue, canary, workdir, case):
             for n in files:
                 st = os.lstat(os.path.join(dirpath, n))
                 assert (st.st_dev, st.st_ino) not in host, f"{n}: hardlink to a host file"
-    assert_store_consistent(berth.root)
+    assert_store_consistent(berth.root, partial_ok=rc != 0)
