@@ -1,0 +1,140 @@
+/* The host bridge: created once, shared by every task of the subnet. */
+#include "netns/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <netlink/errno.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/bridge.h>
+
+#define IP_FORWARD "/proc/sys/net/ipv4/ip_forward"
+
+static int bridge_create(struct net *net, struct berth_err *err)
+{
+	_cleanup_(rtnl_link_putp) struct rtnl_link *link = rtnl_link_bridge_alloc();
+	uint8_t mac[6];
+	/* A fixed MAC: otherwise the bridge takes the lowest MAC of its ports
+	 * and changes it as tasks come and go, which breaks the host's ARP
+	 * entries in the tasks. */
+	net_mac_from_ip(net->gateway, mac);
+	_cleanup_(nl_addr_putp) struct nl_addr *lladdr = nl_addr_build(AF_LLC, mac, sizeof(mac));
+	if (!link || !lladdr)
+		return berth_errf(err, ENOMEM, "bridge %s: out of memory", net->bridge);
+	rtnl_link_set_name(link, net->bridge);
+	rtnl_link_set_addr(link, lladdr);
+	rtnl_link_set_flags(link, IFF_UP);
+	int r = rtnl_link_add(net->nl, link, NLM_F_CREATE | NLM_F_EXCL);
+	/* Another process created it first: fine, it is checked below. */
+	if (r < 0 && r != -NLE_EXIST)
+		return net_nl_err(err, r, "bridge %s: create", net->bridge);
+	return 0;
+}
+
+static int bridge_get(struct net *net, struct rtnl_link **ret, struct berth_err *err)
+{
+	int r = rtnl_link_get_kernel(net->nl, 0, net->bridge, ret);
+	if (r == -NLE_OBJ_NOTFOUND || r == -NLE_NODEV)
+		return -ENOENT;
+	if (r < 0)
+		return net_nl_err(err, r, "bridge %s: look up", net->bridge);
+	return 0;
+}
+
+static int bridge_up(struct net *net, struct rtnl_link *link, struct berth_err *err)
+{
+	if (rtnl_link_get_flags(link) & IFF_UP)
+		return 0;
+	_cleanup_(rtnl_link_putp) struct rtnl_link *change = rtnl_link_alloc();
+	if (!change)
+		return berth_errf(err, ENOMEM, "bridge %s: out of memory", net->bridge);
+	rtnl_link_set_flags(change, IFF_UP);
+	int r = rtnl_link_change(net->nl, link, change, 0);
+	if (r < 0)
+		return net_nl_err(err, r, "bridge %s: set up", net->bridge);
+	return 0;
+}
+
+static int bridge_address(struct net *net, int ifindex, struct berth_err *err)
+{
+	uint32_t gw = htonl(net->gateway), bcast = htonl(net->network | ~(~0u << (32 - net->prefix)));
+	_cleanup_(rtnl_addr_putp) struct rtnl_addr *a = rtnl_addr_alloc();
+	_cleanup_(nl_addr_putp) struct nl_addr *local = nl_addr_build(AF_INET, &gw, 4);
+	_cleanup_(nl_addr_putp) struct nl_addr *brd = nl_addr_build(AF_INET, &bcast, 4);
+	if (!a || !local || !brd)
+		return berth_errf(err, ENOMEM, "bridge %s: out of memory", net->bridge);
+	nl_addr_set_prefixlen(local, (int)net->prefix);
+	rtnl_addr_set_ifindex(a, ifindex);
+	rtnl_addr_set_local(a, local);
+	rtnl_addr_set_broadcast(a, brd);
+	int r = rtnl_addr_add(net->nl, a, 0);
+	if (r < 0 && r != -NLE_EXIST) {
+		char cidr[NET_CIDR_STRLEN];
+		net_cidr_str(net, cidr);
+		return net_nl_err(err, r, "bridge %s: add gateway address of %s", net->bridge, cidr);
+	}
+	return 0;
+}
+
+/* Masquerade alone does nothing unless the host routes between interfaces. */
+static int ip_forward_on(struct berth_err *err)
+{
+	_cleanup_close_ int fd = open(IP_FORWARD, O_RDWR | O_CLOEXEC);
+	char c = 0;
+	if (fd < 0 || pread(fd, &c, 1, 0) < 0)
+		return berth_errnof(err, errno, "read %s", IP_FORWARD);
+	if (c == '1')
+		return 0;
+	if (pwrite(fd, "1\n", 2, 0) != 2)
+		return berth_errnof(err, errno, "write %s", IP_FORWARD);
+	return 0;
+}
+
+static int bridge_check(struct net *net, struct rtnl_link *link, struct berth_err *err)
+{
+	const char *type = rtnl_link_get_type(link);
+	if (!type || strcmp(type, "bridge") != 0)
+		return berth_errf(err, EEXIST, "bridge %s: a %s interface of that name exists",
+				  net->bridge, type ? type : "non-bridge");
+	return 0;
+}
+
+int net_bridge_ensure(struct net *net, struct berth_err *err)
+{
+	_cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
+	int r = bridge_get(net, &link, err);
+	if (r == -ENOENT) {
+		r = bridge_create(net, err);
+		if (r == 0)
+			r = bridge_get(net, &link, err);
+		if (r == -ENOENT)
+			r = berth_errf(err, ENOENT, "bridge %s: vanished after creation", net->bridge);
+	}
+	if (r < 0)
+		return r;
+	if ((r = bridge_check(net, link, err)) < 0 || (r = bridge_up(net, link, err)) < 0 ||
+	    (r = bridge_address(net, rtnl_link_get_ifindex(link), err)) < 0)
+		return r;
+	if (!net->nat)
+		return net_nat_remove(net, err);
+	r = ip_forward_on(err);
+	return r < 0 ? r : net_nat_apply(net, err);
+}
+
+int net_bridge_remove(struct net *net, struct berth_err *err)
+{
+	_cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
+	int r = bridge_get(net, &link, err);
+	if (r == 0 && (r = bridge_check(net, link, err)) == 0) {
+		r = rtnl_link_delete(net->nl, link);
+		if (r < 0 && r != -NLE_OBJ_NOTFOUND && r != -NLE_NODEV)
+			return net_nl_err(err, r, "bridge %s: delete", net->bridge);
+	}
+	if (r < 0 && r != -ENOENT)
+		return r;
+	return net_nat_remove(net, err);
+}

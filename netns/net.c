@@ -1,0 +1,210 @@
+/* struct net: configuration checks, directories and the host netlink socket. */
+#include "netns/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <netlink/errno.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+
+#include "common/fsutil.h"
+
+void net_config_init(struct net_config *cfg)
+{
+	*cfg = (struct net_config){
+		.bridge = "berth0",
+		.subnet = "10.89.0.0/16",
+		.nft_table = "berth",
+		.run_dir = "/run/berth",
+		.ipam_dir = "/var/lib/berth/ipam",
+		.host_resolv_conf = "/etc/resolv.conf",
+		.fallback_resolv_conf = "/run/systemd/resolve/resolv.conf",
+		.nat = true,
+	};
+}
+
+void net_cidr_str(const struct net *net, char out[NET_CIDR_STRLEN])
+{
+	struct in_addr a = { .s_addr = htonl(net->network) };
+	char ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	snprintf(out, NET_CIDR_STRLEN, "%s/%u", ip, net->prefix);
+}
+
+void net_mac_from_ip(uint32_t ip, uint8_t mac[6])
+{
+	mac[0] = 0x02; /* locally administered, unicast */
+	mac[1] = 0xbe;
+	mac[2] = (uint8_t)(ip >> 24);
+	mac[3] = (uint8_t)(ip >> 16);
+	mac[4] = (uint8_t)(ip >> 8);
+	mac[5] = (uint8_t)ip;
+}
+
+/* libnl folds kernel errnos into its own codes; map back the ones callers
+ * act on so "exists" and "not found" stay recognisable. */
+static const struct { int nle, err; } nle_errno[] = {
+	{ NLE_EXIST, EEXIST },       { NLE_OBJ_NOTFOUND, ENOENT }, { NLE_NODEV, ENODEV },
+	{ NLE_NOMEM, ENOMEM },       { NLE_PERM, EPERM },          { NLE_NOACCESS, EACCES },
+	{ NLE_BUSY, EBUSY },         { NLE_INVAL, EINVAL },        { NLE_RANGE, ERANGE },
+	{ NLE_AGAIN, EAGAIN },       { NLE_INTR, EINTR },          { NLE_OPNOTSUPP, EOPNOTSUPP },
+	{ NLE_NOADDR, EADDRNOTAVAIL }, { NLE_MSGSIZE, EMSGSIZE },
+};
+
+int net_nl_err(struct berth_err *err, int nlerr, const char *fmt, ...)
+{
+	int code = EIO;
+	for (size_t i = 0; i < ARRAY_SIZE(nle_errno); i++)
+		if (nle_errno[i].nle == abs(nlerr))
+			code = nle_errno[i].err;
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return berth_errf(err, code, "%s: %s", what, nl_geterror(nlerr));
+}
+
+static int parse_subnet(struct net *net, const char *cidr, struct berth_err *err)
+{
+	char ip[INET_ADDRSTRLEN];
+	const char *slash = strchr(cidr, '/');
+	if (!slash || (size_t)(slash - cidr) >= sizeof(ip))
+		return berth_errf(err, EINVAL, "subnet %s: expected a.b.c.d/prefix", cidr);
+	memcpy(ip, cidr, (size_t)(slash - cidr));
+	ip[slash - cidr] = '\0';
+	struct in_addr a;
+	char *end;
+	errno = 0;
+	unsigned long prefix = strtoul(slash + 1, &end, 10);
+	if (inet_pton(AF_INET, ip, &a) != 1 || *end || end == slash + 1 || errno)
+		return berth_errf(err, EINVAL, "subnet %s: expected a.b.c.d/prefix", cidr);
+	/* Network, gateway and broadcast take three addresses: /30 leaves one. */
+	if (prefix < 8 || prefix > 30)
+		return berth_errf(err, EINVAL, "subnet %s: prefix must be 8..30", cidr);
+	uint32_t mask = ~0u << (32 - prefix);
+	net->network = ntohl(a.s_addr);
+	if (net->network & ~mask)
+		return berth_errf(err, EINVAL, "subnet %s: host bits are set", cidr);
+	net->prefix = (unsigned)prefix;
+	net->gateway = net->network + 1;
+	return 0;
+}
+
+static bool name_ok(const char *s, size_t max, const char *extra)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+		    !(*p >= '0' && *p <= '9') && !strchr(extra, *p))
+			return false;
+	return true;
+}
+
+bool net_id_ok(const char *id)
+{
+	return id[0] != '.' && name_ok(id, NET_TASK_ID_MAX, "_.-");
+}
+
+static int check_config(const struct net_config *cfg, struct berth_err *err)
+{
+	/* The table name is spliced into an nft script: keep it an identifier. */
+	if (!cfg->nft_table || !name_ok(cfg->nft_table, 63, "_"))
+		return berth_errf(err, EINVAL, "nftables table name \"%s\" is not [A-Za-z0-9_]{1,63}",
+				  cfg->nft_table ? cfg->nft_table : "");
+	if (!cfg->bridge || !name_ok(cfg->bridge, IFNAMSIZ - 1, "_.-"))
+		return berth_errf(err, EINVAL, "bridge name \"%s\" is not [A-Za-z0-9_.-]{1,15}",
+				  cfg->bridge ? cfg->bridge : "");
+	if (!cfg->subnet || !cfg->run_dir || !cfg->ipam_dir || !cfg->host_resolv_conf ||
+	    !cfg->fallback_resolv_conf)
+		return berth_errf(err, EINVAL, "network config: a path or the subnet is missing");
+	return 0;
+}
+
+static int open_dir(const char *path, int *ret, struct berth_err *err)
+{
+	int r = berth_mkdir_p(path, 0700, err);
+	if (r < 0)
+		return r;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return berth_errnof(err, errno, "open %s", path);
+	*ret = fd;
+	return 0;
+}
+
+static int open_dirs(struct net *net, const struct net_config *cfg, struct berth_err *err)
+{
+	char ip[INET_ADDRSTRLEN];
+	struct in_addr a = { .s_addr = htonl(net->network) };
+	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	if (asprintf(&net->netns_dir, "%s/netns", cfg->run_dir) < 0) {
+		net->netns_dir = NULL;
+		return berth_errf(err, ENOMEM, "network config: out of memory");
+	}
+	if (asprintf(&net->ipam_path, "%s/%s-%u", cfg->ipam_dir, ip, net->prefix) < 0) {
+		net->ipam_path = NULL;
+		return berth_errf(err, ENOMEM, "network config: out of memory");
+	}
+	int r = open_dir(net->netns_dir, &net->netns_dirfd, err);
+	if (r == 0)
+		r = open_dir(net->ipam_path, &net->ipam_dirfd, err);
+	return r;
+}
+
+static int open_netlink(struct net *net, struct berth_err *err)
+{
+	net->nl = nl_socket_alloc();
+	if (!net->nl)
+		return berth_errf(err, ENOMEM, "netlink socket: out of memory");
+	int r = nl_connect(net->nl, NETLINK_ROUTE);
+	if (r < 0)
+		return net_nl_err(err, r, "netlink socket");
+	return 0;
+}
+
+int net_open(const struct net_config *cfg, struct net **ret, struct berth_err *err)
+{
+	int r = check_config(cfg, err);
+	if (r < 0)
+		return r;
+	_cleanup_(net_closep) struct net *net = calloc(1, sizeof(*net));
+	if (!net)
+		return berth_errf(err, ENOMEM, "network config: out of memory");
+	net->netns_dirfd = net->ipam_dirfd = -1;
+	snprintf(net->bridge, sizeof(net->bridge), "%s", cfg->bridge);
+	snprintf(net->nft_table, sizeof(net->nft_table), "%s", cfg->nft_table);
+	net->nat = cfg->nat;
+	net->resolv_conf = strdup(cfg->host_resolv_conf);
+	net->fallback_resolv_conf = strdup(cfg->fallback_resolv_conf);
+	if (!net->resolv_conf || !net->fallback_resolv_conf)
+		return berth_errf(err, ENOMEM, "network config: out of memory");
+	if ((r = parse_subnet(net, cfg->subnet, err)) < 0 ||
+	    (r = open_dirs(net, cfg, err)) < 0 || (r = open_netlink(net, err)) < 0)
+		return r;
+	*ret = TAKE_PTR(net);
+	return 0;
+}
+
+void net_close(struct net *net)
+{
+	if (!net)
+		return;
+	if (net->nl)
+		nl_socket_free(net->nl);
+	closep(&net->netns_dirfd);
+	closep(&net->ipam_dirfd);
+	free(net->netns_dir);
+	free(net->ipam_path);
+	free(net->resolv_conf);
+	free(net->fallback_resolv_conf);
+	free(net);
+}

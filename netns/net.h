@@ -1,0 +1,118 @@
+/* awsvpc networking: one bridge per host, one network namespace per task.
+ *
+ *   bridge      <cfg.bridge> (default berth0) holds the gateway address (the
+ *               subnet's first host address); the host reaches every task
+ *               through it.  Egress is masqueraded by the nftables table
+ *               `ip <cfg.nft_table>` (default `ip berth`) when cfg.nat is on.
+ *   task netns  <run_dir>/netns/<task-id>, a bind mount of the namespace;
+ *               inside: lo up, eth0 (one end of a veth pair, the other end
+ *               "vberth<9 hex>" on the bridge), the task address, a default
+ *               route via the gateway.  All containers of a task join it.
+ *   IPAM        <ipam_dir>/<network>-<prefix>/<address> holds the owning
+ *               task id; .lock (flock) serialises allocators across
+ *               processes and also holds the allocation cursor.
+ *
+ * A struct net is not thread-safe: give each thread its own (net_open is
+ * cheap) or serialise calls.  Different processes may share the same
+ * directories and bridge at once. */
+#ifndef BERTH_NET_H
+#define BERTH_NET_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/cleanup.h"
+#include "common/err.h"
+
+struct net_config {
+	const char *bridge;           /* "berth0"; at most 15 chars */
+	const char *subnet;           /* "10.89.0.0/16"; prefix 8..30 */
+	const char *nft_table;        /* "berth"; [A-Za-z0-9_] */
+	const char *run_dir;          /* "/run/berth"; netns files in run_dir/netns */
+	const char *ipam_dir;         /* "/var/lib/berth/ipam" */
+	const char *host_resolv_conf; /* "/etc/resolv.conf", copied into tasks */
+	/* Consulted when every nameserver of host_resolv_conf is a loopback
+	 * stub (systemd-resolved's 127.0.0.53 lists its upstreams there). */
+	const char *fallback_resolv_conf; /* "/run/systemd/resolve/resolv.conf" */
+	bool nat;                     /* true: masquerade egress, ip_forward=1 */
+};
+
+/* Fills cfg with the defaults above (static strings). */
+void net_config_init(struct net_config *cfg);
+
+struct net;
+
+/* Validates cfg, creates run_dir/netns and the IPAM directory (0700) if
+ * missing and opens a netlink socket in the caller's network namespace.
+ * The strings of cfg are copied.  Touches no network state. */
+int net_open(const struct net_config *cfg, struct net **ret, struct berth_err *err);
+void net_close(struct net *net);
+DEFINE_CLEANUP_FUNC(struct net, net_close)
+
+/* Creates the bridge if missing (gateway address, deterministic MAC, up),
+ * and makes NAT match cfg.nat: with NAT on, enables net.ipv4.ip_forward
+ * (a host-wide setting that is never turned back off) and installs the
+ * masquerade rule; with NAT off, removes the nftables table if present.
+ * Idempotent, safe to race with another process doing the same. */
+int net_bridge_ensure(struct net *net, struct berth_err *err);
+
+/* Deletes the bridge and the nftables table; missing ones are fine.  Task
+ * veths still attached are detached by the kernel, not deleted. */
+int net_bridge_remove(struct net *net, struct berth_err *err);
+
+/* Allocates a free host address of the subnet (never the network, gateway
+ * or broadcast address, never one currently allocated, by any process) and
+ * records owner (a task id) on disk; see ipam.c for why it is not fsync'ed.
+ * -ENOSPC when the subnet is full. */
+int net_ipam_alloc(struct net *net, const char *owner, struct in_addr *ret,
+		   struct berth_err *err);
+
+/* Releases addr if owner holds it; an address that is free or held by
+ * another owner is left alone (0), so a repeated release is harmless.
+ * addr INADDR_ANY releases every address owner holds (a scan). */
+int net_ipam_release(struct net *net, struct in_addr addr, const char *owner,
+		     struct berth_err *err);
+
+#define NET_TASK_ID_MAX 64
+
+struct net_task {
+	char id[NET_TASK_ID_MAX + 1];
+	char netns_path[4096];        /* bind mount; setns() target for containers */
+	char host_ifname[IFNAMSIZ];   /* veth end on the bridge */
+	struct in_addr addr;          /* eth0 address */
+	struct in_addr gateway;
+	unsigned prefix;              /* eth0 address prefix length */
+	uint8_t mac[6];               /* eth0 MAC: 02:be + the address bytes */
+};
+
+/* Builds the network of task_id ([A-Za-z0-9_.-], 1..64 chars, not starting
+ * with '.'): address, netns, veth, routes.  The bridge must exist
+ * (net_bridge_ensure).  -EEXIST if the task's netns file exists (a task
+ * still running, or one never torn down: tear it down first).  On failure
+ * everything this call did is undone and nothing else is touched.  The
+ * calling thread's own network namespace never changes.  About 1.5-2 ms. */
+int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
+		   struct berth_err *err);
+
+/* Removes the task's veth pair, unmounts and deletes its netns file and
+ * releases its address (addr from net_task_setup, or INADDR_ANY to look it
+ * up in IPAM).  Idempotent: pieces already gone are fine; the first error
+ * is returned after every step has been tried.  The kernel frees the
+ * namespace itself once its last process has exited.  Deleting the veth
+ * waits for RCU grace periods in the kernel (20-40 ms here); it is done
+ * explicitly anyway so that nothing of the task is left on the bridge,
+ * even while some process still holds the namespace. */
+int net_task_teardown(struct net *net, const char *task_id, struct in_addr addr,
+		      struct berth_err *err);
+
+/* Writes dirfd/resolv.conf (the host's, minus the loopback and IPv6
+ * nameservers a task cannot reach, each noted in a comment) and dirfd/hosts
+ * (localhost and the task address as hostname), both 0644, for
+ * bind-mounting into every container of the task.  hostname: RFC 1123,
+ * at most 253 chars. */
+int net_task_write_files(struct net *net, const struct net_task *task, const char *hostname,
+			 int dirfd, struct berth_err *err);
+
+#endif
