@@ -9,10 +9,11 @@ PYTHON  := /usr/bin/python3
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libcurl4-openssl-dev libssl-dev libarchive-dev libcjson-dev libzstd-dev \
 	libcmocka-dev python3-pytest python3-requests python3-jwt python3-cryptography \
-	busybox-static zstd docker-registry apache2-utils skopeo podman \
-	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2
+	busybox-static zstd docker-registry apache2-utils skopeo podman runc \
+	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 libcap-dev libseccomp-dev
 
-PKGS    := libcurl libarchive libcjson libcrypto libnl-3.0 libnl-route-3.0 libnftables
+PKGS    := libcurl libarchive libcjson libcrypto libnl-3.0 libnl-route-3.0 libnftables \
+	   libseccomp libcap
 CSTD    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -I.
 CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -21,9 +22,9 @@ LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 OPT_release := -O2 -g
 OPT_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-LIB_SRCS  := $(wildcard common/*.c images/*.c cgroups/*.c netns/*.c) runtime/log.c
+LIB_SRCS  := $(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c)
 CLI_SRCS  := $(wildcard cli/*.c)
-UNIT_SRCS := $(filter-out tests/unit/test_container.c,$(wildcard tests/unit/test_*.c))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all asan deps test unit unit-asan integration fuzz fuzz-short bench demo clean install

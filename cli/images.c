@@ -141,7 +141,8 @@ int cmd_rmi(struct cli *c, int argc, char **argv)
 	printf("untagged %s\n", rec.ref);
 	if (img_store_gc(s, &blobs, &layers, &err) < 0)
 		return cli_fail(&err);
-	printf("deleted %zu blobs, %zu layers\n", blobs, layers);
+	printf("deleted %zu blob%s, %zu layer%s\n", blobs, blobs == 1 ? "" : "s", layers,
+	       layers == 1 ? "" : "s");
 	return 0;
 }
 

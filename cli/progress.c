@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/cleanup.h"
 #include "images/pull.h"
 
 #define REDRAW_NS 100000000LL /* at most 10 redraws a second between state changes */
@@ -64,22 +65,29 @@ static const char *state_name(enum img_layer_state st)
 	return "?";
 }
 
-static void mb(int64_t n, char buf[16])
+/* Decimal units, as docker pull prints them: "512 B", "65.5 kB", "1.0 MB". */
+static void human(double n, const char *suffix, char buf[24])
 {
-	snprintf(buf, 16, "%.1f MB", (double)n / 1e6);
+	static const char *const units[] = { "B", "kB", "MB", "GB", "TB" };
+	size_t u = 0;
+	while (n >= 1000 && u + 1 < ARRAY_SIZE(units)) {
+		n /= 1000;
+		u++;
+	}
+	snprintf(buf, 24, u ? "%.1f %s%s" : "%.0f %s%s", n, units[u], suffix);
 }
 
 static void draw_line(const struct img_layer_progress *l, const struct layer_view *v, long long now)
 {
-	char done[16], total[16], speed[24] = "";
-	mb(l->done, done);
-	mb(l->size, total);
+	char done[24], total[24], speed[24] = "";
+	human((double)l->done, "", done);
+	human((double)l->size, "", total);
 	int fill = l->size > 0 ? (int)(BAR_WIDTH * (double)l->done / (double)l->size) : BAR_WIDTH;
 	if (fill > BAR_WIDTH)
 		fill = BAR_WIDTH;
 	if (l->state == IMG_LAYER_DOWNLOADING && now > v->started_ns) {
 		double secs = (double)(now - v->started_ns) / 1e9;
-		snprintf(speed, sizeof(speed), "%.1f MB/s", (double)(l->done - v->start_done) / 1e6 / secs);
+		human((double)(l->done - v->start_done) / secs, "/s", speed);
 	}
 	printf("\r\033[2K%.12s  %-14s [%.*s%s%*s] %9s / %-9s %s\n", l->digest + 7, state_name(l->state),
 	       fill > 0 ? fill - 1 : 0, "==============================",
@@ -114,9 +122,11 @@ static bool track(struct progress *pr, const struct img_layer_progress *layers, 
 		v->state = layers[i].state;
 		v->seen = true;
 		changed = true;
-		if (!pr->tty && layers[i].state != IMG_LAYER_WAITING)
-			printf("%.19s: %s (%.1f MB)\n", layers[i].digest, state_name(layers[i].state),
-			       (double)layers[i].size / 1e6);
+		if (!pr->tty && layers[i].state != IMG_LAYER_WAITING) {
+			char size[24];
+			human((double)layers[i].size, "", size);
+			printf("%.19s: %s (%s)\n", layers[i].digest, state_name(layers[i].state), size);
+		}
 	}
 	return changed;
 }

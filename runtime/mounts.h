@@ -1,0 +1,72 @@
+/* A container's filesystem: overlay rootfs, pivot_root, the kernel
+ * filesystems and Docker's masked and read-only paths.
+ *
+ * Two halves, because the child between clone3() and execve() may not
+ * allocate (runtime/internal.h):
+ *   rt_mounts_prepare()   parent: validates the spec, builds the overlay as a
+ *                         detached mount (fsopen/fsmount) and clones every
+ *                         host bind source (open_tree), so host-path errors
+ *                         are reported with normal code;
+ *   rt_mounts_setup()     child side, in the new mount namespace: attaches
+ *                         the overlay, pivot_root, then mounts everything
+ *                         else fd-relative inside the new root.
+ *
+ * Requires Linux >= 5.12 (new mount API, mount_setattr).  The overlay uses
+ * fsconfig "lowerdir+" (Linux >= 6.8), which takes one layer per call and so
+ * has no limit on the number of layers; older kernels fall back to one
+ * mount(2) option string, which must fit in a page: when absolute paths do
+ * not fit and every layer has the same parent directory, that directory is
+ * fchdir'd to and the layers are named relative to it. */
+#ifndef BERTH_RT_MOUNTS_H
+#define BERTH_RT_MOUNTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+
+struct rt_rootfs {
+	/* Read-only layer directories, TOP FIRST (the order of overlayfs'
+	 * lowerdir=top:...:bottom): lowerdirs[0] is the image's last layer.
+	 * All paths are absolute. */
+	const char *const *lowerdirs;
+	size_t n_lowerdirs;
+	const char *upperdir;  /* per-container, writable, same fs as workdir */
+	const char *workdir;   /* empty directory for overlayfs */
+	bool readonly;         /* readonlyRootFilesystem: / remounted ro */
+};
+
+/* A host file or directory bind-mounted read-only (nosuid, nodev) at dest
+ * inside the container, e.g. the task's /etc/resolv.conf and /etc/hosts.
+ * A missing dest (and its parents) is created in the rootfs. */
+struct rt_bind {
+	const char *source;  /* absolute host path */
+	const char *dest;    /* absolute container path */
+};
+
+/* What the parent prepared; plain data, inherited by the child. */
+struct rt_mounts {
+	int overlay_fd;         /* fsmount() fd, or -1 for the legacy path */
+	char *legacy_opts;      /* legacy: mount(2) data "lowerdir=…,upperdir=…,workdir=…" */
+	int legacy_dirfd;       /* legacy: layers' parent to fchdir to, or -1 */
+	const char *legacy_target; /* legacy: mounted over the upperdir (see mounts.c) */
+	int *bind_fds;          /* open_tree() clones, read-only */
+	const char *const *bind_dests;
+	size_t n_binds;
+	bool readonly;
+};
+
+/* Fills *ret (release with rt_mounts_release, also after a failure). */
+int rt_mounts_prepare(const struct rt_rootfs *rootfs, const struct rt_bind *binds,
+		      size_t n_binds, struct rt_mounts *ret, struct berth_err *err);
+void rt_mounts_release(struct rt_mounts *m);
+
+/* Child side.  In a fresh mount, pid, ipc (and, for sysfs, net) namespace,
+ * as root with all capabilities: makes / rprivate, attaches the overlay,
+ * pivot_root(".", ".") and detaches the old root, then mounts /proc, /dev
+ * (+ nodes, pts, shm, mqueue), /sys, the masked and read-only paths, the
+ * binds and finally remounts / read-only if asked.  On return the cwd is the
+ * new "/". */
+int rt_mounts_setup(const struct rt_mounts *m, struct berth_err *err);
+
+#endif
