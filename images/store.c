@@ -318,6 +318,8 @@ int img_store_put_blob(struct img_store *s, const char *digest, const void *buf,
 
 /* ---- ingest ------------------------------------------------------------- */
 
+#define INGEST_WRITEBACK_CHUNK (4 << 20)
+
 struct img_ingest {
 	const char *digest;
 	int fd;                 /* ingest/<hex>.partial */
@@ -343,6 +345,11 @@ int img_ingest_write(struct img_ingest *w, const void *buf, size_t len, struct b
 		return berth_errnof(err, -r, "blob %s: write partial download", w->digest);
 	}
 	sha256_update(&w->hash, buf, len);
+	/* Kick off writeback of each full chunk as it lands, so the fsync
+	 * at commit waits for the tail only. */
+	if ((w->written + (int64_t)len) / INGEST_WRITEBACK_CHUNK > w->written / INGEST_WRITEBACK_CHUNK)
+		sync_file_range(w->fd, w->written / INGEST_WRITEBACK_CHUNK * INGEST_WRITEBACK_CHUNK,
+				INGEST_WRITEBACK_CHUNK, SYNC_FILE_RANGE_WRITE);
 	w->written += (int64_t)len;
 	return 0;
 }
