@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import time
 
 import pytest
@@ -223,6 +224,30 @@ def test_closed_port_is_unreachable(berth, catalogue):
     host = f"127.0.0.1:{reg.closed_port()}"
     assert_fails(berth("pull", "--insecure-registry", host, f"{host}/busybox:latest",
                        timeout=120), "unreachable")
+
+
+@pytest.fixture
+def small_fs(workdir):
+    """A 256 KiB tmpfs: a store on it runs out of space mid-download."""
+    mnt = workdir / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "berth-test", str(mnt)],
+                   check=True)
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_disk_full(berth, registry_anon, catalogue, small_fs):
+    im = catalogue["busybox"]
+    berth.root = small_fs / "root"
+    msg = assert_fails(berth.pull(registry_anon, im), "No space left on device")
+    assert im.ref(registry_anon.host) in msg and im.layers[0].blob.digest in msg, msg
+    # The manifest and config may be kept (verified; GC removes them), the
+    # layer must not be, and no image is recorded.
+    assert im.layers[0].blob.hex not in store_files(berth.root, "blobs/sha256")
+    assert layer_dirs(berth.root) == []
+    assert images_json(berth) == []
+    assert_store_consistent(berth.root, partial_ok=True)
 
 
 def test_no_matching_platform(berth, registry_anon, catalogue):
