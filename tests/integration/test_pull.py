@@ -294,6 +294,27 @@ def test_images_inspect_rmi(berth, registry_anon, catalogue):
     assert_fails(berth("rmi", ml.ref(host)), "not found")
 
 
+# ------------------------------------------------------------------ concurrent pulls
+
+def test_concurrent_pulls_share_downloads(berth, registry_anon, catalogue):
+    """Two processes pulling the same image into one store: both succeed and
+    every blob crosses the wire once (the second waits on the first)."""
+    im = catalogue["multilayer"]
+    with reg.SlowProxy(registry_anon, 512 * 1024) as px:
+        procs = [berth.popen("pull", "--insecure-registry", px.host, px.ref(im))
+                 for _ in range(2)]
+        results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+        gets = [path for method, path in px.requests
+                if method == "GET" and "/blobs/sha256:" in path]
+    for rc, out, err in results:
+        assert rc == 0, err
+    for blob in im.blobs():
+        n = sum(path.endswith(blob.digest) for path in gets)
+        assert n == 1, f"blob {blob.digest} fetched {n} times: {gets}"
+    assert_layers(berth, im)
+    assert_store_consistent(berth.root)
+
+
 # ------------------------------------------------------------------ interrupted pull
 
 def test_killed_pull_then_pull_again(berth, registry_anon, catalogue):
