@@ -10,7 +10,12 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libcurl4-openssl-dev libssl-dev libarchive-dev libcjson-dev libzstd-dev \
 	libcmocka-dev python3-pytest python3-requests python3-jwt python3-cryptography \
 	busybox-static zstd docker-registry apache2-utils skopeo podman runc \
-	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 libcap-dev libseccomp-dev
+	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 libcap-dev libseccomp-dev \
+	qemu-system-x86 linux-image-amd64 python3 e2fsprogs kmod
+# The last line is the cgroup v2 lane (tests/vm/run): qemu TCG boots Debian's
+# kernel; python3 runs the runner (it writes the initramfs cpio itself, so no
+# cpio), mkfs.ext4 makes the scratch disk, busybox-static is the guest's init
+# and the guest's modprobe is the host's kmod.
 
 PKGS    := libcurl libarchive libcjson libcrypto libnl-3.0 libnl-route-3.0 libnftables \
 	   libseccomp libcap
@@ -22,13 +27,17 @@ LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 OPT_release := -O2 -g
 OPT_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-LIB_SRCS  := $(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c)
+# runtime/shim_main.c is the berth-shim binary's main(); the rest of
+# runtime/ is library code the shim links.
+SHIM_MAIN := runtime/shim_main.c
+LIB_SRCS  := $(filter-out $(SHIM_MAIN),$(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c))
+BINS      := berth $(if $(wildcard $(SHIM_MAIN)),berth-shim)
 CLI_SRCS  := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all asan deps test unit unit-asan integration fuzz fuzz-short bench demo clean install
-all: build/release/berth
+.PHONY: all asan deps test unit unit-asan vm-lane integration fuzz fuzz-short bench demo clean install
+all: $(BINS:%=build/release/%)
 
 # $(1): build flavour (release | asan)
 define flavour
@@ -43,6 +52,9 @@ build/$(1)/libberth.a: $$(LIB_SRCS:%.c=build/$(1)/obj/%.o)
 build/$(1)/berth: $$(CLI_SRCS:%.c=build/$(1)/obj/%.o) build/$(1)/libberth.a
 	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
 
+build/$(1)/berth-shim: build/$(1)/obj/$(SHIM_MAIN:.c=.o) build/$(1)/libberth.a
+	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
+
 build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o build/$(1)/libberth.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS) -lcmocka
@@ -52,7 +64,7 @@ endef
 $(eval $(call flavour,release))
 $(eval $(call flavour,asan))
 
-asan: build/asan/berth
+asan: $(BINS:%=build/asan/%)
 
 UNIT_release := $(UNIT_SRCS:tests/unit/%.c=build/release/tests/%)
 UNIT_asan    := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
@@ -90,13 +102,20 @@ fuzz: SHELL := /bin/bash
 fuzz: $(FUZZ_BINS)
 	$(call fuzz_run,$^,$(FUZZ_SECONDS))
 
-integration: build/release/berth
-	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+# The cgroup-sensitive unit tests, both flavours, in ONE boot of a real
+# cgroup v2 kernel (qemu TCG; natively on a cgroup v2 host).  tests/vm/README.md.
+VM_LANE_TESTS := test_cgroups test_container test_netns
+vm-lane: $(VM_LANE_TESTS:%=build/release/tests/%) $(VM_LANE_TESTS:%=build/asan/tests/%)
+	@tests/vm/lane.sh $^
+
+integration: all
+	BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # pytest's summary line is the last thing `make test` prints.
 test: deps
 	@$(MAKE) --no-print-directory all asan
 	@$(MAKE) --no-print-directory unit unit-asan fuzz-short
+	@$(MAKE) --no-print-directory vm-lane
 	@$(MAKE) --no-print-directory integration
 
 bench: deps all
@@ -114,7 +133,7 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-install: build/release/berth
+install: $(BINS:%=build/release/%)
 	install -D -m 0755 build/release/berth $(DESTDIR)/usr/local/bin/berth
 
 clean:

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "runtime/init.h"
 #include "runtime/internal.h"
 #include "runtime/security.h"
 
@@ -166,7 +167,7 @@ struct child {
 
 /* A caller's blocked signals and ignored dispositions would survive
  * execve; the container starts with the defaults. */
-static void reset_signals(void)
+void rt_child_reset_signals(void)
 {
 	sigset_t none;
 	sigemptyset(&none);
@@ -177,7 +178,7 @@ static void reset_signals(void)
 			sigaction(sig, &dfl, NULL);  /* EINVAL for libc's own: fine */
 }
 
-static int wait_go(int sock, struct berth_err *err)
+int rt_child_wait_go(int sock, struct berth_err *err)
 {
 	char c;
 	ssize_t n;
@@ -196,7 +197,7 @@ static int join_namespaces(const struct child *c, struct berth_err *err)
 }
 
 /* Copies first, so a source that is itself 0-2 is not overwritten. */
-static int setup_stdio(const int stdio[3], struct berth_err *err)
+int rt_child_stdio(const int stdio[3], struct berth_err *err)
 {
 	int tmp[3] = { -1, -1, -1 };
 	for (int i = 0; i < 3; i++)
@@ -209,12 +210,12 @@ static int setup_stdio(const int stdio[3], struct berth_err *err)
 	return 0;
 }
 
-static int set_rlimits(const struct rt_spec *s, struct berth_err *err)
+int rt_child_rlimits(const struct rt_ulimit *ul, size_t n, struct berth_err *err)
 {
-	for (size_t i = 0; i < s->n_ulimits; i++) {
-		struct rlimit rl = { .rlim_cur = s->ulimits[i].soft, .rlim_max = s->ulimits[i].hard };
-		if (setrlimit(s->ulimits[i].resource, &rl) < 0)
-			return rt_cerrnof(err, errno, "ulimit %d (%llu:%llu)", s->ulimits[i].resource,
+	for (size_t i = 0; i < n; i++) {
+		struct rlimit rl = { .rlim_cur = ul[i].soft, .rlim_max = ul[i].hard };
+		if (setrlimit(ul[i].resource, &rl) < 0)
+			return rt_cerrnof(err, errno, "ulimit %d (%llu:%llu)", ul[i].resource,
 					  (unsigned long long)rl.rlim_cur,
 					  (unsigned long long)rl.rlim_max);
 	}
@@ -224,19 +225,19 @@ static int set_rlimits(const struct rt_spec *s, struct berth_err *err)
 /* Every fd but 0-2 and the error socket (moved to 3, CLOEXEC) goes now,
  * before chdir, so no host directory fd can be reached through
  * /proc/self/fd (CVE-2024-21626). */
-static int close_fds(struct child *c, struct berth_err *err)
+int rt_child_close_fds(int *sock, struct berth_err *err)
 {
-	if (c->sock != 3) {
-		if (dup3(c->sock, 3, O_CLOEXEC) < 0)
+	if (*sock != 3) {
+		if (dup3(*sock, 3, O_CLOEXEC) < 0)
 			return rt_cerrnof(err, errno, "move error socket");
-		c->sock = 3;
+		*sock = 3;
 	}
 	if (close_range(4, ~0U, 0) < 0)
 		return rt_cerrnof(err, errno, "close inherited fds");
 	return 0;
 }
 
-static int enter_cwd(const char *cwd, struct berth_err *err)
+int rt_child_cwd(const char *cwd, struct berth_err *err)
 {
 	char buf[PATH_MAX];
 	if (chdir(cwd) < 0)
@@ -248,23 +249,22 @@ static int enter_cwd(const char *cwd, struct berth_err *err)
 }
 
 /* execvpe() searches the caller's PATH; the container's is in its env. */
-static int exec_search(const struct child *c, struct berth_err *err)
+int rt_child_exec(char *const *argv, char *const *env, const char *path, struct berth_err *err)
 {
-	char *const *argv = (char *const *)c->spec->argv;
 	const char *file = argv[0];
 	if (strchr(file, '/')) {
-		execve(file, argv, c->env);
+		execve(file, argv, env);
 		return rt_cerrnof(err, errno, "exec: \"%s\"", file);
 	}
 	bool denied = false;
 	char buf[PATH_MAX];
-	for (const char *p = c->path, *end; ; p = end + 1) {
+	for (const char *p = path, *end; ; p = end + 1) {
 		end = strchrnul(p, ':');
 		/* An empty element means the working directory, as in POSIX. */
 		int len = snprintf(buf, sizeof(buf), "%.*s/%s", end > p ? (int)(end - p) : 1,
 				   end > p ? p : ".", file);
 		if (len > 0 && (size_t)len < sizeof(buf)) {
-			execve(buf, argv, c->env);
+			execve(buf, argv, env);
 			if (errno == EACCES)
 				denied = true;
 			else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
@@ -285,8 +285,8 @@ static int child_run(struct child *c, struct berth_err *err)
 	 * host fds; execve makes us dumpable again. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return rt_cerrnof(err, errno, "set non-dumpable");
-	reset_signals();
-	int r = wait_go(c->sock, err);
+	rt_child_reset_signals();
+	int r = rt_child_wait_go(c->sock, err);
 	if (r >= 0)
 		r = join_namespaces(c, err);
 	if (r >= 0)
@@ -294,22 +294,25 @@ static int child_run(struct child *c, struct berth_err *err)
 	if (r >= 0 && s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
 		r = rt_cerrnof(err, errno, "hostname %s", s->hostname);
 	if (r >= 0)
-		r = setup_stdio(s->stdio, err);
+		r = rt_child_stdio(s->stdio, err);
 	if (r >= 0)
-		r = set_rlimits(s, err);
+		r = rt_child_rlimits(s->ulimits, s->n_ulimits, err);
 	if (r >= 0)
-		r = close_fds(c, err);
+		r = rt_child_close_fds(&c->sock, err);
 	if (r >= 0)
 		r = rt_security_set_user(c->sec, s->uid, s->gid, s->groups, s->n_groups, err);
 	if (r >= 0)
-		r = enter_cwd(s->cwd ? s->cwd : "/", err);
+		r = rt_child_cwd(s->cwd ? s->cwd : "/", err);
 	if (r >= 0)
 		r = rt_security_set_caps(c->sec, err);
 	if (r < 0)
 		return r;
 	umask(022);
 	r = rt_security_lock(c->sec, err);
-	return r < 0 ? r : exec_search(c, err);
+	/* Last, so init and the command share every restriction. */
+	if (r >= 0 && s->init)
+		r = rt_init_fork(c->sock, s->uid != 0, err);
+	return r < 0 ? r : rt_child_exec((char *const *)s->argv, c->env, c->path, err);
 }
 
 static _Noreturn void child_main(struct child *c)
@@ -350,13 +353,13 @@ static int validate(const struct rt_spec *s, struct berth_err *err)
 	return 0;
 }
 
-static bool is_cgroup2(int fd)
+bool rt_is_cgroup2(int fd)
 {
 	struct statfs sfs;
 	return fstatfs(fd, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
 }
 
-static const char *env_path(const char *const *env)
+const char *rt_env_path(const char *const *env)
 {
 	for (size_t i = 0; env && env[i]; i++)
 		if (!strncmp(env[i], "PATH=", 5))
@@ -381,8 +384,8 @@ static int prepare(const struct rt_spec *s, struct launch *l, struct berth_err *
 			return berth_errnof(err, errno, "network namespace %s", s->netns_path);
 	}
 	l->env = s->env ? s->env : no_env;
-	l->path = env_path(l->env);
-	l->into_cgroup = s->cgroup_fd >= 0 && is_cgroup2(s->cgroup_fd);
+	l->path = rt_env_path(l->env);
+	l->into_cgroup = s->cgroup_fd >= 0 && rt_is_cgroup2(s->cgroup_fd);
 	return 0;
 }
 
@@ -394,7 +397,7 @@ static void launch_release(struct launch *l)
 		close(l->netns_fd);
 }
 
-static int write_procs(int cgfd, pid_t pid, struct berth_err *err)
+int rt_cgroup_procs_write(int cgfd, pid_t pid, struct berth_err *err)
 {
 	_cleanup_close_ int fd = openat(cgfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
 	char buf[32];
@@ -410,7 +413,7 @@ static int release_child(const struct rt_spec *s, const struct launch *l, pid_t 
 {
 	int r = 0;
 	if (s->cgroup_fd >= 0 && !l->into_cgroup)
-		r = write_procs(s->cgroup_fd, pid, err);
+		r = rt_cgroup_procs_write(s->cgroup_fd, pid, err);
 	if (r >= 0 && s->before_start)
 		r = s->before_start(pid, pidfd, s->before_start_data, err);
 	if (r >= 0 && send(sock, "g", 1, MSG_NOSIGNAL) != 1)
@@ -420,7 +423,7 @@ static int release_child(const struct rt_spec *s, const struct launch *l, pid_t 
 
 /* EOF: execve succeeded and closed the child's end.  A message: the
  * child's error, and it is exiting 127. */
-static int child_result(int sock, struct berth_err *err)
+int rt_child_result(int sock, struct berth_err *err)
 {
 	struct berth_err e;
 	ssize_t n;
@@ -434,7 +437,7 @@ static int child_result(int sock, struct berth_err *err)
 	return berth_errf(err, e.code > 0 && e.code < 4096 ? e.code : EIO, "%s", e.msg);
 }
 
-static void reap(int pidfd)
+void rt_kill_reap(int pidfd)
 {
 	siginfo_t si;
 	syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
@@ -473,9 +476,9 @@ static int spawn(const struct rt_spec *s, struct launch *l, struct rt_proc *ret,
 	close(TAKE_FD(child_sock));
 	int r = release_child(s, l, (pid_t)pid, pidfd, sock, err);
 	if (r >= 0)
-		r = child_result(sock, err);
+		r = rt_child_result(sock, err);
 	if (r < 0) {
-		reap(pidfd);
+		rt_kill_reap(pidfd);
 		close(pidfd);
 		return r;
 	}

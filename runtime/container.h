@@ -67,6 +67,10 @@ struct rt_spec {
 	rt_before_start_fn before_start;  /* optional */
 	void *before_start_data;
 	int stdio[3];                 /* dup2'd to 0, 1, 2; -1: inherit ours */
+	/* initProcessEnabled: pid 1 is a minimal init that forwards signals
+	 * to argv's process and reaps zombies (runtime/init.h); rt_wait()
+	 * still yields argv's exit status. */
+	bool init;
 };
 
 /* Zeroes *spec and sets the fds to -1 (a zeroed spec would mean fd 0). */

@@ -104,7 +104,7 @@ static int set_attr(int mfd, unsigned attr, bool recursive, const char *what,
 /* ---- parent: the overlay ------------------------------------------------ */
 
 /* Returns 1 when the kernel lacks what this path needs (fsopen, or
- * "lowerdir+" before 6.8) so the caller uses mount(2). */
+ * overlayfs's "lowerdir+", new in 6.8) so the caller uses mount(2). */
 static int overlay_fsmount(const struct rt_rootfs *r, int *ret, struct berth_err *err)
 {
 	for (size_t i = 0; i < r->n_lowerdirs; i++)
@@ -125,9 +125,14 @@ static int overlay_fsmount(const struct rt_rootfs *r, int *ret, struct berth_err
 		return fs_err(err, fsfd, errno, "overlay: lowerdir");
 	}
 	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", r->upperdir, 0) < 0 ||
-	    fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", r->workdir, 0) < 0 ||
-	    fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+	    fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", r->workdir, 0) < 0)
 		return fs_err(err, fsfd, errno, "overlay");
+	/* Before 6.5 overlayfs sits on the legacy fs_context, which takes any
+	 * key and only refuses "lowerdir+" here, with EINVAL and an empty
+	 * log.  Let mount(2) have a go: a genuine problem fails there too,
+	 * with its own message. */
+	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return errno == EINVAL ? 1 : fs_err(err, fsfd, errno, "overlay");
 	int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
 	if (mfd < 0)
 		return berth_errnof(err, errno, "overlay: fsmount");
