@@ -30,7 +30,7 @@ OPT_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-
 # runtime/shim_main.c is the berth-shim binary's main(); the rest of
 # runtime/ is library code the shim links.
 SHIM_MAIN := runtime/shim_main.c
-LIB_SRCS  := $(filter-out $(SHIM_MAIN),$(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c))
+LIB_SRCS  := $(filter-out $(SHIM_MAIN),$(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c daemon/*.c))
 BINS      := berth $(if $(wildcard $(SHIM_MAIN)),berth-shim)
 CLI_SRCS  := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
