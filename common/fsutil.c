@@ -80,6 +80,17 @@ int berth_write_atomic_at(int dirfd, const char *name, const void *buf, size_t l
 	return berth_fsync_dir_at(dirfd, ".", err);
 }
 
+int berth_write_file_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+			struct berth_err *err)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+					mode);
+	if (fd < 0)
+		return berth_errnof(err, errno, "write %s", name);
+	int r = fchmod(fd, mode) < 0 ? -errno : write_all(fd, buf, len);
+	return r < 0 ? berth_errnof(err, -r, "write %s", name) : 0;
+}
+
 int berth_read_file_at(int dirfd, const char *name, size_t max, char **ret,
 		       size_t *ret_len, struct berth_err *err)
 {

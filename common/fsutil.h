@@ -17,6 +17,12 @@ int berth_mkdir_p(const char *path, mode_t mode, struct berth_err *err);
 int berth_write_atomic_at(int dirfd, const char *name, const void *buf, size_t len,
 			  mode_t mode, struct berth_err *err);
 
+/* Creates or truncates dirfd/name (never following a symlink there) and
+ * writes buf, with no fsync: for files that need not survive a crash
+ * (a task's resolv.conf dies with the task). */
+int berth_write_file_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+			struct berth_err *err);
+
 /* Reads dirfd/name whole into a NUL-terminated heap buffer the caller frees.
  * Fails with -EFBIG when the file is larger than max bytes. */
 int berth_read_file_at(int dirfd, const char *name, size_t max, char **ret,

@@ -116,12 +116,16 @@ int net_bridge_ensure(struct net *net, struct berth_err *err)
 	}
 	if (r < 0)
 		return r;
-	if ((r = bridge_check(net, link, err)) < 0 || (r = bridge_up(net, link, err)) < 0 ||
-	    (r = bridge_address(net, rtnl_link_get_ifindex(link), err)) < 0)
+	if ((r = bridge_check(net, link, err)) < 0 || (r = bridge_up(net, link, err)) < 0)
 		return r;
+	return bridge_address(net, rtnl_link_get_ifindex(link), err);
+}
+
+int net_nat_ensure(struct net *net, struct berth_err *err)
+{
 	if (!net->nat)
 		return net_nat_remove(net, err);
-	r = ip_forward_on(err);
+	int r = ip_forward_on(err);
 	return r < 0 ? r : net_nat_apply(net, err);
 }
 

@@ -121,7 +121,7 @@ int net_task_write_files(struct net *net, const struct net_task *task, const cha
 	int r = build_resolv(net, &resolv, err);
 	if (r < 0)
 		return berth_err_wrap(err, "task %s: resolv.conf", task->id);
-	if ((r = berth_write_atomic_at(dirfd, "resolv.conf", resolv, strlen(resolv), 0644, err)) < 0)
+	if ((r = berth_write_file_at(dirfd, "resolv.conf", resolv, strlen(resolv), 0644, err)) < 0)
 		return berth_err_wrap(err, "task %s", task->id);
 	char ip[INET_ADDRSTRLEN], hosts[512];
 	inet_ntop(AF_INET, &task->addr, ip, sizeof(ip));
@@ -129,7 +129,7 @@ int net_task_write_files(struct net *net, const struct net_task *task, const cha
 			 "127.0.0.1\tlocalhost\n"
 			 "::1\tlocalhost ip6-localhost ip6-loopback\n"
 			 "%s\t%s\n", ip, hostname);
-	if ((r = berth_write_atomic_at(dirfd, "hosts", hosts, (size_t)n, 0644, err)) < 0)
+	if ((r = berth_write_file_at(dirfd, "hosts", hosts, (size_t)n, 0644, err)) < 0)
 		return berth_err_wrap(err, "task %s", task->id);
 	return 0;
 }

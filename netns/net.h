@@ -51,12 +51,17 @@ int net_open(const struct net_config *cfg, struct net **ret, struct berth_err *e
 void net_close(struct net *net);
 DEFINE_CLEANUP_FUNC(struct net, net_close)
 
-/* Creates the bridge if missing (gateway address, deterministic MAC, up),
- * and makes NAT match cfg.nat: with NAT on, enables net.ipv4.ip_forward
- * (a host-wide setting that is never turned back off) and installs the
- * masquerade rule; with NAT off, removes the nftables table if present.
- * Idempotent, safe to race with another process doing the same. */
+/* Creates the bridge if missing (gateway address, deterministic MAC, up).
+ * Idempotent, safe to race with another process doing the same, and
+ * cheap (a few netlink messages): every task's agent calls it. */
 int net_bridge_ensure(struct net *net, struct berth_err *err);
+
+/* Makes NAT match cfg.nat: with NAT on, enables net.ipv4.ip_forward (a
+ * host-wide setting that is never turned back off) and installs the
+ * masquerade rule; with NAT off, removes the nftables table if present.
+ * Host-level and costly (a libnftables transaction, ~25 ms), so the
+ * daemon does it once at start, never per task.  Idempotent. */
+int net_nat_ensure(struct net *net, struct berth_err *err);
 
 /* Deletes the bridge and the nftables table; missing ones are fine.  Task
  * veths still attached are detached by the kernel, not deleted. */

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -21,18 +22,20 @@
 #include <netlink/errno.h>
 #include <netlink/route/link/veth.h>
 
-#include "common/sha256.h"
 
 #define TASK_IFNAME "eth0"
 
-/* "vberth" + 9 hex digits of sha256(task id) = 15 chars, IFNAMSIZ - 1; the
- * "berth" in it lets leak checks find strays. */
+/* "vberth" + 9 hex digits of a 64-bit FNV-1a hash of the task id = 15
+ * chars, IFNAMSIZ - 1; the "berth" in it lets leak checks find strays.  A
+ * name only has to be stable and rarely collide (a collision is EEXIST,
+ * never a shared veth), so no cryptographic hash: libcrypto alone would
+ * triple the shim's resident memory. */
 static int host_ifname(const char *task_id, char out[IFNAMSIZ])
 {
-	char digest[SHA256_DIGEST_STRLEN];
-	if (sha256_buf(task_id, strlen(task_id), digest) < 0)
-		return -ENOMEM;
-	snprintf(out, IFNAMSIZ, "vberth%.9s", digest + strlen("sha256:"));
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const unsigned char *p = (const unsigned char *)task_id; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	snprintf(out, IFNAMSIZ, "vberth%09llx", (unsigned long long)(h >> 28));
 	return 0;
 }
 

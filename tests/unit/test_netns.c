@@ -131,7 +131,8 @@ static int group_setup(void **state)
 	struct fixture *f = &the_fixture;
 	*state = f;
 	struct berth_err err = { 0 };
-	if (net_open(&f->cfg, &f->net, &err) < 0 || net_bridge_ensure(f->net, &err) < 0) {
+	if (net_open(&f->cfg, &f->net, &err) < 0 || net_bridge_ensure(f->net, &err) < 0 ||
+	    net_nat_ensure(f->net, &err) < 0) {
 		fprintf(stderr, "setup: %s\n", err.msg);
 		return -1;
 	}
@@ -633,7 +634,7 @@ static void test_nat_on_off(void **state)
 	assert_non_null(strstr(on, rule));
 	assert_int_equal(read_ip_forward(), '1');
 	/* Applying again keeps exactly one rule. */
-	assert_int_equal(net_bridge_ensure(f->net, &err), 0);
+	assert_int_equal(net_nat_ensure(f->net, &err), 0);
 	_cleanup_free_ char *again = nft_table_text(f->table);
 	assert_non_null(again);
 	assert_ptr_equal(strstr(strstr(again, rule) + 1, rule), NULL);
@@ -641,10 +642,10 @@ static void test_nat_on_off(void **state)
 	cfg.nat = false;
 	_cleanup_(net_closep) struct net *off = NULL;
 	assert_int_equal(net_open(&cfg, &off, &err), 0);
-	assert_int_equal(net_bridge_ensure(off, &err), 0);
+	assert_int_equal(net_nat_ensure(off, &err), 0);
 	_cleanup_free_ char *gone = nft_table_text(f->table);
 	assert_null(gone);
-	assert_int_equal(net_bridge_ensure(f->net, &err), 0);
+	assert_int_equal(net_nat_ensure(f->net, &err), 0);
 	_cleanup_free_ char *back = nft_table_text(f->table);
 	assert_non_null(back);
 	assert_non_null(strstr(back, rule));
