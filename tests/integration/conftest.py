@@ -2,6 +2,7 @@
 image pushed (one per flavour per session), a runner for the berth CLI with
 a fresh --root per test, and a check after every test that nothing the
 fixtures started is left running."""
+import json
 import os
 import shutil
 import subprocess
@@ -207,3 +208,210 @@ def berth(workdir):
     yield b
     alive = b.reap()
     assert not alive, f"berth processes left running: {[p.args for p in alive]}"
+
+
+# ------------------------------------------------------------------ berth-shim
+
+from fixtures import tasks as tk           # noqa: E402
+
+# Session-unique, so that two test sessions on one host (say, the shim's
+# engineer and CI) never remove each other's bridge or table.
+TEST_BRIDGE = f"berthtest{os.getpid() % 100000}"     # <= 15 chars
+TEST_NFT_TABLE = f"berth_test_{os.getpid()}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """item.rep_<phase>: lets fixtures know whether the test itself failed."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _set_child_subreaper():
+    """Orphans of the test (shims whose starting parent exited, a shim
+    whose parent a test killed) reparent to pytest, not to pid 1, so that
+    the tests can reap them and see exactly when they exit."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
+
+
+class ShimSession:
+    def __init__(self, root, net, layers):
+        self.root, self.net, self.layers = root, net, layers
+        self.counter = 0
+
+
+def _remove_test_network(net):
+    subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True)
+
+
+def _remove_cgroup_roots(cgroup_name):
+    tk.kill_cgroup_tree(tk.task_cgroup_dirs(cgroup_name))
+    for root in tk.cgroup_tree_roots(cgroup_name):
+        if os.path.isdir(root):
+            agent = os.path.join(root, "agent")
+            if os.path.isdir(agent):
+                tk.kill_cgroup_tree([agent])
+            try:
+                os.rmdir(root)
+            except OSError:
+                pass
+
+
+@pytest.fixture(scope="session")
+def shim_session(registry_anon, catalogue):
+    """Session state for berth-shim tests: a session root under /tmp, the
+    fixture images pulled with the real `berth pull` into a store there
+    (layers/<chain hex> are the plans' layers), and the test network:
+    bridge berthtest<pid>, a 10.213.N.0/24 no host interface uses, nft
+    table berth_test_<pid>, cgroupName berth-test-<pid>.  Removed again at
+    session end."""
+    if os.geteuid() != 0:
+        pytest.skip("berth-shim tests need root")
+    if not os.access(BERTH_BIN, os.X_OK):
+        pytest.fail(f"berth binary not built: {BERTH_BIN} (run make)")
+    if not os.access(tk.SHIM_BIN, os.X_OK):
+        pytest.fail(f"berth-shim not built: {tk.SHIM_BIN} (run make all)")
+    _set_child_subreaper()
+    root = Path(tempfile.mkdtemp(prefix=f"berth-shimtest-{os.getpid()}-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    net = tk.TestNet(TEST_BRIDGE, tk.pick_test_subnet(), TEST_NFT_TABLE,
+                     f"berth-test-{os.getpid()}")
+    _remove_test_network(net)        # a crashed earlier session's
+    store = root / "store"
+    layers = {}
+    try:
+        for name in ("busybox", "multilayer"):
+            f = catalogue[name]
+            p = subprocess.run([BERTH_BIN, "--root", str(store), "pull", "--insecure-registry",
+                                registry_anon.host, f.ref(registry_anon.host)],
+                               capture_output=True, text=True, timeout=300,
+                               stdin=subprocess.DEVNULL)
+            assert p.returncode == 0, f"berth pull {name}: {p.stderr}"
+            im = f.resolved()
+            layers[name] = [store / "layers" / c.split(":", 1)[1] for c in im.chain_ids]
+            for d in layers[name]:
+                assert d.is_dir(), f"pulled {name} but {d} is missing"
+        yield ShimSession(root, net, layers)
+    finally:
+        for pid in tk.shim_processes(root):
+            os.kill(pid, 9)
+            tk.reap(pid)
+        _remove_cgroup_roots(net.cgroup_name)
+        for line in sorted(tk.mount_lines(root), reverse=True):
+            subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
+        _remove_test_network(net)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _shim_leftovers(env, before):
+    """Everything of env's tasks still on the host, as {what: [items]}."""
+    sess = env.session
+    out = {}
+    shims = tk.shim_processes(env.root)
+    if shims:
+        out["berth-shim processes"] = shims
+    cg = tk.task_cgroup_dirs(sess.net.cgroup_name)
+    if cg:
+        out["cgroups"] = cg
+    mounts = tk.mount_lines(sess.root) - before["mounts"]
+    if mounts:
+        out["mounts"] = sorted(mounts)
+    netns = tk.netns_names() - before["netns"]
+    if netns:
+        out["ip netns"] = sorted(netns)
+    nsdir = env.run_dir / "netns"
+    if nsdir.is_dir() and os.listdir(nsdir):
+        out[f"{nsdir}"] = sorted(os.listdir(nsdir))
+    links = tk.links()
+    new = {n for n in links - before["links"]
+           if n.startswith("vberth") and tk.link_master(n) == sess.net.bridge}
+    ours = {tk.veth_name(t.id) for t in env.tasks} | {t.host_if for t in env.tasks if t.host_if}
+    veths = sorted(new | (ours & links))
+    if veths:
+        out["veths"] = veths
+    ruleset = tk.nft_ruleset()
+    ips = [t.ip for t in env.tasks if t.ip and t.ip in ruleset]
+    if ips:
+        out["nft rules naming task addresses"] = ips
+    held = []
+    if env.ipam_dir.is_dir():
+        for dirpath, _, files in os.walk(env.ipam_dir):
+            held += [os.path.join(dirpath, f) for f in files if not f.startswith(".")]
+    if held:
+        out["IPAM addresses still allocated"] = held
+    socks = [str(t.sock_path) for t in env.tasks if t.sock_path.exists()]
+    if socks:
+        out["control sockets"] = socks
+    return out
+
+
+def _force_cleanup(env, left):
+    sess = env.session
+    for pid in tk.shim_processes(env.root):
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+        tk.reap(pid)
+    tk.kill_cgroup_tree(tk.task_cgroup_dirs(sess.net.cgroup_name))
+    for line in sorted(left.get("mounts", []), reverse=True):
+        subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
+    nsdir = env.run_dir / "netns"
+    if nsdir.is_dir():
+        for n in os.listdir(nsdir):
+            subprocess.run(["umount", "-l", str(nsdir / n)], capture_output=True)
+            try:
+                os.unlink(nsdir / n)
+            except OSError:
+                pass
+    for n in left.get("ip netns", []):
+        subprocess.run(["ip", "netns", "del", n], capture_output=True)
+    for v in left.get("veths", []):
+        subprocess.run(["ip", "link", "del", v], capture_output=True)
+    for f in left.get("IPAM addresses still allocated", []):
+        try:
+            os.unlink(f)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def shim_env(shim_session, request):
+    """A per-test TaskEnv (tmp dirs for runDir, taskDirs, logDirs, ipamDir).
+    After the test: tasks still running are stopped (a test that passed and
+    left one running fails), then nothing of any task may be left on the
+    host — no shim process, cgroup, mount, netns, veth, nft rule, IPAM
+    address or socket; leftovers are removed forcibly and fail the test."""
+    shim_session.counter += 1
+    env = tk.TaskEnv(shim_session, shim_session.root / f"t{shim_session.counter:03d}")
+    before = {"mounts": tk.mount_lines(shim_session.root), "netns": tk.netns_names(),
+              "links": tk.links()}
+    yield env
+    running = []
+    for t in env.tasks:
+        if t.parent is not None and t.parent.poll() is None:
+            t.parent.kill()
+            t.parent.wait()
+        if t.pid and tk.alive(t.pid):
+            running.append(t)
+            try:
+                t.stop_and_wait("test teardown", timeout=40)
+            except Exception as e:       # noqa: BLE001 - reported below
+                print(f"stopping {t} at teardown: {e}")
+    rep = getattr(request.node, "rep_call", None)
+    test_failed = rep is not None and rep.failed
+    left = _shim_leftovers(env, before)
+    if left:
+        _force_cleanup(env, left)
+    problems = []
+    if running and not test_failed:
+        problems.append(f"test left tasks running: {running}")
+    if left:
+        problems.append("left behind after the task stopped: " +
+                        json.dumps(left, indent=1, default=str))
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)

@@ -1,0 +1,121 @@
+/* The task plan: the JSON file a berth-shim is started with
+ * (docs/runtime.md "The plan"), parsed and validated whole into these
+ * structs before the shim touches anything.  Field names follow the ECS
+ * container definition; limits are ECS's:
+ *
+ *   containers[].name     [A-Za-z0-9_-]{1,255}, unique within the task
+ *   stopTimeout           2..120 s, default 30
+ *   dependsOn             START | COMPLETE | SUCCESS | HEALTHY on a container
+ *                         of the task; no cycles; COMPLETE and SUCCESS not on
+ *                         an essential container, HEALTHY only on one with a
+ *                         healthCheck
+ *   healthCheck           command ["CMD", argv…], ["CMD-SHELL", "line"] or
+ *                         ["NONE"]; interval 5..300 (30), timeout 2..60 (5),
+ *                         retries 1..10 (3), startPeriod 0..300 (0)
+ *                         (runtime/health.h converts and checks them)
+ *   cpu, memory, …        non-negative integers (memory in MiB)
+ *
+ * After plan_parse() succeeds every field holds a valid value (defaults
+ * filled in), so the shim needs no further checks. */
+#ifndef BERTH_RT_PLAN_H
+#define BERTH_RT_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cleanup.h"
+#include "common/err.h"
+#include "runtime/container.h"
+#include "runtime/health.h"
+#include "runtime/log.h"
+
+#define PLAN_NAME_MAX 255
+#define PLAN_TASK_ID_MAX 64
+#define PLAN_STOP_TIMEOUT_DEFAULT 30
+#define PLAN_STOP_TIMEOUT_MIN 2
+#define PLAN_STOP_TIMEOUT_MAX 120
+#define PLAN_MAX_BYTES (16u << 20)
+
+enum plan_condition {
+	PLAN_DEP_START,
+	PLAN_DEP_COMPLETE,
+	PLAN_DEP_SUCCESS,
+	PLAN_DEP_HEALTHY,
+};
+
+/* "START", … for a condition. */
+const char *plan_condition_name(enum plan_condition c);
+
+struct plan_dep {
+	size_t index;             /* into plan.containers */
+	enum plan_condition condition;
+};
+
+/* A NULL-terminated string vector with its length, so that it can be
+ * handed to rt_spec as it is. */
+struct plan_strv {
+	char **v;
+	size_t n;
+};
+
+struct plan_health {
+	bool present;                 /* false also for ["NONE"] */
+	struct rt_health_config cfg;  /* argv to run, defaults filled in */
+};
+
+struct plan_container {
+	char *name;
+	struct plan_strv layers;       /* as in the plan: bottom first */
+	struct plan_strv argv;         /* entryPoint followed by command */
+	struct plan_strv env;          /* "NAME=value" */
+	char *user;                    /* NULL: root */
+	char *working_dir;             /* NULL: "/" */
+	bool essential;
+	unsigned stop_timeout;         /* seconds */
+	struct plan_dep *deps;
+	size_t n_deps;
+	struct plan_health health;
+	struct rt_ulimit *ulimits;
+	size_t n_ulimits;
+	bool readonly_rootfs;
+	struct plan_strv cap_add, cap_drop;
+	bool init_process;
+	uint64_t memory_mib, memory_reservation_mib;
+	uint32_t cpu;
+	struct rt_log_opts log_opts;
+};
+
+/* Per-task networking only: the bridge is ensured (cheap), NAT is the
+ * daemon's host-level business (net_nat_ensure) and not in the plan. */
+struct plan_network {
+	char *bridge, *subnet, *ipam_dir;
+	char *hostname;                /* NULL: derived from the address */
+};
+
+struct plan {
+	char *task_id;
+	uint32_t cpu;                  /* task cpu units, 0: no cap */
+	uint64_t memory_mib;           /* 0: no limit */
+	uint64_t pids_max;
+	char *task_dir, *run_dir, *log_dir, *cgroup_name;
+	struct plan_network network;
+	struct plan_container *containers;
+	size_t n_containers;
+};
+
+/* Parses and validates len bytes of JSON text.  Errors name the field:
+ * "containers[1].dependsOn[0].containerName \"db\": no such container".
+ * *ret is freed with plan_free(). */
+int plan_parse(const char *text, size_t len, struct plan **ret, struct berth_err *err);
+
+/* plan_parse() of a file (at most PLAN_MAX_BYTES). */
+int plan_load(const char *path, struct plan **ret, struct berth_err *err);
+
+/* Index of the container called name, or -1. */
+int plan_container_index(const struct plan *p, const char *name);
+
+void plan_free(struct plan *p);
+DEFINE_CLEANUP_FUNC(struct plan, plan_free)
+
+#endif

@@ -1,0 +1,217 @@
+/* berth-shim: running a container's healthCheck probes (the rules are
+ * runtime/health.h's; this file only does the I/O).  Per container: one
+ * timerfd for the next probe (absolute, CLOCK_MONOTONIC), the running
+ * probe's pidfd, and a timerfd that SIGKILLs a probe past its timeout. */
+#include "runtime/shim_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/exec.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum rt_health_status task_health(const struct shim *s)
+{
+	struct rt_health_member m[s->plan->n_containers];
+	for (size_t i = 0; i < s->plan->n_containers; i++)
+		m[i] = (struct rt_health_member){
+			.essential = s->ctrs[i].pc->essential,
+			.has_check = s->ctrs[i].pc->health.present,
+			.status = s->ctrs[i].health,
+		};
+	return rt_health_task(m, s->plan->n_containers);
+}
+
+/* Creates (once) and watches a timerfd in src, firing at ms (absolute
+ * CLOCK_MONOTONIC) or after rel_ms when abs is false. */
+static int timer_arm(struct shim *s, struct shim_src *src, int64_t ms, bool abs,
+		     struct berth_err *err)
+{
+	if (src->fd < 0) {
+		src->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (src->fd < 0)
+			return berth_errnof(err, errno, "timerfd");
+		int r = shim_watch(s, src, EPOLLIN, err);
+		if (r < 0) {
+			close(src->fd);
+			src->fd = -1;
+			return r;
+		}
+	}
+	if (ms <= 0)
+		ms = 1;  /* 0 would disarm */
+	struct itimerspec its = {
+		.it_value = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 },
+	};
+	if (timerfd_settime(src->fd, abs ? TFD_TIMER_ABSTIME : 0, &its, NULL) < 0)
+		return berth_errnof(err, errno, "timerfd");
+	return 0;
+}
+
+static int attach_probe(pid_t pid, int pidfd, void *data, struct berth_err *err)
+{
+	(void)pidfd;
+	return cg_group_attach(data, pid, err);
+}
+
+static int probe_spawn(struct shim *s, struct ctr *c, struct berth_err *err)
+{
+	const struct plan_container *pc = c->pc;
+	struct rt_exec_spec spec;
+	rt_exec_spec_init(&spec);
+	spec.target_pidfd = c->proc.pidfd;
+	spec.argv = (const char *const *)pc->health.cfg.argv;
+	spec.env = (const char *const *)c->env;
+	spec.cwd = pc->working_dir && pc->working_dir[0] ? pc->working_dir : NULL;
+	spec.uid = c->user.uid;
+	spec.gid = c->user.gid;
+	spec.groups = c->user.groups;
+	spec.n_groups = c->user.n_groups;
+	spec.ulimits = pc->ulimits;
+	spec.n_ulimits = pc->n_ulimits;
+	spec.cap_add = (const char *const *)pc->cap_add.v;
+	spec.n_cap_add = pc->cap_add.n;
+	spec.cap_drop = (const char *const *)pc->cap_drop.v;
+	spec.n_cap_drop = pc->cap_drop.n;
+	int cgfd = cg_group_dirfd(c->cg);
+	if (cgfd >= 0) {
+		spec.cgroup_fd = cgfd;
+	} else {
+		spec.before_start = attach_probe;
+		spec.before_start_data = c->cg;
+	}
+	/* Probe output is not the container's: it does not go to its log. */
+	for (int i = 0; i < 3; i++)
+		spec.stdio[i] = s->nullfd;
+	int r = rt_exec_in(&spec, &c->probe, err);
+	if (r < 0)
+		return r;
+	c->probe_src.fd = c->probe.pidfd;
+	c->probe_timed_out = false;
+	if ((r = shim_watch(s, &c->probe_src, EPOLLIN, err)) < 0)
+		return r;
+	return timer_arm(s, &c->probe_kill_src, (int64_t)pc->health.cfg.timeout_s * 1000, false,
+			 err);
+}
+
+static void record(struct shim *s, struct ctr *c, bool passed)
+{
+	struct berth_err err = { 0 };
+	if (rt_health_record(&c->hs, passed, mono_ms())) {
+		c->health = c->hs.status;
+		shim_diagf(s, "container %s: %s", c->pc->name, rt_health_status_name(c->health));
+		ctl_emit(s, "health-changed", c);
+	}
+	if (c->status == CTR_RUNNING &&
+	    timer_arm(s, &c->due_src, rt_health_next_due(&c->hs), true, &err) < 0)
+		shim_diagf(s, "container %s: health check: %s", c->pc->name, err.msg);
+	task_progress(s);
+}
+
+static void on_due(struct shim *s, struct shim_src *src, uint32_t events)
+{
+	(void)events;
+	struct ctr *c = shim_container_of(src, struct ctr, due_src);
+	struct berth_err err = { 0 };
+	uint64_t ticks;
+	if (read(src->fd, &ticks, sizeof(ticks)) < 0 || c->status != CTR_RUNNING ||
+	    c->probe_src.fd >= 0)
+		return;
+	if (probe_spawn(s, c, &err) >= 0)
+		return;
+	/* A probe that cannot even start is a failed probe, as in Docker. */
+	shim_diagf(s, "container %s: health check: %s", c->pc->name, err.msg);
+	shim_src_close(s, &c->probe_kill_src);
+	if (c->probe_src.fd >= 0) {
+		rt_kill(&c->probe, SIGKILL, NULL);
+		int st;
+		rt_wait(&c->probe, &st, NULL);
+		shim_src_close(s, &c->probe_src);
+	}
+	c->probe.pidfd = -1;
+	record(s, c, false);
+}
+
+static void on_probe_exit(struct shim *s, struct shim_src *src, uint32_t events)
+{
+	(void)events;
+	struct ctr *c = shim_container_of(src, struct ctr, probe_src);
+	siginfo_t si = { 0 };
+	if (waitid(P_PIDFD, (id_t)src->fd, &si, WEXITED | WNOHANG) < 0)
+		si.si_pid = c->probe.pid, si.si_code = CLD_KILLED;
+	if (si.si_pid == 0)
+		return;
+	shim_src_close(s, src);
+	c->probe.pidfd = -1;
+	shim_src_close(s, &c->probe_kill_src);
+	bool passed = si.si_code == CLD_EXITED && si.si_status == 0 && !c->probe_timed_out;
+	record(s, c, passed);
+}
+
+static void on_probe_timeout(struct shim *s, struct shim_src *src, uint32_t events)
+{
+	(void)events;
+	struct ctr *c = shim_container_of(src, struct ctr, probe_kill_src);
+	shim_src_close(s, src);
+	if (c->probe_src.fd < 0)
+		return;
+	/* Its exit (next) counts as a failure. */
+	c->probe_timed_out = true;
+	shim_diagf(s, "container %s: health check timed out after %ds", c->pc->name,
+		   c->pc->health.cfg.timeout_s);
+	rt_kill(&c->probe, SIGKILL, NULL);
+}
+
+void health_init_ctr(struct ctr *c)
+{
+	c->probe.pidfd = -1;
+	c->due_src = (struct shim_src){ .fd = -1, .fn = on_due };
+	c->probe_src = (struct shim_src){ .fd = -1, .fn = on_probe_exit };
+	c->probe_kill_src = (struct shim_src){ .fd = -1, .fn = on_probe_timeout };
+}
+
+int health_start(struct shim *s, struct ctr *c, struct berth_err *err)
+{
+	rt_health_start(&c->hs, &c->pc->health.cfg, mono_ms());
+	return timer_arm(s, &c->due_src, rt_health_next_due(&c->hs), true, err);
+}
+
+/* The container is gone (its pid namespace with it): a running probe is
+ * dead or dying, so the blocking wait is short. */
+void health_stop(struct shim *s, struct ctr *c)
+{
+	shim_src_close(s, &c->due_src);
+	shim_src_close(s, &c->probe_kill_src);
+	if (c->probe_src.fd >= 0) {
+		int st;
+		rt_kill(&c->probe, SIGKILL, NULL);
+		rt_wait(&c->probe, &st, NULL);
+		shim_src_close(s, &c->probe_src);
+		c->probe.pidfd = -1;
+	}
+}
+
+void health_free(struct ctr *c)
+{
+	if (c->due_src.fd >= 0)
+		close(c->due_src.fd);
+	if (c->probe_kill_src.fd >= 0)
+		close(c->probe_kill_src.fd);
+	if (c->probe_src.fd >= 0)
+		close(c->probe_src.fd);
+}

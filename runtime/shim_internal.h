@@ -1,0 +1,155 @@
+/* State shared by the berth-shim sources (shim.c: set-up and the loop,
+ * shim_task.c: container lifecycle, shim_ctl.c: control socket and JSON).
+ * Not a public API. */
+#ifndef BERTH_RT_SHIM_INTERNAL_H
+#define BERTH_RT_SHIM_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cgroups/cgroup.h"
+#include "netns/net.h"
+#include "runtime/container.h"
+#include "runtime/health.h"
+#include "runtime/user.h"
+#include "runtime/log.h"
+#include "runtime/shim.h"
+
+#define shim_container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+struct shim;
+
+/* One fd in the epoll set; epoll_event.data.ptr points here.  fd -1 means
+ * "gone": a handler called for an event of the same batch does nothing. */
+struct shim_src {
+	int fd;
+	void (*fn)(struct shim *s, struct shim_src *src, uint32_t events);
+};
+
+enum task_status { TASK_PENDING, TASK_RUNNING, TASK_STOPPING, TASK_STOPPED };
+enum ctr_status { CTR_PENDING, CTR_RUNNING, CTR_STOPPED };
+
+struct ctr {
+	const struct plan_container *pc;
+	enum ctr_status status;
+	bool started;           /* exec'd at some point */
+	bool exited;            /* exit_code is valid */
+	bool term_sent;
+	int exit_code;
+	char *reason;
+	double started_at, finished_at;
+	unsigned start_seq;     /* 1, 2, … in start order; 0: never started */
+	enum rt_health_status health;
+	char *dir;              /* <taskDir>/containers/<name> */
+	struct cg_group *cg;
+	struct rt_log *log;
+	struct rt_proc proc;    /* pidfd -1 when not running */
+	char **env;             /* as started; health probes get the same */
+	struct rt_user user;
+	struct shim_src pid_src, out_src, err_src, oom_src, kill_src;
+	/* Health checks (shim_health.c): the next-probe timer, the running
+	 * probe's pidfd and its timeout timer. */
+	struct rt_health hs;
+	struct rt_proc probe;
+	bool probe_timed_out;
+	struct shim_src due_src, probe_src, probe_kill_src;
+};
+
+#define CLIENT_IN_MAX (1u << 20)   /* longest request line */
+#define CLIENT_OUT_MAX (8u << 20)  /* a reader this far behind is dropped */
+
+struct client {
+	struct client *next;
+	struct shim_src src;
+	char *in;
+	size_t in_len, in_cap;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	uint32_t mask;          /* epoll events registered */
+	bool events;            /* subscribed with {"op":"events"} */
+	bool close_after_flush;
+	bool dead;              /* freed after the current batch of events */
+};
+
+struct shim {
+	struct plan *plan;
+	shim_diag_fn diag;
+	void *diag_data;
+	int epfd;
+	int taskdirfd, logdirfd, nullfd;
+	struct shim_src sig_src, listen_src, linger_src;
+	char sock_path[108];
+	bool sock_bound;
+	sigset_t old_mask;
+	struct cg_driver *cgd;
+	struct cg_group *task_cg;
+	struct net *net;
+	bool net_up;
+	struct net_task nt;
+	char hostname[256];
+	struct ctr *ctrs;
+	enum task_status status;
+	const char *stop_code;  /* static string */
+	char *stopped_reason;
+	double created_at, started_at, stopping_at, stopped_at;
+	unsigned start_seq;
+	struct client *clients;
+	bool recorded;          /* exit.json written, task-stopped sent */
+};
+
+#define STOP_ESSENTIAL "EssentialContainerExited"
+#define STOP_FAILED_START "TaskFailedToStart"
+#define STOP_USER "UserInitiated"
+#define REASON_ESSENTIAL "Essential container in task exited"
+
+/* shim.c */
+double shim_now(void);
+void shim_diagf(struct shim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int shim_watch(struct shim *s, struct shim_src *src, uint32_t events, struct berth_err *err);
+void shim_unwatch(struct shim *s, struct shim_src *src);
+/* Unwatches and closes src->fd. */
+void shim_src_close(struct shim *s, struct shim_src *src);
+
+/* shim_start.c: on failure c is CTR_RUNNING if it was started but cannot
+ * be watched (the caller kills it), else untouched. */
+int ctr_start(struct shim *s, struct ctr *c, struct berth_err *err);
+
+/* shim_health.c: probes every interval while the container runs; a
+ * status change is emitted as health-changed and re-runs task_progress(). */
+void health_init_ctr(struct ctr *c);
+int health_start(struct shim *s, struct ctr *c, struct berth_err *err);
+void health_stop(struct shim *s, struct ctr *c);
+void health_free(struct ctr *c);
+enum rt_health_status task_health(const struct shim *s);
+
+/* shim_task.c */
+void task_init_ctr(struct ctr *c);
+int task_setup(struct shim *s, struct berth_err *err);
+/* Starts what can start, stops what must stop; called after every event
+ * that changes a container's state. */
+void task_progress(struct shim *s);
+/* First call wins: later stop codes and reasons are ignored. */
+void task_stop(struct shim *s, const char *code, const char *reason);
+/* Undoes task_setup() (idempotent, best effort, failures to diag). */
+void task_teardown(struct shim *s);
+void task_free(struct shim *s);
+
+/* shim_ctl.c */
+int ctl_listen(struct shim *s, struct berth_err *err);
+void ctl_close(struct shim *s);
+cJSON *ctl_status_json(const struct shim *s);
+/* Sends {"event":name,"container":…,"task":STATUS} to every events client;
+ * c NULL for task-level events. */
+void ctl_emit(struct shim *s, const char *name, const struct ctr *c);
+/* After task-stopped: every client is closed once its output is flushed. */
+void ctl_finish(struct shim *s);
+bool ctl_flushed(const struct shim *s);
+/* Frees the clients marked dead (between batches of events). */
+void ctl_sweep(struct shim *s);
+void ctl_free(struct shim *s);
+
+#endif

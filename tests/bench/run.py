@@ -1,0 +1,11 @@
+"""`make bench`: every benchmark, one after the other, each printing its
+own table of medians.  Figures only: nothing here is a test."""
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+for name in ("pull.py", "tasks.py"):
+    print(f"\n=== {name}", flush=True)
+    subprocess.run([sys.executable, str(HERE / name)], check=True)

@@ -1,0 +1,248 @@
+"""Task start: Berth's full task start next to its peers, plus 100 tasks at
+once.
+
+  berth       berth-shim --foreground PLAN: netns + veth + address + cgroups
+              (task and container) + overlay rootfs + Docker's hardening
+              (caps, seccomp, masked paths), timed from the shim's exec to
+              the container's startedAt (its exec)
+  runc        `runc run` of the same rootfs as a bundle running /bin/true:
+              bare (no network set-up), create + start + wait + delete
+  podman      `podman run --rm --network none` of the same image (runc,
+              cgroupfs, overlay storage)
+  floor       `unshare -mpuin -f chroot ROOTFS /bin/true`: namespaces and
+              an exec, nothing else
+
+then 100 Berth tasks started at once (each `sleep`ing): the time until all
+report RUNNING, host memory per idle task (MemAvailable before and after)
+and the shims' RSS.  Medians of BERTH_BENCH_STARTS (default 50) runs.
+"""
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fixtures import images as fx      # noqa: E402
+from fixtures import registry as reg   # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+BERTH = os.environ.get("BERTH_BIN", str(REPO / "build/release/berth"))
+SHIM = os.environ.get("BERTH_SHIM", str(REPO / "build/release/berth-shim"))
+RUNS = int(os.environ.get("BERTH_BENCH_STARTS", "50"))
+MANY = int(os.environ.get("BERTH_BENCH_MANY", "100"))
+BRIDGE, SUBNET, CGROUP = "berthbench0", "10.217.0.0/16", "berth-bench"
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, **kw)
+
+
+def timed(argv):
+    t0 = time.monotonic()
+    p = run(argv)
+    dt = time.monotonic() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({p.returncode}): {p.stderr.strip()[-300:]}")
+    return dt
+
+
+class Bench:
+    def __init__(self, work, layers, rootfs, image_ref):
+        self.work, self.layers, self.rootfs, self.image_ref = work, layers, rootfs, image_ref
+        self.n = 0
+
+    def plan(self, argv, name=None):
+        self.n += 1
+        tid = name or f"bench{os.getpid()}x{self.n}"
+        d = self.work / "tasks" / tid
+        d.mkdir(parents=True)
+        plan = {
+            "taskId": tid, "taskDir": str(d), "runDir": str(self.work / "run"),
+            "logDir": str(self.work / "logs" / tid), "cgroupName": CGROUP,
+            "network": {"mode": "awsvpc", "bridge": BRIDGE, "subnet": SUBNET,
+                        "ipamDir": str(self.work / "ipam")},
+            "containers": [{"name": "main", "layers": self.layers, "entryPoint": argv,
+                            "essential": True}],
+        }
+        path = d / "plan.json"
+        path.write_text(json.dumps(plan))
+        return tid, path, d
+
+    def berth_start(self):
+        """Shim exec → container exec, from the exit record's timestamps."""
+        _, path, d = self.plan(["/bin/true"])
+        t0 = time.time()
+        p = run([SHIM, "--foreground", str(path)])
+        if p.returncode != 0:
+            raise RuntimeError(f"berth-shim failed ({p.returncode}): {p.stderr.strip()[-300:]}")
+        rec = json.loads((d / "exit.json").read_text())
+        started = rec["containers"][0]["startedAt"]
+        shutil.rmtree(d, ignore_errors=True)
+        return started - t0
+
+    def runc(self):
+        bundle = self.work / "bundle"
+        return timed(["runc", "run", "--bundle", str(bundle), f"bench{self.n}"])
+
+    def podman(self):
+        return timed(podman_argv(self.work) + ["run", "--rm", "--network", "none",
+                                               "--ulimit", "nofile=1024:4096",
+                                               "--ulimit", "nproc=1024:1024",
+                                               self.image_ref, "/bin/true"])
+
+    def floor(self):
+        return timed(["unshare", "-mpuin", "-f", "chroot", self.rootfs, "/bin/true"])
+
+
+def podman_argv(work):
+    return ["podman", "--root", str(work / "podman-root"), "--runroot", str(work / "podman-run"),
+            "--runtime", "runc", "--cgroup-manager=cgroupfs", "--events-backend", "none"]
+
+
+def make_bundle(work, rootfs):
+    bundle = work / "bundle"
+    bundle.mkdir()
+    run(["runc", "spec", "--bundle", str(bundle)], check=True)
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["root"] = {"path": rootfs, "readonly": True}
+    cfg["process"]["args"] = ["/bin/true"]
+    cfg["process"]["terminal"] = False
+    (bundle / "config.json").write_text(json.dumps(cfg))
+
+
+def shim_ask(sock, req):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(sock)
+        s.sendall((json.dumps(req) + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf)
+
+
+def mem_available():
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def rss(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def many(b):
+    """MANY tasks at once: time until all RUNNING, memory per idle task."""
+    before = mem_available()
+    t0 = time.monotonic()
+    tasks = []
+    for _ in range(MANY):
+        tid, path, d = b.plan(["/bin/sleep", "3600"])
+        p = subprocess.Popen([SHIM, str(path)], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        tasks.append((tid, p))
+    pids = []
+    for tid, p in tasks:
+        out, err = p.communicate(timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError(f"berth-shim {tid}: {err.strip()[-300:]}")
+        pids.append(int(out.split()[0]))
+    socks = [str(b.work / "run" / "shims" / f"{tid}.sock") for tid, _ in tasks]
+    deadline = time.monotonic() + 120
+    pending = set(socks)
+    while pending and time.monotonic() < deadline:
+        pending = {s for s in pending
+                   if shim_ask(s, {"op": "status"})["task"]["lastStatus"] != "RUNNING"}
+    total = time.monotonic() - t0
+    if pending:
+        raise RuntimeError(f"{len(pending)} tasks not RUNNING after 120 s")
+    time.sleep(1)   # let page cache and slabs settle before reading memory
+    per_task = (before - mem_available()) / MANY
+    shim_rss = statistics.median(rss(pid) for pid in pids)
+    for s in socks:
+        shim_ask(s, {"op": "stop", "reason": "bench done"})
+    for pid in pids:
+        while os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.01)
+    return total, per_task, shim_rss
+
+
+def cleanup_host():
+    run(["ip", "link", "del", BRIDGE])
+    for ctl in ("cpu", "cpuacct", "memory", "pids", "unified", ""):
+        base = Path("/sys/fs/cgroup") / ctl
+        for d in sorted(base.glob(f"**/{CGROUP}"), reverse=True) if base.is_dir() else []:
+            for sub in sorted(d.glob("**/"), key=lambda p: -len(p.parts)):
+                try:
+                    sub.rmdir()
+                except OSError:
+                    pass
+
+
+def table(rows):
+    print(f"\n{'task start, /bin/true':<44} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
+    for name, times, note in rows:
+        if times:
+            print(f"{name:<44} {statistics.median(times) * 1e3:10.2f} "
+                  f"{min(times) * 1e3:8.2f} {max(times) * 1e3:8.2f}")
+        else:
+            print(f"{name:<44} {'-':>10} {'-':>8} {'-':>8}  did not run: {note}")
+
+
+def main():
+    work = Path(tempfile.mkdtemp(prefix="berth-bench-tasks-", dir="/var/tmp"))
+    try:
+        with reg.Registry("anon") as r:
+            im = fx.catalogue()["busybox"]
+            r.push(im)
+            ref = im.ref(r.host)
+            store = work / "store"
+            subprocess.run([BERTH, "--root", str(store), "pull", "--insecure-registry", r.host,
+                            ref], check=True, capture_output=True)
+            layers = [str(store / "layers" / c.split(":")[1]) for c in im.chain_ids]
+            rootfs = layers[-1] if len(layers) == 1 else None
+            make_bundle(work, rootfs)
+            run(podman_argv(work) + ["pull", "-q", "--tls-verify=false", ref], check=True)
+            b = Bench(work, layers, rootfs, ref)
+            peers = [("berth (netns+veth+cgroups+overlay+seccomp)", b.berth_start),
+                     ("runc run (bare: no network)", b.runc),
+                     ("podman run --rm --network none", b.podman),
+                     ("floor: unshare -mpuin -f chroot", b.floor)]
+            rows = []
+            print(f"{RUNS} starts each", flush=True)
+            for name, fn in peers:
+                times = []
+                try:
+                    for _ in range(RUNS):
+                        times.append(fn())
+                except (RuntimeError, FileNotFoundError, KeyError) as e:
+                    rows.append((name, None, str(e).splitlines()[0][:90]))
+                    continue
+                rows.append((name, times, ""))
+            table(rows)
+            total, per_task, shim_rss = many(b)
+            print(f"\n{MANY} tasks at once: all RUNNING after {total:.2f} s; host memory "
+                  f"{per_task / 2**20:.2f} MiB per idle task; shim RSS median "
+                  f"{shim_rss / 2**20:.2f} MiB")
+    finally:
+        run(podman_argv(work) + ["system", "reset", "--force"])
+        cleanup_host()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

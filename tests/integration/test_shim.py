@@ -1,0 +1,845 @@
+"""The task agent `berth-shim` (docs/runtime.md, issue 3 "Tests").
+
+Contract under test (binary $BERTH_SHIM):
+  berth-shim [--foreground] PLAN.json
+    bad plan: exit 1, "berth-shim: <field …>" on stderr, nothing created;
+    else (detached) exit 0 printing the shim's pid once the control socket
+    <runDir>/shims/<taskId>.sock (0600) listens and network + cgroups exist.
+  control socket: status / stop / stats / events, one JSON line each way.
+  <taskDir>/exit.json: the final STATUS; then task-stopped, socket removed.
+
+Every test runs its own tasks (unique ids) on the session's test network
+(bridge berthtest<pid>, a free 10.213.N.0/24, nft table berth_test_<pid>,
+cgroupName berth-test-<pid>), with per-test runDir/taskDir/logDir/ipamDir; the
+shim_env fixture fails any test after which something of a task is left on
+the host.  Traffic goes only to 127.0.0.0/8 and to task addresses.
+"""
+import ipaddress
+import json
+import os
+import re
+import socket
+import stat
+import subprocess
+import time
+
+import pytest
+import requests
+
+from fixtures import tasks as tk
+from fixtures.tasks import IDLE, container, ctr
+
+
+@pytest.fixture(autouse=True)
+def _every_test_is_leak_checked(shim_env):
+    yield
+
+
+@pytest.fixture
+def env(shim_env):
+    return shim_env
+
+
+def http_session():
+    s = requests.Session()
+    s.trust_env = False          # never a proxy
+    return s
+
+
+def lines_with(prefix, lines):
+    return [ln[len(prefix):] for ln in lines if ln.startswith(prefix)]
+
+
+def kv(lines):
+    """key=value lines of a probe's stdout (first occurrence wins)."""
+    out = {}
+    for ln in lines:
+        if "=" in ln:
+            k, v = ln.split("=", 1)
+            out.setdefault(k, v)
+    return out
+
+
+# ------------------------------------------------------------------ a) plans
+
+def _valid_plan(env):
+    return env.task([
+        ctr("init", env.bb, "true", essential=False),
+        ctr("web", env.bb, IDLE, depends_on=[("init", "SUCCESS")]),
+    ])
+
+
+BAD_PLANS = {
+    # case: (mutation of the plan dict, words the message must contain)
+    "missing-taskId": (lambda p: p.pop("taskId"), ["taskId"]),
+    "missing-taskDir": (lambda p: p.pop("taskDir"), ["taskDir"]),
+    "no-containers": (lambda p: p.__setitem__("containers", []), ["containers"]),
+    "unknown-dependsOn": (lambda p: p["containers"][1].__setitem__(
+        "dependsOn", [{"containerName": "ghost", "condition": "START"}]),
+        ["dependsOn", "ghost"]),
+    "bad-condition": (lambda p: p["containers"][1].__setitem__(
+        "dependsOn", [{"containerName": "init", "condition": "SOMETIME"}]),
+        ["dependsOn", "condition"]),
+    "dependsOn-cycle": (lambda p: (
+        p["containers"][0].__setitem__("dependsOn", [{"containerName": "web",
+                                                      "condition": "START"}]),
+        p["containers"][1].__setitem__("dependsOn", [{"containerName": "init",
+                                                      "condition": "START"}])),
+        ["dependsOn", "cycle"]),
+    "stopTimeout-too-big": (lambda p: p["containers"][1].__setitem__("stopTimeout", 121),
+                            ["stopTimeout"]),
+    "stopTimeout-negative": (lambda p: p["containers"][1].__setitem__("stopTimeout", -5),
+                             ["stopTimeout"]),
+    "stopTimeout-not-a-number": (lambda p: p["containers"][1].__setitem__("stopTimeout",
+                                                                          "soon"),
+                                 ["stopTimeout"]),
+    "relative-layer": (lambda p: p["containers"][1].__setitem__("layers", ["layers/x"]),
+                       ["layers"]),
+    "healthCheck-interval": (lambda p: p["containers"][1].__setitem__(
+        "healthCheck", {"command": ["CMD-SHELL", "true"], "interval": 1}),
+        ["healthCheck", "interval"]),
+}
+
+
+def _tree(path):
+    out = []
+    for dirpath, dirs, files in os.walk(path):
+        out += [os.path.relpath(os.path.join(dirpath, n), path) for n in dirs + files]
+    return sorted(out)
+
+
+@pytest.mark.parametrize("foreground", [False, True], ids=["detached", "foreground"])
+@pytest.mark.parametrize("case", sorted(BAD_PLANS))
+def test_bad_plan_refused_and_nothing_created(env, case, foreground):
+    t = _valid_plan(env)
+    mutate, words = BAD_PLANS[case]
+    plan = json.loads(json.dumps(t.plan))
+    mutate(plan)
+    t.write_plan(plan)
+    before = _tree(env.root)
+    rc, out, err = t.run_shim(*(["--foreground"] if foreground else []), timeout=20)
+    assert rc == 1, f"rc={rc}\nstdout: {out}\nstderr: {err}"
+    msgs = [ln for ln in err.splitlines() if ln.startswith("berth-shim: ")]
+    assert msgs, f"no 'berth-shim: ' message on stderr: {err!r}"
+    for w in words:
+        assert w in msgs[-1], f"{w!r} not named in {msgs[-1]!r}"
+    assert out.strip() == "", f"printed {out!r} for a refused plan"
+    assert _tree(env.root) == before, "a refused plan changed the directories"
+    assert not t.sock_path.exists()
+    assert not os.path.exists(t.log_dir)
+
+
+def test_unreadable_plan_refused(env):
+    t = _valid_plan(env)
+    t.write_plan(raw='{"taskId": "x", ')
+    rc, out, err = t.run_shim(timeout=20)
+    assert rc == 1 and err.startswith("berth-shim: "), (rc, out, err)
+    t.plan_path.unlink()
+    rc, out, err = t.run_shim(timeout=20)
+    assert rc == 1 and err.startswith("berth-shim: "), (rc, out, err)
+
+
+# ------------------------------------------------------------------ b) network, isolation
+
+WEB = 'trap "exit 0" TERM; httpd -f -p 8080 -h /var/www & wait'
+FETCH = ('for i in $(seq 100); do if wget -q -O- http://localhost:8080/index.html; '
+         'then exit 0; fi; sleep 0.1; done; echo fetch failed >&2; exit 1')
+
+
+def test_two_containers_share_localhost_host_reaches_task_and_tasks_are_apart(env):
+    other = env.task([ctr("peer", env.bb, 'trap "exit 0" TERM; sleep 4242 & wait')]).start()
+    other_st = other.wait_running()
+    t = env.task([
+        ctr("web", env.bb, WEB, stop_timeout=5),
+        ctr("client", env.bb, FETCH, essential=False),
+        ctr("probe", env.bb, "ps; echo ---; ls /proc", essential=False,
+            depends_on=[("client", "COMPLETE")]),
+    ]).start()
+    with t.events() as es:
+        st = t.wait_container("probe", lambda c: c["lastStatus"] == "STOPPED", 30,
+                              stream=es)
+        assert container(st, "client")["exitCode"] == 0, t.records("client")
+        assert "hello from berth" in t.stdout_lines("client"), t.records("client")
+        # A non-essential container's exit stops only itself.
+        assert st["lastStatus"] == "RUNNING", st
+        assert container(st, "web")["lastStatus"] == "RUNNING", st
+
+        ip, ip2 = st["network"]["ipv4Address"], other_st["network"]["ipv4Address"]
+        assert ip != ip2, "two tasks got the same address"
+        for a in (ip, ip2):
+            assert ipaddress.ip_address(a) in env.net.net, a
+        r = http_session().get(f"http://{ip}:8080/index.html", timeout=5)
+        assert r.status_code == 200 and r.text == "hello from berth\n", (r.status_code, r.text)
+
+        out = t.stdout_lines("probe")
+        ps, procs = out[:out.index("---")], out[out.index("---") + 1:]
+        text = "\n".join(out)
+        assert "4242" not in text and "httpd" not in text, \
+            f"another container's processes are visible:\n{text}"
+        pids = [int(x) for ln in procs for x in ln.split() if x.isdigit()]
+        assert pids and max(pids) < 50 and len(pids) <= 5, \
+            f"/proc shows more than the probe's own processes: {pids}"
+        assert len(ps) <= 4, f"ps shows other processes:\n{text}"
+        t.stop("done")
+        t.wait_stopped(30, es)
+    other.stop_and_wait()
+
+
+# ------------------------------------------------------------------ c) lifecycle
+
+def test_status_lifecycle_events_and_exit_record(env):
+    t = env.task([
+        ctr("gate", env.bb, "sleep 1.5", essential=False),
+        ctr("main", env.bb, 'trap "sleep 1; exit 0" TERM; sleep 1000 & wait', stop_timeout=10,
+            depends_on=[("gate", "COMPLETE")]),
+    ])
+    t0 = time.time()
+    t.start()
+    es = t.events()
+    try:
+        st = os.stat(t.sock_path)
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
+        assert es.initial["lastStatus"] == "PENDING", es.initial
+        assert es.initial["shimPid"] == t.pid
+
+        running = t.wait_running(20, stream=es)
+        assert running["lastStatus"] == "RUNNING"
+        with t.client() as c:
+            # An unknown request is answered, and the connection stays usable.
+            bad = c.request({"op": "frobnicate"})
+            assert bad.get("ok") is False and bad.get("error"), bad
+            bad = c.request(None, raw=b"this is not json\n")
+            assert bad.get("ok") is False and bad.get("error"), bad
+            s = c.status()
+        assert tk.find_nulls(s) == [], f"null members: {tk.find_nulls(s)}"
+        assert s["taskId"] == t.id and s["lastStatus"] == "RUNNING"
+        assert s["healthStatus"] == "UNKNOWN"
+        for k in ("stopCode", "stoppedReason", "stoppingAt", "stoppedAt"):
+            assert k not in s, f"{k} present while running: {s}"
+        assert t0 - 1 <= s["createdAt"] <= s["startedAt"] <= time.time() + 1, s
+        n = s["network"]
+        ip = ipaddress.ip_address(n["ipv4Address"])
+        assert ip in env.net.net and str(ip) != env.net.gateway, n
+        assert n["prefixLength"] == env.net.net.prefixlen, n
+        assert n["gateway"] == env.net.gateway, n
+        assert n["macAddress"] == "02:be:" + ":".join(f"{b:02x}" for b in ip.packed), n
+        assert n["netns"] == str(env.run_dir / "netns" / t.id), n
+        assert os.path.exists(n["netns"])
+        assert re.fullmatch(r"vberth[0-9a-f]{9}", n["hostInterface"]), n
+        assert tk.link_master(n["hostInterface"]) == env.net.bridge, n
+        assert n["hostname"] == "ip-" + str(ip).replace(".", "-"), n
+        gate, main = container(s, "gate"), container(s, "main")
+        assert gate["lastStatus"] == "STOPPED" and gate["exitCode"] == 0, gate
+        assert gate["startedAt"] <= gate["finishedAt"] <= main["startedAt"], (gate, main)
+        assert main["lastStatus"] == "RUNNING" and tk.alive(main["pid"]), main
+        assert "exitCode" not in main and "finishedAt" not in main, main
+
+        with t.client() as c:
+            assert c.stop("stopped by the lifecycle test") == {"ok": True}
+        # No event announces STOPPING: main's TERM trap takes 1 s, so status shows it.
+        stopping = tk.poll_until(
+            lambda: (lambda x: x if x["lastStatus"] != "RUNNING" else None)(t.status()),
+            5, "lastStatus to leave RUNNING after stop")
+        assert stopping["lastStatus"] == "STOPPING", stopping
+        assert "stoppingAt" in stopping and "stoppedAt" not in stopping, stopping
+        assert container(stopping, "main")["lastStatus"] == "RUNNING", stopping
+        final = t.wait_stopped(20, stream=es)
+        assert es.events[-1]["event"] == "task-stopped", es.events[-1]
+        assert es.next(time.monotonic() + 5) is None, "events went on after task-stopped"
+    finally:
+        es.close()
+
+    seen = [x["lastStatus"] for x in es.statuses()]
+    order = [tk.STATUS_ORDER.index(x) for x in seen]
+    assert order == sorted(order), f"lastStatus went backwards: {seen}"
+    kinds = [(e["event"], e.get("container")) for e in es.events]
+    for want in [("container-started", "main"), ("container-exited", "gate"),
+                 ("container-exited", "main")]:
+        assert want in kinds, f"{want} not in events {kinds}"
+    assert kinds.index(("container-exited", "gate")) < kinds.index(("container-started",
+                                                                    "main")), kinds
+
+    assert final["stopCode"] == "UserInitiated", final
+    assert final["stoppedReason"] == "stopped by the lifecycle test", final
+    assert final["createdAt"] <= final["startedAt"] <= final["stoppingAt"] <= \
+        final["stoppedAt"], final
+    assert final["stoppedAt"] - final["stoppingAt"] >= 0.9, "main's TERM trap sleeps 1 s"
+    m = container(final, "main")
+    assert m["lastStatus"] == "STOPPED" and m["exitCode"] == 0, m
+    assert m["startedAt"] <= m["finishedAt"] <= final["stoppedAt"], m
+    assert tk.find_nulls(final) == []
+    assert t.exit_record() == final, "exit.json differs from the final STATUS"
+    assert not t.sock_path.exists()
+    assert not tk.alive(t.pid)
+    # The events stream alone must tell a client the task became RUNNING:
+    # the STATUS of main's container-started event (main is the last
+    # essential container to start) already says so.
+    started = [e for e in es.events if e["event"] == "container-started"
+               and e.get("container") == "main"]
+    assert started and started[0]["task"]["lastStatus"] == "RUNNING", \
+        f"no event shows the task RUNNING: lastStatus per event {seen}"
+
+
+# ------------------------------------------------------------------ d) essential
+
+def test_essential_exit_stops_task_and_others_get_sigterm(env):
+    t = env.task([
+        ctr("main", env.bb, "sleep 1; exit 3"),
+        ctr("side", env.bb, 'trap "echo got-term; exit 42" TERM; sleep 1000 & wait',
+            stop_timeout=20),
+    ]).start()
+    final = t.wait_stopped(30)
+    assert final["stopCode"] == "EssentialContainerExited", final
+    assert final["stoppedReason"] == tk.ESSENTIAL_REASON, final
+    main, side = container(final, "main"), container(final, "side")
+    assert main["exitCode"] == 3, main
+    assert side["exitCode"] == 42, f"side was not stopped by SIGTERM: {side}"
+    assert "got-term" in t.stdout_lines("side")
+    assert final["stoppedAt"] - main["finishedAt"] < 10, "waited for the stop timeout"
+
+
+def test_nonessential_exit_stops_only_itself(env):
+    t = env.task([
+        ctr("helper", env.bb, "sleep 0.5; exit 5", essential=False),
+        ctr("main", env.bb, IDLE),
+    ]).start()
+    with t.events() as es:
+        st = t.wait_container("helper", lambda c: c["lastStatus"] == "STOPPED", 20, stream=es)
+        assert container(st, "helper")["exitCode"] == 5
+        # Nothing else may happen to the task for a while.
+        quiet_until = time.monotonic() + 1.5
+        try:
+            ev = es.next(quiet_until)
+        except socket.timeout:
+            ev = None
+        assert ev is None, f"the task reacted to a non-essential exit: {ev}"
+        st = t.status()
+        assert st["lastStatus"] == "RUNNING", st
+        assert container(st, "main")["lastStatus"] == "RUNNING", st
+        with t.client() as c:
+            c.stop("bye")
+        final = t.wait_stopped(20, es)
+    assert final["stopCode"] == "UserInitiated" and final["stoppedReason"] == "bye", final
+    assert container(final, "helper")["exitCode"] == 5
+
+
+# ------------------------------------------------------------------ e) stopTimeout
+
+def test_stop_timeout_sigkills_container_ignoring_sigterm(env):
+    t = env.task([ctr("stubborn", env.bb, 'trap "" TERM; while true; do sleep 1; done',
+                      stop_timeout=2)]).start()
+    with t.events() as es:
+        t.wait_running(20, es)
+        t0 = time.monotonic()
+        with t.client() as c:
+            c.stop()
+        final = t.wait_stopped(30, es)
+        elapsed = time.monotonic() - t0
+    assert 2.0 <= elapsed < 10, f"stop took {elapsed:.2f}s with stopTimeout 2"
+    s = container(final, "stubborn")
+    assert s["exitCode"] == 137, s
+    assert final["stoppedAt"] - final["stoppingAt"] >= 1.9, final
+
+
+# ------------------------------------------------------------------ f) dependsOn
+
+def test_depends_on_start_complete_success_order(env):
+    t = env.task([
+        ctr("a", env.bb, "sleep 1; exit 0", essential=False),
+        ctr("b", env.bb, IDLE, depends_on=[("a", "START")]),
+        ctr("c", env.bb, IDLE, depends_on=[("a", "COMPLETE")]),
+        ctr("d", env.bb, IDLE, depends_on=[("a", "SUCCESS")]),
+    ]).start()
+    with t.events() as es:
+        st = t.wait_running(20, es)
+        a, b, c, d = (container(st, n) for n in "abcd")
+        assert a["exitCode"] == 0, a
+        assert a["startedAt"] <= b["startedAt"] < a["finishedAt"], (a, b)
+        assert c["startedAt"] >= a["finishedAt"], (a, c)
+        assert d["startedAt"] >= a["finishedAt"], (a, d)
+        with t.client() as cl:
+            cl.stop()
+        t.wait_stopped(20, es)
+
+
+def test_stop_order_dependents_before_dependencies(env):
+    """ECS stops dependents first: the dependency gets SIGTERM only after
+    the container that depends on it has stopped."""
+    t = env.task([
+        ctr("base", env.bb, IDLE, stop_timeout=10),
+        ctr("app", env.bb, 'trap "sleep 1; exit 0" TERM; sleep 1000 & wait', stop_timeout=10,
+            depends_on=[("base", "START")]),
+    ]).start()
+    t.wait_running()
+    final = t.stop_and_wait()
+    base, app = container(final, "base"), container(final, "app")
+    assert app["exitCode"] == 0 and base["exitCode"] == 0, (app, base)
+    assert app["finishedAt"] <= base["finishedAt"], \
+        f"base stopped before its dependent app: {base['finishedAt']} < {app['finishedAt']}"
+
+
+def test_depends_on_success_that_cannot_hold_stops_task(env):
+    t = env.task([
+        ctr("x", env.bb, "sleep 0.5; exit 1", essential=False),
+        ctr("y", env.bb, IDLE, depends_on=[("x", "SUCCESS")]),
+        ctr("z", env.bb, IDLE),
+    ]).start()
+    with t.events() as es:
+        final = t.wait_stopped(30, es)
+        seen = [s["lastStatus"] for s in es.statuses()]
+    assert "RUNNING" not in seen, f"RUNNING with an essential container never started: {seen}"
+    assert container(final, "x")["exitCode"] == 1
+    y = container(final, "y")
+    assert y["lastStatus"] == "STOPPED" and "startedAt" not in y and "pid" not in y, y
+    assert container(final, "z")["exitCode"] == 0, "z did not get a clean SIGTERM"
+    assert final.get("stopCode") in ("TaskFailedToStart", "EssentialContainerExited"), final
+    assert final.get("stoppedReason"), final
+
+
+# ------------------------------------------------------------------ g) OOM
+
+def test_oom_kill_reported_as_out_of_memory(env):
+    t = env.task([ctr("hog", env.bb,
+                      'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived ${#x}')],
+                 memory=64).start()
+    final = t.wait_stopped(60)
+    hog = container(final, "hog")
+    assert hog["exitCode"] == 137, hog
+    assert hog.get("reason") == tk.OOM_REASON, hog
+    assert not any("survived" in x for x in t.stdout_lines("hog"))
+    assert final["stopCode"] == "EssentialContainerExited", final
+
+
+def test_sigkill_without_oom_is_not_reported_as_oom(env):
+    t = env.task([ctr("killed", env.bb, 'sh -c "kill -9 \\$\\$"; exit $?')],
+                 memory=64).start()
+    final = t.wait_stopped(30)
+    k = container(final, "killed")
+    assert k["exitCode"] == 137, k
+    assert not k.get("reason", "").startswith("OutOfMemoryError"), k
+
+
+# ------------------------------------------------------------------ h) CPU
+
+def test_task_cpu_256_gets_a_quarter_cpu(env):
+    t = env.task([ctr("burner", env.bb,
+                      'trap "exit 0" TERM; while :; do :; done & while :; do :; done')],
+                 cpu=256).start()
+    t.wait_running()
+    with t.client() as c:
+        time.sleep(0.5)          # measurement window, not a wait for an event
+        s1, t1 = c.stats(), time.monotonic()
+        time.sleep(3)
+        s2, t2 = c.stats(), time.monotonic()
+    used = (s2["task"]["cpuUsageUsec"] - s1["task"]["cpuUsageUsec"]) / 1e6
+    share = used / (t2 - t1)
+    assert 0.2 <= share <= 0.3, f"task got {share:.3f} CPU, want 0.25 ± 20%"
+    for k in ("memoryCurrent", "memoryPeak", "cpuUsageUsec", "pidsCurrent"):
+        assert isinstance(s2["task"][k], int), (k, s2)
+        assert isinstance(s2["containers"]["burner"][k], int), (k, s2)
+    assert s2["task"]["pidsCurrent"] >= 2
+    assert 0 < s2["task"]["memoryCurrent"] <= s2["task"]["memoryPeak"], s2
+    assert s2["containers"]["burner"]["cpuUsageUsec"] <= s2["task"]["cpuUsageUsec"]
+    t.stop_and_wait()
+
+
+# ------------------------------------------------------------------ i) pids
+
+def test_fork_bomb_held_by_pids_max(env):
+    """The bomb's pid 1 execs a sleep, so it never dies of a failed fork;
+    the task also gets one CPU of the two, so that the measurement of the
+    host's responsiveness is about pids, not about a starved machine."""
+    t = env.task([ctr("bomb", env.bb, '(f(){ f | f & }; f); exec sleep 1000', stop_timeout=2)],
+                 pidsMax=64, cpu=1024).start()
+    t.wait_running()
+    seen = []
+
+    def filled():
+        n = t.stats()["task"]["pidsCurrent"]
+        seen.append(n)
+        return n >= 56
+    tk.poll_until(filled, 20, "the fork bomb to fill pids.max")
+    for _ in range(10):
+        seen.append(t.stats()["task"]["pidsCurrent"])
+        t0 = time.monotonic()
+        subprocess.run(["true"], check=True, timeout=10)
+        assert time.monotonic() - t0 < 1.0, "the host is sluggish under the fork bomb"
+    assert max(seen) <= 64, f"pids.max 64 exceeded: {seen}"
+    t0 = time.monotonic()
+    final = t.stop_and_wait(timeout=30)
+    assert time.monotonic() - t0 < 15
+    assert final["stopCode"] == "UserInitiated"
+
+
+# ------------------------------------------------------------------ j) security probe
+
+PROBE = r"""
+grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | sed 's/:[[:space:]]*/=/'
+/bin/busybox unshare -U true 2>/dev/null; echo unshare=$?
+mount -t tmpfs x /tmp 2>/dev/null; echo mount=$?
+echo kcore=$(head -c 16 /proc/kcore 2>/dev/null | wc -c)
+echo keys=$(cat /proc/keys 2>/dev/null | wc -c)
+(: > /proc/sysrq-trigger) 2>/dev/null; echo sysrq=$?
+(: > /proc/sys/kernel/hostname) 2>/dev/null; echo procsys=$?
+echo firmware=$(ls /sys/firmware 2>/dev/null | wc -l)
+echo procs=$(ls /proc | grep -E '^[0-9]+$' | tr '\n' ' ')
+ls /run/berth >/dev/null 2>&1; echo runberth=$?
+ls "$RUNDIR" >/dev/null 2>&1; echo rundir=$?
+ls "$ROOT" >/dev/null 2>&1; echo sessroot=$?
+echo hostname=$(hostname)
+echo uid=$(id -u)
+(echo x >> /etc/hosts) 2>/dev/null; echo hostsw=$?
+grep -E ' /(etc/hosts|etc/resolv.conf|etc/hostname|sys|proc/sys|proc/sysrq-trigger) ' /proc/self/mountinfo | awk '{print "mnt=" $5 " " $6}'
+sed 's/^/hosts:/' /etc/hosts
+sed 's/^/resolv:/' /etc/resolv.conf
+sed 's/^/etchostname:/' /etc/hostname
+echo done=1
+"""
+
+
+def test_in_container_security_probe(env):
+    t = env.task([ctr("probe", env.bb, PROBE, environment=[
+        {"name": "RUNDIR", "value": str(env.run_dir)},
+        {"name": "ROOT", "value": str(env.session.root)}])]).start()
+    with t.events() as es:
+        hostname = es.initial["network"]["hostname"]
+        final = t.wait_stopped(30, es)
+    assert container(final, "probe")["exitCode"] == 0, (final, t.records("probe"))
+    out = t.stdout_lines("probe")
+    v = kv(out)
+    assert v.get("done") == "1", out
+    assert v["CapEff"] == tk.CAP_EFF_DOCKER, v
+    assert v["NoNewPrivs"] == "1", v
+    assert v["Seccomp"] == "2", v
+    assert v["unshare"] != "0", "unshare -U succeeded"
+    assert v["mount"] != "0", "mount succeeded"
+    assert v["kcore"] == "0", "/proc/kcore is readable"
+    assert v["keys"] == "0", "/proc/keys is readable"
+    assert v["sysrq"] != "0", "/proc/sysrq-trigger is writable"
+    assert v["procsys"] != "0", "/proc/sys is writable"
+    assert v["firmware"] == "0", "/sys/firmware is not masked"
+    pids = [int(x) for x in v["procs"].split()]
+    assert pids and 1 in pids and len(pids) <= 6, f"/proc shows other processes: {pids}"
+    assert v["runberth"] != "0" and v["rundir"] != "0" and v["sessroot"] != "0", v
+    assert v["hostname"] == hostname, (v, hostname)
+    assert v["uid"] == "0"
+    assert v["hostsw"] != "0", "/etc/hosts is writable"
+    mnts = {ln.split()[0][4:]: ln.split()[1] for ln in out if ln.startswith("mnt=")}
+    # (This kernel may lack /proc/sysrq-trigger and /proc/kcore altogether.)
+    for p in ["/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/sys", "/proc/sys"] + \
+            (["/proc/sysrq-trigger"] if os.path.exists("/proc/sysrq-trigger") else []):
+        assert p in mnts, f"{p} is not a bind mount: {mnts}"
+        assert "ro" in mnts[p].split(","), f"{p} is mounted {mnts[p]}"
+    hosts = (t.task_dir / "hosts").read_text().splitlines()
+    resolv = (t.task_dir / "resolv.conf").read_text().splitlines()
+    assert lines_with("hosts:", out) == hosts
+    assert lines_with("resolv:", out) == resolv
+    assert lines_with("etchostname:", out) == (t.task_dir / "hostname").read_text().splitlines()
+    assert any(hostname in ln for ln in hosts), hosts
+
+
+def test_user_env_workdir_ulimits_readonly_root(env):
+    script = ('echo uid=$(id -u); echo gid=$(id -g); echo groups=$(id -G); echo pwd=$(pwd); '
+              'echo "greeting=$GREETING"; echo path=$PATH; echo nofile=$(ulimit -n); '
+              'touch /home/app/x 2>/dev/null; echo rootfsw=$?; '
+              'touch /tmp/x 2>/dev/null; echo tmpw=$?')
+    t = env.task([ctr("who", env.bb, script, user="app", workingDirectory="/home/app",
+                      environment=[{"name": "GREETING", "value": "hi there"}],
+                      ulimits=[{"name": "nofile", "softLimit": 512, "hardLimit": 1024}],
+                      readonlyRootFilesystem=True)]).start()
+    final = t.wait_stopped(30)
+    assert container(final, "who")["exitCode"] == 0, t.records("who")
+    v = kv(t.stdout_lines("who"))
+    assert v["uid"] == "1000" and v["gid"] == "1000", v
+    assert set(v["groups"].split()) == {"1000", "1001"}, v
+    assert v["pwd"] == "/home/app" and v["greeting"] == "hi there", v
+    assert v["path"] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", v
+    assert v["nofile"] == "512", v
+    assert v["rootfsw"] != "0" and v["tmpw"] != "0", "readonlyRootFilesystem is writable"
+
+
+def test_overlay_rootfs_stacks_layers_and_spares_them(env):
+    layers = env.layers["multilayer"]
+    top = layers[-1] / "etc/berth/layer"
+    before = top.read_text()
+    script = ('echo layer=$(cat /etc/berth/layer); '
+              'test -e /etc/berth/removed; echo removed=$?; '
+              'echo data=$(ls /opt/data | tr "\\n" " "); '
+              'echo changed > /etc/berth/layer && echo written=$(cat /etc/berth/layer)')
+    t = env.task([ctr("ov", layers, script)]).start()
+    final = t.wait_stopped(30)
+    assert container(final, "ov")["exitCode"] == 0, t.records("ov")
+    v = kv(t.stdout_lines("ov"))
+    assert v["layer"] == "4" and v["removed"] != "0", v
+    assert v["data"].split() == ["new"], v
+    assert v["written"] == "changed", v
+    assert top.read_text() == before, "the container wrote into a lower layer"
+    cdir = t.task_dir / "containers"
+    files = [os.path.join(d, f) for d, _, fs in os.walk(cdir) for f in fs] if cdir.exists() else []
+    assert files == [], f"upper/work not deleted at teardown: {files}"
+
+
+# ------------------------------------------------------------------ k) start failures
+
+START_FAILURES = {
+    "exec-not-found": ({"entryPoint": ["nope"]},
+                       'CannotStartContainerError: exec: "nope": executable file not found '
+                       'in $PATH'),
+    "bad-user": ({"entryPoint": ["/bin/true"], "user": "nosuchuser"}, "nosuchuser"),
+    "bad-workdir": ({"entryPoint": ["/bin/true"], "workingDirectory": "/no/such/dir"},
+                    "/no/such/dir"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(START_FAILURES))
+def test_start_failure_gives_reason_and_task_failed_to_start(env, case):
+    fields, want = START_FAILURES[case]
+    c = ctr("app", env.bb)
+    c.update(fields)
+    t = env.task([c, ctr("side", env.bb, IDLE, essential=False)]).start()
+    final = t.wait_stopped(30)
+    app = container(final, "app")
+    assert app["lastStatus"] == "STOPPED", app
+    assert app.get("reason", "").startswith("CannotStartContainerError"), app
+    assert want in app["reason"], app
+    assert final["stopCode"] == "TaskFailedToStart", final
+    assert t.exit_record() == final
+
+
+def test_missing_layer_is_a_start_failure(env):
+    t = env.task([ctr("app", [env.root / "no-such-layer"], argv=["/bin/true"])])
+    t.write_plan()
+    rc, out, err = t.run_shim(timeout=30)
+    if rc == 0:
+        t.pid = int(out)
+        final = t.wait_stopped(30)
+        app = container(final, "app")
+        assert "CannotStartContainerError" in app.get("reason", ""), app
+        assert final["stopCode"] == "TaskFailedToStart", final
+    else:
+        assert rc == 1 and "berth-shim: " in err, (rc, out, err)
+
+
+def test_nonessential_start_failure_stops_only_itself(env):
+    t = env.task([ctr("main", env.bb, IDLE),
+                  ctr("extra", env.bb, argv=["nope"], essential=False)]).start()
+    with t.events() as es:
+        st = t.wait_container("extra", lambda c: c["lastStatus"] == "STOPPED", 20, stream=es)
+        assert "executable file not found" in container(st, "extra").get("reason", ""), st
+        st = t.wait_running(10, es)
+        assert st["lastStatus"] == "RUNNING", st
+        with t.client() as c:
+            c.stop()
+        final = t.wait_stopped(20, es)
+    assert final["stopCode"] == "UserInitiated"
+
+
+# ------------------------------------------------------------------ l) logs
+
+def test_logs_cri_format_order_streams_and_long_lines(env):
+    script = ('echo out-1; sleep 0.1; echo err-1 >&2; sleep 0.1; echo out-2; sleep 0.1; '
+              'printf "crlf\\r\\n"; sleep 0.1; echo "err-2 has  spaces" >&2; sleep 0.1; '
+              'head -c 20000 /dev/zero | tr "\\0" x; echo; sleep 0.1; printf no-newline')
+    t = env.task([ctr("talker", env.bb, script)]).start()
+    t.wait_stopped(30)
+    recs = t.records("talker")
+    got = [(s, tag, text) for _, s, tag, text in recs]
+    want = [("stdout", "F", "out-1"), ("stderr", "F", "err-1"), ("stdout", "F", "out-2"),
+            ("stdout", "F", "crlf"), ("stderr", "F", "err-2 has  spaces"),
+            ("stdout", "P", "x" * 16384), ("stdout", "F", "x" * (20000 - 16384)),
+            ("stdout", "F", "no-newline")]
+    assert got == want, "\n".join(map(repr, got))
+    stamps = [r[0] for r in recs]
+    assert stamps == sorted(stamps), stamps
+    assert t.log_path("talker").exists(), "logs must stay after teardown"
+
+
+def test_log_rotation_by_size(env):
+    script = ('i=0; while [ $i -lt 400 ]; do printf "line-%04d-padding-padding\\n" $i; '
+              'i=$((i+1)); done')
+    t = env.task([ctr("rot", env.bb, script,
+                      log_options={"max-size": "2k", "max-file": "3"})]).start()
+    t.wait_stopped(30)
+    files = tk.log_files(t.log_dir, "rot")
+    names = sorted(p.name for p in files)
+    assert names == ["rot.log", "rot.log.1", "rot.log.2"], names
+    texts = []
+    for p in files:
+        assert p.stat().st_size <= 2000, f"{p.name} is {p.stat().st_size} bytes > 2k"
+        texts += [r[3] for r in tk.read_records(p)]
+    nums = [int(x[5:9]) for x in texts]
+    assert nums == list(range(nums[0], 400)), "rotated logs are not a contiguous tail"
+    assert all(x == f"line-{n:04d}-padding-padding" for x, n in zip(texts, nums))
+    assert len(nums) > 60, nums
+
+
+BURST_LINES = 1_000_000
+BURST_PAD = ("0123456789abcdefghijklmnopqrstuvwxyz" * 3)[:90]
+
+
+def test_log_burst_100mb_counted_line_by_line(env):
+    assert len(BURST_PAD) == 90       # "%08d " + pad + "\n" = 100 bytes
+    script = (f"awk 'BEGIN {{ for (i = 0; i < {BURST_LINES}; i++) "
+              f"printf \"%08d {BURST_PAD}\\n\", i }}'")
+    t = env.task([ctr("burst", env.bb, script,
+                      log_options={"max-size": "300m", "max-file": "2"})]).start()
+    final = t.wait_stopped(120)
+    b = container(final, "burst")
+    assert b["exitCode"] == 0, b
+    assert b["finishedAt"] - b["startedAt"] < 30, "the writer was held up"
+    files = tk.log_files(t.log_dir, "burst")
+    assert [p.name for p in files] == ["burst.log"], files
+    n = 0
+    with open(files[0], "rb") as f:
+        for line in f:
+            parts = line.split(b" ", 3)
+            want = b"%08d %s\n" % (n, BURST_PAD.encode())
+            if len(parts) != 4 or parts[1] != b"stdout" or parts[2] != b"F" or \
+                    parts[3] != want:
+                raise AssertionError(f"record {n}: {line[:160]!r}")
+            n += 1
+    assert n == BURST_LINES, f"{BURST_LINES - n} lines lost"
+
+
+# ------------------------------------------------------------------ m) parent killed
+
+TICKER = 'trap "exit 0" TERM; i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.1 & wait; done'
+
+
+@pytest.mark.parametrize("foreground", [False, True], ids=["detached", "foreground"])
+def test_kill_9_of_parent_keeps_task_running(env, foreground):
+    t = env.task([ctr("ticker", env.bb, TICKER)])
+    parent = t.start_under_parent(foreground)
+    t.wait_running()
+    if foreground:
+        assert tk.proc_status_field(t.pid, "PPid") == str(parent.pid), \
+            "--foreground shim is not the sh's child"
+    parent.kill()
+    parent.wait(10)
+    assert tk.alive(t.pid), "the shim died with its parent"
+
+    def ticks():
+        return len([x for x in t.stdout_lines("ticker") if x.startswith("tick-")])
+    n0 = ticks()
+    tk.poll_until(lambda: ticks() >= n0 + 5, 10, "the task to go on logging")
+    st = t.status()                        # a new connection re-attaches
+    assert st["lastStatus"] == "RUNNING" and st["shimPid"] == t.pid, st
+    with t.events() as es:
+        with t.client() as c:
+            c.stop("re-attached stop")
+        final = t.wait_stopped(20, es)
+        assert es.events[-1]["event"] == "task-stopped"
+    assert final["stopCode"] == "UserInitiated"
+    assert final["stoppedReason"] == "re-attached stop"
+    assert t.exit_record() == final
+
+
+# ------------------------------------------------------------------ n) health
+
+READY = 'touch /tmp/ready; ' + IDLE
+
+
+def _health_events(es, name):
+    return [e["task"] for e in es.events if e.get("event") == "health-changed"
+            and e.get("container") == name]
+
+
+def test_health_check_pass_makes_container_and_task_healthy(env):
+    t = env.task([ctr("web", env.bb, READY, health=("test -f /tmp/ready", 5, 2, 1))]).start()
+    with t.events() as es:
+        assert container(es.initial, "web")["healthStatus"] == "UNKNOWN", es.initial
+        st = t.wait_container("web", lambda c: c.get("healthStatus") == "HEALTHY", 20,
+                              stream=es)
+        assert st["healthStatus"] == "HEALTHY", st
+        assert _health_events(es, "web"), [e.get("event") for e in es.events]
+        with t.client() as c:
+            c.stop()
+        t.wait_stopped(20, es)
+
+
+PROBE_COUNTER = ('n=$(cat /tmp/probes 2>/dev/null || echo 0); echo $((n+1)) > /tmp/probes; '
+                 '[ "$n" -lt 1 ]')
+
+
+def test_health_check_turning_bad_becomes_unhealthy(env):
+    t = env.task([ctr("flaky", env.bb, IDLE, health=(PROBE_COUNTER, 5, 2, 2))]).start()
+    with t.events() as es:
+        t.wait_container("flaky", lambda c: c.get("healthStatus") == "HEALTHY", 20, stream=es)
+        st = t.wait_container("flaky", lambda c: c.get("healthStatus") == "UNHEALTHY", 30,
+                              stream=es)
+        assert st["healthStatus"] == "UNHEALTHY", st
+        assert st["lastStatus"] == "RUNNING", "an unhealthy container is not stopped"
+        seq = [container(s, "flaky")["healthStatus"] for s in es.statuses()]
+        dedup = [x for i, x in enumerate(seq) if i == 0 or seq[i - 1] != x]
+        assert dedup == ["UNKNOWN", "HEALTHY", "UNHEALTHY"], seq
+        with t.client() as c:
+            c.stop()
+        t.wait_stopped(20, es)
+
+
+def test_depends_on_healthy(env):
+    t = env.task([
+        ctr("db", env.bb, READY, health=("test -f /tmp/ready", 5, 2, 1)),
+        ctr("app", env.bb, IDLE, depends_on=[("db", "HEALTHY")]),
+    ]).start()
+    with t.events() as es:
+        st = t.wait_container("app", lambda c: "startedAt" in c, 30, stream=es)
+        assert container(st, "db")["healthStatus"] == "HEALTHY", st
+        kinds = [(e["event"], e.get("container")) for e in es.events]
+        assert kinds.index(("health-changed", "db")) < kinds.index(("container-started",
+                                                                    "app")), kinds
+        for s in es.statuses():
+            if container(s, "db").get("healthStatus") != "HEALTHY":
+                assert "startedAt" not in container(s, "app"), s
+        with t.client() as c:
+            c.stop()
+        t.wait_stopped(20, es)
+
+
+# ------------------------------------------------------------------ o) init
+
+ORPHANS = '(sleep 0.3 &); (sleep 0.3 &); (sleep 0.3 &); exec sleep 1000'
+
+
+def _ns_init(pid):
+    """Host pid of the pid-namespace init of the container whose pid is given."""
+    ns = os.readlink(f"/proc/{pid}/ns/pid")
+    for p, _pp, state, _argv in tk.processes():
+        try:
+            if state != "Z" and os.readlink(f"/proc/{p}/ns/pid") == ns and \
+                    tk.proc_status_field(p, "NSpid").split()[-1] == "1":
+                return p
+        except (OSError, AttributeError):
+            continue
+    raise AssertionError(f"no init in the pid namespace of {pid}")
+
+
+def _children(pid):
+    return [(p, state) for p, pp, state, _ in tk.processes() if pp == pid]
+
+
+@pytest.mark.parametrize("init", [True, False], ids=["init", "no-init"])
+def test_init_process_reaps_zombies_and_forwards_signals(env, init):
+    t = env.task([ctr("z", env.bb, ORPHANS, stop_timeout=2 if not init else 10,
+                      linuxParameters={"initProcessEnabled": init})]).start()
+    st = t.wait_running()
+    init_pid = _ns_init(container(st, "z")["pid"])
+    if init:
+        # The orphans die after 0.3 s; the init must reap them: in the end
+        # its only child is the real process (sleep 1000).
+        kids = tk.poll_until(lambda: (lambda k: k if len(k) == 1 and k[0][1] != "Z" else None)(
+            _children(init_pid)), 10, "the init's children to be just the real process")
+        assert kids[0][1] != "Z"
+    else:
+        # Control: without the init, sleep is pid 1 and the orphans stay zombies.
+        tk.poll_until(lambda: len([s for _, s in _children(init_pid) if s == "Z"]) >= 3, 10,
+                      "three zombies under a non-reaping pid 1")
+    t0 = time.monotonic()
+    final = t.stop_and_wait()
+    elapsed = time.monotonic() - t0
+    z = container(final, "z")
+    if init:
+        assert z["exitCode"] == 143, f"SIGTERM not forwarded to the real process: {z}"
+        assert elapsed < 5, f"stop took {elapsed:.1f}s: SIGTERM was not forwarded"
+    else:
+        assert z["exitCode"] == 137, z
