@@ -8,7 +8,7 @@ PYTHON  := /usr/bin/python3
 # Debian packages the build, the tests, the demo and the benchmarks use.
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libcurl4-openssl-dev libssl-dev libarchive-dev libcjson-dev libzstd-dev \
-	libcmocka-dev python3-pytest python3-requests python3-jwt python3-cryptography \
+	libcmocka-dev libsqlite3-dev python3-pytest python3-requests python3-jwt python3-cryptography \
 	busybox-static zstd docker-registry apache2-utils skopeo podman runc \
 	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 libcap-dev libseccomp-dev \
 	qemu-system-x86 linux-image-amd64 python3 e2fsprogs kmod
@@ -18,7 +18,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 # and the guest's modprobe is the host's kmod.
 
 PKGS    := libcurl libarchive libcjson libcrypto libnl-3.0 libnl-route-3.0 libnftables \
-	   libseccomp libcap
+	   libseccomp libcap sqlite3
 CSTD    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -I.
 CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
