@@ -149,7 +149,8 @@ int rt_ulimit_resource(const char *name, int *ret, struct berth_err *err)
 
 void rt_spec_init(struct rt_spec *spec)
 {
-	*spec = (struct rt_spec){ .cgroup_fd = -1, .stdio = { -1, -1, -1 } };
+	*spec = (struct rt_spec){ .cgroup_fd = -1, .seccomp_cache_dirfd = -1,
+				  .stdio = { -1, -1, -1 } };
 }
 
 /* ---- child side --------------------------------------------------------- */
@@ -373,7 +374,7 @@ static int prepare(const struct rt_spec *s, struct launch *l, struct berth_err *
 	int r = validate(s, err);
 	if (r >= 0)
 		r = rt_security_prepare(s->cap_add, s->n_cap_add, s->cap_drop, s->n_cap_drop,
-					&l->sec, err);
+					s->seccomp_cache_dirfd, &l->sec, err);
 	if (r >= 0)
 		r = rt_mounts_prepare(&s->rootfs, s->binds, s->n_binds, &l->mounts, err);
 	if (r < 0)

@@ -67,6 +67,7 @@ struct rt_spec {
 	rt_before_start_fn before_start;  /* optional */
 	void *before_start_data;
 	int stdio[3];                 /* dup2'd to 0, 1, 2; -1: inherit ours */
+	int seccomp_cache_dirfd;      /* see rt_security_prepare(); -1: none */
 	/* initProcessEnabled: pid 1 is a minimal init that forwards signals
 	 * to argv's process and reaps zombies (runtime/init.h); rt_wait()
 	 * still yields argv's exit status. */

@@ -149,7 +149,7 @@ static _Noreturn void helper_main(struct exec_child *c)
 void rt_exec_spec_init(struct rt_exec_spec *spec)
 {
 	*spec = (struct rt_exec_spec){ .target_pidfd = -1, .cgroup_fd = -1,
-				       .stdio = { -1, -1, -1 } };
+				       .seccomp_cache_dirfd = -1, .stdio = { -1, -1, -1 } };
 }
 
 static int validate(const struct rt_exec_spec *s, struct berth_err *err)
@@ -270,7 +270,7 @@ int rt_exec_in(const struct rt_exec_spec *spec, struct rt_proc *ret, struct bert
 	int r = validate(spec, err);
 	if (r >= 0)
 		r = rt_security_prepare(spec->cap_add, spec->n_cap_add, spec->cap_drop,
-					spec->n_cap_drop, &sec, err);
+					spec->n_cap_drop, spec->seccomp_cache_dirfd, &sec, err);
 	if (r >= 0) {
 		const char *const *env = spec->env ? spec->env : no_env;
 		struct exec_child c = {

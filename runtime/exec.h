@@ -53,6 +53,7 @@ struct rt_exec_spec {
 	rt_before_start_fn before_start;  /* optional; pid and pidfd of the new process */
 	void *before_start_data;
 	int stdio[3];                 /* dup2'd to 0, 1, 2; -1: inherit ours */
+	int seccomp_cache_dirfd;      /* see rt_security_prepare(); -1: none */
 };
 
 /* Zeroes *spec and sets every fd to -1. */

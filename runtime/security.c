@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
@@ -343,19 +344,100 @@ static int export_bpf(scmp_filter_ctx ctx, struct rt_security *s, struct berth_e
 	return 0;
 }
 
+/* ---- the program cache -------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	for (const unsigned char *c = p; n--; c++)
+		h = (h ^ *c) * 0x100000001b3ull;
+	return h;
+}
+
+/* Everything the program depends on besides the capability set: the
+ * native ABI, libseccomp's version and the tables above, so a changed
+ * profile or library never reuses an old program. */
+static uint64_t profile_hash(void)
+{
+	const struct scmp_version *v = seccomp_version();
+	uint32_t arch = seccomp_arch_native();
+	uint64_t h = fnv(0xcbf29ce484222325ull, &arch, sizeof(arch));
+	if (v)
+		h = fnv(h, v, sizeof(*v));
+	for (size_t i = 0; i < ARRAY_SIZE(allowed); i++)
+		h = fnv(h, allowed[i], strlen(allowed[i]) + 1);
+	for (size_t i = 0; i < ARRAY_SIZE(denied); i++)
+		h = fnv(h, denied[i], strlen(denied[i]) + 1);
+	for (size_t i = 0; i < ARRAY_SIZE(gated); i++) {
+		h = fnv(h, &gated[i].cap, sizeof(gated[i].cap));
+		for (size_t j = 0; j < ARRAY_SIZE(gated[i].names) && gated[i].names[j]; j++)
+			h = fnv(h, gated[i].names[j], strlen(gated[i].names[j]) + 1);
+	}
+	return fnv(h, personalities, sizeof(personalities));
+}
+
+static void cache_name(uint64_t caps, char buf[64])
+{
+	snprintf(buf, 64, "seccomp-%016llx-%016llx.bpf", (unsigned long long)profile_hash(),
+		 (unsigned long long)caps);
+}
+
+/* A cached program is used only when it is a regular file that only its
+ * owner, root or us, can write, of a plausible size; the kernel checks
+ * the program itself when the child loads it. */
+static bool cache_load(int dirfd, const char *name, struct rt_security *s)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022) ||
+	    (st.st_uid != 0 && st.st_uid != geteuid()) || st.st_size <= 0 ||
+	    st.st_size % (off_t)sizeof(struct sock_filter) ||
+	    st.st_size > (off_t)(BPF_MAXINSNS * sizeof(struct sock_filter)))
+		return false;
+	s->bpf = malloc((size_t)st.st_size);
+	if (s->bpf && pread(fd, s->bpf, (size_t)st.st_size, 0) == st.st_size) {
+		s->bpf_len = (unsigned short)((size_t)st.st_size / sizeof(struct sock_filter));
+		return true;
+	}
+	free(s->bpf);
+	s->bpf = NULL;
+	return false;
+}
+
+/* Best effort: a program that cannot be cached is compiled again next
+ * time.  Temp file and rename, so a reader never sees half a program. */
+static void cache_store(int dirfd, const char *name, const struct rt_security *s)
+{
+	char tmp[96];
+	snprintf(tmp, sizeof(tmp), ".%s.%d", name, (int)getpid());
+	_cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	size_t len = s->bpf_len * sizeof(struct sock_filter);
+	if (write(fd, s->bpf, len) != (ssize_t)len || renameat(dirfd, tmp, dirfd, name) < 0)
+		unlinkat(dirfd, tmp, 0);
+}
+
 int rt_security_prepare(const char *const *add, size_t n_add, const char *const *drop,
-			size_t n_drop, struct rt_security *ret, struct berth_err *err)
+			size_t n_drop, int cache_dirfd, struct rt_security *ret,
+			struct berth_err *err)
 {
 	*ret = (struct rt_security){ .last_cap = (unsigned)cap_max_bits() - 1 };
 	int r = rt_caps_compute(add, n_add, drop, n_drop, &ret->caps, err);
 	if (r < 0)
 		return r;
+	char name[64];
+	cache_name(ret->caps, name);
+	if (cache_dirfd >= 0 && cache_load(cache_dirfd, name, ret))
+		return 0;
 	_cleanup_(seccomp_releasep) void *ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
 	if (!ctx)
 		return berth_errf(err, ENOMEM, "seccomp: init");
 	r = build_rules(ctx, ret->caps, err);
 	if (r >= 0)
 		r = export_bpf(ctx, ret, err);
+	if (r >= 0 && cache_dirfd >= 0)
+		cache_store(cache_dirfd, name, ret);
 	return r;
 }
 

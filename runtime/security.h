@@ -44,9 +44,14 @@ int rt_caps_compute(const char *const *add, size_t n_add, const char *const *dro
 		    size_t n_drop, uint64_t *ret, struct berth_err *err);
 
 /* Computes the capability set and compiles the seccomp filter for it.
- * Release with rt_security_release (also after a failure). */
+ * Compiling is most of a container start's CPU time, so with a
+ * cache_dirfd (a root-only directory; -1: none) compiled programs are
+ * kept there, keyed by the capability set, the ABI, libseccomp's version
+ * and the profile, and shared by every task agent.  Release with
+ * rt_security_release (also after a failure). */
 int rt_security_prepare(const char *const *add, size_t n_add, const char *const *drop,
-			size_t n_drop, struct rt_security *ret, struct berth_err *err);
+			size_t n_drop, int cache_dirfd, struct rt_security *ret,
+			struct berth_err *err);
 void rt_security_release(struct rt_security *s);
 
 /* Child side, as root with every capability: drops the bounding set and

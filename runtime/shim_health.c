@@ -95,6 +95,7 @@ static int probe_spawn(struct shim *s, struct ctr *c, struct berth_err *err)
 		spec.before_start = attach_probe;
 		spec.before_start_data = c->cg;
 	}
+	spec.seccomp_cache_dirfd = s->cachedirfd;
 	/* Probe output is not the container's: it does not go to its log. */
 	for (int i = 0; i < 3; i++)
 		spec.stdio[i] = s->nullfd;

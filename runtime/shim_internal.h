@@ -81,6 +81,7 @@ struct shim {
 	void *diag_data;
 	int epfd;
 	int taskdirfd, logdirfd, nullfd;
+	int cachedirfd;         /* <runDir>/seccomp: compiled filters, shared */
 	struct shim_src sig_src, listen_src, linger_src;
 	char sock_path[108];
 	bool sock_bound;

@@ -139,6 +139,7 @@ static void fill_spec(struct shim *s, struct ctr *c, struct start_ctx *x, struct
 		spec->before_start = attach_cgroup;
 		spec->before_start_data = c->cg;
 	}
+	spec->seccomp_cache_dirfd = s->cachedirfd;
 	spec->stdio[0] = s->nullfd;
 	spec->stdio[1] = x->out[1];
 	spec->stdio[2] = x->errp[1];

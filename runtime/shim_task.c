@@ -117,9 +117,14 @@ static int setup_container_dir(struct shim *s, struct ctr *c, struct berth_err *
 int task_setup(struct shim *s, struct berth_err *err)
 {
 	const struct plan *p = s->plan;
+	_cleanup_free_ char *cache = NULL;
+	if (asprintf(&cache, "%s/seccomp", p->run_dir) < 0)
+		return berth_errf(err, ENOMEM, "task %s: set-up: out of memory", p->task_id);
 	int r = open_dir(p->task_dir, 0700, &s->taskdirfd, err);
 	if (r >= 0)
 		r = open_dir(p->log_dir, 0750, &s->logdirfd, err);
+	if (r >= 0)
+		r = open_dir(cache, 0700, &s->cachedirfd, err);
 	if (r >= 0)
 		r = setup_cgroups(s, err);
 	if (r >= 0)
@@ -546,6 +551,8 @@ void task_free(struct shim *s)
 		close(s->taskdirfd);
 	if (s->logdirfd >= 0)
 		close(s->logdirfd);
+	if (s->cachedirfd >= 0)
+		close(s->cachedirfd);
 }
 
 void task_init_ctr(struct ctr *c)

@@ -1,8 +1,10 @@
 /* runtime/: container launch, user resolution, env merge.  Runs as root:
  * every test starts real containers from a busybox rootfs and probes them
  * from inside, as the OCI runtime-tools checker does. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -78,6 +80,14 @@ static void write_at(int dirfd, const char *name, const char *text, mode_t mode)
 	_cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+}
+
+/* Overwrites dirfd/name (mode kept) with len zero bytes. */
+static int write_at_len(int dirfd, const char *name, size_t len)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	char zero[64] = { 0 };
+	return fd >= 0 && write(fd, zero, len) == (ssize_t)len ? 0 : -1;
 }
 
 static void copy_busybox(int dirfd)
@@ -1084,6 +1094,46 @@ static void test_caps_compute(void **state)
 	assert_false(caps & 1);
 }
 
+/* The cache hands back exactly what a compile makes, keys on the
+ * capability set, and ignores a program others could have written. */
+static void test_seccomp_cache(void **state)
+{
+	(void)state;
+	struct berth_err err = { 0 };
+	char dir[] = "/tmp/berth-seccomp-test-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	struct rt_security plain, first, cached, other;
+	assert_int_equal(rt_security_prepare(NULL, 0, NULL, 0, -1, &plain, &err), 0);
+	assert_int_equal(rt_security_prepare(NULL, 0, NULL, 0, dfd, &first, &err), 0);
+	_cleanup_closedir_ DIR *d = fdopendir(dup(dfd));
+	char name[256] = "";
+	for (struct dirent *e; (e = readdir(d));)
+		if (e->d_name[0] != '.')
+			snprintf(name, sizeof(name), "%s", e->d_name);
+	assert_non_null(strstr(name, "a80425fb"));
+	assert_int_equal(rt_security_prepare(NULL, 0, NULL, 0, dfd, &cached, &err), 0);
+	assert_int_equal(cached.bpf_len, plain.bpf_len);
+	assert_memory_equal(cached.bpf, plain.bpf, plain.bpf_len * sizeof(*plain.bpf));
+	const char *admin[] = { "SYS_ADMIN" };
+	assert_int_equal(rt_security_prepare(admin, 1, NULL, 0, dfd, &other, &err), 0);
+	assert_true(other.bpf_len != plain.bpf_len ||
+		    memcmp(other.bpf, plain.bpf, plain.bpf_len * sizeof(*plain.bpf)));
+	rt_security_release(&other);
+	/* Group-writable: not trusted, compiled again (and replaced). */
+	assert_int_equal(fchmodat(dfd, name, 0620, 0), 0);
+	assert_int_equal(write_at_len(dfd, name, 8), 0);
+	assert_int_equal(rt_security_prepare(NULL, 0, NULL, 0, dfd, &other, &err), 0);
+	assert_int_equal(other.bpf_len, plain.bpf_len);
+	assert_memory_equal(other.bpf, plain.bpf, plain.bpf_len * sizeof(*plain.bpf));
+	rt_security_release(&other);
+	rt_security_release(&cached);
+	rt_security_release(&first);
+	rt_security_release(&plain);
+	assert_int_equal(berth_rm_rf_at(AT_FDCWD, dir, &err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1117,6 +1167,7 @@ int main(void)
 		cmocka_unit_test(test_resolve_user_stays_in_root),
 		cmocka_unit_test(test_env_merge),
 		cmocka_unit_test(test_caps_compute),
+		cmocka_unit_test(test_seccomp_cache),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

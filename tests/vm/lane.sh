@@ -25,7 +25,10 @@ if [ "${1:-}" != --inside ]; then
         echo "== cgroup v2 lane (qemu)"
     fi
     start=$(date +%s)
-    tests/vm/run --native-if-v2 --timeout "${BERTH_VM_LANE_VM_TIMEOUT:-1200}" \
+    # The checkout is shared into the guest: it may live under a path the
+    # guest replaces with a fresh directory (/tmp, /var/tmp), as a CI
+    # clone may.
+    tests/vm/run --native-if-v2 --share "$PWD" --timeout "${BERTH_VM_LANE_VM_TIMEOUT:-1200}" \
         -- tests/vm/lane.sh --inside "$@"
     rc=$?
     echo "== cgroup v2 lane: exit $rc, $(( $(date +%s) - start )) s wall"
