@@ -134,7 +134,7 @@ deps:
 	fi
 
 install: $(BINS:%=build/release/%)
-	install -D -m 0755 build/release/berth $(DESTDIR)/usr/local/bin/berth
+	for b in $(BINS); do install -D -m 0755 build/release/$$b $(DESTDIR)/usr/local/bin/$$b; done
 
 clean:
 	rm -rf build
