@@ -3,16 +3,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <netlink/errno.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/bridge.h>
 
-#define IP_FORWARD "/proc/sys/net/ipv4/ip_forward"
 
 static int bridge_create(struct net *net, struct berth_err *err)
 {
@@ -35,7 +32,7 @@ static int bridge_create(struct net *net, struct berth_err *err)
 	return 0;
 }
 
-static int bridge_get(struct net *net, struct rtnl_link **ret, struct berth_err *err)
+int net_bridge_get(struct net *net, struct rtnl_link **ret, struct berth_err *err)
 {
 	int r = rtnl_link_get_kernel(net->nl, 0, net->bridge, ret);
 	if (r == -NLE_OBJ_NOTFOUND || r == -NLE_NODEV)
@@ -80,21 +77,7 @@ static int bridge_address(struct net *net, int ifindex, struct berth_err *err)
 	return 0;
 }
 
-/* Masquerade alone does nothing unless the host routes between interfaces. */
-static int ip_forward_on(struct berth_err *err)
-{
-	_cleanup_close_ int fd = open(IP_FORWARD, O_RDWR | O_CLOEXEC);
-	char c = 0;
-	if (fd < 0 || pread(fd, &c, 1, 0) < 0)
-		return berth_errnof(err, errno, "read %s", IP_FORWARD);
-	if (c == '1')
-		return 0;
-	if (pwrite(fd, "1\n", 2, 0) != 2)
-		return berth_errnof(err, errno, "write %s", IP_FORWARD);
-	return 0;
-}
-
-static int bridge_check(struct net *net, struct rtnl_link *link, struct berth_err *err)
+int net_bridge_check(struct net *net, struct rtnl_link *link, struct berth_err *err)
 {
 	const char *type = rtnl_link_get_type(link);
 	if (!type || strcmp(type, "bridge") != 0)
@@ -106,39 +89,17 @@ static int bridge_check(struct net *net, struct rtnl_link *link, struct berth_er
 int net_bridge_ensure(struct net *net, struct berth_err *err)
 {
 	_cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
-	int r = bridge_get(net, &link, err);
+	int r = net_bridge_get(net, &link, err);
 	if (r == -ENOENT) {
 		r = bridge_create(net, err);
 		if (r == 0)
-			r = bridge_get(net, &link, err);
+			r = net_bridge_get(net, &link, err);
 		if (r == -ENOENT)
 			r = berth_errf(err, ENOENT, "bridge %s: vanished after creation", net->bridge);
 	}
 	if (r < 0)
 		return r;
-	if ((r = bridge_check(net, link, err)) < 0 || (r = bridge_up(net, link, err)) < 0)
+	if ((r = net_bridge_check(net, link, err)) < 0 || (r = bridge_up(net, link, err)) < 0)
 		return r;
 	return bridge_address(net, rtnl_link_get_ifindex(link), err);
-}
-
-int net_nat_ensure(struct net *net, struct berth_err *err)
-{
-	if (!net->nat)
-		return net_nat_remove(net, err);
-	int r = ip_forward_on(err);
-	return r < 0 ? r : net_nat_apply(net, err);
-}
-
-int net_bridge_remove(struct net *net, struct berth_err *err)
-{
-	_cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
-	int r = bridge_get(net, &link, err);
-	if (r == 0 && (r = bridge_check(net, link, err)) == 0) {
-		r = rtnl_link_delete(net->nl, link);
-		if (r < 0 && r != -NLE_OBJ_NOTFOUND && r != -NLE_NODEV)
-			return net_nl_err(err, r, "bridge %s: delete", net->bridge);
-	}
-	if (r < 0 && r != -ENOENT)
-		return r;
-	return net_nat_remove(net, err);
 }

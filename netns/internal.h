@@ -50,6 +50,11 @@ int net_nl_err(struct berth_err *err, int nlerr, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Makes `ip <table>` hold exactly the masquerade rule for the subnet. */
+/* The bridge's link (-ENOENT when missing); the caller puts it. */
+int net_bridge_get(struct net *net, struct rtnl_link **ret, struct berth_err *err);
+/* -EEXIST when link is not a bridge (some other interface of that name). */
+int net_bridge_check(struct net *net, struct rtnl_link *link, struct berth_err *err);
+
 int net_nat_apply(struct net *net, struct berth_err *err);
 /* Deletes `ip <table>`; a missing table is fine. */
 int net_nat_remove(struct net *net, struct berth_err *err);
