@@ -58,6 +58,34 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int berth_open_dir_p(const char *path, mode_t mode, int *ret, struct berth_err *err)
+{
+	int r = berth_mkdir_p(path, mode, err);
+	if (r < 0)
+		return r;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return berth_errnof(err, errno, "open %s", path);
+	*ret = fd;
+	return 0;
+}
+
+int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int berth_write_atomic_at(int dirfd, const char *name, const void *buf, size_t len,
 			  mode_t mode, struct berth_err *err)
 {

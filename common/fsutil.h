@@ -12,6 +12,13 @@
 /* mkdir -p; existing directories are fine. */
 int berth_mkdir_p(const char *path, mode_t mode, struct berth_err *err);
 
+/* mkdir -p path (mode for what it creates), then opens it O_DIRECTORY
+ * into *ret (the caller closes it). */
+int berth_open_dir_p(const char *path, mode_t mode, int *ret, struct berth_err *err);
+
+/* pwrite() until all of buf is written at off; 0 or -errno. */
+int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+
 /* Crash-safe replace of dirfd/name: write a temp file, fsync, rename over
  * name, fsync the directory.  Readers see the old or the new content. */
 int berth_write_atomic_at(int dirfd, const char *name, const void *buf, size_t len,

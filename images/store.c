@@ -81,22 +81,6 @@ static int random_name(const char *prefix, char *buf, size_t n, struct berth_err
 	return 0;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int blob_stat(struct img_store *s, const char *digest, struct stat *st)
 {
 	if (fstatat(s->blobsfd, img_digest_hex(digest), st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -283,7 +267,7 @@ static int put_blob_locked(struct img_store *s, const char *digest, const void *
 					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return berth_errnof(err, errno, "blob %s: create temp file", digest);
-	r = pwrite_all(fd, buf, len, 0);
+	r = berth_pwrite_all(fd, buf, len, 0);
 	if (r < 0)
 		r = berth_errnof(err, -r, "blob %s: write", digest);
 	else
@@ -336,7 +320,7 @@ int img_ingest_write(struct img_ingest *w, const void *buf, size_t len, struct b
 		w->overflow = true;
 		return size_mismatch(err, w->digest, w->size, w->written + (int64_t)len, true);
 	}
-	int r = pwrite_all(w->fd, buf, len, w->written);
+	int r = berth_pwrite_all(w->fd, buf, len, w->written);
 	if (r < 0) {
 		/* Part of buf may have landed without being hashed: cut it
 		 * off so the file still matches the hash (and can resume). */

@@ -396,21 +396,6 @@ static int open_tar(struct unpacker *u)
 
 /* ---- entries ------------------------------------------------------------- */
 
-static int pwrite_all(int fd, const char *p, size_t len, off_t off)
-{
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Copies the entry's data; sparse holes stay holes. */
 static int copy_data(struct unpacker *u, int fd, struct archive_entry *e)
 {
@@ -425,7 +410,7 @@ static int copy_data(struct unpacker *u, int fd, struct archive_entry *e)
 			return tar_fail(u, "read data");
 		if (off < 0)
 			return berth_errf(u->err, EINVAL, "negative data offset");
-		if ((r = pwrite_all(fd, buf, size, (off_t)off)) < 0)
+		if ((r = berth_pwrite_all(fd, buf, size, (off_t)off)) < 0)
 			return berth_errnof(u->err, -r, "write");
 	}
 	if (ftruncate(fd, (off_t)archive_entry_size(e)) < 0)

@@ -129,18 +129,6 @@ static int check_config(const struct net_config *cfg, struct berth_err *err)
 	return 0;
 }
 
-static int open_dir(const char *path, int *ret, struct berth_err *err)
-{
-	int r = berth_mkdir_p(path, 0700, err);
-	if (r < 0)
-		return r;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return berth_errnof(err, errno, "open %s", path);
-	*ret = fd;
-	return 0;
-}
-
 static int open_dirs(struct net *net, const struct net_config *cfg, struct berth_err *err)
 {
 	char ip[INET_ADDRSTRLEN];
@@ -154,9 +142,9 @@ static int open_dirs(struct net *net, const struct net_config *cfg, struct berth
 		net->ipam_path = NULL;
 		return berth_errf(err, ENOMEM, "network config: out of memory");
 	}
-	int r = open_dir(net->netns_dir, &net->netns_dirfd, err);
+	int r = berth_open_dir_p(net->netns_dir, 0700, &net->netns_dirfd, err);
 	if (r == 0)
-		r = open_dir(net->ipam_path, &net->ipam_dirfd, err);
+		r = berth_open_dir_p(net->ipam_path, 0700, &net->ipam_dirfd, err);
 	return r;
 }
 

@@ -279,6 +279,25 @@ int rt_child_exec(char *const *argv, char *const *env, const char *path, struct 
 	return rt_cerrf(err, ENOENT, "exec: \"%s\": executable file not found in $PATH", file);
 }
 
+int rt_child_lock_down(const struct rt_child_profile *p, int *sock, struct berth_err *err)
+{
+	int r = rt_child_stdio(p->stdio, err);
+	if (r >= 0)
+		r = rt_child_rlimits(p->ulimits, p->n_ulimits, err);
+	if (r >= 0)
+		r = rt_child_close_fds(sock, err);
+	if (r >= 0)
+		r = rt_security_set_user(p->sec, p->uid, p->gid, p->groups, p->n_groups, err);
+	if (r >= 0)
+		r = rt_child_cwd(p->cwd ? p->cwd : "/", err);
+	if (r >= 0)
+		r = rt_security_set_caps(p->sec, err);
+	if (r < 0)
+		return r;
+	umask(022);
+	return rt_security_lock(p->sec, err);
+}
+
 static int child_run(struct child *c, struct berth_err *err)
 {
 	const struct rt_spec *s = c->spec;
@@ -294,22 +313,13 @@ static int child_run(struct child *c, struct berth_err *err)
 		r = rt_mounts_setup(c->mounts, err);
 	if (r >= 0 && s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
 		r = rt_cerrnof(err, errno, "hostname %s", s->hostname);
+	const struct rt_child_profile prof = {
+		.stdio = s->stdio, .ulimits = s->ulimits, .n_ulimits = s->n_ulimits, .sec = c->sec,
+		.uid = s->uid, .gid = s->gid, .groups = s->groups, .n_groups = s->n_groups,
+		.cwd = s->cwd,
+	};
 	if (r >= 0)
-		r = rt_child_stdio(s->stdio, err);
-	if (r >= 0)
-		r = rt_child_rlimits(s->ulimits, s->n_ulimits, err);
-	if (r >= 0)
-		r = rt_child_close_fds(&c->sock, err);
-	if (r >= 0)
-		r = rt_security_set_user(c->sec, s->uid, s->gid, s->groups, s->n_groups, err);
-	if (r >= 0)
-		r = rt_child_cwd(s->cwd ? s->cwd : "/", err);
-	if (r >= 0)
-		r = rt_security_set_caps(c->sec, err);
-	if (r < 0)
-		return r;
-	umask(022);
-	r = rt_security_lock(c->sec, err);
+		r = rt_child_lock_down(&prof, &c->sock, err);
 	/* Last, so init and the command share every restriction. */
 	if (r >= 0 && s->init)
 		r = rt_init_fork(c->sock, s->uid != 0, err);

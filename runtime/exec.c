@@ -55,22 +55,13 @@ static int grandchild_run(struct exec_child *c, struct berth_err *err)
 	 * (the source cgroup must be visible in the caller's namespace). */
 	if (r >= 0 && setns(s->target_pidfd, CLONE_NEWCGROUP) < 0)
 		r = rt_cerrnof(err, errno, "join the container's cgroup namespace");
+	const struct rt_child_profile prof = {
+		.stdio = s->stdio, .ulimits = s->ulimits, .n_ulimits = s->n_ulimits, .sec = c->sec,
+		.uid = s->uid, .gid = s->gid, .groups = s->groups, .n_groups = s->n_groups,
+		.cwd = s->cwd,
+	};
 	if (r >= 0)
-		r = rt_child_stdio(s->stdio, err);
-	if (r >= 0)
-		r = rt_child_rlimits(s->ulimits, s->n_ulimits, err);
-	if (r >= 0)
-		r = rt_child_close_fds(&c->sock, err);
-	if (r >= 0)
-		r = rt_security_set_user(c->sec, s->uid, s->gid, s->groups, s->n_groups, err);
-	if (r >= 0)
-		r = rt_child_cwd(s->cwd ? s->cwd : "/", err);
-	if (r >= 0)
-		r = rt_security_set_caps(c->sec, err);
-	if (r < 0)
-		return r;
-	umask(022);
-	r = rt_security_lock(c->sec, err);
+		r = rt_child_lock_down(&prof, &c->sock, err);
 	return r < 0 ? r : rt_child_exec((char *const *)s->argv, c->env, c->path, err);
 }
 

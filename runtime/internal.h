@@ -46,6 +46,23 @@ int rt_child_close_fds(int *sock, struct berth_err *err);
 /* chdir, refusing a directory outside our root. */
 int rt_child_cwd(const char *cwd, struct berth_err *err);
 
+/* What a container's process and a process exec'd into it become, in
+ * order: stdio, ulimits, no inherited fds, the user, the working
+ * directory (checked with the user's rights), capabilities, umask 022,
+ * no_new_privs and seccomp. */
+struct rt_child_profile {
+	const int *stdio;                /* [3] */
+	const struct rt_ulimit *ulimits;
+	size_t n_ulimits;
+	const struct rt_security *sec;
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t n_groups;
+	const char *cwd;                 /* NULL: "/" */
+};
+int rt_child_lock_down(const struct rt_child_profile *p, int *sock, struct berth_err *err);
+
 /* execve argv[0], searched in path when it has no '/'; returns only on
  * failure, with Docker's wording ("exec: \"x\": executable file not found
  * in $PATH"). */

@@ -22,18 +22,6 @@
 
 /* ---- set-up ------------------------------------------------------------- */
 
-static int open_dir(const char *path, mode_t mode, int *ret, struct berth_err *err)
-{
-	int r = berth_mkdir_p(path, mode, err);
-	if (r < 0)
-		return r;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return berth_errnof(err, errno, "open %s", path);
-	*ret = fd;
-	return 0;
-}
-
 static int setup_cgroups(struct shim *s, struct berth_err *err)
 {
 	const struct plan *p = s->plan;
@@ -120,11 +108,11 @@ int task_setup(struct shim *s, struct berth_err *err)
 	_cleanup_free_ char *cache = NULL;
 	if (asprintf(&cache, "%s/seccomp", p->run_dir) < 0)
 		return berth_errf(err, ENOMEM, "task %s: set-up: out of memory", p->task_id);
-	int r = open_dir(p->task_dir, 0700, &s->taskdirfd, err);
+	int r = berth_open_dir_p(p->task_dir, 0700, &s->taskdirfd, err);
 	if (r >= 0)
-		r = open_dir(p->log_dir, 0750, &s->logdirfd, err);
+		r = berth_open_dir_p(p->log_dir, 0750, &s->logdirfd, err);
 	if (r >= 0)
-		r = open_dir(cache, 0700, &s->cachedirfd, err);
+		r = berth_open_dir_p(cache, 0700, &s->cachedirfd, err);
 	if (r >= 0)
 		r = setup_cgroups(s, err);
 	if (r >= 0)
