@@ -109,8 +109,12 @@ fuzz: $(FUZZ_BINS)
 # The cgroup-sensitive unit tests, both flavours, in ONE boot of a real
 # cgroup v2 kernel (qemu TCG; natively on a cgroup v2 host).  tests/vm/README.md.
 VM_LANE_TESTS := test_cgroups test_container test_netns
-vm-lane: $(VM_LANE_TESTS:%=build/release/tests/%) $(VM_LANE_TESTS:%=build/asan/tests/%)
-	@tests/vm/lane.sh $^
+# The shim's integration tests run in the guest too: OOM, cpu and pids
+# limits must hold on cgroup v2 as on v1.
+VM_LANE_PYTEST := tests/integration/test_shim.py
+vm-lane: $(VM_LANE_TESTS:%=build/release/tests/%) $(VM_LANE_TESTS:%=build/asan/tests/%) all
+	@BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim \
+	  tests/vm/lane.sh $(filter-out all,$^) $(VM_LANE_PYTEST)
 
 integration: all
 	BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
