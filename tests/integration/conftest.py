@@ -261,6 +261,17 @@ def _remove_cgroup_roots(cgroup_name):
                 pass
 
 
+def _keyctl_probe_layer(root):
+    """A one-file layer: tests/fixtures/keyctl_probe.c built static."""
+    layer = root / "keyctl-probe-layer"
+    layer.mkdir()
+    src = Path(__file__).resolve().parents[1] / "fixtures" / "keyctl_probe.c"
+    p = subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+                        str(layer / "keyctl-probe"), str(src)], capture_output=True, text=True)
+    assert p.returncode == 0, f"building {src}: {p.stderr}"
+    return layer
+
+
 @pytest.fixture(scope="session")
 def shim_session(registry_anon, catalogue):
     """Session state for berth-shim tests: a session root under /tmp, the
@@ -270,7 +281,7 @@ def shim_session(registry_anon, catalogue):
     table berth_test_<pid>, cgroupName berth-test-<pid>.  Removed again at
     session end."""
     if os.geteuid() != 0:
-        pytest.skip("berth-shim tests need root")
+        pytest.fail("berth-shim tests need root (real namespaces, cgroups and veths)")
     if not os.access(BERTH_BIN, os.X_OK):
         pytest.fail(f"berth binary not built: {BERTH_BIN} (run make)")
     if not os.access(tk.SHIM_BIN, os.X_OK):
@@ -295,6 +306,7 @@ def shim_session(registry_anon, catalogue):
             layers[name] = [store / "layers" / c.split(":", 1)[1] for c in im.chain_ids]
             for d in layers[name]:
                 assert d.is_dir(), f"pulled {name} but {d} is missing"
+        layers["keyctl-probe"] = [_keyctl_probe_layer(root)]
         yield ShimSession(root, net, layers)
     finally:
         for pid in tk.shim_processes(root):

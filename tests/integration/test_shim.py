@@ -538,6 +538,17 @@ def test_in_container_security_probe(env):
     assert any(hostname in ln for ln in hosts), hosts
 
 
+def test_keyring_syscalls_refused(env):
+    """Keys are not namespaced: Docker's profile refuses the keyring
+    syscalls, and so must ours (busybox has no keyctl, hence a probe)."""
+    t = env.task([ctr("keys", env.bb + env.layers["keyctl-probe"],
+                      argv=["/keyctl-probe"])]).start()
+    final = t.wait_stopped(30)
+    assert container(final, "keys")["exitCode"] == 0, (final, t.records("keys"))
+    v = kv(t.stdout_lines("keys"))
+    assert v == {"keyctl": "EPERM", "add_key": "EPERM", "request_key": "EPERM"}, v
+
+
 def test_user_env_workdir_ulimits_readonly_root(env):
     script = ('echo uid=$(id -u); echo gid=$(id -g); echo groups=$(id -G); echo pwd=$(pwd); '
               'echo "greeting=$GREETING"; echo path=$PATH; echo nofile=$(ulimit -n); '
