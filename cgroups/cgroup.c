@@ -401,6 +401,27 @@ int cg_group_dirfd(const struct cg_group *g)
 	return g->drv->version == CG_VERSION_2 ? g->fd[0] : -EOPNOTSUPP;
 }
 
+int cg_group_open_self_join(const struct cg_group *g, int *fds, size_t max, size_t *ret_n,
+			    struct berth_err *err)
+{
+	if (g->drv->version == CG_VERSION_2)
+		return berth_errf(err, EOPNOTSUPP, "cgroup %s: v2 joins with CLONE_INTO_CGROUP",
+				  g->rel);
+	if (g->drv->nhier > max)
+		return berth_errf(err, E2BIG, "cgroup %s: %u hierarchies", g->rel, g->drv->nhier);
+	for (unsigned i = 0; i < g->drv->nhier; i++) {
+		fds[i] = openat(g->fd[i], "tasks", O_WRONLY | O_CLOEXEC);
+		if (fds[i] < 0) {
+			int r = berth_errnof(err, errno, "cgroup %s: open tasks", g->path[i]);
+			while (i--)
+				close(fds[i]);
+			return r;
+		}
+	}
+	*ret_n = g->drv->nhier;
+	return 0;
+}
+
 const char *cg_group_path(const struct cg_group *g, unsigned i)
 {
 	return i < g->drv->nhier ? g->path[i] : NULL;

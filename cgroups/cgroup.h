@@ -132,6 +132,15 @@ int cg_group_attach(struct cg_group *g, pid_t pid, struct berth_err *err);
  * the parent's cgroup.  v1: -EOPNOTSUPP (attach the child instead). */
 int cg_group_dirfd(const struct cg_group *g);
 
+/* v1: opens each hierarchy's `tasks` file of the group (O_WRONLY,
+ * O_CLOEXEC) into fds[0..*ret_n), for a new process to join by writing
+ * "0" to each itself.  A thread moving itself skips the kernel's global
+ * threadgroup lock, whose RCU wait makes writing a pid to cgroup.procs
+ * cost 10-30 ms.  The caller closes the fds.  v2: -EOPNOTSUPP (use
+ * cg_group_dirfd() with CLONE_INTO_CGROUP). */
+int cg_group_open_self_join(const struct cg_group *g, int *fds, size_t max, size_t *ret_n,
+			    struct berth_err *err);
+
 /* Absolute directory of the group in hierarchy i (0-based); NULL past the
  * last.  v2 has one; v1 one per mounted hierarchy.  For logs and tests. */
 const char *cg_group_path(const struct cg_group *g, unsigned i);

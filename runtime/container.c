@@ -188,6 +188,14 @@ int rt_child_wait_go(int sock, struct berth_err *err)
 	return n == 1 ? 0 : rt_cerrf(err, EPIPE, "parent went away");
 }
 
+int rt_child_self_join(const int *fds, size_t n, struct berth_err *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (write(fds[i], "0", 1) != 1)
+			return rt_cerrnof(err, errno, "join cgroup");
+	return 0;
+}
+
 static int join_namespaces(const struct child *c, struct berth_err *err)
 {
 	if (c->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
@@ -306,7 +314,10 @@ static int child_run(struct child *c, struct berth_err *err)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return rt_cerrnof(err, errno, "set non-dumpable");
 	rt_child_reset_signals();
-	int r = rt_child_wait_go(c->sock, err);
+	/* First: what the child does from here on is charged to its cgroup. */
+	int r = rt_child_self_join(s->self_join_fds, s->n_self_join_fds, err);
+	if (r >= 0)
+		r = rt_child_wait_go(c->sock, err);
 	if (r >= 0)
 		r = join_namespaces(c, err);
 	if (r >= 0)

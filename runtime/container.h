@@ -66,6 +66,10 @@ struct rt_spec {
 	int cgroup_fd;
 	rt_before_start_fn before_start;  /* optional */
 	void *before_start_data;
+	/* cgroup v1: `tasks` files the child writes "0" to first thing, so it
+	 * moves itself (cg_group_open_self_join(), which says why). */
+	const int *self_join_fds;
+	size_t n_self_join_fds;
 	int stdio[3];                 /* dup2'd to 0, 1, 2; -1: inherit ours */
 	int seccomp_cache_dirfd;      /* see rt_security_prepare(); -1: none */
 	/* initProcessEnabled: pid 1 is a minimal init that forwards signals

@@ -49,7 +49,9 @@ struct exec_child {
 static int grandchild_run(struct exec_child *c, struct berth_err *err)
 {
 	const struct rt_exec_spec *s = c->spec;
-	int r = rt_child_wait_go(c->sock, err);
+	int r = rt_child_self_join(s->self_join_fds, s->n_self_join_fds, err);
+	if (r >= 0)
+		r = rt_child_wait_go(c->sock, err);
 	/* Now that we are in the container's cgroup: joined from outside its
 	 * cgroup namespace, CLONE_INTO_CGROUP would have been refused
 	 * (the source cgroup must be visible in the caller's namespace). */

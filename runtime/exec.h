@@ -52,6 +52,8 @@ struct rt_exec_spec {
 	int cgroup_fd;
 	rt_before_start_fn before_start;  /* optional; pid and pidfd of the new process */
 	void *before_start_data;
+	const int *self_join_fds;     /* as in struct rt_spec */
+	size_t n_self_join_fds;
 	int stdio[3];                 /* dup2'd to 0, 1, 2; -1: inherit ours */
 	int seccomp_cache_dirfd;      /* see rt_security_prepare(); -1: none */
 };

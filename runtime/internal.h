@@ -32,6 +32,10 @@ int rt_cerrnof(struct berth_err *err, int code, const char *fmt, ...)
  * ignored dispositions would survive execve. */
 void rt_child_reset_signals(void);
 
+/* Writes "0" to each fd (a cgroup v1 `tasks` file): the calling
+ * thread moves itself, without the kernel's global threadgroup lock. */
+int rt_child_self_join(const int *fds, size_t n, struct berth_err *err);
+
 /* Blocks until the parent sends its go-ahead byte on sock. */
 int rt_child_wait_go(int sock, struct berth_err *err);
 

@@ -63,12 +63,6 @@ static int timer_arm(struct shim *s, struct shim_src *src, int64_t ms, bool abs,
 	return 0;
 }
 
-static int attach_probe(pid_t pid, int pidfd, void *data, struct berth_err *err)
-{
-	(void)pidfd;
-	return cg_group_attach(data, pid, err);
-}
-
 static int probe_spawn(struct shim *s, struct ctr *c, struct berth_err *err)
 {
 	const struct plan_container *pc = c->pc;
@@ -88,13 +82,9 @@ static int probe_spawn(struct shim *s, struct ctr *c, struct berth_err *err)
 	spec.n_cap_add = pc->cap_add.n;
 	spec.cap_drop = (const char *const *)pc->cap_drop.v;
 	spec.n_cap_drop = pc->cap_drop.n;
-	int cgfd = cg_group_dirfd(c->cg);
-	if (cgfd >= 0) {
-		spec.cgroup_fd = cgfd;
-	} else {
-		spec.before_start = attach_probe;
-		spec.before_start_data = c->cg;
-	}
+	spec.cgroup_fd = cg_group_dirfd(c->cg);   /* v2; -EOPNOTSUPP on v1 */
+	spec.self_join_fds = c->join_fds;         /* v1 */
+	spec.n_self_join_fds = c->n_join_fds;
 	spec.seccomp_cache_dirfd = s->cachedirfd;
 	/* Probe output is not the container's: it does not go to its log. */
 	for (int i = 0; i < 3; i++)

@@ -32,14 +32,6 @@ static void ctx_release(struct start_ctx *x)
 	}
 }
 
-/* v1: the child is attached to every hierarchy while it waits (v2 uses
- * CLONE_INTO_CGROUP instead). */
-static int attach_cgroup(pid_t pid, int pidfd, void *data, struct berth_err *err)
-{
-	(void)pidfd;
-	return cg_group_attach(data, pid, err);
-}
-
 /* The image's /etc/passwd is the one in the topmost layer that has it
  * (every layer above it left it alone). */
 static int open_user_root(const struct plan_container *pc, int *ret, struct berth_err *err)
@@ -132,13 +124,9 @@ static void fill_spec(struct shim *s, struct ctr *c, struct start_ctx *x, struct
 	spec->n_cap_drop = pc->cap_drop.n;
 	spec->binds = binds;
 	spec->n_binds = 3;
-	int cgfd = cg_group_dirfd(c->cg);
-	if (cgfd >= 0) {
-		spec->cgroup_fd = cgfd;
-	} else {
-		spec->before_start = attach_cgroup;
-		spec->before_start_data = c->cg;
-	}
+	spec->cgroup_fd = cg_group_dirfd(c->cg);   /* v2; -EOPNOTSUPP on v1 */
+	spec->self_join_fds = c->join_fds;         /* v1 */
+	spec->n_self_join_fds = c->n_join_fds;
 	spec->seccomp_cache_dirfd = s->cachedirfd;
 	spec->stdio[0] = s->nullfd;
 	spec->stdio[1] = x->out[1];

@@ -42,7 +42,14 @@ static int setup_cgroups(struct shim *s, struct berth_err *err)
 			.memory_low = pc->memory_reservation_mib << 20,
 		};
 		snprintf(rel, sizeof(rel), "task-%s/%s", p->task_id, pc->name);
-		if ((r = cg_group_create(s->cgd, rel, &cl, &s->ctrs[i].cg, err)) < 0)
+		struct ctr *c = &s->ctrs[i];
+		if ((r = cg_group_create(s->cgd, rel, &cl, &c->cg, err)) < 0)
+			return r;
+		/* v1: the container's processes (and its health probes) move
+		 * themselves, the cheap way; v2 clones straight into the group. */
+		if (cg_group_dirfd(c->cg) < 0 &&
+		    (r = cg_group_open_self_join(c->cg, c->join_fds, ARRAY_SIZE(c->join_fds),
+						 &c->n_join_fds, err)) < 0)
 			return r;
 	}
 	return 0;
@@ -524,6 +531,8 @@ void task_free(struct shim *s)
 		for (size_t k = 0; k < ARRAY_SIZE(fds); k++)
 			if (fds[k]->fd >= 0)
 				close(fds[k]->fd);
+		for (size_t k = 0; k < c->n_join_fds; k++)
+			close(c->join_fds[k]);
 		health_free(c);
 		rt_log_close(c->log);
 		rt_strv_free(c->env);
