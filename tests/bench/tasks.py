@@ -19,6 +19,7 @@ and the shims' RSS.  Medians of BERTH_BENCH_STARTS (default 50) runs.
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -57,6 +58,18 @@ class Bench:
     def __init__(self, work, layers, rootfs, image_ref):
         self.work, self.layers, self.rootfs, self.image_ref = work, layers, rootfs, image_ref
         self.n = 0
+        self.pids = []     # detached shims, for stop_all()
+
+    def stop_all(self):
+        """SIGTERM every detached shim still running: each stops its task
+        and tears it down, leaving nothing behind."""
+        alive = [pid for pid in self.pids if os.path.exists(f"/proc/{pid}")]
+        for pid in alive:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in alive if os.path.exists(f"/proc/{pid}")]
+            time.sleep(0.05)
 
     def plan(self, argv, name=None):
         self.n += 1
@@ -68,8 +81,9 @@ class Bench:
             "logDir": str(self.work / "logs" / tid), "cgroupName": CGROUP,
             "network": {"mode": "awsvpc", "bridge": BRIDGE, "subnet": SUBNET,
                         "ipamDir": str(self.work / "ipam")},
+            # stopTimeout 2: a sleep as pid 1 ignores SIGTERM.
             "containers": [{"name": "main", "layers": self.layers, "entryPoint": argv,
-                            "essential": True}],
+                            "essential": True, "stopTimeout": 2}],
         }
         path = d / "plan.json"
         path.write_text(json.dumps(plan))
@@ -145,6 +159,31 @@ def rss(pid):
     return 0
 
 
+def pss(pid):
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def conmon_memory(work, ref):
+    """The peer of berth-shim: podman's per-container monitor, idle."""
+    p = run(podman_argv(work) + ["run", "-d", "--network", "none",
+                                 "--ulimit", "nofile=1024:4096", "--ulimit", "nproc=1024:1024",
+                                 ref, "/bin/sleep", "60"])
+    if p.returncode != 0:
+        return f"conmon: did not run: {p.stderr.strip()[-200:]}"
+    cid = p.stdout.strip()
+    try:
+        pid = int(run(podman_argv(work) + ["inspect", "--format", "{{.State.ConmonPid}}",
+                                           cid]).stdout.strip() or 0)
+        time.sleep(1)
+        return (f"conmon (podman's per-container monitor): RSS {rss(pid) / 2**20:.2f} MiB, "
+                f"PSS {pss(pid) / 2**20:.2f} MiB")
+    finally:
+        run(podman_argv(work) + ["rm", "-f", "-t", "0", cid])
+
+
 def many(b):
     """MANY tasks at once: time until all RUNNING, memory per idle task."""
     before = mem_available()
@@ -155,7 +194,7 @@ def many(b):
         p = subprocess.Popen([SHIM, str(path)], stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         tasks.append((tid, p))
-    pids = []
+    pids = b.pids
     for tid, p in tasks:
         out, err = p.communicate(timeout=120)
         if p.returncode != 0:
@@ -173,12 +212,11 @@ def many(b):
     time.sleep(1)   # let page cache and slabs settle before reading memory
     per_task = (before - mem_available()) / MANY
     shim_rss = statistics.median(rss(pid) for pid in pids)
+    shim_pss = statistics.median(pss(pid) for pid in pids)
     for s in socks:
         shim_ask(s, {"op": "stop", "reason": "bench done"})
-    for pid in pids:
-        while os.path.exists(f"/proc/{pid}"):
-            time.sleep(0.01)
-    return total, per_task, shim_rss
+    b.stop_all()
+    return total, per_task, shim_rss, shim_pss
 
 
 def cleanup_host():
@@ -205,6 +243,7 @@ def table(rows):
 
 def main():
     work = Path(tempfile.mkdtemp(prefix="berth-bench-tasks-", dir="/var/tmp"))
+    b = None
     try:
         with reg.Registry("anon") as r:
             im = fx.catalogue()["busybox"]
@@ -234,11 +273,15 @@ def main():
                     continue
                 rows.append((name, times, ""))
             table(rows)
-            total, per_task, shim_rss = many(b)
+            total, per_task, shim_rss, shim_pss = many(b)
             print(f"\n{MANY} tasks at once: all RUNNING after {total:.2f} s; host memory "
-                  f"{per_task / 2**20:.2f} MiB per idle task; shim RSS median "
-                  f"{shim_rss / 2**20:.2f} MiB")
+                  f"{per_task / 2**20:.2f} MiB per idle task")
+            print(f"berth-shim: RSS median {shim_rss / 2**20:.2f} MiB, "
+                  f"PSS {shim_pss / 2**20:.2f} MiB")
+            print(conmon_memory(work, ref))
     finally:
+        if b:
+            b.stop_all()
         run(podman_argv(work) + ["system", "reset", "--force"])
         cleanup_host()
         shutil.rmtree(work, ignore_errors=True)
