@@ -32,6 +32,7 @@ int cmd_pull(struct cli *c, int argc, char **argv);
 int cmd_images(struct cli *c, int argc, char **argv);
 int cmd_rmi(struct cli *c, int argc, char **argv);
 int cmd_inspect_image(struct cli *c, int argc, char **argv);
+int cmd_daemon(struct cli *c, int argc, char **argv);
 
 /* Progress display of a pull: bars redrawn in place on a TTY, one plain
  * line per layer state change otherwise. */

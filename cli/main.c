@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{ "images", cmd_images, "list the images in the local store" },
 	{ "rmi", cmd_rmi, "remove an image and garbage-collect what nothing uses" },
 	{ "inspect-image", cmd_inspect_image, "print an image's config as JSON" },
+	{ "daemon", cmd_daemon, "run the control plane: the ECS API on a socket" },
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,681 @@
+/* daemon/api: HTTP listeners, the AWS JSON 1.1 envelope, dispatch. */
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>  /* TAILQ_FOREACH for keyvalq_struct.h */
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#include "daemon/api.h"
+#include "daemon/api_internal.h"
+#include "daemon/sigv4.h"
+
+#define TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
+#define CONTENT_TYPE "application/x-amz-json-1.1"
+
+/* evhttp's own limit, above ours: bodies between the two are read and get
+ * our JSON 413; beyond it libevent answers 413 itself (an HTML body) after
+ * draining the upload, so a hostile client cannot make us buffer more. */
+#define API_BODY_HARD_MAX (4 * API_BODY_MAX)
+
+struct api_listener {
+	struct api *api;
+	struct evhttp *http;
+	bool auth;                  /* SigV4 required (TCP) */
+	char *unix_path;            /* the socket to unlink on free, or NULL */
+	dev_t dev;
+	ino_t ino;
+	struct api_listener *next;
+};
+
+struct api {
+	struct event_base *base;
+	struct store *store;
+	struct api_config cfg;
+	struct api_listener *listeners;
+};
+
+static const struct api_op {
+	const char *name;
+	int (*fn)(struct api_call *c);
+} ops[] = {
+	{ "CreateCluster", api_op_create_cluster },
+	{ "DescribeClusters", api_op_describe_clusters },
+	{ "ListClusters", api_op_list_clusters },
+	{ "DeleteCluster", api_op_delete_cluster },
+};
+
+/* ---- errors and member readers (api_internal.h) ---- */
+
+int api_error(struct api_call *c, int status, const char *type, const char *fmt, ...)
+{
+	c->type = type;
+	c->status = status ? status : strcmp(type, API_E_SERVER) == 0 ? 500 : 400;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->message, sizeof(c->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int api_store_error(struct api_call *c, int r, const struct berth_err *err)
+{
+	if (r == -EINVAL)
+		return api_error(c, 0, API_E_INVALID, "%s", err->msg);
+	return api_error(c, 0, API_E_SERVER, "%s", err->msg[0] ? err->msg : strerror(-r));
+}
+
+int api_oom(struct api_call *c)
+{
+	return api_error(c, 0, API_E_SERVER, "out of memory");
+}
+
+/* The member, or NULL when absent; JSON null counts as absent, as in
+ * botocore, which never sends one. */
+static const cJSON *member(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+static int missing(struct api_call *c, const char *path, const char *name, bool required)
+{
+	if (required)
+		return api_error(c, 0, API_E_INVALID, "%s%s: a value is required", path, name);
+	return 0;
+}
+
+int api_get_string(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		   bool required, const char **ret)
+{
+	const cJSON *v = member(obj, name);
+	*ret = NULL;
+	if (!v)
+		return missing(c, path, name, required);
+	if (!cJSON_IsString(v))
+		return api_error(c, 0, API_E_INVALID, "%s%s: expected a string", path, name);
+	*ret = v->valuestring;
+	return 0;
+}
+
+int api_get_object(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		   bool required, const cJSON **ret)
+{
+	const cJSON *v = member(obj, name);
+	*ret = NULL;
+	if (!v)
+		return missing(c, path, name, required);
+	if (!cJSON_IsObject(v))
+		return api_error(c, 0, API_E_INVALID, "%s%s: expected an object", path, name);
+	*ret = v;
+	return 0;
+}
+
+int api_get_array(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		  bool required, size_t max, const cJSON **ret)
+{
+	const cJSON *v = member(obj, name);
+	*ret = NULL;
+	if (!v)
+		return missing(c, path, name, required);
+	if (!cJSON_IsArray(v))
+		return api_error(c, 0, API_E_INVALID, "%s%s: expected a list", path, name);
+	if ((size_t)cJSON_GetArraySize(v) > max)
+		return api_error(c, 0, API_E_INVALID, "%s%s: at most %zu members are allowed",
+				 path, name, max);
+	*ret = v;
+	return 0;
+}
+
+int api_get_int(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		bool required, int64_t min, int64_t max, bool *ret_present, int64_t *ret)
+{
+	const cJSON *v = member(obj, name);
+	*ret_present = false;
+	if (!v)
+		return missing(c, path, name, required);
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+		return api_error(c, 0, API_E_INVALID, "%s%s: expected an integer", path, name);
+	/* Range-check as a double first: a huge number must not overflow
+	 * the conversion. */
+	if (v->valuedouble < (double)min || v->valuedouble > (double)max)
+		return api_error(c, 0, API_E_INVALID, "%s%s: must be between %lld and %lld",
+				 path, name, (long long)min, (long long)max);
+	*ret = (int64_t)v->valuedouble;
+	*ret_present = true;
+	return 0;
+}
+
+int api_get_bool(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		 bool *ret_present, bool *ret)
+{
+	const cJSON *v = member(obj, name);
+	*ret_present = false;
+	if (!v)
+		return 0;
+	if (!cJSON_IsBool(v))
+		return api_error(c, 0, API_E_INVALID, "%s%s: expected a boolean", path, name);
+	*ret = cJSON_IsTrue(v);
+	*ret_present = true;
+	return 0;
+}
+
+int api_get_enum(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		 bool required, const char *const *words, const char **ret)
+{
+	const char *s;
+	if (api_get_string(c, obj, path, name, required, &s) < 0)
+		return -1;
+	*ret = NULL;
+	if (!s)
+		return 0;
+	for (size_t i = 0; words[i]; i++)
+		if (strcmp(s, words[i]) == 0) {
+			*ret = words[i];
+			return 0;
+		}
+	char list[256] = "";
+	size_t off = 0;
+	for (size_t i = 0; words[i] && off < sizeof(list); i++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "", words[i]);
+	return api_error(c, 0, API_E_INVALID, "%s%s: '%.128s' is not one of %s", path, name, s, list);
+}
+
+bool api_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > API_NAME_MAX)
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+char *api_arn(const struct api_call *c, const char *kind, const char *name)
+{
+	char *s;
+	if (asprintf(&s, "arn:aws:ecs:%s:%s:%s/%s", c->region, c->account_id, kind, name) < 0)
+		return NULL;
+	return s;
+}
+
+int api_get_page(struct api_call *c, struct store_page *ret)
+{
+	bool have;
+	int64_t n = 0;
+	const char *tok;
+	if (api_get_int(c, c->in, "", "maxResults", false, 1, STORE_PAGE_MAX, &have, &n) < 0 ||
+	    api_get_string(c, c->in, "", "nextToken", false, &tok) < 0)
+		return -1;
+	/* An empty token is the first page, as no token is. */
+	*ret = (struct store_page){ .max_results = (int)n, .next_token = tok && *tok ? tok : NULL };
+	return 0;
+}
+
+bool api_add_string(cJSON *obj, const char *name, const char *v)
+{
+	return cJSON_AddStringToObject(obj, name, v ? v : "") != NULL;
+}
+
+bool api_add_number(cJSON *obj, const char *name, double v)
+{
+	return cJSON_AddNumberToObject(obj, name, v) != NULL;
+}
+
+cJSON *api_add_array(cJSON *obj, const char *name)
+{
+	return cJSON_AddArrayToObject(obj, name);
+}
+
+/* ---- the envelope ---- */
+
+static void request_id(char out[37])
+{
+	unsigned char b[16];
+	/* getrandom() of 16 bytes does not fail once the pool is up; should
+	 * it, an id from the clock still tells requests apart in logs. */
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		memset(b, 0, sizeof(b));
+		memcpy(b, &ts, sizeof(ts) < sizeof(b) ? sizeof(ts) : sizeof(b));
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);  /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);  /* RFC 4122 variant */
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	default:  return "Internal Server Error";
+	}
+}
+
+static void send_body(struct evhttp_request *req, int status, const char *rid, const char *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", CONTENT_TYPE);
+	evhttp_add_header(h, "x-amzn-RequestId", rid);
+	struct evbuffer *b = evbuffer_new();
+	if (b && evbuffer_add(b, body, strlen(body)) < 0) {
+		evbuffer_free(b);
+		b = NULL;
+	}
+	evhttp_send_reply(req, b ? status : 500, reason_phrase(b ? status : 500), b);
+	if (b)
+		evbuffer_free(b);
+}
+
+static void send_error(struct api *a, struct evhttp_request *req, const char *rid, int status,
+		       const char *type, const char *message)
+{
+	if (status >= 500 && a->cfg.log)
+		fprintf(a->cfg.log, "berth daemon: request %s: %s: %s\n", rid, type, message);
+	_cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+	_cleanup_free_ char *s = NULL;
+	if (o && api_add_string(o, "__type", type) && api_add_string(o, "message", message))
+		s = cJSON_PrintUnformatted(o);
+	send_body(req, s ? status : 500,
+		  rid, s ? s : "{\"__type\":\"ServerException\",\"message\":\"out of memory\"}");
+}
+
+/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF):
+ * cJSON passes bytes through, and a client must never get back a string
+ * it cannot decode. */
+static bool utf8_valid(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char b = p[i];
+		size_t len;
+		uint32_t cp, min;
+		if (b < 0x80) {
+			i++;
+			continue;
+		} else if ((b & 0xe0) == 0xc0) {
+			len = 2, cp = b & 0x1f, min = 0x80;
+		} else if ((b & 0xf0) == 0xe0) {
+			len = 3, cp = b & 0x0f, min = 0x800;
+		} else if ((b & 0xf8) == 0xf0) {
+			len = 4, cp = b & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/* The body is not NUL-terminated: every scan stops at END. */
+static const char *skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+/* SigV4 for a TCP request: 0 when it may proceed, -1 after answering. */
+static int check_auth(struct api *a, struct evhttp_request *req, const char *rid,
+		      const void *body, size_t len)
+{
+	if (!a->cfg.credentials)        /* --insecure-no-auth */
+		return 0;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	size_t n = 0;
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, in, next)
+		n++;
+	_cleanup_free_ struct api_http_header *hs = calloc(n ? n : 1, sizeof(*hs));
+	if (!hs) {
+		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
+		return -1;
+	}
+	n = 0;
+	TAILQ_FOREACH(kv, in, next)
+		hs[n++] = (struct api_http_header){ kv->key, strlen(kv->key), kv->value, strlen(kv->value) };
+	struct api_sigv4_request sr = {
+		.method = "POST",
+		.target = evhttp_request_get_uri(req),
+		.headers = hs,
+		.n_headers = n,
+		.body = body,
+		.body_len = len,
+	};
+	struct api_sigv4_result res;
+	struct berth_err err = { 0 };
+	int r = api_sigv4_verify(&sr, a->cfg.credentials, a->cfg.region, "ecs", time(NULL), &res, &err);
+	if (r < 0)
+		send_error(a, req, rid, 500, API_E_SERVER, err.msg);
+	else if (!res.ok)
+		send_error(a, req, rid, res.http_status ? res.http_status : 403, res.error_type,
+			   res.message);
+	bool ok = r == 0 && res.ok;
+	api_sigv4_result_done(&res);
+	return ok ? 0 : -1;
+}
+
+static const struct api_op *find_op(const char *target)
+{
+	if (!target || strncmp(target, TARGET_PREFIX, strlen(TARGET_PREFIX)) != 0)
+		return NULL;
+	const char *name = target + strlen(TARGET_PREFIX);
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+		if (strcmp(name, ops[i].name) == 0)
+			return &ops[i];
+	return NULL;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One request, in the order AWS's front end checks: route, size,
+ * signature, operation, body, then the operation's own validation. */
+static void handle(struct evhttp_request *req, void *arg)
+{
+	struct api_listener *l = arg;
+	struct api *a = l->api;
+	char rid[37];
+	request_id(rid);
+
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!path || strcmp(path, "/") != 0) {
+		send_error(a, req, rid, 404, "UnknownOperationException",
+			   "The ECS API is served at POST / only.");
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		send_error(a, req, rid, 405, "UnknownOperationException",
+			   "The ECS API accepts POST requests only.");
+		return;
+	}
+	struct evbuffer *inbuf = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(inbuf);
+	if (len > API_BODY_MAX) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "Request body of %zu bytes exceeds the limit of %d bytes.",
+			 len, API_BODY_MAX);
+		send_error(a, req, rid, 413, API_E_CLIENT, msg);
+		return;
+	}
+	const char *body = len ? (const char *)evbuffer_pullup(inbuf, -1) : "";
+	if (!body) {
+		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
+		return;
+	}
+	if (l->auth && check_auth(a, req, rid, body, len) < 0)
+		return;
+
+	const char *target = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Amz-Target");
+	const struct api_op *op = find_op(target);
+	if (!op) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), target ? "Unknown operation '%.200s'."
+			 : "Missing X-Amz-Target header: no operation named.", target);
+		send_error(a, req, rid, 400, "UnknownOperationException", msg);
+		return;
+	}
+
+	_cleanup_(cJSON_Deletep) cJSON *in = NULL;
+	if (!utf8_valid((const unsigned char *)body, len)) {
+		send_error(a, req, rid, 400, "SerializationException", "The request body is not valid UTF-8.");
+		return;
+	}
+	if (skip_space(body, body + len) == body + len) {
+		in = cJSON_CreateObject();  /* an empty body is {} */
+	} else {
+		const char *end = NULL;
+		in = cJSON_ParseWithLengthOpts(body, len, &end, false);
+		if (in && end)
+			end = skip_space(end, body + len);
+		if (!in || end != body + len || !cJSON_IsObject(in)) {
+			send_error(a, req, rid, 400, "SerializationException",
+				   in ? "The request body must be one JSON object."
+				      : "The request body is not valid JSON.");
+			return;
+		}
+	}
+	if (!in) {
+		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
+		return;
+	}
+
+	struct api_call c = {
+		.store = a->store,
+		.region = a->cfg.region,
+		.account_id = a->cfg.account_id,
+		.in = in,
+		.now_ms = now_ms(),
+	};
+	if (op->fn(&c) < 0 || !c.out) {
+		if (!c.type)
+			api_error(&c, 0, API_E_SERVER, "%s: no response", op->name);
+		send_error(a, req, rid, c.status, c.type, c.message);
+		cJSON_Delete(c.out);
+		return;
+	}
+	_cleanup_free_ char *s = cJSON_PrintUnformatted(c.out);
+	cJSON_Delete(c.out);
+	if (!s) {
+		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
+		return;
+	}
+	send_body(req, 200, rid, s);
+}
+
+/* ---- listeners ---- */
+
+int api_new(struct event_base *base, struct store *store, const struct api_config *cfg,
+	    struct api **ret, struct berth_err *err)
+{
+	if (!cfg->region || !*cfg->region || !cfg->account_id || !*cfg->account_id)
+		return berth_errf(err, EINVAL, "api: a region and an account id are required");
+	struct api *a = calloc(1, sizeof(*a));
+	if (!a)
+		return berth_errf(err, ENOMEM, "api: out of memory");
+	a->base = base;
+	a->store = store;
+	a->cfg = *cfg;
+	*ret = a;
+	return 0;
+}
+
+static int listener_add(struct api *a, struct evconnlistener *lev, bool auth,
+			struct api_listener **ret, struct berth_err *err)
+{
+	struct api_listener *l = calloc(1, sizeof(*l));
+	struct evhttp *http = l ? evhttp_new(a->base) : NULL;
+	if (!http) {
+		free(l);
+		evconnlistener_free(lev);
+		return berth_errf(err, ENOMEM, "api: out of memory");
+	}
+	l->api = a;
+	l->http = http;
+	l->auth = auth;
+	evhttp_set_max_body_size(http, API_BODY_HARD_MAX);
+	/* Drain an oversized upload before answering, so the client reads
+	 * the 413 instead of a connection reset. */
+	evhttp_set_flags(http, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_timeout(http, API_REQUEST_TIMEOUT);
+	/* Every method reaches handle(), which answers the wrong ones in
+	 * AWS's error format rather than libevent's HTML. */
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+				   EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(http, handle, l);
+	if (!evhttp_bind_listener(http, lev)) {
+		evconnlistener_free(lev);
+		evhttp_free(http);
+		free(l);
+		return berth_errf(err, ENOMEM, "api: cannot attach the HTTP server");
+	}
+	l->next = a->listeners;
+	a->listeners = l;
+	*ret = l;
+	return 0;
+}
+
+/* Is something accepting connections at PATH?  A socket file whose owner
+ * died refuses them. */
+static bool socket_alive(const struct sockaddr_un *sa)
+{
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true;  /* cannot tell: do not remove it */
+	return connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno != ECONNREFUSED;
+}
+
+int api_listen_unix(struct api *a, const char *path, struct berth_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (!*path || strlen(path) >= sizeof(sa.sun_path))
+		return berth_errf(err, ENAMETOOLONG, "listen unix:%s: path empty or longer than %zu bytes",
+				  path, sizeof(sa.sun_path) - 1);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return berth_errf(err, EEXIST, "listen unix:%s: exists and is not a socket", path);
+		if (socket_alive(&sa))
+			return berth_errf(err, EADDRINUSE, "listen unix:%s: another daemon is serving it", path);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return berth_errnof(err, errno, "listen unix:%s: remove stale socket", path);
+	}
+
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return berth_errnof(err, errno, "listen unix:%s: socket", path);
+	/* The socket is born 0600 (the umask covers the window between bind
+	 * and chmod) and is made so explicitly before anyone can connect. */
+	mode_t old = umask(0177);
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int e = errno;
+	umask(old);
+	if (r < 0)
+		return berth_errnof(err, e, "listen unix:%s: bind", path);
+	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0) {
+		e = errno;
+		unlink(path);
+		return berth_errnof(err, e, "listen unix:%s: chmod", path);
+	}
+	_cleanup_free_ char *copy = strdup(path);
+	if (!copy) {
+		unlink(path);
+		return berth_errf(err, ENOMEM, "listen unix:%s: out of memory", path);
+	}
+	struct evconnlistener *lev = evconnlistener_new(a->base, NULL, NULL,
+							LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+							-1, fd);
+	if (!lev) {
+		e = errno ? errno : ENOMEM;
+		unlink(path);
+		return berth_errnof(err, e, "listen unix:%s: listen", path);
+	}
+	TAKE_FD(fd);  /* the listener closes it now */
+	struct api_listener *l;
+	if (listener_add(a, lev, false, &l, err) < 0) {
+		unlink(path);
+		return -ENOMEM;
+	}
+	l->unix_path = TAKE_PTR(copy);
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	return 0;
+}
+
+int api_listen_tcp(struct api *a, const char *host, const char *port, int *ret_port,
+		   struct berth_err *err)
+{
+	if (!a->cfg.credentials && !a->cfg.insecure_no_auth)
+		return berth_errf(err, EPERM, "listen tcp:%s:%s: a TCP listener needs --credentials "
+				  "(or --insecure-no-auth)", host, port);
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	};
+	struct addrinfo *res = NULL;
+	int g = getaddrinfo(host, port, &hints, &res);
+	if (g != 0)
+		return berth_errf(err, EINVAL, "listen tcp:%s:%s: %s", host, port, gai_strerror(g));
+	struct evconnlistener *lev = evconnlistener_new_bind(
+		a->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
+		-1, res->ai_addr, (int)res->ai_addrlen);
+	int e = errno;
+	freeaddrinfo(res);
+	if (!lev)
+		return berth_errnof(err, e ? e : EADDRNOTAVAIL, "listen tcp:%s:%s", host, port);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int bound = 0;
+	if (getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&ss, &sl) == 0)
+		bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						       : ((struct sockaddr_in *)&ss)->sin_port);
+	struct api_listener *l;
+	int r = listener_add(a, lev, true, &l, err);
+	if (r < 0)
+		return r;
+	if (ret_port)
+		*ret_port = bound;
+	return 0;
+}
+
+void api_free(struct api *a)
+{
+	if (!a)
+		return;
+	struct api_listener *l = a->listeners;
+	while (l) {
+		struct api_listener *next = l->next;
+		evhttp_free(l->http);
+		if (l->unix_path) {
+			/* Only our own socket: a newer daemon may have taken
+			 * the path over meanwhile. */
+			struct stat st;
+			if (lstat(l->unix_path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+				unlink(l->unix_path);
+			free(l->unix_path);
+		}
+		free(l);
+		l = next;
+	}
+	free(a);
+}

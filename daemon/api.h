@@ -1,0 +1,73 @@
+/* daemon/api: the ECS API server — AWS JSON 1.1 over HTTP (libevent's
+ * evhttp), request decoding, dispatch to the operations, error bodies.
+ *
+ * Wire protocol (shared/reference/ecs-api.md §1): `POST /` with
+ * `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Op>` and a JSON object
+ * body; every answer carries `x-amzn-RequestId` and Content-Type
+ * application/x-amz-json-1.1; errors are {"__type","message"} with 400, and
+ * 500 only for ServerException (clients retry 5xx five times, so nothing a
+ * retry cannot fix may be a 5xx).
+ *
+ * Listeners: a unix socket is trusted (its 0600 mode is the access check:
+ * root only) and needs no signature; a TCP listener checks SigV4 on every
+ * request against the credentials given to api_new().  Both feed the same
+ * dispatcher, so the two differ in authentication only.
+ *
+ * The API runs on the caller's event loop, in its thread, and calls the
+ * store synchronously: one request at a time is the store's rule too. */
+#ifndef BERTH_DAEMON_API_H
+#define BERTH_DAEMON_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/cleanup.h"
+#include "common/err.h"
+#include "daemon/credentials.h"
+#include "daemon/store.h"
+
+struct event_base;
+
+/* Largest request body served; larger ones get a 413 ClientException. */
+#define API_BODY_MAX (1024 * 1024)
+/* Seconds a client may take to send a request (slow clients hold a
+ * connection, not the loop, but they should not hold it forever). */
+#define API_REQUEST_TIMEOUT 60
+
+struct api_config {
+	const char *region;        /* "us-east-1"; ARNs and the SigV4 scope */
+	const char *account_id;    /* 12 digits, for ARNs */
+	/* Keys a TCP listener verifies signatures against; NULL when none
+	 * were given, and then api_listen_tcp() refuses unless insecure. */
+	const struct api_credentials *credentials;
+	bool insecure_no_auth;     /* TCP without SigV4 (tests, trusted nets) */
+	FILE *log;                 /* one line per 5xx answer; NULL = quiet */
+};
+
+struct api;
+
+/* An API server on BASE over STORE.  Both, and every string and the
+ * credentials in CFG, must outlive the server; it owns nothing of them.
+ * *ret is freed with api_free(). */
+int api_new(struct event_base *base, struct store *store, const struct api_config *cfg,
+	    struct api **ret, struct berth_err *err);
+
+/* Binds PATH (a stale socket left by a dead daemon is replaced; a live one
+ * or any other file is refused), sets mode 0600 before listen(), serves
+ * without authentication.  api_free() removes the socket again. */
+int api_listen_unix(struct api *a, const char *path, struct berth_err *err);
+
+/* Binds HOST:PORT ("127.0.0.1", "::1", "0.0.0.0"; PORT may be "0" for any)
+ * and serves with SigV4 (or none when cfg->insecure_no_auth).  -EPERM
+ * when there are no credentials and insecure_no_auth is not set.
+ * ret_port (may be NULL) receives the port actually bound. */
+int api_listen_tcp(struct api *a, const char *host, const char *port, int *ret_port,
+		   struct berth_err *err);
+
+/* Closes every listener and connection and unlinks the unix sockets this
+ * server bound (only if the path still names that socket). */
+void api_free(struct api *a);
+DEFINE_CLEANUP_FUNC(struct api, api_free)
+
+#endif

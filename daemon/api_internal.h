@@ -1,0 +1,99 @@
+/* daemon/api: what the operation modules (api_<resource>.c) share with the
+ * dispatcher: the per-request call, the error helpers and the JSON member
+ * readers that turn a malformed member into an InvalidParameterException
+ * naming it.  Not for use outside daemon/api*.c. */
+#ifndef BERTH_DAEMON_API_INTERNAL_H
+#define BERTH_DAEMON_API_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/cleanup.h"
+#include "common/err.h"
+#include "daemon/store.h"
+
+DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
+
+/* ECS error types used by more than one operation. */
+#define API_E_CLIENT        "ClientException"
+#define API_E_INVALID       "InvalidParameterException"
+#define API_E_SERVER        "ServerException"
+#define API_E_CLUSTER_NF    "ClusterNotFoundException"
+#define API_E_UNSUPPORTED   "UnsupportedFeatureException"
+
+#define API_NAME_MAX 255     /* cluster, family, container, service names */
+#define API_DESCRIBE_MAX 100 /* DescribeClusters/DescribeTasks batch */
+
+/* One request being served.  An operation reads `in` (always a JSON
+ * object), and either sets `out` (an object it allocated; the dispatcher
+ * sends and frees it) and returns 0, or returns api_error()'s -1. */
+struct api_call {
+	struct store *store;
+	const char *region;
+	const char *account_id;
+	const cJSON *in;
+	cJSON *out;
+	int64_t now_ms;              /* one instant per request */
+	/* The error, when the operation failed. */
+	int status;
+	const char *type;
+	char message[BERTH_ERR_MAX];
+};
+
+/* Records an error for the response and returns -1.  STATUS 0 means 400
+ * (500 for ServerException). */
+int api_error(struct api_call *c, int status, const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* A store failure: -EINVAL → InvalidParameterException, -ENOMEM and the
+ * rest → ServerException, with the store's message.  Callers map -ENOENT
+ * and -EBUSY themselves (which resource, which exception) first. */
+int api_store_error(struct api_call *c, int r, const struct berth_err *err);
+/* Out of memory while building a response. */
+int api_oom(struct api_call *c);
+
+/* Member readers.  NAME is the member as the client spelled it, PATH the
+ * prefix for messages ("" at top level, "settings[2]." deeper).  Each
+ * returns 0 with the value (*ret NULL / *ret_present false when absent and
+ * not required), or -1 after api_error(InvalidParameterException) for a
+ * wrong type, a missing required member or a bad value.  Strings stay
+ * owned by the JSON. */
+int api_get_string(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		   bool required, const char **ret);
+int api_get_object(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		   bool required, const cJSON **ret);
+/* An array; each element is checked by the caller. */
+int api_get_array(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		  bool required, size_t max, const cJSON **ret);
+/* An integer within [min, max]; a JSON number with a fraction is wrong. */
+int api_get_int(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		bool required, int64_t min, int64_t max, bool *ret_present, int64_t *ret);
+int api_get_bool(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		 bool *ret_present, bool *ret);
+/* A string that must be one of WORDS (NULL-terminated). */
+int api_get_enum(struct api_call *c, const cJSON *obj, const char *path, const char *name,
+		 bool required, const char *const *words, const char **ret);
+
+/* Names: 1–255 of [A-Za-z0-9_-] (clusters, families, containers). */
+bool api_name_valid(const char *s);
+
+/* "arn:aws:ecs:<region>:<account>:<kind>/<name>", malloc'd; NULL on OOM. */
+char *api_arn(const struct api_call *c, const char *kind, const char *name);
+
+/* The paging members nextToken/maxResults of C->in as a store page. */
+int api_get_page(struct api_call *c, struct store_page *ret);
+
+/* cJSON helpers that report allocation failure as false. */
+bool api_add_string(cJSON *obj, const char *name, const char *v);
+bool api_add_number(cJSON *obj, const char *name, double v);
+/* An empty array added under NAME, or NULL. */
+cJSON *api_add_array(cJSON *obj, const char *name);
+
+/* ---- operations (one module per resource) ---- */
+
+int api_op_create_cluster(struct api_call *c);
+int api_op_describe_clusters(struct api_call *c);
+int api_op_list_clusters(struct api_call *c);
+int api_op_delete_cluster(struct api_call *c);
+
+#endif

@@ -1,0 +1,207 @@
+/* daemon/daemon: start-up, listeners, signals, shutdown. */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "daemon/api.h"
+#include "daemon/credentials.h"
+#include "daemon/daemon.h"
+#include "daemon/store.h"
+
+DEFINE_CLEANUP_FUNC(struct event_base, event_base_free)
+DEFINE_CLEANUP_FUNC(struct event, event_free)
+
+struct listen_spec {
+	bool tcp;
+	char *path;                     /* unix */
+	char *host, *port;              /* tcp */
+};
+
+static void specs_free(struct listen_spec *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].path);
+		free(v[i].host);
+		free(v[i].port);
+	}
+}
+
+/* "unix:PATH" | "tcp:HOST:PORT" | "tcp:[V6]:PORT" */
+static int parse_listen(const char *s, struct listen_spec *ret, struct berth_err *err)
+{
+	*ret = (struct listen_spec){ 0 };
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/')
+			return berth_errf(err, EINVAL, "--listen %s: the socket path must be absolute", s);
+		ret->path = strdup(s + 5);
+		return ret->path ? 0 : berth_errf(err, ENOMEM, "out of memory");
+	}
+	if (strncmp(s, "tcp:", 4) != 0)
+		return berth_errf(err, EINVAL, "--listen %s: expected unix:PATH or tcp:HOST:PORT", s);
+	const char *h = s + 4, *colon;
+	size_t hn;
+	if (*h == '[') {
+		const char *close = strchr(h, ']');
+		if (!close || close[1] != ':')
+			return berth_errf(err, EINVAL, "--listen %s: expected tcp:[ADDRESS]:PORT", s);
+		h++;
+		hn = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(h, ':');
+		if (!colon)
+			return berth_errf(err, EINVAL, "--listen %s: expected tcp:HOST:PORT", s);
+		hn = (size_t)(colon - h);
+	}
+	const char *p = colon + 1;
+	char *end;
+	long port = strtol(p, &end, 10);
+	if (!hn || !*p || *end || port < 0 || port > 65535)
+		return berth_errf(err, EINVAL, "--listen %s: expected tcp:HOST:PORT with a port 0-65535", s);
+	ret->tcp = true;
+	ret->host = strndup(h, hn);
+	ret->port = strdup(p);
+	return ret->host && ret->port ? 0 : berth_errf(err, ENOMEM, "out of memory");
+}
+
+static bool all_of(const char *s, const char *set)
+{
+	return *s && strspn(s, set) == strlen(s);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct event_base *base = arg;
+	(void)sig;
+	event_base_loopbreak(base);
+}
+
+static void say(const struct daemon_opts *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void say(const struct daemon_opts *o, const char *fmt, ...)
+{
+	if (!o->log)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(o->log, fmt, ap);
+	va_end(ap);
+	fflush(o->log);
+}
+
+static int serve(const struct daemon_opts *o, const char *root, const char *run_root,
+		 struct listen_spec *specs, size_t n, const struct api_credentials *creds,
+		 struct berth_err *err)
+{
+	int r = berth_mkdir_p(root, 0700, err);
+	if (r < 0)
+		return berth_err_wrap(err, "--root %s", root);
+	r = berth_mkdir_p(run_root, 0755, err);
+	if (r < 0)
+		return berth_err_wrap(err, "--run-root %s", run_root);
+	_cleanup_free_ char *db = NULL;
+	if (asprintf(&db, "%s/berth.db", root) < 0)
+		return berth_errf(err, ENOMEM, "out of memory");
+	_cleanup_(store_closep) struct store *store = NULL;
+	r = store_open(db, &store, err);
+	if (r < 0)
+		return r;
+
+	_cleanup_(event_base_freep) struct event_base *base = event_base_new();
+	if (!base)
+		return berth_errf(err, ENOMEM, "cannot create the event loop");
+	_cleanup_(event_freep) struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+	_cleanup_(event_freep) struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+	if (!sigterm || !sigint || event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
+		return berth_errf(err, ENOMEM, "cannot watch SIGTERM/SIGINT");
+
+	struct api_config cfg = {
+		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
+		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
+		.credentials = creds,
+		.insecure_no_auth = o->insecure_no_auth,
+		.log = o->log,
+	};
+	/* Declared after the loop's events so it is freed first: its
+	 * connections and listeners live on BASE. */
+	_cleanup_(api_freep) struct api *api = NULL;
+	r = api_new(base, store, &cfg, &api, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (!specs[i].tcp) {
+			r = api_listen_unix(api, specs[i].path, err);
+			if (r < 0)
+				return r;
+			say(o, "berth daemon: listening on unix:%s\n", specs[i].path);
+			continue;
+		}
+		int port;
+		r = api_listen_tcp(api, specs[i].host, specs[i].port, &port, err);
+		if (r < 0)
+			return r;
+		say(o, "berth daemon: listening on tcp:%s:%d (%s)\n", specs[i].host, port,
+		    creds ? "SigV4" : "NO AUTHENTICATION");
+	}
+	say(o, "berth daemon: ready (region %s, account %s)\n", cfg.region, cfg.account_id);
+
+	if (event_base_dispatch(base) < 0)
+		return berth_errf(err, EIO, "the event loop failed");
+	say(o, "berth daemon: shutting down\n");
+	return 0;
+}
+
+int daemon_run(const struct daemon_opts *o, struct berth_err *err)
+{
+	const char *root = o->root ? o->root : DAEMON_DEFAULT_ROOT;
+	const char *run_root = o->run_root ? o->run_root : DAEMON_DEFAULT_RUN_ROOT;
+	const char *region = o->region ? o->region : DAEMON_DEFAULT_REGION;
+	const char *account = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT;
+	if (!all_of(region, "abcdefghijklmnopqrstuvwxyz0123456789-"))
+		return berth_errf(err, EINVAL, "--region %s: expected a region name like us-east-1", region);
+	if (strlen(account) != 12 || !all_of(account, "0123456789"))
+		return berth_errf(err, EINVAL, "--account-id %s: expected 12 digits", account);
+
+	struct listen_spec specs[DAEMON_LISTEN_MAX];
+	size_t n = 0;
+	int r = 0;
+	bool any_tcp = false;
+	if (o->n_listen > DAEMON_LISTEN_MAX)
+		return berth_errf(err, E2BIG, "at most %d --listen options", DAEMON_LISTEN_MAX);
+	if (!o->n_listen) {
+		specs[0] = (struct listen_spec){ 0 };
+		if (asprintf(&specs[0].path, "%s/%s", run_root, DAEMON_SOCKET_NAME) < 0)
+			return berth_errf(err, ENOMEM, "out of memory");
+		n = 1;
+	}
+	for (size_t i = 0; i < o->n_listen && r == 0; i++) {
+		r = parse_listen(o->listen[i], &specs[n], err);
+		n++;
+		any_tcp |= r == 0 && specs[n - 1].tcp;
+	}
+	_cleanup_(api_credentials_freep) struct api_credentials *creds = NULL;
+	if (r == 0 && o->credentials_file)
+		r = api_credentials_load(o->credentials_file, &creds, err);
+	if (r == 0 && any_tcp && !creds && !o->insecure_no_auth)
+		r = berth_errf(err, EPERM, "a TCP listener requires --credentials FILE "
+			       "(or --insecure-no-auth to serve unsigned requests)");
+	if (r == 0 && any_tcp && !creds)
+		say(o, "berth daemon: WARNING: --insecure-no-auth: the TCP listener accepts "
+			"unsigned requests; anyone who can reach it controls this host\n");
+
+	/* A client that goes away mid-reply must not kill the daemon. */
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_pipe;
+	sigaction(SIGPIPE, &ign, &old_pipe);
+	if (r == 0)
+		r = serve(o, root, run_root, specs, n, creds, err);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	specs_free(specs, n);
+	return r;
+}

@@ -1,0 +1,42 @@
+/* daemon/daemon: `berth daemon` — opens the store, starts the API
+ * listeners on one libevent loop and serves until SIGTERM or SIGINT, then
+ * shuts down cleanly: listeners closed, unix sockets removed, store closed.
+ *
+ * Directories: ROOT (state: berth.db) is created 0700, RUN_ROOT (sockets)
+ * 0755; the API socket itself is 0600, so only root reaches it. */
+#ifndef BERTH_DAEMON_DAEMON_H
+#define BERTH_DAEMON_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/err.h"
+
+#define DAEMON_DEFAULT_ROOT "/var/lib/berth"
+#define DAEMON_DEFAULT_RUN_ROOT "/run/berth"
+#define DAEMON_DEFAULT_REGION "us-east-1"
+#define DAEMON_DEFAULT_ACCOUNT "000000000000"
+#define DAEMON_SOCKET_NAME "berth.sock"
+#define DAEMON_LISTEN_MAX 16
+
+struct daemon_opts {
+	const char *root;               /* NULL = DAEMON_DEFAULT_ROOT */
+	const char *run_root;           /* NULL = DAEMON_DEFAULT_RUN_ROOT */
+	/* "unix:PATH" or "tcp:HOST:PORT" ("tcp:[::1]:PORT" for IPv6); none
+	 * means unix:<run_root>/berth.sock. */
+	const char *listen[DAEMON_LISTEN_MAX];
+	size_t n_listen;
+	const char *credentials_file;   /* AWS shared-credentials INI, or NULL */
+	bool insecure_no_auth;          /* allow TCP without SigV4 */
+	const char *region;             /* NULL = DAEMON_DEFAULT_REGION */
+	const char *account_id;         /* NULL = DAEMON_DEFAULT_ACCOUNT */
+	FILE *log;                      /* start-up lines, warnings, 5xx; NULL = quiet */
+};
+
+/* Runs the daemon until a SIGTERM or SIGINT; 0 after a clean shutdown, or
+ * a negative errno with *err when it could not start (bad option, busy
+ * socket, unreadable credentials, store refused). */
+int daemon_run(const struct daemon_opts *o, struct berth_err *err);
+
+#endif
