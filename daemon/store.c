@@ -77,6 +77,21 @@ int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret, struct b
 	return 0;
 }
 
+int store_select_row(struct store *s, const char *sql, const char *what, const char *key,
+		     sqlite3_stmt **ret, struct berth_err *err)
+{
+	int r = store_prepare(s, sql, ret, err);
+	if (r < 0)
+		return r;
+	store_bind_text(*ret, 1, key);
+	int rc = sqlite3_step(*ret);
+	if (rc == SQLITE_DONE)
+		return berth_errf(err, ENOENT, "store: %s %s: not found", what, key);
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(s, rc, err, "store: %s %s", what, key);
+	return 0;
+}
+
 /* ---- binding and reading ---- */
 
 int store_bind_text(sqlite3_stmt *st, int idx, const char *v)

@@ -35,18 +35,12 @@ static int cluster_read(struct store *s, const char *name_or_arn, struct store_c
 			struct berth_err *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s, is_arn(name_or_arn)
-				 ? "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.arn = ?1"
-				 : "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.name = ?1",
-			      &st, err);
+	int r = store_select_row(s, is_arn(name_or_arn)
+				    ? "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.arn = ?1"
+				    : "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.name = ?1",
+				 "cluster", name_or_arn, &st, err);
 	if (r < 0)
 		return r;
-	store_bind_text(st, 1, name_or_arn);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		return berth_errf(err, ENOENT, "store: cluster %s: not found", name_or_arn);
-	if (rc != SQLITE_ROW)
-		return store_sqlerr(s, rc, err, "store: cluster %s", name_or_arn);
 
 	_cleanup_(store_cluster_freep) struct store_cluster *c = calloc(1, sizeof(*c));
 	if (!c)

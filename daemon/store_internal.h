@@ -41,6 +41,11 @@ int store_errno_of(int rc);
 
 int store_exec(struct store *s, const char *sql, struct berth_err *err);
 int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret, struct berth_err *err);
+/* Prepares sql (one parameter, ?1 = key) and steps it onto its first row:
+ * -ENOENT "store: <what> <key>: not found" when there is none.  The
+ * caller finalizes *ret, also after a failure. */
+int store_select_row(struct store *s, const char *sql, const char *what, const char *key,
+		     sqlite3_stmt **ret, struct berth_err *err);
 
 /* Binders that store NULL for a NULL string or a 0 time. */
 int store_bind_text(sqlite3_stmt *st, int idx, const char *v);

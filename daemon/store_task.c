@@ -351,18 +351,12 @@ static int task_read(struct store *s, const char *id_or_arn, struct store_task *
 		     struct berth_err *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s, strncmp(id_or_arn, "arn:", 4) == 0
-			      ? "SELECT " TASK_COLUMNS " FROM tasks WHERE arn = ?1"
-			      : "SELECT " TASK_COLUMNS " FROM tasks WHERE id = ?1",
-			      &st, err);
+	int r = store_select_row(s, strncmp(id_or_arn, "arn:", 4) == 0
+				    ? "SELECT " TASK_COLUMNS " FROM tasks WHERE arn = ?1"
+				    : "SELECT " TASK_COLUMNS " FROM tasks WHERE id = ?1",
+				 "task", id_or_arn, &st, err);
 	if (r < 0)
 		return r;
-	store_bind_text(st, 1, id_or_arn);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		return berth_errf(err, ENOENT, "store: task %s: not found", id_or_arn);
-	if (rc != SQLITE_ROW)
-		return store_sqlerr(s, rc, err, "store: task %s", id_or_arn);
 
 	_cleanup_(store_task_freep) struct store_task *t = calloc(1, sizeof(*t));
 	if (!t)
