@@ -359,6 +359,16 @@ int store_page_limit(const struct store_page *p, int *ret, struct berth_err *err
 	return 0;
 }
 
+int store_page_begin(const struct store_page *p, const char *kind, int *ret_limit,
+		     char **ret_after, struct berth_err *err)
+{
+	*ret_after = NULL;
+	int r = store_page_limit(p, ret_limit, err);
+	if (r >= 0 && p && p->next_token)
+		r = store_token_decode(kind, p->next_token, ret_after, err);
+	return r;
+}
+
 int store_token_encode(const char *kind, const char *key, char **ret)
 {
 	_cleanup_free_ char *plain = NULL;

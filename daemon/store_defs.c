@@ -140,11 +140,9 @@ int store_cluster_list(struct store *s, bool include_inactive, const struct stor
 		       struct store_list *ret, struct berth_err *err)
 {
 	int limit;
-	int r = store_page_limit(page, &limit, err);
-	if (r < 0)
-		return r;
 	_cleanup_free_ char *after = NULL;
-	if (page && page->next_token && (r = store_token_decode("cl", page->next_token, &after, err)) < 0)
+	int r = store_page_begin(page, "cl", &limit, &after, err);
+	if (r < 0)
 		return r;
 
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -475,11 +473,9 @@ int store_task_definition_families(struct store *s, const char *family_prefix,
 				   struct store_list *ret, struct berth_err *err)
 {
 	int limit;
-	int r = store_page_limit(page, &limit, err);
-	if (r < 0)
-		return r;
 	_cleanup_free_ char *after = NULL;
-	if (page && page->next_token && (r = store_token_decode("tf", page->next_token, &after, err)) < 0)
+	int r = store_page_begin(page, "tf", &limit, &after, err);
+	if (r < 0)
 		return r;
 
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;

@@ -58,6 +58,10 @@ int64_t store_col_ms(sqlite3_stmt *st, int col);
 /* Paging: the effective limit, and cursors tied to one kind of list
  * ("cl", "td", "tf", "tk") so a token cannot be replayed elsewhere. */
 int store_page_limit(const struct store_page *p, int *ret, struct berth_err *err);
+/* store_page_limit() and the decoded cursor of p's token (*ret_after:
+ * NULL on the first page; the caller frees it). */
+int store_page_begin(const struct store_page *p, const char *kind, int *ret_limit,
+		     char **ret_after, struct berth_err *err);
 int store_token_encode(const char *kind, const char *key, char **ret);
 int store_token_decode(const char *kind, const char *token, char **ret_key,
 		       struct berth_err *err);

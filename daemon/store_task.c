@@ -423,11 +423,9 @@ int store_task_list(struct store *s, const struct store_task_filter *f,
 	if (!f)
 		f = &none;
 	int limit;
-	int r = store_page_limit(page, &limit, err);
-	if (r < 0)
-		return r;
 	_cleanup_free_ char *after = NULL;
-	if (page && page->next_token && (r = store_token_decode("tk", page->next_token, &after, err)) < 0)
+	int r = store_page_begin(page, "tk", &limit, &after, err);
+	if (r < 0)
 		return r;
 
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
