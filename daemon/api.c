@@ -58,6 +58,12 @@ static const struct api_op {
 	{ "DescribeClusters", api_op_describe_clusters },
 	{ "ListClusters", api_op_list_clusters },
 	{ "DeleteCluster", api_op_delete_cluster },
+	{ "RegisterTaskDefinition", api_op_register_task_definition },
+	{ "DescribeTaskDefinition", api_op_describe_task_definition },
+	{ "ListTaskDefinitions", api_op_list_task_definitions },
+	{ "ListTaskDefinitionFamilies", api_op_list_task_definition_families },
+	{ "DeregisterTaskDefinition", api_op_deregister_task_definition },
+	{ "DeleteTaskDefinitions", api_op_delete_task_definitions },
 };
 
 /* ---- errors and member readers (api_internal.h) ---- */

@@ -43,8 +43,7 @@ static size_t utf8_chars(const char *s)
 
 /* ---- encoding ---- */
 
-/* A new object appended to ARR (which owns it), or NULL. */
-static cJSON *add_object(cJSON *arr)
+cJSON *api_add_object(cJSON *arr)
 {
 	cJSON *o = cJSON_CreateObject();
 	if (o && !cJSON_AddItemToArray(arr, o)) {
@@ -54,7 +53,7 @@ static cJSON *add_object(cJSON *arr)
 	return o;
 }
 
-static int add_tags(struct api_call *c, cJSON *o, const char *arn)
+int api_add_tags(struct api_call *c, cJSON *o, const char *arn)
 {
 	struct store_tag *tags = NULL;
 	size_t n = 0;
@@ -64,7 +63,7 @@ static int add_tags(struct api_call *c, cJSON *o, const char *arn)
 		return api_store_error(c, r, &err);
 	cJSON *arr = api_add_array(o, "tags");
 	for (size_t i = 0; arr && i < n; i++) {
-		cJSON *t = add_object(arr);
+		cJSON *t = api_add_object(arr);
 		if (!t || !api_add_string(t, "key", tags[i].key) ||
 		    !api_add_string(t, "value", tags[i].value))
 			arr = NULL;
@@ -104,7 +103,7 @@ static int cluster_json(struct api_call *c, const struct store_cluster *cl, unsi
 	    !api_add_array(o, "capacityProviders") ||
 	    !api_add_array(o, "defaultCapacityProviderStrategy"))
 		return api_oom(c);
-	if ((include & INC_TAGS) && add_tags(c, o, cl->arn) < 0)
+	if ((include & INC_TAGS) && api_add_tags(c, o, cl->arn) < 0)
 		return -1;
 	if (include & INC_SETTINGS) {
 		if (cl->settings_json) {
@@ -113,7 +112,7 @@ static int cluster_json(struct api_call *c, const struct store_cluster *cl, unsi
 		} else {
 			/* ECS's account default, which Berth has no way to change. */
 			cJSON *arr = api_add_array(o, "settings");
-			cJSON *s = arr ? add_object(arr) : NULL;
+			cJSON *s = arr ? api_add_object(arr) : NULL;
 			if (!s || !api_add_string(s, "name", "containerInsights") ||
 			    !api_add_string(s, "value", "disabled"))
 				return api_oom(c);
@@ -170,7 +169,7 @@ static int parse_settings(struct api_call *c, char **ret)
 		insights = value;
 	}
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateArray();
-	cJSON *s = out ? add_object(out) : NULL;
+	cJSON *s = out ? api_add_object(out) : NULL;
 	if (!s || !api_add_string(s, "name", "containerInsights") ||
 	    !api_add_string(s, "value", insights))
 		return api_oom(c);
@@ -264,17 +263,12 @@ static int parse_capacity(struct api_call *c)
 	return 0;
 }
 
-struct tags_in {
-	struct store_tag *v;
-	size_t n;
-};
-
-static void tags_in_done(struct tags_in *t)
+void api_tags_in_done(struct api_tags_in *t)
 {
 	free(t->v);  /* the strings are the request's */
 }
 
-static int parse_tags(struct api_call *c, struct tags_in *ret)
+int api_parse_tags(struct api_call *c, struct api_tags_in *ret)
 {
 	const cJSON *arr, *it;
 	if (api_get_array(c, c->in, "", "tags", false, STORE_TAGS_MAX, &arr) < 0)
@@ -310,7 +304,7 @@ static int parse_tags(struct api_call *c, struct tags_in *ret)
 
 struct create_txn {
 	const struct store_cluster *in;
-	const struct tags_in *tags;
+	const struct api_tags_in *tags;
 	int64_t now_ms;
 	struct store_cluster *out;
 };
@@ -341,9 +335,9 @@ int api_op_create_cluster(struct api_call *c)
 		return api_error(c, 0, API_E_INVALID, "clusterName: '%.255s' is not 1 to %d letters, "
 				 "numbers, underscores and hyphens", name, API_NAME_MAX);
 	_cleanup_free_ char *settings = NULL, *configuration = NULL;
-	_cleanup_(tags_in_done) struct tags_in tags = { 0 };
+	_cleanup_(api_tags_in_done) struct api_tags_in tags = { 0 };
 	if (parse_settings(c, &settings) < 0 || parse_configuration(c, &configuration) < 0 ||
-	    parse_capacity(c) < 0 || parse_tags(c, &tags) < 0)
+	    parse_capacity(c) < 0 || api_parse_tags(c, &tags) < 0)
 		return -1;
 	_cleanup_free_ char *arn = api_arn(c, "cluster", name);
 	if (!arn)
@@ -390,7 +384,7 @@ static int add_failure(struct api_call *c, cJSON *failures, const char *ref)
 {
 	_cleanup_free_ char *arn = strncmp(ref, "arn:", 4) == 0 ? strdup(ref)
 								: api_arn(c, "cluster", ref);
-	cJSON *f = arn ? add_object(failures) : NULL;
+	cJSON *f = arn ? api_add_object(failures) : NULL;
 	if (!f || !api_add_string(f, "arn", arn) || !api_add_string(f, "reason", "MISSING"))
 		return api_oom(c);
 	return 0;

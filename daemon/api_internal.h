@@ -89,11 +89,33 @@ bool api_add_number(cJSON *obj, const char *name, double v);
 /* An empty array added under NAME, or NULL. */
 cJSON *api_add_array(cJSON *obj, const char *name);
 
+/* A new object appended to ARR (which owns it), or NULL. */
+cJSON *api_add_object(cJSON *arr);
+
+/* The request's `tags` member (ECS's limits checked: 50 per resource, key
+ * 1–128 characters without the aws: prefix, value up to 256); the
+ * strings are the request's, only the array is freed. */
+struct api_tags_in {
+	struct store_tag *v;
+	size_t n;
+};
+int api_parse_tags(struct api_call *c, struct api_tags_in *ret);
+void api_tags_in_done(struct api_tags_in *t);
+/* ARN's stored tags added to O as "tags" (an empty list when none). */
+int api_add_tags(struct api_call *c, cJSON *o, const char *arn);
+
 /* ---- operations (one module per resource) ---- */
 
 int api_op_create_cluster(struct api_call *c);
 int api_op_describe_clusters(struct api_call *c);
 int api_op_list_clusters(struct api_call *c);
 int api_op_delete_cluster(struct api_call *c);
+
+int api_op_register_task_definition(struct api_call *c);
+int api_op_describe_task_definition(struct api_call *c);
+int api_op_list_task_definitions(struct api_call *c);
+int api_op_list_task_definition_families(struct api_call *c);
+int api_op_deregister_task_definition(struct api_call *c);
+int api_op_delete_task_definitions(struct api_call *c);
 
 #endif
