@@ -64,6 +64,9 @@ static const struct api_op {
 	{ "ListTaskDefinitionFamilies", api_op_list_task_definition_families },
 	{ "DeregisterTaskDefinition", api_op_deregister_task_definition },
 	{ "DeleteTaskDefinitions", api_op_delete_task_definitions },
+	{ "TagResource", api_op_tag_resource },
+	{ "UntagResource", api_op_untag_resource },
+	{ "ListTagsForResource", api_op_list_tags_for_resource },
 };
 
 /* ---- errors and member readers (api_internal.h) ---- */

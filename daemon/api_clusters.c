@@ -31,9 +31,7 @@ static const char *const setting_names[] = { "containerInsights", NULL };
 static const char *const exec_logging[] = { "NONE", "DEFAULT", "OVERRIDE", NULL };
 static const char *const capacity_providers[] = { "FARGATE", "FARGATE_SPOT", NULL };
 
-/* Characters (code points) in a UTF-8 string: ECS's tag limits count
- * characters, not bytes.  The body was checked to be valid UTF-8. */
-static size_t utf8_chars(const char *s)
+size_t api_utf8_chars(const char *s)
 {
 	size_t n = 0;
 	for (; *s; s++)
@@ -288,13 +286,13 @@ int api_parse_tags(struct api_call *c, struct api_tags_in *ret)
 		if (api_get_string(c, it, path, "key", true, &k) < 0 ||
 		    api_get_string(c, it, path, "value", false, &v) < 0)
 			return -1;
-		size_t kn = utf8_chars(k);
+		size_t kn = api_utf8_chars(k);
 		if (kn < 1 || kn > STORE_TAG_KEY_MAX)
 			return api_error(c, 0, API_E_INVALID, "%skey: must be 1 to %d characters",
 					 path, STORE_TAG_KEY_MAX);
 		if (strncasecmp(k, "aws:", 4) == 0)
 			return api_error(c, 0, API_E_INVALID, "%skey: the aws: prefix is reserved", path);
-		if (v && utf8_chars(v) > STORE_TAG_VALUE_MAX)
+		if (v && api_utf8_chars(v) > STORE_TAG_VALUE_MAX)
 			return api_error(c, 0, API_E_INVALID, "%svalue: must be at most %d characters",
 					 path, STORE_TAG_VALUE_MAX);
 		ret->v[ret->n++] = (struct store_tag){ .key = (char *)k, .value = (char *)(v ? v : "") };

@@ -103,6 +103,9 @@ int api_parse_tags(struct api_call *c, struct api_tags_in *ret);
 void api_tags_in_done(struct api_tags_in *t);
 /* ARN's stored tags added to O as "tags" (an empty list when none). */
 int api_add_tags(struct api_call *c, cJSON *o, const char *arn);
+/* Characters (code points) in a UTF-8 string: ECS's tag limits count
+ * characters, not bytes.  Request bodies are checked to be valid UTF-8. */
+size_t api_utf8_chars(const char *s);
 
 /* ---- operations (one module per resource) ---- */
 
@@ -117,5 +120,9 @@ int api_op_list_task_definitions(struct api_call *c);
 int api_op_list_task_definition_families(struct api_call *c);
 int api_op_deregister_task_definition(struct api_call *c);
 int api_op_delete_task_definitions(struct api_call *c);
+
+int api_op_tag_resource(struct api_call *c);
+int api_op_untag_resource(struct api_call *c);
+int api_op_list_tags_for_resource(struct api_call *c);
 
 #endif
