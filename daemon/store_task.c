@@ -264,15 +264,10 @@ int store_task_update(struct store *s, struct store_task *t, struct berth_err *e
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		sqlite3_finalize(TAKE_PTR(st));
-		r = store_prepare(s, "SELECT version FROM tasks WHERE id = ?1", &st, err);
+		r = store_select_row(s, "SELECT version FROM tasks WHERE id = ?1", "task", t->id, &st,
+				     err);
 		if (r < 0)
 			return r;
-		store_bind_text(st, 1, t->id);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE)
-			return berth_errf(err, ENOENT, "store: task %s: not found", t->id);
-		if (rc != SQLITE_ROW)
-			return store_sqlerr(s, rc, err, "store: task %s", t->id);
 		return berth_errf(err, ESTALE, "store: task %s: update from version %" PRId64
 				  " but the stored version is %" PRId64, t->id, t->version,
 				  (int64_t)sqlite3_column_int64(st, 0));

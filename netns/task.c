@@ -8,6 +8,8 @@
  * socket stays bound to the namespace it was created in. */
 #include "netns/internal.h"
 
+#include "common/hash.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,14 +29,10 @@
 
 /* "vberth" + 9 hex digits of a 64-bit FNV-1a hash of the task id = 15
  * chars, IFNAMSIZ - 1; the "berth" in it lets leak checks find strays.  A
- * name only has to be stable and rarely collide (a collision is EEXIST,
- * never a shared veth), so no cryptographic hash: libcrypto alone would
- * triple the shim's resident memory. */
+ * collision is EEXIST, never a shared veth. */
 static int host_ifname(const char *task_id, char out[IFNAMSIZ])
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (const unsigned char *p = (const unsigned char *)task_id; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ull;
+	uint64_t h = berth_fnv1a64(BERTH_FNV1A64_INIT, task_id, strlen(task_id));
 	snprintf(out, IFNAMSIZ, "vberth%09llx", (unsigned long long)(h >> 28));
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/hash.h"
 #include "runtime/internal.h"
 
 #define BIT(c) (UINT64_C(1) << (c))
@@ -346,13 +347,6 @@ static int export_bpf(scmp_filter_ctx ctx, struct rt_security *s, struct berth_e
 
 /* ---- the program cache -------------------------------------------------- */
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	for (const unsigned char *c = p; n--; c++)
-		h = (h ^ *c) * 0x100000001b3ull;
-	return h;
-}
-
 /* Everything the program depends on besides the capability set: the
  * native ABI, libseccomp's version and the tables above, so a changed
  * profile or library never reuses an old program. */
@@ -360,19 +354,19 @@ static uint64_t profile_hash(void)
 {
 	const struct scmp_version *v = seccomp_version();
 	uint32_t arch = seccomp_arch_native();
-	uint64_t h = fnv(0xcbf29ce484222325ull, &arch, sizeof(arch));
+	uint64_t h = berth_fnv1a64(BERTH_FNV1A64_INIT, &arch, sizeof(arch));
 	if (v)
-		h = fnv(h, v, sizeof(*v));
+		h = berth_fnv1a64(h, v, sizeof(*v));
 	for (size_t i = 0; i < ARRAY_SIZE(allowed); i++)
-		h = fnv(h, allowed[i], strlen(allowed[i]) + 1);
+		h = berth_fnv1a64(h, allowed[i], strlen(allowed[i]) + 1);
 	for (size_t i = 0; i < ARRAY_SIZE(denied); i++)
-		h = fnv(h, denied[i], strlen(denied[i]) + 1);
+		h = berth_fnv1a64(h, denied[i], strlen(denied[i]) + 1);
 	for (size_t i = 0; i < ARRAY_SIZE(gated); i++) {
-		h = fnv(h, &gated[i].cap, sizeof(gated[i].cap));
+		h = berth_fnv1a64(h, &gated[i].cap, sizeof(gated[i].cap));
 		for (size_t j = 0; j < ARRAY_SIZE(gated[i].names) && gated[i].names[j]; j++)
-			h = fnv(h, gated[i].names[j], strlen(gated[i].names[j]) + 1);
+			h = berth_fnv1a64(h, gated[i].names[j], strlen(gated[i].names[j]) + 1);
 	}
-	return fnv(h, personalities, sizeof(personalities));
+	return berth_fnv1a64(h, personalities, sizeof(personalities));
 }
 
 static void cache_name(uint64_t caps, char buf[64])

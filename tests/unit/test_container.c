@@ -181,14 +181,11 @@ static void base_spec(struct rt_spec *s, const char *const *argv)
 	s->env = base_env;
 }
 
-/* Starts s with stdout+stderr into a pipe; *out is everything it wrote. */
-static int run_spec(struct rt_spec *s, char **out, int *status, struct berth_err *err)
+/* After rt_start() or rt_exec_in() (r) with stdout+stderr on the pipe p:
+ * *out is everything the process wrote, *status its exit. */
+static int collect(int r, int p[2], struct rt_proc *proc, char **out, int *status,
+		   struct berth_err *err)
 {
-	int p[2];
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	s->stdio[1] = s->stdio[2] = p[1];
-	struct rt_proc proc;
-	int r = rt_start(s, &proc, err);
 	close(p[1]);
 	if (r < 0) {
 		close(p[0]);
@@ -196,9 +193,19 @@ static int run_spec(struct rt_spec *s, char **out, int *status, struct berth_err
 	}
 	*out = read_all_fd(p[0]);
 	close(p[0]);
-	assert_int_equal(rt_wait(&proc, status, err), 0);
-	rt_proc_release(&proc);
+	assert_int_equal(rt_wait(proc, status, err), 0);
+	rt_proc_release(proc);
 	return 0;
+}
+
+/* Starts s with stdout+stderr into a pipe; *out is everything it wrote. */
+static int run_spec(struct rt_spec *s, char **out, int *status, struct berth_err *err)
+{
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	s->stdio[1] = s->stdio[2] = p[1];
+	struct rt_proc proc;
+	return collect(rt_start(s, &proc, err), p, &proc, out, status, err);
 }
 
 /* Runs argv as root in a fresh container, asserting it started. */
@@ -678,17 +685,7 @@ static int exec_run(struct rt_exec_spec *e, char **out, int *status, struct bert
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	e->stdio[1] = e->stdio[2] = p[1];
 	struct rt_proc proc;
-	int r = rt_exec_in(e, &proc, err);
-	close(p[1]);
-	if (r < 0) {
-		close(p[0]);
-		return r;
-	}
-	*out = read_all_fd(p[0]);
-	close(p[0]);
-	assert_int_equal(rt_wait(&proc, status, err), 0);
-	rt_proc_release(&proc);
-	return 0;
+	return collect(rt_exec_in(e, &proc, err), p, &proc, out, status, err);
 }
 
 static char *exec_ok(const struct rt_proc *target, const char *const *argv, int *status)
