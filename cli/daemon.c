@@ -16,7 +16,7 @@ static const char usage_text[] =
 	"             [--region R] [--account-id N] [--subnet CIDR] [--bridge NAME] [--no-nat]\n"
 	"             [--nft-table NAME] [--cgroup-name NAME] [--task-retention DURATION]\n"
 	"             [--log-retention DURATION] [--registry-auth FILE] [--insecure-registry HOST:PORT]...\n"
-	"             [--shim PATH]\n"
+	"             [--shim PATH] [--service-healthy-after DURATION]\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -50,7 +50,7 @@ static int add_listen(const char **v, size_t *n, const char *opt, const char *ar
 
 enum {
 	OPT_LOG_ROOT = 256, OPT_SUBNET, OPT_BRIDGE, OPT_NO_NAT, OPT_NFT_TABLE, OPT_CGROUP,
-	OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM,
+	OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
 };
 
 static const struct option opts[] = {
@@ -72,6 +72,7 @@ static const struct option opts[] = {
 	{ "registry-auth", required_argument, NULL, OPT_REG_AUTH },
 	{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REG },
 	{ "shim", required_argument, NULL, OPT_SHIM },
+	{ "service-healthy-after", required_argument, NULL, OPT_HEALTHY_AFTER },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -99,6 +100,8 @@ static int set_opt(struct daemon_opts *o, int ch, const char *arg)
 	case OPT_INSECURE_REG:
 		return add_listen(o->insecure_registries, &o->n_insecure, "insecure-registry", arg);
 	case OPT_SHIM: o->shim_bin = arg; return 0;
+	case OPT_HEALTHY_AFTER:
+		return parse_duration("service-healthy-after", arg, &o->service_healthy_after_ms);
 	default: return -1;
 	}
 }

@@ -68,6 +68,11 @@ static const struct api_op {
 	{ "StopTask", api_op_stop_task },
 	{ "DescribeTasks", api_op_describe_tasks },
 	{ "ListTasks", api_op_list_tasks },
+	{ "CreateService", api_op_create_service },
+	{ "UpdateService", api_op_update_service },
+	{ "DeleteService", api_op_delete_service },
+	{ "DescribeServices", api_op_describe_services },
+	{ "ListServices", api_op_list_services },
 	{ "TagResource", api_op_tag_resource },
 	{ "UntagResource", api_op_untag_resource },
 	{ "ListTagsForResource", api_op_list_tags_for_resource },
@@ -223,6 +228,28 @@ char *api_arn(const struct api_call *c, const char *kind, const char *name)
 	if (asprintf(&s, "arn:aws:ecs:%s:%s:%s/%s", c->region, c->account_id, kind, name) < 0)
 		return NULL;
 	return s;
+}
+
+int api_get_include_tags(struct api_call *c, bool *ret_tags)
+{
+	const cJSON *inc, *v;
+	if (api_get_array(c, c->in, "", "include", false, 10, &inc) < 0)
+		return -1;
+	*ret_tags = false;
+	cJSON_ArrayForEach(v, inc) {
+		if (!cJSON_IsString(v) || strcmp(v->valuestring, "TAGS") != 0)
+			return api_error(c, 0, API_E_INVALID, "include: only TAGS may be included");
+		*ret_tags = true;
+	}
+	return 0;
+}
+
+int api_add_missing(struct api_call *c, cJSON *failures, const char *ref)
+{
+	cJSON *f = api_add_object(failures);
+	if (!f || !api_add_string(f, "arn", ref) || !api_add_string(f, "reason", "MISSING"))
+		return api_oom(c);
+	return 0;
 }
 
 int api_get_page(struct api_call *c, struct store_page *ret)

@@ -484,6 +484,9 @@ int api_op_delete_cluster(struct api_call *c)
 	if (r == -EBUSY)
 		return api_error(c, 0, "ClusterContainsTasksException",
 				 "The Cluster cannot be deleted while Tasks are active.");
+	if (r == -ENOTEMPTY)
+		return api_error(c, 0, "ClusterContainsServicesException",
+				 "The Cluster cannot be deleted while Services are active.");
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	return reply_cluster(c, cl);

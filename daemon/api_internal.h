@@ -86,6 +86,12 @@ char *api_arn(const struct api_call *c, const char *kind, const char *name);
 /* A random (version 4) UUID: request ids, attachment ids, container ARNs. */
 void api_uuid(char out[37]);
 
+/* The Describe* `include` member when TAGS is all it may hold: *ret_tags
+ * tells whether it was asked for. */
+int api_get_include_tags(struct api_call *c, bool *ret_tags);
+/* {"arn": REF, "reason": "MISSING"} appended to FAILURES. */
+int api_add_missing(struct api_call *c, cJSON *failures, const char *ref);
+
 /* The paging members nextToken/maxResults of C->in as a store page. */
 int api_get_page(struct api_call *c, struct store_page *ret);
 
@@ -131,6 +137,12 @@ int api_op_run_task(struct api_call *c);
 int api_op_stop_task(struct api_call *c);
 int api_op_describe_tasks(struct api_call *c);
 int api_op_list_tasks(struct api_call *c);
+
+int api_op_create_service(struct api_call *c);
+int api_op_update_service(struct api_call *c);
+int api_op_delete_service(struct api_call *c);
+int api_op_describe_services(struct api_call *c);
+int api_op_list_services(struct api_call *c);
 
 int api_op_tag_resource(struct api_call *c);
 int api_op_untag_resource(struct api_call *c);

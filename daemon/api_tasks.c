@@ -26,7 +26,6 @@
 static const char *const launch_types[] = { "EC2", "FARGATE", "EXTERNAL", NULL };
 static const char *const desired_statuses[] = { "RUNNING", "PENDING", "STOPPED", NULL };
 static const char *const public_ip[] = { "ENABLED", "DISABLED", NULL };
-static const char *const task_fields[] = { "TAGS", NULL };
 
 /* ---- encoding ---- */
 
@@ -348,74 +347,18 @@ static int run_definition(struct api_call *c, const struct run_req *q,
 	return 0;
 }
 
-static char *size_string(long long v)
-{
-	char *s;
-	return v && asprintf(&s, "%lld", v) >= 0 ? s : NULL;
-}
-
-static void task_clear(struct store_task *t)
-{
-	for (size_t i = 0; i < t->n_containers; i++) {
-		free(t->containers[i].arn);
-		free(t->containers[i].runtime_id);
-	}
-	free(t->containers);
-	free(t->arn);
-	free(t->group);
-	free(t->cpu);
-	free(t->memory);
-	free(t->overrides_json);
-	free(t->attachments_json);
-}
-
 /* One task record, PROVISIONING, from the request and definition. */
 static int task_build(struct api_call *c, const struct run_req *q,
 		      const struct store_task_definition *td, const cJSON *body, struct store_task *t)
 {
+	struct sched_task_req req = {
+		.cluster = q->cluster, .td = td, .body = body, .overrides = q->overrides,
+		.group = q->group, .started_by = q->started_by, .client_token = q->client_token,
+		.launch_type = q->launch_type, .subnet = q->subnet, .now_ms = c->now_ms,
+	};
 	struct berth_err err = { 0 };
-	if (store_task_new_id(t->id, &err) < 0)
-		return api_store_error(c, -EIO, &err);
-	char name[API_NAME_MAX + STORE_TASK_ID_LEN + 2], att[37];
-	snprintf(name, sizeof(name), "%s/%s", q->cluster, t->id);
-	api_uuid(att);
-	t->arn = api_arn(c, "task", name);
-	t->cluster = (char *)q->cluster;
-	t->task_definition_arn = td->arn;
-	if (q->group)
-		t->group = strdup(q->group);
-	else if (asprintf(&t->group, "family:%s", td->family) < 0)
-		t->group = NULL;
-	t->started_by = (char *)q->started_by;
-	t->client_token = (char *)q->client_token;
-	t->launch_type = (char *)(q->launch_type ? q->launch_type : "FARGATE");
-	t->cpu = size_string(taskplan_task_cpu(body, q->overrides));
-	t->memory = size_string(taskplan_task_memory(body, q->overrides));
-	t->desired_status = STORE_TASK_RUNNING;
-	t->last_status = STORE_TASK_PROVISIONING;
-	t->created_at = c->now_ms;
-	t->overrides_json = q->overrides ? cJSON_PrintUnformatted(q->overrides)
-					 : strdup("{\"containerOverrides\":[]}");
-	t->attachments_json = sched_eni_json(c->sched, t->id, att, q->subnet, "PRECREATED", NULL);
-	const cJSON *cds = cJSON_GetObjectItemCaseSensitive(body, "containerDefinitions"), *cd;
-	t->containers = calloc((size_t)cJSON_GetArraySize(cds) + 1, sizeof(*t->containers));
-	if (!t->arn || !t->group || !t->overrides_json || !t->attachments_json || !t->containers)
-		return api_oom(c);
-	cJSON_ArrayForEach(cd, cds) {
-		struct store_container *k = &t->containers[t->n_containers++];
-		char uuid[37], path[API_NAME_MAX + STORE_TASK_ID_LEN + 40];
-		api_uuid(uuid);
-		snprintf(path, sizeof(path), "%s/%s/%s", q->cluster, t->id, uuid);
-		k->name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "name"));
-		k->image = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "image"));
-		k->arn = api_arn(c, "container", path);
-		k->last_status = STORE_TASK_PENDING;
-		if (asprintf(&k->runtime_id, "%s-%s", t->id, k->name) < 0)
-			k->runtime_id = NULL;
-		if (!k->arn || !k->runtime_id)
-			return api_oom(c);
-	}
-	return 0;
+	int r = sched_task_record(c->sched, &req, t, &err);
+	return r < 0 ? api_store_error(c, r, &err) : 0;
 }
 
 struct run_insert {
@@ -478,7 +421,7 @@ int api_op_run_task(struct api_call *c)
 	for (int64_t i = 0; r == 0 && i < q.count; i++)
 		r = !arr ? api_oom(c) : add_task(c, arr, tasks[i].id, q.tags.n > 0);
 	for (int64_t i = 0; i < q.count; i++)
-		task_clear(&tasks[i]);
+		sched_task_record_clear(&tasks[i]);
 	if (r == 0 && !api_add_array(out, "failures"))
 		r = api_oom(c);
 	if (r < 0) {
@@ -560,11 +503,8 @@ static int describe_one(struct api_call *c, const char *cluster, const cJSON *re
 		return api_error(c, 0, API_E_INVALID, "tasks: expected a list of strings");
 	_cleanup_(store_task_freep) struct store_task *t = NULL;
 	int r = task_in_cluster(c, cluster, ref->valuestring, &t);
-	if (r == -ENOENT) {
-		cJSON *f = api_add_object(failures);
-		return f && api_add_string(f, "arn", ref->valuestring) &&
-		       api_add_string(f, "reason", "MISSING") ? 0 : api_oom(c);
-	}
+	if (r == -ENOENT)
+		return api_add_missing(c, failures, ref->valuestring);
 	cJSON *o;
 	if (r < 0 || task_json(c, t, tags, &o) < 0)
 		return -1;
@@ -575,27 +515,13 @@ static int describe_one(struct api_call *c, const char *cluster, const cJSON *re
 	return 0;
 }
 
-static int parse_include(struct api_call *c, bool *tags)
-{
-	const cJSON *inc, *v;
-	if (api_get_array(c, c->in, "", "include", false, 10, &inc) < 0)
-		return -1;
-	*tags = false;
-	cJSON_ArrayForEach(v, inc) {
-		if (!cJSON_IsString(v) || strcmp(v->valuestring, task_fields[0]) != 0)
-			return api_error(c, 0, API_E_INVALID, "include: only TAGS may be included");
-		*tags = true;
-	}
-	return 0;
-}
-
 int api_op_describe_tasks(struct api_call *c)
 {
 	const cJSON *refs, *ref;
 	char cluster[API_NAME_MAX + 1];
 	bool tags;
 	if (api_get_array(c, c->in, "", "tasks", true, API_DESCRIBE_MAX, &refs) < 0 ||
-	    parse_include(c, &tags) < 0 || get_cluster(c, false, cluster) < 0)
+	    api_get_include_tags(c, &tags) < 0 || get_cluster(c, false, cluster) < 0)
 		return -1;
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	cJSON *tasks = out ? api_add_array(out, "tasks") : NULL;

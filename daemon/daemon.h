@@ -41,6 +41,7 @@ struct daemon_opts {
 	const char *bridge, *subnet, *nft_table, *cgroup_name;
 	bool no_nat;
 	int64_t task_retention_ms, log_retention_ms;
+	int64_t service_healthy_after_ms;  /* 0 = 40 s, ECS's */
 	const char *registry_auth;      /* docker config.json for pulls */
 	const char *insecure_registries[DAEMON_LISTEN_MAX];
 	size_t n_insecure;

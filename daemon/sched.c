@@ -19,6 +19,7 @@
 #include "daemon/api_internal.h"
 #include "daemon/sched_internal.h"
 #include "daemon/taskdef.h"
+#include "daemon/svc.h"
 #include "daemon/taskplan.h"
 #include "images/digest.h"
 #include "images/pull.h"
@@ -112,6 +113,11 @@ void sched_task_forget(struct sched_task *t)
 		event_free(t->retry_ev);
 	free(t->stop_reason);
 	free(t);
+}
+
+struct svc *sched_services(struct sched *s)
+{
+	return s->svc;
 }
 
 /* ---- the launch worker (no store, no loop: only its own sched_task) ---- */
@@ -317,6 +323,8 @@ void sched_stop_unstarted(struct sched *s, const char *id, const char *code, con
 	}
 	if (store_task_update(s->store, t, &err) < 0)
 		sched_say(s, "task %s: %s", id, err.msg);
+	else
+		svc_task_stopped(s->svc, t);
 }
 
 static void record_launch(struct sched *s, struct sched_task *lt)
@@ -603,6 +611,9 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 		return berth_errf(err, ENOMEM, "cannot arm the prune timer");
 	if ((r = adopt_all(s, err)) < 0)
 		return r;
+	struct svc_config vc = { .healthy_after_ms = cfg->service_healthy_after_ms };
+	if ((r = svc_new(base, store, s, &vc, cfg->log, &s->svc, err)) < 0)
+		return r;
 	*ret = TAKE_PTR(s);
 	return 0;
 }
@@ -620,6 +631,7 @@ void sched_free(struct sched *s)
 		sched_watch_close(t);
 		sched_task_forget(t);
 	}
+	svc_free(s->svc);
 	if (s->prune_ev)
 		event_free(s->prune_ev);
 	img_store_free(s->images);

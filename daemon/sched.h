@@ -37,6 +37,7 @@
 #include "daemon/store.h"
 #include "images/registry.h"
 
+struct cJSON;
 struct event_base;
 
 #define SCHED_DEFAULT_BRIDGE "berth0"
@@ -59,6 +60,7 @@ struct sched_config {
 	int64_t task_retention_ms;   /* STOPPED tasks stay describable this long */
 	int64_t log_retention_ms;    /* log dirs of finished tasks are kept this long */
 	const char *region, *account_id;
+	int64_t service_healthy_after_ms; /* 0 = svc.h's default (40 s) */
 	FILE *log;                   /* one line per task transition problem; NULL = quiet */
 };
 
@@ -79,6 +81,25 @@ DEFINE_CLEANUP_FUNC(struct sched, sched_free)
 int sched_launch(struct sched *s, const char *id, const char *td_json, const char *overrides_json,
 		 struct berth_err *err);
 
+/* What a new task record is made of (RunTask, a service deployment). */
+struct sched_task_req {
+	const char *cluster;                       /* name */
+	const struct store_task_definition *td;
+	const struct cJSON *body;                  /* td's body, parsed */
+	const struct cJSON *overrides;             /* or NULL */
+	const char *group;                         /* NULL: "family:<family>" */
+	const char *started_by, *client_token, *launch_type, *subnet, *service_name;
+	int64_t now_ms;
+};
+
+/* Fills T (zeroed by the caller) as a PROVISIONING task with a new id,
+ * its ARN, containers and ENI attachment, ready for store_task_insert().
+ * Strings not allocated here point into Q; free with
+ * sched_task_record_clear(). */
+int sched_task_record(const struct sched *s, const struct sched_task_req *q, struct store_task *t,
+		      struct berth_err *err);
+void sched_task_record_clear(struct store_task *t);
+
 /* StopTask: the task's desiredStatus is already STOPPED in the store,
  * with stopCode/stoppedReason set; this tells its shim (REASON), or
  * makes sure a task still pulling never starts. */
@@ -90,9 +111,11 @@ void sched_stop(struct sched *s, const char *id, const char *reason);
  * reports the address, then ATTACHED, DELETED once the task stopped.
  * NETWORK is the shim STATUS "network" object or NULL.  A malloc'd JSON
  * text, NULL on OOM. */
-struct cJSON;
 char *sched_eni_json(const struct sched *s, const char *task_id, const char *attachment_id,
 		     const char *subnet_id, const char *status, const struct cJSON *network);
+
+/* The service scheduler (daemon/svc.h) the API drives. */
+struct svc *sched_services(struct sched *s);
 
 /* Milliseconds since the epoch (the store's times). */
 int64_t sched_now_ms(void);

@@ -60,6 +60,7 @@ struct sched {
 	struct img_store *images;
 	struct event *prune_ev;
 	struct sched_task *tasks;
+	struct svc *svc;             /* services; NULL while adopting at start */
 };
 
 void sched_say(struct sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

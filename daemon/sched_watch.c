@@ -16,6 +16,7 @@
 #include "common/fsutil.h"
 #include "daemon/api_internal.h"
 #include "daemon/sched_internal.h"
+#include "daemon/svc.h"
 #include "runtime/plan.h"
 #include "runtime/shim.h"
 
@@ -211,12 +212,16 @@ void sched_apply_status(struct sched *s, const char *id, const cJSON *status, bo
 	}
 	if (t->last_status == STORE_TASK_STOPPED)
 		return;
-	if (set_task(s, t, status, final) && store_task_update(s->store, t, &err) < 0) {
+	bool changed = set_task(s, t, status, final);
+	if (changed && store_task_update(s->store, t, &err) < 0) {
 		sched_say(s, "task %s: %s", id, err.msg);
 		return;
 	}
-	if (!final)
+	if (!final) {
+		if (changed && t->service_name)
+			svc_poke(s->svc, t->cluster, t->service_name);
 		return;
+	}
 	/* DEPROVISIONING is recorded (its version), then STOPPED: the shim
 	 * has torn everything down before it reports. */
 	int64_t stopped = ms_of(status, "stoppedAt");
@@ -227,6 +232,8 @@ void sched_apply_status(struct sched *s, const char *id, const cJSON *status, bo
 		t->containers[i].last_status = STORE_TASK_STOPPED;
 	if (store_task_update(s->store, t, &err) < 0)
 		sched_say(s, "task %s: %s", id, err.msg);
+	else
+		svc_task_stopped(s->svc, t);
 }
 
 /* ---- a shim gone without a word -------------------------------------------- */

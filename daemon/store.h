@@ -30,7 +30,8 @@
  *
  * Errors are "store: <object>: <cause>" with a negative errno:
  * -ENOENT not found, -EEXIST duplicate, -EINVAL bad argument or state,
- * -EBUSY the object is in use (cluster with active tasks), -ESTALE a task
+ * -EBUSY the object is in use (cluster with active tasks; -ENOTEMPTY: with
+ * active services), -ESTALE a task
  * update based on an old version, -ENOTSUP a newer schema, -EBADMSG not a
  * database or corrupt. */
 #ifndef BERTH_DAEMON_STORE_H
@@ -132,7 +133,7 @@ struct store_cluster {
 	 * cannot drift from the tasks they count. */
 	int64_t running_tasks_count;   /* lastStatus RUNNING */
 	int64_t pending_tasks_count;   /* PROVISIONING, PENDING, ACTIVATING */
-	int64_t active_services_count; /* 0 until services exist (issue 5) */
+	int64_t active_services_count; /* ACTIVE services */
 };
 void store_cluster_free(struct store_cluster *c);
 DEFINE_CLEANUP_FUNC(struct store_cluster, store_cluster_free)
@@ -151,8 +152,9 @@ int store_cluster_get(struct store *s, const char *name_or_arn, struct store_clu
 /* Cluster ARNs ordered by name; ACTIVE ones unless include_inactive. */
 int store_cluster_list(struct store *s, bool include_inactive, const struct store_page *page,
 		       struct store_list *ret, struct berth_err *err);
-/* ACTIVE → INACTIVE (an INACTIVE one is returned as is).  -EBUSY while the
- * cluster holds tasks that are not STOPPED. */
+/* ACTIVE → INACTIVE (an INACTIVE one is returned as is).  -ENOTEMPTY
+ * while it has ACTIVE services, -EBUSY while it holds tasks that are not
+ * STOPPED. */
 int store_cluster_delete(struct store *s, const char *name_or_arn, struct store_cluster **ret,
 			 struct berth_err *err);
 
@@ -302,6 +304,48 @@ int store_task_list(struct store *s, const struct store_task_filter *f,
  * so the caller can remove their task directories. */
 int store_task_prune(struct store *s, int64_t stopped_before_ms, struct store_list *ret_ids,
 		     struct berth_err *err);
+
+/* ---- services ---- */
+
+enum store_service_status {
+	STORE_SERVICE_ACTIVE,
+	STORE_SERVICE_DRAINING,
+	STORE_SERVICE_INACTIVE,
+};
+const char *store_service_status_name(enum store_service_status v);
+
+/* A service: its columns, and the JSON the scheduler keeps (the request's
+ * configuration as echoed, the deployments and events newest first, its
+ * own state).  The store does not look inside the JSON. */
+struct store_service {
+	char *cluster;              /* cluster name */
+	char *name;
+	char *arn;
+	enum store_service_status status;
+	int64_t created_at;
+	int64_t desired_count;
+	char *config_json;
+	char *deployments_json;
+	char *events_json;
+	char *state_json;
+};
+void store_service_free(struct store_service *v);
+DEFINE_CLEANUP_FUNC(struct store_service, store_service_free)
+
+/* Inserts IN.  -EEXIST when the cluster has an ACTIVE or DRAINING service
+ * of that name (an INACTIVE one is replaced, its tags dropped); -ENOENT
+ * or -EINVAL for a missing or INACTIVE cluster. */
+int store_service_create(struct store *s, const struct store_service *in, struct berth_err *err);
+/* By cluster and name, or by ARN (cluster may then be NULL). */
+int store_service_get(struct store *s, const char *cluster, const char *name_or_arn,
+		      struct store_service **ret, struct berth_err *err);
+/* Writes every mutable member (status, desired count, the JSON). */
+int store_service_update(struct store *s, const struct store_service *v, struct berth_err *err);
+/* Service ARNs ordered by name: CLUSTER's (NULL = every cluster's),
+ * ACTIVE ones, and DRAINING ones too when with_draining. */
+int store_service_list(struct store *s, const char *cluster, bool with_draining,
+		       const struct store_page *page, struct store_list *ret,
+		       struct berth_err *err);
 
 /* ---- tags ---- */
 

@@ -29,7 +29,8 @@ void store_cluster_free(struct store_cluster *c)
 	"c.name, c.arn, c.status, c.created_at, c.settings_json, c.configuration_json," \
 	" (SELECT count(*) FROM tasks t WHERE t.cluster = c.name AND t.last_status = 'RUNNING')," \
 	" (SELECT count(*) FROM tasks t WHERE t.cluster = c.name" \
-	"    AND t.last_status IN ('PROVISIONING','PENDING','ACTIVATING'))"
+	"    AND t.last_status IN ('PROVISIONING','PENDING','ACTIVATING')),"   \
+	" (SELECT count(*) FROM services v WHERE v.cluster = c.name AND v.status = 'ACTIVE')"
 
 static int cluster_read(struct store *s, const char *name_or_arn, struct store_cluster **ret,
 			struct berth_err *err)
@@ -55,7 +56,7 @@ static int cluster_read(struct store *s, const char *name_or_arn, struct store_c
 	c->configuration_json = store_col_dup(st, 5, &oom);
 	c->running_tasks_count = sqlite3_column_int64(st, 6);
 	c->pending_tasks_count = sqlite3_column_int64(st, 7);
-	c->active_services_count = 0;
+	c->active_services_count = sqlite3_column_int64(st, 8);
 	if (oom)
 		return berth_errf(err, ENOMEM, "store: cluster %s: out of memory", name_or_arn);
 	*ret = TAKE_PTR(c);
@@ -192,6 +193,9 @@ int store_cluster_delete(struct store *s, const char *name_or_arn, struct store_
 	r = cluster_read(s, name_or_arn, &c, err);
 	if (r < 0)
 		return r;
+	if (c->status == STORE_CLUSTER_ACTIVE && c->active_services_count > 0)
+		return berth_errf(err, ENOTEMPTY, "store: cluster %s: still has %" PRId64
+				  " active services", c->name, c->active_services_count);
 	if (c->status == STORE_CLUSTER_ACTIVE) {
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
 		r = store_prepare(s,

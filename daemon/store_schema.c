@@ -3,7 +3,7 @@
  * migrations[i] takes the database from user_version i to i + 1.  Append
  * only: a released migration is never edited, because databases out there
  * already ran it; a change is a new migration (services, deployments and
- * service events arrive as migration 2).  Each one runs in its own
+ * service events are migration 2).  Each one runs in its own
  * transaction together with the user_version bump, so a crash mid-upgrade
  * leaves the previous version intact and the next open retries.
  *
@@ -120,6 +120,23 @@ static const char *const migrations[] = {
 	"  value TEXT NOT NULL CHECK (length(value) <= 256),"
 	"  PRIMARY KEY (resource_arn, key)"
 	") STRICT, WITHOUT ROWID;",
+
+	/* 1 → 2: services.  The scheduler's view of a service (deployments,
+	 * events, backoff) is ECS JSON the API echoes, so it is stored as
+	 * such; the columns are what is queried. */
+	"CREATE TABLE services ("
+	"  cluster TEXT NOT NULL REFERENCES clusters(name),"
+	"  name TEXT NOT NULL,"
+	"  arn TEXT NOT NULL UNIQUE,"
+	"  status TEXT NOT NULL CHECK (status IN ('ACTIVE','DRAINING','INACTIVE')),"
+	"  created_at INTEGER NOT NULL,"
+	"  desired_count INTEGER NOT NULL CHECK (desired_count >= 0),"
+	"  config_json TEXT NOT NULL,"
+	"  deployments_json TEXT NOT NULL,"
+	"  events_json TEXT NOT NULL,"
+	"  state_json TEXT NOT NULL,"
+	"  PRIMARY KEY (cluster, name)"
+	") STRICT;",
 };
 
 int store_schema_version(void)

@@ -549,11 +549,12 @@ static int tag_key_check(const char *arn, const char *key, struct berth_err *err
 int store_resource_exists(struct store *s, const char *arn, struct berth_err *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	/* Every table whose rows can carry tags (services join in issue 5). */
+	/* Every table whose rows can carry tags. */
 	int r = store_prepare(s,
 			      "SELECT EXISTS (SELECT 1 FROM clusters WHERE arn = ?1)"
 			      " OR EXISTS (SELECT 1 FROM task_definitions WHERE arn = ?1)"
-			      " OR EXISTS (SELECT 1 FROM tasks WHERE arn = ?1)",
+			      " OR EXISTS (SELECT 1 FROM tasks WHERE arn = ?1)"
+			      " OR EXISTS (SELECT 1 FROM services WHERE arn = ?1)",
 			      &st, err);
 	if (r < 0)
 		return r;

@@ -429,3 +429,23 @@ def shim_env(shim_session, request):
                         json.dumps(left, indent=1, default=str))
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+# ------------------------------------------------------------------ berth daemon tasks
+
+@pytest.fixture(scope="session")
+def task_net():
+    """The task daemons' own test network, NAT table and cgroup name
+    (tests/integration/test_api_tasks.py, test_services.py)."""
+    if os.geteuid() != 0:
+        pytest.fail("task tests need root")
+    _set_child_subreaper()
+    net = tk.TestNet(f"berthd{os.getpid() % 100000}", tk.pick_test_subnet(prefix="10.214"),
+                     f"berth_dtest_{os.getpid()}", f"berth-dtest-{os.getpid()}")
+    forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    yield net
+    subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True)
+    _remove_cgroup_roots(net.cgroup_name)
+    # NAT turned ip_forward on: a host-wide setting the tests put back.
+    Path("/proc/sys/net/ipv4/ip_forward").write_text(forward)

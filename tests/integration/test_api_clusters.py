@@ -147,7 +147,7 @@ API_BRIDGE = f"berthapi{os.getpid() % 100000}"
 class Daemon:
     """A real `berth daemon` on a unix socket and a SigV4 TCP port."""
 
-    def __init__(self, tmp, extra=(), tcp=True, creds=True, name="daemon"):
+    def __init__(self, tmp, extra=(), tcp=True, creds=True, name="daemon", net_args=None):
         self.tmp = Path(tmp)
         self.root = self.tmp / "root"
         self.run = self.tmp / "run"
@@ -159,7 +159,7 @@ class Daemon:
         self.creds.chmod(0o600)
         args = [BERTH_BIN, "daemon", "--root", str(self.root), "--run-root", str(self.run),
                 "--listen", f"unix:{self.sock}", "--log-root", str(self.tmp / "logs"),
-                *api_net_args()]
+                *(api_net_args() if net_args is None else net_args)]
         if tcp:
             args += ["--listen", f"tcp:127.0.0.1:{self.port}"]
         if creds:

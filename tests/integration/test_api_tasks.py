@@ -20,11 +20,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from conftest import _set_child_subreaper
 from fixtures import tasks as tk
 from test_api_clusters import ACCOUNT, REGION, Daemon, aws_cli, make_client, raw
 
-PID = os.getpid()
 OOM_REASON = tk.OOM_REASON
 AGENT_GONE = "Task stopped: the task agent exited unexpectedly"
 IDLE = tk.IDLE
@@ -33,36 +31,13 @@ NETCFG = {"awsvpcConfiguration": {"subnets": ["subnet-0berthtest"], "assignPubli
 
 # ---- the network and the daemon ----
 
-@pytest.fixture(scope="module")
-def task_net():
-    """The daemon's own test network and cgroup name for this module."""
-    if os.geteuid() != 0:
-        pytest.fail("task tests need root")
-    _set_child_subreaper()
-    net = tk.TestNet(f"berthd{PID % 100000}", tk.pick_test_subnet(prefix="10.214"),
-                     f"berth_dtest_{PID}", f"berth-dtest-{PID}")
-    forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
-    yield net
-    subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
-    subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True)
-    for root in tk.cgroup_tree_roots(net.cgroup_name):
-        tk.kill_cgroup_tree([root]) if os.path.isdir(root) else None
-        for dirpath, _, _ in sorted(os.walk(root), reverse=True) if os.path.isdir(root) else []:
-            try:
-                os.rmdir(dirpath)
-            except OSError:
-                pass
-    # NAT turned ip_forward on: a host-wide setting the tests put back.
-    Path("/proc/sys/net/ipv4/ip_forward").write_text(forward)
-
-
 class TaskDaemon(Daemon):
     def __init__(self, tmp, net, extra=(), name="daemon"):
         self.net = net
         self.logs = Path(tmp) / "logs"
         args = ["--log-root", str(self.logs), "--bridge", net.bridge, "--subnet", net.subnet,
-                "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name, *extra]
-        super().__init__(tmp, extra=args, name=name)
+                "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name]
+        super().__init__(tmp, extra=extra, name=name, net_args=args)
         self.user_extra = tuple(extra)
 
     def restart(self, name):

@@ -1,0 +1,62 @@
+/* daemon/svc: what svc.c (reconcile), svc_loop.c (timers, deployments)
+ * and api_services.c share.  Not for use outside daemon/. */
+#ifndef BERTH_DAEMON_SVC_INTERNAL_H
+#define BERTH_DAEMON_SVC_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon/svc.h"
+
+#define SVC_TDS_MAX 8
+
+struct svc_entry;
+
+struct svc {
+	struct event_base *base;
+	struct store *store;
+	struct sched *sched;
+	struct svc_config cfg;
+	struct svc_entry *entries;
+	FILE *log;
+};
+
+/* One service as a reconcile sees it: its row, its JSON parsed, its tasks
+ * that are not STOPPED, and the task definitions looked up meanwhile. */
+struct svc_view {
+	struct store_service *row;
+	cJSON *cfg, *deps, *events, *state;
+	struct store_task **tasks;
+	size_t n;
+	struct store_task_definition *tds[SVC_TDS_MAX];
+	cJSON *td_bodies[SVC_TDS_MAX];
+	size_t n_tds;
+};
+
+int svc_view_load(struct svc *v, const char *cluster, const char *name, struct svc_view *w,
+		  struct berth_err *err);
+int svc_view_save(struct svc *v, struct svc_view *w, struct berth_err *err);
+void svc_view_done(struct svc_view *w);
+int svc_td(struct svc *v, struct svc_view *w, const char *arn, struct store_task_definition **td,
+	   const cJSON **body, struct berth_err *err);
+
+/* Runs one reconcile of CLUSTER/NAME; returns when to run the next one
+ * (epoch ms), 0 for "only when something happens". */
+int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name, int64_t now);
+
+/* A new PRIMARY deployment of TD_ARN in W (the old primary becomes
+ * ACTIVE); the backoff starts over.  0, or -ENOMEM. */
+int svc_deploy(struct svc_view *w, const char *td_arn, int64_t now);
+
+/* "(service NAME) " + the message, as the newest event. */
+void svc_event(struct svc_view *w, int64_t now, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void svc_say(struct svc *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+const char *svc_str(const cJSON *o, const char *name);
+int64_t svc_num(const cJSON *o, const char *name, int64_t dflt);
+bool svc_set_num(cJSON *o, const char *name, double v);
+bool svc_set_str(cJSON *o, const char *name, const char *v);
+
+#endif

@@ -1,0 +1,375 @@
+"""Services: CreateService, UpdateService, DeleteService, DescribeServices,
+ListServices with boto3 against a real daemon that runs every task in its
+own berth-shim.  The daemon counts a task without health checks healthy
+after 1 s RUNNING (--service-healthy-after; ECS's 40 s by default).
+
+Every answer boto3 sees is validated against botocore's model (events and
+deployments included); the fixture checks nothing of any task is left."""
+import os
+import signal
+import threading
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from fixtures import tasks as tk
+from test_api_clusters import make_client
+from test_api_tasks import (IDLE, NETCFG, TaskDaemon, describe, force_cleanup, image,  # noqa: F401
+                            leftovers, register, sh, tmp_tasks, wait_stopped)
+
+HEALTHY_AFTER = ["--service-healthy-after", "1s"]
+
+
+@pytest.fixture
+def sdaemon(tmp_tasks, task_net, registry_anon):
+    d = TaskDaemon(tmp_tasks, task_net, HEALTHY_AFTER).wait_ready()
+    d.registry = registry_anon
+    yield d
+    if d.proc.poll() is None:
+        ecs = make_client(d)
+        try:
+            for arn in ecs.list_services()["serviceArns"]:
+                ecs.delete_service(service=arn, force=True)
+            arns = ecs.list_tasks()["taskArns"]
+        except ClientError:
+            arns = []
+        for a in arns:
+            ecs.stop_task(task=a)
+        if arns:
+            wait_stopped(ecs, arns, 60)
+        tk.poll_until(lambda: not tk.shim_processes(d.tmp), 30, "every shim to exit")
+    log = d.stop()
+    left = leftovers(d, task_net)
+    if left:
+        force_cleanup(d, task_net)
+    assert not left, f"tasks left on the host: {left}\ndaemon log:\n{log}"
+
+
+@pytest.fixture
+def ecs(sdaemon):
+    c = make_client(sdaemon)
+    c.create_cluster()
+    return c
+
+
+def create(ecs, td, name="web", count=3, **kw):
+    kw.setdefault("networkConfiguration", NETCFG)
+    return ecs.create_service(serviceName=name, taskDefinition=td, desiredCount=count,
+                              **kw)["service"]
+
+
+def svc(ecs, name="web"):
+    return ecs.describe_services(services=[name])["services"][0]
+
+
+def stable(ecs, name="web", timeout=60):
+    """boto3's services_stable waiter (one deployment, runningCount ==
+    desiredCount), then the rollout COMPLETED (its tasks healthy)."""
+    ecs.get_waiter("services_stable").wait(services=[name],
+                                           WaiterConfig={"Delay": 1, "MaxAttempts": timeout})
+    tk.poll_until(lambda: svc(ecs, name)["deployments"][0]["rolloutState"] == "COMPLETED",
+                  timeout, f"service {name}'s rollout to complete")
+    return svc(ecs, name)
+
+
+def messages(s):
+    return [e["message"] for e in s["events"]]
+
+
+def running_tasks(ecs, name="web"):
+    arns = ecs.list_tasks(serviceName=name)["taskArns"]
+    if not arns:
+        return []
+    return [t for t in ecs.describe_tasks(tasks=arns)["tasks"] if t["lastStatus"] == "RUNNING"]
+
+
+def wait_replaced(ecs, gone_arn, count, name="web", timeout=30):
+    def ok():
+        ts = running_tasks(ecs, name)
+        return len(ts) == count and gone_arn not in {t["taskArn"] for t in ts}
+    tk.poll_until(ok, timeout, "the lost task to be replaced", interval=0.05)
+
+
+def task_pids(d, net, task):
+    tid = task["taskArn"].rsplit("/", 1)[1]
+    pids = set()
+    for root in tk.cgroup_tree_roots(net.cgroup_name):
+        for dirpath, _, _ in os.walk(os.path.join(root, f"task-{tid}")):
+            pids |= set(tk.cgroup_procs(dirpath))
+    return pids
+
+
+# ---- desired count and replacement ----
+
+def test_service_stable_then_every_lost_task_is_replaced(ecs, sdaemon):
+    td = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    s = create(ecs, td)
+    assert s["status"] == "ACTIVE" and s["desiredCount"] == 3
+    (dep,) = s["deployments"]
+    assert dep["status"] == "PRIMARY" and dep["id"].startswith("ecs-svc/")
+    assert len(dep["id"]) == len("ecs-svc/") + 19
+    s = stable(ecs)
+    assert s["runningCount"] == 3 and s["pendingCount"] == 0, s
+    assert s["deployments"][0]["rolloutState"] == "COMPLETED"
+    msgs = messages(s)
+    assert any(m.startswith("(service web) has started 3 tasks: (task ") for m in msgs), msgs
+    assert "(service web) has reached a steady state." in msgs
+    assert any(m.endswith("deployment completed.") for m in msgs), msgs
+    tasks = running_tasks(ecs)
+    assert {t["group"] for t in tasks} == {"service:web"}
+    assert {t["startedBy"] for t in tasks} == {dep["id"]}
+    c = ecs.describe_clusters(clusters=["default"])["clusters"][0]
+    assert c["activeServicesCount"] == 1 and c["runningTasksCount"] == 3
+
+    # StopTask → replaced.
+    victim = tasks[0]["taskArn"]
+    ecs.stop_task(task=victim)
+    wait_replaced(ecs, victim, 3)
+    # Its processes killed from the host → replaced.
+    victim = running_tasks(ecs)[0]
+    for pid in task_pids(sdaemon, sdaemon.net, victim):
+        os.kill(pid, signal.SIGKILL)
+    wait_replaced(ecs, victim["taskArn"], 3)
+    # Its shim killed → replaced, and cleaned up.
+    victim = running_tasks(ecs)[0]
+    before = set(tk.shim_processes(sdaemon.tmp))
+    shims = [p for p in before if victim["taskArn"].rsplit("/", 1)[1] in
+             " ".join(open(f"/proc/{p}/cmdline").read().split("\0"))]
+    assert len(shims) == 1, (before, victim["taskArn"])
+    os.kill(shims[0], signal.SIGKILL)
+    tk.reap(shims[0])
+    wait_replaced(ecs, victim["taskArn"], 3)
+    gone = describe(ecs, victim["taskArn"])
+    tk.poll_until(lambda: describe(ecs, victim["taskArn"])["lastStatus"] == "STOPPED", 10,
+                  "the lost task STOPPED")
+    assert gone["taskArn"] == victim["taskArn"]
+    s = stable(ecs)
+    assert s["runningCount"] == 3
+
+
+def test_scale_up_and_down(ecs, sdaemon):
+    td = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    create(ecs, td, count=1)
+    stable(ecs)
+    ecs.update_service(service="web", desiredCount=3)
+    s = stable(ecs)
+    assert s["runningCount"] == 3 and len(s["deployments"]) == 1
+    ecs.update_service(service="web", desiredCount=1)
+    s = stable(ecs)
+    assert s["runningCount"] == 1
+    assert any("has stopped 2 running tasks" in m for m in messages(s)), messages(s)
+    stopped = ecs.list_tasks(serviceName="web", desiredStatus="STOPPED")["taskArns"]
+    wait_stopped(ecs, stopped)
+    for t in ecs.describe_tasks(tasks=stopped)["tasks"]:
+        assert t["stopCode"] == "ServiceSchedulerInitiated", t
+
+
+# ---- backoff ----
+
+@pytest.mark.parametrize("kind", ["crash", "oom"])
+def test_failing_tasks_back_off(ecs, sdaemon, kind):
+    # dd's 200 MB buffer meets the 64 MiB limit at once.
+    script = "exit 1" if kind == "crash" else "dd if=/dev/zero of=/dev/null bs=200M count=1"
+    td = register(ecs, sdaemon, [sh("app", script)], family="loop", memory="64")
+    create(ecs, td, name="loop", count=1)
+    deadline = time.monotonic() + 14
+    while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        svc(ecs, "loop")     # the host and the daemon stay responsive
+        assert time.monotonic() - t0 < 1
+        time.sleep(0.2)
+    arns = (ecs.list_tasks(serviceName="loop", desiredStatus="STOPPED")["taskArns"] +
+            ecs.list_tasks(serviceName="loop")["taskArns"])
+    tasks = sorted(ecs.describe_tasks(tasks=arns)["tasks"], key=lambda t: t["createdAt"])
+    starts = [t["createdAt"].timestamp() for t in tasks]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert 3 <= len(tasks) <= 6, gaps          # no spinning
+    assert gaps[-1] > 1.5 * gaps[0], gaps      # growing delays
+    print(f"\n{kind} loop: delays between starts {[round(g, 2) for g in gaps]} s")
+    if kind == "oom":
+        stopped = [t for t in tasks if t["lastStatus"] == "STOPPED"]
+        assert stopped[0]["containers"][0]["reason"] == tk.OOM_REASON
+    s = svc(ecs, "loop")
+    assert "(service loop) is unable to consistently start tasks successfully." in messages(s)
+    assert s["deployments"][0]["failedTasks"] >= 3
+
+
+# ---- deployments ----
+
+def sample_counts(ecs, name, stop, out):
+    c = make_client_like(ecs)
+    while not stop.is_set():
+        arns = c.list_tasks(serviceName=name)["taskArns"]
+        ts = c.describe_tasks(tasks=arns)["tasks"] if arns else []
+        out.append((sum(t["lastStatus"] == "RUNNING" for t in ts),
+                    sum(t["lastStatus"] != "STOPPED" for t in ts)))
+        time.sleep(0.1)
+
+
+def make_client_like(ecs):
+    return make_client(type("D", (), {"endpoint": ecs.meta.endpoint_url})())
+
+
+def test_rolling_update_holds_the_bounds(ecs, sdaemon):
+    rev1 = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    rev2 = register(ecs, sdaemon, [sh("app", "echo v2; " + IDLE)], family="web")
+    assert rev1.endswith(":1") and rev2.endswith(":2")
+    create(ecs, rev1, count=2, deploymentConfiguration={"maximumPercent": 200,
+                                                        "minimumHealthyPercent": 100})
+    stable(ecs)
+    samples, stop = [], threading.Event()
+    th = threading.Thread(target=sample_counts, args=(ecs, "web", stop, samples))
+    th.start()
+    try:
+        t0 = time.monotonic()
+        s = ecs.update_service(service="web", taskDefinition="web")["service"]   # latest: rev 2
+        assert len(s["deployments"]) == 2 and s["deployments"][0]["taskDefinition"] == rev2
+        s = stable(ecs)
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        th.join()
+    assert len(samples) > 10
+    assert min(r for r, _ in samples) >= 2, samples
+    assert max(n for _, n in samples) <= 4, samples
+    (dep,) = s["deployments"]
+    assert dep["taskDefinition"] == rev2 and dep["rolloutState"] == "COMPLETED"
+    assert {t["taskDefinitionArn"] for t in running_tasks(ecs)} == {rev2}
+    print(f"\nrolling update of 2 tasks: {took:.2f} s")
+
+
+def test_bounds_that_allow_no_move_say_so(ecs, sdaemon):
+    rev1 = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    rev2 = register(ecs, sdaemon, [sh("app", "echo v2; " + IDLE)], family="web")
+    create(ecs, rev1, count=1, deploymentConfiguration={"maximumPercent": 100,
+                                                        "minimumHealthyPercent": 100})
+    stable(ecs)
+    ecs.update_service(service="web", taskDefinition=rev2)
+    tk.poll_until(lambda: any("unable to make progress" in m for m in messages(svc(ecs))), 10,
+                  "the no-move event")
+    assert {t["taskDefinitionArn"] for t in running_tasks(ecs)} == {rev1}
+
+
+@pytest.mark.parametrize("rollback", [False, True])
+def test_circuit_breaker(ecs, sdaemon, rollback):
+    good = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    bad = register(ecs, sdaemon, [{"name": "app", "image": f"{sdaemon.registry.host}/nope:1"}],
+                   family="web")
+    create(ecs, good, count=1, deploymentConfiguration={
+        "deploymentCircuitBreaker": {"enable": True, "rollback": rollback}})
+    stable(ecs)
+    ecs.update_service(service="web", taskDefinition=bad)
+
+    def failed():
+        return any(m.endswith("deployment failed: tasks failed to start.")
+                   for m in messages(svc(ecs)))
+    tk.poll_until(failed, 40, "the circuit breaker to trip")
+    s = svc(ecs)
+    if not rollback:
+        assert s["deployments"][0]["rolloutState"] == "FAILED", s["deployments"]
+        assert s["deployments"][0]["failedTasks"] >= 3
+        assert {t["taskDefinitionArn"] for t in running_tasks(ecs)} == {good}
+        return
+    assert any(m.startswith("(service web) rolling back to deployment ecs-svc/")
+               for m in messages(s)), messages(s)
+    s = stable(ecs)
+    (dep,) = s["deployments"]
+    assert dep["taskDefinition"] == good and dep["rolloutState"] == "COMPLETED"
+
+
+def test_unhealthy_task_is_replaced(ecs, sdaemon):
+    script = "touch /tmp/ok; (sleep 4; rm /tmp/ok) & " + IDLE
+    td = register(ecs, sdaemon, [sh("app", script, healthCheck={
+        "command": ["CMD-SHELL", "test -f /tmp/ok"], "interval": 5, "timeout": 2, "retries": 1,
+        "startPeriod": 0})], family="hc")
+    create(ecs, td, name="hc", count=1)
+    first = None
+    tk.poll_until(lambda: running_tasks(ecs, "hc"), 20, "a RUNNING task")
+    first = running_tasks(ecs, "hc")[0]["taskArn"]
+
+    def replaced():
+        t = describe(ecs, first)
+        return t["desiredStatus"] == "STOPPED" and t["stoppedReason"] == \
+            "Task failed container health checks"
+    tk.poll_until(replaced, 40, "the unhealthy task to be replaced")
+    tk.poll_until(lambda: [t for t in running_tasks(ecs, "hc") if t["taskArn"] != first], 20,
+                  "its replacement")
+
+
+# ---- deletion, listing, strategies ----
+
+def test_delete_service_drains_every_task(ecs, sdaemon):
+    td = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    create(ecs, td, count=2)
+    stable(ecs)
+    with pytest.raises(ClientError) as e:
+        ecs.delete_service(service="web")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    s = ecs.delete_service(service="web", force=True)["service"]
+    assert s["status"] == "DRAINING" and s["desiredCount"] == 0
+    tk.poll_until(lambda: svc(ecs)["status"] == "INACTIVE", 30, "the service INACTIVE")
+    assert ecs.list_tasks(serviceName="web")["taskArns"] == []
+    assert ecs.list_services()["serviceArns"] == []
+    with pytest.raises(ClientError) as e:
+        ecs.update_service(service="web", desiredCount=1)
+    assert e.value.response["Error"]["Code"] == "ServiceNotFoundException"
+
+
+def test_list_describe_and_daemon_strategy(ecs, sdaemon):
+    td = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    create(ecs, td, name="a", count=0)
+    s = create(ecs, td, name="d", count=5, schedulingStrategy="DAEMON")
+    assert s["desiredCount"] == 1 and s["schedulingStrategy"] == "DAEMON"
+    s = stable(ecs, "d")
+    assert s["runningCount"] == 1
+    arns = ecs.list_services()["serviceArns"]
+    assert [a.rsplit("/", 1)[1] for a in arns] == ["a", "d"]
+    pages = list(ecs.get_paginator("list_services").paginate(PaginationConfig={"PageSize": 1}))
+    assert len(pages) == 2
+    out = ecs.describe_services(services=["a", "nope"])
+    assert out["failures"] == [{"arn": "nope", "reason": "MISSING"}]
+    with pytest.raises(ClientError) as e:
+        create(ecs, td, name="a")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    with pytest.raises(ClientError) as e:
+        create(ecs, td, name="x", loadBalancers=[{"targetGroupArn": "arn:x", "containerName":
+                                                  "app", "containerPort": 80}])
+    assert e.value.response["Error"]["Code"] == "UnsupportedFeatureException"
+    with pytest.raises(ClientError) as e:
+        ecs.create_service(serviceName="y", taskDefinition=td, desiredCount=1)
+    assert "Network Configuration must be provided" in e.value.response["Error"]["Message"]
+
+
+# ---- restarts ----
+
+def test_daemon_kill9_mid_rollout_completes_within_bounds(ecs, sdaemon):
+    rev1 = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    rev2 = register(ecs, sdaemon, [sh("app", "echo v2; " + IDLE)], family="web")
+    create(ecs, rev1, count=2)
+    stable(ecs)
+    peak, stop = [0], threading.Event()
+
+    def watch_shims():   # a host-level count, also while the daemon is down
+        while not stop.is_set():
+            peak[0] = max(peak[0], len(tk.shim_processes(sdaemon.tmp)))
+            time.sleep(0.05)
+    th = threading.Thread(target=watch_shims)
+    th.start()
+    try:
+        ecs.update_service(service="web", taskDefinition=rev2)
+        tk.poll_until(lambda: any(t["taskDefinitionArn"] == rev2 for t in running_tasks(ecs)),
+                      20, "a rev 2 task")
+        sdaemon.proc.kill()
+        sdaemon.proc.wait()
+        d2 = sdaemon.restart("daemon2").wait_ready()
+        sdaemon.__dict__.update(d2.__dict__)
+        ecs2 = make_client(d2)
+        s = stable(ecs2)
+    finally:
+        stop.set()
+        th.join()
+    (dep,) = s["deployments"]
+    assert dep["taskDefinition"] == rev2 and s["runningCount"] == 2
+    assert peak[0] <= 4, f"{peak[0]} tasks ran at once (maximumPercent 200 of 2)"
+    assert {t["taskDefinitionArn"] for t in running_tasks(ecs2)} == {rev2}
