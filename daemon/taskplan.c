@@ -290,12 +290,14 @@ static int argv_merge(cJSON *pc, const cJSON *cd, const cJSON *co, const cJSON *
 		r = strv_member(icmd, "Cmd", cname, err);
 	if (r < 0)
 		return r;
-	if (!ep)
-		ep = iep;
-	else if (!cmd)
-		icmd = NULL;
-	if (!cmd)
-		cmd = icmd;
+	/* moby's merge(): only a non-empty entryPoint keeps the image's Cmd
+	 * out, an empty command takes it, an absent entryPoint the image's. */
+	if (!nonempty_array(ep)) {
+		if (!nonempty_array(cmd))
+			cmd = icmd;
+		if (!ep)
+			ep = iep;
+	}
 	if (!copy_to(pc, "entryPoint", ep) || !copy_to(pc, "command", cmd))
 		return berth_errf(err, ENOMEM, "out of memory");
 	if (!nonempty_array(ep) && !nonempty_array(cmd))
