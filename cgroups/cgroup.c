@@ -476,11 +476,10 @@ int cg_group_destroy(struct cg_group *g, struct berth_err *err)
 	return r;
 }
 
-/* Destroys the top-level group name, whichever hierarchies hold it. */
-static int remove_child(struct cg_driver *d, const char *name, struct berth_err *err)
+int cg_group_remove(struct cg_driver *d, const char *rel, struct berth_err *err)
 {
 	struct cg_group *g = NULL;
-	int r = group_open(d, name, true, &g, err);
+	int r = group_open(d, rel, true, &g, err);
 	if (r < 0)
 		return r;
 	return cg_group_destroy(g, err);
@@ -501,7 +500,7 @@ static int remove_children(struct cg_driver *d, unsigned i, struct berth_err *er
 		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
 		    (d->ops->reserved && !strcmp(de->d_name, d->ops->reserved)))
 			continue;
-		int r = remove_child(d, de->d_name, err);
+		int r = cg_group_remove(d, de->d_name, err);
 		if (r < 0)
 			return r;
 	}

@@ -124,6 +124,12 @@ int cg_group_create(struct cg_driver *d, const char *rel, const struct cg_limits
 int cg_group_open(struct cg_driver *d, const char *rel, struct cg_group **ret,
 		  struct berth_err *err);
 
+/* Kills every process left in the group at rel and removes its subtree, in
+ * whichever hierarchies hold it: the leftovers of a shim that died, whole
+ * or half-made.  A group that exists nowhere is fine (0), so a repeated
+ * call is harmless. */
+int cg_group_remove(struct cg_driver *d, const char *rel, struct berth_err *err);
+
 /* Moves process pid (all its threads) into the group. */
 int cg_group_attach(struct cg_group *g, pid_t pid, struct berth_err *err);
 

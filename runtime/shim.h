@@ -7,6 +7,7 @@
  *                 conditions allow, watches exits, OOM kills, logs, clients
  *                 and signals, stops the task, tears it down, writes
  *                 <taskDir>/exit.json and returns once the last client is told
+ *   shim_cleanup()  after a shim died (kill -9): removes what it left
  *
  * One epoll loop, no threads of its own and no process-global state
  * besides the signal mask (SIGTERM, SIGINT, SIGCHLD and SIGPIPE are blocked
@@ -38,5 +39,18 @@ int shim_run(struct shim *s, struct berth_err *err);
  * a failure) stays.  Accepts NULL. */
 void shim_free(struct shim *s);
 DEFINE_CLEANUP_FUNC(struct shim, shim_free)
+
+/* Removes what the task of PLAN left on the host when its shim died
+ * without tearing it down (kill -9): kills every process left in the task
+ * cgroup and removes the cgroups, tears down the task network (veth, netns
+ * file, IPAM address), deletes <taskDir>/containers and the control
+ * socket.  Logs and the exit record are left alone.  Idempotent: safe when
+ * nothing (or only part) is left; the first error is returned after every
+ * step was tried.  Refuses (-EBUSY) while a shim still answers on the
+ * task's socket.  The caller must not start a shim for the task while this
+ * runs, and must run in the cgroup the shim was started from (the tree is
+ * found under the caller's own cgroup, as the shim found it).  Reaping
+ * the killed processes is up to whoever they were reparented to. */
+int shim_cleanup(const struct plan *p, struct berth_err *err);
 
 #endif

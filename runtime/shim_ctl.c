@@ -417,20 +417,46 @@ static void on_accept(struct shim *s, struct shim_src *src, uint32_t events)
 
 /* ---- the listening socket ----------------------------------------------- */
 
-/* 0 if path is free (a stale socket is removed), -EADDRINUSE if a shim
- * answers there. */
-static int claim_path(struct shim *s, const struct sockaddr_un *sa, struct berth_err *err)
+int ctl_sock_addr(const struct plan *p, struct sockaddr_un *ret, struct berth_err *err)
+{
+	*ret = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	int n = snprintf(ret->sun_path, sizeof(ret->sun_path), "%s/shims/%s.sock", p->run_dir,
+			 p->task_id);
+	if (n < 0 || (size_t)n >= sizeof(ret->sun_path))
+		return berth_errf(err, ENAMETOOLONG, "task %s: socket path %s/shims/%s.sock: longer "
+				  "than %zu bytes", p->task_id, p->run_dir, p->task_id,
+				  sizeof(ret->sun_path) - 1);
+	return 0;
+}
+
+int ctl_sock_probe(const struct sockaddr_un *sa, enum ctl_sock *ret, struct berth_err *err)
 {
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return berth_errnof(err, errno, "socket");
+	/* EAGAIN: a full backlog, so somebody listens. */
 	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN)
+		*ret = CTL_SOCK_SERVED;
+	else if (errno == ENOENT)
+		*ret = CTL_SOCK_NONE;
+	else if (errno == ECONNREFUSED)
+		*ret = CTL_SOCK_STALE;
+	else
+		return berth_errnof(err, errno, "%s: probe", sa->sun_path);
+	return 0;
+}
+
+/* 0 if the path is free (a stale socket is removed), -EADDRINUSE if a shim
+ * answers there. */
+static int claim_path(struct shim *s, const struct sockaddr_un *sa, struct berth_err *err)
+{
+	enum ctl_sock st;
+	int r = ctl_sock_probe(sa, &st, err);
+	if (r < 0 || st == CTL_SOCK_NONE)
+		return r;
+	if (st == CTL_SOCK_SERVED)
 		return berth_errf(err, EADDRINUSE, "%s: another shim is serving task %s",
 				  s->sock_path, s->plan->task_id);
-	if (errno == ENOENT)
-		return 0;
-	if (errno != ECONNREFUSED)
-		return berth_errnof(err, errno, "%s: probe", s->sock_path);
 	shim_diagf(s, "task %s: removing stale socket %s", s->plan->task_id, s->sock_path);
 	if (unlink(s->sock_path) < 0 && errno != ENOENT)
 		return berth_errnof(err, errno, "%s: remove stale socket", s->sock_path);
@@ -461,17 +487,14 @@ static int bind_listen(struct shim *s, const struct sockaddr_un *sa, struct bert
 int ctl_listen(struct shim *s, struct berth_err *err)
 {
 	const struct plan *p = s->plan;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int n = snprintf(s->sock_path, sizeof(s->sock_path), "%s/shims/%s.sock", p->run_dir,
-			 p->task_id);
-	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
-		return berth_errf(err, ENAMETOOLONG, "task %s: socket path %s/shims/%s.sock: longer "
-				  "than %zu bytes", p->task_id, p->run_dir, p->task_id,
-				  sizeof(sa.sun_path) - 1);
-	memcpy(sa.sun_path, s->sock_path, (size_t)n + 1);
+	struct sockaddr_un sa;
+	int r = ctl_sock_addr(p, &sa, err);
+	if (r < 0)
+		return r;
+	snprintf(s->sock_path, sizeof(s->sock_path), "%s", sa.sun_path);
 	char dir[sizeof(s->sock_path) + 8];
 	snprintf(dir, sizeof(dir), "%s/shims", p->run_dir);
-	int r = berth_mkdir_p(dir, 0700, err);
+	r = berth_mkdir_p(dir, 0700, err);
 	if (r >= 0)
 		r = claim_path(s, &sa, err);
 	if (r >= 0)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/un.h>
 
 #include "cgroups/cgroup.h"
 #include "netns/net.h"
@@ -130,6 +131,9 @@ void health_free(struct ctr *c);
 enum rt_health_status task_health(const struct shim *s);
 
 /* shim_task.c */
+/* The plan's network settings over net_config_init()'s defaults (cfg
+ * borrows the plan's strings). */
+void task_net_config(const struct plan *p, struct net_config *cfg);
 void task_init_ctr(struct ctr *c);
 int task_setup(struct shim *s, struct berth_err *err);
 /* Starts what can start, stops what must stop; called after every event
@@ -142,6 +146,15 @@ void task_teardown(struct shim *s);
 void task_free(struct shim *s);
 
 /* shim_ctl.c */
+/* <runDir>/shims/<taskId>.sock; -ENAMETOOLONG when it does not fit. */
+int ctl_sock_addr(const struct plan *p, struct sockaddr_un *ret, struct berth_err *err);
+enum ctl_sock {
+	CTL_SOCK_NONE,    /* no socket file */
+	CTL_SOCK_STALE,   /* a socket nobody listens on: its shim died */
+	CTL_SOCK_SERVED,  /* a shim answers (or its backlog is full) */
+};
+/* Connects to sa once to tell which it is. */
+int ctl_sock_probe(const struct sockaddr_un *sa, enum ctl_sock *ret, struct berth_err *err);
 int ctl_listen(struct shim *s, struct berth_err *err);
 void ctl_close(struct shim *s);
 cJSON *ctl_status_json(const struct shim *s);

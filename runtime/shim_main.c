@@ -1,9 +1,12 @@
-/* berth-shim [--foreground] PLAN.json — the task agent (docs/runtime.md).
+/* berth-shim [--foreground | --cleanup] PLAN.json — the task agent
+ * (docs/runtime.md).
  *
  * The only place of the shim that prints: a bad plan or a failed set-up
  * is one "berth-shim: <error>" line on stderr and exit status 1 (2 for a
  * usage error); while the task runs, diagnostics go to stderr, which a
- * detached shim points at <taskDir>/shim.log. */
+ * detached shim points at <taskDir>/shim.log.  --cleanup removes what a
+ * dead shim left of the task (shim_cleanup()) and prints nothing unless
+ * that fails. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -160,20 +163,31 @@ static int detach(struct plan *plan)
 	return run(plan, p[1]);
 }
 
+static int cleanup(struct plan *plan)
+{
+	struct berth_err err = { 0 };
+	int r = shim_cleanup(plan, &err);
+	plan_free(plan);
+	if (r < 0) {
+		fprintf(stderr, "berth-shim: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	bool foreground = false;
-	const char *path = NULL;
+	const char *mode = NULL, *path = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--foreground") && !foreground)
-			foreground = true;
+		if ((!strcmp(argv[i], "--foreground") || !strcmp(argv[i], "--cleanup")) && !mode)
+			mode = argv[i];
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else
 			path = NULL, i = argc;
 	}
 	if (!path) {
-		fprintf(stderr, "usage: berth-shim [--foreground] PLAN.json\n");
+		fprintf(stderr, "usage: berth-shim [--foreground | --cleanup] PLAN.json\n");
 		return 2;
 	}
 	struct berth_err err = { 0 };
@@ -182,5 +196,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "berth-shim: %s\n", err.msg);
 		return 1;
 	}
-	return foreground ? run(plan, -1) : detach(plan);
+	if (!mode)
+		return detach(plan);
+	return !strcmp(mode, "--cleanup") ? cleanup(plan) : run(plan, -1);
 }

@@ -55,15 +55,20 @@ static int setup_cgroups(struct shim *s, struct berth_err *err)
 	return 0;
 }
 
+void task_net_config(const struct plan *p, struct net_config *cfg)
+{
+	net_config_init(cfg);
+	cfg->bridge = p->network.bridge;
+	cfg->subnet = p->network.subnet;
+	cfg->run_dir = p->run_dir;
+	cfg->ipam_dir = p->network.ipam_dir;
+}
+
 static int setup_net(struct shim *s, struct berth_err *err)
 {
 	const struct plan *p = s->plan;
 	struct net_config cfg;
-	net_config_init(&cfg);
-	cfg.bridge = p->network.bridge;
-	cfg.subnet = p->network.subnet;
-	cfg.run_dir = p->run_dir;
-	cfg.ipam_dir = p->network.ipam_dir;
+	task_net_config(p, &cfg);
 	int r = net_open(&cfg, &s->net, err);
 	if (r >= 0)
 		r = net_bridge_ensure(s->net, err);

@@ -7,6 +7,10 @@ Contract under test (binary $BERTH_SHIM):
     <runDir>/shims/<taskId>.sock (0600) listens and network + cgroups exist.
   control socket: status / stop / stats / events, one JSON line each way.
   <taskDir>/exit.json: the final STATUS; then task-stopped, socket removed.
+  berth-shim --cleanup PLAN.json
+    after the shim died (kill -9): removes what it left of the task, prints
+    nothing, exit 0 (also when nothing is left); exit 1 and "berth-shim: …"
+    while a shim still answers on the task's socket.
 
 Every test runs its own tasks (unique ids) on the session's test network
 (bridge berthtest<pid>, a free 10.213.N.0/24, nft table berth_test_<pid>,
@@ -18,6 +22,7 @@ import ipaddress
 import json
 import os
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -854,3 +859,112 @@ def test_init_process_reaps_zombies_and_forwards_signals(env, init):
         assert elapsed < 5, f"stop took {elapsed:.1f}s: SIGTERM was not forwarded"
     else:
         assert z["exitCode"] == 137, z
+
+
+# ------------------------------------------------------------------ p) after a shim died
+
+def _kill_shim(t):
+    """kill -9 of a running task's shim (reaped: pytest is the subreaper);
+    returns {container: pid} of the containers it left running."""
+    st = t.status()
+    pids = {c["name"]: c["pid"] for c in st["containers"] if c["lastStatus"] == "RUNNING"}
+    os.kill(t.pid, signal.SIGKILL)
+    tk.poll_until(lambda: not tk.alive(t.pid), 10, f"shim {t.pid} to die")
+    return pids
+
+
+def _ipam_files(env, t):
+    out = []
+    for d, _, files in os.walk(env.ipam_dir):
+        for f in files:
+            p = os.path.join(d, f)
+            if not f.startswith(".") and open(p).read().strip() == t.id:
+                out.append(p)
+    return out
+
+
+def _left_of(env, t):
+    """{kind: [what of task t is still on the host]}; every list empty once
+    it is all gone."""
+    netns = env.run_dir / "netns" / t.id
+    return {
+        "cgroups": [d for d in tk.task_cgroup_dirs(env.net.cgroup_name)
+                    if f"/task-{t.id}" in d],
+        "netns": [str(netns)] if netns.exists() else [],
+        "netns mount": sorted(tk.mount_lines(netns)),
+        "veth": [t.host_if] if t.host_if in tk.links() else [],
+        "ipam": _ipam_files(env, t),
+        "socket": [str(t.sock_path)] if t.sock_path.exists() else [],
+        "containers dir": [str(t.task_dir / "containers")]
+        if (t.task_dir / "containers").exists() else [],
+    }
+
+
+def _cleanup(t):
+    rc, out, err = t.run_shim("--cleanup")
+    assert (rc, out, err) == (0, "", ""), f"--cleanup: rc={rc}\nstdout: {out}\nstderr: {err}"
+
+
+def _assert_all_gone(env, t, pids):
+    tk.poll_until(lambda: all(not tk.alive(p) for p in pids.values()), 10,
+                  "the containers' processes to be gone")
+    left = {k: v for k, v in _left_of(env, t).items() if v}
+    assert not left, f"left after --cleanup: {left}"
+    assert t.log_path(next(iter(pids))).exists(), "--cleanup removed the logs"
+    assert not (t.task_dir / "exit.json").exists(), "an exit record appeared from nowhere"
+
+
+CLEANUP_TASKS = {
+    "one-container": [("app", IDLE, True)],
+    "two-containers": [("web", WEB, True), ("side", IDLE, False)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLEANUP_TASKS))
+def test_cleanup_after_kill_9_removes_what_the_shim_left(env, case):
+    t = env.task([ctr(n, env.bb, script, essential=ess, stop_timeout=5)
+                  for n, script, ess in CLEANUP_TASKS[case]]).start()
+    t.wait_running()
+    pids = _kill_shim(t)
+    assert sorted(pids) == sorted(n for n, _, _ in CLEANUP_TASKS[case]), pids
+    # The premise: the shim's death stopped nothing and removed nothing.
+    assert all(tk.alive(p) for p in pids.values()), f"containers died with the shim: {pids}"
+    left = _left_of(env, t)
+    missing = [k for k, v in left.items() if not v]
+    assert not missing, f"not there after kill -9 of the shim: {missing}"
+    hierarchies = len(tk.cgroup_tree_roots(env.net.cgroup_name))
+    assert len(left["cgroups"]) == hierarchies * (1 + len(pids)), left["cgroups"]
+    _cleanup(t)
+    _assert_all_gone(env, t, pids)
+
+
+def test_cleanup_is_idempotent_and_takes_partial_leftovers(env):
+    never = env.task([ctr("app", env.bb, IDLE)])
+    never.write_plan()
+    _cleanup(never)                     # nothing of it was ever there
+    t = env.task([ctr("app", env.bb, IDLE)]).start()
+    t.wait_running()
+    pids = _kill_shim(t)
+    # Only part left: the veth and the socket are gone already.
+    subprocess.run(["ip", "link", "del", t.host_if], check=True, capture_output=True)
+    t.sock_path.unlink()
+    _cleanup(t)
+    _assert_all_gone(env, t, pids)
+    _cleanup(t)
+    _assert_all_gone(env, t, pids)
+
+
+def test_cleanup_refused_while_the_shim_runs(env):
+    t = env.task([ctr("app", env.bb, IDLE)]).start()
+    st = t.wait_running()
+    rc, out, err = t.run_shim("--cleanup")
+    assert rc == 1 and out == "", (rc, out, err)
+    assert err.startswith("berth-shim: ") and str(t.sock_path) in err, err
+    assert "still answers" in err, err
+    after = t.status()
+    assert after["lastStatus"] == "RUNNING" and after["shimPid"] == t.pid, after
+    assert tk.alive(container(st, "app")["pid"]), "--cleanup killed a live shim's container"
+    left = _left_of(env, t)
+    assert all(left.values()), f"--cleanup took from a live shim: {left}"
+    final = t.stop_and_wait()
+    assert final["stopCode"] == "UserInitiated", final

@@ -495,6 +495,48 @@ static void test_reopen_and_driver_remove(void **state)
 	cg_driver_free(d);
 }
 
+static void assert_gone(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
+/* What a shim killed with SIGKILL leaves: its task group with processes in
+ * it (the killed one stays a zombie until we reap it), or a half-made group
+ * in some hierarchies only, or nothing; cg_group_remove() takes each. */
+static void test_remove_leftover_group(void **state)
+{
+	struct cg_driver *d = *state;
+	struct cg_limits none = { 0 };
+	struct berth_err err = { 0 };
+	struct cg_group *t = mkgroup(d, "task-left", &none);
+	struct cg_group *c = mkgroup(d, "task-left/c", &none);
+	pid_t pid = spawn_in(c, child_pause, NULL);
+	char paths[4][512];
+	unsigned n = 0;
+	for (const char *p; n < 4 && (p = cg_group_path(t, n)); n++)
+		snprintf(paths[n], sizeof(paths[n]), "%s", p);
+	cg_group_free(c);
+	cg_group_free(t);
+	if (cg_group_remove(d, "task-left", &err) < 0)
+		fail_msg("remove: %s", err.msg);
+	int status = wait_status(pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	for (unsigned i = 0; i < n; i++)
+		assert_gone(paths[i]);
+	/* Half-made: in the last hierarchy only (v2 has just the one). */
+	t = mkgroup(d, "task-left", &none);
+	for (unsigned i = 0; i + 1 < n; i++)
+		assert_int_equal(rmdir(paths[i]), 0);
+	cg_group_free(t);
+	if (cg_group_remove(d, "task-left", &err) < 0)
+		fail_msg("remove half-made: %s", err.msg);
+	assert_gone(paths[n - 1]);
+	if (cg_group_remove(d, "task-left", &err) < 0)
+		fail_msg("remove nothing: %s", err.msg);
+}
+
 static void test_clone_into_cgroup(void **state)
 {
 	struct cg_driver *d = *state;
@@ -605,6 +647,7 @@ static int run_all(struct cg_driver *d)
 		cmocka_unit_test_prestate(test_kill_all_kills_tree, d),
 		cmocka_unit_test_prestate(test_stats_readable, d),
 		cmocka_unit_test_prestate(test_reopen_and_driver_remove, d),
+		cmocka_unit_test_prestate(test_remove_leftover_group, d),
 		cmocka_unit_test_prestate(test_clone_into_cgroup, d),
 		/* v2 only: v1 has no delegation model (the tests/vm lane runs it). */
 		cmocka_unit_test_prestate(test_delegation_moves_into_agent_leaf, d),
