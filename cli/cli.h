@@ -62,6 +62,12 @@ struct ecs;
 int cli_list_args(struct cli *c, int argc, char **argv, const char *usage, bool *all,
 		  struct ecs **ret);
 
+/* cli_parse_args() for a command taking one TASK (the last argument):
+ * checks it is a task id or ARN (id gets the id) and opens the ECS client
+ * at --socket into *ret.  -1 to go on, else the exit code. */
+int cli_task_args(struct cli *c, int argc, char **argv, const struct cli_cmd *cmd,
+		  char id[33], struct ecs **ret);
+
 /* Prints "berth: <message>" on stderr and returns 1 (the exit code). */
 int cli_fail(const struct berth_err *err);
 
@@ -72,6 +78,7 @@ int cmd_inspect_image(struct cli *c, int argc, char **argv);
 int cmd_daemon(struct cli *c, int argc, char **argv);
 int cmd_register(struct cli *c, int argc, char **argv);
 int cmd_task_definitions(struct cli *c, int argc, char **argv);
+int cmd_logs(struct cli *c, int argc, char **argv);
 
 /* Progress display of a pull: bars redrawn in place on a TTY, one plain
  * line per layer state change otherwise. */

@@ -19,6 +19,7 @@ static const struct command commands[] = {
 	{ "rmi", cmd_rmi, "remove an image and garbage-collect what nothing uses" },
 	{ "inspect-image", cmd_inspect_image, "print an image's config as JSON" },
 	{ "daemon", cmd_daemon, "run the control plane: the ECS API on a socket" },
+	{ "logs", cmd_logs, "print (-f: follow) a container's output" },
 	{ "register", cmd_register, "register a task definition from a JSON file" },
 	{ "task-definitions", cmd_task_definitions, "list task definitions" },
 };
@@ -30,9 +31,11 @@ static void usage(FILE *f)
 		   "             COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-17s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\nThe store lives under --root (default %s).  The task definition\n"
-		   "commands talk to the daemon at --socket (default %s).\n",
-		BERTH_DEFAULT_ROOT, BERTH_DEFAULT_SOCKET);
+	fprintf(f, "\nThe store lives under --root (default %s).  The task commands talk to\n"
+		   "the daemon at --socket (default %s) about --cluster (default %s);\n"
+		   "logs are read from --log-root (default %s).\n",
+		BERTH_DEFAULT_ROOT, BERTH_DEFAULT_SOCKET, BERTH_DEFAULT_CLUSTER,
+		BERTH_DEFAULT_LOG_ROOT);
 }
 
 int cli_fail(const struct berth_err *err)
@@ -192,6 +195,18 @@ int cli_list_args(struct cli *c, int argc, char **argv, const char *usage, bool 
 		return rc;
 	struct berth_err err = { 0 };
 	return ecs_open(c->socket, ret, &err) < 0 ? cli_fail(&err) : -1;
+}
+
+int cli_task_args(struct cli *c, int argc, char **argv, const struct cli_cmd *cmd,
+		  char id[ECS_TASK_ID_LEN + 1], struct ecs **ret)
+{
+	int first, rc = cli_parse_args(c, argc, argv, cmd, 1, 1, &first);
+	if (rc >= 0)
+		return rc;
+	struct berth_err err = { 0 };
+	if (ecs_task_id(argv[first], id, &err) < 0 || ecs_open(c->socket, ret, &err) < 0)
+		return cli_fail(&err);
+	return -1;
 }
 
 int main(int argc, char **argv)

@@ -1,12 +1,17 @@
 """The `berth` commands that talk to the daemon (docs/cli.md): register,
-task-definitions; `--output json` for each.
+task-definitions, logs; `--output json` for each.
 
 The daemon is test_api_clusters.py's `Daemon` (a real `berth daemon` on a
 unix socket); the CLI runs as its own process with `--socket` pointing there,
-and under the ASan build its stderr must carry no sanitizer report."""
+and under the ASan build its stderr must carry no sanitizer report.  Log
+reading is also tested on CRI files the test writes itself (a task the
+daemon does not know, with rotated files and partial records), so the
+reader's rotation handling is exercised exactly."""
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 BERTH_BIN = os.environ.get("BERTH_BIN", str(REPO / "build/release/berth"))
 ENV = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
            UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+TASK_ID = "0123456789abcdef0123456789abcdef"
 
 
 def td_arn(family, rev):
@@ -41,9 +47,9 @@ class Cli:
             a += ["--log-root", str(self.log_root)]
         return a + [str(x) for x in args]
 
-    def __call__(self, *args, timeout=60):
+    def __call__(self, *args, timeout=60, env=None):
         p = subprocess.run(self.argv(args), capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL, env=ENV)
+                           stdin=subprocess.DEVNULL, env={**ENV, **(env or {})})
         no_sanitizer_report(p.stderr)
         return p.returncode, p.stdout, p.stderr
 
@@ -51,6 +57,17 @@ class Cli:
         rc, out, err = self("--output", "json", *args)
         assert rc == 0, err
         return json.loads(out)
+
+    def popen(self, *args):
+        return subprocess.Popen(self.argv(args), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=ENV)
+
+
+def finish(p, timeout=30):
+    out, err = p.communicate(timeout=timeout)
+    no_sanitizer_report(err)
+    return p.returncode, out, err
 
 
 @pytest.fixture
@@ -157,6 +174,7 @@ def test_task_definitions_lists_every_page(cli, daemon, tmpdir_short):
 DAEMON_COMMANDS = [
     ["register", "{td}"],
     ["task-definitions"],
+    ["logs", TASK_ID],
 ]
 
 
@@ -171,18 +189,125 @@ def test_no_daemon_is_a_clear_error(tmpdir_short, args):
 
 @pytest.mark.parametrize("args", [
     ["register"], ["register", "a.json", "b.json"], ["task-definitions", "extra"],
-    ["task-definitions", "--output", "yaml"], ["task-definitions", "--bogus"],
+    ["logs"], ["logs", "--output", "yaml", TASK_ID], ["logs", "--bogus", TASK_ID],
 ], ids=lambda a: "-".join(a))
 def test_usage_errors(cli, args):
     rc, out, err = cli(*args)
     assert rc == 2 and out == "" and "usage: berth" in err
 
 
+@pytest.mark.parametrize("cmd", ["logs"])
+def test_task_argument_must_be_an_id_or_arn(cli, cmd):
+    rc, out, err = cli(cmd, "../../etc")
+    assert rc == 1
+    assert err == "berth: task ../../etc: not a task id (32 hex digits) or task ARN\n"
+
+
 def test_help(cli):
-    rc, out, err = cli("task-definitions", "--help")
-    assert rc == 0 and out.startswith("usage: berth task-definitions [-a]")
+    rc, out, err = cli("logs", "--help")
+    assert rc == 0 and out.startswith("usage: berth logs [-f]")
     rc, out, err = cli("help")
     assert rc == 0
-    for cmd in ("register", "task-definitions"):
+    for cmd in ("logs", "register", "task-definitions"):
         assert f"  {cmd} " in out
+
+
+# ---- logs from the files alone (a task the daemon does not know) ----
+
+def cri(stream, text, tag="F", ts="2026-01-02T03:04:05.000000001Z"):
+    return f"{ts} {stream} {tag} {text}\n"
+
+
+def task_logs(root, files):
+    """Writes {name: records} under root/TASK_ID; returns that directory."""
+    d = Path(root) / TASK_ID
+    d.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return d
+
+
+def test_logs_reads_rotated_files_oldest_first(cli):
+    task_logs(cli.log_root, {
+        "app.log.2": cri("stdout", "one") + cri("stderr", "err-one"),
+        "app.log.1": cri("stdout", "two-") + "" + cri("stdout", "", "P") + cri("stdout", "a", "P")
+        + cri("stdout", "b"),
+        "app.log": cri("stdout", "three", "P") + cri("stderr", "err-two") +
+        cri("stdout", " and more") + cri("stdout", "") + cri("stdout", "tabs\tand  kept"),
+    })
+    rc, out, err = cli("logs", TASK_ID)
+    assert rc == 0, err
+    assert out == "one\ntwo-\nab\nthree and more\n\ntabs\tand  kept\n"
+    assert err == "err-one\nerr-two\n"
+    # The ARN names the same task.
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/default/{TASK_ID}"
+    assert cli("logs", arn)[:2] == (0, out)
+
+
+def test_logs_of_unknown_task_without_files(cli):
+    rc, out, err = cli("logs", TASK_ID)
+    assert (rc, out, err) == (1, "", f"berth: task {TASK_ID} not found\n")
+    task_logs(cli.log_root, {"a.log": cri("stdout", "A"), "b.log": cri("stdout", "B")})
+    rc, out, err = cli("logs", TASK_ID)
+    assert rc == 1 and "choose one with --container" in err
+    assert cli("logs", "--container", "b", TASK_ID)[:2] == (0, "B\n")
+    assert cli("logs", TASK_ID, "--container", "a")[:2] == (0, "A\n")
+    rc, out, err = cli("logs", "--container", "c", TASK_ID)
+    assert (rc, err) == (1, f"berth: task {TASK_ID} not found\n")
+
+
+def wait_for_file(path, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = Path(path).read_text()
+        if got == want:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{path}: want {want!r}, have {Path(path).read_text()!r}")
+
+
+def test_logs_follow_survives_rotation(cli, tmpdir_short):
+    """Every record once and in order while the writer rotates, once or
+    twice between two reads; the follower of a forgotten task ends on
+    SIGINT."""
+    d = task_logs(cli.log_root, {"app.log": cri("stdout", "1")})
+    out_path, err_path = Path(tmpdir_short) / "out", Path(tmpdir_short) / "err"
+    with open(out_path, "w") as o, open(err_path, "w") as e:
+        p = subprocess.Popen(cli.argv(["logs", "-f", TASK_ID]), stdout=o, stderr=e,
+                             stdin=subprocess.DEVNULL, env=ENV)
+    try:
+        wait_for_file(out_path, "1\n")
+        with open(d / "app.log", "a") as f:
+            f.write(cri("stdout", "2", "P"))
+        with open(d / "app.log", "a") as f:
+            f.write(cri("stdout", "3"))
+        wait_for_file(out_path, "1\n23\n")
+
+        def rotate(*records):
+            new = d / "app.log.new"
+            new.write_text("")
+            for k in (3, 2, 1):
+                if (d / f"app.log.{k}").exists():
+                    os.rename(d / f"app.log.{k}", d / f"app.log.{k + 1}")
+            os.rename(d / "app.log", d / "app.log.1")
+            os.rename(new, d / "app.log")
+            with open(d / "app.log", "a") as f:
+                f.write("".join(records))
+
+        with open(d / "app.log", "a") as f:
+            f.write(cri("stdout", "4"))
+        rotate(cri("stdout", "5"))
+        wait_for_file(out_path, "1\n23\n4\n5\n")
+        # Two rotations the follower may see as one.
+        rotate(cri("stdout", "6"), cri("stderr", "e6"))
+        rotate(cri("stdout", "7"))
+        wait_for_file(out_path, "1\n23\n4\n5\n6\n7\n")
+        wait_for_file(err_path, "e6\n")
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=10) == 130
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    no_sanitizer_report(err_path.read_text())
 
