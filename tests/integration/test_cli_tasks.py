@@ -1,5 +1,5 @@
 """The `berth` commands that talk to the daemon (docs/cli.md): register,
-task-definitions, logs; `--output json` for each.
+task-definitions, run, ps, inspect, stop, logs; `--output json` for each.
 
 The daemon is test_api_clusters.py's `Daemon` (a real `berth daemon` on a
 unix socket); the CLI runs as its own process with `--socket` pointing there,
@@ -174,7 +174,11 @@ def test_task_definitions_lists_every_page(cli, daemon, tmpdir_short):
 DAEMON_COMMANDS = [
     ["register", "{td}"],
     ["task-definitions"],
+    ["ps"],
+    ["inspect", TASK_ID],
+    ["stop", TASK_ID],
     ["logs", TASK_ID],
+    ["run", "-d", "busybox"],
 ]
 
 
@@ -183,20 +187,21 @@ def test_no_daemon_is_a_clear_error(tmpdir_short, args):
     sock = Path(tmpdir_short) / "none.sock"
     td = write_td(tmpdir_short, web())
     rc, out, err = Cli(sock)(*[a.format(td=td) for a in args])
-    assert rc == 1 and out == ""
+    assert rc == (125 if args[0] == "run" else 1) and out == ""
     assert err == f"berth: cannot reach the berth daemon at {sock}: No such file or directory\n"
 
 
 @pytest.mark.parametrize("args", [
     ["register"], ["register", "a.json", "b.json"], ["task-definitions", "extra"],
-    ["logs"], ["logs", "--output", "yaml", TASK_ID], ["logs", "--bogus", TASK_ID],
+    ["ps", "extra"], ["inspect"], ["stop"], ["logs"], ["run"], ["ps", "--output", "yaml"],
+    ["ps", "--bogus"],
 ], ids=lambda a: "-".join(a))
 def test_usage_errors(cli, args):
     rc, out, err = cli(*args)
     assert rc == 2 and out == "" and "usage: berth" in err
 
 
-@pytest.mark.parametrize("cmd", ["logs"])
+@pytest.mark.parametrize("cmd", ["inspect", "stop", "logs"])
 def test_task_argument_must_be_an_id_or_arn(cli, cmd):
     rc, out, err = cli(cmd, "../../etc")
     assert rc == 1
@@ -204,11 +209,11 @@ def test_task_argument_must_be_an_id_or_arn(cli, cmd):
 
 
 def test_help(cli):
-    rc, out, err = cli("logs", "--help")
-    assert rc == 0 and out.startswith("usage: berth logs [-f]")
+    rc, out, err = cli("run", "--help")
+    assert rc == 0 and out.startswith("usage: berth run [-d]")
     rc, out, err = cli("help")
     assert rc == 0
-    for cmd in ("logs", "register", "task-definitions"):
+    for cmd in ("run", "ps", "inspect", "stop", "logs", "register", "task-definitions"):
         assert f"  {cmd} " in out
 
 
@@ -311,3 +316,201 @@ def test_logs_follow_survives_rotation(cli, tmpdir_short):
             p.wait()
     no_sanitizer_report(err_path.read_text())
 
+
+# ---- tasks: a daemon that runs them ----
+
+from fixtures import tasks as tk        # noqa: E402
+
+IDLE = 'trap "exit 0" TERM; echo ready; sleep 1000 & wait'
+
+
+def ecs_raw(d, op, body):
+    status, doc = raw(d, op, body)
+    assert status == 200, doc
+    return doc
+
+
+def stop_everything(d, timeout=60):
+    """StopTask for every task not STOPPED; waits until all are."""
+    status, doc = raw(d, "ListTasks", {"desiredStatus": "RUNNING"})
+    if status == 400 and doc["__type"] == "ClusterNotFoundException":
+        return []      # nothing ever ran
+    assert status == 200, doc
+    arns = doc["taskArns"]
+    for arn in arns:
+        ecs_raw(d, "StopTask", {"task": arn, "reason": "test teardown"})
+    deadline = time.monotonic() + timeout
+    while arns and time.monotonic() < deadline:
+        tasks = ecs_raw(d, "DescribeTasks", {"tasks": arns})["tasks"]
+        arns = [t["taskArn"] for t in tasks if t["lastStatus"] != "STOPPED"]
+        time.sleep(0.1)
+    return arns
+
+
+@pytest.fixture
+def tasks(shim_session, registry_anon, catalogue, tmpdir_short):
+    """Cli of a daemon that runs tasks on the session's test network and
+    pulls from the anonymous registry; .image is the busybox fixture's
+    reference.  After the test no task may be running and no shim left."""
+    net = shim_session.net
+    logs = Path(tmpdir_short) / "logs"
+    d = Daemon(tmpdir_short, tcp=False, creds=False, extra=[
+        "--log-root", str(logs), "--bridge", net.bridge, "--subnet", net.subnet,
+        "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name, "--no-nat",
+        "--insecure-registry", registry_anon.host]).wait_ready()
+    c = Cli(d.sock, logs)
+    c.daemon, c.net = d, net
+    c.image = catalogue["busybox"].ref(registry_anon.host)
+    try:
+        yield c
+        left = stop_everything(d)
+        assert not left, f"tasks that would not stop: {left}"
+    finally:
+        d.stop()
+        deadline = time.monotonic() + 20
+        while tk.shim_processes(d.root) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shims = tk.shim_processes(d.root)
+        for pid in shims:
+            os.kill(pid, signal.SIGKILL)
+        assert not shims, f"berth-shim processes left: {shims}"
+
+
+def poll(fn, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def task_status(c, tid):
+    rc, out, err = c("inspect", tid)
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def test_run_detached_ps_inspect_logs_stop(tasks):
+    c = tasks
+    rc, out, err = c("run", "-d", c.image, "sh", "-c", "echo hello; echo oops >&2; " + IDLE)
+    assert rc == 0, err
+    tid = out.strip()
+    assert len(tid) == 32 and int(tid, 16) >= 0, out
+    t = poll(lambda: (lambda t: t["lastStatus"] == "RUNNING" and t)(task_status(c, tid)),
+             "the task to run")
+    assert t["taskArn"].endswith("/" + tid)
+    assert t["taskDefinitionArn"] == td_arn("berth-run-busybox", 1)
+    assert task_status(c, t["taskArn"])["taskArn"] == t["taskArn"]   # the ARN works too
+
+    rc, out, err = c("ps")
+    assert rc == 0, err
+    head, *rows = out.splitlines()
+    assert head.split() == ["TASK", "ID", "DEFINITION", "STATUS", "HEALTH", "IP", "AGE"]
+    assert len(rows) == 1
+    cols = rows[0].split()
+    assert cols[:3] == [tid, "berth-run-busybox:1", "RUNNING"]
+    assert cols[4].startswith(c.net.subnet.rsplit(".", 1)[0] + "."), cols
+    assert cols[5].endswith("s") or cols[5].endswith("m")
+    ps = c.json("ps")
+    assert [x["taskArn"] for x in ps] == [t["taskArn"]]
+
+    poll(lambda: c("logs", tid)[1:] == ("hello\nready\n", "oops\n"), "the task's output")
+
+    rc, out, err = c("stop", tid)
+    assert (rc, out) == (0, tid + "\n"), err
+    t = poll(lambda: (lambda t: t["lastStatus"] == "STOPPED" and t)(task_status(c, tid)),
+             "the task to stop")
+    assert t["stoppedReason"] == "Task stopped by user" and t["desiredStatus"] == "STOPPED"
+    assert t["containers"][0]["exitCode"] == 0
+    assert c("ps")[1].splitlines()[1:] == []
+    rc, out, err = c("ps", "-a")
+    assert rc == 0 and tid in out and "STOPPED" in out
+    assert [x["taskArn"] for x in c.json("ps", "-a")] == [t["taskArn"]]
+    # Logs outlive the task.
+    assert c("logs", tid)[1:] == ("hello\nready\n", "oops\n")
+
+
+def test_run_foreground_exit_code_env_and_name(tasks):
+    c = tasks
+    rc, out, err = c("run", "-e", "GREETING=hi there", "-e", "EMPTY=", "-e", "FROM_HOST",
+                     "-e", "NOT_ON_HOST", "--name", "my.app", "--memory", "128", "--cpu", "512",
+                     c.image, "sh", "-c", 'echo "$GREETING"; echo "[$EMPTY]"; echo "$FROM_HOST";'
+                     ' echo "${NOT_ON_HOST-unset}"; echo err >&2; exit 3',
+                     env={"FROM_HOST": "host value"})
+    assert (rc, out) == (3, "hi there\n[]\nhost value\nunset\n"), err
+    assert err == "err\n"
+    status, doc = raw(c.daemon, "DescribeTaskDefinition", {"taskDefinition": "my-app"})
+    td = doc["taskDefinition"]
+    assert (td["cpu"], td["memory"], td["networkMode"]) == ("512", "128", "awsvpc")
+    ctr = td["containerDefinitions"][0]
+    assert ctr["memory"] == 128 and ctr["essential"] is True and ctr["image"] == c.image
+    assert {"name": "GREETING", "value": "hi there"} in ctr["environment"]
+    rc, out, err = c("run", c.image, "sh", "-c", "exit 255")
+    assert rc == 255, err
+    status, doc = raw(c.daemon, "DescribeTaskDefinition", {"taskDefinition": "berth-run-busybox"})
+    assert (doc["taskDefinition"]["cpu"], doc["taskDefinition"]["memory"]) == ("256", "512")
+
+
+def test_run_json(tasks):
+    c = tasks
+    resp = c.json("run", "-d", c.image, "sh", "-c", IDLE)
+    assert set(resp) >= {"tasks", "failures"} and len(resp["tasks"]) == 1
+    assert resp["tasks"][0]["lastStatus"] in ("PROVISIONING", "PENDING", "RUNNING")
+    rc, out, err = c("--output", "json", "run", c.image, "sh", "-c", "echo quiet; exit 4")
+    assert rc == 4, err
+    t = json.loads(out)
+    assert t["lastStatus"] == "STOPPED" and t["containers"][0]["exitCode"] == 4
+
+
+def test_run_failed_to_start_is_125(tasks):
+    c = tasks
+    image = c.image.rsplit("/", 1)[0] + "/does-not-exist:1"
+    rc, out, err = c("run", image, "true")
+    assert rc == 125 and out == ""
+    assert err.startswith("berth: task ") and " failed to start: CannotPullContainerError: " in err
+    assert len(err.splitlines()) == 1, err   # the container says the same: said once
+    rc, out, err = c("--output", "json", "run", image, "true")
+    assert rc == 125
+    t = json.loads(out)
+    assert t["lastStatus"] == "STOPPED" and t["stopCode"] == "TaskFailedToStart"
+
+
+def test_run_ctrl_c_stops_the_task(tasks):
+    c = tasks
+    p = c.popen("run", c.image, "sh", "-c", IDLE)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(signal.SIGINT)
+        rc, out, err = finish(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert rc == 0, err
+    assert "stopping task" in err
+    t = c.json("ps", "-a")[0]
+    assert t["lastStatus"] == "STOPPED"
+    assert t["stoppedReason"] == "Task stopped by user (berth run interrupted)"
+
+
+def test_logs_follow_ends_when_the_task_stops(tasks):
+    c = tasks
+    script = "for i in 1 2 3; do echo line$i; sleep 0.2; done; echo bye >&2"
+    rc, out, err = c("run", "-d", c.image, "sh", "-c", script)
+    assert rc == 0, err
+    tid = out.strip()
+    rc, out, err = finish(c.popen("logs", "-f", tid), timeout=60)
+    assert (rc, out, err) == (0, "line1\nline2\nline3\n", "bye\n")
+    # The ECS error of a daemon that does not know the container.
+    rc, out, err = c("logs", "--container", "nope", tid)
+    assert rc == 1 and "has no container nope (it has: busybox)" in err
+
+
+def test_stop_unknown_task_is_the_daemons_error(tasks):
+    rc, out, err = tasks("stop", TASK_ID)
+    assert rc == 1 and err.startswith("berth: StopTask: "), err
+    rc, out, err = tasks("inspect", TASK_ID)
+    assert (rc, err) == (1, f"berth: task {TASK_ID} not found\n")
