@@ -64,6 +64,10 @@ static const struct api_op {
 	{ "ListTaskDefinitionFamilies", api_op_list_task_definition_families },
 	{ "DeregisterTaskDefinition", api_op_deregister_task_definition },
 	{ "DeleteTaskDefinitions", api_op_delete_task_definitions },
+	{ "RunTask", api_op_run_task },
+	{ "StopTask", api_op_stop_task },
+	{ "DescribeTasks", api_op_describe_tasks },
+	{ "ListTasks", api_op_list_tasks },
 	{ "TagResource", api_op_tag_resource },
 	{ "UntagResource", api_op_untag_resource },
 	{ "ListTagsForResource", api_op_list_tags_for_resource },
@@ -251,7 +255,7 @@ cJSON *api_add_array(cJSON *obj, const char *name)
 
 /* ---- the envelope ---- */
 
-static void request_id(char out[37])
+void api_uuid(char out[37])
 {
 	unsigned char b[16];
 	/* getrandom() of 16 bytes does not fail once the pool is up; should
@@ -419,7 +423,7 @@ static void handle(struct evhttp_request *req, void *arg)
 	struct api_listener *l = arg;
 	struct api *a = l->api;
 	char rid[37];
-	request_id(rid);
+	api_uuid(rid);
 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -487,6 +491,7 @@ static void handle(struct evhttp_request *req, void *arg)
 
 	struct api_call c = {
 		.store = a->store,
+		.sched = a->cfg.sched,
 		.region = a->cfg.region,
 		.account_id = a->cfg.account_id,
 		.in = in,

@@ -28,6 +28,7 @@
 #include "daemon/store.h"
 
 struct event_base;
+struct sched;
 
 /* Largest request body served; larger ones get a 413 ClientException. */
 #define API_BODY_MAX (1024 * 1024)
@@ -43,6 +44,7 @@ struct api_config {
 	const struct api_credentials *credentials;
 	bool insecure_no_auth;     /* TCP without SigV4 (tests, trusted nets) */
 	FILE *log;                 /* one line per 5xx answer; NULL = quiet */
+	struct sched *sched;       /* the task engine RunTask/StopTask drive */
 };
 
 struct api;

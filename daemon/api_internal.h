@@ -13,6 +13,8 @@
 #include "common/err.h"
 #include "daemon/store.h"
 
+struct sched;
+
 DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* ECS error types used by more than one operation. */
@@ -30,6 +32,7 @@ DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
  * sends and frees it) and returns 0, or returns api_error()'s -1. */
 struct api_call {
 	struct store *store;
+	struct sched *sched;         /* runs the tasks the API records */
 	const char *region;
 	const char *account_id;
 	const cJSON *in;
@@ -80,6 +83,9 @@ bool api_name_valid(const char *s);
 /* "arn:aws:ecs:<region>:<account>:<kind>/<name>", malloc'd; NULL on OOM. */
 char *api_arn(const struct api_call *c, const char *kind, const char *name);
 
+/* A random (version 4) UUID: request ids, attachment ids, container ARNs. */
+void api_uuid(char out[37]);
+
 /* The paging members nextToken/maxResults of C->in as a store page. */
 int api_get_page(struct api_call *c, struct store_page *ret);
 
@@ -120,6 +126,11 @@ int api_op_list_task_definitions(struct api_call *c);
 int api_op_list_task_definition_families(struct api_call *c);
 int api_op_deregister_task_definition(struct api_call *c);
 int api_op_delete_task_definitions(struct api_call *c);
+
+int api_op_run_task(struct api_call *c);
+int api_op_stop_task(struct api_call *c);
+int api_op_describe_tasks(struct api_call *c);
+int api_op_list_tasks(struct api_call *c);
 
 int api_op_tag_resource(struct api_call *c);
 int api_op_untag_resource(struct api_call *c);

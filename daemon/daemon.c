@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "daemon/api.h"
 #include "daemon/credentials.h"
 #include "daemon/daemon.h"
+#include "daemon/sched.h"
 #include "daemon/store.h"
 
 DEFINE_CLEANUP_FUNC(struct event_base, event_base_free)
@@ -96,6 +98,55 @@ static void say(const struct daemon_opts *o, const char *fmt, ...)
 	fflush(o->log);
 }
 
+/* berth-shim from the same build as this berth. */
+static int default_shim(char *buf, size_t n, struct berth_err *err)
+{
+	ssize_t len = readlink("/proc/self/exe", buf, n - 1);
+	if (len < 0)
+		return berth_errnof(err, errno, "readlink /proc/self/exe");
+	buf[len] = '\0';
+	char *slash = strrchr(buf, '/');
+	size_t dir = slash ? (size_t)(slash - buf) : 0;
+	if (dir + sizeof("/berth-shim") > n)
+		return berth_errf(err, ENAMETOOLONG, "the berth-shim path is too long");
+	memcpy(buf + dir, "/berth-shim", sizeof("/berth-shim"));
+	return 0;
+}
+
+static int start_sched(const struct daemon_opts *o, struct event_base *base, struct store *store,
+		       const char *root, const char *run_root, struct sched **ret,
+		       struct berth_err *err)
+{
+	char shim[4096];
+	int r = 0;
+	if (!o->shim_bin && (r = default_shim(shim, sizeof(shim), err)) < 0)
+		return r;
+	const char *log_root = o->log_root ? o->log_root : DAEMON_DEFAULT_LOG_ROOT;
+	if ((r = berth_mkdir_p(log_root, 0755, err)) < 0)
+		return berth_err_wrap(err, "--log-root %s", log_root);
+	struct sched_config sc = {
+		.root = root, .run_root = run_root, .log_root = log_root,
+		.shim_bin = o->shim_bin ? o->shim_bin : shim,
+		.bridge = o->bridge ? o->bridge : SCHED_DEFAULT_BRIDGE,
+		.subnet = o->subnet ? o->subnet : SCHED_DEFAULT_SUBNET,
+		.nft_table = o->nft_table ? o->nft_table : SCHED_DEFAULT_NFT_TABLE,
+		.nat = !o->no_nat,
+		.cgroup_name = o->cgroup_name ? o->cgroup_name : SCHED_DEFAULT_CGROUP,
+		.registry = { .auth_file = o->registry_auth, .insecure = o->insecure_registries,
+			      .n_insecure = o->n_insecure },
+		.task_retention_ms = o->task_retention_ms ? o->task_retention_ms
+							  : SCHED_DEFAULT_TASK_RETENTION_MS,
+		.log_retention_ms = o->log_retention_ms ? o->log_retention_ms
+							: SCHED_DEFAULT_LOG_RETENTION_MS,
+		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
+		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
+		.log = o->log,
+	};
+	if (access(sc.shim_bin, X_OK) < 0)
+		return berth_errnof(err, errno, "the task agent %s", sc.shim_bin);
+	return sched_new(base, store, &sc, ret, err);
+}
+
 static int serve(const struct daemon_opts *o, const char *root, const char *run_root,
 		 struct listen_spec *specs, size_t n, const struct api_credentials *creds,
 		 struct berth_err *err)
@@ -122,12 +173,20 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	if (!sigterm || !sigint || event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
 		return berth_errf(err, ENOMEM, "cannot watch SIGTERM/SIGINT");
 
+	/* Before the API: RunTask needs it, and a restarted daemon adopts
+	 * its tasks before it answers about them. */
+	_cleanup_(sched_freep) struct sched *sched = NULL;
+	r = start_sched(o, base, store, root, run_root, &sched, err);
+	if (r < 0)
+		return r;
+
 	struct api_config cfg = {
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
 		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
 		.credentials = creds,
 		.insecure_no_auth = o->insecure_no_auth,
 		.log = o->log,
+		.sched = sched,
 	};
 	/* Declared after the loop's events so it is freed first: its
 	 * connections and listeners live on BASE. */

@@ -9,12 +9,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "common/err.h"
 
 #define DAEMON_DEFAULT_ROOT "/var/lib/berth"
 #define DAEMON_DEFAULT_RUN_ROOT "/run/berth"
+#define DAEMON_DEFAULT_LOG_ROOT "/var/log/berth"
 #define DAEMON_DEFAULT_REGION "us-east-1"
 #define DAEMON_DEFAULT_ACCOUNT "000000000000"
 #define DAEMON_SOCKET_NAME "berth.sock"
@@ -32,6 +34,16 @@ struct daemon_opts {
 	const char *region;             /* NULL = DAEMON_DEFAULT_REGION */
 	const char *account_id;         /* NULL = DAEMON_DEFAULT_ACCOUNT */
 	FILE *log;                      /* start-up lines, warnings, 5xx; NULL = quiet */
+
+	/* Tasks (daemon/sched.h); NULL / 0 = the defaults there. */
+	const char *log_root;           /* NULL = DAEMON_DEFAULT_LOG_ROOT */
+	const char *shim_bin;           /* NULL = berth-shim next to this executable */
+	const char *bridge, *subnet, *nft_table, *cgroup_name;
+	bool no_nat;
+	int64_t task_retention_ms, log_retention_ms;
+	const char *registry_auth;      /* docker config.json for pulls */
+	const char *insecure_registries[DAEMON_LISTEN_MAX];
+	size_t n_insecure;
 };
 
 /* Runs the daemon until a SIGTERM or SIGINT; 0 after a clean shutdown, or

@@ -26,7 +26,9 @@ _SESSION_OBJECTS = set()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """After every fixture is torn down nothing may be left running."""
+    """After every fixture is torn down nothing may be left running.  The
+    API tests' daemons share one session bridge (test_api_clusters.py)."""
+    subprocess.run(["ip", "link", "del", f"berthapi{os.getpid() % 100000}"], capture_output=True)
     leaks = set(reg.LIVE)
     for obj in leaks:
         obj.stop()

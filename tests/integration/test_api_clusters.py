@@ -125,6 +125,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+_API_NET = []
+
+
+def api_net_args():
+    """Every daemon starts its scheduler, which ensures its bridge: the
+    API tests give it a session bridge on a free subnet, no NAT and their
+    own cgroup name, never the host's berth0 (conftest removes the bridge
+    at session end)."""
+    if not _API_NET:
+        from fixtures import tasks as tk
+        _API_NET.extend(["--bridge", API_BRIDGE, "--subnet", tk.pick_test_subnet(prefix="10.215"),
+                         "--no-nat", "--nft-table", f"berth_api_{os.getpid()}",
+                         "--cgroup-name", f"berth-api-{os.getpid()}"])
+    return _API_NET
+
+
+API_BRIDGE = f"berthapi{os.getpid() % 100000}"
+
+
 class Daemon:
     """A real `berth daemon` on a unix socket and a SigV4 TCP port."""
 
@@ -139,7 +158,8 @@ class Daemon:
                               f"aws_secret_access_key = {SECRET}\n")
         self.creds.chmod(0o600)
         args = [BERTH_BIN, "daemon", "--root", str(self.root), "--run-root", str(self.run),
-                "--listen", f"unix:{self.sock}"]
+                "--listen", f"unix:{self.sock}", "--log-root", str(self.tmp / "logs"),
+                *api_net_args()]
         if tcp:
             args += ["--listen", f"tcp:127.0.0.1:{self.port}"]
         if creds:

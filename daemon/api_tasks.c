@@ -1,0 +1,659 @@
+/* daemon/api: RunTask, StopTask, DescribeTasks, ListTasks.
+ *
+ * The API records; the scheduler (daemon/sched.h) runs.  RunTask validates
+ * the whole request and decides whether Berth can run the definition
+ * (taskplan_check) before anything is written, inserts the tasks
+ * PROVISIONING in one transaction and hands them to the scheduler; it
+ * answers at once, as ECS does, with the tasks PENDING. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/api_internal.h"
+#include "daemon/sched.h"
+#include "daemon/taskdef.h"
+#include "daemon/taskplan.h"
+
+#define DEFAULT_CLUSTER "default"
+#define RUN_COUNT_MAX 10
+#define STARTED_BY_MAX 128
+#define GROUP_MAX 255
+#define REASON_MAX 1024
+#define OVERRIDES_MAX 8192          /* characters, as ECS */
+#define DEFAULT_STOP_REASON "Task stopped by user"
+
+static const char *const launch_types[] = { "EC2", "FARGATE", "EXTERNAL", NULL };
+static const char *const desired_statuses[] = { "RUNNING", "PENDING", "STOPPED", NULL };
+static const char *const public_ip[] = { "ENABLED", "DISABLED", NULL };
+static const char *const task_fields[] = { "TAGS", NULL };
+
+/* ---- encoding ---- */
+
+static bool add_ms(cJSON *o, const char *name, int64_t ms)
+{
+	return !ms || api_add_number(o, name, (double)ms / 1000.0);
+}
+
+static bool add_opt(cJSON *o, const char *name, const char *v)
+{
+	return !v || api_add_string(o, name, v);
+}
+
+static int add_json(struct api_call *c, cJSON *o, const char *name, const char *json)
+{
+	cJSON *v = json ? cJSON_Parse(json) : NULL;
+	if (json && !v)
+		return api_error(c, 0, API_E_SERVER, "%s: the stored JSON does not parse", name);
+	if (v && !cJSON_AddItemToObject(o, name, v)) {
+		cJSON_Delete(v);
+		return api_oom(c);
+	}
+	return 0;
+}
+
+static int container_json(struct api_call *c, const struct store_task *t,
+			  const struct store_container *k, cJSON *arr)
+{
+	cJSON *o = api_add_object(arr);
+	if (!o || !api_add_string(o, "containerArn", k->arn) ||
+	    !api_add_string(o, "taskArn", t->arn) || !api_add_string(o, "name", k->name) ||
+	    !api_add_string(o, "image", k->image) || !add_opt(o, "imageDigest", k->image_digest) ||
+	    !add_opt(o, "runtimeId", k->runtime_id) ||
+	    !api_add_string(o, "lastStatus", store_task_status_name(k->last_status)) ||
+	    (k->has_exit_code && !api_add_number(o, "exitCode", k->exit_code)) ||
+	    !add_opt(o, "reason", k->reason) ||
+	    !api_add_string(o, "healthStatus", store_health_name(k->health_status)))
+		return api_oom(c);
+	_cleanup_(cJSON_Deletep) cJSON *net = k->network_json ? cJSON_Parse(k->network_json) : NULL;
+	const char *keys[] = { "networkInterfaces", "networkBindings" };
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(net, keys[i]);
+		if (!v)
+			v = cJSON_CreateArray();
+		if (!v || !cJSON_AddItemToObject(o, keys[i], v)) {
+			cJSON_Delete(v);
+			return api_oom(c);
+		}
+	}
+	return 0;
+}
+
+static int task_json(struct api_call *c, const struct store_task *t, bool tags, cJSON **ret)
+{
+	_cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+	_cleanup_free_ char *cluster_arn = api_arn(c, "cluster", t->cluster);
+	char az[64];
+	snprintf(az, sizeof(az), "%sa", c->region);
+	bool fargate = t->launch_type && strcmp(t->launch_type, "FARGATE") == 0;
+	if (!o || !cluster_arn || !api_add_string(o, "taskArn", t->arn) ||
+	    !api_add_string(o, "clusterArn", cluster_arn) ||
+	    !api_add_string(o, "taskDefinitionArn", t->task_definition_arn) ||
+	    !add_opt(o, "group", t->group) || !add_opt(o, "startedBy", t->started_by) ||
+	    !add_opt(o, "launchType", t->launch_type) ||
+	    (fargate && !api_add_string(o, "platformVersion", "1.4.0")) ||
+	    (fargate && !api_add_string(o, "platformFamily", "Linux")) ||
+	    !api_add_string(o, "availabilityZone", az) || !add_opt(o, "cpu", t->cpu) ||
+	    !add_opt(o, "memory", t->memory) ||
+	    !api_add_string(o, "lastStatus", store_task_status_name(t->last_status)) ||
+	    !api_add_string(o, "desiredStatus", store_task_status_name(t->desired_status)) ||
+	    !api_add_string(o, "healthStatus", store_health_name(t->health_status)) ||
+	    !add_opt(o, "stopCode", t->stop_code) || !add_opt(o, "stoppedReason", t->stopped_reason) ||
+	    !api_add_number(o, "version", (double)t->version) ||
+	    !add_ms(o, "createdAt", t->created_at) || !add_ms(o, "pullStartedAt", t->pull_started_at) ||
+	    !add_ms(o, "pullStoppedAt", t->pull_stopped_at) ||
+	    !add_ms(o, "startedAt", t->started_at) || !add_ms(o, "stoppingAt", t->stopping_at) ||
+	    !add_ms(o, "executionStoppedAt", t->execution_stopped_at) ||
+	    !add_ms(o, "stoppedAt", t->stopped_at) ||
+	    !cJSON_AddBoolToObject(o, "enableExecuteCommand", false))
+		return api_oom(c);
+	if (t->last_status == STORE_TASK_RUNNING &&
+	    (!api_add_string(o, "connectivity", "CONNECTED") ||
+	     !add_ms(o, "connectivityAt", t->started_at)))
+		return api_oom(c);
+	if (add_json(c, o, "overrides", t->overrides_json) < 0 ||
+	    add_json(c, o, "attachments", t->attachments_json) < 0)
+		return -1;
+	cJSON *ctrs = api_add_array(o, "containers");
+	for (size_t i = 0; ctrs && i < t->n_containers; i++)
+		if (container_json(c, t, &t->containers[i], ctrs) < 0)
+			return -1;
+	if (!ctrs)
+		return api_oom(c);
+	if (tags && api_add_tags(c, o, t->arn) < 0)
+		return -1;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+static int add_task(struct api_call *c, cJSON *arr, const char *id, bool tags)
+{
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	struct berth_err err = { 0 };
+	int r = store_task_get(c->store, id, &t, &err);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	cJSON *o;
+	if (task_json(c, t, tags, &o) < 0)
+		return -1;
+	if (!cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return api_oom(c);
+	}
+	return 0;
+}
+
+/* ---- the cluster member ---- */
+
+/* The request's `cluster` (name or ARN; default "default") as a name in
+ * RET (at least API_NAME_MAX + 1 bytes).  CREATE makes the default cluster
+ * when it does not exist yet, as ECS does on first use. */
+static int get_cluster(struct api_call *c, bool create_default, char *ret)
+{
+	const char *ref;
+	if (api_get_string(c, c->in, "", "cluster", false, &ref) < 0)
+		return -1;
+	_cleanup_(store_cluster_freep) struct store_cluster *cl = NULL;
+	struct berth_err err = { 0 };
+	int r;
+	if (!ref && create_default) {
+		_cleanup_free_ char *arn = api_arn(c, "cluster", DEFAULT_CLUSTER);
+		struct store_cluster in = { .name = DEFAULT_CLUSTER, .arn = arn };
+		r = arn ? store_cluster_create(c->store, &in, c->now_ms, &cl, NULL, &err) : -ENOMEM;
+	} else {
+		r = store_cluster_get(c->store, ref ? ref : DEFAULT_CLUSTER, &cl, &err);
+	}
+	if (r == -ENOENT || (r == 0 && cl->status != STORE_CLUSTER_ACTIVE && create_default))
+		return api_error(c, 0, API_E_CLUSTER_NF, "Cluster not found.");
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	snprintf(ret, API_NAME_MAX + 1, "%s", cl->name);
+	return 0;
+}
+
+/* ---- RunTask ---- */
+
+struct run_req {
+	char cluster[API_NAME_MAX + 1];
+	const char *td_ref, *launch_type, *started_by, *group, *client_token;
+	int64_t count;
+	const cJSON *overrides;
+	const char *subnet;         /* awsvpcConfiguration.subnets[0] */
+	struct api_tags_in tags;
+};
+
+static bool charset(const char *s, const char *set)
+{
+	return strspn(s, set) == strlen(s);
+}
+
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+static int parse_strings(struct api_call *c, const cJSON *o, const char *path, const char *name,
+			 const cJSON **ret)
+{
+	if (api_get_array(c, o, path, name, false, 1000, ret) < 0)
+		return -1;
+	const cJSON *v;
+	int i = 0;
+	cJSON_ArrayForEach(v, *ret)
+		if (!cJSON_IsString(v))
+			return api_error(c, 0, API_E_INVALID, "%s%s[%d]: expected a string", path,
+					 name, i);
+		else
+			i++;
+	return 0;
+}
+
+static bool is_set_array(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsArray(v) && cJSON_GetArraySize(v) > 0;
+}
+
+static int parse_container_override(struct api_call *c, const cJSON *co, int i)
+{
+	char path[48];
+	snprintf(path, sizeof(path), "overrides.containerOverrides[%d].", i);
+	const char *s;
+	const cJSON *arr, *kv;
+	bool have;
+	int64_t n;
+	if (!cJSON_IsObject(co))
+		return api_error(c, 0, API_E_INVALID, "%.*s: expected an object",
+				 (int)strlen(path) - 1, path);
+	if (api_get_string(c, co, path, "name", false, &s) < 0 ||
+	    parse_strings(c, co, path, "command", &arr) < 0 ||
+	    api_get_array(c, co, path, "environment", false, 1000, &arr) < 0)
+		return -1;
+	int k = 0;
+	cJSON_ArrayForEach(kv, arr) {
+		char p2[96];
+		snprintf(p2, sizeof(p2), "%senvironment[%d].", path, k++);
+		if (!cJSON_IsObject(kv))
+			return api_error(c, 0, API_E_INVALID, "%.*s: expected an object",
+					 (int)strlen(p2) - 1, p2);
+		if (api_get_string(c, kv, p2, "name", false, &s) < 0 ||
+		    api_get_string(c, kv, p2, "value", false, &s) < 0)
+			return -1;
+	}
+	static const char *const ints[] = { "cpu", "memory", "memoryReservation" };
+	for (size_t j = 0; j < ARRAY_SIZE(ints); j++)
+		if (api_get_int(c, co, path, ints[j], false, 0, INT32_MAX, &have, &n) < 0)
+			return -1;
+	if (is_set_array(co, "environmentFiles"))
+		return api_error(c, 0, API_E_CLIENT, "%senvironmentFiles: environment files from "
+				 "S3 are not supported", path);
+	return 0;
+}
+
+static int parse_overrides(struct api_call *c, struct run_req *q)
+{
+	if (api_get_object(c, c->in, "", "overrides", false, &q->overrides) < 0)
+		return -1;
+	if (!q->overrides)
+		return 0;
+	_cleanup_free_ char *text = cJSON_PrintUnformatted(q->overrides);
+	if (!text)
+		return api_oom(c);
+	if (api_utf8_chars(text) > OVERRIDES_MAX)
+		return api_error(c, 0, API_E_INVALID, "overrides: Container Overrides length must be "
+				 "at most %d", OVERRIDES_MAX);
+	const cJSON *arr, *co;
+	const char *s;
+	if (api_get_array(c, q->overrides, "overrides.", "containerOverrides", false, 100, &arr) < 0 ||
+	    api_get_string(c, q->overrides, "overrides.", "cpu", false, &s) < 0 ||
+	    api_get_string(c, q->overrides, "overrides.", "memory", false, &s) < 0)
+		return -1;
+	int i = 0;
+	cJSON_ArrayForEach(co, arr)
+		if (parse_container_override(c, co, i++) < 0)
+			return -1;
+	return 0;
+}
+
+static int parse_network(struct api_call *c, struct run_req *q)
+{
+	const cJSON *nc, *vpc, *subnets, *sg;
+	const char *ip;
+	if (api_get_object(c, c->in, "", "networkConfiguration", false, &nc) < 0)
+		return -1;
+	if (!nc)
+		return 0;
+	const char *p = "networkConfiguration.awsvpcConfiguration.";
+	if (api_get_object(c, nc, "networkConfiguration.", "awsvpcConfiguration", false, &vpc) < 0 ||
+	    (vpc && (parse_strings(c, vpc, p, "subnets", &subnets) < 0 ||
+		     parse_strings(c, vpc, p, "securityGroups", &sg) < 0 ||
+		     api_get_enum(c, vpc, p, "assignPublicIp", false, public_ip, &ip) < 0)))
+		return -1;
+	if (vpc && !subnets)
+		return api_error(c, 0, API_E_INVALID, "%ssubnets: required", p);
+	if (vpc && cJSON_GetArraySize(subnets) > 16)
+		return api_error(c, 0, API_E_INVALID, "%ssubnets: at most 16", p);
+	if (vpc && cJSON_GetArraySize(subnets))
+		q->subnet = cJSON_GetArrayItem(subnets, 0)->valuestring;
+	return 0;
+}
+
+static int parse_run(struct api_call *c, struct run_req *q)
+{
+	bool have;
+	if (api_get_string(c, c->in, "", "taskDefinition", true, &q->td_ref) < 0 ||
+	    api_get_int(c, c->in, "", "count", false, 1, RUN_COUNT_MAX, &have, &q->count) < 0 ||
+	    api_get_enum(c, c->in, "", "launchType", false, launch_types, &q->launch_type) < 0 ||
+	    api_get_string(c, c->in, "", "startedBy", false, &q->started_by) < 0 ||
+	    api_get_string(c, c->in, "", "group", false, &q->group) < 0 ||
+	    api_get_string(c, c->in, "", "clientToken", false, &q->client_token) < 0 ||
+	    parse_overrides(c, q) < 0 || parse_network(c, q) < 0 || api_parse_tags(c, &q->tags) < 0)
+		return -1;
+	if (!have)
+		q->count = 1;
+	if (q->started_by && (strlen(q->started_by) > STARTED_BY_MAX ||
+			      !charset(q->started_by, ALNUM "-_/")))
+		return api_error(c, 0, API_E_INVALID, "startedBy: up to %d letters, numbers, "
+				 "hyphens, underscores and slashes", STARTED_BY_MAX);
+	if (q->group && (!*q->group || strlen(q->group) > GROUP_MAX))
+		return api_error(c, 0, API_E_INVALID, "group: 1 to %d characters", GROUP_MAX);
+	return get_cluster(c, true, q->cluster);
+}
+
+/* The definition to run: ACTIVE, and one Berth can run as asked. */
+static int run_definition(struct api_call *c, const struct run_req *q,
+			  struct store_task_definition **ret, cJSON **ret_body)
+{
+	struct berth_err err = { 0 };
+	int r = store_task_definition_get(c->store, q->td_ref, ret, &err);
+	if (r == -ENOENT || r == -EINVAL)
+		return api_error(c, 0, API_E_CLIENT, "Unable to describe task definition %.255s.",
+				 q->td_ref);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	if ((*ret)->status != STORE_TD_ACTIVE)
+		return api_error(c, 0, API_E_CLIENT, "TaskDefinition is inactive: %s", (*ret)->arn);
+	*ret_body = cJSON_Parse((*ret)->body_json);
+	if (!*ret_body)
+		return api_error(c, 0, API_E_SERVER, "%s: the stored definition does not parse",
+				 (*ret)->arn);
+	const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*ret_body,
+									       "networkMode"));
+	if (nm && strcmp(nm, "awsvpc") == 0 &&
+	    !cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration"))
+		return api_error(c, 0, API_E_INVALID, "Network Configuration must be provided when "
+				 "networkMode 'awsvpc' is specified.");
+	r = taskplan_check(*ret_body, q->overrides, &err);
+	if (r == -EINVAL)
+		return api_error(c, 0, API_E_INVALID, "%s", err.msg);
+	if (r < 0)
+		return api_error(c, 0, API_E_CLIENT, "%s: %s", (*ret)->arn, err.msg);
+	return 0;
+}
+
+static char *size_string(long long v)
+{
+	char *s;
+	return v && asprintf(&s, "%lld", v) >= 0 ? s : NULL;
+}
+
+static void task_clear(struct store_task *t)
+{
+	for (size_t i = 0; i < t->n_containers; i++) {
+		free(t->containers[i].arn);
+		free(t->containers[i].runtime_id);
+	}
+	free(t->containers);
+	free(t->arn);
+	free(t->group);
+	free(t->cpu);
+	free(t->memory);
+	free(t->overrides_json);
+	free(t->attachments_json);
+}
+
+/* One task record, PROVISIONING, from the request and definition. */
+static int task_build(struct api_call *c, const struct run_req *q,
+		      const struct store_task_definition *td, const cJSON *body, struct store_task *t)
+{
+	struct berth_err err = { 0 };
+	if (store_task_new_id(t->id, &err) < 0)
+		return api_store_error(c, -EIO, &err);
+	char name[API_NAME_MAX + STORE_TASK_ID_LEN + 2], att[37];
+	snprintf(name, sizeof(name), "%s/%s", q->cluster, t->id);
+	api_uuid(att);
+	t->arn = api_arn(c, "task", name);
+	t->cluster = (char *)q->cluster;
+	t->task_definition_arn = td->arn;
+	if (q->group)
+		t->group = strdup(q->group);
+	else if (asprintf(&t->group, "family:%s", td->family) < 0)
+		t->group = NULL;
+	t->started_by = (char *)q->started_by;
+	t->client_token = (char *)q->client_token;
+	t->launch_type = (char *)(q->launch_type ? q->launch_type : "FARGATE");
+	t->cpu = size_string(taskplan_task_cpu(body, q->overrides));
+	t->memory = size_string(taskplan_task_memory(body, q->overrides));
+	t->desired_status = STORE_TASK_RUNNING;
+	t->last_status = STORE_TASK_PROVISIONING;
+	t->created_at = c->now_ms;
+	t->overrides_json = q->overrides ? cJSON_PrintUnformatted(q->overrides)
+					 : strdup("{\"containerOverrides\":[]}");
+	t->attachments_json = sched_eni_json(c->sched, t->id, att, q->subnet, "PRECREATED", NULL);
+	const cJSON *cds = cJSON_GetObjectItemCaseSensitive(body, "containerDefinitions"), *cd;
+	t->containers = calloc((size_t)cJSON_GetArraySize(cds) + 1, sizeof(*t->containers));
+	if (!t->arn || !t->group || !t->overrides_json || !t->attachments_json || !t->containers)
+		return api_oom(c);
+	cJSON_ArrayForEach(cd, cds) {
+		struct store_container *k = &t->containers[t->n_containers++];
+		char uuid[37], path[API_NAME_MAX + STORE_TASK_ID_LEN + 40];
+		api_uuid(uuid);
+		snprintf(path, sizeof(path), "%s/%s/%s", q->cluster, t->id, uuid);
+		k->name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "name"));
+		k->image = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "image"));
+		k->arn = api_arn(c, "container", path);
+		k->last_status = STORE_TASK_PENDING;
+		if (asprintf(&k->runtime_id, "%s-%s", t->id, k->name) < 0)
+			k->runtime_id = NULL;
+		if (!k->arn || !k->runtime_id)
+			return api_oom(c);
+	}
+	return 0;
+}
+
+struct run_insert {
+	struct store_task *tasks;
+	size_t n;
+	const struct api_tags_in *tags;
+};
+
+static int insert_fn(struct store *s, void *arg, struct berth_err *err)
+{
+	struct run_insert *ri = arg;
+	for (size_t i = 0; i < ri->n; i++) {
+		int r = store_task_insert(s, &ri->tasks[i], err);
+		if (r == 0 && ri->tags->n)
+			r = store_tags_put(s, ri->tasks[i].arn, ri->tags->v, ri->tags->n, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int run_insert_launch(struct api_call *c, const struct run_req *q,
+			     const struct store_task_definition *td, const cJSON *body,
+			     struct store_task *tasks)
+{
+	for (int64_t i = 0; i < q->count; i++)
+		if (task_build(c, q, td, body, &tasks[i]) < 0)
+			return -1;
+	struct run_insert ri = { tasks, (size_t)q->count, &q->tags };
+	struct berth_err err = { 0 };
+	int r = store_txn(c->store, insert_fn, &ri, &err);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	for (int64_t i = 0; i < q->count; i++)
+		if ((r = sched_launch(c->sched, tasks[i].id, td->body_json, tasks[i].overrides_json,
+				      &err)) < 0)
+			/* Recorded but not started: say so on the task too. */
+			return api_error(c, 0, API_E_SERVER, "task %s: %s", tasks[i].id, err.msg);
+	return 0;
+}
+
+static void run_req_done(struct run_req *q)
+{
+	api_tags_in_done(&q->tags);
+}
+
+int api_op_run_task(struct api_call *c)
+{
+	_cleanup_(run_req_done) struct run_req q = { 0 };
+	if (parse_run(c, &q) < 0)
+		return -1;
+	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
+	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
+	if (run_definition(c, &q, &td, &body) < 0)
+		return -1;
+	struct store_task tasks[RUN_COUNT_MAX] = { 0 };
+	int r = run_insert_launch(c, &q, td, body, tasks);
+	cJSON *out = r == 0 ? cJSON_CreateObject() : NULL;
+	cJSON *arr = out ? api_add_array(out, "tasks") : NULL;
+	for (int64_t i = 0; r == 0 && i < q.count; i++)
+		r = !arr ? api_oom(c) : add_task(c, arr, tasks[i].id, q.tags.n > 0);
+	for (int64_t i = 0; i < q.count; i++)
+		task_clear(&tasks[i]);
+	if (r == 0 && !api_add_array(out, "failures"))
+		r = api_oom(c);
+	if (r < 0) {
+		cJSON_Delete(out);
+		return -1;
+	}
+	c->out = out;
+	return 0;
+}
+
+/* ---- StopTask / DescribeTasks ---- */
+
+/* The task ID_OR_ARN of CLUSTER, or -ENOENT. */
+static int task_in_cluster(struct api_call *c, const char *cluster, const char *ref,
+			   struct store_task **ret)
+{
+	struct berth_err err = { 0 };
+	int r = store_task_get(c->store, ref, ret, &err);
+	if (r == 0 && strcmp((*ret)->cluster, cluster) != 0) {
+		store_task_free(TAKE_PTR(*ret));
+		r = -ENOENT;
+	}
+	if (r < 0 && r != -ENOENT)
+		return api_store_error(c, r, &err);
+	return r;
+}
+
+int api_op_stop_task(struct api_call *c)
+{
+	const char *ref, *reason;
+	char cluster[API_NAME_MAX + 1];
+	if (api_get_string(c, c->in, "", "task", true, &ref) < 0 ||
+	    api_get_string(c, c->in, "", "reason", false, &reason) < 0 ||
+	    get_cluster(c, false, cluster) < 0)
+		return -1;
+	if (reason && strlen(reason) > REASON_MAX)
+		return api_error(c, 0, API_E_INVALID, "reason: at most %d characters", REASON_MAX);
+	if (!reason || !*reason)
+		reason = DEFAULT_STOP_REASON;
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	int r = task_in_cluster(c, cluster, ref, &t);
+	if (r == -ENOENT)
+		return api_error(c, 0, API_E_INVALID, "The referenced task was not found.");
+	if (r < 0)
+		return -1;
+	struct berth_err err = { 0 };
+	if (t->desired_status != STORE_TASK_STOPPED) {
+		t->desired_status = STORE_TASK_STOPPED;
+		free(t->stop_code);
+		free(t->stopped_reason);
+		t->stop_code = strdup("UserInitiated");
+		t->stopped_reason = strdup(reason);
+		if (!t->stopping_at)
+			t->stopping_at = c->now_ms;
+		if (!t->stop_code || !t->stopped_reason)
+			return api_oom(c);
+		if ((r = store_task_update(c->store, t, &err)) < 0)
+			return api_store_error(c, r, &err);
+		sched_stop(c->sched, t->id, reason);
+	}
+	cJSON *o;
+	cJSON *out = cJSON_CreateObject();
+	if (!out)
+		return api_oom(c);
+	store_task_free(TAKE_PTR(t));
+	if ((r = task_in_cluster(c, cluster, ref, &t)) < 0 || task_json(c, t, false, &o) < 0) {
+		cJSON_Delete(out);
+		return r == -ENOENT ? api_error(c, 0, API_E_SERVER, "task %s vanished", ref) : -1;
+	}
+	cJSON_AddItemToObject(out, "task", o);
+	c->out = out;
+	return 0;
+}
+
+static int describe_one(struct api_call *c, const char *cluster, const cJSON *ref, bool tags,
+			cJSON *tasks, cJSON *failures)
+{
+	if (!cJSON_IsString(ref))
+		return api_error(c, 0, API_E_INVALID, "tasks: expected a list of strings");
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	int r = task_in_cluster(c, cluster, ref->valuestring, &t);
+	if (r == -ENOENT) {
+		cJSON *f = api_add_object(failures);
+		return f && api_add_string(f, "arn", ref->valuestring) &&
+		       api_add_string(f, "reason", "MISSING") ? 0 : api_oom(c);
+	}
+	cJSON *o;
+	if (r < 0 || task_json(c, t, tags, &o) < 0)
+		return -1;
+	if (!cJSON_AddItemToArray(tasks, o)) {
+		cJSON_Delete(o);
+		return api_oom(c);
+	}
+	return 0;
+}
+
+static int parse_include(struct api_call *c, bool *tags)
+{
+	const cJSON *inc, *v;
+	if (api_get_array(c, c->in, "", "include", false, 10, &inc) < 0)
+		return -1;
+	*tags = false;
+	cJSON_ArrayForEach(v, inc) {
+		if (!cJSON_IsString(v) || strcmp(v->valuestring, task_fields[0]) != 0)
+			return api_error(c, 0, API_E_INVALID, "include: only TAGS may be included");
+		*tags = true;
+	}
+	return 0;
+}
+
+int api_op_describe_tasks(struct api_call *c)
+{
+	const cJSON *refs, *ref;
+	char cluster[API_NAME_MAX + 1];
+	bool tags;
+	if (api_get_array(c, c->in, "", "tasks", true, API_DESCRIBE_MAX, &refs) < 0 ||
+	    parse_include(c, &tags) < 0 || get_cluster(c, false, cluster) < 0)
+		return -1;
+	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
+	cJSON *tasks = out ? api_add_array(out, "tasks") : NULL;
+	cJSON *failures = out ? api_add_array(out, "failures") : NULL;
+	if (!tasks || !failures)
+		return api_oom(c);
+	cJSON_ArrayForEach(ref, refs)
+		if (describe_one(c, cluster, ref, tags, tasks, failures) < 0)
+			return -1;
+	c->out = TAKE_PTR(out);
+	return 0;
+}
+
+/* ---- ListTasks ---- */
+
+int api_op_list_tasks(struct api_call *c)
+{
+	char cluster[API_NAME_MAX + 1];
+	const char *family, *service, *started_by, *desired, *launch, *instance;
+	struct store_page page;
+	if (get_cluster(c, false, cluster) < 0 ||
+	    api_get_string(c, c->in, "", "family", false, &family) < 0 ||
+	    api_get_string(c, c->in, "", "serviceName", false, &service) < 0 ||
+	    api_get_string(c, c->in, "", "startedBy", false, &started_by) < 0 ||
+	    api_get_string(c, c->in, "", "containerInstance", false, &instance) < 0 ||
+	    api_get_enum(c, c->in, "", "desiredStatus", false, desired_statuses, &desired) < 0 ||
+	    api_get_enum(c, c->in, "", "launchType", false, launch_types, &launch) < 0 ||
+	    api_get_page(c, &page) < 0)
+		return -1;
+	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
+	cJSON *arns = out ? api_add_array(out, "taskArns") : NULL;
+	if (!arns)
+		return api_oom(c);
+	/* ECS: PENDING never matches a desired status (tasks are only ever
+	 * desired RUNNING or STOPPED), and there are no container instances. */
+	if ((desired && strcmp(desired, "PENDING") == 0) || instance) {
+		c->out = TAKE_PTR(out);
+		return 0;
+	}
+	struct store_task_filter f = {
+		.cluster = cluster, .family = family, .service_name = service,
+		.started_by = started_by, .has_desired_status = true,
+		.desired_status = desired && strcmp(desired, "STOPPED") == 0 ? STORE_TASK_STOPPED
+									     : STORE_TASK_RUNNING,
+	};
+	struct store_list l = { 0 };
+	struct berth_err err = { 0 };
+	int r = store_task_list(c->store, &f, &page, &l, &err);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	for (size_t i = 0; i < l.n && r == 0; i++)
+		if (!cJSON_AddItemToArray(arns, cJSON_CreateString(l.items[i])))
+			r = api_oom(c);
+	if (r == 0 && l.next_token && !api_add_string(out, "nextToken", l.next_token))
+		r = api_oom(c);
+	store_list_clear(&l);
+	if (r < 0)
+		return -1;
+	c->out = TAKE_PTR(out);
+	return 0;
+}

@@ -1,0 +1,100 @@
+/* daemon/sched: the task engine.  The API records what the user asked for;
+ * the scheduler makes it happen and writes back what happened.
+ *
+ *   launch   a task inserted PROVISIONING goes PENDING while a worker
+ *            thread pulls its images (images/, the one blocking part: the
+ *            thread never touches the store or the loop), merges them into
+ *            a plan (daemon/taskplan.h) and starts its berth-shim; back on
+ *            the loop the task goes ACTIVATING, and the shim is followed.
+ *   follow   one connection per task to the shim's control socket
+ *            ({"op":"events"}, docs/runtime.md); every STATUS line is
+ *            written to the store: RUNNING, health, containers, the ENI
+ *            attachment, and at the end DEPROVISIONING then STOPPED with
+ *            the shim's stopCode/stoppedReason.  A connection that ends
+ *            without `task-stopped` means the shim died: its exit record
+ *            is used if it wrote one, otherwise the task stops with
+ *            "Task stopped: the task agent exited unexpectedly" and what it
+ *            left on the host is removed (shim_cleanup()).
+ *   stop     StopTask: desiredStatus STOPPED; the shim is told (or a task
+ *            still pulling is never started).
+ *   adopt    at start, every task the store says is not STOPPED: a live
+ *            shim is followed again (nothing is started twice); a dead one
+ *            is recorded from its exit record; a task that never got a
+ *            shim (the daemon died while pulling) is launched.
+ *   prune    STOPPED tasks older than the retention are deleted with their
+ *            task dirs; log dirs older than the log retention are deleted.
+ *
+ * Everything but the pull runs on the daemon's one libevent loop. */
+#ifndef BERTH_DAEMON_SCHED_H
+#define BERTH_DAEMON_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/cleanup.h"
+#include "common/err.h"
+#include "daemon/store.h"
+#include "images/registry.h"
+
+struct event_base;
+
+#define SCHED_DEFAULT_BRIDGE "berth0"
+#define SCHED_DEFAULT_SUBNET "10.89.0.0/16"
+#define SCHED_DEFAULT_CGROUP "berth"
+#define SCHED_DEFAULT_NFT_TABLE "berth"
+#define SCHED_DEFAULT_TASK_RETENTION_MS (3600 * 1000LL)
+#define SCHED_DEFAULT_LOG_RETENTION_MS (7 * 24 * 3600 * 1000LL)
+#define SCHED_AGENT_GONE "Task stopped: the task agent exited unexpectedly"
+
+struct sched_config {
+	const char *root;            /* tasks/<id>, ipam/, the image store */
+	const char *run_root;        /* shims/, netns/ */
+	const char *log_root;        /* <id>/<container>.log */
+	const char *shim_bin;        /* the berth-shim executable */
+	const char *bridge, *subnet, *nft_table;
+	bool nat;                    /* masquerade egress of the subnet */
+	const char *cgroup_name;
+	struct img_registry_opts registry;
+	int64_t task_retention_ms;   /* STOPPED tasks stay describable this long */
+	int64_t log_retention_ms;    /* log dirs of finished tasks are kept this long */
+	const char *region, *account_id;
+	FILE *log;                   /* one line per task transition problem; NULL = quiet */
+};
+
+struct sched;
+
+/* Ensures the bridge (and NAT, when on), opens the image store and adopts
+ * every task left by an earlier daemon.  CFG's strings must outlive the
+ * scheduler. */
+int sched_new(struct event_base *base, struct store *store, const struct sched_config *cfg,
+	      struct sched **ret, struct berth_err *err);
+/* Stops following shims (they keep running) and joins the pull threads. */
+void sched_free(struct sched *s);
+DEFINE_CLEANUP_FUNC(struct sched, sched_free)
+
+/* Starts the task ID, just inserted PROVISIONING, from the task definition
+ * body TD_JSON and the RunTask overrides OVERRIDES_JSON (or NULL); both
+ * already passed taskplan_check(). */
+int sched_launch(struct sched *s, const char *id, const char *td_json, const char *overrides_json,
+		 struct berth_err *err);
+
+/* StopTask: the task's desiredStatus is already STOPPED in the store,
+ * with stopCode/stoppedReason set; this tells its shim (REASON), or
+ * makes sure a task still pulling never starts. */
+void sched_stop(struct sched *s, const char *id, const char *reason);
+
+/* The task's ECS "attachments" member: one ElasticNetworkInterface with
+ * id ATTACHMENT_ID in SUBNET_ID (the RunTask awsvpcConfiguration's first
+ * subnet, or NULL: "subnet-<bridge>"), status PRECREATED until the shim
+ * reports the address, then ATTACHED, DELETED once the task stopped.
+ * NETWORK is the shim STATUS "network" object or NULL.  A malloc'd JSON
+ * text, NULL on OOM. */
+struct cJSON;
+char *sched_eni_json(const struct sched *s, const char *task_id, const char *attachment_id,
+		     const char *subnet_id, const char *status, const struct cJSON *network);
+
+/* Milliseconds since the epoch (the store's times). */
+int64_t sched_now_ms(void);
+
+#endif

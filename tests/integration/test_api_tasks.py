@@ -1,0 +1,655 @@
+"""Tasks through the daemon: RunTask, StopTask, DescribeTasks, ListTasks with
+boto3 and the aws CLI, against a real daemon that pulls from a real registry
+and runs every task in its own berth-shim with a real netns, veth, cgroups
+and overlay rootfs.
+
+The daemon runs on a test bridge/subnet/nft table/cgroup name of its own
+(never berth0), with NAT on (the product path), and every test checks that
+no shim, cgroup, netns, veth or mount of its tasks is left afterwards.
+Every answer boto3 sees is validated against botocore's model."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError, WaiterError
+
+from conftest import _set_child_subreaper
+from fixtures import tasks as tk
+from test_api_clusters import ACCOUNT, REGION, Daemon, aws_cli, make_client, raw
+
+PID = os.getpid()
+OOM_REASON = tk.OOM_REASON
+AGENT_GONE = "Task stopped: the task agent exited unexpectedly"
+IDLE = tk.IDLE
+NETCFG = {"awsvpcConfiguration": {"subnets": ["subnet-0berthtest"], "assignPublicIp": "DISABLED"}}
+
+
+# ---- the network and the daemon ----
+
+@pytest.fixture(scope="module")
+def task_net():
+    """The daemon's own test network and cgroup name for this module."""
+    if os.geteuid() != 0:
+        pytest.fail("task tests need root")
+    _set_child_subreaper()
+    net = tk.TestNet(f"berthd{PID % 100000}", tk.pick_test_subnet(prefix="10.214"),
+                     f"berth_dtest_{PID}", f"berth-dtest-{PID}")
+    forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    yield net
+    subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True)
+    for root in tk.cgroup_tree_roots(net.cgroup_name):
+        tk.kill_cgroup_tree([root]) if os.path.isdir(root) else None
+        for dirpath, _, _ in sorted(os.walk(root), reverse=True) if os.path.isdir(root) else []:
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
+    # NAT turned ip_forward on: a host-wide setting the tests put back.
+    Path("/proc/sys/net/ipv4/ip_forward").write_text(forward)
+
+
+class TaskDaemon(Daemon):
+    def __init__(self, tmp, net, extra=(), name="daemon"):
+        self.net = net
+        self.logs = Path(tmp) / "logs"
+        args = ["--log-root", str(self.logs), "--bridge", net.bridge, "--subnet", net.subnet,
+                "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name, *extra]
+        super().__init__(tmp, extra=args, name=name)
+        self.user_extra = tuple(extra)
+
+    def restart(self, name):
+        """A new daemon on the same directories and network."""
+        d = TaskDaemon(self.tmp, self.net, self.user_extra, name=name)
+        d.registry = self.registry
+        return d
+
+
+def leftovers(d, net):
+    out = {}
+    shims = tk.shim_processes(d.tmp)
+    if shims:
+        out["shims"] = shims
+    cg = tk.task_cgroup_dirs(net.cgroup_name)
+    if cg:
+        out["cgroups"] = cg
+    nsdir = d.run / "netns"
+    if nsdir.is_dir() and os.listdir(nsdir):
+        out["netns"] = os.listdir(nsdir)
+    veths = [n for n in tk.links() if n.startswith("vberth") and tk.link_master(n) == net.bridge]
+    if veths:
+        out["veths"] = veths
+    mounts = tk.mount_lines(d.tmp)
+    if mounts:
+        out["mounts"] = sorted(mounts)
+    return out
+
+
+def force_cleanup(d, net):
+    for pid in tk.shim_processes(d.tmp):
+        os.kill(pid, 9)
+        tk.reap(pid)
+    tk.kill_cgroup_tree(tk.task_cgroup_dirs(net.cgroup_name))
+    for line in sorted(tk.mount_lines(d.tmp), reverse=True):
+        subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
+    for n in tk.links():
+        if n.startswith("vberth") and tk.link_master(n) == net.bridge:
+            subprocess.run(["ip", "link", "del", n], capture_output=True)
+
+
+@pytest.fixture
+def tmp_tasks():
+    d = tempfile.mkdtemp(prefix="berth-t-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def tdaemon(tmp_tasks, task_net, registry_anon):
+    d = TaskDaemon(tmp_tasks, task_net).wait_ready()
+    d.registry = registry_anon
+    yield d
+    running = []
+    if d.proc.poll() is None:
+        ecs = make_client(d)
+        try:
+            arns = ecs.list_tasks()["taskArns"]
+        except ClientError:         # no default cluster: no task ever ran
+            arns = []
+        for arn in arns:
+            running.append(arn)
+            ecs.stop_task(task=arn)
+        if running:
+            wait_stopped(ecs, running, 60)
+    log = d.stop()
+    left = leftovers(d, task_net)
+    if left:
+        force_cleanup(d, task_net)
+    assert not running, f"the test left tasks running: {running}"
+    assert not left, f"tasks left on the host: {left}\ndaemon log:\n{log}"
+
+
+@pytest.fixture
+def ecs(tdaemon):
+    return make_client(tdaemon)
+
+
+# ---- helpers ----
+
+def image(d, name):
+    return f"{d.registry.host}/{name}:latest"
+
+
+def register(ecs, d, containers, family="app", **kw):
+    for c in containers:
+        c.setdefault("image", image(d, "busybox"))
+        c.setdefault("essential", True)
+    kw.setdefault("cpu", "256")
+    kw.setdefault("memory", "512")
+    td = ecs.register_task_definition(family=family, networkMode="awsvpc",
+                                      containerDefinitions=containers, **kw)["taskDefinition"]
+    return td["taskDefinitionArn"]
+
+
+def sh(name, script, **kw):
+    return dict(name=name, entryPoint=["/bin/sh", "-c"], command=[script], **kw)
+
+
+def run(ecs, td, **kw):
+    kw.setdefault("networkConfiguration", NETCFG)
+    out = ecs.run_task(taskDefinition=td, **kw)
+    assert out["failures"] == [], out
+    return out["tasks"]
+
+
+def describe(ecs, arn):
+    out = ecs.describe_tasks(tasks=[arn])
+    assert out["failures"] == [], out
+    return out["tasks"][0]
+
+
+def wait_for(ecs, arn, pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        t = describe(ecs, arn)
+        if pred(t):
+            return t
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task not {what} after {timeout}s: {json.dumps(t, default=str)}")
+        time.sleep(0.05)
+
+
+def wait_running(ecs, arn, timeout=30):
+    return wait_for(ecs, arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"), timeout,
+                    "RUNNING")
+
+
+def wait_stopped(ecs, arns, timeout=60):
+    ecs.get_waiter("tasks_stopped").wait(tasks=arns, WaiterConfig={"Delay": 1,
+                                                                   "MaxAttempts": timeout})
+    return [describe(ecs, a) for a in arns]
+
+
+def eni_detail(task, name):
+    (att,) = task["attachments"]
+    return {d["name"]: d["value"] for d in att["details"]}.get(name)
+
+
+def log_lines(d, task, container):
+    p = d.logs / task["taskArn"].rsplit("/", 1)[1] / f"{container}.log"
+    if not p.exists():
+        return []
+    return [tk.parse_cri(line)[3] for line in p.read_text().splitlines()]
+
+
+def http_get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def task_id(task):
+    return task["taskArn"].rsplit("/", 1)[1]
+
+
+# ---- the full path ----
+
+def test_register_run_serve_stop(ecs, tdaemon):
+    """register → run → RUNNING with an IP → HTTP to the task IP → logs →
+    stop → STOPPED UserInitiated; every state and timestamp as ECS."""
+    td = register(ecs, tdaemon, [
+        {"name": "web", "image": image(tdaemon, "multilayer")},   # the image's Cmd: httpd
+        sh("probe", "until wget -q -O- http://localhost:8080/ >/dev/null; do sleep 0.1; done; "
+                    "echo probe-ok; " + IDLE, essential=False),
+    ], cpu="256", memory="512")
+    (t0,) = run(ecs, td, startedBy="pytest", tags=[{"key": "k", "value": "v"}])
+    assert t0["lastStatus"] in ("PROVISIONING", "PENDING"), t0
+    assert t0["desiredStatus"] == "RUNNING"
+    assert t0["taskArn"].startswith(f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/default/")
+    assert t0["group"] == "family:app" and t0["startedBy"] == "pytest"
+    assert t0["cpu"] == "256" and t0["memory"] == "512"
+    assert t0["tags"] == [{"key": "k", "value": "v"}]
+    assert t0["attachments"][0]["type"] == "ElasticNetworkInterface"
+    assert eni_detail(t0, "subnetId") == "subnet-0berthtest"
+
+    ecs.get_waiter("tasks_running").wait(tasks=[t0["taskArn"]],
+                                         WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    t = describe(ecs, t0["taskArn"])
+    assert t["lastStatus"] == "RUNNING" and t["connectivity"] == "CONNECTED", t
+    ip = eni_detail(t, "privateIPv4Address")
+    assert ip and ip.startswith(tdaemon.net.subnet.rsplit(".", 2)[0]), t
+    assert t["attachments"][0]["status"] == "ATTACHED"
+    assert eni_detail(t, "macAddress") and eni_detail(t, "networkInterfaceId").startswith("eni-")
+    for c in t["containers"]:
+        assert c["lastStatus"] == "RUNNING", c
+        assert c["imageDigest"].startswith("sha256:"), c
+        assert c["networkInterfaces"] == [{"attachmentId": t["attachments"][0]["id"],
+                                           "privateIpv4Address": ip}]
+    status, body = http_get(f"http://{ip}:8080/")
+    assert status == 200 and body, body
+    tk.poll_until(lambda: "probe-ok" in log_lines(tdaemon, t, "probe"), 20, "probe log line")
+
+    stopped = ecs.stop_task(task=t["taskArn"], reason="done testing")["task"]
+    assert stopped["desiredStatus"] == "STOPPED" and stopped["stopCode"] == "UserInitiated"
+    assert stopped["stoppedReason"] == "done testing"
+    (final,) = wait_stopped(ecs, [t["taskArn"]])
+    assert final["lastStatus"] == "STOPPED" and final["stopCode"] == "UserInitiated", final
+    assert final["stoppedReason"] == "done testing"
+    assert final["attachments"][0]["status"] == "DELETED"
+    assert all(c["lastStatus"] == "STOPPED" for c in final["containers"])
+    assert final["version"] > t["version"] > t0["version"]
+    order = ["createdAt", "pullStartedAt", "pullStoppedAt", "startedAt", "stoppingAt",
+             "executionStoppedAt", "stoppedAt"]
+    times = [final[k] for k in order]
+    assert times == sorted(times), dict(zip(order, times))
+    # Nothing of the task is left on the host (the fixture checks the
+    # rest); its log stays.
+    assert not (tdaemon.run / "netns" / task_id(final)).exists()
+    assert "probe-ok" in log_lines(tdaemon, final, "probe")
+
+
+def test_states_are_visible_in_order(ecs, tdaemon):
+    td = register(ecs, tdaemon, [sh("app", "sleep 0.5")])
+    (t0,) = run(ecs, td)
+    seen, versions = [], []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        t = describe(ecs, t0["taskArn"])
+        if not seen or seen[-1] != t["lastStatus"]:
+            seen.append(t["lastStatus"])
+        versions.append(t["version"])
+        if t["lastStatus"] == "STOPPED":
+            break
+        time.sleep(0.01)
+    order = ["PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING",
+             "DEPROVISIONING", "STOPPED"]
+    assert seen == sorted(seen, key=order.index), seen
+    assert "RUNNING" in seen and seen[-1] == "STOPPED", seen
+    assert versions == sorted(versions)
+    assert t["stopCode"] == "EssentialContainerExited", t
+    assert t["stoppedReason"] == "Essential container in task exited"
+    assert t["containers"][0]["exitCode"] == 0
+
+
+def test_exit_code_and_essential_exit(ecs, tdaemon):
+    td = register(ecs, tdaemon, [sh("main", "exit 3"),
+                                 sh("side", IDLE, essential=False)])
+    (t0,) = run(ecs, td)
+    (t,) = wait_stopped(ecs, [t0["taskArn"]])
+    by = {c["name"]: c for c in t["containers"]}
+    assert by["main"]["exitCode"] == 3
+    assert by["side"]["lastStatus"] == "STOPPED"
+    assert t["stopCode"] == "EssentialContainerExited"
+
+
+def test_pull_failure_is_cannot_pull_container_error(ecs, tdaemon):
+    td = register(ecs, tdaemon, [{"name": "app", "image": f"{tdaemon.registry.host}/nope:1"}])
+    (t0,) = run(ecs, td)
+    (t,) = wait_stopped(ecs, [t0["taskArn"]])
+    assert t["stopCode"] == "TaskFailedToStart", t
+    reason = t["containers"][0]["reason"]
+    assert reason.startswith("CannotPullContainerError: "), reason
+    assert "nope" in reason
+    assert t["stoppedReason"].startswith("CannotPullContainerError"), t
+    assert "startedAt" not in t
+
+
+def test_start_failure_is_cannot_start_container_error(ecs, tdaemon):
+    td = register(ecs, tdaemon, [{"name": "app", "entryPoint": ["nope"]}])
+    (t0,) = run(ecs, td)
+    (t,) = wait_stopped(ecs, [t0["taskArn"]])
+    assert t["stopCode"] == "TaskFailedToStart", t
+    assert t["containers"][0]["reason"].startswith(
+        'CannotStartContainerError: exec: "nope": executable file not found in $PATH'), t
+
+
+def test_oom_is_out_of_memory_error(ecs, tdaemon):
+    td = register(ecs, tdaemon, [sh("hog", 'x=$(head -c 200000000 /dev/zero | tr "\\0" a)')],
+                  memory="64", cpu="256")
+    (t0,) = run(ecs, td)
+    (t,) = wait_stopped(ecs, [t0["taskArn"]], 90)
+    hog = t["containers"][0]
+    assert hog["reason"] == OOM_REASON and hog["exitCode"] == 137, hog
+    assert t["stopCode"] == "EssentialContainerExited"
+
+
+def test_count_overrides_and_distinct_addresses(ecs, tdaemon):
+    td = register(ecs, tdaemon, [sh("app", "echo default; " + IDLE,
+                                    environment=[{"name": "A", "value": "def"}])])
+    tasks = run(ecs, td, count=3, overrides={"containerOverrides": [{
+        "name": "app", "command": ['echo "A=$A B=$B"; ' + IDLE],
+        "environment": [{"name": "A", "value": "over"}, {"name": "B", "value": "b"}]}]})
+    assert len(tasks) == 3 and len({t["taskArn"] for t in tasks}) == 3
+    arns = [t["taskArn"] for t in tasks]
+    ecs.get_waiter("tasks_running").wait(tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    running = [describe(ecs, a) for a in arns]
+    ips = {eni_detail(t, "privateIPv4Address") for t in running}
+    assert len(ips) == 3, ips
+    for t in running:
+        assert t["overrides"]["containerOverrides"][0]["name"] == "app"
+        tk.poll_until(lambda: "A=over B=b" in log_lines(tdaemon, t, "app"), 10, "override log")
+    for a in arns:
+        ecs.stop_task(task=a)
+    wait_stopped(ecs, arns)
+
+
+def test_list_tasks_filters_and_paging(ecs, tdaemon):
+    td = register(ecs, tdaemon, [sh("app", IDLE)], family="lister")
+    other = register(ecs, tdaemon, [sh("app", "exit 0")], family="other")
+    a = [t["taskArn"] for t in run(ecs, td, count=3, startedBy="me")]
+    (b,) = [t["taskArn"] for t in run(ecs, other)]
+    wait_stopped(ecs, [b])
+    assert sorted(ecs.list_tasks()["taskArns"]) == sorted(a)
+    assert sorted(ecs.list_tasks(family="lister")["taskArns"]) == sorted(a)
+    assert ecs.list_tasks(family="other")["taskArns"] == []
+    assert ecs.list_tasks(family="other", desiredStatus="STOPPED")["taskArns"] == [b]
+    assert sorted(ecs.list_tasks(startedBy="me")["taskArns"]) == sorted(a)
+    assert ecs.list_tasks(desiredStatus="PENDING")["taskArns"] == []
+    pages = list(ecs.get_paginator("list_tasks").paginate(PaginationConfig={"PageSize": 1}))
+    assert sorted(x for p in pages for x in p["taskArns"]) == sorted(a)
+    assert len(pages) == 3
+    for x in a:
+        ecs.stop_task(task=x)
+    wait_stopped(ecs, a)
+    assert ecs.list_tasks()["taskArns"] == []
+
+
+def test_describe_unknown_is_missing_and_stop_unknown_is_invalid(ecs, tdaemon):
+    ecs.create_cluster()
+    out = ecs.describe_tasks(tasks=["0123456789abcdef0123456789abcdef"])
+    assert out["tasks"] == []
+    assert out["failures"] == [{"arn": "0123456789abcdef0123456789abcdef", "reason": "MISSING"}]
+    with pytest.raises(ClientError) as e:
+        ecs.stop_task(task="0123456789abcdef0123456789abcdef")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    with pytest.raises(ClientError) as e:
+        ecs.describe_tasks(cluster="nosuch", tasks=["x"])
+    assert e.value.response["Error"]["Code"] == "ClusterNotFoundException"
+
+
+REFUSED = {
+    "privileged": ({"privileged": True}, "privileged"),
+    "mountPoints": ({"mountPoints": [{"sourceVolume": "v", "containerPath": "/v"}]},
+                    "mountPoints"),
+    "secrets": ({"secrets": [{"name": "S", "valueFrom": "arn:aws:ssm:x"}]}, "secrets"),
+    "devices": ({"linuxParameters": {"devices": [{"hostPath": "/dev/kvm"}]}}, "devices"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_unsupported_members_are_refused_at_run(ecs, tdaemon, case):
+    extra, word = REFUSED[case]
+    kw = {"volumes": [{"name": "v"}]} if case == "mountPoints" else {}
+    td = register(ecs, tdaemon, [dict(name="app", **extra)], **kw)
+    with pytest.raises(ClientError) as e:
+        run(ecs, td)
+    err = e.value.response["Error"]
+    assert err["Code"] == "ClientException" and word in err["Message"], err
+    assert ecs.list_tasks(desiredStatus="STOPPED")["taskArns"] == []
+    assert ecs.list_tasks()["taskArns"] == []
+
+
+def test_bridge_network_mode_is_refused(ecs, tdaemon):
+    td = ecs.register_task_definition(family="br", networkMode="bridge", containerDefinitions=[
+        {"name": "app", "image": image(tdaemon, "busybox"), "memory": 64}])["taskDefinition"]
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td["taskDefinitionArn"])
+    assert e.value.response["Error"]["Code"] == "ClientException"
+    assert "networkMode bridge" in e.value.response["Error"]["Message"]
+
+
+def test_awsvpc_needs_network_configuration(ecs, tdaemon):
+    td = register(ecs, tdaemon, [sh("app", "true")])
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td)
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "Network Configuration must be provided" in e.value.response["Error"]["Message"]
+
+
+def test_inactive_definition_is_refused(ecs, tdaemon):
+    td = register(ecs, tdaemon, [sh("app", "true")])
+    ecs.deregister_task_definition(taskDefinition=td)
+    with pytest.raises(ClientError) as e:
+        run(ecs, td)
+    assert e.value.response["Error"]["Code"] == "ClientException"
+
+
+def test_stop_while_pulling_never_starts(ecs, tdaemon):
+    td = register(ecs, tdaemon, [{"name": "app", "image": image(tdaemon, "multilayer")}])
+    (t0,) = run(ecs, td)
+    ecs.stop_task(task=t0["taskArn"])
+    (t,) = wait_stopped(ecs, [t0["taskArn"]])
+    assert t["stopCode"] == "UserInitiated" and t["stoppedReason"] == "Task stopped by user"
+
+
+# ---- the aws CLI ----
+
+def test_aws_cli_run_describe_list_stop(ecs, tdaemon, tmp_tasks):
+    td = register(ecs, tdaemon, [sh("app", IDLE)], family="cli")
+    net = "awsvpcConfiguration={subnets=[subnet-1],assignPublicIp=DISABLED}"
+    out = json.loads(aws_cli(tdaemon, tmp_tasks, "run-task", "--task-definition", "cli",
+                             "--network-configuration", net, "--count", "2").stdout)
+    arns = [t["taskArn"] for t in out["tasks"]]
+    p = aws_cli(tdaemon, tmp_tasks, "wait", "tasks-running", "--tasks", *arns)
+    out = json.loads(aws_cli(tdaemon, tmp_tasks, "describe-tasks", "--tasks", *arns).stdout)
+    assert [t["lastStatus"] for t in out["tasks"]] == ["RUNNING", "RUNNING"]
+    out = json.loads(aws_cli(tdaemon, tmp_tasks, "list-tasks", "--family", "cli").stdout)
+    assert sorted(out["taskArns"]) == sorted(arns)
+    for a in arns:
+        out = json.loads(aws_cli(tdaemon, tmp_tasks, "stop-task", "--task", a).stdout)
+        assert out["task"]["desiredStatus"] == "STOPPED"
+    p = aws_cli(tdaemon, tmp_tasks, "wait", "tasks-stopped", "--tasks", *arns)
+    assert p.returncode == 0
+    assert td.endswith(":1")
+
+
+# ---- malformed requests ----
+
+BAD = [
+    ("RunTask", {}, "taskDefinition"),
+    ("RunTask", {"taskDefinition": 5}, "taskDefinition"),
+    ("RunTask", {"taskDefinition": "x", "count": 0}, "count"),
+    ("RunTask", {"taskDefinition": "x", "count": 11}, "count"),
+    ("RunTask", {"taskDefinition": "x", "count": "2"}, "count"),
+    ("RunTask", {"taskDefinition": "x", "count": 1.5}, "count"),
+    ("RunTask", {"taskDefinition": "x", "launchType": "MOON"}, "launchType"),
+    ("RunTask", {"taskDefinition": "x", "startedBy": "a b"}, "startedBy"),
+    ("RunTask", {"taskDefinition": "x", "startedBy": "a" * 129}, "startedBy"),
+    ("RunTask", {"taskDefinition": "x", "overrides": []}, "overrides"),
+    ("RunTask", {"taskDefinition": "x", "overrides": {"containerOverrides": {}}},
+     "containerOverrides"),
+    ("RunTask", {"taskDefinition": "x", "overrides": {"containerOverrides": [5]}},
+     "containerOverrides[0]"),
+    ("RunTask", {"taskDefinition": "x", "overrides": {"containerOverrides": [
+        {"name": "a", "command": "ls"}]}}, "command"),
+    ("RunTask", {"taskDefinition": "x", "overrides": {"containerOverrides": [
+        {"name": "a", "command": [1]}]}}, "command[0]"),
+    ("RunTask", {"taskDefinition": "x", "overrides": {"containerOverrides": [
+        {"name": "a", "memory": "big"}]}}, "memory"),
+    ("RunTask", {"taskDefinition": "x", "overrides": {"cpu": 256}}, "cpu"),
+    ("RunTask", {"taskDefinition": "x", "overrides": {"containerOverrides": [
+        {"name": "a", "environment": [{"name": 1}]}]}}, "environment[0].name"),
+    ("RunTask", {"taskDefinition": "x", "networkConfiguration": {"awsvpcConfiguration": {}}},
+     "subnets"),
+    ("RunTask", {"taskDefinition": "x", "networkConfiguration": {"awsvpcConfiguration": {
+        "subnets": ["s"], "assignPublicIp": "MAYBE"}}}, "assignPublicIp"),
+    ("RunTask", {"taskDefinition": "x", "tags": [{"key": "aws:x", "value": "v"}]}, "aws:"),
+    ("RunTask", {"taskDefinition": "x", "group": ""}, "group"),
+    ("StopTask", {}, "task"),
+    ("StopTask", {"task": ["x"]}, "task"),
+    ("StopTask", {"task": "x", "reason": 7}, "reason"),
+    ("DescribeTasks", {}, "tasks"),
+    ("DescribeTasks", {"tasks": "x"}, "tasks"),
+    ("DescribeTasks", {"tasks": [1]}, "tasks"),
+    ("DescribeTasks", {"tasks": ["x"] * 101}, "tasks"),
+    ("DescribeTasks", {"tasks": ["x"], "include": ["NOPE"]}, "include"),
+    ("ListTasks", {"desiredStatus": "GONE"}, "desiredStatus"),
+    ("ListTasks", {"maxResults": 0}, "maxResults"),
+    ("ListTasks", {"maxResults": 101}, "maxResults"),
+    ("ListTasks", {"nextToken": "garbage!"}, "nextToken"),
+    ("ListTasks", {"family": 3}, "family"),
+    ("ListTasks", {"launchType": "X"}, "launchType"),
+]
+
+
+@pytest.mark.parametrize("op,body,field", BAD, ids=[f"{o}-{f}-{i}" for i, (o, _, f) in
+                                                     enumerate(BAD)])
+def test_malformed_task_requests(tdaemon, op, body, field):
+    assert raw(tdaemon, "CreateCluster", {})[0] == 200
+    status, doc = raw(tdaemon, op, body)
+    assert status == 400, doc
+    assert doc["__type"] in ("InvalidParameterException", "ClientException"), doc
+    assert field in doc["message"], doc
+    # The daemon keeps serving, and nothing was recorded.
+    status, doc = raw(tdaemon, "ListTasks", {"desiredStatus": "STOPPED"})
+    assert status == 200 and doc["taskArns"] == []
+
+
+def test_unknown_definition_is_client_exception(ecs, tdaemon):
+    with pytest.raises(ClientError) as e:
+        run(ecs, "nosuch:1")
+    assert e.value.response["Error"]["Code"] == "ClientException"
+    with pytest.raises(WaiterError):
+        ecs.get_waiter("tasks_running").wait(tasks=["0" * 32],
+                                             WaiterConfig={"Delay": 1, "MaxAttempts": 1})
+
+
+# ---- restarts, lost shims, retention ----
+
+COUNTER = "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.05; done"
+
+
+def ticks(d, task):
+    return [int(x.split("-")[1]) for x in log_lines(d, task, "app") if x.startswith("tick-")]
+
+
+def test_daemon_kill9_with_10_tasks_readopts_them(ecs, tdaemon):
+    """kill -9 the daemon with 10 running tasks: they keep running and
+    logging; a new daemon finds all 10 RUNNING, starts none twice, can stop
+    them, and no log line is lost."""
+    td = register(ecs, tdaemon, [sh("app", COUNTER)], family="survivor")
+    arns = [t["taskArn"] for t in run(ecs, td, count=10)]
+    ecs.get_waiter("tasks_running").wait(tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    before = {a: describe(ecs, a) for a in arns}
+    shims = set(tk.shim_processes(tdaemon.tmp))
+    assert len(shims) == 10, shims
+
+    tdaemon.proc.kill()
+    tdaemon.proc.wait()
+    counts = {a: len(ticks(tdaemon, before[a])) for a in arns}
+    time.sleep(1)
+    for a in arns:      # still logging with nobody listening
+        assert len(ticks(tdaemon, before[a])) > counts[a] + 5, a
+    assert set(tk.shim_processes(tdaemon.tmp)) == shims
+
+    d2 = tdaemon.restart("daemon2").wait_ready()
+    tdaemon.__dict__.update(d2.__dict__)      # the fixture stops the new one
+    ecs2 = make_client(d2)
+    assert sorted(ecs2.list_tasks()["taskArns"]) == sorted(arns)
+    for a in arns:
+        t = describe(ecs2, a)
+        assert t["lastStatus"] == "RUNNING", t
+        assert eni_detail(t, "privateIPv4Address") == eni_detail(before[a], "privateIPv4Address")
+        assert t["startedAt"] == before[a]["startedAt"]
+    assert set(tk.shim_processes(tdaemon.tmp)) == shims, "a task was started twice"
+    for a in arns:
+        ecs2.stop_task(task=a)
+    for t in wait_stopped(ecs2, arns):
+        assert t["stopCode"] == "UserInitiated", t
+        n = ticks(d2, t)
+        assert n == list(range(len(n))) and len(n) > 20, f"log gap in {a}: {n[:5]}…"
+
+
+def test_shim_killed_stops_the_task_and_cleans_up(ecs, tdaemon):
+    td = register(ecs, tdaemon, [sh("app", IDLE)])
+    (t0,) = run(ecs, td)
+    wait_running(ecs, t0["taskArn"])
+    (shim,) = tk.shim_processes(tdaemon.tmp)
+    os.kill(shim, signal.SIGKILL)
+    tk.reap(shim)
+    (t,) = wait_stopped(ecs, [t0["taskArn"]], 30)
+    assert t["stoppedReason"] == AGENT_GONE, t
+    # The fixture then proves its processes, cgroups, netns and veth are gone.
+
+
+def test_shim_killed_while_daemon_down_is_recorded_at_start(ecs, tdaemon):
+    td = register(ecs, tdaemon, [sh("app", IDLE)])
+    (t0,) = run(ecs, td)
+    wait_running(ecs, t0["taskArn"])
+    tdaemon.proc.kill()
+    tdaemon.proc.wait()
+    (shim,) = tk.shim_processes(tdaemon.tmp)
+    os.kill(shim, signal.SIGKILL)
+    tk.reap(shim)
+    d2 = tdaemon.restart("daemon2").wait_ready()
+    tdaemon.__dict__.update(d2.__dict__)
+    t = describe(make_client(d2), t0["taskArn"])
+    assert t["lastStatus"] == "STOPPED" and t["stoppedReason"] == AGENT_GONE, t
+
+
+def test_task_stopped_while_daemon_down_is_recorded_from_its_exit_record(ecs, tdaemon):
+    td = register(ecs, tdaemon, [sh("app", "sleep 1; exit 4")])
+    (t0,) = run(ecs, td)
+    wait_running(ecs, t0["taskArn"])
+    tdaemon.proc.kill()
+    tdaemon.proc.wait()
+    tk.poll_until(lambda: not tk.shim_processes(tdaemon.tmp), 20, "the task to end")
+    d2 = tdaemon.restart("daemon2").wait_ready()
+    tdaemon.__dict__.update(d2.__dict__)
+    t = describe(make_client(d2), t0["taskArn"])
+    assert t["lastStatus"] == "STOPPED" and t["stopCode"] == "EssentialContainerExited", t
+    assert t["containers"][0]["exitCode"] == 4
+
+
+def test_stopped_tasks_are_pruned_after_the_retention(tmp_tasks, task_net, registry_anon):
+    d = TaskDaemon(tmp_tasks, task_net, ["--task-retention", "1s", "--log-retention", "2s"])
+    d.wait_ready()
+    d.registry = registry_anon
+    try:
+        ecs = make_client(d)
+        td = register(ecs, d, [sh("app", "echo bye")])
+        (t0,) = run(ecs, td)
+        (t,) = wait_stopped(ecs, [t0["taskArn"]])
+        assert (d.root / "tasks" / task_id(t)).is_dir()
+        assert log_lines(d, t, "app") == ["bye"]
+        tk.poll_until(lambda: ecs.describe_tasks(tasks=[t0["taskArn"]])["failures"], 10,
+                      "the task record to be pruned")
+        assert not (d.root / "tasks" / task_id(t)).exists()
+        tk.poll_until(lambda: not (d.logs / task_id(t)).exists(), 10, "the logs to be pruned")
+    finally:
+        d.stop()
+    assert not leftovers(d, task_net)
+
+
+def test_nat_is_on_for_the_subnet(tdaemon):
+    out = subprocess.run(["nft", "list", "table", "ip", tdaemon.net.nft_table],
+                         capture_output=True, text=True).stdout
+    assert "masquerade" in out and tdaemon.net.subnet in out, out
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
