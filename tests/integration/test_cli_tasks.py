@@ -319,61 +319,20 @@ def test_logs_follow_survives_rotation(cli, tmpdir_short):
 
 # ---- tasks: a daemon that runs them ----
 
-from fixtures import tasks as tk        # noqa: E402
+# test_api_tasks.py's daemon: its own test network, and after every test a
+# check that no task is left running and nothing of one on the host.
+from test_api_tasks import task_net, tdaemon, tmp_tasks  # noqa: E402,F401
 
 IDLE = 'trap "exit 0" TERM; echo ready; sleep 1000 & wait'
 
 
-def ecs_raw(d, op, body):
-    status, doc = raw(d, op, body)
-    assert status == 200, doc
-    return doc
-
-
-def stop_everything(d, timeout=60):
-    """StopTask for every task not STOPPED; waits until all are."""
-    status, doc = raw(d, "ListTasks", {"desiredStatus": "RUNNING"})
-    if status == 400 and doc["__type"] == "ClusterNotFoundException":
-        return []      # nothing ever ran
-    assert status == 200, doc
-    arns = doc["taskArns"]
-    for arn in arns:
-        ecs_raw(d, "StopTask", {"task": arn, "reason": "test teardown"})
-    deadline = time.monotonic() + timeout
-    while arns and time.monotonic() < deadline:
-        tasks = ecs_raw(d, "DescribeTasks", {"tasks": arns})["tasks"]
-        arns = [t["taskArn"] for t in tasks if t["lastStatus"] != "STOPPED"]
-        time.sleep(0.1)
-    return arns
-
-
 @pytest.fixture
-def tasks(shim_session, registry_anon, catalogue, tmpdir_short):
-    """Cli of a daemon that runs tasks on the session's test network and
-    pulls from the anonymous registry; .image is the busybox fixture's
-    reference.  After the test no task may be running and no shim left."""
-    net = shim_session.net
-    logs = Path(tmpdir_short) / "logs"
-    d = Daemon(tmpdir_short, tcp=False, creds=False, extra=[
-        "--log-root", str(logs), "--bridge", net.bridge, "--subnet", net.subnet,
-        "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name, "--no-nat",
-        "--insecure-registry", registry_anon.host]).wait_ready()
-    c = Cli(d.sock, logs)
-    c.daemon, c.net = d, net
-    c.image = catalogue["busybox"].ref(registry_anon.host)
-    try:
-        yield c
-        left = stop_everything(d)
-        assert not left, f"tasks that would not stop: {left}"
-    finally:
-        d.stop()
-        deadline = time.monotonic() + 20
-        while tk.shim_processes(d.root) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        shims = tk.shim_processes(d.root)
-        for pid in shims:
-            os.kill(pid, signal.SIGKILL)
-        assert not shims, f"berth-shim processes left: {shims}"
+def tasks(tdaemon, catalogue):
+    """Cli of tdaemon; .image is the busybox fixture in its registry."""
+    c = Cli(tdaemon.sock, tdaemon.logs)
+    c.daemon, c.net = tdaemon, tdaemon.net
+    c.image = catalogue["busybox"].ref(tdaemon.registry.host)
+    return c
 
 
 def poll(fn, what, timeout=60):
@@ -459,6 +418,10 @@ def test_run_json(tasks):
     resp = c.json("run", "-d", c.image, "sh", "-c", IDLE)
     assert set(resp) >= {"tasks", "failures"} and len(resp["tasks"]) == 1
     assert resp["tasks"][0]["lastStatus"] in ("PROVISIONING", "PENDING", "RUNNING")
+    arn = resp["tasks"][0]["taskArn"]
+    stopped = c.json("stop", arn)
+    assert stopped["task"]["desiredStatus"] == "STOPPED"
+    poll(lambda: task_status(c, arn)["lastStatus"] == "STOPPED", "the task to stop")
     rc, out, err = c("--output", "json", "run", c.image, "sh", "-c", "echo quiet; exit 4")
     assert rc == 4, err
     t = json.loads(out)
