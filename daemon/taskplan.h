@@ -9,10 +9,11 @@
  * under the definition under the overrides, exactly as Docker and the ECS
  * agent do:
  *
- *   entryPoint   definition's, else the image's Entrypoint
- *   command      override's, else definition's, else the image's Cmd —
- *                but not the image's Cmd when the definition sets its own
- *                entryPoint (Docker drops Cmd then too)
+ *   entryPoint   definition's (even an empty one), else the image's
+ *   command      override's, else definition's, else the image's Cmd; an
+ *                empty list counts as unset — but not the image's Cmd when
+ *                the definition sets a non-empty entryPoint of its own
+ *                (moby's merge() drops Cmd then too)
  *   environment  image Env, then definition environment, then override
  *                environment; a later name replaces an earlier one
  *   user, workingDirectory   definition's, else the image's
