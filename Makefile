@@ -131,7 +131,7 @@ bench: deps all
 	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/bench/run.py
 
 demo: deps all
-	BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim $(PYTHON) tests/fixtures/demo.py
+	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/fixtures/demo.py
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
