@@ -87,29 +87,42 @@ def tmp_tasks():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def stop_all_tasks(d):
+    """Stops every task of a live daemon; the ARNs that were still running."""
+    if d.proc.poll() is not None:
+        return []
+    ecs = make_client(d)
+    try:
+        arns = ecs.list_tasks()["taskArns"]
+    except ClientError:         # no default cluster: no task ever ran
+        return []
+    for arn in arns:
+        ecs.stop_task(task=arn)
+    if arns:
+        wait_stopped(ecs, arns, 60)
+    return arns
+
+
+def finish(d, net, cleanup=stop_all_tasks):
+    """After a test: CLEANUP(d), then the daemon stopped whatever happened
+    (it must exit 0 on SIGTERM), then nothing of any task on the host."""
+    try:
+        running = cleanup(d)
+    finally:
+        log = d.stop()
+        left = leftovers(d, net)
+        if left:
+            force_cleanup(d, net)
+    assert not running, f"the test left tasks running: {running}"
+    assert not left, f"tasks left on the host: {left}\ndaemon log:\n{log}"
+
+
 @pytest.fixture
 def tdaemon(tmp_tasks, task_net, registry_anon):
     d = TaskDaemon(tmp_tasks, task_net).wait_ready()
     d.registry = registry_anon
     yield d
-    running = []
-    if d.proc.poll() is None:
-        ecs = make_client(d)
-        try:
-            arns = ecs.list_tasks()["taskArns"]
-        except ClientError:         # no default cluster: no task ever ran
-            arns = []
-        for arn in arns:
-            running.append(arn)
-            ecs.stop_task(task=arn)
-        if running:
-            wait_stopped(ecs, running, 60)
-    log = d.stop()
-    left = leftovers(d, task_net)
-    if left:
-        force_cleanup(d, task_net)
-    assert not running, f"the test left tasks running: {running}"
-    assert not left, f"tasks left on the host: {left}\ndaemon log:\n{log}"
+    finish(d, task_net)
 
 
 @pytest.fixture

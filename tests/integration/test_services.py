@@ -15,10 +15,26 @@ from botocore.exceptions import ClientError
 
 from fixtures import tasks as tk
 from test_api_clusters import make_client
-from test_api_tasks import (IDLE, NETCFG, TaskDaemon, describe, force_cleanup, image,  # noqa: F401
-                            leftovers, register, sh, tmp_tasks, wait_stopped)
+from test_api_tasks import (IDLE, NETCFG, TaskDaemon, describe, finish,  # noqa: F401
+                            register, sh, stop_all_tasks, tmp_tasks, wait_stopped)
 
 HEALTHY_AFTER = ["--service-healthy-after", "1s"]
+
+
+def stop_services_and_tasks(d):
+    """Deletes every service and stops every task; returns [] (the
+    services' tasks are the scheduler's to leave running)."""
+    if d.proc.poll() is not None:
+        return []
+    ecs = make_client(d)
+    try:
+        for arn in ecs.list_services()["serviceArns"]:
+            ecs.delete_service(service=arn, force=True)
+    except ClientError:         # no default cluster
+        return []
+    stop_all_tasks(d)
+    tk.poll_until(lambda: not tk.shim_processes(d.tmp), 30, "every shim to exit")
+    return []
 
 
 @pytest.fixture
@@ -26,24 +42,7 @@ def sdaemon(tmp_tasks, task_net, registry_anon):
     d = TaskDaemon(tmp_tasks, task_net, HEALTHY_AFTER).wait_ready()
     d.registry = registry_anon
     yield d
-    if d.proc.poll() is None:
-        ecs = make_client(d)
-        try:
-            for arn in ecs.list_services()["serviceArns"]:
-                ecs.delete_service(service=arn, force=True)
-            arns = ecs.list_tasks()["taskArns"]
-        except ClientError:
-            arns = []
-        for a in arns:
-            ecs.stop_task(task=a)
-        if arns:
-            wait_stopped(ecs, arns, 60)
-        tk.poll_until(lambda: not tk.shim_processes(d.tmp), 30, "every shim to exit")
-    log = d.stop()
-    left = leftovers(d, task_net)
-    if left:
-        force_cleanup(d, task_net)
-    assert not left, f"tasks left on the host: {left}\ndaemon log:\n{log}"
+    finish(d, task_net, stop_services_and_tasks)
 
 
 @pytest.fixture
