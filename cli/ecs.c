@@ -176,38 +176,93 @@ int ecs_task_id(const char *arg, char id[ECS_TASK_ID_LEN + 1], struct berth_err 
 	return 0;
 }
 
-/* The DescribeTasks request for one task. */
-static cJSON *describe_request(const char *cluster, const char *task)
+const struct ecs_describe ecs_op_tasks = { "DescribeTasks", "tasks", "taskArn", 100 };
+const struct ecs_describe ecs_op_services = { "DescribeServices", "services", "serviceArn", 10 };
+
+bool ecs_no_default_cluster(const struct ecs *e, const char *cluster)
 {
-	cJSON *req = cJSON_CreateObject();
-	cJSON *tasks = cJSON_AddArrayToObject(req, "tasks");
-	if (!cJSON_AddStringToObject(req, "cluster", cluster) || !tasks ||
-	    !cJSON_AddItemToArray(tasks, cJSON_CreateString(task))) {
-		cJSON_Delete(req);
-		return NULL;
-	}
-	return req;
+	return !strcmp(cluster, "default") && !strcmp(e->type, "ClusterNotFoundException");
 }
 
-int ecs_describe_task(struct ecs *e, const char *cluster, const char *task, cJSON **ret,
-		      struct berth_err *err)
+static bool has_item(const cJSON *items, const char *key, const char *arn)
 {
-	_cleanup_(cJSON_Deletep) cJSON *req = describe_request(cluster, task);
-	_cleanup_(cJSON_Deletep) cJSON *resp = NULL;
+	const cJSON *t;
+	cJSON_ArrayForEach(t, items) {
+		const char *a = ecs_str(t, key);
+		if (a && !strcmp(a, arn))
+			return true;
+	}
+	return false;
+}
+
+/* The request for refs[from, from + d->batch). */
+static cJSON *describe_request(const struct ecs_describe *d, const char *cluster,
+			       const cJSON *refs, int from)
+{
+	_cleanup_(cJSON_Deletep) cJSON *req = cJSON_CreateObject();
+	cJSON *list = req ? cJSON_AddArrayToObject(req, d->member) : NULL;
+	if (!list || !cJSON_AddStringToObject(req, "cluster", cluster))
+		return NULL;
+	int n = cJSON_GetArraySize(refs);
+	for (int i = from; i < n && i < from + d->batch; i++)
+		if (!cJSON_AddItemToArray(list, cJSON_Duplicate(cJSON_GetArrayItem(refs, i), 0)))
+			return NULL;
+	return TAKE_PTR(req);
+}
+
+/* One call of d for refs[from, from + d->batch); new items go to out. */
+static int describe_batch(struct ecs *e, const struct ecs_describe *d, const char *cluster,
+			  const cJSON *refs, int from, cJSON *out, struct berth_err *err)
+{
+	_cleanup_(cJSON_Deletep) cJSON *req = describe_request(d, cluster, refs, from), *resp = NULL;
 	if (!req)
-		return berth_errf(err, ENOMEM, "DescribeTasks: out of memory");
-	int r = ecs_call(e, "DescribeTasks", req, &resp, err);
+		return berth_errf(err, ENOMEM, "%s: out of memory", d->op);
+	int r = ecs_call(e, d->op, req, &resp, err);
+	if (r < 0)
+		return r;
+	cJSON *items = cJSON_GetObjectItemCaseSensitive(resp, d->member);
+	while (cJSON_GetArraySize(items) > 0) {
+		cJSON *t = cJSON_DetachItemFromArray(items, 0);
+		const char *arn = ecs_str(t, d->key);
+		if (arn && !has_item(out, d->key, arn))
+			cJSON_AddItemToArray(out, t);
+		else
+			cJSON_Delete(t);
+	}
+	return 0;
+}
+
+int ecs_describe_all(struct ecs *e, const struct ecs_describe *d, const char *cluster,
+		     const cJSON *refs, cJSON *out, struct berth_err *err)
+{
+	int r = 0;
+	for (int i = 0; r == 0 && i < cJSON_GetArraySize(refs); i += d->batch)
+		r = describe_batch(e, d, cluster, refs, i, out, err);
+	return r;
+}
+
+int ecs_describe_one(struct ecs *e, const struct ecs_describe *d, const char *cluster,
+		     const char *ref, cJSON **ret, struct berth_err *err)
+{
+	_cleanup_(cJSON_Deletep) cJSON *refs = cJSON_CreateArray(), *out = cJSON_CreateArray();
+	if (!refs || !out || !cJSON_AddItemToArray(refs, cJSON_CreateString(ref)))
+		return berth_errf(err, ENOMEM, "%s: out of memory", d->op);
+	int r = ecs_describe_all(e, d, cluster, refs, out, err);
 	/* No default cluster yet: nothing ever ran there. */
-	if (r < 0 && !strcmp(cluster, "default") && !strcmp(e->type, "ClusterNotFoundException")) {
+	if (r < 0 && ecs_no_default_cluster(e, cluster)) {
 		*ret = NULL;
 		return 0;
 	}
 	if (r < 0)
 		return r;
-	cJSON *tasks = cJSON_GetObjectItemCaseSensitive(resp, "tasks");
-	cJSON *t = cJSON_IsArray(tasks) ? cJSON_GetArrayItem(tasks, 0) : NULL;
-	*ret = t ? cJSON_DetachItemFromArray(tasks, 0) : NULL;
+	*ret = cJSON_GetArraySize(out) > 0 ? cJSON_DetachItemFromArray(out, 0) : NULL;
 	return 0;
+}
+
+int ecs_describe_task(struct ecs *e, const char *cluster, const char *task, cJSON **ret,
+		      struct berth_err *err)
+{
+	return ecs_describe_one(e, &ecs_op_tasks, cluster, task, ret, err);
 }
 
 int ecs_stop_task(struct ecs *e, const char *cluster, const char *task, const char *reason,

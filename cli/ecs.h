@@ -40,9 +40,32 @@ const char *ecs_error_type(const struct ecs *e);
  * or ".../task/<id>"), copied into id; -EINVAL naming arg otherwise. */
 int ecs_task_id(const char *arg, char id[ECS_TASK_ID_LEN + 1], struct berth_err *err);
 
-/* DescribeTasks of one task (id or ARN) in cluster.  *ret is the task
- * object (the caller frees it), or NULL when the daemon reports it MISSING
- * (or has no cluster "default" yet, when that is the cluster asked for). */
+/* A Describe operation: its name, the array member of its request and its
+ * answer, the ARN member of an item, and how many names one call takes. */
+struct ecs_describe {
+	const char *op, *member, *key;
+	int batch;
+};
+extern const struct ecs_describe ecs_op_tasks;     /* DescribeTasks by 100 */
+extern const struct ecs_describe ecs_op_services;  /* DescribeServices by 10 */
+
+/* Whether the last call failed for want of cluster "default" (which the
+ * daemon creates on the first RunTask) when that is cluster. */
+bool ecs_no_default_cluster(const struct ecs *e, const char *cluster);
+
+/* Describes the names or ARNs in the string array refs in cluster, batch
+ * by batch, and appends the items to out, each once (by their ARN); the
+ * ones the daemon reports in failures (MISSING) are left out. */
+int ecs_describe_all(struct ecs *e, const struct ecs_describe *d, const char *cluster,
+		     const cJSON *refs, cJSON *out, struct berth_err *err);
+
+/* d of one name or ARN in cluster.  *ret is the item (the caller frees it),
+ * or NULL when the daemon reports it MISSING (or has no cluster "default"
+ * yet, when that is the cluster asked for). */
+int ecs_describe_one(struct ecs *e, const struct ecs_describe *d, const char *cluster,
+		     const char *ref, cJSON **ret, struct berth_err *err);
+
+/* ecs_describe_one() of a task (id or ARN). */
 int ecs_describe_task(struct ecs *e, const char *cluster, const char *task, cJSON **ret,
 		      struct berth_err *err);
 

@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	{ "logs", cmd_logs, "print (-f: follow) a container's output" },
 	{ "register", cmd_register, "register a task definition from a JSON file" },
 	{ "task-definitions", cmd_task_definitions, "list task definitions" },
+	{ "service", cmd_service, "services: create, update, ls, inspect, rm, events" },
 };
 
 static void usage(FILE *f)

@@ -9,8 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/ecs.h"
-
-#define DESCRIBE_BATCH 100 /* DescribeTasks takes at most 100 tasks */
+#include "cli/table.h"
 
 /* ---- ps -------------------------------------------------------------------- */
 
@@ -22,44 +21,6 @@ static int list_tasks(struct ecs *e, const char *cluster, const char *desired, c
 	    !cJSON_AddStringToObject(req, "desiredStatus", desired))
 		return berth_errf(err, ENOMEM, "ListTasks: out of memory");
 	return ecs_list_all(e, "ListTasks", req, "taskArns", arns, err);
-}
-
-static bool has_task(const cJSON *tasks, const char *arn)
-{
-	const cJSON *t;
-	cJSON_ArrayForEach(t, tasks) {
-		const char *a = ecs_str(t, "taskArn");
-		if (a && !strcmp(a, arn))
-			return true;
-	}
-	return false;
-}
-
-/* DescribeTasks of arns[from, from + DESCRIBE_BATCH); new tasks go to out. */
-static int describe_batch(struct ecs *e, const char *cluster, const cJSON *arns, int from,
-			  cJSON *out, struct berth_err *err)
-{
-	_cleanup_(cJSON_Deletep) cJSON *req = cJSON_CreateObject(), *resp = NULL;
-	cJSON *list = req ? cJSON_AddArrayToObject(req, "tasks") : NULL;
-	if (!list || !cJSON_AddStringToObject(req, "cluster", cluster))
-		return berth_errf(err, ENOMEM, "DescribeTasks: out of memory");
-	int n = cJSON_GetArraySize(arns);
-	for (int i = from; i < n && i < from + DESCRIBE_BATCH; i++)
-		if (!cJSON_AddItemToArray(list, cJSON_Duplicate(cJSON_GetArrayItem(arns, i), 0)))
-			return berth_errf(err, ENOMEM, "DescribeTasks: out of memory");
-	int r = ecs_call(e, "DescribeTasks", req, &resp, err);
-	if (r < 0)
-		return r;
-	cJSON *tasks = cJSON_GetObjectItemCaseSensitive(resp, "tasks");
-	while (cJSON_GetArraySize(tasks) > 0) {
-		cJSON *t = cJSON_DetachItemFromArray(tasks, 0);
-		const char *arn = ecs_str(t, "taskArn");
-		if (arn && !has_task(out, arn))
-			cJSON_AddItemToArray(out, t);
-		else
-			cJSON_Delete(t);
-	}
-	return 0;
 }
 
 static double created_at(const cJSON *t)
@@ -107,20 +68,30 @@ static void format_age(double since, char buf[24])
 		snprintf(buf, 24, "%ldd", s / 86400);
 }
 
-static void print_ps_table(const cJSON *tasks)
+static const struct table_col ps_cols[] = {
+	{ "TASK ID", 32 }, { "DEFINITION", 30 }, { "STATUS", 14 }, { "HEALTH", 9 }, { "IP", 15 },
+	{ "AGE", 0 },
+};
+
+static int print_ps_table(const cJSON *tasks)
 {
-	printf("%-32s  %-30s  %-14s  %-9s  %-15s  %s\n", "TASK ID", "DEFINITION", "STATUS",
-	       "HEALTH", "IP", "AGE");
+	_cleanup_(table_done) struct table tab = TABLE_INIT(ps_cols);
 	const cJSON *t;
 	cJSON_ArrayForEach(t, tasks) {
 		const char *arn = ecs_str(t, "taskArn"), *slash = arn ? strrchr(arn, '/') : NULL;
-		const char *status = ecs_str(t, "lastStatus"), *health = ecs_str(t, "healthStatus");
 		char age[24];
 		format_age(created_at(t), age);
-		printf("%-32s  %-30s  %-14s  %-9s  %-15s  %s\n", slash ? slash + 1 : arn ? arn : "-",
-		       ecs_td_name(ecs_str(t, "taskDefinitionArn")), status ? status : "-",
-		       health ? health : "-", task_ip(t), age);
+		const char *row[] = { slash ? slash + 1 : arn,
+				      ecs_td_name(ecs_str(t, "taskDefinitionArn")),
+				      ecs_str(t, "lastStatus"), ecs_str(t, "healthStatus"),
+				      task_ip(t), age };
+		if (table_add(&tab, row) < 0) {
+			fprintf(stderr, "berth: ps: out of memory\n");
+			return 1;
+		}
 	}
+	table_print(&tab, stdout);
+	return 0;
 }
 
 /* The tasks of cluster whose desired status is RUNNING (all: STOPPED too),
@@ -135,11 +106,10 @@ static int ps_tasks(struct ecs *e, const char *cluster, bool all, cJSON *out,
 	if (r == 0 && all)
 		r = list_tasks(e, cluster, "STOPPED", arns, err);
 	/* No default cluster yet: nothing has run, nothing to list. */
-	if (r < 0 && !strcmp(cluster, BERTH_DEFAULT_CLUSTER) &&
-	    !strcmp(ecs_error_type(e), "ClusterNotFoundException"))
+	if (r < 0 && ecs_no_default_cluster(e, cluster))
 		return 0;
-	for (int i = 0; r == 0 && i < cJSON_GetArraySize(arns); i += DESCRIBE_BATCH)
-		r = describe_batch(e, cluster, arns, i, out, err);
+	if (r == 0)
+		r = ecs_describe_all(e, &ecs_op_tasks, cluster, arns, out, err);
 	if (r == 0 && ecs_sort_array(out, newest_first) < 0)
 		r = berth_errf(err, ENOMEM, "ps: out of memory");
 	return r;
@@ -161,8 +131,7 @@ int cmd_ps(struct cli *c, int argc, char **argv)
 		return cli_fail(&err);
 	if (c->json)
 		return ecs_print_json(tasks);
-	print_ps_table(tasks);
-	return 0;
+	return print_ps_table(tasks);
 }
 
 /* ---- inspect, stop ---------------------------------------------------------- */

@@ -321,7 +321,7 @@ def test_logs_follow_survives_rotation(cli, tmpdir_short):
 
 # test_api_tasks.py's daemon: its own test network, and after every test a
 # check that no task is left running and nothing of one on the host.
-from test_api_tasks import tdaemon, tmp_tasks  # noqa: E402,F401
+from test_api_tasks import tdaemon, tmp_tasks  # noqa: E402,F401  (task_net: conftest.py)
 
 IDLE = 'trap "exit 0" TERM; echo ready; sleep 1000 & wait'
 
