@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -31,6 +30,8 @@ import botocore.session
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from fixtures import tasks as tk
 
 REPO = Path(__file__).resolve().parents[2]
 BERTH_BIN = os.environ.get("BERTH_BIN", str(REPO / "build/release/berth"))
@@ -134,7 +135,6 @@ def api_net_args():
     own cgroup name, never the host's berth0 (conftest removes the bridge
     at session end)."""
     if not _API_NET:
-        from fixtures import tasks as tk
         _API_NET.extend(["--bridge", API_BRIDGE, "--subnet", tk.pick_test_subnet(prefix="10.215"),
                          "--no-nat", "--nft-table", f"berth_api_{os.getpid()}",
                          "--cgroup-name", f"berth-api-{os.getpid()}"])
@@ -188,14 +188,8 @@ class Daemon:
 
     def stop(self):
         """SIGTERM; the daemon must exit 0, clean, without its socket."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("daemon ignored SIGTERM")
+        if not tk.terminate(self.proc):
+            raise AssertionError("daemon ignored SIGTERM")
         self._stderr.close()
         err = self.stderr()
         for mark in SANITIZER_MARKS:
