@@ -83,6 +83,13 @@ bool api_name_valid(const char *s);
 /* "arn:aws:ecs:<region>:<account>:<kind>/<name>", malloc'd; NULL on OOM. */
 char *api_arn(const struct api_call *c, const char *kind, const char *name);
 
+/* The request's `cluster` (name or ARN; default "default") as a name in
+ * RET (at least API_NAME_MAX + 1 bytes), or ClusterNotFoundException for
+ * one that is missing or INACTIVE.  CREATE_DEFAULT makes the default
+ * cluster when the request names none and it does not exist yet, as ECS
+ * does on first use (RunTask, CreateService). */
+int api_get_cluster(struct api_call *c, bool create_default, char *ret);
+
 /* A random (version 4) UUID: request ids, attachment ids, container ARNs. */
 void api_uuid(char out[37]);
 

@@ -12,7 +12,6 @@
 #include "daemon/svc_internal.h"
 #include "daemon/taskplan.h"
 
-#define DEFAULT_CLUSTER "default"
 #define DESIRED_MAX 10000
 #define GRACE_MAX 2147483647
 
@@ -27,24 +26,6 @@ static const char *const echoed[] = {
 	"healthCheckGracePeriodSeconds", "placementConstraints", "placementStrategy",
 	"propagateTags", "enableECSManagedTags", "enableExecuteCommand", "platformVersion",
 };
-
-/* ---- the cluster ---- */
-
-static int cluster_of(struct api_call *c, char *ret)
-{
-	const char *ref;
-	if (api_get_string(c, c->in, "", "cluster", false, &ref) < 0)
-		return -1;
-	_cleanup_(store_cluster_freep) struct store_cluster *cl = NULL;
-	struct berth_err err = { 0 };
-	int r = store_cluster_get(c->store, ref ? ref : DEFAULT_CLUSTER, &cl, &err);
-	if (r == -ENOENT || (r == 0 && cl->status != STORE_CLUSTER_ACTIVE))
-		return api_error(c, 0, API_E_CLUSTER_NF, "Cluster not found.");
-	if (r < 0)
-		return api_store_error(c, r, &err);
-	snprintf(ret, API_NAME_MAX + 1, "%s", cl->name);
-	return 0;
-}
 
 /* ---- encoding ---- */
 
@@ -313,7 +294,7 @@ int api_op_create_service(struct api_call *c)
 	if (api_get_string(c, c->in, "", "serviceName", true, &name) < 0 ||
 	    api_get_string(c, c->in, "", "taskDefinition", true, &ref) < 0 ||
 	    api_get_int(c, c->in, "", "desiredCount", false, 0, DESIRED_MAX, &have, &desired) < 0 ||
-	    check_members(c) < 0 || api_parse_tags(c, &tags) < 0 || cluster_of(c, cluster) < 0)
+	    check_members(c) < 0 || api_parse_tags(c, &tags) < 0 || api_get_cluster(c, true, cluster) < 0)
 		return -1;
 	if (!api_name_valid(name))
 		return api_error(c, 0, API_E_INVALID, "serviceName: '%.255s' is not 1 to %d letters, "
@@ -346,7 +327,7 @@ int api_op_create_service(struct api_call *c)
 static int service_ref(struct api_call *c, char *cluster, struct svc_view *w)
 {
 	const char *ref;
-	if (api_get_string(c, c->in, "", "service", true, &ref) < 0 || cluster_of(c, cluster) < 0)
+	if (api_get_string(c, c->in, "", "service", true, &ref) < 0 || api_get_cluster(c, false, cluster) < 0)
 		return -1;
 	struct berth_err err = { 0 };
 	int r = svc_view_load(sched_services(c->sched), cluster, ref, w, &err);
@@ -361,12 +342,36 @@ static int service_ref(struct api_call *c, char *cluster, struct svc_view *w)
 	return 0;
 }
 
+/* An UpdateService deploymentConfiguration changes the members it names;
+ * the rest (the circuit breaker, the other percentage) stay. */
+static int merge_deployment_config(struct api_call *c, struct svc_view *w, const cJSON *v)
+{
+	cJSON *dc = cJSON_GetObjectItemCaseSensitive(w->cfg, "deploymentConfiguration");
+	const cJSON *m;
+	if (!dc && !(dc = cJSON_AddObjectToObject(w->cfg, "deploymentConfiguration")))
+		return api_oom(c);
+	cJSON_ArrayForEach(m, v) {
+		cJSON *d = cJSON_Duplicate(m, true);
+		cJSON_DeleteItemFromObjectCaseSensitive(dc, m->string);
+		if (!d || !cJSON_AddItemToObject(dc, m->string, d)) {
+			cJSON_Delete(d);
+			return api_oom(c);
+		}
+	}
+	return 0;
+}
+
 static int merge_config(struct api_call *c, struct svc_view *w)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(echoed); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->in, echoed[i]);
 		if (!v || cJSON_IsNull(v))
 			continue;
+		if (strcmp(echoed[i], "deploymentConfiguration") == 0) {
+			if (merge_deployment_config(c, w, v) < 0)
+				return -1;
+			continue;
+		}
 		cJSON *d = cJSON_Duplicate(v, true);
 		cJSON_DeleteItemFromObjectCaseSensitive(w->cfg, echoed[i]);
 		if (!d || !cJSON_AddItemToObject(w->cfg, echoed[i], d)) {
@@ -471,7 +476,7 @@ int api_op_describe_services(struct api_call *c)
 	char cluster[API_NAME_MAX + 1];
 	bool tags;
 	if (api_get_array(c, c->in, "", "services", true, 10, &refs) < 0 ||
-	    api_get_include_tags(c, &tags) < 0 || cluster_of(c, cluster) < 0)
+	    api_get_include_tags(c, &tags) < 0 || api_get_cluster(c, false, cluster) < 0)
 		return -1;
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	cJSON *services = out ? api_add_array(out, "services") : NULL;
@@ -490,7 +495,7 @@ int api_op_list_services(struct api_call *c)
 	char cluster[API_NAME_MAX + 1];
 	const char *lt, *strategy;
 	struct store_page page;
-	if (cluster_of(c, cluster) < 0 ||
+	if (api_get_cluster(c, false, cluster) < 0 ||
 	    api_get_enum(c, c->in, "", "launchType", false, launch_types, &lt) < 0 ||
 	    api_get_enum(c, c->in, "", "schedulingStrategy", false, strategies, &strategy) < 0 ||
 	    api_get_page(c, &page) < 0)

@@ -144,10 +144,7 @@ static int add_task(struct api_call *c, cJSON *arr, const char *id, bool tags)
 
 /* ---- the cluster member ---- */
 
-/* The request's `cluster` (name or ARN; default "default") as a name in
- * RET (at least API_NAME_MAX + 1 bytes).  CREATE makes the default cluster
- * when it does not exist yet, as ECS does on first use. */
-static int get_cluster(struct api_call *c, bool create_default, char *ret)
+int api_get_cluster(struct api_call *c, bool create_default, char *ret)
 {
 	const char *ref;
 	if (api_get_string(c, c->in, "", "cluster", false, &ref) < 0)
@@ -313,7 +310,7 @@ static int parse_run(struct api_call *c, struct run_req *q)
 				 "hyphens, underscores and slashes", STARTED_BY_MAX);
 	if (q->group && (!*q->group || strlen(q->group) > GROUP_MAX))
 		return api_error(c, 0, API_E_INVALID, "group: 1 to %d characters", GROUP_MAX);
-	return get_cluster(c, true, q->cluster);
+	return api_get_cluster(c, true, q->cluster);
 }
 
 /* The definition to run: ACTIVE, and one Berth can run as asked. */
@@ -455,7 +452,7 @@ int api_op_stop_task(struct api_call *c)
 	char cluster[API_NAME_MAX + 1];
 	if (api_get_string(c, c->in, "", "task", true, &ref) < 0 ||
 	    api_get_string(c, c->in, "", "reason", false, &reason) < 0 ||
-	    get_cluster(c, false, cluster) < 0)
+	    api_get_cluster(c, false, cluster) < 0)
 		return -1;
 	if (reason && strlen(reason) > REASON_MAX)
 		return api_error(c, 0, API_E_INVALID, "reason: at most %d characters", REASON_MAX);
@@ -521,7 +518,7 @@ int api_op_describe_tasks(struct api_call *c)
 	char cluster[API_NAME_MAX + 1];
 	bool tags;
 	if (api_get_array(c, c->in, "", "tasks", true, API_DESCRIBE_MAX, &refs) < 0 ||
-	    api_get_include_tags(c, &tags) < 0 || get_cluster(c, false, cluster) < 0)
+	    api_get_include_tags(c, &tags) < 0 || api_get_cluster(c, false, cluster) < 0)
 		return -1;
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	cJSON *tasks = out ? api_add_array(out, "tasks") : NULL;
@@ -542,7 +539,7 @@ int api_op_list_tasks(struct api_call *c)
 	char cluster[API_NAME_MAX + 1];
 	const char *family, *service, *started_by, *desired, *launch, *instance;
 	struct store_page page;
-	if (get_cluster(c, false, cluster) < 0 ||
+	if (api_get_cluster(c, false, cluster) < 0 ||
 	    api_get_string(c, c->in, "", "family", false, &family) < 0 ||
 	    api_get_string(c, c->in, "", "serviceName", false, &service) < 0 ||
 	    api_get_string(c, c->in, "", "startedBy", false, &started_by) < 0 ||

@@ -372,3 +372,22 @@ def test_daemon_kill9_mid_rollout_completes_within_bounds(ecs, sdaemon):
     assert dep["taskDefinition"] == rev2 and s["runningCount"] == 2
     assert peak[0] <= 4, f"{peak[0]} tasks ran at once (maximumPercent 200 of 2)"
     assert {t["taskDefinitionArn"] for t in running_tasks(ecs2)} == {rev2}
+
+
+def test_create_service_makes_the_default_cluster(sdaemon):
+    ecs = make_client(sdaemon)      # no CreateCluster first, as on a fresh account
+    td = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    s = create(ecs, td, count=0)
+    assert s["clusterArn"].endswith(":cluster/default")
+    assert ecs.describe_clusters()["clusters"][0]["activeServicesCount"] == 1
+
+
+def test_update_changes_only_the_deployment_members_it_names(ecs, sdaemon):
+    td = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    create(ecs, td, count=0, deploymentConfiguration={
+        "maximumPercent": 150, "deploymentCircuitBreaker": {"enable": True, "rollback": True}})
+    s = ecs.update_service(service="web",
+                           deploymentConfiguration={"minimumHealthyPercent": 50})["service"]
+    assert s["deploymentConfiguration"] == {
+        "maximumPercent": 150, "minimumHealthyPercent": 50,
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True}}
