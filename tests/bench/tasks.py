@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import images as fx      # noqa: E402
 from fixtures import registry as reg   # noqa: E402
+from benchlib import run, table        # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BERTH = os.environ.get("BERTH_BIN", str(REPO / "build/release/berth"))
@@ -39,10 +40,6 @@ SHIM = os.environ.get("BERTH_SHIM", str(REPO / "build/release/berth-shim"))
 RUNS = int(os.environ.get("BERTH_BENCH_STARTS", "50"))
 MANY = int(os.environ.get("BERTH_BENCH_MANY", "100"))
 BRIDGE, SUBNET, CGROUP = "berthbench0", "10.217.0.0/16", "berth-bench"
-
-
-def run(argv, **kw):
-    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, **kw)
 
 
 def timed(argv):
@@ -231,16 +228,6 @@ def cleanup_host():
                     pass
 
 
-def table(rows):
-    print(f"\n{'task start, /bin/true':<44} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
-    for name, times, note in rows:
-        if times:
-            print(f"{name:<44} {statistics.median(times) * 1e3:10.2f} "
-                  f"{min(times) * 1e3:8.2f} {max(times) * 1e3:8.2f}")
-        else:
-            print(f"{name:<44} {'-':>10} {'-':>8} {'-':>8}  did not run: {note}")
-
-
 def main():
     work = Path(tempfile.mkdtemp(prefix="berth-bench-tasks-", dir="/var/tmp"))
     b = None
@@ -272,7 +259,7 @@ def main():
                     rows.append((name, None, str(e).splitlines()[0][:90]))
                     continue
                 rows.append((name, times, ""))
-            table(rows)
+            table("task start, /bin/true", rows)
             total, per_task, shim_rss, shim_pss = many(b)
             print(f"\n{MANY} tasks at once: all RUNNING after {total:.2f} s; host memory "
                   f"{per_task / 2**20:.2f} MiB per idle task")

@@ -250,19 +250,6 @@ def _remove_test_network(net):
     subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True)
 
 
-def _remove_cgroup_roots(cgroup_name):
-    tk.kill_cgroup_tree(tk.task_cgroup_dirs(cgroup_name))
-    for root in tk.cgroup_tree_roots(cgroup_name):
-        if os.path.isdir(root):
-            agent = os.path.join(root, "agent")
-            if os.path.isdir(agent):
-                tk.kill_cgroup_tree([agent])
-            try:
-                os.rmdir(root)
-            except OSError:
-                pass
-
-
 def _keyctl_probe_layer(root):
     """A one-file layer: tests/fixtures/keyctl_probe.c built static."""
     layer = root / "keyctl-probe-layer"
@@ -314,7 +301,7 @@ def shim_session(registry_anon, catalogue):
         for pid in tk.shim_processes(root):
             os.kill(pid, 9)
             tk.reap(pid)
-        _remove_cgroup_roots(net.cgroup_name)
+        tk.remove_cgroup_roots(net.cgroup_name)
         for line in sorted(tk.mount_lines(root), reverse=True):
             subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
         _remove_test_network(net)
@@ -446,6 +433,6 @@ def task_net():
     yield net
     subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
     subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True)
-    _remove_cgroup_roots(net.cgroup_name)
+    tk.remove_cgroup_roots(net.cgroup_name)
     # NAT turned ip_forward on: a host-wide setting the tests put back.
     Path("/proc/sys/net/ipv4/ip_forward").write_text(forward)

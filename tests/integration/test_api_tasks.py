@@ -48,35 +48,11 @@ class TaskDaemon(Daemon):
 
 
 def leftovers(d, net):
-    out = {}
-    shims = tk.shim_processes(d.tmp)
-    if shims:
-        out["shims"] = shims
-    cg = tk.task_cgroup_dirs(net.cgroup_name)
-    if cg:
-        out["cgroups"] = cg
-    nsdir = d.run / "netns"
-    if nsdir.is_dir() and os.listdir(nsdir):
-        out["netns"] = os.listdir(nsdir)
-    veths = [n for n in tk.links() if n.startswith("vberth") and tk.link_master(n) == net.bridge]
-    if veths:
-        out["veths"] = veths
-    mounts = tk.mount_lines(d.tmp)
-    if mounts:
-        out["mounts"] = sorted(mounts)
-    return out
+    return tk.daemon_leftovers(d.tmp, d.run, net.bridge, net.cgroup_name)
 
 
 def force_cleanup(d, net):
-    for pid in tk.shim_processes(d.tmp):
-        os.kill(pid, 9)
-        tk.reap(pid)
-    tk.kill_cgroup_tree(tk.task_cgroup_dirs(net.cgroup_name))
-    for line in sorted(tk.mount_lines(d.tmp), reverse=True):
-        subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
-    for n in tk.links():
-        if n.startswith("vberth") and tk.link_master(n) == net.bridge:
-            subprocess.run(["ip", "link", "del", n], capture_output=True)
+    tk.force_daemon_cleanup(d.tmp, net.bridge, net.cgroup_name)
 
 
 @pytest.fixture
