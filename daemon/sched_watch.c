@@ -226,7 +226,16 @@ void sched_apply_status(struct sched *s, const char *id, const cJSON *status, bo
 	 * has torn everything down before it reports. */
 	int64_t stopped = ms_of(status, "stoppedAt");
 	t->last_status = t->desired_status = STORE_TASK_STOPPED;
-	t->stopped_at = t->execution_stopped_at = stopped ? stopped : sched_now_ms();
+	t->stopped_at = stopped ? stopped : sched_now_ms();
+	/* ECS's executionStoppedAt: when the last container stopped, before
+	 * the teardown that stoppedAt includes. */
+	t->execution_stopped_at = 0;
+	const cJSON *c;
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(status, "containers"))
+		if (ms_of(c, "finishedAt") > t->execution_stopped_at)
+			t->execution_stopped_at = ms_of(c, "finishedAt");
+	if (!t->execution_stopped_at || t->execution_stopped_at > t->stopped_at)
+		t->execution_stopped_at = t->stopped_at;
 	t->shim_pid = 0;
 	for (size_t i = 0; i < t->n_containers; i++)
 		t->containers[i].last_status = STORE_TASK_STOPPED;
