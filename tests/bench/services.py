@@ -160,15 +160,6 @@ def task_id(arn):
     return arn.rsplit("/", 1)[1]
 
 
-def task_pids(tid):
-    """Every process in the task's cgroups, in every hierarchy."""
-    pids = set()
-    for root in tk.cgroup_tree_roots(CGROUP):
-        for dirpath, _, _ in os.walk(os.path.join(root, f"task-{tid}")):
-            pids |= set(tk.cgroup_procs(dirpath))
-    return pids
-
-
 # ------------------------------------------------------------------ replacement
 
 # (row, key, task, field): the split, from the tasks' own timestamps.
@@ -185,7 +176,7 @@ def replace_one(ecs):
     tasks = whole(ecs)
     victim = min(tasks, key=lambda t: ts(t, "startedAt"))
     before = {t["taskArn"] for t in tasks}
-    pids = task_pids(task_id(victim["taskArn"]))
+    pids = tk.task_pids(CGROUP, task_id(victim["taskArn"]))
     if not pids:
         raise RuntimeError(f"no process in the cgroups of {victim['taskArn']}")
     t0 = time.time()

@@ -321,6 +321,7 @@ def test_logs_follow_survives_rotation(cli, tmpdir_short):
 
 # test_api_tasks.py's daemon: its own test network, and after every test a
 # check that no task is left running and nothing of one on the host.
+from fixtures import tasks as tk  # noqa: E402
 from test_api_tasks import tdaemon, tmp_tasks  # noqa: E402,F401  (task_net: conftest.py)
 
 IDLE = 'trap "exit 0" TERM; echo ready; sleep 1000 & wait'
@@ -336,14 +337,7 @@ def tasks(tdaemon, catalogue):
 
 
 def poll(fn, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+    return tk.poll_until(fn, timeout, what)
 
 
 def task_status(c, tid):

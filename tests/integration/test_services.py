@@ -90,15 +90,6 @@ def wait_replaced(ecs, gone_arn, count, name="web", timeout=30):
     tk.poll_until(ok, timeout, "the lost task to be replaced", interval=0.05)
 
 
-def task_pids(d, net, task):
-    tid = task["taskArn"].rsplit("/", 1)[1]
-    pids = set()
-    for root in tk.cgroup_tree_roots(net.cgroup_name):
-        for dirpath, _, _ in os.walk(os.path.join(root, f"task-{tid}")):
-            pids |= set(tk.cgroup_procs(dirpath))
-    return pids
-
-
 # ---- desired count and replacement ----
 
 def test_service_stable_then_every_lost_task_is_replaced(ecs, sdaemon):
@@ -127,7 +118,7 @@ def test_service_stable_then_every_lost_task_is_replaced(ecs, sdaemon):
     wait_replaced(ecs, victim, 3)
     # Its processes killed from the host → replaced.
     victim = running_tasks(ecs)[0]
-    for pid in task_pids(sdaemon, sdaemon.net, victim):
+    for pid in tk.task_pids(sdaemon.net.cgroup_name, victim["taskArn"].rsplit("/", 1)[1]):
         os.kill(pid, signal.SIGKILL)
     wait_replaced(ecs, victim["taskArn"], 3)
     # Its shim killed → replaced, and cleaned up.
