@@ -28,11 +28,13 @@ LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 OPT_release := -O2 -g
 OPT_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-# runtime/shim_main.c is the berth-shim binary's main(); the rest of
-# runtime/ is library code the shim links.
-SHIM_MAIN := runtime/shim_main.c
-LIB_SRCS  := $(filter-out $(SHIM_MAIN),$(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c daemon/*.c))
-BINS      := berth $(if $(wildcard $(SHIM_MAIN)),berth-shim)
+# runtime/shim_main.c is the berth-shim binary's main(), daemon/main.c
+# berthd's (the control plane, which `berth daemon` execs); the rest of
+# runtime/ and daemon/ is library code.
+SHIM_MAIN   := runtime/shim_main.c
+DAEMON_MAIN := daemon/main.c
+LIB_SRCS  := $(filter-out $(SHIM_MAIN) $(DAEMON_MAIN),$(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c daemon/*.c))
+BINS      := berth berthd berth-shim
 CLI_SRCS  := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -54,6 +56,9 @@ build/$(1)/berth: $$(CLI_SRCS:%.c=build/$(1)/obj/%.o) build/$(1)/libberth.a
 	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
 
 build/$(1)/berth-shim: build/$(1)/obj/$(SHIM_MAIN:.c=.o) build/$(1)/libberth.a
+	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
+
+build/$(1)/berthd: build/$(1)/obj/$(DAEMON_MAIN:.c=.o) build/$(1)/libberth.a
 	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
 
 build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o build/$(1)/libberth.a

@@ -16,6 +16,7 @@
 
 struct cli {
 	const char *root;
+	bool root_set;          /* --root was given (not the default) */
 	struct img_registry_opts registry;
 	const char *insecure[16];
 	bool json;             /* --output json */
@@ -76,6 +77,10 @@ int cmd_images(struct cli *c, int argc, char **argv);
 int cmd_rmi(struct cli *c, int argc, char **argv);
 int cmd_inspect_image(struct cli *c, int argc, char **argv);
 int cmd_daemon(struct cli *c, int argc, char **argv);
+/* The daemon's helpers (berthd runs them; docs/operations.md). */
+int cmd_task_image(struct cli *c, int argc, char **argv);
+int cmd_host_network(struct cli *c, int argc, char **argv);
+
 int cmd_register(struct cli *c, int argc, char **argv);
 int cmd_task_definitions(struct cli *c, int argc, char **argv);
 int cmd_run(struct cli *c, int argc, char **argv);

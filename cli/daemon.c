@@ -1,138 +1,82 @@
-/* berth daemon: the control plane (daemon/daemon.h does the work). */
+/* berth daemon: runs berthd, the control plane (daemon/main.c); and berth
+ * host-network, the helper berthd runs for the host's bridge and NAT. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/cleanup.h"
-#include "daemon/daemon.h"
+#include "common/fsutil.h"
+#include "netns/net.h"
 
-int cmd_daemon(struct cli *c, int argc, char **argv);
-
-static const char usage_text[] =
-	"berth daemon [--root DIR] [--run-root DIR] [--log-root DIR]\n"
-	"             [--listen unix:PATH|tcp:HOST:PORT]... [--credentials FILE] [--insecure-no-auth]\n"
-	"             [--region R] [--account-id N] [--subnet CIDR] [--bridge NAME] [--no-nat]\n"
-	"             [--nft-table NAME] [--cgroup-name NAME] [--task-retention DURATION]\n"
-	"             [--log-retention DURATION] [--registry-auth FILE] [--insecure-registry HOST:PORT]...\n"
-	"             [--shim PATH] [--service-healthy-after DURATION]\n"
-	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
-
-/* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
-static int parse_duration(const char *opt, const char *s, int64_t *ret)
-{
-	char *end;
-	double v = strtod(s, &end);
-	static const struct { const char *unit; double ms; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 },
-	};
-	for (size_t i = 0; end != s && v > 0 && i < ARRAY_SIZE(units); i++)
-		if (strcmp(end, units[i].unit) == 0 && v * units[i].ms >= 1 &&
-		    v * units[i].ms < 1e15) {
-			*ret = (int64_t)(v * units[i].ms);
-			return 0;
-		}
-	fprintf(stderr, "berth: --%s %s: expected a duration such as 500ms, 30s, 10m, 1h or 7d\n",
-		opt, s);
-	return -1;
-}
-
-static int add_listen(const char **v, size_t *n, const char *opt, const char *arg)
-{
-	if (*n >= DAEMON_LISTEN_MAX) {
-		fprintf(stderr, "berth: at most %d --%s options\n", DAEMON_LISTEN_MAX, opt);
-		return -1;
-	}
-	v[(*n)++] = arg;
-	return 0;
-}
-
-enum {
-	OPT_LOG_ROOT = 256, OPT_SUBNET, OPT_BRIDGE, OPT_NO_NAT, OPT_NFT_TABLE, OPT_CGROUP,
-	OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
-};
-
-static const struct option opts[] = {
-	{ "root", required_argument, NULL, 'r' },
-	{ "run-root", required_argument, NULL, 'R' },
-	{ "listen", required_argument, NULL, 'l' },
-	{ "credentials", required_argument, NULL, 'c' },
-	{ "insecure-no-auth", no_argument, NULL, 'I' },
-	{ "region", required_argument, NULL, 'g' },
-	{ "account-id", required_argument, NULL, 'a' },
-	{ "log-root", required_argument, NULL, OPT_LOG_ROOT },
-	{ "subnet", required_argument, NULL, OPT_SUBNET },
-	{ "bridge", required_argument, NULL, OPT_BRIDGE },
-	{ "no-nat", no_argument, NULL, OPT_NO_NAT },
-	{ "nft-table", required_argument, NULL, OPT_NFT_TABLE },
-	{ "cgroup-name", required_argument, NULL, OPT_CGROUP },
-	{ "task-retention", required_argument, NULL, OPT_TASK_RET },
-	{ "log-retention", required_argument, NULL, OPT_LOG_RET },
-	{ "registry-auth", required_argument, NULL, OPT_REG_AUTH },
-	{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REG },
-	{ "shim", required_argument, NULL, OPT_SHIM },
-	{ "service-healthy-after", required_argument, NULL, OPT_HEALTHY_AFTER },
-	{ "help", no_argument, NULL, 'h' },
-	{ 0 },
-};
-
-/* One option into O: 0, or -1 after printing why not. */
-static int set_opt(struct daemon_opts *o, int ch, const char *arg)
-{
-	switch (ch) {
-	case 'r': o->root = arg; return 0;
-	case 'R': o->run_root = arg; return 0;
-	case 'l': return add_listen(o->listen, &o->n_listen, "listen", arg);
-	case 'c': o->credentials_file = arg; return 0;
-	case 'I': o->insecure_no_auth = true; return 0;
-	case 'g': o->region = arg; return 0;
-	case 'a': o->account_id = arg; return 0;
-	case OPT_LOG_ROOT: o->log_root = arg; return 0;
-	case OPT_SUBNET: o->subnet = arg; return 0;
-	case OPT_BRIDGE: o->bridge = arg; return 0;
-	case OPT_NO_NAT: o->no_nat = true; return 0;
-	case OPT_NFT_TABLE: o->nft_table = arg; return 0;
-	case OPT_CGROUP: o->cgroup_name = arg; return 0;
-	case OPT_TASK_RET: return parse_duration("task-retention", arg, &o->task_retention_ms);
-	case OPT_LOG_RET: return parse_duration("log-retention", arg, &o->log_retention_ms);
-	case OPT_REG_AUTH: o->registry_auth = arg; return 0;
-	case OPT_INSECURE_REG:
-		return add_listen(o->insecure_registries, &o->n_insecure, "insecure-registry", arg);
-	case OPT_SHIM: o->shim_bin = arg; return 0;
-	case OPT_HEALTHY_AFTER:
-		return parse_duration("service-healthy-after", arg, &o->service_healthy_after_ms);
-	default: return -1;
-	}
-}
+#define ARGS_MAX 256
 
 int cmd_daemon(struct cli *c, int argc, char **argv)
 {
-	/* `berth --root X daemon` and `berth daemon --root X` both work; so do
+	char path[4096];
+	const char *args[ARGS_MAX];
+	size_t n = 0;
+	struct berth_err err = { 0 };
+	if (berth_exe_sibling("berthd", path, sizeof(path), &err) < 0)
+		return cli_fail(&err);
+	args[n++] = path;
+	/* `berth --root X daemon` works as `berth daemon --root X` does; so do
 	 * the top-level --registry-auth and --insecure-registry. */
-	struct daemon_opts o = { .root = c->root, .log = stderr,
-				 .registry_auth = c->registry.auth_file };
-	for (size_t i = 0; i < c->registry.n_insecure; i++)
-		o.insecure_registries[o.n_insecure++] = c->registry.insecure[i];
-	optind = 1;
-	int ch;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (ch == 'h') {
-			printf("usage: %s\n", usage_text);
-			return 0;
-		}
-		if (set_opt(&o, ch, optarg) < 0) {
-			if (ch == '?' || ch == ':')
-				fprintf(stderr, "usage: %s\n", usage_text);
+	if (c->root_set)
+		args[n++] = "--root", args[n++] = c->root;
+	if (c->registry.auth_file)
+		args[n++] = "--registry-auth", args[n++] = c->registry.auth_file;
+	for (size_t i = 0; i < c->registry.n_insecure && n + 2 < ARGS_MAX; i++)
+		args[n++] = "--insecure-registry", args[n++] = c->registry.insecure[i];
+	for (int i = 1; i < argc && n + 1 < ARGS_MAX; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	execv(path, (char *const *)args);
+	fprintf(stderr, "berth: daemon: cannot run %s: %s\n", path, strerror(errno));
+	return 1;
+}
+
+/* berth host-network --bridge B --subnet S --nft-table T --run-root R
+ * --ipam-dir D (--nat | --no-nat): what berthd sets up once at start.  It
+ * runs in its own process so that berthd never maps libnftables. */
+int cmd_host_network(struct cli *c, int argc, char **argv)
+{
+	(void)c;
+	static const struct option opts[] = {
+		{ "bridge", required_argument, NULL, 'b' },
+		{ "subnet", required_argument, NULL, 's' },
+		{ "nft-table", required_argument, NULL, 't' },
+		{ "run-root", required_argument, NULL, 'r' },
+		{ "ipam-dir", required_argument, NULL, 'i' },
+		{ "nat", no_argument, NULL, 'n' },
+		{ "no-nat", no_argument, NULL, 'N' },
+		{ 0 },
+	};
+	struct net_config cfg;
+	net_config_init(&cfg);
+	optind = 0;
+	for (int ch; (ch = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+		switch (ch) {
+		case 'b': cfg.bridge = optarg; break;
+		case 's': cfg.subnet = optarg; break;
+		case 't': cfg.nft_table = optarg; break;
+		case 'r': cfg.run_dir = optarg; break;
+		case 'i': cfg.ipam_dir = optarg; break;
+		case 'n': cfg.nat = true; break;
+		case 'N': cfg.nat = false; break;
+		default:
+			fprintf(stderr, "usage: berth host-network --bridge B --subnet S --nft-table T "
+				"--run-root R --ipam-dir D (--nat|--no-nat)\n");
 			return 2;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "usage: %s\n", usage_text);
-		return 2;
-	}
 	struct berth_err err = { 0 };
-	if (daemon_run(&o, &err) < 0)
+	_cleanup_(net_closep) struct net *net = NULL;
+	if (net_open(&cfg, &net, &err) < 0 || net_bridge_ensure(net, &err) < 0 ||
+	    net_nat_ensure(net, &err) < 0)
 		return cli_fail(&err);
 	return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "common/cleanup.h"
+#include "images/digest.h"
 #include "images/pull.h"
 #include "images/store.h"
 
@@ -166,5 +167,74 @@ int cmd_inspect_image(struct cli *c, int argc, char **argv)
 		return cli_fail(&err);
 	}
 	puts(text);
+	return 0;
+}
+
+/* ---- berth task-image: the daemon's image helper ---- */
+
+/* REF as a task runs it: pulled (a tag may have moved), or the stored image
+ * when the registry cannot be reached or refuses — the ECS agent's
+ * default pull behaviour. */
+static int task_image_record(struct img_store *s, struct cli *c, const char *ref,
+			     struct img_record *rec, struct berth_err *err)
+{
+	struct img_pull_opts opts = { .registry = c->registry };
+	int r = img_pull(s, ref, &opts, rec, err);
+	struct berth_err ignored = { 0 };
+	return r < 0 && img_store_find(s, ref, rec, &ignored) == 0 ? 0 : r;
+}
+
+/* {"ref", "digest", "config": the image config, "layers": [dirs, bottom
+ * first]} of REC. */
+static int task_image_json(struct img_store *s, const struct img_record *rec, cJSON **ret,
+			   struct berth_err *err)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = img_store_read_blob(s, rec->config_digest, 4u << 20, &text, &len, err);
+	if (r < 0)
+		return r;
+	struct img_config cfg = { 0 };
+	if ((r = img_config_parse(text, len, &cfg, err)) < 0)
+		return r;
+	_cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+	cJSON *config = cJSON_ParseWithLength(text, len);
+	cJSON *layers = NULL;
+	if (!o || !config || !cJSON_AddItemToObject(o, "config", config) ||
+	    !cJSON_AddStringToObject(o, "ref", rec->ref) ||
+	    !cJSON_AddStringToObject(o, "digest", rec->digest) ||
+	    !(layers = cJSON_AddArrayToObject(o, "layers")))
+		r = berth_errf(err, ENOMEM, "out of memory");
+	char chain[72] = "", path[4096];
+	for (size_t i = 0; r == 0 && i < cfg.n_diff_ids; i++) {
+		if (img_chain_id(i ? chain : NULL, cfg.diff_ids[i], chain) < 0)
+			r = berth_errf(err, ENOMEM, "out of memory");
+		else if ((r = img_store_layer_path(s, chain, path, sizeof(path), err)) == 0 &&
+			 !cJSON_AddItemToArray(layers, cJSON_CreateString(path)))
+			r = berth_errf(err, ENOMEM, "out of memory");
+	}
+	img_config_done(&cfg);
+	if (r == 0)
+		*ret = TAKE_PTR(o);
+	return r;
+}
+
+int cmd_task_image(struct cli *c, int argc, char **argv)
+{
+	_cleanup_(img_store_freep) struct img_store *s = NULL;
+	int first, rc = open_store(c, argc, argv, 1, "berth task-image REF", &s, &first);
+	if (rc >= 0)
+		return rc;
+	struct img_record rec;
+	struct berth_err err = { 0 };
+	_cleanup_(cJSON_Deletep) cJSON *o = NULL;
+	if (task_image_record(s, c, argv[first], &rec, &err) < 0 ||
+	    task_image_json(s, &rec, &o, &err) < 0)
+		return cli_fail(&err);
+	_cleanup_free_ char *text = cJSON_PrintUnformatted(o);
+	if (!text || puts(text) == EOF || fflush(stdout) == EOF) {
+		fprintf(stderr, "berth: task-image %s: cannot write the answer\n", argv[first]);
+		return 1;
+	}
 	return 0;
 }

@@ -27,6 +27,9 @@ static const struct command commands[] = {
 	{ "register", cmd_register, "register a task definition from a JSON file" },
 	{ "task-definitions", cmd_task_definitions, "list task definitions" },
 	{ "service", cmd_service, "services: create, update, ls, inspect, rm, events" },
+	{ "task-image", cmd_task_image, "(for berthd) pull an image for a task, print its config "
+					"and layers as JSON" },
+	{ "host-network", cmd_host_network, "(for berthd) ensure the task bridge and NAT" },
 };
 
 static void usage(FILE *f)
@@ -80,6 +83,7 @@ static int set_shared(struct cli *c, int ch, const char *arg)
 	switch (ch) {
 	case OPT_ROOT:
 		c->root = arg;
+		c->root_set = true;
 		return 0;
 	case OPT_REGISTRY_AUTH:
 		c->registry.auth_file = arg;

@@ -178,3 +178,17 @@ int berth_rm_rf_at(int dfd, const char *name, struct berth_err *err)
 		return berth_errnof(err, errno, "remove %s", name);
 	return 0;
 }
+
+int berth_exe_sibling(const char *name, char *buf, size_t n, struct berth_err *err)
+{
+	ssize_t len = readlink("/proc/self/exe", buf, n - 1);
+	if (len < 0)
+		return berth_errnof(err, errno, "readlink /proc/self/exe");
+	buf[len] = '\0';
+	char *slash = strrchr(buf, '/');
+	size_t dir = slash ? (size_t)(slash - buf) : 0;
+	if (dir + 1 + strlen(name) + 1 > n)
+		return berth_errf(err, ENAMETOOLONG, "the path of %s is too long", name);
+	snprintf(buf + dir, n - dir, "/%s", name);
+	return 0;
+}

@@ -38,6 +38,10 @@ int berth_read_file_at(int dirfd, const char *name, size_t max, char **ret,
 /* fsync a directory so a rename or unlink inside it is durable. */
 int berth_fsync_dir_at(int dirfd, const char *name, struct berth_err *err);
 
+/* DIR/NAME into buf, DIR being the directory of this executable
+ * (/proc/self/exe): how berth, berthd and berth-shim find each other. */
+int berth_exe_sibling(const char *name, char *buf, size_t n, struct berth_err *err);
+
 /* rm -rf dirfd/name without following symlinks; a missing name is fine. */
 int berth_rm_rf_at(int dirfd, const char *name, struct berth_err *err);
 

@@ -98,28 +98,14 @@ static void say(const struct daemon_opts *o, const char *fmt, ...)
 	fflush(o->log);
 }
 
-/* berth-shim from the same build as this berth. */
-static int default_shim(char *buf, size_t n, struct berth_err *err)
-{
-	ssize_t len = readlink("/proc/self/exe", buf, n - 1);
-	if (len < 0)
-		return berth_errnof(err, errno, "readlink /proc/self/exe");
-	buf[len] = '\0';
-	char *slash = strrchr(buf, '/');
-	size_t dir = slash ? (size_t)(slash - buf) : 0;
-	if (dir + sizeof("/berth-shim") > n)
-		return berth_errf(err, ENAMETOOLONG, "the berth-shim path is too long");
-	memcpy(buf + dir, "/berth-shim", sizeof("/berth-shim"));
-	return 0;
-}
-
 static int start_sched(const struct daemon_opts *o, struct event_base *base, struct store *store,
 		       const char *root, const char *run_root, struct sched **ret,
 		       struct berth_err *err)
 {
-	char shim[4096];
+	char shim[4096], cli[4096];
 	int r = 0;
-	if (!o->shim_bin && (r = default_shim(shim, sizeof(shim), err)) < 0)
+	if ((!o->shim_bin && (r = berth_exe_sibling("berth-shim", shim, sizeof(shim), err)) < 0) ||
+	    (r = berth_exe_sibling("berth", cli, sizeof(cli), err)) < 0)
 		return r;
 	const char *log_root = o->log_root ? o->log_root : DAEMON_DEFAULT_LOG_ROOT;
 	if ((r = berth_mkdir_p(log_root, 0755, err)) < 0)
@@ -127,6 +113,7 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 	struct sched_config sc = {
 		.root = root, .run_root = run_root, .log_root = log_root,
 		.shim_bin = o->shim_bin ? o->shim_bin : shim,
+		.cli_bin = cli,
 		.bridge = o->bridge ? o->bridge : SCHED_DEFAULT_BRIDGE,
 		.subnet = o->subnet ? o->subnet : SCHED_DEFAULT_SUBNET,
 		.nft_table = o->nft_table ? o->nft_table : SCHED_DEFAULT_NFT_TABLE,
@@ -145,6 +132,8 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 	};
 	if (access(sc.shim_bin, X_OK) < 0)
 		return berth_errnof(err, errno, "the task agent %s", sc.shim_bin);
+	if (access(sc.cli_bin, X_OK) < 0)
+		return berth_errnof(err, errno, "the image and network helper %s", sc.cli_bin);
 	return sched_new(base, store, &sc, ret, err);
 }
 

@@ -1,14 +1,13 @@
 /* daemon/sched: launching tasks (pull → plan → shim), stopping, adopting
- * what an earlier daemon left, pruning.  Following a shim: sched_watch.c. */
+ * what an earlier daemon left, pruning.  Following a shim: sched_watch.c;
+ * the helper processes (pull, shim start, host network): sched_helpers.c. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,16 +20,9 @@
 #include "daemon/taskdef.h"
 #include "daemon/svc.h"
 #include "daemon/taskplan.h"
-#include "images/digest.h"
-#include "images/pull.h"
-#include "netns/net.h"
 
-#define CONFIG_MAX (4u << 20)
-#define SHIM_OUT_MAX 4096
 #define PRUNE_PERIOD_MAX_MS 60000
 #define PRUNE_PERIOD_MIN_MS 100
-
-extern char **environ;
 
 int64_t sched_now_ms(void)
 {
@@ -122,59 +114,8 @@ struct svc *sched_services(struct sched *s)
 
 /* ---- the launch worker (no store, no loop: only its own sched_task) ---- */
 
-struct pulled {
-	struct img_record rec;
-	char *config;
-	char **layers;
-	size_t n_layers;
-};
-
-static void pulled_done(struct pulled *p)
-{
-	free(p->config);
-	for (size_t i = 0; i < p->n_layers; i++)
-		free(p->layers[i]);
-	free(p->layers);
-}
-
-static int layers_of(struct img_store *st, const char *config, size_t len, struct pulled *p,
-		     struct berth_err *err)
-{
-	struct img_config cfg = { 0 };
-	int r = img_config_parse(config, len, &cfg, err);
-	if (r < 0)
-		return r;
-	p->layers = calloc(cfg.n_diff_ids ? cfg.n_diff_ids : 1, sizeof(*p->layers));
-	char chain[72] = "", path[4096];
-	for (size_t i = 0; r == 0 && i < cfg.n_diff_ids; i++) {
-		if (!p->layers || img_chain_id(i ? chain : NULL, cfg.diff_ids[i], chain) < 0)
-			r = berth_errf(err, ENOMEM, "out of memory");
-		else if ((r = img_store_layer_path(st, chain, path, sizeof(path), err)) == 0 &&
-			 !(p->layers[p->n_layers++] = strdup(path)))
-			r = berth_errf(err, ENOMEM, "out of memory");
-	}
-	img_config_done(&cfg);
-	return r;
-}
-
-/* Pulls REF (falling back to the stored image when the registry cannot be
- * reached or refuses, as the ECS agent's default pull behaviour does). */
-static int pull_one(struct sched *s, const char *ref, struct pulled *p, struct berth_err *err)
-{
-	struct img_pull_opts o = { .registry = s->cfg.registry };
-	int r = img_pull(s->images, ref, &o, &p->rec, err);
-	struct berth_err ignored = { 0 };
-	if (r < 0 && img_store_find(s->images, ref, &p->rec, &ignored) < 0)
-		return r;
-	size_t len;
-	r = img_store_read_blob(s->images, p->rec.config_digest, CONFIG_MAX, &p->config, &len, err);
-	if (r == 0)
-		r = layers_of(s->images, p->config, len, p, err);
-	return r < 0 ? berth_err_wrap(err, "image %s", ref) : 0;
-}
-
 static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, const cJSON *ov,
-		      struct pulled *imgs, size_t n, char *path, size_t path_n)
+		      struct sched_pulled *imgs, size_t n, char *path, size_t path_n)
 {
 	struct berth_err *err = &t->err;
 	struct taskplan_image ti[TASKDEF_CONTAINERS_MAX];
@@ -205,45 +146,6 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 	return 0;
 }
 
-/* Runs `berth-shim PLAN`: it exits once the shim is set up, printing the
- * shim's pid, or its error on stderr. */
-static int spawn_shim(struct sched *s, const char *plan, int *ret_pid, struct berth_err *err)
-{
-	int out[2];
-	if (pipe2(out, O_CLOEXEC) < 0)
-		return berth_errnof(err, errno, "pipe");
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 2);
-	char *argv[] = { (char *)s->cfg.shim_bin, (char *)plan, NULL };
-	pid_t pid;
-	int rc = posix_spawn(&pid, s->cfg.shim_bin, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(out[1]);
-	if (rc != 0) {
-		close(out[0]);
-		return berth_errnof(err, rc, "start %s", s->cfg.shim_bin);
-	}
-	char buf[SHIM_OUT_MAX];
-	size_t len = 0;
-	for (ssize_t k; len < sizeof(buf) - 1; len += (size_t)k)
-		if ((k = read(out[0], buf + len, sizeof(buf) - 1 - len)) <= 0 &&
-		    !(k < 0 && errno == EINTR && (k = 0) == 0))
-			break;
-	close(out[0]);
-	buf[len] = '\0';
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	buf[strcspn(buf, "\n")] = '\0';
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && (*ret_pid = atoi(buf)) > 0)
-		return 0;
-	const char *msg = strncmp(buf, "berth-shim: ", 12) == 0 ? buf + 12 : buf;
-	return berth_errf(err, EIO, "%s", *msg ? msg : "the task agent failed to start");
-}
-
 static void *launch_thread(void *arg)
 {
 	struct sched_task *t = arg;
@@ -252,7 +154,7 @@ static void *launch_thread(void *arg)
 	_cleanup_(cJSON_Deletep) cJSON *ov = t->ov_json ? cJSON_Parse(t->ov_json) : NULL;
 	const cJSON *cds = cJSON_GetObjectItemCaseSensitive(td, "containerDefinitions");
 	size_t n = (size_t)cJSON_GetArraySize(cds);
-	struct pulled imgs[TASKDEF_CONTAINERS_MAX] = { 0 };
+	struct sched_pulled imgs[TASKDEF_CONTAINERS_MAX] = { 0 };
 	t->digests = calloc(n ? n : 1, sizeof(*t->digests));
 	t->rc = t->digests && n <= TASKDEF_CONTAINERS_MAX ? 0
 			: berth_errf(&t->err, ENOMEM, "out of memory");
@@ -262,11 +164,11 @@ static void *launch_thread(void *arg)
 		if (t->rc < 0 || atomic_load(&t->cancel))
 			break;
 		const cJSON *image = cJSON_GetObjectItemCaseSensitive(cd, "image");
-		t->rc = pull_one(s, cJSON_GetStringValue(image), &imgs[i], &t->err);
+		t->rc = sched_pull(s, cJSON_GetStringValue(image), &imgs[i], &t->err);
 		t->pull_failed = t->rc < 0;
 		t->failed_container = i;
 		if (t->rc == 0)
-			t->digests[i] = strdup(imgs[i].rec.digest);
+			t->digests[i] = strdup(imgs[i].digest);
 		t->n_digests = ++i;
 	}
 	t->pull_stopped_ms = sched_now_ms();
@@ -278,9 +180,9 @@ static void *launch_thread(void *arg)
 	/* Once the plan is written the shim starts: a StopTask from now on
 	 * stops the shim, and a daemon restart finds the plan and the shim. */
 	if (t->rc == 0)
-		t->rc = spawn_shim(s, plan, &t->shim_pid, &t->err);
+		t->rc = sched_spawn_shim(s, plan, &t->shim_pid, &t->err);
 	for (i = 0; i < n && i < TASKDEF_CONTAINERS_MAX; i++)
-		pulled_done(&imgs[i]);
+		sched_pulled_done(&imgs[i]);
 	char one = 1;
 	if (write(t->done_pipe[1], &one, 1) != 1)
 		abort();  /* a pipe we own with room: cannot fail */
@@ -568,27 +470,6 @@ static int64_t prune_period(const struct sched_config *c)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-static int host_network(const struct sched_config *c, struct berth_err *err)
-{
-	struct net_config nc;
-	net_config_init(&nc);
-	char ipam[4096];
-	snprintf(ipam, sizeof(ipam), "%s/ipam", c->root);
-	nc.bridge = c->bridge;
-	nc.subnet = c->subnet;
-	nc.nft_table = c->nft_table;
-	nc.run_dir = c->run_root;
-	nc.ipam_dir = ipam;
-	nc.nat = c->nat;
-	_cleanup_(net_closep) struct net *net = NULL;
-	int r = net_open(&nc, &net, err);
-	if (r == 0)
-		r = net_bridge_ensure(net, err);
-	if (r == 0)
-		r = net_nat_ensure(net, err);
-	return r;
-}
-
 int sched_new(struct event_base *base, struct store *store, const struct sched_config *cfg,
 	      struct sched **ret, struct berth_err *err)
 {
@@ -600,9 +481,9 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 	s->cfg = *cfg;
 	snprintf(s->shim_bin, sizeof(s->shim_bin), "%s", cfg->shim_bin);
 	s->cfg.shim_bin = s->shim_bin;
-	int r = host_network(cfg, err);
-	if (r == 0)
-		r = img_store_open(cfg->root, &s->images, err);
+	snprintf(s->cli_bin, sizeof(s->cli_bin), "%s", cfg->cli_bin);
+	s->cfg.cli_bin = s->cli_bin;
+	int r = sched_host_network(cfg, err);
 	if (r < 0)
 		return r;
 	struct timeval tv = { prune_period(cfg) / 1000, (prune_period(cfg) % 1000) * 1000 };
@@ -634,6 +515,5 @@ void sched_free(struct sched *s)
 	svc_free(s->svc);
 	if (s->prune_ev)
 		event_free(s->prune_ev);
-	img_store_free(s->images);
 	free(s);
 }

@@ -2,8 +2,9 @@
  * the scheduler makes it happen and writes back what happened.
  *
  *   launch   a task inserted PROVISIONING goes PENDING while a worker
- *            thread pulls its images (images/, the one blocking part: the
- *            thread never touches the store or the loop), merges them into
+ *            thread pulls its images (in a `berth task-image` process, the
+ *            one blocking part: the thread never touches the store or the
+ *            loop), merges them into
  *            a plan (daemon/taskplan.h) and starts its berth-shim; back on
  *            the loop the task goes ACTIVATING, and the shim is followed.
  *   follow   one connection per task to the shim's control socket
@@ -53,6 +54,7 @@ struct sched_config {
 	const char *run_root;        /* shims/, netns/ */
 	const char *log_root;        /* <id>/<container>.log */
 	const char *shim_bin;        /* the berth-shim executable */
+	const char *cli_bin;         /* the berth executable (image and network helpers) */
 	const char *bridge, *subnet, *nft_table;
 	bool nat;                    /* masquerade egress of the subnet */
 	const char *cgroup_name;

@@ -10,7 +10,6 @@
 #include <stdbool.h>
 
 #include "daemon/sched.h"
-#include "images/store.h"
 
 struct bufferevent;
 struct event;
@@ -57,7 +56,7 @@ struct sched {
 	struct store *store;
 	struct sched_config cfg;
 	char shim_bin[4096];         /* cfg.shim_bin points here */
-	struct img_store *images;
+	char cli_bin[4096];          /* cfg.cli_bin points here */
 	struct event *prune_ev;
 	struct sched_task *tasks;
 	struct svc *svc;             /* services; NULL while adopting at start */
@@ -101,6 +100,20 @@ void sched_watch_close(struct sched_task *t);
 /* *dst = strdup(v) (NULL stays NULL), the old value freed; false when
  * it already was V. */
 bool sched_set_str(char **dst, const char *v);
+
+/* An image pulled for a task (sched_helpers.c, by `berth task-image`). */
+struct sched_pulled {
+	char *digest;                /* what the reference resolved to */
+	char *config;                /* the image config JSON */
+	char **layers;               /* unpacked layer dirs, bottom first */
+	size_t n_layers;
+};
+void sched_pulled_done(struct sched_pulled *p);
+int sched_pull(struct sched *s, const char *ref, struct sched_pulled *p, struct berth_err *err);
+/* `berth-shim PLAN`; *ret_pid is the running shim's. */
+int sched_spawn_shim(struct sched *s, const char *plan, int *ret_pid, struct berth_err *err);
+/* `berth host-network …`: the bridge and NAT as CFG says. */
+int sched_host_network(const struct sched_config *c, struct berth_err *err);
 
 /* One request line to the shim's socket, the answer ignored beyond "ok". */
 int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err);

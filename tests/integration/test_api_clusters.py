@@ -699,3 +699,14 @@ def test_stale_socket_is_replaced_live_one_refused(tmpdir_short):
         assert raw(d, "ListClusters")[0] == 200
     finally:
         d.stop()
+
+
+def test_daemon_is_berthd_without_the_command_line_libraries(daemon):
+    """`berth daemon` execs berthd, which maps neither libcurl, libarchive
+    nor libnftables (pulls and NAT run in helper processes): half the
+    memory a `berth` process would keep."""
+    exe = os.readlink(f"/proc/{daemon.proc.pid}/exe")
+    assert os.path.basename(exe) == "berthd", exe
+    maps = Path(f"/proc/{daemon.proc.pid}/maps").read_text()
+    for lib in ("libcurl", "libarchive", "libnftables"):
+        assert lib not in maps, f"the daemon maps {lib}"
