@@ -172,11 +172,10 @@ static bool put_count(cJSON *obj, const char *name, long v)
 	return v < 0 || put(obj, name, cJSON_CreateNumber((double)v));
 }
 
-/* base (a deploymentConfiguration, or NULL) with o's bounds and breaker. */
-static cJSON *deployment_config(const cJSON *base, const struct svc_opts *o)
+/* The deploymentConfiguration members o sets: bounds and breaker. */
+static cJSON *deployment_config(const struct svc_opts *o)
 {
-	_cleanup_(cJSON_Deletep) cJSON *dc = base ? cJSON_Duplicate(base, true)
-						  : cJSON_CreateObject();
+	_cleanup_(cJSON_Deletep) cJSON *dc = cJSON_CreateObject();
 	if (!dc || !put_count(dc, "maximumPercent", o->max_percent) ||
 	    !put_count(dc, "minimumHealthyPercent", o->min_healthy))
 		return NULL;
@@ -192,15 +191,15 @@ static cJSON *deployment_config(const cJSON *base, const struct svc_opts *o)
 
 /* The members create and update share: cluster, taskDefinition,
  * desiredCount, healthCheckGracePeriodSeconds, and deploymentConfiguration
- * (o's over base) when o sets any of it. */
-static cJSON *service_request(const char *cluster, const struct svc_opts *o, const cJSON *base)
+ * when o sets any of it. */
+static cJSON *service_request(const char *cluster, const struct svc_opts *o)
 {
 	_cleanup_(cJSON_Deletep) cJSON *req = cJSON_CreateObject();
 	if (!req || !cJSON_AddStringToObject(req, "cluster", cluster) ||
 	    (o->td && !cJSON_AddStringToObject(req, "taskDefinition", o->td)) ||
 	    !put_count(req, "desiredCount", o->desired) ||
 	    !put_count(req, "healthCheckGracePeriodSeconds", o->grace) ||
-	    (has_bounds(o) && !put(req, "deploymentConfiguration", deployment_config(base, o))))
+	    (has_bounds(o) && !put(req, "deploymentConfiguration", deployment_config(o))))
 		return NULL;
 	return TAKE_PTR(req);
 }
@@ -209,7 +208,7 @@ static cJSON *service_request(const char *cluster, const struct svc_opts *o, con
 
 static cJSON *create_request(const char *cluster, const char *name, const struct svc_opts *o)
 {
-	_cleanup_(cJSON_Deletep) cJSON *req = service_request(cluster, o, NULL);
+	_cleanup_(cJSON_Deletep) cJSON *req = service_request(cluster, o);
 	cJSON *nc = req ? cJSON_AddObjectToObject(req, "networkConfiguration") : NULL;
 	cJSON *vpc = nc ? cJSON_AddObjectToObject(nc, "awsvpcConfiguration") : NULL;
 	/* No subnets: the daemon's own (its --subnet), as `berth run`. */
@@ -218,20 +217,6 @@ static cJSON *create_request(const char *cluster, const char *name, const struct
 	    (o->strategy && !cJSON_AddStringToObject(req, "schedulingStrategy", o->strategy)))
 		return NULL;
 	return TAKE_PTR(req);
-}
-
-/* CreateService; the default cluster is created on first use, as RunTask
- * does in the daemon. */
-static int create_service(struct ecs *e, const char *cluster, const cJSON *req, cJSON **ret,
-			  struct berth_err *err)
-{
-	int r = ecs_call(e, "CreateService", req, ret, err);
-	if (r == 0 || !ecs_no_default_cluster(e, cluster))
-		return r;
-	_cleanup_(cJSON_Deletep) cJSON *cl = NULL;
-	if ((r = ecs_call(e, "CreateCluster", NULL, &cl, err)) < 0)
-		return r;
-	return ecs_call(e, "CreateService", req, ret, err);
 }
 
 static const char create_usage[] =
@@ -270,7 +255,8 @@ static int service_create(struct cli *c, int argc, char **argv)
 	_cleanup_(cJSON_Deletep) cJSON *req = create_request(c->cluster, name, &o), *resp = NULL;
 	if (!req)
 		return berth_errf(&err, ENOMEM, "service create: out of memory"), cli_fail(&err);
-	if (create_service(e, c->cluster, req, &resp, &err) < 0)
+	/* The daemon creates the default cluster on first use. */
+	if (ecs_call(e, "CreateService", req, &resp, &err) < 0)
 		return service_fail(e, c->cluster, name, &err);
 	return print_service(c, resp);
 }
@@ -283,29 +269,15 @@ static const char update_usage[] =
 	"          [--circuit-breaker[=rollback] | --no-circuit-breaker] [--grace-period S]\n"
 	"          [--cluster C] [--output table|json]";
 
-/* The UpdateService request into *ret, NULL when the service is not
- * found.  UpdateService takes deploymentConfiguration whole, so the
- * options given are merged into the service's own. */
-static int update_request(struct ecs *e, const char *cluster, const char *name,
-			  const struct svc_opts *o, cJSON **ret, struct berth_err *err)
+/* The UpdateService request: the daemon keeps the deploymentConfiguration
+ * members the request does not name. */
+static cJSON *update_request(const char *cluster, const char *name, const struct svc_opts *o)
 {
-	_cleanup_(cJSON_Deletep) cJSON *cur = NULL;
-	if (has_bounds(o)) {
-		int r = ecs_describe_one(e, &ecs_op_services, cluster, name, &cur, err);
-		if (r < 0)
-			return r;
-		if (!cur) {
-			*ret = NULL;
-			return 0;
-		}
-	}
-	const cJSON *base = cJSON_GetObjectItemCaseSensitive(cur, "deploymentConfiguration");
-	_cleanup_(cJSON_Deletep) cJSON *req = service_request(cluster, o, base);
+	_cleanup_(cJSON_Deletep) cJSON *req = service_request(cluster, o);
 	if (!req || !cJSON_AddStringToObject(req, "service", name) ||
 	    (o->force && !cJSON_AddTrueToObject(req, "forceNewDeployment")))
-		return berth_errf(err, ENOMEM, "service update: out of memory");
-	*ret = TAKE_PTR(req);
-	return 0;
+		return NULL;
+	return TAKE_PTR(req);
 }
 
 static int service_update(struct cli *c, int argc, char **argv)
@@ -329,11 +301,9 @@ static int service_update(struct cli *c, int argc, char **argv)
 		return 2;
 	}
 	struct berth_err err = { 0 };
-	_cleanup_(cJSON_Deletep) cJSON *req = NULL, *resp = NULL;
-	if (update_request(e, c->cluster, name, &o, &req, &err) < 0)
-		return service_fail(e, c->cluster, name, &err);
+	_cleanup_(cJSON_Deletep) cJSON *req = update_request(c->cluster, name, &o), *resp = NULL;
 	if (!req)
-		return service_not_found(name);
+		return berth_errf(&err, ENOMEM, "service update: out of memory"), cli_fail(&err);
 	if (ecs_call(e, "UpdateService", req, &resp, &err) < 0)
 		return service_fail(e, c->cluster, name, &err);
 	return print_service(c, resp);

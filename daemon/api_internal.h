@@ -86,9 +86,17 @@ char *api_arn(const struct api_call *c, const char *kind, const char *name);
 /* The request's `cluster` (name or ARN; default "default") as a name in
  * RET (at least API_NAME_MAX + 1 bytes), or ClusterNotFoundException for
  * one that is missing or INACTIVE.  CREATE_DEFAULT makes the default
- * cluster when the request names none and it does not exist yet, as ECS
- * does on first use (RunTask, CreateService). */
+ * cluster when the request names none (or names `default`) and it does
+ * not exist yet, as ECS does on first use (RunTask, CreateService). */
 int api_get_cluster(struct api_call *c, bool create_default, char *ret);
+
+/* REF (family, family:rev, ARN) as a definition a task can run now:
+ * ACTIVE, given a networkConfiguration when it is awsvpc (HAS_NETCFG), and
+ * nothing in it (or in OVERRIDES, may be NULL) that Berth refuses
+ * (taskplan_check).  *ret and *ret_body (its parsed body) are the
+ * caller's, also after a failure; -1 after api_error(). */
+int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *overrides,
+			    bool has_netcfg, struct store_task_definition **ret, cJSON **ret_body);
 
 /* A random (version 4) UUID: request ids, attachment ids, container ARNs. */
 void api_uuid(char out[37]);

@@ -113,7 +113,7 @@ static int reply_service(struct api_call *c, const char *cluster, const char *na
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
 	struct svc *v = sched_services(c->sched);
-	int r = svc_view_load(v, cluster, name, &w, &err);
+	int r = svc_view_load_tasks(v, cluster, name, &w, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	cJSON *s, *out = cJSON_CreateObject();
@@ -201,27 +201,13 @@ static int check_members(struct api_call *c)
 	return 0;
 }
 
-/* TD_REF resolved to an ACTIVE, runnable definition: its ARN into RET. */
+/* REF resolved to a definition a task can run now: its ARN into RET. */
 static int runnable_td(struct api_call *c, const char *ref, const cJSON *netcfg, char **ret)
 {
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
-	struct berth_err err = { 0 };
-	int r = store_task_definition_get(c->store, ref, &td, &err);
-	if (r == -ENOENT || r == -EINVAL)
-		return api_error(c, 0, API_E_CLIENT, "Unable to describe task definition %.255s.", ref);
-	if (r < 0)
-		return api_store_error(c, r, &err);
-	if (td->status != STORE_TD_ACTIVE)
-		return api_error(c, 0, API_E_CLIENT, "TaskDefinition is inactive: %s", td->arn);
-	_cleanup_(cJSON_Deletep) cJSON *body = cJSON_Parse(td->body_json);
-	if (!body)
-		return api_error(c, 0, API_E_SERVER, "%s: the stored definition does not parse", td->arn);
-	const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "networkMode"));
-	if (nm && strcmp(nm, "awsvpc") == 0 && !netcfg)
-		return api_error(c, 0, API_E_INVALID, "Network Configuration must be provided when "
-				 "networkMode 'awsvpc' is specified.");
-	if ((r = taskplan_check(body, NULL, &err)) < 0)
-		return api_error(c, 0, API_E_CLIENT, "%s: %s", td->arn, err.msg);
+	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
+	if (api_runnable_definition(c, ref, NULL, netcfg != NULL, &td, &body) < 0)
+		return -1;
 	*ret = strdup(td->arn);
 	return *ret ? 0 : api_oom(c);
 }
@@ -453,7 +439,7 @@ static int describe_one(struct api_call *c, const char *cluster, const cJSON *re
 		return api_error(c, 0, API_E_INVALID, "services: expected a list of strings");
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
-	int r = svc_view_load(sched_services(c->sched), cluster, ref->valuestring, &w, &err);
+	int r = svc_view_load_tasks(sched_services(c->sched), cluster, ref->valuestring, &w, &err);
 	if (r == 0 && strcmp(w.row->cluster, cluster) != 0)
 		r = -ENOENT;
 	if (r == -ENOENT)

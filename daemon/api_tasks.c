@@ -152,7 +152,7 @@ int api_get_cluster(struct api_call *c, bool create_default, char *ret)
 	_cleanup_(store_cluster_freep) struct store_cluster *cl = NULL;
 	struct berth_err err = { 0 };
 	int r;
-	if (!ref && create_default) {
+	if (create_default && (!ref || strcmp(ref, DEFAULT_CLUSTER) == 0)) {
 		_cleanup_free_ char *arn = api_arn(c, "cluster", DEFAULT_CLUSTER);
 		struct store_cluster in = { .name = DEFAULT_CLUSTER, .arn = arn };
 		r = arn ? store_cluster_create(c->store, &in, c->now_ms, &cl, NULL, &err) : -ENOMEM;
@@ -201,12 +201,6 @@ static int parse_strings(struct api_call *c, const cJSON *o, const char *path, c
 	return 0;
 }
 
-static bool is_set_array(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsArray(v) && cJSON_GetArraySize(v) > 0;
-}
-
 static int parse_container_override(struct api_call *c, const cJSON *co, int i)
 {
 	char path[48];
@@ -237,9 +231,6 @@ static int parse_container_override(struct api_call *c, const cJSON *co, int i)
 	for (size_t j = 0; j < ARRAY_SIZE(ints); j++)
 		if (api_get_int(c, co, path, ints[j], false, 0, INT32_MAX, &have, &n) < 0)
 			return -1;
-	if (is_set_array(co, "environmentFiles"))
-		return api_error(c, 0, API_E_CLIENT, "%senvironmentFiles: environment files from "
-				 "S3 are not supported", path);
 	return 0;
 }
 
@@ -313,15 +304,13 @@ static int parse_run(struct api_call *c, struct run_req *q)
 	return api_get_cluster(c, true, q->cluster);
 }
 
-/* The definition to run: ACTIVE, and one Berth can run as asked. */
-static int run_definition(struct api_call *c, const struct run_req *q,
-			  struct store_task_definition **ret, cJSON **ret_body)
+int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *overrides,
+			    bool has_netcfg, struct store_task_definition **ret, cJSON **ret_body)
 {
 	struct berth_err err = { 0 };
-	int r = store_task_definition_get(c->store, q->td_ref, ret, &err);
+	int r = store_task_definition_get(c->store, ref, ret, &err);
 	if (r == -ENOENT || r == -EINVAL)
-		return api_error(c, 0, API_E_CLIENT, "Unable to describe task definition %.255s.",
-				 q->td_ref);
+		return api_error(c, 0, API_E_CLIENT, "Unable to describe task definition %.255s.", ref);
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	if ((*ret)->status != STORE_TD_ACTIVE)
@@ -332,11 +321,10 @@ static int run_definition(struct api_call *c, const struct run_req *q,
 				 (*ret)->arn);
 	const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*ret_body,
 									       "networkMode"));
-	if (nm && strcmp(nm, "awsvpc") == 0 &&
-	    !cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration"))
+	if (nm && strcmp(nm, "awsvpc") == 0 && !has_netcfg)
 		return api_error(c, 0, API_E_INVALID, "Network Configuration must be provided when "
 				 "networkMode 'awsvpc' is specified.");
-	r = taskplan_check(*ret_body, q->overrides, &err);
+	r = taskplan_check(*ret_body, overrides, &err);
 	if (r == -EINVAL)
 		return api_error(c, 0, API_E_INVALID, "%s", err.msg);
 	if (r < 0)
@@ -409,7 +397,9 @@ int api_op_run_task(struct api_call *c)
 		return -1;
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
-	if (run_definition(c, &q, &td, &body) < 0)
+	if (api_runnable_definition(c, q.td_ref, q.overrides,
+				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
+				    &td, &body) < 0)
 		return -1;
 	struct store_task tasks[RUN_COUNT_MAX] = { 0 };
 	int r = run_insert_launch(c, &q, td, body, tasks);
@@ -479,17 +469,16 @@ int api_op_stop_task(struct api_call *c)
 			return api_store_error(c, r, &err);
 		sched_stop(c->sched, t->id, reason);
 	}
+	/* T is current: the scheduler writes what the shim answers later, on
+	 * the loop. */
 	cJSON *o;
-	cJSON *out = cJSON_CreateObject();
+	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	if (!out)
 		return api_oom(c);
-	store_task_free(TAKE_PTR(t));
-	if ((r = task_in_cluster(c, cluster, ref, &t)) < 0 || task_json(c, t, false, &o) < 0) {
-		cJSON_Delete(out);
-		return r == -ENOENT ? api_error(c, 0, API_E_SERVER, "task %s vanished", ref) : -1;
-	}
+	if (task_json(c, t, false, &o) < 0)
+		return -1;
 	cJSON_AddItemToObject(out, "task", o);
-	c->out = out;
+	c->out = TAKE_PTR(out);
 	return 0;
 }
 

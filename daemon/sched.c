@@ -289,9 +289,13 @@ static void mark_pending(struct sched *s, const char *id, int64_t now)
 {
 	struct berth_err err = { 0 };
 	_cleanup_(store_task_freep) struct store_task *t = NULL;
-	if (store_task_get(s->store, id, &t, &err) < 0 ||
-	    (t->last_status = STORE_TASK_PENDING, t->pull_started_at = now,
-	     store_task_update(s->store, t, &err) < 0))
+	int r = store_task_get(s->store, id, &t, &err);
+	if (r == 0) {
+		t->last_status = STORE_TASK_PENDING;
+		t->pull_started_at = now;
+		r = store_task_update(s->store, t, &err);
+	}
+	if (r < 0)
 		sched_say(s, "task %s: %s", id, err.msg);
 }
 

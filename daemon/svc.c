@@ -74,7 +74,14 @@ int svc_view_load(struct svc *v, const char *cluster, const char *name, struct s
 	w->state = cJSON_Parse(w->row->state_json);
 	if (!w->cfg || !w->deps || !w->events || !w->state)
 		return berth_errf(err, EBADMSG, "service %s: stored JSON does not parse", name);
-	return load_tasks(v, w, err);
+	return 0;
+}
+
+int svc_view_load_tasks(struct svc *v, const char *cluster, const char *name,
+			struct svc_view *w, struct berth_err *err)
+{
+	int r = svc_view_load(v, cluster, name, w, err);
+	return r < 0 ? r : load_tasks(v, w, err);
 }
 
 int svc_view_save(struct svc *v, struct svc_view *w, struct berth_err *err)
@@ -492,7 +499,7 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name, int6
 {
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
-	if (svc_view_load(v, cluster, name, &w, &err) < 0) {
+	if (svc_view_load_tasks(v, cluster, name, &w, &err) < 0) {
 		if (err.code != ENOENT)
 			svc_say(v, "service %s: %s", name, err.msg);
 		return 0;

@@ -34,8 +34,12 @@ struct svc_view {
 	size_t n_tds;
 };
 
+/* The row and its JSON (w->tasks stays empty) … */
 int svc_view_load(struct svc *v, const char *cluster, const char *name, struct svc_view *w,
 		  struct berth_err *err);
+/* … and the service's tasks that are not STOPPED too. */
+int svc_view_load_tasks(struct svc *v, const char *cluster, const char *name,
+			struct svc_view *w, struct berth_err *err);
 int svc_view_save(struct svc *v, struct svc_view *w, struct berth_err *err);
 void svc_view_done(struct svc_view *w);
 int svc_td(struct svc *v, struct svc_view *w, const char *arn, struct store_task_definition **td,

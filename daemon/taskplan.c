@@ -128,11 +128,17 @@ static const cJSON *find_container(const cJSON *td, const char *name)
 static int check_overrides(const cJSON *td, const cJSON *ov, struct berth_err *err)
 {
 	const cJSON *co;
+	int i = 0;
 	cJSON_ArrayForEach(co, member(ov, "containerOverrides")) {
 		const char *n = str_member(co, "name");
 		if (n && !find_container(td, n))
 			return berth_errf(err, EINVAL, "Override for container named %s is not a "
 					  "container in the TaskDefinition.", n);
+		if (is_set(member(co, "environmentFiles")))
+			return berth_errf(err, ENOTSUP, "overrides.containerOverrides[%d]."
+					  "environmentFiles: environment files from S3 are not "
+					  "supported", i);
+		i++;
 	}
 	int64_t v;
 	const char *cpu = str_member(ov, "cpu"), *mem = str_member(ov, "memory");
