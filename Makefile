@@ -6,7 +6,7 @@ CLANG   ?= clang
 PYTHON  := /usr/bin/python3
 
 # Debian packages the build, the tests, the demo and the benchmarks use.
-DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
+DEB_PKGS := build-essential dpkg-dev pkg-config clang libclang-rt-14-dev \
 	libcurl4-openssl-dev libssl-dev libarchive-dev libcjson-dev libzstd-dev \
 	libcmocka-dev libsqlite3-dev python3-pytest python3-requests python3-jwt python3-cryptography \
 	busybox-static zstd docker-registry apache2-utils skopeo podman runc \
@@ -28,10 +28,21 @@ LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 OPT_release := -O2 -g
 OPT_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
+# The release berth-shim is a static PIE: a task agent then maps only the
+# pages it runs (RSS about 1.4 MiB, against 2.9 with libc, libnl and co
+# shared), starts without ld.so, and runs on a host whatever its libraries
+# (runtime/shim_nss.c: never the host's NSS modules either).  Debian has no
+# static cJSON, so runtime/cjson-static.sh builds it from Debian's source
+# package.  ASan needs its shared runtime: that shim stays dynamic.
+CJSON_A         := build/cjson/libcjson.a
+SHIM_DEPS_release := $(CJSON_A)
+SHIM_LINK_release := -static-pie $(CJSON_A) -lnl-route-3 -lnl-3 -lseccomp -lcap
+SHIM_LINK_asan    := -Wl,--as-needed $(LIBS)
+
 # runtime/shim_main.c is the berth-shim binary's main(), daemon/main.c
 # berthd's (the control plane, which `berth daemon` execs); the rest of
 # runtime/ and daemon/ is library code.
-SHIM_MAIN   := runtime/shim_main.c
+SHIM_MAIN   := runtime/shim_main.c runtime/shim_nss.c
 DAEMON_MAIN := daemon/main.c
 LIB_SRCS  := $(filter-out $(SHIM_MAIN) $(DAEMON_MAIN),$(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c daemon/*.c))
 BINS      := berth berthd berth-shim
@@ -55,8 +66,8 @@ build/$(1)/libberth.a: $$(LIB_SRCS:%.c=build/$(1)/obj/%.o)
 build/$(1)/berth: $$(CLI_SRCS:%.c=build/$(1)/obj/%.o) build/$(1)/libberth.a
 	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
 
-build/$(1)/berth-shim: build/$(1)/obj/$(SHIM_MAIN:.c=.o) build/$(1)/libberth.a
-	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
+build/$(1)/berth-shim: $$(SHIM_MAIN:%.c=build/$(1)/obj/%.o) build/$(1)/libberth.a $$(SHIM_DEPS_$(1))
+	$$(CC) $$(OPT_$(1)) -o $$@ $$(filter %.o,$$^) build/$(1)/libberth.a $$(SHIM_LINK_$(1))
 
 build/$(1)/berthd: build/$(1)/obj/$(DAEMON_MAIN:.c=.o) build/$(1)/libberth.a
 	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
@@ -146,6 +157,9 @@ deps:
 	  echo "make deps: installing" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+$(CJSON_A): runtime/cjson-static.sh
+	CC=$(CC) runtime/cjson-static.sh $(@D)
 
 install: $(BINS:%=build/release/%)
 	for b in $(BINS); do install -D -m 0755 build/release/$$b $(DESTDIR)/usr/local/bin/$$b; done

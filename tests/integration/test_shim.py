@@ -67,6 +67,17 @@ def kv(lines):
 
 # ------------------------------------------------------------------ a) plans
 
+def test_shim_needs_no_shared_library():
+    """berth-shim is a static PIE: no ld.so and no DT_NEEDED, so it runs
+    whatever libraries the host has, maps only the pages it uses, and can
+    never load the host's NSS modules (runtime/shim_nss.c)."""
+    elf = subprocess.run(["readelf", "-hldW", tk.SHIM_BIN], capture_output=True, text=True,
+                         check=True).stdout
+    assert re.search(r"Type:\s+DYN ", elf), "not position-independent (no ASLR)"
+    assert "INTERP" not in elf and "(NEEDED)" not in elf, \
+        [ln for ln in elf.splitlines() if "INTERP" in ln or "NEEDED" in ln]
+
+
 def _valid_plan(env):
     return env.task([
         ctr("init", env.bb, "true", essential=False),
