@@ -49,28 +49,34 @@ static bool stat_index(const struct reader *r, int index, struct stat *st)
 	return fstatat(r->dirfd, name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st->st_mode);
 }
 
-/* The highest index that exists (the oldest file), or -1 for none. */
-static int oldest_index(const struct reader *r)
+/* Scans the files: returns the index of the open one (-1: none open, or
+ * rotated out) and sets *oldest to the highest index there (-1: none).
+ * A rotation renames files up by one, oldest first, and the new file
+ * takes <name>.log last, so while it runs one index is missing: two
+ * missing in a row, not one, mark the end. */
+static int scan(const struct reader *r, int *oldest)
 {
 	struct stat st;
-	int k = 0;
-	while (k < LOG_INDEX_MAX && stat_index(r, k + 1, &st))
-		k++;
-	return k > 0 || stat_index(r, 0, &st) ? k : -1;
+	int at = -1, missing = 0;
+	*oldest = -1;
+	for (int k = 0; k <= LOG_INDEX_MAX && missing < 2; k++) {
+		if (!stat_index(r, k, &st)) {
+			missing++;
+			continue;
+		}
+		missing = 0;
+		*oldest = k;
+		if (at < 0 && r->fd >= 0 && st.st_dev == r->dev && st.st_ino == r->ino)
+			at = k;
+	}
+	return at;
 }
 
-/* Where the open file is now, or -1 when it is gone (rotated out). */
-static int current_index(const struct reader *r)
+static int oldest_index(const struct reader *r)
 {
-	struct stat st;
-	for (int k = 0; k <= LOG_INDEX_MAX; k++) {
-		bool there = stat_index(r, k, &st);
-		if (there && st.st_dev == r->dev && st.st_ino == r->ino)
-			return k;
-		if (!there && k > 0)
-			break;
-	}
-	return -1;
+	int oldest;
+	scan(r, &oldest);
+	return oldest;
 }
 
 /* One record "<time> <stream> <F|P> <text>" without its '\n'. */
@@ -123,21 +129,27 @@ static int read_to_end(struct reader *r, struct berth_err *err)
 	}
 }
 
-/* Opens the file at index; 0, or -ENOENT when it went away meanwhile. */
-static int open_index(struct reader *r, int index, struct berth_err *err)
+/* Opens the file at index into *fd (its identity in *st); -ENOENT when it
+ * went away meanwhile. */
+static int open_index(const struct reader *r, int index, int *fd, struct stat *st,
+		      struct berth_err *err)
 {
 	char name[NAME_MAX + 1];
 	file_name(r, index, name);
-	int fd = openat(r->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 && errno == ENOENT)
+	*fd = openat(r->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd < 0 && errno == ENOENT)
 		return -ENOENT;
-	if (fd < 0 || fstat(fd, &st) < 0) {
+	if (*fd < 0 || fstat(*fd, st) < 0) {
 		int e = errno;
-		if (fd >= 0)
-			close(fd);
+		if (*fd >= 0)
+			close(*fd);
 		return berth_errnof(err, e, "open %s/%s", r->dir, name);
 	}
+	return 0;
+}
+
+static void adopt(struct reader *r, int fd, const struct stat *st)
+{
 	if (r->fd >= 0) {
 		/* Records never span files: what is left was torn. */
 		if (r->len)
@@ -146,21 +158,42 @@ static int open_index(struct reader *r, int index, struct berth_err *err)
 		close(r->fd);
 	}
 	r->fd = fd;
-	r->dev = st.st_dev;
-	r->ino = st.st_ino;
-	return 0;
+	r->dev = st->st_dev;
+	r->ino = st->st_ino;
 }
 
-/* The file to read after the open one: the next newer, or the oldest that
- * is left when the open one was rotated out; -1 when it is the current. */
-static int next_index(const struct reader *r)
+static bool at_index(const struct reader *r, int index)
 {
-	if (r->fd < 0)
-		return oldest_index(r);
-	int k = current_index(r);
+	struct stat st;
+	return stat_index(r, index, &st) && st.st_dev == r->dev && st.st_ino == r->ino;
+}
+
+/* Moves on to the file after the open one: the next newer, or the oldest
+ * left when the open one was rotated out (or none was open).  1: moved;
+ * 0: the open one is the current file; -EAGAIN: files moved meanwhile.
+ * A rotation renames every file up by one, oldest first, and the writer
+ * can rotate again between our stat and our open.  So the open one (B)
+ * is found at k, k-1 is opened, and B must still be at k: then B sat at
+ * k all along, and what was opened was at k-1 beside it, its successor. */
+static int open_next(struct reader *r, struct berth_err *err)
+{
+	int oldest, k = scan(r, &oldest);
 	if (k == 0)
-		return -1;
-	return k > 0 ? k - 1 : oldest_index(r);
+		return 0;
+	int index = k > 0 ? k - 1 : oldest;
+	if (index < 0)
+		return 0;
+	int fd;
+	struct stat st;
+	int rc = open_index(r, index, &fd, &st, err);
+	if (rc < 0)
+		return rc == -ENOENT ? -EAGAIN : rc;
+	if (k > 0 && !at_index(r, k)) {
+		close(fd);
+		return -EAGAIN;
+	}
+	adopt(r, fd, &st);
+	return 1;
 }
 
 /* Reads everything there is now, across rotations, up to the end of
@@ -173,11 +206,8 @@ static int pump(struct reader *r, struct berth_err *err)
 		int r2 = r->fd >= 0 ? read_to_end(r, err) : 0;
 		if (r2 < 0)
 			return r2;
-		int next = next_index(r);
-		if (next < 0)
-			return 0;
-		r2 = open_index(r, next, err);
-		if (r2 < 0 && r2 != -ENOENT)
+		r2 = open_next(r, err);
+		if (r2 != 1 && r2 != -EAGAIN)
 			return r2;
 	}
 	return 0;

@@ -317,6 +317,38 @@ def test_logs_follow_survives_rotation(cli, tmpdir_short):
     no_sanitizer_report(err_path.read_text())
 
 
+def test_logs_follow_loses_nothing_while_rotating_fast(cli, tmpdir_short):
+    """A writer that rotates after every record, 300 times as fast as it
+    can, the shim's way (a new file first, the others renamed up oldest
+    first, the new one to <name>.log last; none deleted here): the
+    follower prints each record once, in order, whatever it catches
+    half-renamed."""
+    n = 300
+    d = task_logs(cli.log_root, {"app.log": cri("stdout", "0")})
+    out_path, err_path = Path(tmpdir_short) / "out", Path(tmpdir_short) / "err"
+    with open(out_path, "w") as o, open(err_path, "w") as e:
+        p = subprocess.Popen(cli.argv(["logs", "-f", TASK_ID]), stdout=o, stderr=e,
+                             stdin=subprocess.DEVNULL, env=ENV)
+    try:
+        wait_for_file(out_path, "0\n")
+        for i in range(1, n + 1):
+            new = d / "app.log.new"
+            new.write_text(cri("stdout", str(i)))
+            for k in range(i - 1, 0, -1):
+                os.rename(d / f"app.log.{k}", d / f"app.log.{k + 1}")
+            os.rename(d / "app.log", d / "app.log.1")
+            os.rename(new, d / "app.log")
+        want = "".join(f"{i}\n" for i in range(n + 1))
+        wait_for_file(out_path, want, timeout=30)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=10) == 130
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    no_sanitizer_report(err_path.read_text())
+
+
 # ---- tasks: a daemon that runs them ----
 
 # test_api_tasks.py's daemon: its own test network, and after every test a
