@@ -7,6 +7,7 @@ and under the ASan build its stderr must carry no sanitizer report.  Log
 reading is also tested on CRI files the test writes itself (a task the
 daemon does not know, with rotated files and partial records), so the
 reader's rotation handling is exercised exactly."""
+import contextlib
 import json
 import os
 import signal
@@ -271,82 +272,77 @@ def wait_for_file(path, want, timeout=10):
     raise AssertionError(f"{path}: want {want!r}, have {Path(path).read_text()!r}")
 
 
+@contextlib.contextmanager
+def follower(cli, tmpdir, first):
+    """`berth logs -f` of the forgotten task TASK_ID, its stdout and stderr
+    in files; yields (out_path, err_path) once it has printed `first`, and
+    at the end checks that SIGINT stops it (130) with no sanitizer report."""
+    out_path, err_path = Path(tmpdir) / "out", Path(tmpdir) / "err"
+    with open(out_path, "w") as o, open(err_path, "w") as e:
+        p = subprocess.Popen(cli.argv(["logs", "-f", TASK_ID]), stdout=o, stderr=e,
+                             stdin=subprocess.DEVNULL, env=ENV)
+    try:
+        wait_for_file(out_path, first)
+        yield out_path, err_path
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=10) == 130
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    no_sanitizer_report(err_path.read_text())
+
+
+def rotate(d, records, new_first=False):
+    """Rotates d/app.log the shim's way: a new file, the others renamed up
+    oldest first (none deleted), the new one to app.log last.  records go
+    into the new file before its rename (new_first) or after."""
+    new = d / "app.log.new"
+    new.write_text("".join(records) if new_first else "")
+    k = 1
+    while (d / f"app.log.{k}").exists():
+        k += 1
+    for i in range(k - 1, 0, -1):
+        os.rename(d / f"app.log.{i}", d / f"app.log.{i + 1}")
+    os.rename(d / "app.log", d / "app.log.1")
+    os.rename(new, d / "app.log")
+    if not new_first:
+        with open(d / "app.log", "a") as f:
+            f.write("".join(records))
+
+
 def test_logs_follow_survives_rotation(cli, tmpdir_short):
     """Every record once and in order while the writer rotates, once or
     twice between two reads; the follower of a forgotten task ends on
     SIGINT."""
     d = task_logs(cli.log_root, {"app.log": cri("stdout", "1")})
-    out_path, err_path = Path(tmpdir_short) / "out", Path(tmpdir_short) / "err"
-    with open(out_path, "w") as o, open(err_path, "w") as e:
-        p = subprocess.Popen(cli.argv(["logs", "-f", TASK_ID]), stdout=o, stderr=e,
-                             stdin=subprocess.DEVNULL, env=ENV)
-    try:
-        wait_for_file(out_path, "1\n")
+    with follower(cli, tmpdir_short, "1\n") as (out_path, err_path):
         with open(d / "app.log", "a") as f:
             f.write(cri("stdout", "2", "P"))
         with open(d / "app.log", "a") as f:
             f.write(cri("stdout", "3"))
         wait_for_file(out_path, "1\n23\n")
-
-        def rotate(*records):
-            new = d / "app.log.new"
-            new.write_text("")
-            for k in (3, 2, 1):
-                if (d / f"app.log.{k}").exists():
-                    os.rename(d / f"app.log.{k}", d / f"app.log.{k + 1}")
-            os.rename(d / "app.log", d / "app.log.1")
-            os.rename(new, d / "app.log")
-            with open(d / "app.log", "a") as f:
-                f.write("".join(records))
-
         with open(d / "app.log", "a") as f:
             f.write(cri("stdout", "4"))
-        rotate(cri("stdout", "5"))
+        rotate(d, [cri("stdout", "5")])
         wait_for_file(out_path, "1\n23\n4\n5\n")
         # Two rotations the follower may see as one.
-        rotate(cri("stdout", "6"), cri("stderr", "e6"))
-        rotate(cri("stdout", "7"))
+        rotate(d, [cri("stdout", "6"), cri("stderr", "e6")])
+        rotate(d, [cri("stdout", "7")])
         wait_for_file(out_path, "1\n23\n4\n5\n6\n7\n")
         wait_for_file(err_path, "e6\n")
-        p.send_signal(signal.SIGINT)
-        assert p.wait(timeout=10) == 130
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    no_sanitizer_report(err_path.read_text())
 
 
 def test_logs_follow_loses_nothing_while_rotating_fast(cli, tmpdir_short):
     """A writer that rotates after every record, 300 times as fast as it
-    can, the shim's way (a new file first, the others renamed up oldest
-    first, the new one to <name>.log last; none deleted here): the
-    follower prints each record once, in order, whatever it catches
-    half-renamed."""
+    can: the follower prints each record once, in order, whatever it
+    catches half-renamed."""
     n = 300
     d = task_logs(cli.log_root, {"app.log": cri("stdout", "0")})
-    out_path, err_path = Path(tmpdir_short) / "out", Path(tmpdir_short) / "err"
-    with open(out_path, "w") as o, open(err_path, "w") as e:
-        p = subprocess.Popen(cli.argv(["logs", "-f", TASK_ID]), stdout=o, stderr=e,
-                             stdin=subprocess.DEVNULL, env=ENV)
-    try:
-        wait_for_file(out_path, "0\n")
+    with follower(cli, tmpdir_short, "0\n") as (out_path, _):
         for i in range(1, n + 1):
-            new = d / "app.log.new"
-            new.write_text(cri("stdout", str(i)))
-            for k in range(i - 1, 0, -1):
-                os.rename(d / f"app.log.{k}", d / f"app.log.{k + 1}")
-            os.rename(d / "app.log", d / "app.log.1")
-            os.rename(new, d / "app.log")
-        want = "".join(f"{i}\n" for i in range(n + 1))
-        wait_for_file(out_path, want, timeout=30)
-        p.send_signal(signal.SIGINT)
-        assert p.wait(timeout=10) == 130
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    no_sanitizer_report(err_path.read_text())
+            rotate(d, [cri("stdout", str(i))], new_first=i % 2 == 0)
+        wait_for_file(out_path, "".join(f"{i}\n" for i in range(n + 1)), timeout=30)
 
 
 # ---- tasks: a daemon that runs them ----
