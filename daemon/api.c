@@ -329,17 +329,25 @@ static void send_body(struct evhttp_request *req, int status, const char *rid, c
 		evbuffer_free(b);
 }
 
-static void send_error(struct api *a, struct evhttp_request *req, const char *rid, int status,
-		       const char *type, const char *message)
+/* extra (may be NULL; taken): more members of the body, such as
+ * ConflictException's resourceIds. */
+static void send_error_with(struct api *a, struct evhttp_request *req, const char *rid,
+			    int status, const char *type, const char *message, cJSON *extra)
 {
 	if (status >= 500 && a->cfg.log)
 		fprintf(a->cfg.log, "berth daemon: request %s: %s: %s\n", rid, type, message);
-	_cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+	_cleanup_(cJSON_Deletep) cJSON *o = extra ? extra : cJSON_CreateObject();
 	_cleanup_free_ char *s = NULL;
 	if (o && api_add_string(o, "__type", type) && api_add_string(o, "message", message))
 		s = cJSON_PrintUnformatted(o);
 	send_body(req, s ? status : 500,
 		  rid, s ? s : "{\"__type\":\"ServerException\",\"message\":\"out of memory\"}");
+}
+
+static void send_error(struct api *a, struct evhttp_request *req, const char *rid, int status,
+		       const char *type, const char *message)
+{
+	send_error_with(a, req, rid, status, type, message, NULL);
 }
 
 /* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF):
@@ -528,10 +536,11 @@ static void handle(struct evhttp_request *req, void *arg)
 	if (op->fn(&c) < 0 || !c.out) {
 		if (!c.type)
 			api_error(&c, 0, API_E_SERVER, "%s: no response", op->name);
-		send_error(a, req, rid, c.status, c.type, c.message);
+		send_error_with(a, req, rid, c.status, c.type, c.message, c.error_members);
 		cJSON_Delete(c.out);
 		return;
 	}
+	cJSON_Delete(c.error_members);  /* members of an error that was not raised */
 	_cleanup_free_ char *s = cJSON_PrintUnformatted(c.out);
 	cJSON_Delete(c.out);
 	if (!s) {

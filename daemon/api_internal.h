@@ -19,6 +19,7 @@ DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* ECS error types used by more than one operation. */
 #define API_E_CLIENT        "ClientException"
+#define API_E_CONFLICT      "ConflictException"
 #define API_E_INVALID       "InvalidParameterException"
 #define API_E_SERVER        "ServerException"
 #define API_E_CLUSTER_NF    "ClusterNotFoundException"
@@ -42,6 +43,7 @@ struct api_call {
 	int status;
 	const char *type;
 	char message[BERTH_ERR_MAX];
+	cJSON *error_members;        /* more members of the error body, or NULL */
 };
 
 /* Records an error for the response and returns -1.  STATUS 0 means 400

@@ -19,6 +19,7 @@
 #define RUN_COUNT_MAX 10
 #define STARTED_BY_MAX 128
 #define GROUP_MAX 255
+#define CLIENT_TOKEN_MAX 64
 #define REASON_MAX 1024
 #define OVERRIDES_MAX 8192          /* characters, as ECS */
 #define DEFAULT_STOP_REASON "Task stopped by user"
@@ -282,6 +283,15 @@ static int parse_network(struct api_call *c, struct run_req *q)
 	return 0;
 }
 
+static bool client_token_valid(const char *s)
+{
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 33 || (unsigned char)s[i] > 126)
+			return false;
+	return n >= 1 && n <= CLIENT_TOKEN_MAX;
+}
+
 static int parse_run(struct api_call *c, struct run_req *q)
 {
 	bool have;
@@ -301,6 +311,9 @@ static int parse_run(struct api_call *c, struct run_req *q)
 				 "hyphens, underscores and slashes", STARTED_BY_MAX);
 	if (q->group && (!*q->group || strlen(q->group) > GROUP_MAX))
 		return api_error(c, 0, API_E_INVALID, "group: 1 to %d characters", GROUP_MAX);
+	if (q->client_token && !client_token_valid(q->client_token))
+		return api_error(c, 0, API_E_INVALID, "clientToken: 1 to %d characters, each in the "
+				 "range 33-126", CLIENT_TOKEN_MAX);
 	return api_get_cluster(c, true, q->cluster);
 }
 
@@ -350,11 +363,17 @@ struct run_insert {
 	struct store_task *tasks;
 	size_t n;
 	const struct api_tags_in *tags;
+	const char *cluster, *client_token, *request_json;
 };
 
 static int insert_fn(struct store *s, void *arg, struct berth_err *err)
 {
 	struct run_insert *ri = arg;
+	if (ri->client_token) {
+		int r = store_run_request_put(s, ri->cluster, ri->client_token, ri->request_json, err);
+		if (r < 0)
+			return r;
+	}
 	for (size_t i = 0; i < ri->n; i++) {
 		int r = store_task_insert(s, &ri->tasks[i], err);
 		if (r == 0 && ri->tags->n)
@@ -372,7 +391,11 @@ static int run_insert_launch(struct api_call *c, const struct run_req *q,
 	for (int64_t i = 0; i < q->count; i++)
 		if (task_build(c, q, td, body, &tasks[i]) < 0)
 			return -1;
-	struct run_insert ri = { tasks, (size_t)q->count, &q->tags };
+	_cleanup_free_ char *request = q->client_token ? cJSON_PrintUnformatted(c->in) : NULL;
+	if (q->client_token && !request)
+		return api_oom(c);
+	struct run_insert ri = { tasks, (size_t)q->count, &q->tags, q->cluster, q->client_token,
+				 request };
 	struct berth_err err = { 0 };
 	int r = store_txn(c->store, insert_fn, &ri, &err);
 	if (r < 0)
@@ -390,11 +413,55 @@ static void run_req_done(struct run_req *q)
 	api_tags_in_done(&q->tags);
 }
 
+/* A RunTask whose clientToken was seen: the same request again answers with
+ * the tasks it made (1), as ECS does for a retry; another request under that
+ * token is a ConflictException naming them.  0: a new token. */
+static int run_retry(struct api_call *c, const struct run_req *q)
+{
+	_cleanup_free_ char *request = NULL;
+	_cleanup_(store_list_clear) struct store_list arns = { 0 };
+	struct berth_err err = { 0 };
+	int r = store_run_request_get(c->store, q->cluster, q->client_token, &request, &arns, &err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	_cleanup_(cJSON_Deletep) cJSON *first = cJSON_Parse(request);
+	if (!first)
+		return api_error(c, 0, API_E_SERVER, "client token %s: the stored request does not "
+				 "parse", q->client_token);
+	if (!cJSON_Compare(first, c->in, true)) {
+		c->error_members = cJSON_CreateObject();
+		cJSON *ids = c->error_members ? api_add_array(c->error_members, "resourceIds") : NULL;
+		for (size_t i = 0; ids && i < arns.n; i++)
+			if (!cJSON_AddItemToArray(ids, cJSON_CreateString(arns.items[i])))
+				ids = NULL;
+		if (!ids)
+			return api_oom(c);
+		return api_error(c, 0, API_E_CONFLICT, "The clientToken %s is already in use with a "
+				 "different RunTask request (tasks in resourceIds).", q->client_token);
+	}
+	cJSON *out = cJSON_CreateObject();
+	cJSON *arr = out ? api_add_array(out, "tasks") : NULL;
+	r = arr && api_add_array(out, "failures") ? 0 : api_oom(c);
+	for (size_t i = 0; r == 0 && i < arns.n; i++)
+		r = add_task(c, arr, arns.items[i], q->tags.n > 0);
+	if (r < 0) {
+		cJSON_Delete(out);
+		return -1;
+	}
+	c->out = out;
+	return 1;
+}
+
 int api_op_run_task(struct api_call *c)
 {
 	_cleanup_(run_req_done) struct run_req q = { 0 };
 	if (parse_run(c, &q) < 0)
 		return -1;
+	int retry = q.client_token ? run_retry(c, &q) : 0;
+	if (retry != 0)
+		return retry < 0 ? -1 : 0;
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
 	if (api_runnable_definition(c, q.td_ref, q.overrides,

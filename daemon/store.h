@@ -300,10 +300,22 @@ struct store_task_filter {
 int store_task_list(struct store *s, const struct store_task_filter *f,
 		    const struct store_page *page, struct store_list *ret, struct berth_err *err);
 /* Retention: deletes the tasks STOPPED before stopped_before_ms, with their
- * containers and tags.  *ret_ids (may be NULL) lists the deleted task ids,
+ * containers and tags, and the RunTask requests left with no task.  *ret_ids (may be NULL) lists the deleted task ids,
  * so the caller can remove their task directories. */
 int store_task_prune(struct store *s, int64_t stopped_before_ms, struct store_list *ret_ids,
 		     struct berth_err *err);
+
+/* RunTask's clientToken: records the request (its JSON as received) under
+ * (cluster, token), in the caller's transaction, with the tasks it makes
+ * (each inserted with client_token = token). */
+int store_run_request_put(struct store *s, const char *cluster, const char *token,
+			  const char *request_json, struct berth_err *err);
+/* The request recorded under (cluster, token) and the ARNs of its tasks
+ * still kept, in the order they were made; -ENOENT when there is none
+ * (never recorded, or all its tasks pruned). */
+int store_run_request_get(struct store *s, const char *cluster, const char *token,
+			  char **ret_request_json, struct store_list *ret_arns,
+			  struct berth_err *err);
 
 /* ---- services ---- */
 

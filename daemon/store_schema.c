@@ -3,7 +3,7 @@
  * migrations[i] takes the database from user_version i to i + 1.  Append
  * only: a released migration is never edited, because databases out there
  * already ran it; a change is a new migration (services, deployments and
- * service events are migration 2).  Each one runs in its own
+ * service events are migration 2, RunTask's client tokens 3).  Each one runs in its own
  * transaction together with the user_version bump, so a crash mid-upgrade
  * leaves the previous version intact and the next open retries.
  *
@@ -137,6 +137,16 @@ static const char *const migrations[] = {
 	"  state_json TEXT NOT NULL,"
 	"  PRIMARY KEY (cluster, name)"
 	") STRICT;",
+
+	/* 2 → 3: RunTask's clientToken.  The request as it came, so that a
+	 * retry can be told from another request under the same token; its
+	 * tasks are the ones with that client_token. */
+	"CREATE TABLE run_requests ("
+	"  cluster TEXT NOT NULL,"
+	"  client_token TEXT NOT NULL,"
+	"  request_json TEXT NOT NULL,"
+	"  PRIMARY KEY (cluster, client_token)"
+	") STRICT, WITHOUT ROWID;",
 };
 
 int store_schema_version(void)

@@ -500,6 +500,11 @@ int store_task_prune(struct store *s, int64_t stopped_before_ms, struct store_li
 	if (rc != SQLITE_DONE)
 		return store_sqlerr(s, rc, err, "store: tasks: prune");
 	sqlite3_finalize(TAKE_PTR(st));
+	r = store_exec(s, "DELETE FROM run_requests WHERE NOT EXISTS (SELECT 1 FROM tasks t"
+		       " WHERE t.cluster = run_requests.cluster"
+		       " AND t.client_token = run_requests.client_token)", err);
+	if (r < 0)
+		return berth_err_wrap(err, "store: tasks: prune client tokens");
 	r = store_tx_commit(&tx, err);
 	if (r < 0)
 		return berth_err_wrap(err, "store: tasks: prune");
@@ -507,6 +512,58 @@ int store_task_prune(struct store *s, int64_t stopped_before_ms, struct store_li
 		*ret_ids = l;
 		l = (struct store_list){ 0 };
 	}
+	return 0;
+}
+
+/* ---- RunTask client tokens ---- */
+
+int store_run_request_put(struct store *s, const char *cluster, const char *token,
+			  const char *request_json, struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "INSERT OR REPLACE INTO run_requests (cluster, client_token, request_json)"
+			      " VALUES (?1, ?2, ?3)", &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, cluster);
+	store_bind_text(st, 2, token);
+	store_bind_text(st, 3, request_json);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: cluster %s: client token %s", cluster, token);
+	return 0;
+}
+
+int store_run_request_get(struct store *s, const char *cluster, const char *token,
+			  char **ret_request_json, struct store_list *ret_arns,
+			  struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "SELECT r.request_json, t.arn FROM run_requests r"
+			      " JOIN tasks t ON t.cluster = r.cluster AND t.client_token = r.client_token"
+			      " WHERE r.cluster = ?1 AND r.client_token = ?2 ORDER BY t.rowid",
+			      &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, cluster);
+	store_bind_text(st, 2, token);
+	_cleanup_(store_list_clear) struct store_list l = { 0 };
+	_cleanup_free_ char *request = NULL;
+	bool oom = false;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!request)
+			request = store_col_dup(st, 0, &oom);
+		if (oom || store_list_push(&l, (const char *)sqlite3_column_text(st, 1)) < 0)
+			return berth_errf(err, ENOMEM, "store: client token %s: out of memory", token);
+	}
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: cluster %s: client token %s", cluster, token);
+	if (!request)
+		return -ENOENT;
+	*ret_request_json = TAKE_PTR(request);
+	*ret_arns = l;
+	l = (struct store_list){ 0 };
 	return 0;
 }
 

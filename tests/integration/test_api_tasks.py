@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError, WaiterError
 
 from fixtures import tasks as tk
-from test_api_clusters import ACCOUNT, REGION, Daemon, aws_cli, make_client, raw
+from test_api_clusters import ACCOUNT, REGION, Daemon, aws_cli, make_client, raw, unix_request
 
 OOM_REASON = tk.OOM_REASON
 AGENT_GONE = "Task stopped: the task agent exited unexpectedly"
@@ -494,6 +494,45 @@ def test_malformed_task_requests(tdaemon, op, body, field):
     # The daemon keeps serving, and nothing was recorded.
     status, doc = raw(tdaemon, "ListTasks", {"desiredStatus": "STOPPED"})
     assert status == 200 and doc["taskArns"] == []
+
+
+def test_client_token_makes_run_task_idempotent(ecs, tdaemon):
+    """RunTask's clientToken, as ECS: the same request again (a client's
+    retry) answers with the tasks the first one made and starts none;
+    another request under the token is a ConflictException whose
+    resourceIds are those tasks.  (Debian's botocore predates the member,
+    so the requests are raw.)"""
+    td = register(ecs, tdaemon, [sh("app", IDLE)], family="token")
+    body = {"taskDefinition": td, "count": 2, "clientToken": "retry-1/ok~", "startedBy": "me",
+            "networkConfiguration": NETCFG, "tags": [{"key": "k", "value": "v"}]}
+    status, first = raw(tdaemon, "RunTask", body)
+    assert status == 200 and len(first["tasks"]) == 2, first
+    arns = [t["taskArn"] for t in first["tasks"]]
+    # The same members in another order are the same request.
+    status, again = raw(tdaemon, "RunTask", dict(reversed(list(body.items()))))
+    assert status == 200 and again["failures"] == [], again
+    assert [t["taskArn"] for t in again["tasks"]] == arns
+    assert all(t["tags"] == [{"key": "k", "value": "v"}] for t in again["tasks"]), again
+
+    status, _, data = unix_request(tdaemon.sock, "RunTask", dict(body, count=1))
+    doc = json.loads(data)
+    assert status == 400 and doc["__type"] == "ConflictException", doc
+    assert doc["resourceIds"] == arns and "retry-1/ok~" in doc["message"], doc
+
+    other = run(ecs, td)  # no token: a task of its own
+    status, third = raw(tdaemon, "RunTask", dict(body, clientToken="retry-2", count=1))
+    assert status == 200 and third["tasks"][0]["taskArn"] not in arns, third
+    listed = ecs.list_tasks(family="token")["taskArns"]
+    assert sorted(listed) == sorted(arns + [other[0]["taskArn"], third["tasks"][0]["taskArn"]])
+
+    for bad in ("", "a b", "x" * 65, "caf\u00e9"):
+        status, doc = raw(tdaemon, "RunTask", dict(body, clientToken=bad))
+        assert status == 400 and doc["__type"] == "InvalidParameterException", doc
+        assert "clientToken" in doc["message"], doc
+    assert sorted(ecs.list_tasks(family="token")["taskArns"]) == sorted(listed)
+    for arn in listed:
+        ecs.stop_task(task=arn)
+    wait_stopped(ecs, listed)
 
 
 def test_unknown_definition_is_client_exception(ecs, tdaemon):

@@ -813,6 +813,49 @@ static void test_prune(void **state)
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM tags"), 2);
 }
 
+/* A RunTask request under a token: its tasks in the order made, per
+ * cluster; forgotten once prune has taken the last of its tasks. */
+static void test_client_tokens(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	make_cluster(s, "default");
+	make_cluster(s, "other");
+	_cleanup_free_ char *td = make_td(s, "web");
+	struct berth_err err = { 0 };
+	OK(store_run_request_put(s, "default", "tok", "{\"count\":2}", &e_));
+	for (unsigned i = 0; i < 3; i++) {
+		struct task_buf b;
+		task_init(&b, 9 - i, "default", td);  /* rowid order, not id order */
+		b.t.client_token = i < 2 ? "tok" : NULL;
+		b.t.last_status = b.t.desired_status = STORE_TASK_STOPPED;
+		b.t.stopped_at = 1000 * (i + 1);
+		OK(store_task_insert(s, &b.t, &e_));
+	}
+	char *req = NULL;
+	struct store_list arns = { 0 };
+	OK(store_run_request_get(s, "default", "tok", &req, &arns, &e_));
+	assert_string_equal(req, "{\"count\":2}");
+	assert_int_equal(arns.n, 2);
+	assert_non_null(strstr(arns.items[0], "/00000000000000000000000000000009"));
+	assert_non_null(strstr(arns.items[1], "/00000000000000000000000000000008"));
+	free(req);
+	store_list_clear(&arns);
+	assert_int_equal(store_run_request_get(s, "other", "tok", &req, &arns, &err), -ENOENT);
+	assert_int_equal(store_run_request_get(s, "default", "TOK", &req, &arns, &err), -ENOENT);
+
+	OK(store_task_prune(s, 1500, NULL, &e_));  /* one of its two tasks */
+	OK(store_run_request_get(s, "default", "tok", &req, &arns, &e_));
+	assert_int_equal(arns.n, 1);
+	free(req);
+	store_list_clear(&arns);
+	OK(store_task_prune(s, 2500, NULL, &e_));  /* the last: the token goes too */
+	assert_int_equal(store_run_request_get(s, "default", "tok", &req, &arns, &err), -ENOENT);
+	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM run_requests"), 0);
+	/* A new request may take the token again. */
+	OK(store_run_request_put(s, "default", "tok", "{}", &e_));
+}
+
 /* ---- tags ---- */
 
 static void test_tags(void **state)
@@ -1097,6 +1140,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_task_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_task_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_wal, setup, teardown),
