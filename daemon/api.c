@@ -215,6 +215,22 @@ int api_get_enum(struct api_call *c, const cJSON *obj, const char *path, const c
 	return api_error(c, 0, API_E_INVALID, "%s%s: '%.128s' is not one of %s", path, name, s, list);
 }
 
+int api_get_client_token(struct api_call *c, size_t max, const char **ret)
+{
+	if (api_get_string(c, c->in, "", "clientToken", false, ret) < 0)
+		return -1;
+	if (!*ret)
+		return 0;
+	size_t n = strlen(*ret);
+	bool ok = n >= 1 && n <= max;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (unsigned char)(*ret)[i] >= 33 && (unsigned char)(*ret)[i] <= 126;
+	if (!ok)
+		return api_error(c, 0, API_E_INVALID, "clientToken: 1 to %zu characters, each in the "
+				 "range 33-126", max);
+	return 0;
+}
+
 bool api_name_valid(const char *s)
 {
 	size_t n = strlen(s);

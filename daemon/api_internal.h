@@ -79,6 +79,10 @@ int api_get_bool(struct api_call *c, const cJSON *obj, const char *path, const c
 int api_get_enum(struct api_call *c, const cJSON *obj, const char *path, const char *name,
 		 bool required, const char *const *words, const char **ret);
 
+/* The request's `clientToken` (NULL when absent): 1 to MAX characters, each
+ * in the range 33-126, as ECS checks it. */
+int api_get_client_token(struct api_call *c, size_t max, const char **ret);
+
 /* Names: 1–255 of [A-Za-z0-9_-] (clusters, families, containers). */
 bool api_name_valid(const char *s);
 

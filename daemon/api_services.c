@@ -14,6 +14,7 @@
 
 #define DESIRED_MAX 10000
 #define GRACE_MAX 2147483647
+#define SERVICE_TOKEN_MAX 36   /* CreateService clientToken, as ECS */
 
 static const char *const launch_types[] = { "EC2", "FARGATE", "EXTERNAL", NULL };
 static const char *const strategies[] = { "REPLICA", "DAEMON", NULL };
@@ -241,8 +242,27 @@ static int config_of(struct api_call *c, cJSON **ret)
 	return 0;
 }
 
+/* CreateService under a clientToken that made this very service: the same
+ * request again (a retry) answers with the service (1) and changes
+ * nothing.  0: go on (and a name taken otherwise is "not idempotent"). */
+static int create_retry(struct api_call *c, const char *cluster, const char *name,
+			const char *token)
+{
+	_cleanup_(store_service_freep) struct store_service *row = NULL;
+	struct berth_err err = { 0 };
+	int r = store_service_get(c->store, cluster, name, &row, &err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	_cleanup_(cJSON_Deletep) cJSON *state = cJSON_Parse(row->state_json);
+	const char *was = svc_str(state, "clientToken");
+	return row->status == STORE_SERVICE_ACTIVE && was && strcmp(was, token) == 0 &&
+	       cJSON_Compare(cJSON_GetObjectItemCaseSensitive(state, "createRequest"), c->in, true);
+}
+
 static int insert_service(struct api_call *c, const char *cluster, const char *name,
-			  int64_t desired, const char *td_arn, cJSON *cfg)
+			  int64_t desired, const char *td_arn, cJSON *cfg, const char *token)
 {
 	char path[2 * API_NAME_MAX + 2];
 	snprintf(path, sizeof(path), "%s/%s", cluster, name);
@@ -253,6 +273,11 @@ static int insert_service(struct api_call *c, const char *cluster, const char *n
 			      .events = cJSON_CreateArray(), .state = cJSON_CreateObject() };
 	_cleanup_free_ char *cfg_s = NULL, *deps_s = NULL, *ev_s = NULL, *st_s = NULL;
 	int r = arn && w.deps && w.events && w.state ? svc_deploy(&w, td_arn, c->now_ms) : -ENOMEM;
+	/* What a retry under the token is compared with (create_retry). */
+	if (r == 0 && token &&
+	    (!svc_set_str(w.state, "clientToken", token) ||
+	     !cJSON_AddItemToObject(w.state, "createRequest", cJSON_Duplicate(c->in, true))))
+		r = -ENOMEM;
 	if (r == 0) {
 		row.config_json = cfg_s = cJSON_PrintUnformatted(cfg);
 		row.deployments_json = deps_s = cJSON_PrintUnformatted(w.deps);
@@ -272,7 +297,7 @@ static int insert_service(struct api_call *c, const char *cluster, const char *n
 
 int api_op_create_service(struct api_call *c)
 {
-	const char *name, *ref, *strategy;
+	const char *name, *ref, *strategy, *token;
 	char cluster[API_NAME_MAX + 1];
 	bool have;
 	int64_t desired = 0;
@@ -280,11 +305,15 @@ int api_op_create_service(struct api_call *c)
 	if (api_get_string(c, c->in, "", "serviceName", true, &name) < 0 ||
 	    api_get_string(c, c->in, "", "taskDefinition", true, &ref) < 0 ||
 	    api_get_int(c, c->in, "", "desiredCount", false, 0, DESIRED_MAX, &have, &desired) < 0 ||
+	    api_get_client_token(c, SERVICE_TOKEN_MAX, &token) < 0 ||
 	    check_members(c) < 0 || api_parse_tags(c, &tags) < 0 || api_get_cluster(c, true, cluster) < 0)
 		return -1;
 	if (!api_name_valid(name))
 		return api_error(c, 0, API_E_INVALID, "serviceName: '%.255s' is not 1 to %d letters, "
 				 "numbers, underscores and hyphens", name, API_NAME_MAX);
+	int retry = token ? create_retry(c, cluster, name, token) : 0;
+	if (retry != 0)
+		return retry < 0 ? -1 : reply_service(c, cluster, name, tags.n > 0);
 	api_get_enum(c, c->in, "", "schedulingStrategy", false, strategies, &strategy);
 	bool daemon = strategy && strcmp(strategy, "DAEMON") == 0;
 	if (daemon)
@@ -293,7 +322,7 @@ int api_op_create_service(struct api_call *c)
 	_cleanup_(cJSON_Deletep) cJSON *cfg = NULL;
 	if (runnable_td(c, ref, cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration"),
 			&td_arn) < 0 || config_of(c, &cfg) < 0 ||
-	    insert_service(c, cluster, name, desired, td_arn, cfg) < 0)
+	    insert_service(c, cluster, name, desired, td_arn, cfg, token) < 0)
 		return -1;
 	struct berth_err err = { 0 };
 	if (tags.n) {

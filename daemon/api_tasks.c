@@ -19,7 +19,7 @@
 #define RUN_COUNT_MAX 10
 #define STARTED_BY_MAX 128
 #define GROUP_MAX 255
-#define CLIENT_TOKEN_MAX 64
+#define CLIENT_TOKEN_MAX 64   /* RunTask's; CreateService's is 36 */
 #define REASON_MAX 1024
 #define OVERRIDES_MAX 8192          /* characters, as ECS */
 #define DEFAULT_STOP_REASON "Task stopped by user"
@@ -283,15 +283,6 @@ static int parse_network(struct api_call *c, struct run_req *q)
 	return 0;
 }
 
-static bool client_token_valid(const char *s)
-{
-	size_t n = strlen(s);
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 33 || (unsigned char)s[i] > 126)
-			return false;
-	return n >= 1 && n <= CLIENT_TOKEN_MAX;
-}
-
 static int parse_run(struct api_call *c, struct run_req *q)
 {
 	bool have;
@@ -300,7 +291,7 @@ static int parse_run(struct api_call *c, struct run_req *q)
 	    api_get_enum(c, c->in, "", "launchType", false, launch_types, &q->launch_type) < 0 ||
 	    api_get_string(c, c->in, "", "startedBy", false, &q->started_by) < 0 ||
 	    api_get_string(c, c->in, "", "group", false, &q->group) < 0 ||
-	    api_get_string(c, c->in, "", "clientToken", false, &q->client_token) < 0 ||
+	    api_get_client_token(c, CLIENT_TOKEN_MAX, &q->client_token) < 0 ||
 	    parse_overrides(c, q) < 0 || parse_network(c, q) < 0 || api_parse_tags(c, &q->tags) < 0)
 		return -1;
 	if (!have)
@@ -311,9 +302,6 @@ static int parse_run(struct api_call *c, struct run_req *q)
 				 "hyphens, underscores and slashes", STARTED_BY_MAX);
 	if (q->group && (!*q->group || strlen(q->group) > GROUP_MAX))
 		return api_error(c, 0, API_E_INVALID, "group: 1 to %d characters", GROUP_MAX);
-	if (q->client_token && !client_token_valid(q->client_token))
-		return api_error(c, 0, API_E_INVALID, "clientToken: 1 to %d characters, each in the "
-				 "range 33-126", CLIENT_TOKEN_MAX);
 	return api_get_cluster(c, true, q->cluster);
 }
 

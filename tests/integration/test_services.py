@@ -155,6 +155,32 @@ def test_scale_up_and_down(ecs, sdaemon):
         assert t["stopCode"] == "ServiceSchedulerInitiated", t
 
 
+def test_create_service_client_token_makes_a_retry_succeed(ecs, sdaemon):
+    """CreateService again with the same clientToken and the same request
+    (a client's retry after a lost answer) returns the service and starts
+    nothing more; anything else under that name is still not idempotent."""
+    td = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
+    first = create(ecs, td, count=2, clientToken="svc-retry-1")
+    stable(ecs)
+    again = create(ecs, td, count=2, clientToken="svc-retry-1")
+    assert again["serviceArn"] == first["serviceArn"]
+    assert [d["id"] for d in again["deployments"]] == [d["id"] for d in first["deployments"]]
+    for kw in ({"count": 3, "clientToken": "svc-retry-1"}, {"count": 2, "clientToken": "other"},
+               {"count": 2}):
+        with pytest.raises(ClientError) as e:
+            create(ecs, td, **kw)
+        err = e.value.response["Error"]
+        assert err["Code"] == "InvalidParameterException", (kw, err)
+        assert err["Message"] == "Creation of service was not idempotent.", (kw, err)
+    with pytest.raises(ClientError) as e:
+        create(ecs, td, name="web2", clientToken="x" * 37)
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "clientToken" in e.value.response["Error"]["Message"]
+    s = stable(ecs)
+    assert s["runningCount"] == 2 and len(ecs.list_tasks(serviceName="web")["taskArns"]) == 2
+    assert ecs.list_services()["serviceArns"] == [first["serviceArn"]]
+
+
 # ---- backoff ----
 
 @pytest.mark.parametrize("kind", ["crash", "oom"])
