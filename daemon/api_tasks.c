@@ -389,8 +389,7 @@ static int run_insert_launch(struct api_call *c, const struct run_req *q,
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	for (int64_t i = 0; i < q->count; i++)
-		if ((r = sched_launch(c->sched, tasks[i].id, td->body_json, tasks[i].overrides_json,
-				      &err)) < 0)
+		if ((r = sched_launch(c->sched, &tasks[i], td->body_json, &err)) < 0)
 			/* Recorded but not started: say so on the task too. */
 			return api_error(c, 0, API_E_SERVER, "task %s: %s", tasks[i].id, err.msg);
 	return 0;

@@ -89,6 +89,11 @@ static void launch_done_free(struct sched_task *t)
 	free(t->digests);
 	t->digests = NULL;
 	t->n_digests = 0;
+	for (size_t i = 0; i < t->n_pins; i++)
+		free(t->pins[i]);
+	free(t->pins);
+	t->pins = NULL;
+	t->n_pins = 0;
 	free(TAKE_PTR(t->td_json));
 	free(TAKE_PTR(t->ov_json));
 }
@@ -163,8 +168,12 @@ static void *launch_thread(void *arg)
 	cJSON_ArrayForEach(cd, cds) {
 		if (t->rc < 0 || atomic_load(&t->cancel))
 			break;
-		const cJSON *image = cJSON_GetObjectItemCaseSensitive(cd, "image");
-		t->rc = sched_pull(s, cJSON_GetStringValue(image), &imgs[i], &t->err);
+		const char *image = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "image"));
+		_cleanup_free_ char *pinned = NULL;
+		if (i < t->n_pins && t->pins[i] && image && !strchr(image, '@') &&
+		    asprintf(&pinned, "%s@%s", image, t->pins[i]) < 0)
+			pinned = NULL;
+		t->rc = sched_pull(s, pinned ? pinned : image, &imgs[i], &t->err);
 		t->pull_failed = t->rc < 0;
 		t->failed_container = i;
 		if (t->rc == 0)
@@ -299,16 +308,31 @@ static void mark_pending(struct sched *s, const char *id, int64_t now)
 		sched_say(s, "task %s: %s", id, err.msg);
 }
 
-int sched_launch(struct sched *s, const char *id, const char *td_json, const char *overrides_json,
+/* The recorded imageDigests, as the launch thread's own copy. */
+static int copy_pins(struct sched_task *lt, const struct store_task *t)
+{
+	lt->pins = calloc(t->n_containers + 1, sizeof(*lt->pins));
+	if (!lt->pins)
+		return -ENOMEM;
+	lt->n_pins = t->n_containers;
+	for (size_t i = 0; i < t->n_containers; i++)
+		if (t->containers[i].image_digest &&
+		    !(lt->pins[i] = strdup(t->containers[i].image_digest)))
+			return -ENOMEM;
+	return 0;
+}
+
+int sched_launch(struct sched *s, const struct store_task *st, const char *td_json,
 		 struct berth_err *err)
 {
+	const char *id = st->id;
 	struct sched_task *t = sched_task_new(s, id);
 	if (!t)
 		return berth_errf(err, ENOMEM, "out of memory");
 	t->td_json = strdup(td_json);
-	t->ov_json = overrides_json ? strdup(overrides_json) : NULL;
+	t->ov_json = st->overrides_json ? strdup(st->overrides_json) : NULL;
 	int r = 0;
-	if (!t->td_json || (overrides_json && !t->ov_json))
+	if (!t->td_json || (st->overrides_json && !t->ov_json) || copy_pins(t, st) < 0)
 		r = berth_errf(err, ENOMEM, "out of memory");
 	else if (pipe2(t->done_pipe, O_CLOEXEC) < 0)
 		r = berth_errnof(err, errno, "task %s: pipe", id);
@@ -389,7 +413,7 @@ static void adopt(struct sched *s, const struct store_task *st)
 	/* The daemon died before the task had a shim: it never ran. */
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	if (store_task_definition_get(s->store, st->task_definition_arn, &td, &err) < 0 ||
-	    sched_launch(s, st->id, td->body_json, st->overrides_json, &err) < 0) {
+	    sched_launch(s, st, td->body_json, &err) < 0) {
 		char reason[BERTH_ERR_MAX + 64];
 		snprintf(reason, sizeof(reason), "ResourceInitializationError: %s", err.msg);
 		sched_stop_unstarted(s, st->id, "TaskFailedToStart", reason, NULL, 0);

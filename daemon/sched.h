@@ -77,10 +77,11 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 void sched_free(struct sched *s);
 DEFINE_CLEANUP_FUNC(struct sched, sched_free)
 
-/* Starts the task ID, just inserted PROVISIONING, from the task definition
- * body TD_JSON and the RunTask overrides OVERRIDES_JSON (or NULL); both
- * already passed taskplan_check(). */
-int sched_launch(struct sched *s, const char *id, const char *td_json, const char *overrides_json,
+/* Starts task T, just inserted PROVISIONING, from the task definition body
+ * TD_JSON and T's overrides; both already passed taskplan_check().  A
+ * container recorded with an imageDigest runs exactly that image (a
+ * service deployment's pinned digest): it is pulled by digest. */
+int sched_launch(struct sched *s, const struct store_task *t, const char *td_json,
 		 struct berth_err *err);
 
 /* What a new task record is made of (RunTask, a service deployment). */
@@ -91,6 +92,8 @@ struct sched_task_req {
 	const struct cJSON *overrides;             /* or NULL */
 	const char *group;                         /* NULL: "family:<family>" */
 	const char *started_by, *client_token, *launch_type, *subnet, *service_name;
+	const char *const *pins;                   /* per container: a digest or NULL */
+	size_t n_pins;
 	int64_t now_ms;
 };
 

@@ -36,6 +36,8 @@ struct sched_task {
 	struct berth_err err;
 	char **digests;              /* per container, what each image resolved to */
 	size_t n_digests;
+	char **pins;                 /* per container, the digest to run, or NULL */
+	size_t n_pins;
 	int shim_pid;
 
 	/* follow */

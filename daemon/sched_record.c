@@ -53,6 +53,8 @@ static int add_containers(const struct sched *s, const struct sched_task_req *q,
 		k->name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "name"));
 		k->image = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "image"));
 		k->arn = arn_of(s, "container", path);
+		if (t->n_containers <= q->n_pins)
+			k->image_digest = (char *)q->pins[t->n_containers - 1];
 		k->last_status = STORE_TASK_PENDING;
 		if (asprintf(&k->runtime_id, "%s-%s", t->id, k->name) < 0)
 			k->runtime_id = NULL;

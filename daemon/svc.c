@@ -11,6 +11,7 @@
 #include "common/cleanup.h"
 #include "daemon/api_internal.h"
 #include "daemon/sched.h"
+#include "daemon/taskdef.h"
 #include "daemon/svc.h"
 #include "daemon/svc_internal.h"
 
@@ -332,17 +333,20 @@ static int launch_one(struct svc *v, struct svc_view *w, const cJSON *dep, int64
 		return r;
 	char group[300];
 	snprintf(group, sizeof(group), "service:%s", w->row->name);
+	const char *pins[TASKDEF_CONTAINERS_MAX];
 	struct sched_task_req q = {
 		.cluster = w->row->cluster, .td = td, .body = body, .group = group,
 		.started_by = svc_str(dep, "id"), .launch_type = svc_str(w->cfg, "launchType"),
 		.subnet = subnet_of(w), .service_name = w->row->name, .now_ms = now,
+		.pins = pins,
+		.n_pins = svc_pins_for(w, svc_str(dep, "id"), body, pins, ARRAY_SIZE(pins)),
 	};
 	struct store_task t = { 0 };
 	r = sched_task_record(v->sched, &q, &t, err);
 	if (r == 0)
 		r = store_task_insert(v->store, &t, err);
 	if (r == 0)
-		r = sched_launch(v->sched, t.id, td->body_json, t.overrides_json, err);
+		r = sched_launch(v->sched, &t, td->body_json, err);
 	if (r == 0)
 		idlist_add(started, t.id);
 	sched_task_record_clear(&t);
@@ -512,6 +516,7 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name, int6
 		return 0;
 	struct tally n = { 0 };
 	count(v, &w, &b, now, st, &n);
+	svc_pins_learn(&w);
 	struct idlist stopped = { "", 0 }, started = { "", 0 };
 	stop_unhealthy(v, &w, &b, st, &n, now, &stopped);
 	start_missing(v, &w, &b, &n, now, &started);

@@ -53,6 +53,14 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name, int6
  * ACTIVE); the backoff starts over.  0, or -ENOMEM. */
 int svc_deploy(struct svc_view *w, const char *td_arn, int64_t now);
 
+/* Image digests per deployment (svc_pins.c): learns them from W's tasks
+ * that have pulled (and forgets those of deployments gone), and gives
+ * the ones a new task of DEPLOYMENT runs, per container of BODY, into RET
+ * (at most MAX; NULL: by tag); returns how many (0: none yet). */
+void svc_pins_learn(struct svc_view *w);
+size_t svc_pins_for(const struct svc_view *w, const char *deployment, const cJSON *body,
+		    const char **ret, size_t max);
+
 /* "(service NAME) " + the message, as the newest event. */
 void svc_event(struct svc_view *w, int64_t now, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -5,6 +5,7 @@ after 1 s RUNNING (--service-healthy-after; ECS's 40 s by default).
 
 Every answer boto3 sees is validated against botocore's model (events and
 deployments included); the fixture checks nothing of any task is left."""
+import copy
 import os
 import signal
 import threading
@@ -13,8 +14,9 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
+from fixtures import images as fx
 from fixtures import tasks as tk
-from test_api_clusters import make_client
+from test_api_clusters import make_client, unix_request
 from test_api_tasks import (IDLE, NETCFG, TaskDaemon, describe, finish,  # noqa: F401
                             register, sh, stop_all_tasks, tmp_tasks, wait_stopped)
 
@@ -179,6 +181,49 @@ def test_create_service_client_token_makes_a_retry_succeed(ecs, sdaemon):
     s = stable(ecs)
     assert s["runningCount"] == 2 and len(ecs.list_tasks(serviceName="web")["taskArns"]) == 2
     assert ecs.list_services()["serviceArns"] == [first["serviceArn"]]
+
+
+def test_a_deployment_runs_the_digests_its_first_task_pulled(ecs, sdaemon):
+    """ECS's software version consistency: once a deployment's first task
+    has pulled, its later tasks run those digests even after the tag moved
+    (a scale-up here); a container with versionConsistency "disabled"
+    follows the tag; a new deployment (forceNewDeployment) resolves again."""
+    reg, cat = sdaemon.registry, fx.catalogue()
+
+    def push_as_tag(name):
+        im = copy.copy(cat[name])
+        im.repo, im.tag = "pinned/app", "v"
+        reg.push(im)
+        return im.digest
+
+    a = push_as_tag("busybox")
+    image = f"{reg.host}/pinned/app:v"
+    app = sh("app", IDLE, image=image, essential=True)
+    side = sh("side", IDLE, image=image, essential=True, versionConsistency="disabled")
+    # Debian's botocore predates versionConsistency: registered raw.
+    status, _, data = unix_request(sdaemon.sock, "RegisterTaskDefinition", {
+        "family": "pinned", "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+        "containerDefinitions": [app, side]})
+    assert status == 200, data
+    create(ecs, "pinned", count=1)
+    stable(ecs)
+
+    def digests(tasks):
+        return sorted(tuple(c["imageDigest"] for c in sorted(t["containers"],
+                                                             key=lambda c: c["name"]))
+                      for t in tasks)
+
+    assert digests(running_tasks(ecs)) == [(a, a)]
+    b = push_as_tag("docker-schema2")
+    assert b != a
+    ecs.update_service(service="web", desiredCount=2)
+    stable(ecs)
+    # app pinned to a; side follows the tag to b.
+    assert digests(running_tasks(ecs)) == [(a, a), (a, b)]
+    ecs.update_service(service="web", forceNewDeployment=True)
+    tk.poll_until(lambda: len(svc(ecs)["deployments"]) == 1 and
+                  digests(running_tasks(ecs)) == [(b, b), (b, b)], 60,
+                  "the new deployment on the tag's new digest")
 
 
 # ---- backoff ----
