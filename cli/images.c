@@ -175,13 +175,36 @@ int cmd_inspect_image(struct cli *c, int argc, char **argv)
 /* REF as a task runs it: pulled (a tag may have moved), or the stored image
  * when the registry cannot be reached or refuses — the ECS agent's
  * default pull behaviour. */
+/* The stored image a task runs when its pull fails: the record of REF in
+ * its canonical form ("busybox" is docker.io/library/busybox:latest), or,
+ * for a reference pinned to a digest (a service deployment's), any record
+ * of that digest: its first task pulled the image by tag.  0 or -1. */
+static int stored_image(struct img_store *s, const char *ref, struct img_record *rec)
+{
+	struct berth_err ignored = { 0 };
+	struct img_ref r;
+	char canon[IMG_REF_STR_MAX];
+	_cleanup_free_ struct img_record *recs = NULL;
+	size_t n = 0;
+	if (img_ref_parse(ref, &r, &ignored) < 0 || img_store_list(s, &recs, &n, &ignored) < 0)
+		return -1;
+	img_ref_format(&r, canon);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(recs[i].ref, canon) == 0 ||
+		    (r.digest[0] && strcmp(recs[i].digest, r.digest) == 0)) {
+			*rec = recs[i];
+			return 0;
+		}
+	return -1;
+}
+
+/* The ECS agent's default: pull, and fall back to the stored image. */
 static int task_image_record(struct img_store *s, struct cli *c, const char *ref,
 			     struct img_record *rec, struct berth_err *err)
 {
 	struct img_pull_opts opts = { .registry = c->registry };
 	int r = img_pull(s, ref, &opts, rec, err);
-	struct berth_err ignored = { 0 };
-	return r < 0 && img_store_find(s, ref, rec, &ignored) == 0 ? 0 : r;
+	return r < 0 && stored_image(s, ref, rec) == 0 ? 0 : r;
 }
 
 /* {"ref", "digest", "config": the image config, "layers": [dirs, bottom

@@ -226,6 +226,29 @@ def test_closed_port_is_unreachable(berth, catalogue):
                        timeout=120), "unreachable")
 
 
+def test_task_image_falls_back_to_the_stored_image(berth, catalogue):
+    """`berth task-image`, berthd's pull helper, does what the ECS agent
+    does by default: pull, and when the registry cannot be reached, run the
+    image stored under that reference, or for a reference pinned to a
+    digest (a service deployment's) one stored with that digest."""
+    im = catalogue["busybox"]
+    with reg.Registry("anon") as r:
+        r.push(im)
+        ref = im.ref(r.host)
+        rc, out, err = berth("task-image", ref)
+        assert rc == 0, err
+        assert json.loads(out)["digest"] == im.digest
+    # The registry is gone now.
+    for stored in (ref, f"{ref}@{im.digest}", f"{ref.rsplit(':', 1)[0]}@{im.digest}"):
+        rc, out, err = berth("task-image", stored)
+        assert rc == 0, (stored, err)
+        got = json.loads(out)
+        assert got["digest"] == im.digest, (stored, got)
+        assert got["layers"] and all(os.path.isdir(d) for d in got["layers"]), got
+    other = f"{ref}@sha256:{'0' * 64}"
+    assert_fails(berth("task-image", other, timeout=120), "unreachable")
+
+
 @pytest.fixture
 def small_fs(workdir):
     """A 256 KiB tmpfs: a store on it runs out of space mid-download."""
