@@ -175,23 +175,22 @@ int cmd_inspect_image(struct cli *c, int argc, char **argv)
 /* REF as a task runs it: pulled (a tag may have moved), or the stored image
  * when the registry cannot be reached or refuses — the ECS agent's
  * default pull behaviour. */
-/* The stored image a task runs when its pull fails: the record of REF in
- * its canonical form ("busybox" is docker.io/library/busybox:latest), or,
- * for a reference pinned to a digest (a service deployment's), any record
- * of that digest: its first task pulled the image by tag.  0 or -1. */
+/* The stored image a task runs when its pull fails: REF's record as
+ * find_image() finds it, or, for a reference pinned to a digest (a service
+ * deployment's), any record of that digest: its first task pulled the
+ * image by tag.  0 or -1. */
 static int stored_image(struct img_store *s, const char *ref, struct img_record *rec)
 {
-	struct berth_err ignored = { 0 };
 	struct img_ref r;
-	char canon[IMG_REF_STR_MAX];
 	_cleanup_free_ struct img_record *recs = NULL;
 	size_t n = 0;
-	if (img_ref_parse(ref, &r, &ignored) < 0 || img_store_list(s, &recs, &n, &ignored) < 0)
+	if (find_image(s, ref, rec, NULL) == 0)
+		return 0;
+	if (img_ref_parse(ref, &r, NULL) < 0 || !r.digest[0] ||
+	    img_store_list(s, &recs, &n, NULL) < 0)
 		return -1;
-	img_ref_format(&r, canon);
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(recs[i].ref, canon) == 0 ||
-		    (r.digest[0] && strcmp(recs[i].digest, r.digest) == 0)) {
+		if (strcmp(recs[i].digest, r.digest) == 0) {
 			*rec = recs[i];
 			return 0;
 		}

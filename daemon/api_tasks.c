@@ -400,6 +400,21 @@ static void run_req_done(struct run_req *q)
 	api_tags_in_done(&q->tags);
 }
 
+/* RunTask's answer: {"tasks": the tasks REFS[0..N) (ids or ARNs) as they
+ * are now, "failures": []}. */
+static int reply_run(struct api_call *c, const char *const *refs, size_t n, bool tags)
+{
+	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
+	cJSON *arr = out ? api_add_array(out, "tasks") : NULL;
+	if (!arr || !api_add_array(out, "failures"))
+		return api_oom(c);
+	for (size_t i = 0; i < n; i++)
+		if (add_task(c, arr, refs[i], tags) < 0)
+			return -1;
+	c->out = TAKE_PTR(out);
+	return 0;
+}
+
 /* A RunTask whose clientToken was seen: the same request again answers with
  * the tasks it made (1), as ECS does for a retry; another request under that
  * token is a ConflictException naming them.  0: a new token. */
@@ -428,17 +443,7 @@ static int run_retry(struct api_call *c, const struct run_req *q)
 		return api_error(c, 0, API_E_CONFLICT, "The clientToken %s is already in use with a "
 				 "different RunTask request (tasks in resourceIds).", q->client_token);
 	}
-	cJSON *out = cJSON_CreateObject();
-	cJSON *arr = out ? api_add_array(out, "tasks") : NULL;
-	r = arr && api_add_array(out, "failures") ? 0 : api_oom(c);
-	for (size_t i = 0; r == 0 && i < arns.n; i++)
-		r = add_task(c, arr, arns.items[i], q->tags.n > 0);
-	if (r < 0) {
-		cJSON_Delete(out);
-		return -1;
-	}
-	c->out = out;
-	return 1;
+	return reply_run(c, (const char *const *)arns.items, arns.n, q->tags.n > 0) < 0 ? -1 : 1;
 }
 
 int api_op_run_task(struct api_call *c)
@@ -456,21 +461,15 @@ int api_op_run_task(struct api_call *c)
 				    &td, &body) < 0)
 		return -1;
 	struct store_task tasks[RUN_COUNT_MAX] = { 0 };
+	const char *ids[RUN_COUNT_MAX];
 	int r = run_insert_launch(c, &q, td, body, tasks);
-	cJSON *out = r == 0 ? cJSON_CreateObject() : NULL;
-	cJSON *arr = out ? api_add_array(out, "tasks") : NULL;
-	for (int64_t i = 0; r == 0 && i < q.count; i++)
-		r = !arr ? api_oom(c) : add_task(c, arr, tasks[i].id, q.tags.n > 0);
+	for (int64_t i = 0; i < q.count; i++)
+		ids[i] = tasks[i].id;
+	if (r == 0)
+		r = reply_run(c, ids, (size_t)q.count, q.tags.n > 0);
 	for (int64_t i = 0; i < q.count; i++)
 		sched_task_record_clear(&tasks[i]);
-	if (r == 0 && !api_add_array(out, "failures"))
-		r = api_oom(c);
-	if (r < 0) {
-		cJSON_Delete(out);
-		return -1;
-	}
-	c->out = out;
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 /* ---- StopTask / DescribeTasks ---- */
