@@ -413,7 +413,7 @@ def test_daemon_kill9_mid_rollout_completes_within_bounds(ecs, sdaemon):
 
     def watch_shims():   # a host-level count, also while the daemon is down
         while not stop.is_set():
-            peak[0] = max(peak[0], len(tk.shim_processes(sdaemon.tmp)))
+            peak[0] = max(peak[0], len(tk.shim_tasks(sdaemon.tmp)))
             time.sleep(0.05)
     th = threading.Thread(target=watch_shims)
     th.start()
