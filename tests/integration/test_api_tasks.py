@@ -189,7 +189,9 @@ def test_register_run_serve_stop(ecs, tdaemon):
     """register → run → RUNNING with an IP → HTTP to the task IP → logs →
     stop → STOPPED UserInitiated; every state and timestamp as ECS."""
     td = register(ecs, tdaemon, [
-        {"name": "web", "image": image(tdaemon, "multilayer")},   # the image's Cmd: httpd
+        # The image's Cmd: httpd, pid 1 without a SIGTERM handler, so the
+        # stop is a SIGKILL after stopTimeout.
+        {"name": "web", "image": image(tdaemon, "multilayer"), "stopTimeout": 2},
         sh("probe", "until wget -q -O- http://localhost:8080/ >/dev/null; do sleep 0.1; done; "
                     "echo probe-ok; " + IDLE, essential=False),
     ], cpu="256", memory="512")
@@ -205,7 +207,10 @@ def test_register_run_serve_stop(ecs, tdaemon):
 
     ecs.get_waiter("tasks_running").wait(tasks=[t0["taskArn"]],
                                          WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-    t = describe(ecs, t0["taskArn"])
+    # RUNNING once the essential web has started; the non-essential probe
+    # starts just after it.
+    t = wait_for(ecs, t0["taskArn"], lambda t: all(c["lastStatus"] == "RUNNING"
+                                                   for c in t["containers"]), 10, "all RUNNING")
     assert t["lastStatus"] == "RUNNING" and t["connectivity"] == "CONNECTED", t
     ip = eni_detail(t, "privateIPv4Address")
     assert ip and ip.startswith(tdaemon.net.subnet.rsplit(".", 2)[0]), t
@@ -216,9 +221,10 @@ def test_register_run_serve_stop(ecs, tdaemon):
         assert c["imageDigest"].startswith("sha256:"), c
         assert c["networkInterfaces"] == [{"attachmentId": t["attachments"][0]["id"],
                                            "privateIpv4Address": ip}]
+    # The probe's line says httpd listens (exec'd is not listening yet).
+    tk.poll_until(lambda: "probe-ok" in log_lines(tdaemon, t, "probe"), 20, "probe log line")
     status, body = http_get(f"http://{ip}:8080/")
     assert status == 200 and body, body
-    tk.poll_until(lambda: "probe-ok" in log_lines(tdaemon, t, "probe"), 20, "probe log line")
 
     stopped = ecs.stop_task(task=t["taskArn"], reason="done testing")["task"]
     assert stopped["desiredStatus"] == "STOPPED" and stopped["stopCode"] == "UserInitiated"
@@ -263,8 +269,10 @@ def test_states_are_visible_in_order(ecs, tdaemon):
 
 
 def test_exit_code_and_essential_exit(ecs, tdaemon):
+    # side may not have reached its trap when main's exit stops it: a
+    # short stopTimeout keeps the SIGKILL that follows quick.
     td = register(ecs, tdaemon, [sh("main", "exit 3"),
-                                 sh("side", IDLE, essential=False)])
+                                 sh("side", IDLE, essential=False, stopTimeout=2)])
     (t0,) = run(ecs, td)
     (t,) = wait_stopped(ecs, [t0["taskArn"]])
     by = {c["name"]: c for c in t["containers"]}
@@ -557,7 +565,8 @@ def test_daemon_kill9_with_10_tasks_readopts_them(ecs, tdaemon):
     """kill -9 the daemon with 10 running tasks: they keep running and
     logging; a new daemon finds all 10 RUNNING, starts none twice, can stop
     them, and no log line is lost."""
-    td = register(ecs, tdaemon, [sh("app", COUNTER)], family="survivor")
+    # COUNTER has no SIGTERM handler: stopped by SIGKILL after stopTimeout.
+    td = register(ecs, tdaemon, [sh("app", COUNTER, stopTimeout=2)], family="survivor")
     arns = [t["taskArn"] for t in run(ecs, td, count=10)]
     ecs.get_waiter("tasks_running").wait(tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     before = {a: describe(ecs, a) for a in arns}
@@ -567,9 +576,9 @@ def test_daemon_kill9_with_10_tasks_readopts_them(ecs, tdaemon):
     tdaemon.proc.kill()
     tdaemon.proc.wait()
     counts = {a: len(ticks(tdaemon, before[a])) for a in arns}
-    time.sleep(1)
     for a in arns:      # still logging with nobody listening
-        assert len(ticks(tdaemon, before[a])) > counts[a] + 5, a
+        tk.poll_until(lambda: len(ticks(tdaemon, before[a])) > counts[a] + 5, 10,
+                      f"more log lines from {a}")
     assert set(tk.shim_processes(tdaemon.tmp)) == shims
 
     d2 = tdaemon.restart("daemon2").wait_ready()
@@ -632,14 +641,15 @@ def test_task_stopped_while_daemon_down_is_recorded_from_its_exit_record(ecs, td
 
 
 def test_stopped_tasks_are_pruned_after_the_retention(tmp_tasks, task_net, registry_anon):
-    d = TaskDaemon(tmp_tasks, task_net, ["--task-retention", "1s", "--log-retention", "2s"])
+    d = TaskDaemon(tmp_tasks, task_net, ["--task-retention", "3s", "--log-retention", "5s"])
     d.wait_ready()
     d.registry = registry_anon
     try:
         ecs = make_client(d)
         td = register(ecs, d, [sh("app", "echo bye")])
         (t0,) = run(ecs, td)
-        (t,) = wait_stopped(ecs, [t0["taskArn"]])
+        # Polled, not boto's 1 s waiter: the record must be seen before it goes.
+        t = wait_for(ecs, t0["taskArn"], lambda t: t["lastStatus"] == "STOPPED", 30, "STOPPED")
         assert (d.root / "tasks" / task_id(t)).is_dir()
         assert log_lines(d, t, "app") == ["bye"]
         tk.poll_until(lambda: ecs.describe_tasks(tasks=[t0["taskArn"]])["failures"], 10,

@@ -42,11 +42,14 @@ def inspect(c, name="web"):
 
 def settled(c, name="web", count=None, td=None, timeout=60):
     """The service once its rollout is COMPLETED with one deployment (of
-    td, with count tasks RUNNING, when given)."""
+    td, with count tasks RUNNING, when given) and its newest event is the
+    steady state (a scale-up leaves the rollout COMPLETED, and the event
+    comes once the new tasks are healthy)."""
     def ok():
         s = inspect(c, name)
         deps = s["deployments"]
-        return (len(deps) == 1 and deps[0]["rolloutState"] == "COMPLETED" and
+        steady = s["events"] and s["events"][0]["message"].endswith("reached a steady state.")
+        return (len(deps) == 1 and deps[0]["rolloutState"] == "COMPLETED" and steady and
                 (count is None or s["runningCount"] == count == s["desiredCount"]) and
                 (td is None or s["taskDefinition"] == td)) and s
     return tk.poll_until(ok, timeout, f"service {name} to settle", interval=0.2)

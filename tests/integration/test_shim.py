@@ -300,7 +300,9 @@ def test_status_lifecycle_events_and_exit_record(env):
 
 def test_essential_exit_stops_task_and_others_get_sigterm(env):
     t = env.task([
-        ctr("main", env.bb, "sleep 1; exit 3"),
+        # main's second starts once side is exec'd: side's shell has that
+        # long to reach its trap (pid 1 drops a signal it does not handle).
+        ctr("main", env.bb, "sleep 1; exit 3", depends_on=[("side", "START")]),
         ctr("side", env.bb, 'trap "echo got-term; exit 42" TERM; sleep 1000 & wait',
             stop_timeout=20),
     ]).start()
@@ -396,7 +398,8 @@ def test_stop_order_dependents_before_dependencies(env):
 
 def test_depends_on_success_that_cannot_hold_stops_task(env):
     t = env.task([
-        ctr("x", env.bb, "sleep 0.5; exit 1", essential=False),
+        # x's second starts once z is exec'd, for z's trap (see above).
+        ctr("x", env.bb, "sleep 1; exit 1", essential=False, depends_on=[("z", "START")]),
         ctr("y", env.bb, IDLE, depends_on=[("x", "SUCCESS")]),
         ctr("z", env.bb, IDLE),
     ]).start()
@@ -842,7 +845,7 @@ def _ns_init(pid):
 
 
 def _children(pid):
-    return [(p, state) for p, pp, state, _ in tk.processes() if pp == pid]
+    return [(p, state, argv) for p, pp, state, argv in tk.processes() if pp == pid]
 
 
 @pytest.mark.parametrize("init", [True, False], ids=["init", "no-init"])
@@ -852,14 +855,20 @@ def test_init_process_reaps_zombies_and_forwards_signals(env, init):
     st = t.wait_running()
     init_pid = _ns_init(container(st, "z")["pid"])
     if init:
-        # The orphans die after 0.3 s; the init must reap them: in the end
-        # its only child is the real process (sleep 1000).
-        kids = tk.poll_until(lambda: (lambda k: k if len(k) == 1 and k[0][1] != "Z" else None)(
+        # sh forks the orphans before it execs the real process (sleep
+        # 1000), and they die 0.3 s later.  Once that much time has passed
+        # since the exec, the init must have reaped them: its only child is
+        # the real process.  (Polled from RUNNING alone, this passed before
+        # the orphans existed.)
+        tk.poll_until(lambda: ["sleep", "1000"] in [a for _, _, a in _children(init_pid)], 10,
+                      "the real process")
+        time.sleep(0.3)
+        kids = tk.poll_until(lambda: (lambda k: k if len(k) == 1 else None)(
             _children(init_pid)), 10, "the init's children to be just the real process")
-        assert kids[0][1] != "Z"
+        assert kids[0][1] != "Z" and kids[0][2] == ["sleep", "1000"], kids
     else:
         # Control: without the init, sleep is pid 1 and the orphans stay zombies.
-        tk.poll_until(lambda: len([s for _, s in _children(init_pid) if s == "Z"]) >= 3, 10,
+        tk.poll_until(lambda: len([s for _, s, _ in _children(init_pid) if s == "Z"]) >= 3, 10,
                       "three zombies under a non-reaping pid 1")
     t0 = time.monotonic()
     final = t.stop_and_wait()
