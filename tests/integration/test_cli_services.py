@@ -29,8 +29,10 @@ def svc_cli(sdaemon):
     """Cli of sdaemon; .ecs is a boto3 client of it, .td(…) registers."""
     c = Cli(sdaemon.sock, sdaemon.logs)
     c.daemon, c.ecs = sdaemon, make_client(sdaemon)
-    c.td = lambda script=IDLE, family="web": register(c.ecs, sdaemon, [sh("app", script)],
-                                                      family=family)
+    # A stop can land before the script's trap (a service removed right
+    # after its create): a short stopTimeout keeps that SIGKILL quick.
+    c.td = lambda script=IDLE, family="web": register(
+        c.ecs, sdaemon, [sh("app", script, stopTimeout=2)], family=family)
     return c
 
 

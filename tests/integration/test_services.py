@@ -35,7 +35,8 @@ def stop_services_and_tasks(d):
     except ClientError:         # no default cluster
         return []
     stop_all_tasks(d)
-    tk.poll_until(lambda: not tk.shim_processes(d.tmp), 30, "every shim to exit")
+    # 60 s: a task stopped before its trap waits out the default 30 s stopTimeout.
+    tk.poll_until(lambda: not tk.shim_processes(d.tmp), 60, "every shim to exit")
     return []
 
 
