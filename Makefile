@@ -22,8 +22,23 @@ PKGS    := libcurl libarchive libcjson libcrypto libnl-3.0 libnl-route-3.0 libnf
 	   libseccomp libcap sqlite3 libevent
 CSTD    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -I.
+# Computed when make reads this file, so a target that installs the packages
+# (deps) and then builds must build in a second make (demo, test and bench
+# do): that one reads the .pc files deps installed.
 CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+# A build without the libraries stops here with one line, not with the
+# compiler's missing-header errors.  Goals that install or need no
+# libraries skip the check.
+NO_LIB_GOALS := deps demo test bench bench-scale fresh-machine clean
+ifneq ($(filter-out $(NO_LIB_GOALS),$(or $(MAKECMDGOALS),all)),)
+PKGS_MISSING := $(shell pkg-config --version >/dev/null 2>&1 || echo pkg-config; \
+	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
+ifneq ($(PKGS_MISSING),)
+$(error missing build libraries ($(strip $(PKGS_MISSING))): run `make deps` first (as root), or `make demo` / `make test`, which run it)
+endif
+endif
 
 OPT_release := -O2 -g
 OPT_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -50,7 +65,7 @@ CLI_SRCS  := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all asan deps test unit unit-asan vm-lane integration fuzz fuzz-short bench demo clean install
+.PHONY: all asan deps test unit unit-asan vm-lane integration fuzz fuzz-short bench demo clean install fresh-machine
 all: $(BINS:%=build/release/%)
 
 # $(1): build flavour (release | asan)
@@ -143,10 +158,12 @@ test: deps
 	@$(MAKE) --no-print-directory vm-lane
 	@$(MAKE) --no-print-directory integration
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/bench/run.py
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/fixtures/demo.py
 
 deps:
@@ -157,6 +174,15 @@ deps:
 	  echo "make deps: installing" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# The proof that a newcomer's first `make demo` works: removes the packages
+# only the build needs (headers, pkg-config), cleans, then runs the demo once.
+# It changes the machine's packages: run it on a machine you own (CONTRIBUTING.md).
+BUILD_ONLY_PKGS := libnl-3-dev libnl-route-3-dev libcjson-dev libseccomp-dev libcap-dev pkg-config
+fresh-machine:
+	DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq $(BUILD_ONLY_PKGS) >/dev/null
+	$(MAKE) --no-print-directory clean
+	$(MAKE) --no-print-directory demo
 
 $(CJSON_A): runtime/cjson-static.sh
 	CC=$(CC) runtime/cjson-static.sh $(@D)
