@@ -40,6 +40,13 @@ $(error missing build libraries ($(strip $(PKGS_MISSING))): run `make deps` firs
 endif
 endif
 
+# `berth --version` prints VERSION and, built from a git checkout, the
+# commit.  Only cli/main.c is compiled with them; build/version holds the
+# pair and changes only when they do, so a new commit rebuilds that one object.
+VERSION      := 0.9.0
+GIT_COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null)
+VERSION_DEFS := -DBERTH_VERSION='"$(VERSION)"' $(if $(GIT_COMMIT),-DBERTH_COMMIT='"$(GIT_COMMIT)"')
+
 OPT_release := -O2 -g
 OPT_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
@@ -95,6 +102,14 @@ build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o build/$(1)/libberth.a
 endef
 $(eval $(call flavour,release))
 $(eval $(call flavour,asan))
+
+build/release/obj/cli/main.o build/asan/obj/cli/main.o: CSTD += $(VERSION_DEFS)
+build/release/obj/cli/main.o build/asan/obj/cli/main.o: build/version
+build/version: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION) $(GIT_COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(GIT_COMMIT)' > $@
+.PHONY: FORCE
+FORCE:
 
 asan: $(BINS:%=build/asan/%)
 

@@ -29,6 +29,9 @@ struct cli {
  * getopt values must stay below 256 (the shared ones use 256 and up). */
 struct cli_cmd {
 	const char *usage;
+	/* What --help prints after the usage: what the command does and its
+	 * own options, lines ending in '\n'; or NULL. */
+	const char *help;
 	const struct option *opts;  /* {0}-terminated, or NULL */
 	const char *shortopts;      /* e.g. "de:", or NULL */
 	bool stop_at_positional;    /* `run IMAGE CMD…`: options end at IMAGE */
@@ -45,6 +48,10 @@ struct cli_cmd {
  * printing help. */
 int cli_parse(struct cli *c, int argc, char **argv, const struct cli_cmd *cmd);
 
+/* Prints what `COMMAND --help` prints, on stdout: the usage, cmd->help and
+ * where the shared options are told. */
+void cli_help(const struct cli_cmd *cmd);
+
 /* cli_parse() with the shared options only; top: stop at the first
  * positional (the command name). */
 int cli_parse_options(struct cli *c, int argc, char **argv, bool top, const char *usage);
@@ -57,11 +64,11 @@ int cli_parse_args(struct cli *c, int argc, char **argv, const struct cli_cmd *c
 
 struct ecs;
 
-/* cli_parse_args() for a listing: -a/--all sets *all, no positionals; then
- * opens the ECS client at --socket into *ret.  -1 to go on, else the exit
- * code. */
-int cli_list_args(struct cli *c, int argc, char **argv, const char *usage, bool *all,
-		  struct ecs **ret);
+/* cli_parse_args() for a listing (usage and help as struct cli_cmd's):
+ * -a/--all sets *all, no positionals; then opens the ECS client at --socket
+ * into *ret.  -1 to go on, else the exit code. */
+int cli_list_args(struct cli *c, int argc, char **argv, const char *usage, const char *help,
+		  bool *all, struct ecs **ret);
 
 /* cli_parse_args() for a command taking one TASK (the last argument):
  * checks it is a task id or ARN (id gets the id) and opens the ECS client
