@@ -1,7 +1,7 @@
 /* daemon/api: the ECS API server — AWS JSON 1.1 over HTTP (libevent's
  * evhttp), request decoding, dispatch to the operations, error bodies.
  *
- * Wire protocol (shared/reference/ecs-api.md §1): `POST /` with
+ * Wire protocol (docs/api.md "Wire protocol"): `POST /` with
  * `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Op>` and a JSON object
  * body; every answer carries `x-amzn-RequestId` and Content-Type
  * application/x-amz-json-1.1; errors are {"__type","message"} with 400, and
