@@ -6,7 +6,7 @@ CLANG   ?= clang
 PYTHON  := /usr/bin/python3
 
 # Debian packages the build, the tests, the demo and the benchmarks use.
-DEB_PKGS := build-essential dpkg-dev pkg-config clang libclang-rt-14-dev \
+DEB_PKGS := build-essential dpkg-dev pkg-config clang clang-format libclang-rt-14-dev \
 	libcurl4-openssl-dev libssl-dev libarchive-dev libcjson-dev libzstd-dev \
 	libcmocka-dev libsqlite3-dev python3-pytest python3-requests python3-jwt python3-cryptography \
 	busybox-static zstd docker-registry apache2-utils skopeo podman runc \
@@ -31,7 +31,7 @@ LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 # A build without the libraries stops here with one line, not with the
 # compiler's missing-header errors.  Goals that install or need no
 # libraries skip the check.
-NO_LIB_GOALS := deps demo test bench bench-scale fresh-machine clean
+NO_LIB_GOALS := deps demo test bench fresh-machine clean
 ifneq ($(filter-out $(NO_LIB_GOALS),$(or $(MAKECMDGOALS),all)),)
 PKGS_MISSING := $(shell pkg-config --version >/dev/null 2>&1 || echo pkg-config; \
 	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
