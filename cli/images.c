@@ -40,12 +40,13 @@ int cmd_pull(struct cli *c, int argc, char **argv)
 {
 	_cleanup_(img_store_freep) struct img_store *s = NULL;
 	int first, rc = open_store(c, argc, argv, 1, "berth pull [--registry-auth FILE] "
-				   "[--insecure-registry HOST:PORT] REF", &s, &first);
+				   "[--insecure-registry HOST:PORT] " IMG_LIMIT_OPTS " REF", &s, &first);
 	if (rc >= 0)
 		return rc;
 	_cleanup_(progress_freep) struct progress *pr = progress_new(STDOUT_FILENO);
 	struct img_pull_opts opts = {
 		.registry = c->registry,
+		.limits = c->pull_limits,
 		.progress = pr ? progress_update : NULL,
 		.opaque = pr,
 	};
@@ -201,7 +202,7 @@ static int stored_image(struct img_store *s, const char *ref, struct img_record 
 static int task_image_record(struct img_store *s, struct cli *c, const char *ref,
 			     struct img_record *rec, struct berth_err *err)
 {
-	struct img_pull_opts opts = { .registry = c->registry };
+	struct img_pull_opts opts = { .registry = c->registry, .limits = c->pull_limits };
 	int r = img_pull(s, ref, &opts, rec, err);
 	return r < 0 && stored_image(s, ref, rec) == 0 ? 0 : r;
 }

@@ -35,6 +35,7 @@ static const struct command commands[] = {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: berth [--root DIR] [--registry-auth FILE] [--insecure-registry HOST:PORT]\n"
+		   "             " IMG_LIMIT_OPTS "\n"
 		   "             [--output table|json] [--socket PATH] [--cluster C] [--log-root DIR]\n"
 		   "             COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
@@ -61,6 +62,7 @@ enum {
 	OPT_SOCKET,
 	OPT_CLUSTER,
 	OPT_LOG_ROOT,
+	OPT_PULL_LIMIT,
 	OPT_HELP = 'h',
 };
 
@@ -72,15 +74,32 @@ static const struct option shared_opts[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "cluster", required_argument, NULL, OPT_CLUSTER },
 	{ "log-root", required_argument, NULL, OPT_LOG_ROOT },
+	{ "pull-timeout", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "layer-timeout", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "max-layer-size", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "max-layer-ratio", required_argument, NULL, OPT_PULL_LIMIT },
 	{ "help", no_argument, NULL, OPT_HELP },
 };
 
 #define CMD_OPTS_MAX 16
 
-/* One shared option: 0, or -1 after printing why not. */
-static int set_shared(struct cli *c, int ch, const char *arg)
+/* A pull limit: 0, or -1 after printing why not. */
+static int set_limit(struct cli *c, const char *name, const char *arg)
+{
+	struct berth_err err = { 0 };
+	if (img_limits_set(&c->pull_limits, name, arg, &err) == 0)
+		return 0;
+	fprintf(stderr, "berth: %s\n", err.msg);
+	return -1;
+}
+
+/* One shared option (NAME: its long name): 0, or -1 after printing why
+ * not. */
+static int set_shared(struct cli *c, int ch, const char *name, const char *arg)
 {
 	switch (ch) {
+	case OPT_PULL_LIMIT:
+		return set_limit(c, name, arg);
 	case OPT_ROOT:
 		c->root = arg;
 		c->root_set = true;
@@ -143,13 +162,13 @@ int cli_parse(struct cli *c, int argc, char **argv, const struct cli_cmd *cmd)
 	/* 0, not 1: glibc then re-reads the "+" ordering of shortopts, which
 	 * it otherwise keeps from the first call (the top level's). */
 	optind = 0;
-	int ch;
-	while ((ch = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+	int ch, idx = 0;
+	while ((ch = getopt_long(argc, argv, shortopts, opts, &idx)) != -1) {
 		if (ch == OPT_HELP) {
 			printf("usage: %s\n", cmd->usage);
 			return -2;
 		}
-		int r = ch == '?' ? -1 : set_shared(c, ch, optarg);
+		int r = ch == '?' ? -1 : set_shared(c, ch, opts[idx].name, optarg);
 		if (r > 0)
 			r = cmd->set ? cmd->set(cmd->ctx, ch, optarg) : -1;
 		if (r < 0) {

@@ -178,8 +178,10 @@ static int run_helper(char *const *argv, struct sched_helper *h, char **ret_out,
 	return berth_errf(err, EIO, "%.*s", (int)n, msg);
 }
 
-/* `berth [--root R] [--registry-auth F] [--insecure-registry H]… SUBCOMMAND` */
-static size_t cli_argv(const struct sched *s, char **argv, const char *subcommand)
+/* `berth [--root R] [--registry-auth F] [--insecure-registry H]… [limits]
+ * SUBCOMMAND`; bufs holds the limits' value texts. */
+static size_t cli_argv(const struct sched *s, char **argv, const char *subcommand,
+		       char bufs[4][32])
 {
 	size_t n = 0;
 	argv[n++] = (char *)s->cfg.cli_bin;
@@ -189,10 +191,11 @@ static size_t cli_argv(const struct sched *s, char **argv, const char *subcomman
 		argv[n++] = "--registry-auth";
 		argv[n++] = (char *)s->cfg.registry.auth_file;
 	}
-	for (size_t i = 0; i < s->cfg.registry.n_insecure && n + 6 < ARGV_MAX; i++) {
+	for (size_t i = 0; i < s->cfg.registry.n_insecure && n + 14 < ARGV_MAX; i++) {
 		argv[n++] = "--insecure-registry";
 		argv[n++] = (char *)s->cfg.registry.insecure[i];
 	}
+	img_limits_argv(&s->cfg.pull_limits, argv, &n, bufs);
 	argv[n++] = (char *)subcommand;
 	return n;
 }
@@ -231,8 +234,8 @@ static int parse_pulled(const char *text, struct sched_pulled *p)
 int sched_pull(struct sched *s, struct sched_helper *h, const char *ref, struct sched_pulled *p,
 	       struct berth_err *err)
 {
-	char *argv[ARGV_MAX];
-	size_t n = cli_argv(s, argv, "task-image");
+	char *argv[ARGV_MAX], bufs[4][32];
+	size_t n = cli_argv(s, argv, "task-image", bufs);
 	argv[n++] = (char *)ref;
 	argv[n] = NULL;
 	_cleanup_free_ char *out = NULL;

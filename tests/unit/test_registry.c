@@ -418,7 +418,7 @@ static void test_unreachable(void **state)
 	assert_int_equal(img_registry_get_manifest(r, "sha256:../../x", &body, &len, &ct, &dg, &e),
 			 -EINVAL);
 	assert_int_equal(img_registry_get_manifest(r, "a/../b", &body, &len, &ct, &dg, &e), -EINVAL);
-	assert_int_equal(img_registry_get_blob(r, "sha256:AB", 0, NULL, NULL, NULL, &e), -EINVAL);
+	assert_int_equal(img_registry_get_blob(r, "sha256:AB", 0, 0, NULL, NULL, NULL, &e), -EINVAL);
 	img_registry_free(r);
 }
 
