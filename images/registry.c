@@ -883,8 +883,6 @@ static int load_credentials(struct img_registry *r, const struct img_ref *ref,
 
 static bool is_insecure(const struct img_ref *ref, const struct img_registry_opts *opts)
 {
-	if (img_ref_is_loopback(ref))
-		return true;
 	for (size_t i = 0; opts && i < opts->n_insecure; i++)
 		if (!strcasecmp(opts->insecure[i], ref->domain) ||
 		    !strcasecmp(opts->insecure[i], img_ref_registry_host(ref)))
@@ -899,9 +897,15 @@ static int registry_init(struct img_registry *r, const struct img_ref *ref,
 	size_t plen = strlen(ref->path);
 	if (!plen || strspn(ref->path, "abcdefghijklmnopqrstuvwxyz0123456789._-/") != plen)
 		return berth_errf(err, EINVAL, "invalid repository \"%.256s\"", ref->path);
+	bool insecure = is_insecure(ref, opts);
+	/* Whatever listens on a local port is not a registry because an image
+	 * reference names it: the operator names the ones that are. */
+	if (!insecure && img_ref_is_loopback(ref))
+		return berth_errf(err, EPERM, "a loopback registry is only used when named with "
+				  "--insecure-registry %s (plain HTTP)", host);
 	snprintf(r->host, sizeof(r->host), "%s", host);
 	snprintf(r->path, sizeof(r->path), "%s", ref->path);
-	snprintf(r->base, sizeof(r->base), "%s://%s", is_insecure(ref, opts) ? "http" : "https", host);
+	snprintf(r->base, sizeof(r->base), "%s://%s", insecure ? "http" : "https", host);
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_rc != CURLE_OK)
 		return berth_errf(err, EIO, "libcurl: %s", curl_easy_strerror(curl_init_rc));

@@ -5,9 +5,10 @@
  * scope=…" challenge by fetching a token (with credentials when it has
  * them), or uses Basic auth, and retries the request once with the new
  * authorization.  Credentials come from a docker-style config.json
- * ("auths": {"host:port": {"auth": base64(user:pass)}}).  Loopback
- * registries and hosts listed as insecure speak plain HTTP; all others
- * HTTPS.  Redirects are followed (blob storage backends redirect), with
+ * ("auths": {"host:port": {"auth": base64(user:pass)}}).  Hosts listed
+ * as insecure speak plain HTTP, all others HTTPS; a loopback registry
+ * (localhost, 127.0.0.0/8, [::1]) that is not listed is refused, so that
+ * an image reference cannot make berth connect to any local port.  Redirects are followed (blob storage backends redirect), with
  * the Authorization header dropped on a change of host.
  *
  * Thread safety: img_registry_get_blob() and img_registry_get_manifest()
@@ -36,7 +37,8 @@ struct img_registry_opts {
 	 * A named file that is missing or malformed fails img_registry_open()
 	 * with an error naming the file. */
 	const char *auth_file;
-	/* host:port entries that speak plain HTTP although not loopback. */
+	/* host:port entries that speak plain HTTP; the only loopback
+	 * registries img_registry_open() accepts. */
 	const char *const *insecure;
 	size_t n_insecure;
 };

@@ -1,10 +1,11 @@
 """Pulls against hostile registries (issue 11): a registry that trickles
 bytes just fast enough to dodge the low-speed limit meets the layer and pull
 deadlines; a layer over the size limit is refused before it is fetched; a
-zstd bomb stops at the expansion cap with nothing left on disk; and the
-daemon's `berth task-image` helpers die with StopTask, with the daemon's
-shutdown and with the daemon itself (kill -9), so a restarted daemon runs
-exactly one pull per task.
+zstd bomb stops at the expansion cap with nothing left on disk; a loopback
+registry is only contacted when the operator names it; and the daemon's
+`berth task-image` helpers die with StopTask, with the daemon's shutdown and
+with the daemon itself (kill -9), so a restarted daemon runs exactly one
+pull per task.
 
 CLI contract (besides test_pull.py's):
   berth [--pull-timeout D] [--layer-timeout D] [--max-layer-size SIZE]
@@ -12,8 +13,10 @@ CLI contract (besides test_pull.py's):
   failure: "berth: pull REF: … not downloaded within the layer deadline of
   3s (--layer-timeout) …", "… not pulled within the pull deadline …",
   "… over the N byte limit (--max-layer-size)", "… unpacks to more than N
-  bytes: refused (… --max-layer-ratio)"."""
+  bytes: refused (… --max-layer-ratio)", "… only used when named with
+  --insecure-registry HOST:PORT …"."""
 import os
+import socket
 import struct
 import subprocess
 import tarfile
@@ -25,7 +28,7 @@ from fixtures import images as fx
 from fixtures import registry as reg
 from fixtures import tasks as tk
 from test_api_tasks import (IDLE, TaskDaemon, finish, make_client, register,  # noqa: F401
-                            run, sh, tmp_tasks, wait_for)
+                            run, sh, tdaemon, tmp_tasks, wait_for)
 from test_pull import assert_fails, images_json
 
 TRICKLE = 4096      # bytes/s: four times curl's low-speed limit, so only a deadline ends it
@@ -151,6 +154,29 @@ def test_zstd_bomb_stops_at_the_cap(berth, registry_anon, tmpfs_root):
     assert images_json(berth) == []
 
 
+# ------------------------------------------------------------------ loopback registries
+
+def test_unnamed_loopback_registry_is_refused(berth, registry_anon, catalogue):
+    """An image reference cannot make berth connect to a local port: only
+    the registries named with --insecure-registry are contacted."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        srv.setblocking(False)
+        host = f"127.0.0.1:{srv.getsockname()[1]}"
+        for ref in (f"{host}/x:1", f"{host}/library/busybox@sha256:{'0' * 64}"):
+            assert_fails(berth("pull", "--insecure-registry", registry_anon.host, ref),
+                         f"a loopback registry is only used when named with "
+                         f"--insecure-registry {host} (plain HTTP)")
+        with pytest.raises(BlockingIOError):
+            srv.accept()
+    with reg.SlowProxy(registry_anon, 1 << 30) as px:
+        assert_fails(berth("pull", px.ref(catalogue["busybox"])), "--insecure-registry")
+        assert px.requests == []
+        rc, _, err = berth("pull", "--insecure-registry", px.host, px.ref(catalogue["busybox"]))
+        assert rc == 0, err
+
+
 # ------------------------------------------------------------------ the daemon's helpers
 
 def test_task_whose_pull_trickles_stops_at_the_deadline(tmp_tasks, task_net, registry_anon,
@@ -170,6 +196,16 @@ def test_task_whose_pull_trickles_stops_at_the_deadline(tmp_tasks, task_net, reg
     assert reason.startswith("CannotPullContainerError: ") and \
         "layer deadline of 3s (--layer-timeout)" in reason, reason
     assert t["containers"][0]["reason"] == reason
+
+
+def test_unnamed_loopback_image_fails_the_task(tdaemon):
+    ecs = make_client(tdaemon)
+    host = f"127.0.0.1:{reg.closed_port()}"
+    td = register(ecs, tdaemon, [sh("app", IDLE, image=f"{host}/x:1")])
+    (t0,) = run(ecs, td)
+    t = wait_for(ecs, t0["taskArn"], lambda t: t["lastStatus"] == "STOPPED", 60, "STOPPED")
+    assert t["stoppedReason"].startswith("CannotPullContainerError: ") and \
+        f"--insecure-registry {host}" in t["stoppedReason"], t["stoppedReason"]
 
 
 def one_helper(root, exclude=()):
