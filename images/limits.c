@@ -28,7 +28,8 @@ static const struct unit sizes[] = {
 
 static const struct unit plain[] = { { "", 1 }, { NULL, 0 } };
 
-/* "<number><unit>" with a unit of UNITS → a whole value ≥ 1, < 2^53. */
+/* "<number><unit>" with a unit of UNITS → a whole value ≥ 1, < 2^53
+ * ("1.5s" is 1500 ms; "1.5" bytes is refused, not rounded). */
 static int parse_value(const char *s, const struct unit *units, int64_t *ret)
 {
 	char *end;
@@ -37,7 +38,8 @@ static int parse_value(const char *s, const struct unit *units, int64_t *ret)
 		return -EINVAL;
 	for (const struct unit *u = units; u->word; u++) {
 		double x = v * u->mult;
-		if (strcasecmp(end, u->word) == 0 && x >= 1 && x < 9007199254740992.0) {
+		if (strcasecmp(end, u->word) == 0 && x >= 1 && x < 9007199254740992.0 &&
+		    x == (double)(int64_t)x) {
 			*ret = (int64_t)x;
 			return 0;
 		}
