@@ -16,7 +16,8 @@ struct unit {
 };
 
 static const struct unit durations[] = {
-	{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { NULL, 0 },
+	{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 },
+	{ NULL, 0 },
 };
 
 static const struct unit sizes[] = {

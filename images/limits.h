@@ -30,7 +30,7 @@ struct img_pull_limits {
 };
 
 /* The options, as `--NAME`: pull-timeout and layer-timeout take a
- * duration ("500ms", "30s", "10m", "2h"), max-layer-size a size ("512MiB",
+ * duration ("500ms", "30s", "10m", "2h", "1d"), max-layer-size a size ("512MiB",
  * "10GiB", "1G", plain bytes), max-layer-ratio a whole number. */
 #define IMG_LIMIT_OPTS "[--pull-timeout DURATION] [--layer-timeout DURATION] " \
 	"[--max-layer-size SIZE] [--max-layer-ratio N]"

@@ -22,6 +22,7 @@ static void test_forms(void **state)
 		{ "pull-timeout", "2h", 7200000 },
 		{ "layer-timeout", "1.5s", 1500 },
 		{ "layer-timeout", "10m", 600000 },
+		{ "pull-timeout", "1d", 86400000 },
 		{ "max-layer-size", "512", 512 },
 		{ "max-layer-size", "1KiB", 1024 },
 		{ "max-layer-size", "10GiB", 10LL << 30 },
