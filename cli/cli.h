@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "images/limits.h"
 #include "images/registry.h"
 
 #define BERTH_DEFAULT_ROOT "/var/lib/berth"
@@ -19,6 +20,7 @@ struct cli {
 	bool root_set;          /* --root was given (not the default) */
 	struct img_registry_opts registry;
 	const char *insecure[16];
+	struct img_pull_limits pull_limits; /* --pull-timeout … (images/limits.h) */
 	bool json;             /* --output json */
 	const char *socket;    /* --socket: the daemon's API socket */
 	const char *cluster;   /* --cluster */
@@ -41,7 +43,8 @@ struct cli_cmd {
 };
 
 /* Parses the options every command accepts (--root, --registry-auth,
- * --insecure-registry, --output, --socket, --cluster, --log-root) and
+ * --insecure-registry, the pull limits, --output, --socket, --cluster,
+ * --log-root) and
  * cmd's own.  Unless cmd->stop_at_positional the options may stand
  * anywhere and positionals are moved to the end.  Returns the index of the
  * first positional argument, -1 after printing a usage error, -2 after

@@ -24,13 +24,15 @@ int cmd_daemon(struct cli *c, int argc, char **argv)
 		return cli_fail(&err);
 	args[n++] = path;
 	/* `berth --root X daemon` works as `berth daemon --root X` does; so do
-	 * the top-level --registry-auth and --insecure-registry. */
+	 * the top-level --registry-auth, --insecure-registry and pull limits. */
 	if (c->root_set)
 		args[n++] = "--root", args[n++] = c->root;
 	if (c->registry.auth_file)
 		args[n++] = "--registry-auth", args[n++] = c->registry.auth_file;
 	for (size_t i = 0; i < c->registry.n_insecure && n + 2 < ARGS_MAX; i++)
 		args[n++] = "--insecure-registry", args[n++] = c->registry.insecure[i];
+	char bufs[4][32];
+	img_limits_argv(&c->pull_limits, (char **)args, &n, bufs);
 	for (int i = 1; i < argc && n + 1 < ARGS_MAX; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;

@@ -34,7 +34,7 @@ int cmd_pull(struct cli *c, int argc, char **argv)
 {
 	static const struct cli_cmd cmd = {
 		.usage = "berth pull [--root DIR] [--registry-auth FILE] "
-			 "[--insecure-registry HOST:PORT] REF",
+			 "[--insecure-registry HOST:PORT] " IMG_LIMIT_OPTS " REF",
 		.help = "Pulls image REF (HOST[:PORT]/NAME[:TAG|@DIGEST]; docker.io/library/ by\n"
 			"default) into the store under --root: the manifest for this machine's\n"
 			"platform, its config and layers, verified and unpacked.  Progress bars on a\n"
@@ -47,6 +47,7 @@ int cmd_pull(struct cli *c, int argc, char **argv)
 	_cleanup_(progress_freep) struct progress *pr = progress_new(STDOUT_FILENO);
 	struct img_pull_opts opts = {
 		.registry = c->registry,
+		.limits = c->pull_limits,
 		.progress = pr ? progress_update : NULL,
 		.opaque = pr,
 	};
@@ -216,7 +217,7 @@ static int stored_image(struct img_store *s, const char *ref, struct img_record 
 static int task_image_record(struct img_store *s, struct cli *c, const char *ref,
 			     struct img_record *rec, struct berth_err *err)
 {
-	struct img_pull_opts opts = { .registry = c->registry };
+	struct img_pull_opts opts = { .registry = c->registry, .limits = c->pull_limits };
 	int r = img_pull(s, ref, &opts, rec, err);
 	return r < 0 && stored_image(s, ref, rec) == 0 ? 0 : r;
 }

@@ -50,6 +50,7 @@ static const struct command commands[] = {
 
 static const char top_usage[] =
 	"berth [--root DIR] [--registry-auth FILE] [--insecure-registry HOST:PORT]\n"
+	"             " IMG_LIMIT_OPTS "\n"
 	"             [--output table|json] [--socket PATH] [--cluster C] [--log-root DIR]\n"
 	"             COMMAND [ARGS]\n"
 	"       berth --help | --version";
@@ -65,7 +66,12 @@ static void usage(FILE *f, bool head)
 	fprintf(f, "\noptions (before or after COMMAND):\n"
 		   "  --root DIR                 the image store (default %s)\n"
 		   "  --registry-auth FILE       registry credentials, Docker's config.json format\n"
-		   "  --insecure-registry H:P    plain HTTP to that registry (repeatable)\n"
+		   "  --insecure-registry H:P    plain HTTP to that registry (repeatable; a loopback\n"
+		   "                             registry is used only when named here)\n"
+		   "  --pull-timeout DURATION    a whole pull's deadline (default 2h)\n"
+		   "  --layer-timeout DURATION   one layer download's deadline (default 1h)\n"
+		   "  --max-layer-size SIZE      a layer's largest compressed size (default 10GiB)\n"
+		   "  --max-layer-ratio N        unpacked bytes per compressed byte (default 100)\n"
 		   "  --output table|json        JSON on stdout instead of a table\n"
 		   "  --socket PATH              the daemon's API socket (default %s)\n"
 		   "  --cluster C                the task and service commands' cluster (default %s)\n"
@@ -169,6 +175,7 @@ enum {
 	OPT_SOCKET,
 	OPT_CLUSTER,
 	OPT_LOG_ROOT,
+	OPT_PULL_LIMIT,
 	OPT_HELP = 'h',
 };
 
@@ -180,15 +187,32 @@ static const struct option shared_opts[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "cluster", required_argument, NULL, OPT_CLUSTER },
 	{ "log-root", required_argument, NULL, OPT_LOG_ROOT },
+	{ "pull-timeout", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "layer-timeout", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "max-layer-size", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "max-layer-ratio", required_argument, NULL, OPT_PULL_LIMIT },
 	{ "help", no_argument, NULL, OPT_HELP },
 };
 
 #define CMD_OPTS_MAX 16
 
-/* One shared option: 0, or -1 after printing why not. */
-static int set_shared(struct cli *c, int ch, const char *arg)
+/* A pull limit: 0, or -1 after printing why not. */
+static int set_limit(struct cli *c, const char *name, const char *arg)
+{
+	struct berth_err err = { 0 };
+	if (img_limits_set(&c->pull_limits, name, arg, &err) == 0)
+		return 0;
+	fprintf(stderr, "berth: %s\n", err.msg);
+	return -1;
+}
+
+/* One shared option (NAME: its long name): 0, or -1 after printing why
+ * not. */
+static int set_shared(struct cli *c, int ch, const char *name, const char *arg)
 {
 	switch (ch) {
+	case OPT_PULL_LIMIT:
+		return set_limit(c, name, arg);
 	case OPT_ROOT:
 		c->root = arg;
 		c->root_set = true;
@@ -258,18 +282,16 @@ int cli_parse(struct cli *c, int argc, char **argv, const struct cli_cmd *cmd)
 	/* 0, not 1: glibc then re-reads the "+" ordering of shortopts, which
 	 * it otherwise keeps from the first call (the top level's). */
 	optind = 0;
-	/* getopt's complaints start with argv[0]: berth's path, or the command's
-	 * name.  Every message of berth's starts "berth: ". */
 	char *argv0 = argv[0], name[] = "berth";
 	argv[0] = name;
-	int ch, r = 0;
-	while (r >= 0 && (ch = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+	int ch, idx = 0, r = 0;
+	while (r >= 0 && (ch = getopt_long(argc, argv, shortopts, opts, &idx)) != -1) {
 		if (ch == OPT_HELP) {
 			cli_help(cmd);
 			r = -2;
 			break;
 		}
-		r = ch == '?' ? -1 : set_shared(c, ch, optarg);
+		r = ch == '?' ? -1 : set_shared(c, ch, opts[idx].name, optarg);
 		if (r > 0)
 			r = cmd->set ? cmd->set(cmd->ctx, ch, optarg) : -1;
 		if (r < 0)

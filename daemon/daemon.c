@@ -121,6 +121,7 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 		.cgroup_name = o->cgroup_name ? o->cgroup_name : SCHED_DEFAULT_CGROUP,
 		.registry = { .auth_file = o->registry_auth, .insecure = o->insecure_registries,
 			      .n_insecure = o->n_insecure },
+		.pull_limits = o->pull_limits,
 		.task_retention_ms = o->task_retention_ms ? o->task_retention_ms
 							  : SCHED_DEFAULT_TASK_RETENTION_MS,
 		.log_retention_ms = o->log_retention_ms ? o->log_retention_ms

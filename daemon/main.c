@@ -19,6 +19,7 @@ static const char usage_text[] =
 	"             [--nft-table NAME] [--cgroup-name NAME] [--task-retention DURATION]\n"
 	"             [--log-retention DURATION] [--registry-auth FILE] [--insecure-registry HOST:PORT]...\n"
 	"             [--shim PATH] [--service-healthy-after DURATION]\n"
+	"             " IMG_LIMIT_OPTS "\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -53,6 +54,7 @@ static int add_listen(const char **v, size_t *n, const char *opt, const char *ar
 enum {
 	OPT_LOG_ROOT = 256, OPT_SUBNET, OPT_BRIDGE, OPT_NO_NAT, OPT_NFT_TABLE, OPT_CGROUP,
 	OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
+	OPT_PULL_LIMIT,
 };
 
 static const struct option opts[] = {
@@ -75,12 +77,27 @@ static const struct option opts[] = {
 	{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REG },
 	{ "shim", required_argument, NULL, OPT_SHIM },
 	{ "service-healthy-after", required_argument, NULL, OPT_HEALTHY_AFTER },
+	{ "pull-timeout", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "layer-timeout", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "max-layer-size", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "max-layer-ratio", required_argument, NULL, OPT_PULL_LIMIT },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
 
-/* One option into O: 0, or -1 after printing why not. */
-static int set_opt(struct daemon_opts *o, int ch, const char *arg)
+/* A pull limit (images/limits.h), for the pull helpers. */
+static int set_limit(struct daemon_opts *o, const char *name, const char *arg)
+{
+	struct berth_err err = { 0 };
+	if (img_limits_set(&o->pull_limits, name, arg, &err) == 0)
+		return 0;
+	fprintf(stderr, "berth: %s\n", err.msg);
+	return -1;
+}
+
+/* One option into O (NAME: the long option's): 0, or -1 after printing
+ * why not. */
+static int set_opt(struct daemon_opts *o, int ch, const char *name, const char *arg)
 {
 	switch (ch) {
 	case 'r': o->root = arg; return 0;
@@ -104,6 +121,7 @@ static int set_opt(struct daemon_opts *o, int ch, const char *arg)
 	case OPT_SHIM: o->shim_bin = arg; return 0;
 	case OPT_HEALTHY_AFTER:
 		return parse_duration("service-healthy-after", arg, &o->service_healthy_after_ms);
+	case OPT_PULL_LIMIT: return set_limit(o, name, arg);
 	default: return -1;
 	}
 }
@@ -112,13 +130,13 @@ int main(int argc, char **argv)
 {
 	struct daemon_opts o = { .log = stderr };
 	optind = 1;
-	int ch;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	int ch, idx = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
 		if (ch == 'h') {
 			printf("usage: %s\n", usage_text);
 			return 0;
 		}
-		if (set_opt(&o, ch, optarg) < 0) {
+		if (set_opt(&o, ch, opts[idx].name, optarg) < 0) {
 			if (ch == '?' || ch == ':')
 				fprintf(stderr, "usage: %s\n", usage_text);
 			return 2;

@@ -473,6 +473,33 @@ def test_fargate_needs_awsvpc_and_sizes(ecs, kw, words):
     assert code == "ClientException" and words in msg
 
 
+@pytest.mark.parametrize("image,words", [
+    ("busybox:" + "a" * 250, "is 258 characters long; the limit is 255"),
+    ("Busybox", "repository name must be lowercase"),
+    ("busybox:bad tag", "invalid reference"),
+    ("127.0.0.1:5000/app@sha256:abc", "invalid reference"),
+    ("a//b", "invalid reference"),
+])
+def test_a_bad_image_fails_at_registration(ecs, image, words):
+    """As ECS: an image over 255 characters or that is no reference is a
+    ClientException naming the container, and nothing is registered."""
+    code, msg = error_of(register, ecs, family="badimg",
+                         containerDefinitions=[container("ok"), container("side", image=image)])
+    assert code == "ClientException", msg
+    assert "container 'side'" in msg and words in msg, msg
+    assert ecs.list_task_definitions(familyPrefix="badimg")["taskDefinitionArns"] == []
+
+
+def test_good_images_register(ecs):
+    """The forms a reference can take all pass, up to 255 characters."""
+    hexd = "0" * 64
+    for image in ["busybox", "library/busybox:1.36", "127.0.0.1:5000/a/b:tag",
+                  f"registry.example/app@sha256:{hexd}", f"localhost/app:v1@sha256:{hexd}",
+                  "registry.example/" + "a" * 199 + ":" + "t" * 38]:
+        td = register(ecs, family="goodimg", containerDefinitions=[container(image=image)])
+        assert td["containerDefinitions"][0]["image"] == image
+
+
 # ---- malformed input, raw ----
 
 C = {"name": "a", "image": "busybox", "memory": 64}

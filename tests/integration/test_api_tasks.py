@@ -32,19 +32,24 @@ NETCFG = {"awsvpcConfiguration": {"subnets": ["subnet-0berthtest"], "assignPubli
 # ---- the network and the daemon ----
 
 class TaskDaemon(Daemon):
-    def __init__(self, tmp, net, extra=(), name="daemon"):
+    """A task daemon; REGISTRY (a fixture registry or proxy on 127.0.0.1)
+    is named with --insecure-registry, as loopback registries must be."""
+
+    def __init__(self, tmp, net, extra=(), name="daemon", registry=None):
         self.net = net
+        self.registry = registry
         self.logs = Path(tmp) / "logs"
         args = ["--log-root", str(self.logs), "--bridge", net.bridge, "--subnet", net.subnet,
                 "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name]
+        if registry is not None:
+            args += ["--insecure-registry", registry.host]
         super().__init__(tmp, extra=extra, name=name, net_args=args)
         self.user_extra = tuple(extra)
 
     def restart(self, name):
         """A new daemon on the same directories and network."""
-        d = TaskDaemon(self.tmp, self.net, self.user_extra, name=name)
-        d.registry = self.registry
-        return d
+        return TaskDaemon(self.tmp, self.net, self.user_extra, name=name,
+                          registry=self.registry)
 
 
 def leftovers(d, net):
@@ -95,8 +100,7 @@ def finish(d, net, cleanup=stop_all_tasks):
 
 @pytest.fixture
 def tdaemon(tmp_tasks, task_net, registry_anon):
-    d = TaskDaemon(tmp_tasks, task_net).wait_ready()
-    d.registry = registry_anon
+    d = TaskDaemon(tmp_tasks, task_net, registry=registry_anon).wait_ready()
     yield d
     finish(d, task_net)
 
@@ -641,9 +645,9 @@ def test_task_stopped_while_daemon_down_is_recorded_from_its_exit_record(ecs, td
 
 
 def test_stopped_tasks_are_pruned_after_the_retention(tmp_tasks, task_net, registry_anon):
-    d = TaskDaemon(tmp_tasks, task_net, ["--task-retention", "3s", "--log-retention", "5s"])
+    d = TaskDaemon(tmp_tasks, task_net, ["--task-retention", "3s", "--log-retention", "5s"],
+                   registry=registry_anon)
     d.wait_ready()
-    d.registry = registry_anon
     try:
         ecs = make_client(d)
         td = register(ecs, d, [sh("app", "echo bye")])

@@ -42,8 +42,7 @@ def stop_services_and_tasks(d):
 
 @pytest.fixture
 def sdaemon(tmp_tasks, task_net, registry_anon):
-    d = TaskDaemon(tmp_tasks, task_net, HEALTHY_AFTER).wait_ready()
-    d.registry = registry_anon
+    d = TaskDaemon(tmp_tasks, task_net, HEALTHY_AFTER, registry=registry_anon).wait_ready()
     yield d
     finish(d, task_net, stop_services_and_tasks)
 
