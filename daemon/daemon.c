@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -177,6 +179,9 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		.insecure_no_auth = o->insecure_no_auth,
 		.log = o->log,
 		.sched = sched,
+		.request_timeout_ms = o->request_timeout_ms,
+		.max_connections = o->max_connections,
+		.max_connections_per_source = o->max_connections_per_source,
 	};
 	/* Declared after the loop's events so it is freed first: its
 	 * connections and listeners live on BASE. */
@@ -207,7 +212,115 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	return 0;
 }
 
-int daemon_run(const struct daemon_opts *o, struct berth_err *err)
+/* ---- the log's rate limit ---- */
+
+struct ratelog {
+	FILE *out;
+	double tokens;
+	int64_t last_ms;
+	unsigned long long dropped;
+	bool mid_line, dropping;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A line may pass when the bucket holds a token; the decision is made at
+ * its first byte and holds to its newline, whatever the writes' sizes. */
+static void ratelog_line_start(struct ratelog *r)
+{
+	int64_t now = mono_ms();
+	r->tokens += (double)(now - r->last_ms) * DAEMON_LOG_RATE / 1000.0;
+	if (r->tokens > DAEMON_LOG_BURST)
+		r->tokens = DAEMON_LOG_BURST;
+	r->last_ms = now;
+	r->mid_line = true;
+	r->dropping = r->tokens < 1;
+	if (r->dropping) {
+		r->dropped++;
+		return;
+	}
+	r->tokens -= 1;
+	if (r->dropped)
+		fprintf(r->out, "berth daemon: %llu log lines suppressed (more than %d a second)\n",
+			r->dropped, DAEMON_LOG_RATE);
+	r->dropped = 0;
+}
+
+static ssize_t ratelog_write(void *cookie, const char *buf, size_t size)
+{
+	struct ratelog *r = cookie;
+	for (size_t i = 0; i < size;) {
+		if (!r->mid_line)
+			ratelog_line_start(r);
+		const char *nl = memchr(buf + i, '\n', size - i);
+		size_t n = nl ? (size_t)(nl - (buf + i)) + 1 : size - i;
+		if (!r->dropping)
+			fwrite(buf + i, 1, n, r->out);
+		r->mid_line = !nl;
+		i += n;
+	}
+	fflush(r->out);
+	return (ssize_t)size;
+}
+
+/* OUT behind a token bucket, or NULL (then OUT is used as it is). */
+static FILE *ratelog_open(struct ratelog *r, FILE *out)
+{
+	*r = (struct ratelog){ .out = out, .tokens = DAEMON_LOG_BURST, .last_ms = mono_ms() };
+	FILE *f = fopencookie(r, "w", (cookie_io_functions_t){ .write = ratelog_write });
+	if (f)
+		setvbuf(f, NULL, _IOLBF, 0);
+	return f;
+}
+
+/* The soft open-file limit raised to the hard one: each task and each
+ * API connection holds a descriptor, and the default soft limit (1024)
+ * is reached by a thousand tasks or clients.  Returns the limit now. */
+static rlim_t raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = { rl.rlim_max, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+	}
+	return rl.rlim_cur;
+}
+
+/* Connections the open-file limit leaves room for, after a quarter of it
+ * (at least 64) for tasks, the store, pulls and the listeners. */
+static size_t connections_for(rlim_t nofile)
+{
+	rlim_t reserve = nofile / 4 > 64 ? nofile / 4 : 64;
+	rlim_t n = nofile > reserve + 16 ? nofile - reserve : 16;
+	return n < API_MAX_CONNECTIONS ? (size_t)n : API_MAX_CONNECTIONS;
+}
+
+static int run_checked(const struct daemon_opts *o, struct berth_err *err);
+
+int daemon_run(const struct daemon_opts *in, struct berth_err *err)
+{
+	struct daemon_opts o = *in;
+	size_t fit = connections_for(raise_nofile());
+	if (!o.max_connections)
+		o.max_connections = fit;
+	if (!o.max_connections_per_source)
+		o.max_connections_per_source = o.max_connections / 4 ? o.max_connections / 4 : 1;
+	struct ratelog rl;
+	_cleanup_fclose_ FILE *log = o.log ? ratelog_open(&rl, o.log) : NULL;
+	if (log)
+		o.log = log;
+	return run_checked(&o, err);
+}
+
+static int run_checked(const struct daemon_opts *o, struct berth_err *err)
 {
 	const char *root = o->root ? o->root : DAEMON_DEFAULT_ROOT;
 	const char *run_root = o->run_root ? o->run_root : DAEMON_DEFAULT_RUN_ROOT;
