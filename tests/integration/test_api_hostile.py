@@ -291,7 +291,12 @@ def test_empty_body_only_where_the_request_has_no_required_member(daemon):
 
 # ---- descriptors ----
 
-def test_idle_connection_flood_at_1024_descriptors(tmpdir_short):
+@pytest.mark.parametrize("limits", [
+    [],     # the connection limits sized to the descriptors: idle ones are closed
+    # limits above what the descriptors allow: accept() fails with EMFILE
+    ["--max-connections", "5000", "--max-connections-per-source", "5000"],
+], ids=["sized", "emfile"])
+def test_idle_connection_flood_at_1024_descriptors(tmpdir_short, limits):
     """With RLIMIT_NOFILE 1024 (systemd's default soft limit, made the hard
     one here so the daemon cannot raise it), 1,100 idle connections: the
     daemon must not spin, must not flood its log, and must still serve."""
@@ -305,7 +310,7 @@ def test_idle_connection_flood_at_1024_descriptors(tmpdir_short):
         return popen(*a, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
                                                               (1024, 1024)), **kw)
     with mock.patch.object(subprocess, "Popen", limited):
-        d = Daemon(tmpdir_short)
+        d = Daemon(tmpdir_short, extra=limits)
     socks = []
     try:
         d.wait_ready()
