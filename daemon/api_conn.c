@@ -24,7 +24,7 @@ struct api_conn {
 	struct bufferevent *bev;        /* one reference is ours */
 	struct evbuffer_cb_entry *watch;
 	struct event *timer;            /* set-up, then the deadline, then release */
-	struct sockaddr_storage peer;   /* TCP: the address, port zeroed */
+	struct sockaddr_storage peer;   /* the source address (its port is ignored) */
 	bool tcp;
 	bool registered;                /* counted, evhttp's close callback set */
 	bool closing;                   /* evhttp freed its side */
