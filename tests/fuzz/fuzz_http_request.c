@@ -6,13 +6,20 @@
  *  - a refusal is a 4xx with an error type and a message, and is final;
  *  - what the guard keeps stays within its bounds (the head counter never
  *    passes API_GUARD_HEAD_MAX).
- * A passed request is then checked by evhttp; that it never answers one
+ * The first request that passes has its body decoded as an operation's
+ * input would be (api_decode_body, the bit 0x80 of the first byte saying
+ * whether the operation has required members): a refusal is a
+ * SerializationException or an InvalidParameterException with a message,
+ * and what is accepted is a JSON object that prints and parses back the
+ * same.  Between the two, evhttp parses the head; that it never answers
  * with an HTML page is the integration tests' (test_api_hostile.py). */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/api_decode.h"
 #include "daemon/api_guard.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -54,6 +61,50 @@ static void same(const struct api_guard *a, const struct api_guard *b)
 	      "the refusal depends on how the bytes were split");
 }
 
+/* Where the body of the first complete request is, fed byte by byte. */
+static bool first_body(const char *p, size_t n, size_t *start, size_t *end)
+{
+	struct api_guard g;
+	api_guard_init(&g);
+	*start = 0;
+	for (size_t i = 0; i < n; i++) {
+		enum api_guard_state before = g.state;
+		if (api_guard_feed(&g, p + i, 1) >= API_GUARD_DISCARD)
+			return false;
+		if (before == API_GUARD_HEAD && g.state == API_GUARD_BODY)
+			*start = i + 1;
+		if (g.completed) {
+			*start = *start ? *start : i + 1;
+			*end = i + 1;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void decode(const char *body, size_t n, bool required)
+{
+	cJSON *in = NULL;
+	struct api_decode_error e;
+	int r = api_decode_body("ListClusters", required, body, n, &in, &e);
+	if (r == -ENOMEM)
+		return;
+	if (r < 0) {
+		check(r == -EINVAL && e.message[0], "a refusal without a message");
+		check(!strcmp(e.type, "SerializationException") ||
+		      !strcmp(e.type, "InvalidParameterException"), "a refusal of an unexpected type");
+		check(in == NULL, "a refusal with a result");
+		return;
+	}
+	check(cJSON_IsObject(in), "accepted, but not an object");
+	char *text = cJSON_PrintUnformatted(in);
+	cJSON *again = text ? cJSON_Parse(text) : NULL;
+	check(!text || (again && cJSON_Compare(in, again, true)), "the input does not print back");
+	cJSON_Delete(again);
+	free(text);
+	cJSON_Delete(in);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -67,5 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run(&pieces, p, n, piece);
 	same(&whole, &bytes);
 	same(&whole, &pieces);
+	size_t start, end;
+	if (first_body(p, n, &start, &end))
+		decode(p + start, end - start, data[0] & 0x80);
 	return 0;
 }
