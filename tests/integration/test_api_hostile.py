@@ -213,14 +213,17 @@ def test_framing_errors_are_aws_shaped(daemon, raw, status):
     assert make_client(daemon).list_clusters()["clusterArns"] == []
 
 
-def test_slow_drip_is_closed_at_the_request_deadline(tmpdir_short):
+@pytest.mark.parametrize("start", [b"POST / HTTP/1.1\r\n",
+                                   head(extra=b"Content-Length: 100000\r\n", body=b"{")],
+                         ids=["head", "body"])
+def test_slow_drip_is_closed_at_the_request_deadline(tmpdir_short, start):
     d = Daemon(tmpdir_short, extra=["--request-timeout", "2s"]).wait_ready()
     try:
         s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
         t0 = time.monotonic()
         got = b""
         try:
-            s.sendall(b"POST / HTTP/1.1\r\n")
+            s.sendall(start)
             s.setblocking(False)
             # One byte every 100 ms: an idle timer would never fire.
             while time.monotonic() - t0 < 20:
