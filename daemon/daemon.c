@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -15,6 +14,7 @@
 #include "daemon/api.h"
 #include "daemon/credentials.h"
 #include "daemon/daemon.h"
+#include "daemon/log_limit.h"
 #include "daemon/sched.h"
 #include "daemon/store.h"
 
@@ -212,72 +212,6 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	return 0;
 }
 
-/* ---- the log's rate limit ---- */
-
-struct ratelog {
-	FILE *out;
-	double tokens;
-	int64_t last_ms;
-	unsigned long long dropped;
-	bool mid_line, dropping;
-};
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A line may pass when the bucket holds a token; the decision is made at
- * its first byte and holds to its newline, whatever the writes' sizes. */
-static void ratelog_line_start(struct ratelog *r)
-{
-	int64_t now = mono_ms();
-	r->tokens += (double)(now - r->last_ms) * DAEMON_LOG_RATE / 1000.0;
-	if (r->tokens > DAEMON_LOG_BURST)
-		r->tokens = DAEMON_LOG_BURST;
-	r->last_ms = now;
-	r->mid_line = true;
-	r->dropping = r->tokens < 1;
-	if (r->dropping) {
-		r->dropped++;
-		return;
-	}
-	r->tokens -= 1;
-	if (r->dropped)
-		fprintf(r->out, "berth daemon: %llu log lines suppressed (more than %d a second)\n",
-			r->dropped, DAEMON_LOG_RATE);
-	r->dropped = 0;
-}
-
-static ssize_t ratelog_write(void *cookie, const char *buf, size_t size)
-{
-	struct ratelog *r = cookie;
-	for (size_t i = 0; i < size;) {
-		if (!r->mid_line)
-			ratelog_line_start(r);
-		const char *nl = memchr(buf + i, '\n', size - i);
-		size_t n = nl ? (size_t)(nl - (buf + i)) + 1 : size - i;
-		if (!r->dropping)
-			fwrite(buf + i, 1, n, r->out);
-		r->mid_line = !nl;
-		i += n;
-	}
-	fflush(r->out);
-	return (ssize_t)size;
-}
-
-/* OUT behind a token bucket, or NULL (then OUT is used as it is). */
-static FILE *ratelog_open(struct ratelog *r, FILE *out)
-{
-	*r = (struct ratelog){ .out = out, .tokens = DAEMON_LOG_BURST, .last_ms = mono_ms() };
-	FILE *f = fopencookie(r, "w", (cookie_io_functions_t){ .write = ratelog_write });
-	if (f)
-		setvbuf(f, NULL, _IOLBF, 0);
-	return f;
-}
-
 /* The soft open-file limit raised to the hard one: each task and each
  * API connection holds a descriptor, and the default soft limit (1024)
  * is reached by a thousand tasks or clients.  Returns the limit now. */
@@ -313,8 +247,9 @@ int daemon_run(const struct daemon_opts *in, struct berth_err *err)
 		o.max_connections = fit;
 	if (!o.max_connections_per_source)
 		o.max_connections_per_source = o.max_connections / 4 ? o.max_connections / 4 : 1;
-	struct ratelog rl;
-	_cleanup_fclose_ FILE *log = o.log ? ratelog_open(&rl, o.log) : NULL;
+	struct log_limit ll;
+	_cleanup_fclose_ FILE *log = o.log ? log_limit_open(&ll, o.log, DAEMON_LOG_RATE,
+							  DAEMON_LOG_BURST, NULL) : NULL;
 	if (log)
 		o.log = log;
 	return run_checked(&o, err);
