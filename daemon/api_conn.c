@@ -32,6 +32,8 @@ struct api_conn {
 	bool answered;                  /* the guard's refusal was sent */
 	bool deadline;                  /* the timer is the request deadline */
 	uint64_t completed;             /* g.completed when the deadline was set */
+	uint64_t reserved;              /* of the body budget, for this body */
+	uint64_t reserved_for;          /* g.completed when it was reserved */
 	struct api_guard g;
 	TAILQ_ENTRY(api_conn) link;     /* least recently active first */
 };
@@ -53,6 +55,7 @@ struct api_conns {
 	struct api_conn_limits lim;
 	TAILQ_HEAD(, api_conn) conns;
 	size_t live;                    /* registered, not shut, not closing */
+	uint64_t reserved;              /* large bodies arriving, in bytes */
 	struct api_listen_watch *watches;
 	struct report accept_failed, evicted;
 };
@@ -112,10 +115,37 @@ static bool idle(const struct api_conn *c)
 	       evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
 }
 
+static void unreserve(struct api_conn *c)
+{
+	c->cs->reserved -= c->reserved;
+	c->reserved = 0;
+}
+
+/* A body over API_CONN_SMALL_BODY counts against API_CONN_BODY_BUDGET from
+ * its head to its last byte: before its signature can be checked the
+ * whole body must be held, so together they are bounded.  False when this
+ * one does not fit. */
+static bool reserve_body(struct api_conn *c)
+{
+	if (c->reserved && c->reserved_for == c->g.completed && c->g.state == API_GUARD_BODY)
+		return true;
+	unreserve(c);
+	if (c->g.state != API_GUARD_BODY || c->g.content_length <= API_CONN_SMALL_BODY)
+		return true;
+	uint64_t want = (uint64_t)c->g.content_length;
+	if (c->cs->reserved + want > API_CONN_BODY_BUDGET)
+		return false;
+	c->cs->reserved += want;
+	c->reserved = want;
+	c->reserved_for = c->g.completed;
+	return true;
+}
+
 /* Closes our side: evhttp reads EOF and frees the connection, and its
  * close callback releases ours. */
 static void conn_shut(struct api_conn *c)
 {
+	unreserve(c);
 	if (c->shut || c->closing)
 		return;
 	c->shut = true;
@@ -145,6 +175,7 @@ static void conn_release(struct api_conn *c)
 {
 	struct api_conns *cs = c->cs;
 	TAILQ_REMOVE(&cs->conns, c, link);
+	unreserve(c);
 	if (c->registered && !c->shut && !c->closing)
 		cs->live--;
 	event_free(c->timer);
@@ -159,6 +190,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 	struct api_conn *c = arg;
 	if (c->registered && !c->shut)
 		c->cs->live--;
+	unreserve(c);
 	c->closing = true;
 	/* evhttp frees the bufferevent after this returns; ours is the last
 	 * reference, dropped on the next turn of the loop. */
@@ -316,7 +348,11 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	TAILQ_REMOVE(&c->cs->conns, c, link);
 	TAILQ_INSERT_TAIL(&c->cs->conns, c, link);
 	feed(c, buf, len - info->n_added, info->n_added);
+	if (c->g.state < API_GUARD_DISCARD && !reserve_body(c))
+		api_guard_refuse(&c->g, 400, "ThrottlingException", "Too many large request bodies "
+				 "are arriving at once; retry later.");
 	if (c->g.state >= API_GUARD_DISCARD) {
+		unreserve(c);
 		conn_answer(c);
 		evbuffer_drain(buf, evbuffer_get_length(buf));
 		if (c->g.state == API_GUARD_CLOSED)

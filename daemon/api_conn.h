@@ -9,6 +9,9 @@
  *  - At most max_total connections, and max_per_source from one TCP peer
  *    address: a new one beyond either closes the least recently active
  *    idle one (no request in flight), or itself when none is idle.
+ *  - Request bodies over API_CONN_SMALL_BODY that are arriving count
+ *    against API_CONN_BODY_BUDGET (a body is held whole before its
+ *    signature can be checked): beyond it, a new one is refused.
  *  - accept() failing (out of file descriptors) pauses the listener for
  *    API_CONN_ACCEPT_PAUSE_MS and closes the oldest idle connection,
  *    instead of spinning on a listener that stays readable; it is logged
@@ -37,6 +40,10 @@ struct evconnlistener;
 struct bufferevent;
 
 #define API_CONN_ACCEPT_PAUSE_MS 100
+/* Bodies over API_CONN_SMALL_BODY arriving at once, in all: beyond, a new
+ * one is refused with a ThrottlingException (which clients retry). */
+#define API_CONN_BODY_BUDGET (64u << 20)
+#define API_CONN_SMALL_BODY (16u << 10)
 #define API_CONN_REPORT_MS 10000
 
 struct api_conn_limits {

@@ -213,6 +213,40 @@ def test_framing_errors_are_aws_shaped(daemon, raw, status):
     assert make_client(daemon).list_clusters()["clusterArns"] == []
 
 
+def test_large_bodies_arriving_at_once_are_bounded(daemon):
+    """A body must be held whole before its signature can be checked: 64
+    connections announcing 1 MiB each fill the 64 MiB budget, and the next
+    large one is throttled at once, while small requests go on."""
+    held = []
+    try:
+        for _ in range(64):
+            s = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+            s.sendall(head(extra=b"Content-Length: 1048576\r\n", body=b"{"))
+            held.append(s)
+        data, _, took = exchange(daemon, head(extra=b"Content-Length: 1048576\r\n", body=b"{"))
+        assert took < 2.0
+        got, headers, body = parse_response(data)
+        assert got == 400 and json.loads(body)["__type"] == "ThrottlingException", data[:300]
+        assert make_client(daemon).list_clusters()["clusterArns"] == []
+        # One of them gone, a large body fits again (it is read, not answered).
+        held.pop().close()
+        s = socket.create_connection(("127.0.0.1", daemon.port), timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            s.sendall(head(extra=b"Content-Length: 1048576\r\n", body=b"{"))
+            try:
+                answer = s.recv(4096)
+            except socket.timeout:
+                break           # held open, reading the body: it fit
+            assert time.monotonic() < deadline, f"still throttled: {answer[:200]!r}"
+            s.close()
+            s = socket.create_connection(("127.0.0.1", daemon.port), timeout=1)
+        held.append(s)
+    finally:
+        for s in held:
+            s.close()
+
+
 @pytest.mark.parametrize("start", [b"POST / HTTP/1.1\r\n",
                                    head(extra=b"Content-Length: 100000\r\n", body=b"{")],
                          ids=["head", "body"])
