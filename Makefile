@@ -130,7 +130,8 @@ build/fuzz/obj/%.o: %.c
 # The fuzzed parsers and what they use: the rest of the library is not
 # compiled with coverage at all.
 FUZZ_LIB_SRCS := $(wildcard common/*.c) images/digest.c images/ref.c images/manifest.c \
-	images/unpack.c
+	images/unpack.c daemon/sigv4.c daemon/credentials.c daemon/api_guard.c \
+	daemon/api_decode.c
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_SRCS:%.c=build/fuzz/obj/%.o)
 	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 

@@ -4,6 +4,7 @@
  * needs (libcurl, libarchive, libnftables and what they pull in: about
  * half of a `berth` process's memory): pulls and the host's NAT run in
  * `berth` helper processes (daemon/sched.c). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ static const char usage_text[] =
 	"             [--log-retention DURATION] [--registry-auth FILE] [--insecure-registry HOST:PORT]...\n"
 	"             [--shim PATH] [--service-healthy-after DURATION]\n"
 	"             " IMG_LIMIT_OPTS "\n"
+	"             [--request-timeout DURATION] [--max-connections N] [--max-connections-per-source N]\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -41,6 +43,20 @@ static int parse_duration(const char *opt, const char *s, int64_t *ret)
 	return -1;
 }
 
+/* A count from 1 to 1,000,000. */
+static int parse_count(const char *opt, const char *s, size_t *ret)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (end == s || *end || errno || v < 1 || v > 1000000) {
+		fprintf(stderr, "berth: --%s %s: expected a number from 1 to 1000000\n", opt, s);
+		return -1;
+	}
+	*ret = (size_t)v;
+	return 0;
+}
+
 static int add_listen(const char **v, size_t *n, const char *opt, const char *arg)
 {
 	if (*n >= DAEMON_LISTEN_MAX) {
@@ -55,6 +71,7 @@ enum {
 	OPT_LOG_ROOT = 256, OPT_SUBNET, OPT_BRIDGE, OPT_NO_NAT, OPT_NFT_TABLE, OPT_CGROUP,
 	OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
 	OPT_PULL_LIMIT,
+	OPT_REQ_TIMEOUT, OPT_MAX_CONNS, OPT_MAX_CONNS_SRC,
 };
 
 static const struct option opts[] = {
@@ -81,6 +98,9 @@ static const struct option opts[] = {
 	{ "layer-timeout", required_argument, NULL, OPT_PULL_LIMIT },
 	{ "max-layer-size", required_argument, NULL, OPT_PULL_LIMIT },
 	{ "max-layer-ratio", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+	{ "max-connections-per-source", required_argument, NULL, OPT_MAX_CONNS_SRC },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -122,6 +142,10 @@ static int set_opt(struct daemon_opts *o, int ch, const char *name, const char *
 	case OPT_HEALTHY_AFTER:
 		return parse_duration("service-healthy-after", arg, &o->service_healthy_after_ms);
 	case OPT_PULL_LIMIT: return set_limit(o, name, arg);
+	case OPT_REQ_TIMEOUT: return parse_duration("request-timeout", arg, &o->request_timeout_ms);
+	case OPT_MAX_CONNS: return parse_count("max-connections", arg, &o->max_connections);
+	case OPT_MAX_CONNS_SRC:
+		return parse_count("max-connections-per-source", arg, &o->max_connections_per_source);
 	default: return -1;
 	}
 }
