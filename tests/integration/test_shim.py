@@ -31,6 +31,7 @@ import time
 import pytest
 import requests
 
+from fixtures import images as fx
 from fixtures import tasks as tk
 from fixtures.tasks import IDLE, container, ctr
 
@@ -568,6 +569,124 @@ def test_keyring_syscalls_refused(env):
     assert v == {"keyctl": "EPERM", "add_key": "EPERM", "request_key": "EPERM"}, v
 
 
+def test_i386_socketcall_cannot_open_alg_or_vsock(env):
+    """i386's socketcall(2) hides socket()'s family from seccomp: a 32-bit
+    entry (int $0x80, as a 32-bit program makes) must not open AF_ALG or
+    AF_VSOCK; the direct 32-bit socket syscall still works, family-checked."""
+    t = env.task([ctr("sc", env.bb + env.layers["socketcall-probe"],
+                      argv=["/socketcall-probe"])]).start()
+    final = t.wait_stopped(30)
+    assert container(final, "sc")["exitCode"] == 0, (final, t.records("sc"))
+    v = kv(t.stdout_lines("sc"))
+    assert v == {"socketcall_alg": "EPERM", "socketcall_vsock": "EPERM",
+                 "socket32_alg": "EPERM", "socket32_vsock": "EPERM", "socket32_inet": "ok",
+                 "socket64_alg": "EPERM"}, v
+
+
+# ------------------------------------------------------------------ j2) devices
+
+# What a task must never read: the start of a "host disk" (a loop device).
+DISK_MARKER = b"BERTH-HOST-DISK-MARKER-5e1f0c"
+
+
+@pytest.fixture
+def host_disk(env):
+    """A read-only loop device over a file that starts with DISK_MARKER, as
+    a stand-in for a host disk; yields its (major, minor), detached after."""
+    subprocess.run(["modprobe", "loop"], capture_output=True)   # the v2 lane's kernel
+    img = env.root / "disk.img"
+    img.write_bytes(DISK_MARKER.ljust(64 * 1024, b"\0"))
+    p = subprocess.run(["losetup", "--read-only", "--find", "--show", str(img)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, f"losetup: {p.stderr}"
+    dev = p.stdout.strip()
+    try:
+        with open(dev, "rb") as f:                  # the host can read it
+            assert f.read(len(DISK_MARKER)) == DISK_MARKER
+        st = os.stat(dev)
+        yield os.major(st.st_rdev), os.minor(st.st_rdev)
+    finally:
+        subprocess.run(["losetup", "--detach", dev], check=True)
+
+
+def _no_marker(t, name):
+    for rec in t.records(name):
+        assert DISK_MARKER.decode() not in json.dumps(rec), f"the task read the disk: {rec}"
+
+
+DEVICES = r"""
+mknod /tmp/disk b {maj} {min}; echo mknod_tmp=$?
+echo "read_tmp=$(head -c 64 /tmp/disk 2>&1)"
+mknod /dev/disk b {maj} {min}; echo mknod_dev=$?
+echo "read_dev=$(head -c 64 /dev/disk 2>&1)"
+echo zero=$(head -c 8 /dev/zero | wc -c)
+echo urandom=$(head -c 8 /dev/urandom | wc -c)
+echo x > /dev/null; echo null=$?
+echo "full=$( (echo x > /dev/full) 2>&1)"
+echo "tty=$( (: < /dev/tty) 2>&1)"
+(exec 3<>/dev/ptmx) 2>/dev/null; echo ptmx=$?
+echo done=1
+"""
+
+
+def test_default_task_cannot_read_a_host_disk_but_has_its_devices(env, host_disk):
+    """CAP_MKNOD stays (Docker's default set), so mknod of the host's loop
+    device works; opening it must not: nodev on the root filesystem
+    (EACCES) and, on the container's own /dev tmpfs, the task cgroup's
+    device allow-list (EPERM)."""
+    maj, mn = host_disk
+    t = env.task([ctr("dev", env.bb, DEVICES.format(maj=maj, min=mn))]).start()
+    final = t.wait_stopped(30)
+    assert container(final, "dev")["exitCode"] == 0, (final, t.records("dev"))
+    _no_marker(t, "dev")
+    v = kv(t.stdout_lines("dev"))
+    assert v.get("done") == "1", v
+    assert v["mknod_tmp"] == "0" and v["mknod_dev"] == "0", v
+    assert "Permission denied" in v["read_tmp"], v          # nodev
+    assert "Operation not permitted" in v["read_dev"], v    # the device cgroup
+    assert v["zero"] == "8" and v["urandom"] == "8" and v["null"] == "0", v
+    assert "No space left" in v["full"], v
+    # No controlling terminal, but the device itself is allowed.
+    assert "not permitted" not in v["tty"] and "No such device" in v["tty"], v
+    assert v["ptmx"] == "0", v
+
+
+def test_device_node_shipped_in_a_layer_is_kept_but_unreadable(env, host_disk, registry_anon):
+    """An image may ship a 0666 block node: it is unpacked as it is (the
+    image stays faithful), and still neither a non-root user nor root in
+    the task can read through it."""
+    maj, mn = host_disk
+    im = fx.Image(f"devnode-{os.getpid()}-{env.root.name}", "latest",
+                  [fx.busybox_layer(), fx.Layer([fx.DEV("disk", "block", maj, mn)])])
+    registry_anon.push(im)
+    store = env.session.root / "store"
+    p = subprocess.run([os.environ.get("BERTH_BIN", "build/release/berth"), "--root", str(store),
+                        "pull", "--insecure-registry", registry_anon.host,
+                        im.ref(registry_anon.host)],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    layers = [store / "layers" / c.split(":", 1)[1] for c in im.resolved().chain_ids]
+    node = layers[-1] / "disk"
+    try:
+        st = os.lstat(node)
+        assert stat.S_ISBLK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o666, oct(st.st_mode)
+        assert st.st_rdev == os.makedev(maj, mn)
+        script = 'echo "ls=$(ls -ln /disk)"; echo "read=$(head -c 64 /disk 2>&1)"; echo done=1'
+        t = env.task([ctr("user", layers, script, user="1000"),
+                      ctr("root", layers, script, essential=False)]).start()
+        final = t.wait_stopped(30)
+        for name in ("user", "root"):
+            assert container(final, name)["exitCode"] == 0, (final, t.records(name))
+            _no_marker(t, name)
+            v = kv(t.stdout_lines(name))
+            assert v.get("done") == "1", (name, v)
+            assert v["ls"].startswith("brw-rw-rw-"), (name, v)
+            assert re.search(rf"\b{maj},\s+{mn}\b", v["ls"]), (name, v)
+            assert "Permission denied" in v["read"], (name, v)
+    finally:
+        node.unlink(missing_ok=True)     # a world-readable node of a host device
+
+
 def test_user_env_workdir_ulimits_readonly_root(env):
     script = ('echo uid=$(id -u); echo gid=$(id -g); echo groups=$(id -G); echo pwd=$(pwd); '
               'echo "greeting=$GREETING"; echo path=$PATH; echo nofile=$(ulimit -n); '
@@ -829,6 +948,27 @@ def test_depends_on_healthy(env):
 # ------------------------------------------------------------------ o) init
 
 ORPHANS = '(sleep 0.3 &); (sleep 0.3 &); (sleep 0.3 &); exec sleep 1000'
+
+
+def test_health_check_process_holds_no_host_directory(env):
+    """A container with SYS_PTRACE (the one capability Fargate lets a task
+    add) catches its health probe's process as it appears (the next pid
+    of its pid namespace), stops it and takes every fd it holds with
+    pidfd_getfd(): none may be a directory or file of the host (the
+    shim's task, log, cache or cgroup directories, its logs)."""
+    t = env.task([ctr("victim", env.bb + env.layers["fd-thief"],
+                      argv=["/fd-thief", "3", "2", "8"], health=("sleep 1", 5, 4, 3),
+                      linuxParameters={"capabilities": {"add": ["SYS_PTRACE"]}})]).start()
+    final = t.wait_stopped(60)
+    out = t.stdout_lines("victim")
+    assert container(final, "victim")["exitCode"] == 0, (final, t.records("victim"))
+    assert "done=1" in out, out
+    caught = [ln for ln in out if ln.startswith("caught=") and ln != "caught=none"]
+    assert caught, f"the attack never caught a health probe: {out}"
+    stolen = [ln for ln in out if ln.startswith("fd=")]
+    assert stolen, out
+    host = [ln for ln in stolen if " type=dir " in ln or " type=reg " in ln]
+    assert not host, "a probe carried host directories or files:\n" + "\n".join(host)
 
 
 def _ns_init(pid):
