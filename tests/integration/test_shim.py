@@ -430,6 +430,49 @@ def test_oom_kill_reported_as_out_of_memory(env):
     assert final["stopCode"] == "EssentialContainerExited", final
 
 
+def _cgroup_value(env, t, group, *files):
+    """(file, content) of the first of files found in the task's cgroup
+    group ("" for the task group, else a container), in any hierarchy."""
+    for root in tk.cgroup_tree_roots(env.net.cgroup_name):
+        for f in files:
+            p = os.path.join(root, f"task-{t.id}", group, f)
+            if os.path.exists(p):
+                with open(p) as fh:
+                    return f, fh.read().strip()
+    raise AssertionError(f"none of {files} in the cgroup of {group or 'the task'}")
+
+
+def test_container_limits_inside_the_task(env):
+    """Container-level limits under a task limit: the container group gets
+    its hard memory limit, CPU weight and memory reservation, and the
+    container over its own 32 MiB is OOM-killed with ECS's reason while the
+    task (256 MiB) and its other container run on."""
+    # USR1 first: wait_running() returns once the TERM trap is set.
+    hog = ('trap "go=1" USR1; trap "exit 0" TERM; while [ -z "$go" ]; do sleep 0.1; done; '
+           'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived ${#x}')
+    t = env.task([ctr("hog", env.bb, hog, essential=False, memory=32),
+                  ctr("calm", env.bb, IDLE, cpu=512, memoryReservation=64)],
+                 memory=256).start()
+    st = t.wait_running()
+    MiB = 1 << 20
+    assert _cgroup_value(env, t, "", "memory.max", "memory.limit_in_bytes")[1] == str(256 * MiB)
+    assert _cgroup_value(env, t, "hog", "memory.max",
+                         "memory.limit_in_bytes")[1] == str(32 * MiB)
+    f, v = _cgroup_value(env, t, "calm", "cpu.weight", "cpu.shares")
+    assert v == (str(1 + (512 - 2) * 9999 // 262142) if f == "cpu.weight" else "512"), (f, v)
+    assert _cgroup_value(env, t, "calm", "memory.low",
+                         "memory.soft_limit_in_bytes")[1] == str(64 * MiB)
+    os.kill(container(st, "hog")["pid"], signal.SIGUSR1)
+    with t.events() as es:
+        st = t.wait_container("hog", lambda c: c["lastStatus"] == "STOPPED", 60, stream=es)
+    h = container(st, "hog")
+    assert h["exitCode"] == 137 and h.get("reason") == tk.OOM_REASON, h
+    assert not any("survived" in x for x in t.stdout_lines("hog"))
+    assert st["lastStatus"] == "RUNNING" and container(st, "calm")["lastStatus"] == "RUNNING", st
+    final = t.stop_and_wait()
+    assert final["stopCode"] == "UserInitiated", final
+
+
 def test_sigkill_without_oom_is_not_reported_as_oom(env):
     t = env.task([ctr("killed", env.bb, 'sh -c "kill -9 \\$\\$"; exit $?')],
                  memory=64).start()
