@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -228,6 +230,30 @@ static int release(const struct rt_exec_spec *s, bool into_cgroup, pid_t pid, in
 	return r;
 }
 
+/* Waits until the process has exec'd or failed (sock readable: end of
+ * file or its error), at most RT_EXEC_START_MS.  A process in the
+ * container can stop the new one, or keep a copy of the socket it took
+ * with pidfd_getfd(), and the caller must not wait for that forever. */
+static int wait_started(int sock, struct berth_err *err)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = RT_EXEC_START_MS - ((t.tv_sec - t0.tv_sec) * 1000 +
+						(t.tv_nsec - t0.tv_nsec) / 1000000);
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return berth_errf(err, ETIMEDOUT, "the process did not start within %d ms "
+					  "(stopped from inside the container?)", RT_EXEC_START_MS);
+		if (errno != EINTR)
+			return berth_errnof(err, errno, "wait for the process to start");
+	}
+}
+
 static int spawn(const struct rt_exec_spec *s, struct exec_child *c, struct rt_proc *ret,
 		 struct berth_err *err)
 {
@@ -260,6 +286,8 @@ static int spawn(const struct rt_exec_spec *s, struct exec_child *c, struct rt_p
 	if (r < 0)
 		return r;
 	r = release(s, c->into_cgroup, pid, pidfd, sock, err);
+	if (r >= 0)
+		r = wait_started(sock, err);
 	if (r >= 0)
 		r = rt_child_result(sock, err);
 	if (r < 0) {

@@ -67,6 +67,11 @@ struct rt_exec_spec {
 /* Zeroes *spec and sets every fd to -1. */
 void rt_exec_spec_init(struct rt_exec_spec *spec);
 
+/* How long rt_exec_in() waits for the new process to exec: it runs in
+ * the container, whose processes can stop it (ETIMEDOUT then, and it is
+ * killed). */
+#define RT_EXEC_START_MS 10000
+
 /* Starts spec->argv in the container; on success it has exec'd and *ret
  * holds its pid (in our pid namespace) and pidfd: rt_wait / rt_kill /
  * rt_proc_release as for a container.  On failure nothing is left

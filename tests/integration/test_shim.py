@@ -1014,6 +1014,28 @@ def test_health_check_process_holds_no_host_directory(env):
     assert not host, "a probe carried host directories or files:\n" + "\n".join(host)
 
 
+def test_health_probe_held_by_the_container_does_not_stall_the_shim(env):
+    """The thief keeps its copy of the probe's socket to the shim, so the
+    shim never sees the probe exec (end of file on that socket): it gives
+    up after RT_EXEC_START_MS (10 s), counts a failed probe and goes on,
+    instead of waiting until the container lets go (60 s here).  A probe
+    that passes first (one the thief caught only after its exec) is fine:
+    the thief tries the next."""
+    t = env.task([ctr("victim", env.bb + env.layers["fd-thief"],
+                      argv=["/fd-thief", "3", "4", "8", "60"], health=("true", 5, 2, 1),
+                      stop_timeout=2,
+                      linuxParameters={"capabilities": {"add": ["SYS_PTRACE"]}})]).start()
+    with t.events() as es:
+        st = t.wait_container("victim", lambda c: c.get("healthStatus") == "UNHEALTHY", 60,
+                              stream=es)
+        assert st["lastStatus"] == "RUNNING", st
+        with t.client() as c:
+            c.stop()
+        t.wait_stopped(20, es)
+    assert any(ln.startswith("caught=") and ln != "caught=none"
+               for ln in t.stdout_lines("victim")), t.stdout_lines("victim")
+
+
 def _ns_init(pid):
     """Host pid of the pid-namespace init of the container whose pid is given."""
     ns = os.readlink(f"/proc/{pid}/ns/pid")
