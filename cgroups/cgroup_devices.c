@@ -71,8 +71,8 @@ int cg_devices_v1_apply(int fd, const char *path, struct berth_err *err)
 
 /* ---- v2 ----------------------------------------------------------------- */
 
-/* One rule is at most 9 instructions; 6 load the context, 2 end. */
-#define PROG_MAX (6 + 9 * ARRAY_SIZE(rules) + 2)
+/* One rule is at most 8 instructions; 6 load the context, 2 end. */
+#define PROG_MAX (6 + 8 * ARRAY_SIZE(rules) + 2)
 
 struct prog {
 	struct bpf_insn insn[PROG_MAX];

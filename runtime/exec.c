@@ -53,9 +53,9 @@ static int grandchild_run(struct exec_child *c, struct berth_err *err)
 	const struct rt_exec_spec *s = c->spec;
 	static const int inherit[3] = { -1, -1, -1 };  /* the helper set them */
 	int r = rt_child_wait_go(c->sock, err);
-	/* Born in the container's cgroup (the helper's), so its cgroup
-	 * namespace can be joined: from outside, the kernel would refuse
-	 * later cgroup moves made relative to it. */
+	/* Born in the container's cgroup (the helper's, or moved there by
+	 * the caller before the go-ahead), so in the container's cgroup
+	 * namespace its own cgroup reads "/", as the container's do. */
 	if (r >= 0 && setns(s->target_pidfd, CLONE_NEWCGROUP) < 0)
 		r = rt_cerrnof(err, errno, "join the container's cgroup namespace");
 	const struct rt_child_profile prof = {
