@@ -18,7 +18,7 @@
 #define CG_NAME_MAX 128
 #define CG_REL_MAX 512
 
-static const char *const cg_ctl_names[] = { "cpu", "cpuacct", "memory", "pids" };
+static const char *const cg_ctl_names[] = { "cpu", "cpuacct", "memory", "pids", "devices" };
 
 struct mountinfo_hit {
 	char mnt[512];   /* mount point */
@@ -127,12 +127,15 @@ static int probe_v2(const struct probe_in *in, struct cg_driver *d, struct berth
 		return r;
 	ctls[strcspn(ctls, "\n")] = '\0';
 	for (unsigned i = 0; i < ARRAY_SIZE(cg_ctl_names); i++) {
-		/* cpuacct has no v2 controller: cpu.stat carries usage. */
-		if (strcmp(cg_ctl_names[i], "cpuacct") && !cg_has_token(ctls, cg_ctl_names[i], ' '))
+		/* cpuacct and devices have no v2 controller: cpu.stat carries
+		 * usage, a BPF program does the devices' job. */
+		if (strcmp(cg_ctl_names[i], "cpuacct") && strcmp(cg_ctl_names[i], "devices") &&
+		    !cg_has_token(ctls, cg_ctl_names[i], ' '))
 			return berth_errf(err, ENOTSUP, "cgroup2 %s: controller %s not available "
 					  "(cgroup.controllers: \"%s\")", own, cg_ctl_names[i], ctls);
 	}
-	d->hier[0] = (struct cg_hier){ .ctls = CG_CTL_CPU | CG_CTL_CPUACCT | CG_CTL_MEMORY | CG_CTL_PIDS,
+	d->hier[0] = (struct cg_hier){ .ctls = CG_CTL_CPU | CG_CTL_CPUACCT | CG_CTL_MEMORY |
+					       CG_CTL_PIDS | CG_CTL_DEVICES,
 				       .root = TAKE_PTR(root), .fd = -1 };
 	d->nhier = 1;
 	d->version = CG_VERSION_2;

@@ -3,9 +3,9 @@
  * One interface, two backends chosen at start-up by cg_driver_open():
  *   v2  cgroup2 mounted at /sys/fs/cgroup and cpu, memory, pids listed in
  *       cgroup.controllers of our own cgroup (the primary backend);
- *   v1  cpu, cpuacct, memory and pids mounted as v1 hierarchies under
- *       /sys/fs/cgroup (hybrid hosts such as the build machines, whose
- *       unified tree has no controllers).
+ *   v1  cpu, cpuacct, memory, pids and devices mounted as v1 hierarchies
+ *       under /sys/fs/cgroup (hybrid hosts such as the build machines,
+ *       whose unified tree has no controllers).
  * Berth's tree lives under the cgroup this process already belongs to
  * (/proc/self/cgroup, per hierarchy): <own>/<name>/task-<id>/<container>.
  *
@@ -23,8 +23,18 @@
  *                                 1 + (units-2)*9999/262142   (clamped to 2..262144)
  *   (Berth default) [pids_max]    pids.max                pids.max
  *                                 (CG_TASK_PIDS_DEFAULT = 4096 for task groups)
+ *   (Berth) [device_allowlist]    BPF_PROG_TYPE_CGROUP_   devices.deny "a", then
+ *                                 DEVICE program attached devices.allow per rule
+ *                                 (BPF_F_ALLOW_MULTI)     (set on task groups)
  *   (*) only when the kernel accounts swap (the file exists); without swap
  *       accounting there is nothing to turn off.
+ *
+ * Devices.  A group with device_allowlist may open (read/write) only
+ * runc's default devices: null, zero, full, random, urandom, tty, console,
+ * ptmx, /dev/pts/N (char 136:*) and /dev/net/tun; mknod of any node is
+ * allowed, opening it is not (cgroup_devices.c has the table).  Its
+ * children inherit the list and cannot widen it: v1 copies the parent's
+ * list into a new child, v2 runs every program attached up the tree.
  *
  * Reading back:
  *   OOM kills      memory.events oom_kill (hierarchical)  sum of memory.oom_control oom_kill
@@ -58,6 +68,7 @@
 #ifndef BERTH_CGROUP_H
 #define BERTH_CGROUP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -82,6 +93,9 @@ struct cg_limits {
 	uint64_t memory_max;  /* bytes; hard limit, swap disabled */
 	uint64_t memory_low;  /* bytes; protected / soft-limit reservation */
 	uint64_t pids_max;    /* max tasks (threads included) */
+	/* Deny every device but the allow-list (see "Devices" above); the
+	 * group's children inherit it and cannot widen it. */
+	bool device_allowlist;
 };
 
 struct cg_stats {

@@ -11,8 +11,9 @@
 
 #include "cgroups/cgroup.h"
 
-/* v1 needs cpu, cpuacct, memory, pids: at most four separate hierarchies. */
-#define CG_MAX_HIER 4
+/* v1 needs cpu, cpuacct, memory, pids, devices: at most five separate
+ * hierarchies. */
+#define CG_MAX_HIER 5
 
 /* Controller bits, in the order of cg_ctl_names[]. */
 enum {
@@ -20,6 +21,7 @@ enum {
 	CG_CTL_CPUACCT = 1u << 1,
 	CG_CTL_MEMORY = 1u << 2,
 	CG_CTL_PIDS = 1u << 3,
+	CG_CTL_DEVICES = 1u << 4,  /* v1 only; v2 attaches a BPF program */
 };
 
 /* Bounded waits: a kill or an emptying cgroup that takes longer than this
@@ -88,6 +90,11 @@ static inline uint64_t cg_cpu_shares(uint32_t units)
 {
 	return units < 2 ? 2 : units > 262144 ? 262144 : units;
 }
+
+/* cgroup_devices.c: deny every device but Berth's allow-list in the group
+ * at fd (path names it in errors).  v1: only while it has no children. */
+int cg_devices_v1_apply(int fd, const char *path, struct berth_err *err);
+int cg_devices_v2_apply(int fd, const char *path, struct berth_err *err);
 
 /* Index of the hierarchy serving controller ctl, or -1. */
 int cg_hier_of(const struct cg_driver *d, unsigned ctl);

@@ -1,5 +1,6 @@
 /* cgroup v1 backend (kernel Documentation/admin-guide/cgroup-v1/): cpu,
- * cpuacct, memory and pids, each a hierarchy of its own or co-mounted.
+ * cpuacct, memory, pids and devices, each a hierarchy of its own or
+ * co-mounted.
  * A group is one directory per hierarchy; g->fd[i] follows d->hier[i]. */
 #include "cgroups/cgroup_internal.h"
 
@@ -13,7 +14,7 @@
 #include "common/cleanup.h"
 
 /* The group's fd and path in the hierarchy serving ctl (probe guarantees
- * one exists for each of the four). */
+ * one exists for each of the five). */
 #define V1_AT(g, ctl) (g)->fd[cg_hier_of((g)->drv, (ctl))], (g)->path[cg_hier_of((g)->drv, (ctl))]
 
 static int v1_set_cpu(struct cg_group *g, const struct cg_limits *l, struct berth_err *err)
@@ -52,6 +53,8 @@ static int v1_set_limits(struct cg_group *g, const struct cg_limits *l, struct b
 				    l->memory_low, err);
 	if (r == 0 && l->pids_max)
 		r = cg_write_u64_at(V1_AT(g, CG_CTL_PIDS), "pids.max", l->pids_max, err);
+	if (r == 0 && l->device_allowlist)
+		r = cg_devices_v1_apply(V1_AT(g, CG_CTL_DEVICES), err);
 	return r;
 }
 

@@ -124,6 +124,8 @@ static int v2_set_limits(struct cg_group *g, const struct cg_limits *l, struct b
 		r = cg_write_u64_at(fd, p, "memory.low", l->memory_low, err);
 	if (r == 0 && l->pids_max)
 		r = cg_write_u64_at(fd, p, "pids.max", l->pids_max, err);
+	if (r == 0 && l->device_allowlist)
+		r = cg_devices_v2_apply(fd, p, err);
 	return r;
 }
 

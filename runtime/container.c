@@ -246,6 +246,31 @@ int rt_child_close_fds(int *sock, struct berth_err *err)
 	return 0;
 }
 
+int rt_child_close_all_but(const int *keep, size_t n, struct berth_err *err)
+{
+	int sorted[RT_KEEP_FDS_MAX];
+	if (n > RT_KEEP_FDS_MAX)
+		return rt_cerrf(err, E2BIG, "%zu fds to keep", n);
+	/* Insertion sort: a handful of fds, and no allocation here. */
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+		for (; j > 0 && sorted[j - 1] > keep[i]; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = keep[i];
+	}
+	unsigned from = 3;
+	for (size_t i = 0; i < n; i++) {
+		if (sorted[i] < (int)from)
+			continue;
+		if ((unsigned)sorted[i] > from && close_range(from, (unsigned)sorted[i] - 1, 0) < 0)
+			return rt_cerrnof(err, errno, "close inherited fds");
+		from = (unsigned)sorted[i] + 1;
+	}
+	if (close_range(from, ~0U, 0) < 0)
+		return rt_cerrnof(err, errno, "close inherited fds");
+	return 0;
+}
+
 int rt_child_cwd(const char *cwd, struct berth_err *err)
 {
 	char buf[PATH_MAX];

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -49,16 +51,15 @@ struct exec_child {
 static int grandchild_run(struct exec_child *c, struct berth_err *err)
 {
 	const struct rt_exec_spec *s = c->spec;
-	int r = rt_child_self_join(s->self_join_fds, s->n_self_join_fds, err);
-	if (r >= 0)
-		r = rt_child_wait_go(c->sock, err);
-	/* Now that we are in the container's cgroup: joined from outside its
-	 * cgroup namespace, CLONE_INTO_CGROUP would have been refused
-	 * (the source cgroup must be visible in the caller's namespace). */
+	static const int inherit[3] = { -1, -1, -1 };  /* the helper set them */
+	int r = rt_child_wait_go(c->sock, err);
+	/* Born in the container's cgroup (the helper's, or moved there by
+	 * the caller before the go-ahead), so in the container's cgroup
+	 * namespace its own cgroup reads "/", as the container's do. */
 	if (r >= 0 && setns(s->target_pidfd, CLONE_NEWCGROUP) < 0)
 		r = rt_cerrnof(err, errno, "join the container's cgroup namespace");
 	const struct rt_child_profile prof = {
-		.stdio = s->stdio, .ulimits = s->ulimits, .n_ulimits = s->n_ulimits, .sec = c->sec,
+		.stdio = inherit, .ulimits = s->ulimits, .n_ulimits = s->n_ulimits, .sec = c->sec,
 		.uid = s->uid, .gid = s->gid, .groups = s->groups, .n_groups = s->n_groups,
 		.cwd = s->cwd,
 	};
@@ -104,22 +105,36 @@ static int helper_run(struct exec_child *c, struct berth_err *err)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return rt_cerrnof(err, errno, "set non-dumpable");
 	rt_child_reset_signals();
+	/* v1: into the container's cgroups now, so the process is born
+	 * there (v2: the caller cloned us into it). */
+	int r = rt_child_self_join(s->self_join_fds, s->n_self_join_fds, err);
+	if (r >= 0)
+		r = rt_child_stdio(s->stdio, err);
+	/* The process appears in the container's pid namespace at clone3,
+	 * and one there with SYS_PTRACE could take any fd it holds with
+	 * pidfd_getfd() (non-dumpable does not stop CAP_SYS_PTRACE): it
+	 * inherits only its stdio, the socket and the container's pidfd,
+	 * never the shim's task, log or cgroup directories. */
+	const int keep[] = { c->sock, s->target_pidfd };
+	if (r >= 0)
+		r = rt_child_close_all_but(keep, ARRAY_SIZE(keep), err);
+	if (r < 0)
+		return r;
 	/* Also moves our root and cwd to the container's root. */
 	if (setns(s->target_pidfd, JOIN_NS) < 0)
 		return rt_cerrnof(err, errno, "join the container's namespaces");
 	int pidfd = -1;
 	/* CLONE_PARENT: the caller's child, reaped by its rt_wait(). */
 	struct clone_args args = {
-		.flags = CLONE_PARENT | CLONE_PIDFD | (c->into_cgroup ? CLONE_INTO_CGROUP : 0),
+		.flags = CLONE_PARENT | CLONE_PIDFD,
 		.pidfd = (uint64_t)(uintptr_t)&pidfd,
-		.cgroup = c->into_cgroup ? (uint64_t)s->cgroup_fd : 0,
 	};
 	long pid = syscall(SYS_clone3, &args, sizeof(args));
 	if (pid < 0)
 		return rt_cerrnof(err, errno, "clone3");
 	if (pid == 0)
 		grandchild_main(c);
-	int r = send_pid(c->sock, (pid_t)pid, pidfd);
+	r = send_pid(c->sock, (pid_t)pid, pidfd);
 	if (r < 0) {
 		/* Nobody to hand it to: do not leave it waiting forever. */
 		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
@@ -215,6 +230,30 @@ static int release(const struct rt_exec_spec *s, bool into_cgroup, pid_t pid, in
 	return r;
 }
 
+/* Waits until the process has exec'd or failed (sock readable: end of
+ * file or its error), at most RT_EXEC_START_MS.  A process in the
+ * container can stop the new one, or keep a copy of the socket it took
+ * with pidfd_getfd(), and the caller must not wait for that forever. */
+static int wait_started(int sock, struct berth_err *err)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = RT_EXEC_START_MS - ((t.tv_sec - t0.tv_sec) * 1000 +
+						(t.tv_nsec - t0.tv_nsec) / 1000000);
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return berth_errf(err, ETIMEDOUT, "the process did not start within %d ms "
+					  "(stopped from inside the container?)", RT_EXEC_START_MS);
+		if (errno != EINTR)
+			return berth_errnof(err, errno, "wait for the process to start");
+	}
+}
+
 static int spawn(const struct rt_exec_spec *s, struct exec_child *c, struct rt_proc *ret,
 		 struct berth_err *err)
 {
@@ -225,11 +264,13 @@ static int spawn(const struct rt_exec_spec *s, struct exec_child *c, struct rt_p
 	_cleanup_close_ int helper_pidfd = -1;
 	/* No new namespaces: the helper only needs to be single-threaded
 	 * (setns into a mount namespace refuses threaded callers) and
-	 * disposable. */
+	 * disposable.  cgroup2: it starts in the container's group, and so
+	 * does the process it clones, which then needs no cgroup fd. */
 	struct clone_args args = {
-		.flags = CLONE_PIDFD,
+		.flags = CLONE_PIDFD | (c->into_cgroup ? CLONE_INTO_CGROUP : 0),
 		.pidfd = (uint64_t)(uintptr_t)&helper_pidfd,
 		.exit_signal = SIGCHLD,
+		.cgroup = c->into_cgroup ? (uint64_t)s->cgroup_fd : 0,
 	};
 	long hpid = syscall(SYS_clone3, &args, sizeof(args));
 	if (hpid < 0)
@@ -245,6 +286,8 @@ static int spawn(const struct rt_exec_spec *s, struct exec_child *c, struct rt_p
 	if (r < 0)
 		return r;
 	r = release(s, c->into_cgroup, pid, pidfd, sock, err);
+	if (r >= 0)
+		r = wait_started(sock, err);
 	if (r >= 0)
 		r = rt_child_result(sock, err);
 	if (r < 0) {

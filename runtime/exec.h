@@ -9,10 +9,15 @@
  * nothing the container itself could not.
  *
  * setns(CLONE_NEWPID) only places a process's future children in the
- * namespace, so it takes two steps: a helper child joins the namespaces
- * and clone3()s the real process with CLONE_PARENT (our child, so
- * rt_wait() reaps it) and CLONE_PIDFD, hands the pidfd back over the
- * socketpair and exits.  The process then waits for the go-ahead (cgroup
+ * namespace, so it takes two steps: a helper child joins the container's
+ * cgroup (cgroup2: it is cloned into it; v1: it writes itself to the
+ * self_join_fds), sets up stdio, closes every other fd but the socket and
+ * target_pidfd, joins the namespaces and clone3()s the real process with
+ * CLONE_PARENT (our child, so rt_wait() reaps it) and CLONE_PIDFD, hands
+ * the pidfd back over the socketpair and exits.  The real process is
+ * visible in the container from its first instruction, where a process
+ * with SYS_PTRACE could take its fds (pidfd_getfd): it never holds one of
+ * the caller's directories.  The process then waits for the go-ahead (cgroup
  * v1 attach and the caller's hook run in between, as for rt_start()),
  * sets itself up with raw syscalls only and execs; a failure comes back as
  * a struct berth_err, e.g.
@@ -46,8 +51,9 @@ struct rt_exec_spec {
 	const char *const *cap_drop;
 	size_t n_cap_drop;
 	/* The container's cgroup directory fd, or -1 (stay in ours).  cgroup2:
-	 * created in it (CLONE_INTO_CGROUP); otherwise the pid is written to
-	 * its cgroup.procs before the process goes on.  before_start runs in
+	 * the helper is created in it (CLONE_INTO_CGROUP), and the process
+	 * with it; otherwise the process's pid is written to its cgroup.procs
+	 * before the process goes on.  before_start runs in
 	 * the same window, e.g. for the other v1 hierarchies. */
 	int cgroup_fd;
 	rt_before_start_fn before_start;  /* optional; pid and pidfd of the new process */
@@ -60,6 +66,11 @@ struct rt_exec_spec {
 
 /* Zeroes *spec and sets every fd to -1. */
 void rt_exec_spec_init(struct rt_exec_spec *spec);
+
+/* How long rt_exec_in() waits for the new process to exec: it runs in
+ * the container, whose processes can stop it (ETIMEDOUT then, and it is
+ * killed). */
+#define RT_EXEC_START_MS 10000
 
 /* Starts spec->argv in the container; on success it has exec'd and *ret
  * holds its pid (in our pid namespace) and pidfd: rt_wait / rt_kill /

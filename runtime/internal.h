@@ -47,6 +47,11 @@ int rt_child_rlimits(const struct rt_ulimit *ul, size_t n, struct berth_err *err
 /* Moves *sock to fd 3 (CLOEXEC) and closes every fd from 4 up. */
 int rt_child_close_fds(int *sock, struct berth_err *err);
 
+/* Closes every fd from 3 up except the n in keep (at most
+ * RT_KEEP_FDS_MAX): what a process must not carry into a container. */
+#define RT_KEEP_FDS_MAX 8
+int rt_child_close_all_but(const int *keep, size_t n, struct berth_err *err);
+
 /* chdir, refusing a directory outside our root. */
 int rt_child_cwd(const char *cwd, struct berth_err *err);
 

@@ -133,7 +133,9 @@ static int overlay_fsmount(const struct rt_rootfs *r, int *ret, struct berth_err
 	 * with its own message. */
 	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		return errno == EINVAL ? 1 : fs_err(err, fsfd, errno, "overlay");
-	int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+	/* nodev: a device node from a layer (or made with mknod) stays
+	 * what the image says but cannot be opened. */
+	int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
 	if (mfd < 0)
 		return berth_errnof(err, errno, "overlay: fsmount");
 	*ret = mfd;
@@ -309,7 +311,7 @@ static int attach_overlay(const struct rt_mounts *m, struct berth_err *err)
 	 * the cwd. */
 	if (m->legacy_dirfd >= 0 && fchdir(m->legacy_dirfd) < 0)
 		return rt_cerrnof(err, errno, "rootfs: enter layers dir");
-	if (mount("overlay", m->legacy_target, "overlay", 0, m->legacy_opts) < 0)
+	if (mount("overlay", m->legacy_target, "overlay", MS_NODEV, m->legacy_opts) < 0)
 		return rt_cerrnof(err, errno, "rootfs: mount overlay");
 	if (chdir(m->legacy_target) < 0)
 		return rt_cerrnof(err, errno, "rootfs: enter overlay");
@@ -413,6 +415,10 @@ static int populate_dev(int devfd, struct berth_err *err)
 	return r;
 }
 
+/* The only mounts without nodev: this tmpfs, whose nodes mount_dev()
+ * makes itself, and its devpts (the pty nodes).  What else a process
+ * with CAP_MKNOD creates here is still refused by the task cgroup's
+ * device allow-list. */
 static int mount_dev(int rootfd, struct berth_err *err)
 {
 	_cleanup_close_ int devfd = -1;

@@ -3,10 +3,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,6 +499,30 @@ int rt_security_set_caps(const struct rt_security *s, struct berth_err *err)
 	return 0;
 }
 
+#if defined(__x86_64__)
+/* i386's socketcall(2) passes socket()'s family in memory, where no
+ * filter can look, and libseccomp maps each "socket" rule onto
+ * socketcall(SYS_SOCKET) with the family test dropped: the profile above
+ * lets it through, and with it AF_ALG and AF_VSOCK.  This second filter
+ * (the kernel applies the stricter answer of the two) refuses that one
+ * call with EPERM.  32-bit programs still create sockets through the
+ * direct socket syscall (i386 has it since Linux 4.3), whose family the
+ * profile checks. */
+#define SOCKETCALL_I386 102
+#define SOCKETCALL_SOCKET 1  /* linux/net.h SYS_SOCKET */
+static const struct sock_filter i386_socketcall[] = {
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_I386, 0, 4),
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCKETCALL_I386, 0, 2),
+	/* The low half of args[0] (little-endian). */
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCKETCALL_SOCKET, 1, 0),
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+};
+#endif
+
 int rt_security_lock(const struct rt_security *s, struct berth_err *err)
 {
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -504,5 +530,11 @@ int rt_security_lock(const struct rt_security *s, struct berth_err *err)
 	struct sock_fprog prog = { .len = s->bpf_len, .filter = s->bpf };
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
 		return rt_cerrnof(err, errno, "seccomp");
+#if defined(__x86_64__)
+	struct sock_fprog sc = { .len = ARRAY_SIZE(i386_socketcall),
+				 .filter = (struct sock_filter *)i386_socketcall };
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sc) < 0)
+		return rt_cerrnof(err, errno, "seccomp (i386 socketcall)");
+#endif
 	return 0;
 }

@@ -11,7 +11,9 @@
  *    known-dangerous ones with EPERM; syscalls Docker gates on a capability
  *    (mount and unshare on SYS_ADMIN, ptrace's kin on SYS_PTRACE, …) are
  *    allowed when the final set has it.  The x86 and x32 ABIs are covered on
- *    x86_64 (arm on aarch64); any other ABI kills the process.
+ *    x86_64 (arm on aarch64); any other ABI kills the process.  On x86_64
+ *    a second, fixed filter refuses i386 socketcall(SYS_SOCKET), whose
+ *    family no filter can see (docs/security.md "Seccomp").
  *
  * rt_security_prepare() does everything that allocates (libcap name
  * parsing, libseccomp compilation to BPF) in the parent; the child applies
@@ -66,7 +68,7 @@ int rt_security_set_user(const struct rt_security *s, uid_t uid, gid_t gid,
  * set, inheritable and ambient empty. */
 int rt_security_set_caps(const struct rt_security *s, struct berth_err *err);
 
-/* Child side, last step before execve: no_new_privs, then the filter
+/* Child side, last step before execve: no_new_privs, then the filters
  * (which no_new_privs lets us load without CAP_SYS_ADMIN). */
 int rt_security_lock(const struct rt_security *s, struct berth_err *err);
 

@@ -47,7 +47,7 @@ struct ctr {
 	enum rt_health_status health;
 	char *dir;              /* <taskDir>/containers/<name> */
 	struct cg_group *cg;
-	int join_fds[4];        /* v1: its `tasks` files, for self-joins */
+	int join_fds[5];        /* v1: its `tasks` files, for self-joins */
 	size_t n_join_fds;
 	struct rt_log *log;
 	struct rt_proc proc;    /* pidfd -1 when not running */

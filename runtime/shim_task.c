@@ -32,6 +32,7 @@ static int setup_cgroups(struct shim *s, struct berth_err *err)
 	snprintf(rel, sizeof(rel), "task-%s", p->task_id);
 	struct cg_limits tl = {
 		.cpu_quota = p->cpu, .memory_max = p->memory_mib << 20, .pids_max = p->pids_max,
+		.device_allowlist = true,  /* the containers inherit it */
 	};
 	if ((r = cg_group_create(s->cgd, rel, &tl, &s->task_cg, err)) < 0)
 		return r;

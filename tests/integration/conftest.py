@@ -250,13 +250,15 @@ def _remove_test_network(net):
     subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True)
 
 
-def _keyctl_probe_layer(root):
-    """A one-file layer: tests/fixtures/keyctl_probe.c built static."""
-    layer = root / "keyctl-probe-layer"
+def _probe_layer(root, name):
+    """A one-file layer: tests/fixtures/<name>.c built static (and so not
+    position-independent) as /<name with dashes>."""
+    exe = name.replace("_", "-")
+    layer = root / f"{exe}-layer"
     layer.mkdir()
-    src = Path(__file__).resolve().parents[1] / "fixtures" / "keyctl_probe.c"
+    src = Path(__file__).resolve().parents[1] / "fixtures" / f"{name}.c"
     p = subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
-                        str(layer / "keyctl-probe"), str(src)], capture_output=True, text=True)
+                        str(layer / exe), str(src)], capture_output=True, text=True)
     assert p.returncode == 0, f"building {src}: {p.stderr}"
     return layer
 
@@ -295,7 +297,8 @@ def shim_session(registry_anon, catalogue):
             layers[name] = [store / "layers" / c.split(":", 1)[1] for c in im.chain_ids]
             for d in layers[name]:
                 assert d.is_dir(), f"pulled {name} but {d} is missing"
-        layers["keyctl-probe"] = [_keyctl_probe_layer(root)]
+        for probe in ("keyctl_probe", "socketcall_probe", "fd_thief"):
+            layers[probe.replace("_", "-")] = [_probe_layer(root, probe)]
         yield ShimSession(root, net, layers)
     finally:
         for pid in tk.shim_processes(root):

@@ -31,6 +31,7 @@ import time
 import pytest
 import requests
 
+from fixtures import images as fx
 from fixtures import tasks as tk
 from fixtures.tasks import IDLE, container, ctr
 
@@ -429,6 +430,49 @@ def test_oom_kill_reported_as_out_of_memory(env):
     assert final["stopCode"] == "EssentialContainerExited", final
 
 
+def _cgroup_value(env, t, group, *files):
+    """(file, content) of the first of files found in the task's cgroup
+    group ("" for the task group, else a container), in any hierarchy."""
+    for root in tk.cgroup_tree_roots(env.net.cgroup_name):
+        for f in files:
+            p = os.path.join(root, f"task-{t.id}", group, f)
+            if os.path.exists(p):
+                with open(p) as fh:
+                    return f, fh.read().strip()
+    raise AssertionError(f"none of {files} in the cgroup of {group or 'the task'}")
+
+
+def test_container_limits_inside_the_task(env):
+    """Container-level limits under a task limit: the container group gets
+    its hard memory limit, CPU weight and memory reservation, and the
+    container over its own 32 MiB is OOM-killed with ECS's reason while the
+    task (256 MiB) and its other container run on."""
+    # USR1 first: wait_running() returns once the TERM trap is set.
+    hog = ('trap "go=1" USR1; trap "exit 0" TERM; while [ -z "$go" ]; do sleep 0.1; done; '
+           'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived ${#x}')
+    t = env.task([ctr("hog", env.bb, hog, essential=False, memory=32),
+                  ctr("calm", env.bb, IDLE, cpu=512, memoryReservation=64)],
+                 memory=256).start()
+    st = t.wait_running()
+    MiB = 1 << 20
+    assert _cgroup_value(env, t, "", "memory.max", "memory.limit_in_bytes")[1] == str(256 * MiB)
+    assert _cgroup_value(env, t, "hog", "memory.max",
+                         "memory.limit_in_bytes")[1] == str(32 * MiB)
+    f, v = _cgroup_value(env, t, "calm", "cpu.weight", "cpu.shares")
+    assert v == (str(1 + (512 - 2) * 9999 // 262142) if f == "cpu.weight" else "512"), (f, v)
+    assert _cgroup_value(env, t, "calm", "memory.low",
+                         "memory.soft_limit_in_bytes")[1] == str(64 * MiB)
+    os.kill(container(st, "hog")["pid"], signal.SIGUSR1)
+    with t.events() as es:
+        st = t.wait_container("hog", lambda c: c["lastStatus"] == "STOPPED", 60, stream=es)
+    h = container(st, "hog")
+    assert h["exitCode"] == 137 and h.get("reason") == tk.OOM_REASON, h
+    assert not any("survived" in x for x in t.stdout_lines("hog"))
+    assert st["lastStatus"] == "RUNNING" and container(st, "calm")["lastStatus"] == "RUNNING", st
+    final = t.stop_and_wait()
+    assert final["stopCode"] == "UserInitiated", final
+
+
 def test_sigkill_without_oom_is_not_reported_as_oom(env):
     t = env.task([ctr("killed", env.bb, 'sh -c "kill -9 \\$\\$"; exit $?')],
                  memory=64).start()
@@ -566,6 +610,124 @@ def test_keyring_syscalls_refused(env):
     assert container(final, "keys")["exitCode"] == 0, (final, t.records("keys"))
     v = kv(t.stdout_lines("keys"))
     assert v == {"keyctl": "EPERM", "add_key": "EPERM", "request_key": "EPERM"}, v
+
+
+def test_i386_socketcall_cannot_open_alg_or_vsock(env):
+    """i386's socketcall(2) hides socket()'s family from seccomp: a 32-bit
+    entry (int $0x80, as a 32-bit program makes) must not open AF_ALG or
+    AF_VSOCK; the direct 32-bit socket syscall still works, family-checked."""
+    t = env.task([ctr("sc", env.bb + env.layers["socketcall-probe"],
+                      argv=["/socketcall-probe"])]).start()
+    final = t.wait_stopped(30)
+    assert container(final, "sc")["exitCode"] == 0, (final, t.records("sc"))
+    v = kv(t.stdout_lines("sc"))
+    assert v == {"socketcall_alg": "EPERM", "socketcall_vsock": "EPERM",
+                 "socket32_alg": "EPERM", "socket32_vsock": "EPERM", "socket32_inet": "ok",
+                 "socket64_alg": "EPERM"}, v
+
+
+# ------------------------------------------------------------------ j2) devices
+
+# What a task must never read: the start of a "host disk" (a loop device).
+DISK_MARKER = b"BERTH-HOST-DISK-MARKER-5e1f0c"
+
+
+@pytest.fixture
+def host_disk(env):
+    """A read-only loop device over a file that starts with DISK_MARKER, as
+    a stand-in for a host disk; yields its (major, minor), detached after."""
+    subprocess.run(["modprobe", "loop"], capture_output=True)   # the v2 lane's kernel
+    img = env.root / "disk.img"
+    img.write_bytes(DISK_MARKER.ljust(64 * 1024, b"\0"))
+    p = subprocess.run(["losetup", "--read-only", "--find", "--show", str(img)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, f"losetup: {p.stderr}"
+    dev = p.stdout.strip()
+    try:
+        with open(dev, "rb") as f:                  # the host can read it
+            assert f.read(len(DISK_MARKER)) == DISK_MARKER
+        st = os.stat(dev)
+        yield os.major(st.st_rdev), os.minor(st.st_rdev)
+    finally:
+        subprocess.run(["losetup", "--detach", dev], check=True)
+
+
+def _no_marker(t, name):
+    for rec in t.records(name):
+        assert DISK_MARKER.decode() not in json.dumps(rec), f"the task read the disk: {rec}"
+
+
+DEVICES = r"""
+mknod /tmp/disk b {maj} {min}; echo mknod_tmp=$?
+echo "read_tmp=$(head -c 64 /tmp/disk 2>&1)"
+mknod /dev/disk b {maj} {min}; echo mknod_dev=$?
+echo "read_dev=$(head -c 64 /dev/disk 2>&1)"
+echo zero=$(head -c 8 /dev/zero | wc -c)
+echo urandom=$(head -c 8 /dev/urandom | wc -c)
+echo x > /dev/null; echo null=$?
+echo "full=$( (echo x > /dev/full) 2>&1)"
+echo "tty=$( (: < /dev/tty) 2>&1)"
+(exec 3<>/dev/ptmx) 2>/dev/null; echo ptmx=$?
+echo done=1
+"""
+
+
+def test_default_task_cannot_read_a_host_disk_but_has_its_devices(env, host_disk):
+    """CAP_MKNOD stays (Docker's default set), so mknod of the host's loop
+    device works; opening it must not: nodev on the root filesystem
+    (EACCES) and, on the container's own /dev tmpfs, the task cgroup's
+    device allow-list (EPERM)."""
+    maj, mn = host_disk
+    t = env.task([ctr("dev", env.bb, DEVICES.format(maj=maj, min=mn))]).start()
+    final = t.wait_stopped(30)
+    assert container(final, "dev")["exitCode"] == 0, (final, t.records("dev"))
+    _no_marker(t, "dev")
+    v = kv(t.stdout_lines("dev"))
+    assert v.get("done") == "1", v
+    assert v["mknod_tmp"] == "0" and v["mknod_dev"] == "0", v
+    assert "Permission denied" in v["read_tmp"], v          # nodev
+    assert "Operation not permitted" in v["read_dev"], v    # the device cgroup
+    assert v["zero"] == "8" and v["urandom"] == "8" and v["null"] == "0", v
+    assert "No space left" in v["full"], v
+    # No controlling terminal, but the device itself is allowed.
+    assert "not permitted" not in v["tty"] and "No such device" in v["tty"], v
+    assert v["ptmx"] == "0", v
+
+
+def test_device_node_shipped_in_a_layer_is_kept_but_unreadable(env, host_disk, registry_anon):
+    """An image may ship a 0666 block node: it is unpacked as it is (the
+    image stays faithful), and still neither a non-root user nor root in
+    the task can read through it."""
+    maj, mn = host_disk
+    im = fx.Image(f"devnode-{os.getpid()}-{env.root.name}", "latest",
+                  [fx.busybox_layer(), fx.Layer([fx.DEV("disk", "block", maj, mn)])])
+    registry_anon.push(im)
+    store = env.session.root / "store"
+    p = subprocess.run([os.environ.get("BERTH_BIN", "build/release/berth"), "--root", str(store),
+                        "pull", "--insecure-registry", registry_anon.host,
+                        im.ref(registry_anon.host)],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    layers = [store / "layers" / c.split(":", 1)[1] for c in im.resolved().chain_ids]
+    node = layers[-1] / "disk"
+    try:
+        st = os.lstat(node)
+        assert stat.S_ISBLK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o666, oct(st.st_mode)
+        assert st.st_rdev == os.makedev(maj, mn)
+        script = 'echo "ls=$(ls -ln /disk)"; echo "read=$(head -c 64 /disk 2>&1)"; echo done=1'
+        t = env.task([ctr("user", layers, script, user="1000"),
+                      ctr("root", layers, script, essential=False)]).start()
+        final = t.wait_stopped(30)
+        for name in ("user", "root"):
+            assert container(final, name)["exitCode"] == 0, (final, t.records(name))
+            _no_marker(t, name)
+            v = kv(t.stdout_lines(name))
+            assert v.get("done") == "1", (name, v)
+            assert v["ls"].startswith("brw-rw-rw-"), (name, v)
+            assert re.search(rf"\b{maj},\s+{mn}\b", v["ls"]), (name, v)
+            assert "Permission denied" in v["read"], (name, v)
+    finally:
+        node.unlink(missing_ok=True)     # a world-readable node of a host device
 
 
 def test_user_env_workdir_ulimits_readonly_root(env):
@@ -829,6 +991,49 @@ def test_depends_on_healthy(env):
 # ------------------------------------------------------------------ o) init
 
 ORPHANS = '(sleep 0.3 &); (sleep 0.3 &); (sleep 0.3 &); exec sleep 1000'
+
+
+def test_health_check_process_holds_no_host_directory(env):
+    """A container with SYS_PTRACE (the one capability Fargate lets a task
+    add) catches its health probe's process as it appears (the next pid
+    of its pid namespace), stops it and takes every fd it holds with
+    pidfd_getfd(): none may be a directory or file of the host (the
+    shim's task, log, cache or cgroup directories, its logs)."""
+    t = env.task([ctr("victim", env.bb + env.layers["fd-thief"],
+                      argv=["/fd-thief", "3", "2", "8"], health=("sleep 1", 5, 4, 3),
+                      linuxParameters={"capabilities": {"add": ["SYS_PTRACE"]}})]).start()
+    final = t.wait_stopped(60)
+    out = t.stdout_lines("victim")
+    assert container(final, "victim")["exitCode"] == 0, (final, t.records("victim"))
+    assert "done=1" in out, out
+    caught = [ln for ln in out if ln.startswith("caught=") and ln != "caught=none"]
+    assert caught, f"the attack never caught a health probe: {out}"
+    stolen = [ln for ln in out if ln.startswith("fd=")]
+    assert stolen, out
+    host = [ln for ln in stolen if " type=dir " in ln or " type=reg " in ln]
+    assert not host, "a probe carried host directories or files:\n" + "\n".join(host)
+
+
+def test_health_probe_held_by_the_container_does_not_stall_the_shim(env):
+    """The thief keeps its copy of the probe's socket to the shim, so the
+    shim never sees the probe exec (end of file on that socket): it gives
+    up after RT_EXEC_START_MS (10 s), counts a failed probe and goes on,
+    instead of waiting until the container lets go (60 s here).  A probe
+    that passes first (one the thief caught only after its exec) is fine:
+    the thief tries the next."""
+    t = env.task([ctr("victim", env.bb + env.layers["fd-thief"],
+                      argv=["/fd-thief", "3", "4", "8", "60"], health=("true", 5, 2, 1),
+                      stop_timeout=2,
+                      linuxParameters={"capabilities": {"add": ["SYS_PTRACE"]}})]).start()
+    with t.events() as es:
+        st = t.wait_container("victim", lambda c: c.get("healthStatus") == "UNHEALTHY", 60,
+                              stream=es)
+        assert st["lastStatus"] == "RUNNING", st
+        with t.client() as c:
+            c.stop()
+        t.wait_stopped(20, es)
+    assert any(ln.startswith("caught=") and ln != "caught=none"
+               for ln in t.stdout_lines("victim")), t.stdout_lines("victim")
 
 
 def _ns_init(pid):

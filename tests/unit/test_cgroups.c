@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,9 +52,9 @@ static struct cg_group *mkgroup(struct cg_driver *d, const char *rel, const stru
 
 static void destroy_and_check_gone(struct cg_group *g)
 {
-	char paths[4][512];
+	char paths[8][512];
 	unsigned n = 0;
-	for (const char *p; n < 4 && (p = cg_group_path(g, n)); n++)
+	for (const char *p; n < 8 && (p = cg_group_path(g, n)); n++)
 		snprintf(paths[n], sizeof(paths[n]), "%s", p);
 	struct berth_err err = { 0 };
 	if (cg_group_destroy(g, &err) < 0)
@@ -194,6 +195,70 @@ static void test_create_destroy_leaves_nothing(void **state)
 	destroy_and_check_gone(t);  /* kills the container's process too */
 	int status = wait_status(pid);
 	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+/* Opens each node of the directory arg in turn; bit i of the exit status
+ * is set when node i opened, and the status is 0x80 | i when node i failed
+ * with anything but EPERM (the device cgroup's answer). */
+static const struct { const char *name; mode_t type; unsigned major, minor; } dev_probe[] = {
+	{ "null", S_IFCHR, 1, 3 }, { "urandom", S_IFCHR, 1, 9 }, { "tty", S_IFCHR, 5, 0 },
+	{ "pts9", S_IFCHR, 136, 9 }, { "mem", S_IFCHR, 1, 1 }, { "loop0", S_IFBLK, 7, 0 },
+};
+
+static int child_open_nodes(void *arg)
+{
+	int dirfd = open(arg, O_PATH | O_DIRECTORY | O_CLOEXEC), opened = 0;
+	for (unsigned i = 0; i < ARRAY_SIZE(dev_probe); i++) {
+		int fd = openat(dirfd, dev_probe[i].name, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0)
+			opened |= 1 << i;
+		else if (errno != EPERM && errno != ENXIO && errno != EIO && errno != ENODEV)
+			return 0x80 | (int)i;
+		/* ENXIO and the like: the cgroup let the open through to a
+		 * driver that has no such device, which counts as allowed. */
+		else if (errno != EPERM)
+			opened |= 1 << i;
+		if (fd >= 0)
+			close(fd);
+	}
+	return opened;
+}
+
+static void test_device_allowlist(void **state)
+{
+	struct cg_driver *d = *state;
+	struct cg_limits task = { .device_allowlist = true }, none = { 0 };
+	char dir[] = "/tmp/berth-test-devXXXXXX";
+	assert_non_null(mkdtemp(dir));
+	int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dirfd >= 0);
+	for (unsigned i = 0; i < ARRAY_SIZE(dev_probe); i++)
+		assert_int_equal(mknodat(dirfd, dev_probe[i].name, dev_probe[i].type | 0600,
+					 makedev(dev_probe[i].major, dev_probe[i].minor)), 0);
+	struct cg_group *t = mkgroup(d, "task-dev", &task);
+	struct cg_group *c = mkgroup(d, "task-dev/web", &none);
+	struct cg_group *free_task = mkgroup(d, "task-free", &none);
+	if (cg_driver_version(d) == CG_VERSION_1) {
+		char buf[128];
+		read_ctl(c, "devices.list", buf, sizeof(buf));
+		assert_string_equal(buf, "c *:* m");  /* the first line: inherited */
+	}
+	/* In the container's group: null, urandom, tty and pts open; mem and
+	 * the loop device do not.  mknod itself is allowed. */
+	int status = wait_status(spawn_in(c, child_open_nodes, dir));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0x0f);
+	/* A group without the list: everything reaches its driver. */
+	status = wait_status(spawn_in(free_task, child_open_nodes, dir));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0x3f);
+	cg_group_free(c);
+	destroy_and_check_gone(t);
+	destroy_and_check_gone(free_task);
+	for (unsigned i = 0; i < ARRAY_SIZE(dev_probe); i++)
+		unlinkat(dirfd, dev_probe[i].name, 0);
+	close(dirfd);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 static int child_touch_200mib(void *arg)
@@ -513,7 +578,7 @@ static void test_remove_leftover_group(void **state)
 	struct cg_group *t = mkgroup(d, "task-left", &none);
 	struct cg_group *c = mkgroup(d, "task-left/c", &none);
 	pid_t pid = spawn_in(c, child_pause, NULL);
-	char paths[4][512];
+	char paths[8][512];
 	unsigned n = 0;
 	for (const char *p; n < 4 && (p = cg_group_path(t, n)); n++)
 		snprintf(paths[n], sizeof(paths[n]), "%s", p);
@@ -649,6 +714,7 @@ static int run_all(struct cg_driver *d)
 		cmocka_unit_test_prestate(test_reopen_and_driver_remove, d),
 		cmocka_unit_test_prestate(test_remove_leftover_group, d),
 		cmocka_unit_test_prestate(test_clone_into_cgroup, d),
+		cmocka_unit_test_prestate(test_device_allowlist, d),
 		/* v2 only: v1 has no delegation model (the tests/vm lane runs it). */
 		cmocka_unit_test_prestate(test_delegation_moves_into_agent_leaf, d),
 	};
@@ -665,7 +731,7 @@ static int run_all(struct cg_driver *d)
 }
 
 /* The driver roots, found through a throwaway group, for the final check. */
-static unsigned root_paths(struct cg_driver *d, char roots[4][512])
+static unsigned root_paths(struct cg_driver *d, char roots[8][512])
 {
 	struct cg_limits none = { 0 };
 	struct cg_group *g = NULL;
@@ -675,7 +741,7 @@ static unsigned root_paths(struct cg_driver *d, char roots[4][512])
 		return 0;
 	}
 	unsigned n = 0;
-	for (const char *p; n < 4 && (p = cg_group_path(g, n)); n++) {
+	for (const char *p; n < 8 && (p = cg_group_path(g, n)); n++) {
 		snprintf(roots[n], 512, "%s", p);
 		*strrchr(roots[n], '/') = '\0';
 	}
@@ -710,7 +776,7 @@ int main(void)
 		fprintf(stderr, "test_cgroups: %s\n", err.msg);
 		return 1;
 	}
-	char roots[4][512];
+	char roots[8][512];
 	unsigned nroots = root_paths(d, roots);
 	/* Orphans of a test that died half-way come back here to be reaped. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);

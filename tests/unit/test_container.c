@@ -516,19 +516,38 @@ static int check_in_cgroup(pid_t pid, int pidfd, void *data, struct berth_err *e
 	return 0;
 }
 
+/* The hierarchy a cgroup test makes its group in: v1's pids one where it
+ * is mounted (the build hosts), else cgroup2 (the v2 lane), so the test
+ * runs on both; *want is the line /proc/self/cgroup shows inside the
+ * container's cgroup namespace.  No hierarchy at all fails the test: a
+ * join test that passes without joining anything proves nothing. */
+static void cgroup_test_dir(const char *tag, char *dir, size_t size, const char **want)
+{
+	const char *root = "";
+	if (access("/sys/fs/cgroup/pids/tasks", F_OK) == 0) {
+		root = "/sys/fs/cgroup/pids";
+		*want = ":pids:/\n";
+	} else if (access("/sys/fs/cgroup/cgroup.procs", F_OK) == 0) {
+		root = "/sys/fs/cgroup";
+		*want = "0::/\n";
+	} else {
+		fail_msg("%s: neither a v1 pids hierarchy nor cgroup2 at /sys/fs/cgroup", tag);
+	}
+	snprintf(dir, size, "%s/berth-%s-%d", root, tag, (int)getpid());
+	if (mkdir(dir, 0755) < 0)
+		fail_msg("%s: mkdir %s: %s", tag, dir, strerror(errno));
+}
+
 static void test_cgroup_join(void **state)
 {
 	(void)state;
 	char dir[128];
-	snprintf(dir, sizeof(dir), "/sys/fs/cgroup/pids/berth-rt-test-%d", (int)getpid());
-	if (mkdir(dir, 0755) < 0) {
-		print_message("skip: %s: %s\n", dir, strerror(errno));
-		return;
-	}
+	const char *want = NULL;
+	cgroup_test_dir("rt-test", dir, sizeof(dir), &want);
 	_cleanup_close_ int cgfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(cgfd >= 0);
 	struct rt_spec s;
-	base_spec(&s, (const char *[]){ "grep", "pids", "/proc/self/cgroup", NULL });
+	base_spec(&s, (const char *[]){ "cat", "/proc/self/cgroup", NULL });
 	s.cgroup_fd = cgfd;
 	s.before_start = check_in_cgroup;
 	s.before_start_data = dir;
@@ -541,7 +560,8 @@ static void test_cgroup_join(void **state)
 	if (r < 0)
 		fail_msg("%s", err.msg);
 	/* The cgroup namespace is rooted at the joined cgroup. */
-	assert_non_null(strstr(out, ":pids:/\n"));
+	if (!strstr(out, want))
+		fail_msg("no %s in:\n%s", want, out);
 	free(out);
 }
 
@@ -858,15 +878,14 @@ static void test_exec_in_errors(void **state)
 
 /* The probe lands in the container's cgroup, in both hierarchy kinds this
  * host may have: a v1 controller (cgroup.procs written before go) and the
- * v2 hierarchy (CLONE_INTO_CGROUP). */
+ * v2 hierarchy (CLONE_INTO_CGROUP).  root must be there: a missing one
+ * fails rather than skips. */
 static void exec_in_cgroup(const char *root, const char *want_line)
 {
 	char dir[160];
 	snprintf(dir, sizeof(dir), "%s/berth-exec-test-%d", root, (int)getpid());
-	if (mkdir(dir, 0755) < 0) {
-		print_message("skip: %s: %s\n", dir, strerror(errno));
-		return;
-	}
+	if (mkdir(dir, 0755) < 0)
+		fail_msg("mkdir %s: %s", dir, strerror(errno));
 	_cleanup_close_ int cgfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(cgfd >= 0);
 	struct rt_spec s;
@@ -900,11 +919,20 @@ static void exec_in_cgroup(const char *root, const char *want_line)
 static void test_exec_in_cgroup(void **state)
 {
 	(void)state;
-	exec_in_cgroup("/sys/fs/cgroup/pids", ":pids:/\n");
-	if (access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) == 0)
+	int ran = 0;
+	if (access("/sys/fs/cgroup/pids/tasks", F_OK) == 0) {
+		exec_in_cgroup("/sys/fs/cgroup/pids", ":pids:/\n");
+		ran++;
+	}
+	if (access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) == 0) {
 		exec_in_cgroup("/sys/fs/cgroup/unified", "0::/\n");
-	else if (access("/sys/fs/cgroup/cgroup.procs", F_OK) == 0)
+		ran++;
+	} else if (access("/sys/fs/cgroup/cgroup.procs", F_OK) == 0) {
 		exec_in_cgroup("/sys/fs/cgroup", "0::/\n");
+		ran++;
+	}
+	if (!ran)
+		fail_msg("no cgroup hierarchy to exec into: neither a v1 pids hierarchy nor cgroup2");
 }
 
 /* ---- initProcessEnabled -------------------------------------------------- */
