@@ -160,9 +160,14 @@ VM_LANE_TESTS := test_cgroups test_container test_netns
 # The shim's integration tests run in the guest too: OOM, cpu and pids
 # limits must hold on cgroup v2 as on v1.
 VM_LANE_PYTEST := tests/integration/test_shim.py
+# The daemon's suites boot once more with the tests in the cgroup leaf
+# /berthlane, as a systemd host runs them (a service or a login shell,
+# never the root cgroup): tasks, services, their restarts and OOM kills.
+VM_LANE_DAEMON_PYTEST := tests/integration/test_api_tasks.py tests/integration/test_services.py
 vm-lane: $(VM_LANE_TESTS:%=build/release/tests/%) $(VM_LANE_TESTS:%=build/asan/tests/%) all
-	@BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim \
-	  tests/vm/lane.sh $(filter-out all,$^) $(VM_LANE_PYTEST)
+	@export BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim; \
+	  tests/vm/lane.sh $(filter-out all,$^) $(VM_LANE_PYTEST); rc=$$?; \
+	  tests/vm/lane.sh --cgroup berthlane $(VM_LANE_DAEMON_PYTEST) && exit $$rc
 
 integration: all
 	BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration

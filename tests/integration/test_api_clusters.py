@@ -147,7 +147,8 @@ API_BRIDGE = f"berthapi{os.getpid() % 100000}"
 class Daemon:
     """A real `berth daemon` on a unix socket and a SigV4 TCP port."""
 
-    def __init__(self, tmp, extra=(), tcp=True, creds=True, name="daemon", net_args=None):
+    def __init__(self, tmp, extra=(), tcp=True, creds=True, name="daemon", net_args=None,
+                 cgroup=None):
         self.tmp = Path(tmp)
         self.root = self.tmp / "root"
         self.run = self.tmp / "run"
@@ -165,6 +166,8 @@ class Daemon:
         if creds:
             args += ["--credentials", str(self.creds)]
         args += list(extra)
+        if cgroup:   # started in CGROUP (tk.daemon_cgroup), as a service manager would
+            args = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, *args]
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
         self.stderr_path = self.tmp / f"{name}.stderr"

@@ -43,7 +43,8 @@ class TaskDaemon(Daemon):
                 "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name]
         if registry is not None:
             args += ["--insecure-registry", registry.host]
-        super().__init__(tmp, extra=extra, name=name, net_args=args)
+        super().__init__(tmp, extra=extra, name=name, net_args=args,
+                         cgroup=tk.daemon_cgroup(net.cgroup_name))
         self.user_extra = tuple(extra)
 
     def restart(self, name):

@@ -1,6 +1,9 @@
 #!/bin/sh
 # tests/vm/lane.sh TEST...  -- the cgroup v2 lane of `make test` (`make vm-lane`).
 #
+# With --cgroup NAME the tests run in the cgroup leaf /NAME, not in the
+# root: what a systemd host gives a service or a login shell.
+#
 # Runs every TEST (C unit test binaries, those under build/asan/ with
 # ASAN_OPTIONS=detect_leaks=1; *.py files through pytest, with BERTH_BIN and
 # BERTH_SHIM passed on) in ONE boot of tests/vm/run, i.e. on a real
@@ -16,8 +19,13 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
+cgroup=
+if [ "${1:-}" = --cgroup ]; then
+    cgroup=${2:?tests/vm/lane.sh: --cgroup needs a NAME}
+    shift 2
+fi
 if [ "${1:-}" != --inside ]; then
-    [ $# -gt 0 ] || { echo "usage: tests/vm/lane.sh BIN..." >&2; exit 2; }
+    [ $# -gt 0 ] || { echo "usage: tests/vm/lane.sh [--cgroup NAME] BIN..." >&2; exit 2; }
     for b in "$@"; do
         case "$b" in
             *.py) [ -f "$b" ] || { echo "tests/vm/lane.sh: $b: no such test file" >&2; exit 2; } ;;
@@ -34,7 +42,7 @@ if [ "${1:-}" != --inside ]; then
     # guest replaces with a fresh directory (/tmp, /var/tmp), as a CI
     # clone may.
     tests/vm/run --native-if-v2 --share "$PWD" --timeout "${BERTH_VM_LANE_VM_TIMEOUT:-1800}" \
-        -- tests/vm/lane.sh --inside "$@"
+        ${cgroup:+--cgroup "$cgroup"} -- tests/vm/lane.sh --inside "$@"
     rc=$?
     echo "== cgroup v2 lane: exit $rc, $(( $(date +%s) - start )) s wall"
     exit $rc
