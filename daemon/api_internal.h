@@ -97,9 +97,10 @@ char *api_arn(const struct api_call *c, const char *kind, const char *name);
 int api_get_cluster(struct api_call *c, bool create_default, char *ret);
 
 /* REF (family, family:rev, ARN) as a definition a task can run now:
- * ACTIVE, given a networkConfiguration when it is awsvpc (HAS_NETCFG), and
+ * ACTIVE, given a networkConfiguration when it is awsvpc (HAS_NETCFG),
  * nothing in it (or in OVERRIDES, may be NULL) that Berth refuses
- * (taskplan_check).  *ret and *ret_body (its parsed body) are the
+ * (taskplan_check) and nothing the operator's policy does not allow
+ * (policy_check: a ClientException naming the container).  *ret and *ret_body (its parsed body) are the
  * caller's, also after a failure; -1 after api_error(). */
 int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *overrides,
 			    bool has_netcfg, struct store_task_definition **ret, cJSON **ret_body);

@@ -326,6 +326,8 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 		return api_error(c, 0, API_E_INVALID, "Network Configuration must be provided when "
 				 "networkMode 'awsvpc' is specified.");
 	r = taskplan_check(*ret_body, overrides, &err);
+	if (r == 0)
+		r = policy_check(sched_policy(c->sched), *ret_body, &err);
 	if (r == -EINVAL)
 		return api_error(c, 0, API_E_INVALID, "%s", err.msg);
 	if (r < 0)

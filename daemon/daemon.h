@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
+#include "daemon/policy.h"
 
 #define DAEMON_DEFAULT_ROOT "/var/lib/berth"
 #define DAEMON_DEFAULT_RUN_ROOT "/run/berth"
@@ -45,6 +46,7 @@ struct daemon_opts {
 	const char *registry_auth;      /* docker config.json for pulls */
 	const char *insecure_registries[DAEMON_LISTEN_MAX];
 	size_t n_insecure;
+	struct berth_policy policy;     /* what tasks may ask for; zeroed = the defaults */
 };
 
 /* Runs the daemon until a SIGTERM or SIGINT; 0 after a clean shutdown, or

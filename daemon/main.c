@@ -4,6 +4,7 @@
  * needs (libcurl, libarchive, libnftables and what they pull in: about
  * half of a `berth` process's memory): pulls and the host's NAT run in
  * `berth` helper processes (daemon/sched.c). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,9 @@ static const char usage_text[] =
 	"             [--nft-table NAME] [--cgroup-name NAME] [--task-retention DURATION]\n"
 	"             [--log-retention DURATION] [--registry-auth FILE] [--insecure-registry HOST:PORT]...\n"
 	"             [--shim PATH] [--service-healthy-after DURATION]\n"
+	"             [--allow-capabilities CAP,...] [--allow-ulimits NAME,...]\n"
+	"             [--default-task-memory MIB] [--default-task-cpu UNITS]\n"
+	"             [--instance-cpu UNITS] [--instance-memory MIB] [--reserved-memory MIB]\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -40,6 +44,42 @@ static int parse_duration(const char *opt, const char *s, int64_t *ret)
 	return -1;
 }
 
+/* A whole number MIN..2^31 (MiB, CPU units). */
+static int parse_count(const char *opt, const char *s, int64_t min, int64_t *ret)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > INT32_MAX) {
+		fprintf(stderr, "berth: --%s %s: expected a whole number from %lld\n", opt, s,
+			(long long)min);
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int policy_list(int (*fn)(struct berth_policy *, const char *, struct berth_err *),
+		       struct berth_policy *p, const char *arg)
+{
+	struct berth_err err = { 0 };
+	if (fn(p, arg, &err) < 0) {
+		fprintf(stderr, "berth: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* --reserved-memory 0 means none (-1 in the policy: 0 is the default). */
+static int parse_reserve(const char *arg, int64_t *ret)
+{
+	if (parse_count("reserved-memory", arg, 0, ret) < 0)
+		return -1;
+	if (*ret == 0)
+		*ret = -1;
+	return 0;
+}
+
 static int add_listen(const char **v, size_t *n, const char *opt, const char *arg)
 {
 	if (*n >= DAEMON_LISTEN_MAX) {
@@ -53,6 +93,8 @@ static int add_listen(const char **v, size_t *n, const char *opt, const char *ar
 enum {
 	OPT_LOG_ROOT = 256, OPT_SUBNET, OPT_BRIDGE, OPT_NO_NAT, OPT_NFT_TABLE, OPT_CGROUP,
 	OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
+	OPT_ALLOW_CAPS, OPT_ALLOW_ULIMITS, OPT_TASK_MEMORY, OPT_TASK_CPU, OPT_INSTANCE_CPU,
+	OPT_INSTANCE_MEMORY, OPT_RESERVED_MEMORY,
 };
 
 static const struct option opts[] = {
@@ -75,9 +117,33 @@ static const struct option opts[] = {
 	{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REG },
 	{ "shim", required_argument, NULL, OPT_SHIM },
 	{ "service-healthy-after", required_argument, NULL, OPT_HEALTHY_AFTER },
+	{ "allow-capabilities", required_argument, NULL, OPT_ALLOW_CAPS },
+	{ "allow-ulimits", required_argument, NULL, OPT_ALLOW_ULIMITS },
+	{ "default-task-memory", required_argument, NULL, OPT_TASK_MEMORY },
+	{ "default-task-cpu", required_argument, NULL, OPT_TASK_CPU },
+	{ "instance-cpu", required_argument, NULL, OPT_INSTANCE_CPU },
+	{ "instance-memory", required_argument, NULL, OPT_INSTANCE_MEMORY },
+	{ "reserved-memory", required_argument, NULL, OPT_RESERVED_MEMORY },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
+
+/* A policy option (daemon/policy.h) into P: 0, or -1 after printing why not. */
+static int set_policy_opt(struct berth_policy *p, int ch, const char *arg)
+{
+	switch (ch) {
+	case OPT_ALLOW_CAPS: return policy_list(policy_allow_capabilities, p, arg);
+	case OPT_ALLOW_ULIMITS: return policy_list(policy_allow_ulimits, p, arg);
+	case OPT_TASK_MEMORY:
+		return parse_count("default-task-memory", arg, 6, &p->default_task_memory);
+	case OPT_TASK_CPU: return parse_count("default-task-cpu", arg, 128, &p->default_task_cpu);
+	case OPT_INSTANCE_CPU: return parse_count("instance-cpu", arg, 128, &p->instance_cpu);
+	case OPT_INSTANCE_MEMORY:
+		return parse_count("instance-memory", arg, 6, &p->instance_memory);
+	case OPT_RESERVED_MEMORY: return parse_reserve(arg, &p->reserved_memory);
+	default: return -1;
+	}
+}
 
 /* One option into O: 0, or -1 after printing why not. */
 static int set_opt(struct daemon_opts *o, int ch, const char *arg)
@@ -104,7 +170,7 @@ static int set_opt(struct daemon_opts *o, int ch, const char *arg)
 	case OPT_SHIM: o->shim_bin = arg; return 0;
 	case OPT_HEALTHY_AFTER:
 		return parse_duration("service-healthy-after", arg, &o->service_healthy_after_ms);
-	default: return -1;
+	default: return set_policy_opt(&o->policy, ch, arg);
 	}
 }
 

@@ -117,6 +117,12 @@ struct svc *sched_services(struct sched *s)
 	return s->svc;
 }
 
+const struct berth_policy *sched_policy(const struct sched *s)
+{
+	static const struct berth_policy dflt = { 0 };
+	return s ? &s->cfg.policy : &dflt;
+}
+
 /* ---- the launch worker (no store, no loop: only its own sched_task) ---- */
 
 static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, const cJSON *ov,
@@ -511,7 +517,9 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 	s->cfg.shim_bin = s->shim_bin;
 	snprintf(s->cli_bin, sizeof(s->cli_bin), "%s", cfg->cli_bin);
 	s->cfg.cli_bin = s->cli_bin;
-	int r = sched_host_network(cfg, err);
+	int r = policy_host_resources(&s->cfg.policy, err);
+	if (r == 0)
+		r = sched_host_network(cfg, err);
 	if (r < 0)
 		return r;
 	struct timeval tv = { prune_period(cfg) / 1000, (prune_period(cfg) % 1000) * 1000 };

@@ -1,0 +1,197 @@
+"""The daemon's policy for what a task may ask for (docs/security.md "Daemon
+policy"): capabilities beyond SYS_PTRACE and ulimits beyond nofile only
+when the operator allows them, names checked at registration, a hard
+memory limit and a CPU quota for every task, and the host as one ECS
+container instance whose registered memory RunTask does not overcommit.
+
+Every answer boto3 sees is validated against botocore's model; every test
+checks that nothing of its tasks is left on the host."""
+import pytest
+from botocore.exceptions import ClientError
+
+from fixtures import tasks as tk
+from test_api_tasks import (NETCFG, TaskDaemon, finish, log_lines, make_client,  # noqa: F401
+                            register, run, sh, tmp_tasks, wait_stopped)
+
+PTRACE_BIT = 1 << 19
+NET_ADMIN_BIT = 1 << 12
+SYS_ADMIN_BIT = 1 << 21
+DANGEROUS = ["SYS_ADMIN", "NET_ADMIN", "ALL", "SYS_MODULE", "SYS_RAWIO", "DAC_READ_SEARCH",
+             "SYS_TIME", "SYS_BOOT", "MAC_ADMIN", "BLOCK_SUSPEND"]
+
+
+@pytest.fixture
+def start(tmp_tasks, task_net, registry_anon):
+    """start(*flags) → a daemon on the test network with those flags."""
+    started = []
+
+    def go(*flags):
+        assert not started, "one daemon per test (they share the network)"
+        d = TaskDaemon(tmp_tasks, task_net, flags).wait_ready()
+        d.registry = registry_anon
+        started.append(d)
+        return d, make_client(d)
+    yield go
+    for d in started:
+        finish(d, task_net)
+
+
+def caps_def(name, caps, script="grep ^CapEff: /proc/1/status", **kw):
+    return sh(name, script, linuxParameters={"capabilities": {"add": caps}}, **kw)
+
+
+def client_error(excinfo):
+    return excinfo.value.response["Error"]["Code"], excinfo.value.response["Error"]["Message"]
+
+
+def printed(d, task, container, what):
+    """The first line starting with WHAT the container printed, once the
+    task stopped."""
+    (t,) = wait_stopped(make_client(d), [task["taskArn"]])
+    lines = [x for x in log_lines(d, t, container) if x.startswith(what)]
+    assert lines, ([(c.get("exitCode"), c.get("reason")) for c in t["containers"]],
+                   t.get("stoppedReason"), log_lines(d, t, container))
+    return lines[0][len(what):]
+
+
+def cap_eff(d, task, container):
+    return int(printed(d, task, container, "CapEff:").split()[0], 16)
+
+
+def limits(d, task, container, what):
+    """[soft, hard] of the /proc/self/limits line WHAT."""
+    return printed(d, task, container, what).split()[:2]
+
+
+# ---- capabilities ----
+
+@pytest.mark.parametrize("cap", DANGEROUS)
+def test_dangerous_capability_is_refused_at_run_task(start, cap):
+    d, ecs = start()
+    td = register(ecs, d, [sh("side", "true", essential=False), caps_def("web", [cap])])
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG)
+    code, msg = client_error(e)
+    assert code == "ClientException", msg
+    assert f"containerDefinitions[1] (web): linuxParameters.capabilities.add: {cap} is not " \
+           f"allowed on this host: a task may add only SYS_PTRACE " in msg, msg
+    assert "--allow-capabilities" in msg and td in msg, msg
+    assert ecs.list_tasks()["taskArns"] == []
+
+
+def test_sys_ptrace_is_allowed_and_present_default_set_unchanged(start):
+    d, ecs = start()
+    td = register(ecs, d, [caps_def("traced", ["SYS_PTRACE"])], family="traced")
+    (t,) = run(ecs, td)
+    assert cap_eff(d, t, "traced") == int(tk.CAP_EFF_DOCKER, 16) | PTRACE_BIT
+    plain = register(ecs, d, [sh("plain", "grep ^CapEff: /proc/1/status")], family="plain")
+    (t,) = run(ecs, plain)
+    assert cap_eff(d, t, "plain") == int(tk.CAP_EFF_DOCKER, 16)
+
+
+def test_create_and_update_service_refuse_a_capability(start):
+    d, ecs = start()
+    ecs.create_cluster()
+    bad = register(ecs, d, [caps_def("web", ["SYS_ADMIN"], tk.IDLE)], family="bad")
+    with pytest.raises(ClientError) as e:
+        ecs.create_service(serviceName="s", taskDefinition=bad, desiredCount=1,
+                           networkConfiguration=NETCFG)
+    code, msg = client_error(e)
+    assert code == "ClientException" and "SYS_ADMIN is not allowed" in msg, msg
+    assert ecs.list_services()["serviceArns"] == []
+
+    good = register(ecs, d, [sh("web", tk.IDLE, stopTimeout=2)], family="good")
+    ecs.create_service(serviceName="s", taskDefinition=good, desiredCount=0,
+                       networkConfiguration=NETCFG)
+    with pytest.raises(ClientError) as e:
+        ecs.update_service(service="s", taskDefinition=bad)
+    code, msg = client_error(e)
+    assert code == "ClientException" and "(web): linuxParameters.capabilities.add: SYS_ADMIN" \
+        in msg, msg
+    (s,) = ecs.describe_services(services=["s"])["services"]
+    assert s["taskDefinition"] == good and len(s["deployments"]) == 1, s
+    ecs.delete_service(service="s", force=True)
+
+
+def test_operator_allows_more_capabilities_and_ulimits(start):
+    d, ecs = start("--allow-capabilities", "NET_ADMIN", "--allow-ulimits", "core")
+    td = register(ecs, d, [caps_def("net", ["NET_ADMIN"])], family="net")
+    (t,) = run(ecs, td)
+    assert cap_eff(d, t, "net") == int(tk.CAP_EFF_DOCKER, 16) | NET_ADMIN_BIT
+
+    core = register(ecs, d, [sh("core", "grep 'Max core file size' /proc/self/limits",
+                                ulimits=[{"name": "core", "softLimit": 1024, "hardLimit": 2048}])],
+                    family="core")
+    (t,) = run(ecs, core)
+    assert limits(d, t, "core", "Max core file size") == ["1024", "2048"]
+
+    for caps in (["SYS_ADMIN"], ["ALL"]):
+        bad = register(ecs, d, [caps_def("web", caps)], family="bad")
+        with pytest.raises(ClientError) as e:
+            ecs.run_task(taskDefinition=bad, networkConfiguration=NETCFG)
+        code, msg = client_error(e)
+        assert code == "ClientException", msg
+        assert "a task may add only SYS_PTRACE, NET_ADMIN (" in msg, msg
+
+
+def test_operator_allows_all_only_when_named(start):
+    """--allow-capabilities ALL lets a task add anything (ALL itself is
+    accepted by the API; whether the runtime can grant every bit depends
+    on the host's bounding set, so the check is on SYS_ADMIN)."""
+    d, ecs = start("--allow-capabilities", "all")
+    td = register(ecs, d, [caps_def("admin", ["SYS_ADMIN", "NET_ADMIN"])], family="admin")
+    (t,) = run(ecs, td)
+    assert cap_eff(d, t, "admin") & SYS_ADMIN_BIT
+    td = register(ecs, d, [caps_def("all", ["ALL"])], family="all")
+    (t,) = run(ecs, td)
+    wait_stopped(ecs, [t["taskArn"]])
+
+
+# ---- ulimits ----
+
+@pytest.mark.parametrize("ulimit,message", [
+    ({"name": "rtprio", "softLimit": 1, "hardLimit": 1},
+     "ulimits[0]: rtprio is not allowed on this host: a task may set only nofile"),
+    ({"name": "memlock", "softLimit": -1, "hardLimit": -1}, "ulimits[0]: memlock is not allowed"),
+    ({"name": "nofile", "softLimit": 1024, "hardLimit": 1048577},
+     "ulimits[0]: nofile hardLimit 1048577 is above 1048576"),
+])
+def test_ulimits_beyond_nofile_are_refused_at_run_task(start, ulimit, message):
+    d, ecs = start()
+    td = register(ecs, d, [sh("web", "true", ulimits=[ulimit])])
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG)
+    code, msg = client_error(e)
+    assert code == "ClientException" and "(web): " + message in msg, msg
+    assert ecs.list_tasks()["taskArns"] == []
+
+
+def test_nofile_is_allowed(start):
+    d, ecs = start()
+    td = register(ecs, d, [sh("web", "grep 'Max open files' /proc/self/limits", ulimits=[
+        {"name": "nofile", "softLimit": 1000, "hardLimit": 2000}])])
+    (t,) = run(ecs, td)
+    assert limits(d, t, "web", "Max open files") == ["1000", "2000"]
+
+
+# ---- names at registration ----
+
+@pytest.mark.parametrize("member,message", [
+    ({"linuxParameters": {"capabilities": {"add": ["BOGUS_CAP"]}}},
+     "linuxParameters.capabilities.add: 'BOGUS_CAP' is not a Linux capability"),
+    ({"linuxParameters": {"capabilities": {"drop": ["NET_RAW", "CAP_BOGUS"]}}},
+     "linuxParameters.capabilities.drop: 'CAP_BOGUS' is not a Linux capability"),
+    ({"ulimits": [{"name": "nofile", "softLimit": 1, "hardLimit": 2},
+                  {"name": "bogus", "softLimit": 1, "hardLimit": 1}]},
+     "ulimits[1].name: 'bogus' is not one of core, cpu"),
+    ({"ulimits": [{"name": "nofile", "softLimit": 4096, "hardLimit": 1024}]},
+     "ulimits[0] (nofile): softLimit 4096 is greater than hardLimit 1024."),
+], ids=["cap-add", "cap-drop", "ulimit-name", "ulimit-soft-above-hard"])
+def test_bad_names_are_refused_at_registration(start, member, message):
+    d, ecs = start()
+    with pytest.raises(ClientError) as e:
+        register(ecs, d, [dict(name="web", **member)])
+    code, msg = client_error(e)
+    assert code == "ClientException", msg
+    assert msg.startswith("Invalid setting for container 'web'. ") and message in msg, msg
+    assert ecs.list_task_definitions()["taskDefinitionArns"] == []
