@@ -100,10 +100,14 @@ int api_get_cluster(struct api_call *c, bool create_default, char *ret);
  * ACTIVE, given a networkConfiguration when it is awsvpc (HAS_NETCFG),
  * nothing in it (or in OVERRIDES, may be NULL) that Berth refuses
  * (taskplan_check) and nothing the operator's policy does not allow
- * (policy_check: a ClientException naming the container).  *ret and *ret_body (its parsed body) are the
+ * (policy_check: a ClientException naming the container); with
+ * LAUNCH_TYPE FARGATE (as the request asked; NULL: none), a definition
+ * Fargate can run (task cpu and memory of Fargate's sizes, awsvpc), else
+ * ECS's InvalidParameterException.  *ret and *ret_body (its parsed body) are the
  * caller's, also after a failure; -1 after api_error(). */
 int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *overrides,
-			    bool has_netcfg, struct store_task_definition **ret, cJSON **ret_body);
+			    bool has_netcfg, const char *launch_type,
+			    struct store_task_definition **ret, cJSON **ret_body);
 
 /* A random (version 4) UUID: request ids, attachment ids, container ARNs. */
 void api_uuid(char out[37]);

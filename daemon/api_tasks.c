@@ -305,8 +305,19 @@ static int parse_run(struct api_call *c, struct run_req *q)
 	return api_get_cluster(c, true, q->cluster);
 }
 
+/* Is FARGATE among the definition's computed compatibilities? */
+static bool fargate_compatible(const cJSON *body)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(body, "compatibilities"))
+		if (cJSON_IsString(it) && strcmp(it->valuestring, "FARGATE") == 0)
+			return true;
+	return false;
+}
+
 int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *overrides,
-			    bool has_netcfg, struct store_task_definition **ret, cJSON **ret_body)
+			    bool has_netcfg, const char *launch_type,
+			    struct store_task_definition **ret, cJSON **ret_body)
 {
 	struct berth_err err = { 0 };
 	int r = store_task_definition_get(c->store, ref, ret, &err);
@@ -325,6 +336,11 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 	if (nm && strcmp(nm, "awsvpc") == 0 && !has_netcfg)
 		return api_error(c, 0, API_E_INVALID, "Network Configuration must be provided when "
 				 "networkMode 'awsvpc' is specified.");
+	/* ECS's rule: every Fargate task has a hard memory limit and a CPU
+	 * quota, its task cpu and memory. */
+	if (launch_type && strcmp(launch_type, "FARGATE") == 0 && !fargate_compatible(*ret_body))
+		return api_error(c, 0, API_E_INVALID, "Task definition does not support launch_type "
+				 "FARGATE.");
 	r = taskplan_check(*ret_body, overrides, &err);
 	if (r == 0)
 		r = policy_check(sched_policy(c->sched), *ret_body, &err);
@@ -460,7 +476,7 @@ int api_op_run_task(struct api_call *c)
 	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
 	if (api_runnable_definition(c, q.td_ref, q.overrides,
 				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
-				    &td, &body) < 0)
+				    q.launch_type, &td, &body) < 0)
 		return -1;
 	struct store_task tasks[RUN_COUNT_MAX] = { 0 };
 	const char *ids[RUN_COUNT_MAX];

@@ -141,6 +141,8 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		.task_id = t->id, .task_dir = task_dir, .run_dir = s->cfg.run_root,
 		.log_dir = log_dir, .cgroup_name = s->cfg.cgroup_name, .bridge = s->cfg.bridge,
 		.subnet = s->cfg.subnet, .ipam_dir = ipam,
+		.default_cpu = policy_task_cpu(&s->cfg.policy),
+		.default_memory = policy_task_memory(&s->cfg.policy),
 	};
 	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
 	int r = taskplan_build(td, ov, ti, &env, &plan, err);

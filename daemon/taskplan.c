@@ -178,16 +178,6 @@ static long long sized(const cJSON *td, const cJSON *ov, const char *name,
 	return v;
 }
 
-long long taskplan_task_cpu(const cJSON *td, const cJSON *overrides)
-{
-	return sized(td, overrides, "cpu", taskdef_parse_cpu);
-}
-
-long long taskplan_task_memory(const cJSON *td, const cJSON *overrides)
-{
-	return sized(td, overrides, "memory", taskdef_parse_memory);
-}
-
 static const cJSON *override_for(const cJSON *ov, const char *name)
 {
 	const cJSON *co;
@@ -204,6 +194,60 @@ static const cJSON *first(const cJSON *v1, const cJSON *v2)
 {
 	return v1 && !cJSON_IsNull(v1) ? v1 : v2;
 }
+
+/* Container CD's NAME (cpu, memory, memoryReservation) after OV; 0 unset. */
+static long long container_size(const cJSON *cd, const cJSON *ov, const char *name)
+{
+	const cJSON *v = first(member(override_for(ov, str_member(cd, "name")), name),
+			       member(cd, name));
+	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (long long)v->valuedouble : 0;
+}
+
+/* The sum over the containers of NAME, or of FALLBACK where NAME is unset. */
+static long long containers_sum(const cJSON *td, const cJSON *ov, const char *name,
+				const char *fallback)
+{
+	long long sum = 0;
+	const cJSON *cd;
+	cJSON_ArrayForEach(cd, member(td, "containerDefinitions")) {
+		long long v = container_size(cd, ov, name);
+		sum += v || !fallback ? v : container_size(cd, ov, fallback);
+	}
+	return sum;
+}
+
+long long taskplan_reserved_cpu(const cJSON *td, const cJSON *overrides)
+{
+	long long v = taskplan_task_cpu(td, overrides);
+	return v ? v : containers_sum(td, overrides, "cpu", NULL);
+}
+
+long long taskplan_reserved_memory(const cJSON *td, const cJSON *overrides)
+{
+	long long v = taskplan_task_memory(td, overrides);
+	return v ? v : containers_sum(td, overrides, "memory", "memoryReservation");
+}
+
+/* A task limit: the task's own, else the default raised to what the
+ * containers reserve together (each container's limit must fit under
+ * the task's); 0 when neither. */
+static long long task_limit(long long own, long long dflt, long long reserved)
+{
+	if (own || !dflt)
+		return own;
+	return reserved > dflt ? reserved : dflt;
+}
+
+long long taskplan_task_cpu(const cJSON *td, const cJSON *overrides)
+{
+	return sized(td, overrides, "cpu", taskdef_parse_cpu);
+}
+
+long long taskplan_task_memory(const cJSON *td, const cJSON *overrides)
+{
+	return sized(td, overrides, "memory", taskdef_parse_memory);
+}
+
 
 static bool copy_to(cJSON *dst, const char *name, const cJSON *v)
 {
@@ -396,8 +440,11 @@ static cJSON *task_plan(const cJSON *td, const cJSON *ov, const struct taskplan_
 	cJSON *p = cJSON_CreateObject();
 	cJSON *net = p ? cJSON_AddObjectToObject(p, "network") : NULL;
 	if (!net || !cJSON_AddStringToObject(p, "taskId", e->task_id) ||
-	    !cJSON_AddNumberToObject(p, "cpu", (double)taskplan_task_cpu(td, ov)) ||
-	    !cJSON_AddNumberToObject(p, "memory", (double)taskplan_task_memory(td, ov)) ||
+	    !cJSON_AddNumberToObject(p, "cpu", (double)task_limit(taskplan_task_cpu(td, ov),
+				     e->default_cpu, taskplan_reserved_cpu(td, ov))) ||
+	    !cJSON_AddNumberToObject(p, "memory", (double)task_limit(taskplan_task_memory(td, ov),
+				     e->default_memory, containers_sum(td, ov, "memory",
+								       "memoryReservation"))) ||
 	    !cJSON_AddNumberToObject(p, "pidsMax", TASKPLAN_PIDS_MAX) ||
 	    !cJSON_AddStringToObject(p, "taskDir", e->task_dir) ||
 	    !cJSON_AddStringToObject(p, "runDir", e->run_dir) ||

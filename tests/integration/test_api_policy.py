@@ -6,12 +6,14 @@ container instance whose registered memory RunTask does not overcommit.
 
 Every answer boto3 sees is validated against botocore's model; every test
 checks that nothing of its tasks is left on the host."""
+import os
+
 import pytest
 from botocore.exceptions import ClientError
 
 from fixtures import tasks as tk
 from test_api_tasks import (NETCFG, TaskDaemon, finish, log_lines, make_client,  # noqa: F401
-                            register, run, sh, tmp_tasks, wait_stopped)
+                            register, run, sh, tmp_tasks, wait_running, wait_stopped)
 
 PTRACE_BIT = 1 << 19
 NET_ADMIN_BIT = 1 << 12
@@ -195,3 +197,97 @@ def test_bad_names_are_refused_at_registration(start, member, message):
     assert code == "ClientException", msg
     assert msg.startswith("Invalid setting for container 'web'. ") and message in msg, msg
     assert ecs.list_task_definitions()["taskDefinitionArns"] == []
+
+
+# ---- limits by default ----
+
+def task_cgroup_value(d, task, v1_name, v2_name):
+    """The task cgroup's V1_NAME (cgroup v1) or V2_NAME (v2) file, read
+    from the host."""
+    tid = task["taskArn"].rsplit("/", 1)[1]
+    for root in tk.cgroup_tree_roots(d.net.cgroup_name):
+        for name in (v1_name, v2_name):
+            p = os.path.join(root, f"task-{tid}", name)
+            if os.path.exists(p):
+                with open(p) as f:
+                    return f.read().strip()
+    raise AssertionError(f"no {v1_name} / {v2_name} for task {tid} under "
+                         f"{tk.cgroup_tree_roots(d.net.cgroup_name)}")
+
+
+def memory_limit_mib(d, task):
+    v = task_cgroup_value(d, task, "memory.limit_in_bytes", "memory.max")
+    return None if v == "max" else int(v) // (1 << 20)
+
+
+def cpu_quota(d, task):
+    """Microseconds of CPU per 100 ms period, or None when unlimited."""
+    v = task_cgroup_value(d, task, "cpu.cfs_quota_us", "cpu.max").split()[0]
+    return None if v in ("max", "-1") else int(v)
+
+
+def reservation_only(d, ecs, script, family="res"):
+    """The issue's definition: no task size, a container reservation only."""
+    c = sh("app", script, memoryReservation=64, stopTimeout=2)
+    c.setdefault("image", f"{d.registry.host}/busybox:latest")
+    return ecs.register_task_definition(family=family, networkMode="awsvpc",
+                                        containerDefinitions=[c])["taskDefinition"]
+
+
+def test_reservation_only_definition_gets_a_hard_limit_and_a_quota(start):
+    d, ecs = start()
+    td = reservation_only(d, ecs, tk.IDLE)
+    assert "memory" not in td and "cpu" not in td, td
+    (t,) = run(ecs, td["taskDefinitionArn"])
+    wait_running(ecs, t["taskArn"])
+    assert memory_limit_mib(d, t) == 512
+    assert cpu_quota(d, t) == 100000           # 1024 units: one CPU
+    ecs.stop_task(task=t["taskArn"])
+    wait_stopped(ecs, [t["taskArn"]])
+
+
+def test_default_task_memory_is_enforced(start):
+    """A task that grows past the operator's default is OOM-killed (at
+    HEAD a string grew to 402 MiB untouched)."""
+    d, ecs = start("--default-task-memory", "64", "--default-task-cpu", "512")
+    td = reservation_only(d, ecs, 'x=$(head -c 200000000 /dev/zero | tr "\\0" a)')
+    (t,) = run(ecs, td["taskDefinitionArn"])
+    (t,) = wait_stopped(ecs, [t["taskArn"]], 90)
+    assert t["containers"][0]["reason"] == tk.OOM_REASON, t["containers"][0]
+    assert t["containers"][0]["exitCode"] == 137
+    # The task's own size still wins over the default.
+    sized = register(ecs, d, [sh("app", tk.IDLE, stopTimeout=2)], family="sized",
+                     cpu="256", memory="512")
+    (t,) = run(ecs, sized)
+    wait_running(ecs, t["taskArn"])
+    assert memory_limit_mib(d, t) == 512 and cpu_quota(d, t) == 25000
+    ecs.stop_task(task=t["taskArn"])
+    wait_stopped(ecs, [t["taskArn"]])
+
+
+def test_fargate_launch_type_needs_a_fargate_definition(start):
+    d, ecs = start()
+    td = reservation_only(d, ecs, "true")
+    assert td["compatibilities"] == ["EC2"], td
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td["taskDefinitionArn"], launchType="FARGATE",
+                     networkConfiguration=NETCFG)
+    assert client_error(e) == ("InvalidParameterException",
+                               "Task definition does not support launch_type FARGATE.")
+    ecs.create_cluster()
+    with pytest.raises(ClientError) as e:
+        ecs.create_service(serviceName="s", taskDefinition=td["taskDefinitionArn"],
+                           desiredCount=1, launchType="FARGATE", networkConfiguration=NETCFG)
+    assert client_error(e)[0] == "InvalidParameterException"
+    assert ecs.list_tasks()["taskArns"] == [] and ecs.list_services()["serviceArns"] == []
+    # Registering for Fargate without a task size is refused, as ECS does.
+    with pytest.raises(ClientError) as e:
+        ecs.register_task_definition(family="f", networkMode="awsvpc", memory="512",
+                                     requiresCompatibilities=["FARGATE"],
+                                     containerDefinitions=[sh("app", "true", image="x")])
+    assert client_error(e) == ("ClientException",
+                               "Fargate requires that 'cpu' be defined at the task level.")
+    fargate = register(ecs, d, [sh("app", "true")], family="fargate",
+                       requiresCompatibilities=["FARGATE"])
+    (t,) = run(ecs, fargate, launchType="FARGATE")
+    wait_stopped(ecs, [t["taskArn"]])
