@@ -69,6 +69,8 @@ static const struct api_op {
 	{ "StopTask", api_op_stop_task },
 	{ "DescribeTasks", api_op_describe_tasks },
 	{ "ListTasks", api_op_list_tasks },
+	{ "ListContainerInstances", api_op_list_container_instances },
+	{ "DescribeContainerInstances", api_op_describe_container_instances },
 	{ "CreateService", api_op_create_service },
 	{ "UpdateService", api_op_update_service },
 	{ "DeleteService", api_op_delete_service },

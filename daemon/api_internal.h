@@ -152,6 +152,15 @@ int api_op_describe_clusters(struct api_call *c);
 int api_op_list_clusters(struct api_call *c);
 int api_op_delete_cluster(struct api_call *c);
 
+/* The host's container instance in CLUSTER (a name):
+ * "arn:aws:ecs:<region>:<account>:container-instance/<cluster>/<id>",
+ * malloc'd; NULL on OOM.  Does REF (an id or an ARN) name it? */
+char *api_instance_arn(const struct api_call *c, const char *cluster);
+bool api_is_instance(const struct api_call *c, const char *cluster, const char *ref);
+
+int api_op_list_container_instances(struct api_call *c);
+int api_op_describe_container_instances(struct api_call *c);
+
 int api_op_register_task_definition(struct api_call *c);
 int api_op_describe_task_definition(struct api_call *c);
 int api_op_list_task_definitions(struct api_call *c);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "daemon/api_internal.h"
+#include "daemon/instance.h"
 #include "daemon/sched.h"
 #include "daemon/taskdef.h"
 #include "daemon/taskplan.h"
@@ -418,18 +419,55 @@ static void run_req_done(struct run_req *q)
 	api_tags_in_done(&q->tags);
 }
 
+/* Tasks RunTask could not place: N_FAILED × {arn: the container
+ * instance, reason: WHY}, as ECS reports them. */
+struct run_failures {
+	int64_t n_failed;
+	const char *why;
+	const char *cluster;
+};
+
 /* RunTask's answer: {"tasks": the tasks REFS[0..N) (ids or ARNs) as they
- * are now, "failures": []}. */
-static int reply_run(struct api_call *c, const char *const *refs, size_t n, bool tags)
+ * are now, "failures": F's}. */
+static int reply_run(struct api_call *c, const char *const *refs, size_t n, bool tags,
+		     const struct run_failures *f)
 {
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	cJSON *arr = out ? api_add_array(out, "tasks") : NULL;
-	if (!arr || !api_add_array(out, "failures"))
+	cJSON *failures = arr ? api_add_array(out, "failures") : NULL;
+	if (!failures)
 		return api_oom(c);
 	for (size_t i = 0; i < n; i++)
 		if (add_task(c, arr, refs[i], tags) < 0)
 			return -1;
+	_cleanup_free_ char *arn = f && f->n_failed ? api_instance_arn(c, f->cluster) : NULL;
+	for (int64_t i = 0; f && i < f->n_failed; i++) {
+		cJSON *o = api_add_object(failures);
+		if (!arn || !o || !api_add_string(o, "arn", arn) ||
+		    !api_add_string(o, "reason", f->why))
+			return api_oom(c);
+	}
 	c->out = TAKE_PTR(out);
+	return 0;
+}
+
+/* How many of Q's tasks fit on the host's container instance (ECS places
+ * each in turn; the rest fail with *ret_why). */
+static int place(struct api_call *c, const struct run_req *q, const cJSON *body,
+		 int64_t *ret_n, const char **ret_why)
+{
+	struct instance_usage u;
+	struct berth_err err = { 0 };
+	int r = instance_usage(c->store, q->cluster, &u, &err);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	int64_t n = 0;
+	const char *why = NULL;
+	while (n < q->count && !(why = instance_place(sched_policy(c->sched), &u, body,
+						      q->overrides)))
+		n++;
+	*ret_n = n;
+	*ret_why = why;
 	return 0;
 }
 
@@ -461,7 +499,8 @@ static int run_retry(struct api_call *c, const struct run_req *q)
 		return api_error(c, 0, API_E_CONFLICT, "The clientToken %s is already in use with a "
 				 "different RunTask request (tasks in resourceIds).", q->client_token);
 	}
-	return reply_run(c, (const char *const *)arns.items, arns.n, q->tags.n > 0) < 0 ? -1 : 1;
+	return reply_run(c, (const char *const *)arns.items, arns.n, q->tags.n > 0, NULL) < 0 ? -1
+											       : 1;
 }
 
 int api_op_run_task(struct api_call *c)
@@ -478,13 +517,18 @@ int api_op_run_task(struct api_call *c)
 				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
 				    q.launch_type, &td, &body) < 0)
 		return -1;
+	struct run_failures f = { .cluster = q.cluster };
+	int64_t asked = q.count;
+	if (place(c, &q, body, &q.count, &f.why) < 0)
+		return -1;
+	f.n_failed = asked - q.count;
 	struct store_task tasks[RUN_COUNT_MAX] = { 0 };
 	const char *ids[RUN_COUNT_MAX];
-	int r = run_insert_launch(c, &q, td, body, tasks);
+	int r = q.count ? run_insert_launch(c, &q, td, body, tasks) : 0;
 	for (int64_t i = 0; i < q.count; i++)
 		ids[i] = tasks[i].id;
 	if (r == 0)
-		r = reply_run(c, ids, (size_t)q.count, q.tags.n > 0);
+		r = reply_run(c, ids, (size_t)q.count, q.tags.n > 0, &f);
 	for (int64_t i = 0; i < q.count; i++)
 		sched_task_record_clear(&tasks[i]);
 	return r < 0 ? -1 : 0;
@@ -613,8 +657,10 @@ int api_op_list_tasks(struct api_call *c)
 	if (!arns)
 		return api_oom(c);
 	/* ECS: PENDING never matches a desired status (tasks are only ever
-	 * desired RUNNING or STOPPED), and there are no container instances. */
-	if ((desired && strcmp(desired, "PENDING") == 0) || instance) {
+	 * desired RUNNING or STOPPED); every task runs on the one container
+	 * instance. */
+	if ((desired && strcmp(desired, "PENDING") == 0) ||
+	    (instance && !api_is_instance(c, cluster, instance))) {
 		c->out = TAKE_PTR(out);
 		return 0;
 	}

@@ -123,6 +123,16 @@ const struct berth_policy *sched_policy(const struct sched *s)
 	return s ? &s->cfg.policy : &dflt;
 }
 
+const char *sched_instance_id(const struct sched *s)
+{
+	return s->instance_id;
+}
+
+int64_t sched_instance_registered_at(const struct sched *s)
+{
+	return s->started_ms;
+}
+
 /* ---- the launch worker (no store, no loop: only its own sched_task) ---- */
 
 static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, const cJSON *ov,
@@ -519,6 +529,8 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 	s->cfg.shim_bin = s->shim_bin;
 	snprintf(s->cli_bin, sizeof(s->cli_bin), "%s", cfg->cli_bin);
 	s->cfg.cli_bin = s->cli_bin;
+	instance_id(cfg->root, s->instance_id);
+	s->started_ms = sched_now_ms();
 	int r = policy_host_resources(&s->cfg.policy, err);
 	if (r == 0)
 		r = sched_host_network(cfg, err);

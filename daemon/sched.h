@@ -128,6 +128,11 @@ struct svc *sched_services(struct sched *s);
  * the default policy for a NULL S. */
 const struct berth_policy *sched_policy(const struct sched *s);
 
+/* The host's container instance (daemon/instance.h): its id and when it
+ * registered (the daemon's start, ms). */
+const char *sched_instance_id(const struct sched *s);
+int64_t sched_instance_registered_at(const struct sched *s);
+
 /* Milliseconds since the epoch (the store's times). */
 int64_t sched_now_ms(void);
 

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "daemon/instance.h"
 #include "daemon/sched.h"
 
 struct bufferevent;
@@ -62,6 +63,8 @@ struct sched {
 	struct event *prune_ev;
 	struct sched_task *tasks;
 	struct svc *svc;             /* services; NULL while adopting at start */
+	char instance_id[INSTANCE_ID_LEN + 1];  /* the host's container instance */
+	int64_t started_ms;          /* when it registered: the daemon's start */
 };
 
 void sched_say(struct sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

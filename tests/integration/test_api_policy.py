@@ -27,9 +27,9 @@ def start(tmp_tasks, task_net, registry_anon):
     """start(*flags) → a daemon on the test network with those flags."""
     started = []
 
-    def go(*flags):
+    def go(*flags, roomy=True):
         assert not started, "one daemon per test (they share the network)"
-        d = TaskDaemon(tmp_tasks, task_net, flags).wait_ready()
+        d = TaskDaemon(tmp_tasks, task_net, flags, roomy=roomy).wait_ready()
         d.registry = registry_anon
         started.append(d)
         return d, make_client(d)
@@ -291,3 +291,142 @@ def test_fargate_launch_type_needs_a_fargate_definition(start):
                        requiresCompatibilities=["FARGATE"])
     (t,) = run(ecs, fargate, launchType="FARGATE")
     wait_stopped(ecs, [t["taskArn"]])
+
+
+# ---- the container instance ----
+
+def host_memory_mib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    raise AssertionError("no MemTotal")
+
+
+def resources(inst, which):
+    out = {}
+    for r in inst[which]:
+        out[r["name"]] = r["integerValue"] if r["type"] == "INTEGER" else r["stringSetValue"]
+    return out
+
+
+def the_instance(ecs, cluster="default"):
+    (arn,) = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
+    out = ecs.describe_container_instances(cluster=cluster, containerInstances=[arn])
+    assert out["failures"] == [], out
+    (inst,) = out["containerInstances"]
+    return inst
+
+
+def stop_all(ecs):
+    arns = ecs.list_tasks()["taskArns"]
+    for arn in arns:
+        ecs.stop_task(task=arn)
+    wait_stopped(ecs, arns)
+
+
+def test_the_host_is_one_container_instance(start):
+    d, ecs = start(roomy=False)
+    ecs.create_cluster()
+    inst = the_instance(ecs)
+    arn = inst["containerInstanceArn"]
+    prefix = "arn:aws:ecs:us-east-1:000000000000:container-instance/default/"
+    assert arn.startswith(prefix) and len(arn) == len(prefix) + 32, arn
+    cpu = os.cpu_count() * 1024
+    mem = host_memory_mib() - 256
+    assert resources(inst, "registeredResources") == {"CPU": cpu, "MEMORY": mem, "PORTS": [],
+                                                      "PORTS_UDP": []}
+    assert resources(inst, "remainingResources") == resources(inst, "registeredResources")
+    assert inst["status"] == "ACTIVE" and inst["agentConnected"] is True, inst
+    assert inst["runningTasksCount"] == 0 and inst["pendingTasksCount"] == 0
+    assert set(inst["versionInfo"]) == {"agentVersion", "agentHash", "dockerVersion"}
+    attrs = {a["name"]: a.get("value") for a in inst["attributes"]}
+    assert attrs["ecs.os-type"] == "linux" and attrs["ecs.cpu-architecture"], attrs
+    assert inst["registeredAt"].timestamp() > 0
+
+    # A task reserves its size: remaining goes down, the counts go up.
+    td = register(ecs, d, [sh("app", tk.IDLE, stopTimeout=2)], cpu="512", memory="1024")
+    (t,) = run(ecs, td)
+    wait_running(ecs, t["taskArn"])
+    inst = the_instance(ecs)
+    assert resources(inst, "remainingResources")["MEMORY"] == mem - 1024
+    assert resources(inst, "remainingResources")["CPU"] == cpu - 512
+    assert inst["runningTasksCount"] == 1 and inst["pendingTasksCount"] == 0, inst
+    # By id and by ARN; anything else is MISSING; named twice, described once.
+    iid = arn.rsplit("/", 1)[1]
+    out = ecs.describe_container_instances(containerInstances=[iid, arn, "nope", prefix + "0" * 32])
+    assert [i["containerInstanceArn"] for i in out["containerInstances"]] == [arn]
+    assert [f["reason"] for f in out["failures"]] == ["MISSING", "MISSING"], out
+    # Another cluster: the same host, its own ARN and task counts.
+    ecs.create_cluster(clusterName="other")
+    other = the_instance(ecs, "other")
+    assert other["containerInstanceArn"].endswith(f"/other/{iid}")
+    assert other["runningTasksCount"] == 0
+    assert resources(other, "remainingResources")["MEMORY"] == mem - 1024
+    assert ecs.list_container_instances(status="DRAINING")["containerInstanceArns"] == []
+    with pytest.raises(ClientError) as e:
+        ecs.list_container_instances(filter="attribute:ecs.os-type == linux")
+    assert client_error(e)[0] == "InvalidParameterException"
+    assert ecs.list_tasks(containerInstance=arn)["taskArns"] == [t["taskArn"]]
+    assert ecs.list_tasks(containerInstance=iid)["taskArns"] == [t["taskArn"]]
+    assert ecs.list_tasks(containerInstance="nope")["taskArns"] == []
+    assert ecs.describe_clusters()["clusters"][0]["registeredContainerInstancesCount"] == 1
+    with pytest.raises(ClientError) as e:
+        ecs.list_container_instances(cluster="nope")
+    assert client_error(e)[0] == "ClusterNotFoundException"
+    ecs.stop_task(task=t["taskArn"])
+    wait_stopped(ecs, [t["taskArn"]])
+    assert resources(the_instance(ecs), "remainingResources")["MEMORY"] == mem
+
+
+def test_overcommit_is_resource_memory_then_cpu(start):
+    d, ecs = start("--instance-memory", "1100", "--instance-cpu", "1024")
+    td = register(ecs, d, [sh("app", tk.IDLE, stopTimeout=2)], cpu="256", memory="512")
+    out = ecs.run_task(taskDefinition=td, count=3, networkConfiguration=NETCFG)
+    iarn = the_instance(ecs)["containerInstanceArn"]
+    two = out["tasks"]
+    assert len(two) == 2, out
+    assert out["failures"] == [{"arn": iarn, "reason": "RESOURCE:MEMORY"}], out
+    out = ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG)
+    assert out["tasks"] == [] and out["failures"] == [{"arn": iarn, "reason": "RESOURCE:MEMORY"}]
+    assert len(ecs.list_tasks()["taskArns"]) == 2
+    # A reservation-only task reserves what its container reserves (64).
+    small = reservation_only(d, ecs, tk.IDLE)["taskDefinitionArn"]
+    run(ecs, small)
+    # CPU: 2 × 256 taken (the reservation-only task reserves none), 1024
+    # more do not fit though memory would.
+    cpu = register(ecs, d, [sh("app", "true")], family="cpu", cpu="1024", memory="6")
+    out = ecs.run_task(taskDefinition=cpu, networkConfiguration=NETCFG)
+    assert out["tasks"] == [] and out["failures"] == [{"arn": iarn, "reason": "RESOURCE:CPU"}]
+    # Room again once a task is STOPPED.
+    first = two[0]["taskArn"]
+    ecs.stop_task(task=first)
+    wait_stopped(ecs, [first])
+    run(ecs, td)
+    stop_all(ecs)
+
+
+def test_service_waits_for_room_with_ecs_event(start):
+    d, ecs = start("--instance-memory", "1100")
+    ecs.create_cluster()
+    td = register(ecs, d, [sh("app", tk.IDLE, stopTimeout=2)], cpu="256", memory="512")
+    ecs.create_service(serviceName="s", taskDefinition=td, desiredCount=3,
+                       networkConfiguration=NETCFG)
+    iid = the_instance(ecs)["containerInstanceArn"].rsplit("/", 1)[1]
+    want = (f"(service s) was unable to place a task because no container instance met all of "
+            f"its requirements. The closest matching (container-instance {iid}) has insufficient "
+            f"memory available.")
+
+    def events():
+        return [e["message"] for e in ecs.describe_services(services=["s"])["services"][0]["events"]]
+    tk.poll_until(lambda: any(m.startswith(want) for m in events()), 30, "the placement event")
+    tk.poll_until(lambda: len(ecs.list_tasks()["taskArns"]) == 2, 30, "two tasks")
+    assert sum(m.startswith(want) for m in events()) == 1, events()
+    # Scaled to what fits, it settles.
+    ecs.update_service(service="s", desiredCount=2)
+    ecs.get_waiter("services_stable").wait(services=["s"], WaiterConfig={"Delay": 1,
+                                                                        "MaxAttempts": 60})
+    arns = ecs.list_tasks()["taskArns"]
+    ecs.update_service(service="s", desiredCount=0)
+    ecs.delete_service(service="s")
+    wait_stopped(ecs, arns)

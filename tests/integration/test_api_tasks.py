@@ -32,17 +32,18 @@ NETCFG = {"awsvpcConfiguration": {"subnets": ["subnet-0berthtest"], "assignPubli
 # ---- the network and the daemon ----
 
 class TaskDaemon(Daemon):
-    def __init__(self, tmp, net, extra=(), name="daemon"):
+    def __init__(self, tmp, net, extra=(), name="daemon", roomy=True):
         self.net = net
         self.logs = Path(tmp) / "logs"
         args = ["--log-root", str(self.logs), "--bridge", net.bridge, "--subnet", net.subnet,
                 "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name]
-        super().__init__(tmp, extra=extra, name=name, net_args=args)
+        super().__init__(tmp, extra=extra, name=name, net_args=args, roomy=roomy)
         self.user_extra = tuple(extra)
+        self.roomy = roomy
 
     def restart(self, name):
         """A new daemon on the same directories and network."""
-        d = TaskDaemon(self.tmp, self.net, self.user_extra, name=name)
+        d = TaskDaemon(self.tmp, self.net, self.user_extra, name=name, roomy=self.roomy)
         d.registry = self.registry
         return d
 
