@@ -12,6 +12,7 @@
 
 #include "common/cleanup.h"
 #include "daemon/daemon.h"
+#include "runtime/log.h"
 
 static const char usage_text[] =
 	"berth daemon [--root DIR] [--run-root DIR] [--log-root DIR]\n"
@@ -23,6 +24,7 @@ static const char usage_text[] =
 	"             [--allow-capabilities CAP,...] [--allow-ulimits NAME,...]\n"
 	"             [--default-task-memory MIB] [--default-task-cpu UNITS]\n"
 	"             [--instance-cpu UNITS] [--instance-memory MIB] [--reserved-memory MIB]\n"
+	"             [--log-max-size SIZE] [--log-max-file N]\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -70,6 +72,12 @@ static int policy_list(int (*fn)(struct berth_policy *, const char *, struct ber
 	return 0;
 }
 
+static int bad_opt(const char *opt, const char *arg, const char *expected)
+{
+	fprintf(stderr, "berth: --%s %s: expected %s\n", opt, arg, expected);
+	return -1;
+}
+
 /* --reserved-memory 0 means none (-1 in the policy: 0 is the default). */
 static int parse_reserve(const char *arg, int64_t *ret)
 {
@@ -94,7 +102,7 @@ enum {
 	OPT_LOG_ROOT = 256, OPT_SUBNET, OPT_BRIDGE, OPT_NO_NAT, OPT_NFT_TABLE, OPT_CGROUP,
 	OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
 	OPT_ALLOW_CAPS, OPT_ALLOW_ULIMITS, OPT_TASK_MEMORY, OPT_TASK_CPU, OPT_INSTANCE_CPU,
-	OPT_INSTANCE_MEMORY, OPT_RESERVED_MEMORY,
+	OPT_INSTANCE_MEMORY, OPT_RESERVED_MEMORY, OPT_LOG_MAX_SIZE, OPT_LOG_MAX_FILE,
 };
 
 static const struct option opts[] = {
@@ -124,6 +132,8 @@ static const struct option opts[] = {
 	{ "instance-cpu", required_argument, NULL, OPT_INSTANCE_CPU },
 	{ "instance-memory", required_argument, NULL, OPT_INSTANCE_MEMORY },
 	{ "reserved-memory", required_argument, NULL, OPT_RESERVED_MEMORY },
+	{ "log-max-size", required_argument, NULL, OPT_LOG_MAX_SIZE },
+	{ "log-max-file", required_argument, NULL, OPT_LOG_MAX_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -131,6 +141,7 @@ static const struct option opts[] = {
 /* A policy option (daemon/policy.h) into P: 0, or -1 after printing why not. */
 static int set_policy_opt(struct berth_policy *p, int ch, const char *arg)
 {
+	struct berth_err err = { 0 };
 	switch (ch) {
 	case OPT_ALLOW_CAPS: return policy_list(policy_allow_capabilities, p, arg);
 	case OPT_ALLOW_ULIMITS: return policy_list(policy_allow_ulimits, p, arg);
@@ -141,6 +152,14 @@ static int set_policy_opt(struct berth_policy *p, int ch, const char *arg)
 	case OPT_INSTANCE_MEMORY:
 		return parse_count("instance-memory", arg, 6, &p->instance_memory);
 	case OPT_RESERVED_MEMORY: return parse_reserve(arg, &p->reserved_memory);
+	case OPT_LOG_MAX_SIZE:
+		if (rt_log_parse_size(arg, &p->log_max_size, &err) < 0 || !p->log_max_size)
+			return bad_opt("log-max-size", arg, "a size above 0 such as 10m or 1g");
+		return 0;
+	case OPT_LOG_MAX_FILE:
+		if (rt_log_parse_max_file(arg, &p->log_max_files, &err) < 0)
+			return bad_opt("log-max-file", arg, "a number of files from 1 to 1000");
+		return 0;
 	default: return -1;
 	}
 }

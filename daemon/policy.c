@@ -104,6 +104,16 @@ int64_t policy_task_cpu(const struct berth_policy *p)
 	return p->default_task_cpu ? p->default_task_cpu : POLICY_DEFAULT_TASK_CPU;
 }
 
+uint64_t policy_log_max_size(const struct berth_policy *p)
+{
+	return p->log_max_size ? p->log_max_size : POLICY_DEFAULT_LOG_MAX_SIZE;
+}
+
+unsigned policy_log_max_files(const struct berth_policy *p)
+{
+	return p->log_max_files ? p->log_max_files : POLICY_DEFAULT_LOG_MAX_FILES;
+}
+
 /* MemTotal of /proc/meminfo in MiB. */
 static int mem_total(int64_t *ret, struct berth_err *err)
 {

@@ -11,6 +11,9 @@
  *                 limit anyway (`--default-task-memory`, 512 MiB), and one
  *                 without task cpu under a CPU quota (`--default-task-cpu`,
  *                 1024 units = one CPU).
+ *   logs          a container's logConfiguration max-size and max-file
+ *                 are clamped to `--log-max-size` (100m) and
+ *                 `--log-max-file` (10).
  *   the instance  the host registers as one ECS container instance with
  *                 CPU (nproc × 1024) and memory (MemTotal minus
  *                 `--reserved-memory`); `--instance-cpu`/`--instance-memory`
@@ -31,6 +34,8 @@
 #define POLICY_DEFAULT_TASK_MEMORY 512          /* MiB */
 #define POLICY_DEFAULT_TASK_CPU 1024            /* units: one CPU */
 #define POLICY_DEFAULT_RESERVED_MEMORY 256      /* MiB kept for the host */
+#define POLICY_DEFAULT_LOG_MAX_SIZE 100000000ULL /* bytes ("100m"), per log file */
+#define POLICY_DEFAULT_LOG_MAX_FILES 10
 
 struct berth_policy {
 	uint64_t caps;                /* bit i: policy capability i may be added */
@@ -41,6 +46,8 @@ struct berth_policy {
 	int64_t reserved_memory;      /* MiB; 0 = POLICY_DEFAULT_RESERVED_MEMORY, -1 = none */
 	int64_t instance_cpu;         /* units; 0 = from the host */
 	int64_t instance_memory;      /* MiB; 0 = from the host */
+	uint64_t log_max_size;        /* bytes; 0 = POLICY_DEFAULT_LOG_MAX_SIZE */
+	unsigned log_max_files;       /* 0 = POLICY_DEFAULT_LOG_MAX_FILES */
 };
 
 /* Is NAME a capability ECS accepts in linuxParameters.capabilities
@@ -66,8 +73,10 @@ int policy_host_resources(struct berth_policy *p, struct berth_err *err);
  * linuxParameters.capabilities.add: SYS_ADMIN is not allowed …"). */
 int policy_check(const struct berth_policy *p, const cJSON *td, struct berth_err *err);
 
-/* The default limits with P's settings. */
+/* The default limits and the log maxima with P's settings. */
 int64_t policy_task_memory(const struct berth_policy *p);
 int64_t policy_task_cpu(const struct berth_policy *p);
+uint64_t policy_log_max_size(const struct berth_policy *p);
+unsigned policy_log_max_files(const struct berth_policy *p);
 
 #endif

@@ -153,6 +153,8 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		.subnet = s->cfg.subnet, .ipam_dir = ipam,
 		.default_cpu = policy_task_cpu(&s->cfg.policy),
 		.default_memory = policy_task_memory(&s->cfg.policy),
+		.log_max_size = policy_log_max_size(&s->cfg.policy),
+		.log_max_files = policy_log_max_files(&s->cfg.policy),
 	};
 	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
 	int r = taskplan_build(td, ov, ti, &env, &plan, err);

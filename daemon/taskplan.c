@@ -7,6 +7,7 @@
 #include "common/cleanup.h"
 #include "daemon/taskdef.h"
 #include "daemon/taskplan.h"
+#include "runtime/log.h"
 
 static const cJSON *member(const cJSON *o, const char *name)
 {
@@ -392,13 +393,54 @@ static bool add_resources(cJSON *pc, const cJSON *cd, const cJSON *co)
 		if (!cJSON_AddNumberToObject(pc, "stopTimeout", t))
 			return false;
 	}
-	const cJSON *lc = member(cd, "logConfiguration");
-	cJSON *o = lc ? cJSON_AddObjectToObject(pc, "logConfiguration") : NULL;
-	return !lc || (o && copy_to(o, "options", member(lc, "options")));
+	return true;
+}
+
+/* NAME set to V in O (our own copy of the options). */
+static bool set_string(cJSON *o, const char *name, const char *v)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(o, name);
+	return cJSON_AddStringToObject(o, name, v) != NULL;
+}
+
+/* logConfiguration.options, with max-size and max-file (the definition's,
+ * else the shim's defaults) within the operator's maxima in E, written
+ * out so the shim rotates at no more.  A value that does not parse is left
+ * for the shim to refuse, naming it. */
+static bool add_log(cJSON *pc, const cJSON *cd, const struct taskplan_env *e)
+{
+	const cJSON *opts = member(member(cd, "logConfiguration"), "options");
+	if (!opts && !e->log_max_size)
+		return true;
+	cJSON *lc = cJSON_AddObjectToObject(pc, "logConfiguration");
+	cJSON *o = lc ? cJSON_AddObjectToObject(lc, "options") : NULL;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, opts)
+		if (!o || !copy_to(o, it->string, it))
+			return false;
+	if (!o || !e->log_max_size)
+		return o != NULL;
+	uint64_t size = RT_LOG_DEFAULT_MAX_SIZE;
+	unsigned files = RT_LOG_DEFAULT_MAX_FILES;
+	const char *ms = str_member(o, "max-size"), *mf = str_member(o, "max-file");
+	struct berth_err err = { 0 };
+	char buf[32];
+	if (!ms || rt_log_parse_size(ms, &size, &err) == 0) {
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(size < e->log_max_size
+									 ? size : e->log_max_size));
+		if (!set_string(o, "max-size", buf))
+			return false;
+	}
+	if (!mf || rt_log_parse_max_file(mf, &files, &err) == 0) {
+		snprintf(buf, sizeof(buf), "%u", files < e->log_max_files ? files : e->log_max_files);
+		if (!set_string(o, "max-file", buf))
+			return false;
+	}
+	return true;
 }
 
 static int container_plan(const cJSON *cd, const cJSON *ov, const struct taskplan_image *im,
-			  cJSON *pc, struct berth_err *err)
+			  const struct taskplan_env *e, cJSON *pc, struct berth_err *err)
 {
 	const char *cname = str_member(cd, "name");
 	const cJSON *co = override_for(ov, cname);
@@ -427,7 +469,7 @@ static int container_plan(const cJSON *cd, const cJSON *ov, const struct taskpla
 	    !env_merge_list(env, member(co, "environment")) ||
 	    !add_image_string(pc, "user", cd, "user", img, "User") ||
 	    !add_image_string(pc, "workingDirectory", cd, "workingDirectory", img, "WorkingDir") ||
-	    !add_linux(pc, cd) || !add_resources(pc, cd, co))
+	    !add_linux(pc, cd) || !add_resources(pc, cd, co) || !add_log(pc, cd, e))
 		return berth_errf(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < ARRAY_SIZE(passed_through); i++)
 		if (!copy_to(pc, passed_through[i], member(cd, passed_through[i])))
@@ -475,7 +517,7 @@ int taskplan_build(const cJSON *td, const cJSON *overrides, const struct taskpla
 			cJSON_Delete(pc);
 			return berth_errf(err, ENOMEM, "out of memory");
 		}
-		int r = container_plan(cd, overrides, &images[i++], pc, err);
+		int r = container_plan(cd, overrides, &images[i++], env, pc, err);
 		if (r < 0)
 			return r;
 	}

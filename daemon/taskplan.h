@@ -44,6 +44,10 @@ struct taskplan_env {
 	 * cpu / memory (daemon/policy.h), raised to what its containers
 	 * ask for together; 0 = none. */
 	long long default_cpu, default_memory;
+	/* The largest logConfiguration max-size (bytes) and max-file a
+	 * container gets; 0 = as the definition says. */
+	unsigned long long log_max_size;
+	unsigned log_max_files;
 };
 
 /* A container's pulled image: its config blob (the image config JSON) and

@@ -430,3 +430,24 @@ def test_service_waits_for_room_with_ecs_event(start):
     ecs.update_service(service="s", desiredCount=0)
     ecs.delete_service(service="s")
     wait_stopped(ecs, arns)
+
+
+# ---- logs ----
+
+def test_log_rotation_is_clamped_to_the_operator_maxima(start):
+    """The definition asks for 1m × 5; the operator allows 4k × 2: about
+    8 KiB of a 200 KiB output stays on disk."""
+    d, ecs = start("--log-max-size", "4k", "--log-max-file", "2")
+    td = register(ecs, d, [sh("chatty", "i=0; while [ $i -lt 4000 ]; do "
+                              "echo line-$i-0123456789012345678901234567890123456789; "
+                              "i=$((i+1)); done", logConfiguration={
+                                  "logDriver": "json-file",
+                                  "options": {"max-size": "1m", "max-file": "5"}})])
+    (t,) = run(ecs, td)
+    (t,) = wait_stopped(ecs, [t["taskArn"]])
+    assert t["containers"][0]["exitCode"] == 0, t
+    files = tk.log_files(d.logs / t["taskArn"].rsplit("/", 1)[1], "chatty")
+    sizes = [f.stat().st_size for f in files]
+    assert 1 <= len(files) <= 2 and all(s <= 4000 + 200 for s in sizes), sizes
+    # The newest lines are the ones kept.
+    assert "line-3999-" in files[-1].read_text()

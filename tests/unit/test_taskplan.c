@@ -410,6 +410,51 @@ static void default_limits_and_reserved(void **state)
 	}
 }
 
+/* logConfiguration max-size/max-file within the operator's maxima: the
+ * definition's when below, the maximum above, the shim's defaults
+ * (10m × 5) clamped too; other options and unparsable values pass. */
+static void log_options_clamped(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *ctr, *want;
+	} cases[] = {
+		{ "", "{\"max-size\":\"1000000\",\"max-file\":\"3\"}" },
+		{ ",\"logConfiguration\":{\"logDriver\":\"json-file\",\"options\":{\"max-size\":"
+		  "\"500k\",\"max-file\":\"2\",\"mode\":\"non-blocking\"}}",
+		  "{\"max-size\":\"500000\",\"max-file\":\"2\",\"mode\":\"non-blocking\"}" },
+		{ ",\"logConfiguration\":{\"logDriver\":\"json-file\",\"options\":{\"max-size\":"
+		  "\"1g\",\"max-file\":\"1000\"}}", "{\"max-size\":\"1000000\",\"max-file\":\"3\"}" },
+		{ ",\"logConfiguration\":{\"logDriver\":\"json-file\",\"options\":{\"max-size\":"
+		  "\"lots\"}}", "{\"max-size\":\"lots\",\"max-file\":\"3\"}" },
+	};
+	struct taskplan_env env = ENV;
+	env.log_max_size = 1000000;
+	env.log_max_files = 3;
+	static const char *const layer[] = { "/l/0" };
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char td[512];
+		snprintf(td, sizeof(td), TD("%s"), cases[i].ctr);
+		_cleanup_(cJSON_Deletep) cJSON *t = parse(td);
+		struct taskplan_image im[] = { { CMD_ONLY, layer, 1 } };
+		struct berth_err err = { 0 };
+		_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
+		assert_int_equal(taskplan_build(t, NULL, im, &env, &plan, &err), 0);
+		const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(plan, "containers"), 0);
+		assert_json(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "logConfiguration"), "options"),
+			    cases[i].want, td);
+	}
+	/* What the shim makes of the clamped defaults. */
+	_cleanup_(cJSON_Deletep) cJSON *t = parse(TD(""));
+	struct taskplan_image im[] = { { CMD_ONLY, layer, 1 } };
+	struct berth_err err = { 0 };
+	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
+	assert_int_equal(taskplan_build(t, NULL, im, &env, &plan, &err), 0);
+	_cleanup_(plan_freep) struct plan *p = shim_parse(plan);
+	assert_int_equal(p->containers[0].log_opts.max_size, 1000000);
+	assert_int_equal(p->containers[0].log_opts.max_files, 3);
+}
+
 static void full_plan(void **state)
 {
 	(void)state;
@@ -675,6 +720,7 @@ int main(void)
 		cmocka_unit_test(container_resources),
 		cmocka_unit_test(task_size),
 		cmocka_unit_test(default_limits_and_reserved),
+		cmocka_unit_test(log_options_clamped),
 		cmocka_unit_test(full_plan),
 		cmocka_unit_test(shim_accepts_nginx),
 		cmocka_unit_test(shim_accepts_job),
