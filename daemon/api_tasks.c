@@ -420,10 +420,10 @@ static void run_req_done(struct run_req *q)
 }
 
 /* Tasks RunTask could not place: N_FAILED × {arn: the container
- * instance, reason: WHY}, as ECS reports them. */
+ * instance, reason: WHY[, detail: DETAIL]}, as ECS reports them. */
 struct run_failures {
 	int64_t n_failed;
-	const char *why;
+	const char *why, *detail;
 	const char *cluster;
 };
 
@@ -444,7 +444,8 @@ static int reply_run(struct api_call *c, const char *const *refs, size_t n, bool
 	for (int64_t i = 0; f && i < f->n_failed; i++) {
 		cJSON *o = api_add_object(failures);
 		if (!arn || !o || !api_add_string(o, "arn", arn) ||
-		    !api_add_string(o, "reason", f->why))
+		    !api_add_string(o, "reason", f->why) ||
+		    (f->detail && !api_add_string(o, "detail", f->detail)))
 			return api_oom(c);
 	}
 	c->out = TAKE_PTR(out);
@@ -452,12 +453,19 @@ static int reply_run(struct api_call *c, const char *const *refs, size_t n, bool
 }
 
 /* How many of Q's tasks fit on the host's container instance (ECS places
- * each in turn; the rest fail with *ret_why). */
+ * each in turn; the rest fail with F's reason).  None while the host's
+ * disk is below the reserve. */
 static int place(struct api_call *c, const struct run_req *q, const cJSON *body,
-		 int64_t *ret_n, const char **ret_why)
+		 int64_t *ret_n, struct run_failures *f, struct berth_err *disk)
 {
 	struct instance_usage u;
 	struct berth_err err = { 0 };
+	if (sched_disk_room(c->sched, disk) == -ENOSPC) {
+		*ret_n = 0;
+		f->why = INSTANCE_NO_DISK;
+		f->detail = disk->msg;
+		return 0;
+	}
 	int r = instance_usage(c->store, q->cluster, &u, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
@@ -467,7 +475,7 @@ static int place(struct api_call *c, const struct run_req *q, const cJSON *body,
 						      q->overrides)))
 		n++;
 	*ret_n = n;
-	*ret_why = why;
+	f->why = why;
 	return 0;
 }
 
@@ -518,8 +526,9 @@ int api_op_run_task(struct api_call *c)
 				    q.launch_type, &td, &body) < 0)
 		return -1;
 	struct run_failures f = { .cluster = q.cluster };
+	struct berth_err disk = { 0 };
 	int64_t asked = q.count;
-	if (place(c, &q, body, &q.count, &f.why) < 0)
+	if (place(c, &q, body, &q.count, &f, &disk) < 0)
 		return -1;
 	f.n_failed = asked - q.count;
 	struct store_task tasks[RUN_COUNT_MAX] = { 0 };

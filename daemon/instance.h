@@ -22,6 +22,7 @@
 #define INSTANCE_ID_LEN 32
 #define INSTANCE_NO_MEMORY "RESOURCE:MEMORY"
 #define INSTANCE_NO_CPU "RESOURCE:CPU"
+#define INSTANCE_NO_DISK "RESOURCE:DISK"   /* Berth's: the host's disk reserve */
 
 struct instance_usage {
 	int64_t cpu, memory;          /* reserved by tasks not STOPPED, every cluster */

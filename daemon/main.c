@@ -24,7 +24,8 @@ static const char usage_text[] =
 	"             [--allow-capabilities CAP,...] [--allow-ulimits NAME,...]\n"
 	"             [--default-task-memory MIB] [--default-task-cpu UNITS]\n"
 	"             [--instance-cpu UNITS] [--instance-memory MIB] [--reserved-memory MIB]\n"
-	"             [--log-max-size SIZE] [--log-max-file N]\n"
+	"             [--log-max-size SIZE] [--log-max-file N] [--default-ephemeral-storage MIB]\n"
+	"             [--disk-check-interval DURATION] [--disk-reserve MIB]\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -78,10 +79,11 @@ static int bad_opt(const char *opt, const char *arg, const char *expected)
 	return -1;
 }
 
-/* --reserved-memory 0 means none (-1 in the policy: 0 is the default). */
-static int parse_reserve(const char *arg, int64_t *ret)
+/* --reserved-memory / --disk-reserve 0 means none (-1 in the policy: 0
+ * is the default). */
+static int parse_reserve(const char *opt, const char *arg, int64_t *ret)
 {
-	if (parse_count("reserved-memory", arg, 0, ret) < 0)
+	if (parse_count(opt, arg, 0, ret) < 0)
 		return -1;
 	if (*ret == 0)
 		*ret = -1;
@@ -103,6 +105,7 @@ enum {
 	OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
 	OPT_ALLOW_CAPS, OPT_ALLOW_ULIMITS, OPT_TASK_MEMORY, OPT_TASK_CPU, OPT_INSTANCE_CPU,
 	OPT_INSTANCE_MEMORY, OPT_RESERVED_MEMORY, OPT_LOG_MAX_SIZE, OPT_LOG_MAX_FILE,
+	OPT_EPHEMERAL, OPT_DISK_CHECK, OPT_DISK_RESERVE,
 };
 
 static const struct option opts[] = {
@@ -134,6 +137,9 @@ static const struct option opts[] = {
 	{ "reserved-memory", required_argument, NULL, OPT_RESERVED_MEMORY },
 	{ "log-max-size", required_argument, NULL, OPT_LOG_MAX_SIZE },
 	{ "log-max-file", required_argument, NULL, OPT_LOG_MAX_FILE },
+	{ "default-ephemeral-storage", required_argument, NULL, OPT_EPHEMERAL },
+	{ "disk-check-interval", required_argument, NULL, OPT_DISK_CHECK },
+	{ "disk-reserve", required_argument, NULL, OPT_DISK_RESERVE },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -151,7 +157,11 @@ static int set_policy_opt(struct berth_policy *p, int ch, const char *arg)
 	case OPT_INSTANCE_CPU: return parse_count("instance-cpu", arg, 128, &p->instance_cpu);
 	case OPT_INSTANCE_MEMORY:
 		return parse_count("instance-memory", arg, 6, &p->instance_memory);
-	case OPT_RESERVED_MEMORY: return parse_reserve(arg, &p->reserved_memory);
+	case OPT_RESERVED_MEMORY: return parse_reserve("reserved-memory", arg, &p->reserved_memory);
+	case OPT_EPHEMERAL:
+		return parse_count("default-ephemeral-storage", arg, 1, &p->ephemeral_storage);
+	case OPT_DISK_CHECK: return parse_duration("disk-check-interval", arg, &p->disk_check_ms);
+	case OPT_DISK_RESERVE: return parse_reserve("disk-reserve", arg, &p->disk_reserve);
 	case OPT_LOG_MAX_SIZE:
 		if (rt_log_parse_size(arg, &p->log_max_size, &err) < 0 || !p->log_max_size)
 			return bad_opt("log-max-size", arg, "a size above 0 such as 10m or 1g");

@@ -114,6 +114,22 @@ unsigned policy_log_max_files(const struct berth_policy *p)
 	return p->log_max_files ? p->log_max_files : POLICY_DEFAULT_LOG_MAX_FILES;
 }
 
+int64_t policy_ephemeral_storage(const struct berth_policy *p)
+{
+	return p->ephemeral_storage ? p->ephemeral_storage : POLICY_DEFAULT_EPHEMERAL_STORAGE;
+}
+
+int64_t policy_disk_check_ms(const struct berth_policy *p)
+{
+	return p->disk_check_ms ? p->disk_check_ms : POLICY_DEFAULT_DISK_CHECK_MS;
+}
+
+int64_t policy_disk_reserve(const struct berth_policy *p)
+{
+	return p->disk_reserve < 0 ? 0 : p->disk_reserve ? p->disk_reserve
+							 : POLICY_DEFAULT_DISK_RESERVE;
+}
+
 /* MemTotal of /proc/meminfo in MiB. */
 static int mem_total(int64_t *ret, struct berth_err *err)
 {

@@ -14,6 +14,11 @@
  *   logs          a container's logConfiguration max-size and max-file
  *                 are clamped to `--log-max-size` (100m) and
  *                 `--log-max-file` (10).
+ *   disk          a task's writable layers are measured every
+ *                 `--disk-check-interval` (10 s) against its ephemeral
+ *                 storage (`--default-ephemeral-storage`, 20 GiB, without
+ *                 ephemeralStorage); new tasks wait while the disk under
+ *                 --root has less than `--disk-reserve` (1 GiB) free.
  *   the instance  the host registers as one ECS container instance with
  *                 CPU (nproc × 1024) and memory (MemTotal minus
  *                 `--reserved-memory`); `--instance-cpu`/`--instance-memory`
@@ -36,6 +41,9 @@
 #define POLICY_DEFAULT_RESERVED_MEMORY 256      /* MiB kept for the host */
 #define POLICY_DEFAULT_LOG_MAX_SIZE 100000000ULL /* bytes ("100m"), per log file */
 #define POLICY_DEFAULT_LOG_MAX_FILES 10
+#define POLICY_DEFAULT_EPHEMERAL_STORAGE 20480   /* MiB: Fargate's 20 GiB */
+#define POLICY_DEFAULT_DISK_CHECK_MS 10000
+#define POLICY_DEFAULT_DISK_RESERVE 1024         /* MiB kept free under --root */
 
 struct berth_policy {
 	uint64_t caps;                /* bit i: policy capability i may be added */
@@ -48,6 +56,9 @@ struct berth_policy {
 	int64_t instance_memory;      /* MiB; 0 = from the host */
 	uint64_t log_max_size;        /* bytes; 0 = POLICY_DEFAULT_LOG_MAX_SIZE */
 	unsigned log_max_files;       /* 0 = POLICY_DEFAULT_LOG_MAX_FILES */
+	int64_t ephemeral_storage;    /* MiB without ephemeralStorage; 0 = the default */
+	int64_t disk_check_ms;        /* 0 = POLICY_DEFAULT_DISK_CHECK_MS */
+	int64_t disk_reserve;         /* MiB; 0 = POLICY_DEFAULT_DISK_RESERVE, -1 = none */
 };
 
 /* Is NAME a capability ECS accepts in linuxParameters.capabilities
@@ -78,5 +89,8 @@ int64_t policy_task_memory(const struct berth_policy *p);
 int64_t policy_task_cpu(const struct berth_policy *p);
 uint64_t policy_log_max_size(const struct berth_policy *p);
 unsigned policy_log_max_files(const struct berth_policy *p);
+int64_t policy_ephemeral_storage(const struct berth_policy *p);
+int64_t policy_disk_check_ms(const struct berth_policy *p);
+int64_t policy_disk_reserve(const struct berth_policy *p);   /* 0: none */
 
 #endif

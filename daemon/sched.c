@@ -542,7 +542,7 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 	s->prune_ev = event_new(base, -1, EV_PERSIST, on_prune, s);
 	if (!s->prune_ev || event_add(s->prune_ev, &tv) < 0)
 		return berth_errf(err, ENOMEM, "cannot arm the prune timer");
-	if ((r = adopt_all(s, err)) < 0)
+	if ((r = sched_disk_start(s, err)) < 0 || (r = adopt_all(s, err)) < 0)
 		return r;
 	struct svc_config vc = { .healthy_after_ms = cfg->service_healthy_after_ms };
 	if ((r = svc_new(base, store, s, &vc, cfg->log, &s->svc, err)) < 0)
@@ -567,5 +567,7 @@ void sched_free(struct sched *s)
 	svc_free(s->svc);
 	if (s->prune_ev)
 		event_free(s->prune_ev);
+	if (s->disk_ev)
+		event_free(s->disk_ev);
 	free(s);
 }

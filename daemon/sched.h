@@ -133,6 +133,11 @@ const struct berth_policy *sched_policy(const struct sched *s);
 const char *sched_instance_id(const struct sched *s);
 int64_t sched_instance_registered_at(const struct sched *s);
 
+/* 0 when the disk under the daemon's root has more free space than the
+ * operator's reserve (--disk-reserve); -ENOSPC with a message saying how
+ * much is free otherwise.  New tasks (and so their pulls) wait for room. */
+int sched_disk_room(const struct sched *s, struct berth_err *err);
+
 /* Milliseconds since the epoch (the store's times). */
 int64_t sched_now_ms(void);
 

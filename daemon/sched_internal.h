@@ -45,6 +45,7 @@ struct sched_task {
 	struct bufferevent *bev;
 	bool final_seen;
 	char *stop_reason;           /* StopTask before the shim could be told */
+	int64_t disk_limit_mib;      /* its ephemeral storage; 0 = not looked up yet */
 
 	/* gone: the shim died; its clean-up waits for the dying process to
 	 * let go of its socket (retried on a timer). */
@@ -63,6 +64,7 @@ struct sched {
 	struct event *prune_ev;
 	struct sched_task *tasks;
 	struct svc *svc;             /* services; NULL while adopting at start */
+	struct event *disk_ev;       /* the ephemeral storage check (sched_disk.c) */
 	char instance_id[INSTANCE_ID_LEN + 1];  /* the host's container instance */
 	int64_t started_ms;          /* when it registered: the daemon's start */
 };
@@ -119,6 +121,9 @@ int sched_pull(struct sched *s, const char *ref, struct sched_pulled *p, struct 
 int sched_spawn_shim(struct sched *s, const char *plan, int *ret_pid, struct berth_err *err);
 /* `berth host-network …`: the bridge and NAT as CFG says. */
 int sched_host_network(const struct sched_config *c, struct berth_err *err);
+
+/* Arms the periodic ephemeral storage check (sched_disk.c). */
+int sched_disk_start(struct sched *s, struct berth_err *err);
 
 /* One request line to the shim's socket, the answer ignored beyond "ok". */
 int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err);

@@ -336,7 +336,8 @@ static int launch_one(struct svc *v, struct svc_view *w, const cJSON *dep, int64
 	struct instance_usage u;
 	if ((r = instance_usage(v->store, w->row->cluster, &u, err)) < 0)
 		return r;
-	const char *why = instance_place(sched_policy(v->sched), &u, body, NULL);
+	const char *why = sched_disk_room(v->sched, err) == -ENOSPC ? INSTANCE_NO_DISK
+			  : instance_place(sched_policy(v->sched), &u, body, NULL);
 	if (why)
 		return berth_errf(err, ENOSPC, "%s", why);
 	char group[300];
@@ -444,7 +445,8 @@ static void unplaced(struct svc *v, struct svc_view *w, const char *why, int64_t
 		 "all of its requirements. The closest matching (container-instance %s) has "
 		 "insufficient %s available. For more information, see the Troubleshooting "
 		 "section of the Amazon ECS Developer Guide.", sched_instance_id(v->sched),
-		 strcmp(why, INSTANCE_NO_CPU) == 0 ? "CPU units" : "memory");
+		 strcmp(why, INSTANCE_NO_CPU) == 0 ? "CPU units" :
+		 strcmp(why, INSTANCE_NO_DISK) == 0 ? "disk space" : "memory");
 	char full[800];
 	snprintf(full, sizeof(full), "(service %s) %s", w->row->name, msg);
 	const char *last = svc_str(cJSON_GetArrayItem(w->events, 0), "message");

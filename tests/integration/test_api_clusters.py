@@ -148,10 +148,12 @@ class Daemon:
     """A real `berth daemon` on a unix socket and a SigV4 TCP port."""
 
     # The suite's daemons register a container instance far larger than
-    # the machine (the lane's guest has 2 GiB): tests of other things must
-    # not meet RESOURCE:MEMORY.  test_api_policy.py tests placement with
-    # roomy=False and its own figures.
-    ROOMY = ("--instance-cpu", "1048576", "--instance-memory", "16777216")
+    # the machine (the lane's guest has 2 GiB) and keep a small disk
+    # reserve: tests of other things must not meet RESOURCE:MEMORY or
+    # RESOURCE:DISK.  test_api_policy.py tests placement with roomy=False
+    # and its own figures.
+    ROOMY = ("--instance-cpu", "1048576", "--instance-memory", "16777216",
+             "--disk-reserve", "16")
 
     def __init__(self, tmp, extra=(), tcp=True, creds=True, name="daemon", net_args=None,
                  roomy=True):

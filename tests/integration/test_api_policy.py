@@ -451,3 +451,42 @@ def test_log_rotation_is_clamped_to_the_operator_maxima(start):
     assert 1 <= len(files) <= 2 and all(s <= 4000 + 200 for s in sizes), sizes
     # The newest lines are the ones kept.
     assert "line-3999-" in files[-1].read_text()
+
+
+# ---- disk ----
+
+def test_task_over_its_ephemeral_storage_is_stopped(start):
+    """Accounting (docs/security.md): a task whose writable layers grow
+    past its ephemeral storage (a test-sized default here) is stopped with
+    a reason that says so; a task within it keeps running; the daemon's
+    database still writes."""
+    d, ecs = start("--default-ephemeral-storage", "20", "--disk-check-interval", "200ms")
+    small = register(ecs, d, [sh("small", "dd if=/dev/zero of=/tmp/f bs=1M count=5 2>/dev/null;"
+                                 " echo wrote; " + tk.IDLE, stopTimeout=2)], family="small")
+    (a,) = run(ecs, small)
+    tk.poll_until(lambda: "wrote" in log_lines(d, a, "small"), 30, "the small write")
+    big = register(ecs, d, [sh("big", "dd if=/dev/zero of=/tmp/f bs=1M count=64 2>/dev/null;"
+                               " echo wrote; " + tk.IDLE, stopTimeout=2)], family="big")
+    (b,) = run(ecs, big)
+    (b,) = wait_stopped(ecs, [b["taskArn"]])
+    assert b["stopCode"] == "TerminationNotice", b
+    assert b["stoppedReason"].startswith("Task stopped: its containers' writable layers hold "), b
+    assert b["stoppedReason"].endswith("MiB, over its ephemeral storage of 20 MiB"), b
+    (a,) = ecs.describe_tasks(tasks=[a["taskArn"]])["tasks"]
+    assert a["lastStatus"] == "RUNNING" and a["desiredStatus"] == "RUNNING", a
+    # The store still takes writes.
+    (c,) = run(ecs, register(ecs, d, [sh("after", "true")], family="after"))
+    wait_stopped(ecs, [c["taskArn"]])
+    stop_all(ecs)
+
+
+def test_no_new_task_below_the_disk_reserve(start):
+    d, ecs = start("--disk-reserve", "2000000000")
+    td = register(ecs, d, [sh("app", "true")])
+    out = ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG)
+    assert out["tasks"] == [], out
+    (f,) = out["failures"]
+    assert f["reason"] == "RESOURCE:DISK" and f["arn"] == the_instance(ecs)["containerInstanceArn"]
+    assert "MiB free, below the 2000000000 MiB the daemon keeps for its store and database " \
+           "(--disk-reserve)" in f["detail"], f
+    assert ecs.list_tasks()["taskArns"] == []

@@ -118,6 +118,14 @@ static void defaults_and_host_resources(void **state)
 	struct berth_err err = { 0 };
 	assert_int_equal(policy_task_memory(&p), POLICY_DEFAULT_TASK_MEMORY);
 	assert_int_equal(policy_task_cpu(&p), POLICY_DEFAULT_TASK_CPU);
+	assert_int_equal(policy_log_max_size(&p), POLICY_DEFAULT_LOG_MAX_SIZE);
+	assert_int_equal(policy_log_max_files(&p), POLICY_DEFAULT_LOG_MAX_FILES);
+	assert_int_equal(policy_ephemeral_storage(&p), 20480);
+	assert_int_equal(policy_disk_check_ms(&p), POLICY_DEFAULT_DISK_CHECK_MS);
+	assert_int_equal(policy_disk_reserve(&p), 1024);
+	struct berth_policy none = { .disk_reserve = -1, .ephemeral_storage = 20 };
+	assert_int_equal(policy_disk_reserve(&none), 0);
+	assert_int_equal(policy_ephemeral_storage(&none), 20);
 	assert_int_equal(policy_host_resources(&p, &err), 0);
 	assert_true(p.instance_cpu >= 1024 && p.instance_cpu % 1024 == 0);
 	assert_true(p.instance_memory > 0);
