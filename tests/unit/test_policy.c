@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "common/cleanup.h"
+#include "daemon/instance.h"
 #include "daemon/policy.h"
 
 DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
@@ -140,6 +141,40 @@ static void defaults_and_host_resources(void **state)
 	assert_non_null(strstr(err.msg, "--reserved-memory"));
 }
 
+/* Placement on the registered instance: memory first, then CPU; a task
+ * that fits is added to the usage. */
+static void instance_placement(void **state)
+{
+	(void)state;
+	struct berth_policy p = { .instance_cpu = 1024, .instance_memory = 1000 };
+	struct instance_usage u = { 0 };
+	_cleanup_(cJSON_Deletep) cJSON *td = cJSON_Parse(
+		"{\"cpu\":\"256\",\"memory\":\"400\",\"containerDefinitions\":[]}");
+	_cleanup_(cJSON_Deletep) cJSON *res = cJSON_Parse(
+		"{\"containerDefinitions\":[{\"name\":\"a\",\"memoryReservation\":64,"
+		"\"cpu\":600}]}");
+	assert_null(instance_place(&p, &u, td, NULL));
+	assert_null(instance_place(&p, &u, td, NULL));
+	assert_int_equal(u.memory, 800);
+	assert_int_equal(u.cpu, 512);
+	assert_string_equal(instance_place(&p, &u, td, NULL), INSTANCE_NO_MEMORY);
+	assert_int_equal(u.memory, 800);
+	assert_string_equal(instance_place(&p, &u, res, NULL), INSTANCE_NO_CPU);
+	_cleanup_(cJSON_Deletep) cJSON *ov = cJSON_Parse(
+		"{\"containerOverrides\":[{\"name\":\"a\",\"cpu\":100}]}");
+	assert_null(instance_place(&p, &u, res, ov));
+	assert_int_equal(u.memory, 864);
+	assert_int_equal(u.cpu, 612);
+
+	char a[INSTANCE_ID_LEN + 1], b[INSTANCE_ID_LEN + 1], c[INSTANCE_ID_LEN + 1];
+	instance_id("/var/lib/berth", a);
+	instance_id("/var/lib/berth", b);
+	instance_id("/srv/berth", c);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, c);
+	assert_int_equal(strspn(a, "0123456789abcdef"), INSTANCE_ID_LEN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +183,7 @@ int main(void)
 		cmocka_unit_test(ulimits_nofile_only_by_default),
 		cmocka_unit_test(known_names),
 		cmocka_unit_test(defaults_and_host_resources),
+		cmocka_unit_test(instance_placement),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
