@@ -6,7 +6,7 @@ CLANG   ?= clang
 PYTHON  := /usr/bin/python3
 
 # Debian packages the build, the tests, the demo and the benchmarks use.
-DEB_PKGS := build-essential dpkg-dev pkg-config clang libclang-rt-14-dev \
+DEB_PKGS := build-essential dpkg-dev pkg-config clang clang-format libclang-rt-14-dev \
 	libcurl4-openssl-dev libssl-dev libarchive-dev libcjson-dev libzstd-dev \
 	libcmocka-dev libsqlite3-dev python3-pytest python3-requests python3-jwt python3-cryptography \
 	busybox-static zstd docker-registry apache2-utils skopeo podman runc \
@@ -31,7 +31,7 @@ LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 # A build without the libraries stops here with one line, not with the
 # compiler's missing-header errors.  Goals that install or need no
 # libraries skip the check.
-NO_LIB_GOALS := deps demo test bench bench-scale fresh-machine clean
+NO_LIB_GOALS := deps demo test bench fresh-machine clean
 ifneq ($(filter-out $(NO_LIB_GOALS),$(or $(MAKECMDGOALS),all)),)
 PKGS_MISSING := $(shell pkg-config --version >/dev/null 2>&1 || echo pkg-config; \
 	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
@@ -39,6 +39,13 @@ ifneq ($(PKGS_MISSING),)
 $(error missing build libraries ($(strip $(PKGS_MISSING))): run `make deps` first (as root), or `make demo` / `make test`, which run it)
 endif
 endif
+
+# `berth --version` prints VERSION and, built from a git checkout, the
+# commit.  Only cli/main.c is compiled with them; build/version holds the
+# pair and changes only when they do, so a new commit rebuilds that one object.
+VERSION      := 0.9.0
+GIT_COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null)
+VERSION_DEFS := -DBERTH_VERSION='"$(VERSION)"' $(if $(GIT_COMMIT),-DBERTH_COMMIT='"$(GIT_COMMIT)"')
 
 OPT_release := -O2 -g
 OPT_asan    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -96,6 +103,14 @@ endef
 $(eval $(call flavour,release))
 $(eval $(call flavour,asan))
 
+build/release/obj/cli/main.o build/asan/obj/cli/main.o: CSTD += $(VERSION_DEFS)
+build/release/obj/cli/main.o build/asan/obj/cli/main.o: build/version
+build/version: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION) $(GIT_COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(GIT_COMMIT)' > $@
+.PHONY: FORCE
+FORCE:
+
 asan: $(BINS:%=build/asan/%)
 
 UNIT_release := $(UNIT_SRCS:tests/unit/%.c=build/release/tests/%)
@@ -115,7 +130,8 @@ build/fuzz/obj/%.o: %.c
 # The fuzzed parsers and what they use: the rest of the library is not
 # compiled with coverage at all.
 FUZZ_LIB_SRCS := $(wildcard common/*.c) images/digest.c images/ref.c images/manifest.c \
-	images/unpack.c
+	images/unpack.c daemon/sigv4.c daemon/credentials.c daemon/api_guard.c \
+	daemon/api_decode.c
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_SRCS:%.c=build/fuzz/obj/%.o)
 	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 

@@ -1,4 +1,4 @@
-/* cgroups: task and container resource control (DESIGN.md "cgroups/").
+/* cgroups: task and container resource control (docs/cgroups.md).
  *
  * One interface, two backends chosen at start-up by cg_driver_open():
  *   v2  cgroup2 mounted at /sys/fs/cgroup and cpu, memory, pids listed in

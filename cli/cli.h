@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "images/limits.h"
 #include "images/registry.h"
 
 #define BERTH_DEFAULT_ROOT "/var/lib/berth"
@@ -19,6 +20,7 @@ struct cli {
 	bool root_set;          /* --root was given (not the default) */
 	struct img_registry_opts registry;
 	const char *insecure[16];
+	struct img_pull_limits pull_limits; /* --pull-timeout … (images/limits.h) */
 	bool json;             /* --output json */
 	const char *socket;    /* --socket: the daemon's API socket */
 	const char *cluster;   /* --cluster */
@@ -29,6 +31,9 @@ struct cli {
  * getopt values must stay below 256 (the shared ones use 256 and up). */
 struct cli_cmd {
 	const char *usage;
+	/* What --help prints after the usage: what the command does and its
+	 * own options, lines ending in '\n'; or NULL. */
+	const char *help;
 	const struct option *opts;  /* {0}-terminated, or NULL */
 	const char *shortopts;      /* e.g. "de:", or NULL */
 	bool stop_at_positional;    /* `run IMAGE CMD…`: options end at IMAGE */
@@ -38,12 +43,17 @@ struct cli_cmd {
 };
 
 /* Parses the options every command accepts (--root, --registry-auth,
- * --insecure-registry, --output, --socket, --cluster, --log-root) and
+ * --insecure-registry, the pull limits, --output, --socket, --cluster,
+ * --log-root) and
  * cmd's own.  Unless cmd->stop_at_positional the options may stand
  * anywhere and positionals are moved to the end.  Returns the index of the
  * first positional argument, -1 after printing a usage error, -2 after
  * printing help. */
 int cli_parse(struct cli *c, int argc, char **argv, const struct cli_cmd *cmd);
+
+/* Prints what `COMMAND --help` prints, on stdout: the usage, cmd->help and
+ * where the shared options are told. */
+void cli_help(const struct cli_cmd *cmd);
 
 /* cli_parse() with the shared options only; top: stop at the first
  * positional (the command name). */
@@ -57,11 +67,11 @@ int cli_parse_args(struct cli *c, int argc, char **argv, const struct cli_cmd *c
 
 struct ecs;
 
-/* cli_parse_args() for a listing: -a/--all sets *all, no positionals; then
- * opens the ECS client at --socket into *ret.  -1 to go on, else the exit
- * code. */
-int cli_list_args(struct cli *c, int argc, char **argv, const char *usage, bool *all,
-		  struct ecs **ret);
+/* cli_parse_args() for a listing (usage and help as struct cli_cmd's):
+ * -a/--all sets *all, no positionals; then opens the ECS client at --socket
+ * into *ret.  -1 to go on, else the exit code. */
+int cli_list_args(struct cli *c, int argc, char **argv, const char *usage, const char *help,
+		  bool *all, struct ecs **ret);
 
 /* cli_parse_args() for a command taking one TASK (the last argument):
  * checks it is a task id or ARN (id gets the id) and opens the ECS client

@@ -24,13 +24,15 @@ int cmd_daemon(struct cli *c, int argc, char **argv)
 		return cli_fail(&err);
 	args[n++] = path;
 	/* `berth --root X daemon` works as `berth daemon --root X` does; so do
-	 * the top-level --registry-auth and --insecure-registry. */
+	 * the top-level --registry-auth, --insecure-registry and pull limits. */
 	if (c->root_set)
 		args[n++] = "--root", args[n++] = c->root;
 	if (c->registry.auth_file)
 		args[n++] = "--registry-auth", args[n++] = c->registry.auth_file;
 	for (size_t i = 0; i < c->registry.n_insecure && n + 2 < ARGS_MAX; i++)
 		args[n++] = "--insecure-registry", args[n++] = c->registry.insecure[i];
+	char bufs[4][32];
+	img_limits_argv(&c->pull_limits, (char **)args, &n, bufs);
 	for (int i = 1; i < argc && n + 1 < ARGS_MAX; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;
@@ -39,12 +41,26 @@ int cmd_daemon(struct cli *c, int argc, char **argv)
 	return 1;
 }
 
+static int set_net_opt(void *ctx, int ch, const char *arg)
+{
+	struct net_config *cfg = ctx;
+	switch (ch) {
+	case 'b': cfg->bridge = arg; return 0;
+	case 's': cfg->subnet = arg; return 0;
+	case 't': cfg->nft_table = arg; return 0;
+	case 'r': cfg->run_dir = arg; return 0;
+	case 'i': cfg->ipam_dir = arg; return 0;
+	case 'n': cfg->nat = true; return 0;
+	case 'N': cfg->nat = false; return 0;
+	}
+	return -1;
+}
+
 /* berth host-network --bridge B --subnet S --nft-table T --run-root R
  * --ipam-dir D (--nat | --no-nat): what berthd sets up once at start.  It
  * runs in its own process so that berthd never maps libnftables. */
 int cmd_host_network(struct cli *c, int argc, char **argv)
 {
-	(void)c;
 	static const struct option opts[] = {
 		{ "bridge", required_argument, NULL, 'b' },
 		{ "subnet", required_argument, NULL, 's' },
@@ -57,22 +73,23 @@ int cmd_host_network(struct cli *c, int argc, char **argv)
 	};
 	struct net_config cfg;
 	net_config_init(&cfg);
-	optind = 0;
-	for (int ch; (ch = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
-		switch (ch) {
-		case 'b': cfg.bridge = optarg; break;
-		case 's': cfg.subnet = optarg; break;
-		case 't': cfg.nft_table = optarg; break;
-		case 'r': cfg.run_dir = optarg; break;
-		case 'i': cfg.ipam_dir = optarg; break;
-		case 'n': cfg.nat = true; break;
-		case 'N': cfg.nat = false; break;
-		default:
-			fprintf(stderr, "usage: berth host-network --bridge B --subnet S --nft-table T "
-				"--run-root R --ipam-dir D (--nat|--no-nat)\n");
-			return 2;
-		}
-	}
+	const struct cli_cmd cmd = {
+		.usage = "berth host-network --bridge B --subnet S --nft-table T --run-root R\n"
+			 "          --ipam-dir D (--nat|--no-nat)",
+		.help = "For berthd, at its start: makes the host's side of the task network as\n"
+			"berthd's options say.\n\n"
+			"  --bridge B         the tasks' bridge, created if missing\n"
+			"  --subnet S         the tasks' subnet (CIDR); the bridge holds its gateway\n"
+			"  --nft-table T      the nftables table of the NAT rules\n"
+			"  --run-root R       berthd's run directory (task netns files)\n"
+			"  --ipam-dir D       berthd's address allocations\n"
+			"  --nat | --no-nat   masquerade the tasks' outbound traffic (and turn on\n"
+			"                     ip_forward), or remove table T\n",
+		.opts = opts, .set = set_net_opt, .ctx = &cfg,
+	};
+	int first, rc = cli_parse_args(c, argc, argv, &cmd, 0, 0, &first);
+	if (rc >= 0)
+		return rc;
 	struct berth_err err = { 0 };
 	_cleanup_(net_closep) struct net *net = NULL;
 	if (net_open(&cfg, &net, &err) < 0 || net_bridge_ensure(net, &err) < 0 ||

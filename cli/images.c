@@ -17,18 +17,12 @@ DEFINE_CLEANUP_FUNC(struct progress, progress_free)
 DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* Parses options, checks the positional count and opens the store. */
-static int open_store(struct cli *c, int argc, char **argv, int npos, const char *use,
+static int open_store(struct cli *c, int argc, char **argv, int npos, const struct cli_cmd *cmd,
 		      struct img_store **ret, int *ret_first)
 {
-	int first = cli_parse_options(c, argc, argv, false, use);
-	if (first == -2)
-		return 0;
-	if (first < 0)
-		return 2;
-	if (argc - first != npos) {
-		fprintf(stderr, "usage: %s\n", use);
-		return 2;
-	}
+	int first, rc = cli_parse_args(c, argc, argv, cmd, npos, npos, &first);
+	if (rc >= 0)
+		return rc;
 	struct berth_err err = { 0 };
 	if (img_store_open(c->root, ret, &err) < 0)
 		return cli_fail(&err);
@@ -38,14 +32,22 @@ static int open_store(struct cli *c, int argc, char **argv, int npos, const char
 
 int cmd_pull(struct cli *c, int argc, char **argv)
 {
+	static const struct cli_cmd cmd = {
+		.usage = "berth pull [--root DIR] [--registry-auth FILE] "
+			 "[--insecure-registry HOST:PORT] " IMG_LIMIT_OPTS " REF",
+		.help = "Pulls image REF (HOST[:PORT]/NAME[:TAG|@DIGEST]; docker.io/library/ by\n"
+			"default) into the store under --root: the manifest for this machine's\n"
+			"platform, its config and layers, verified and unpacked.  Progress bars on a\n"
+			"terminal; then the reference and its digest.  No daemon needed.\n",
+	};
 	_cleanup_(img_store_freep) struct img_store *s = NULL;
-	int first, rc = open_store(c, argc, argv, 1, "berth pull [--registry-auth FILE] "
-				   "[--insecure-registry HOST:PORT] REF", &s, &first);
+	int first, rc = open_store(c, argc, argv, 1, &cmd, &s, &first);
 	if (rc >= 0)
 		return rc;
 	_cleanup_(progress_freep) struct progress *pr = progress_new(STDOUT_FILENO);
 	struct img_pull_opts opts = {
 		.registry = c->registry,
+		.limits = c->pull_limits,
 		.progress = pr ? progress_update : NULL,
 		.opaque = pr,
 	};
@@ -93,7 +95,12 @@ static int print_images_json(const struct img_record *recs, size_t n)
 int cmd_images(struct cli *c, int argc, char **argv)
 {
 	_cleanup_(img_store_freep) struct img_store *s = NULL;
-	int first, rc = open_store(c, argc, argv, 0, "berth images [--output table|json]", &s, &first);
+	static const struct cli_cmd cmd = {
+		.usage = "berth images [--root DIR] [--output table|json]",
+		.help = "Lists the store's images: IMAGE, DIGEST, SIZE, PULLED (json: an array of\n"
+			"{ref, digest, size, pulledAt}).\n",
+	};
+	int first, rc = open_store(c, argc, argv, 0, &cmd, &s, &first);
 	if (rc >= 0)
 		return rc;
 	_cleanup_free_ struct img_record *recs = NULL;
@@ -130,7 +137,12 @@ static int find_image(struct img_store *s, const char *arg, struct img_record *r
 int cmd_rmi(struct cli *c, int argc, char **argv)
 {
 	_cleanup_(img_store_freep) struct img_store *s = NULL;
-	int first, rc = open_store(c, argc, argv, 1, "berth rmi REF", &s, &first);
+	static const struct cli_cmd cmd = {
+		.usage = "berth rmi [--root DIR] REF",
+		.help = "Removes image REF (a reference or a digest prefix) from the store, then\n"
+			"deletes the blobs and layers no image uses any more.\n",
+	};
+	int first, rc = open_store(c, argc, argv, 1, &cmd, &s, &first);
 	if (rc >= 0)
 		return rc;
 	struct img_record rec;
@@ -150,7 +162,11 @@ int cmd_rmi(struct cli *c, int argc, char **argv)
 int cmd_inspect_image(struct cli *c, int argc, char **argv)
 {
 	_cleanup_(img_store_freep) struct img_store *s = NULL;
-	int first, rc = open_store(c, argc, argv, 1, "berth inspect-image REF", &s, &first);
+	static const struct cli_cmd cmd = {
+		.usage = "berth inspect-image [--root DIR] REF",
+		.help = "Prints the config of image REF (a reference or a digest prefix) as JSON.\n",
+	};
+	int first, rc = open_store(c, argc, argv, 1, &cmd, &s, &first);
 	if (rc >= 0)
 		return rc;
 	struct img_record rec;
@@ -201,7 +217,7 @@ static int stored_image(struct img_store *s, const char *ref, struct img_record 
 static int task_image_record(struct img_store *s, struct cli *c, const char *ref,
 			     struct img_record *rec, struct berth_err *err)
 {
-	struct img_pull_opts opts = { .registry = c->registry };
+	struct img_pull_opts opts = { .registry = c->registry, .limits = c->pull_limits };
 	int r = img_pull(s, ref, &opts, rec, err);
 	return r < 0 && stored_image(s, ref, rec) == 0 ? 0 : r;
 }
@@ -244,7 +260,13 @@ static int task_image_json(struct img_store *s, const struct img_record *rec, cJ
 int cmd_task_image(struct cli *c, int argc, char **argv)
 {
 	_cleanup_(img_store_freep) struct img_store *s = NULL;
-	int first, rc = open_store(c, argc, argv, 1, "berth task-image REF", &s, &first);
+	static const struct cli_cmd cmd = {
+		.usage = "berth task-image [--root DIR] REF",
+		.help = "For berthd: pulls REF as the ECS agent does (the stored image when the\n"
+			"registry cannot be reached) and prints {ref, digest, config, layers} as\n"
+			"one line of JSON.\n",
+	};
+	int first, rc = open_store(c, argc, argv, 1, &cmd, &s, &first);
 	if (rc >= 0)
 		return rc;
 	struct img_record rec;

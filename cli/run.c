@@ -306,6 +306,19 @@ static int foreground(struct cli *cl, struct ecs *e, const cJSON *task, bool qui
 static const char run_usage[] =
 	"berth run [-d] [--cpu U] [--memory MiB] [-e K=V]... [--name N] [--cluster C]\n"
 	"          [--output table|json] IMAGE [CMD...]";
+static const char run_help[] =
+	"Registers a task definition of one container running IMAGE with CMD (none:\n"
+	"the image's own) and runs it.  In the foreground berth prints the container's\n"
+	"output and exits with its exit code (125: berth or the task's start failed);\n"
+	"Ctrl-C stops the task.  Options end at IMAGE.\n"
+	"\n"
+	"  -d, --detach       print the task id and exit at once\n"
+	"  --cpu U            the task's CPU units (default 256)\n"
+	"  --memory MiB       the task's and the container's memory (default: task 512)\n"
+	"  -e, --env K=V      set a variable in the container (-e K: berth's own K)\n"
+	"  --name N           the task definition's family (default berth-run-IMAGE)\n"
+	"  --output json      no output while it runs; the stopped task's JSON at the end\n"
+	"                     (-d: RunTask's answer)\n";
 
 int cmd_run(struct cli *c, int argc, char **argv)
 {
@@ -319,7 +332,8 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	};
 	_cleanup_free_ const char **env = calloc((size_t)argc, sizeof(*env));
 	struct run_opts o = { .env = env };
-	const struct cli_cmd cmd = { .usage = run_usage, .opts = opts, .shortopts = "de:",
+	const struct cli_cmd cmd = { .usage = run_usage, .help = run_help, .opts = opts,
+				     .shortopts = "de:",
 				     .stop_at_positional = true, .set = set_run_opt, .ctx = &o };
 	if (!env)
 		return RUN_FAILED;

@@ -91,7 +91,11 @@ static int print_ls_table(const cJSON *services)
 
 int service_ls(struct cli *c, int argc, char **argv)
 {
-	const struct cli_cmd cmd = { .usage = "berth service ls [--cluster C] [--output table|json]" };
+	static const struct cli_cmd cmd = {
+		.usage = "berth service ls [--cluster C] [--output table|json]",
+		.help = "Lists the cluster's services by name: NAME, STATUS, DESIRED, RUNNING,\n"
+			"PENDING, TASK DEFINITION, ROLLOUT (json: as DescribeServices gives them).\n",
+	};
 	int first, rc = cli_parse_args(c, argc, argv, &cmd, 0, 0, &first);
 	if (rc >= 0)
 		return rc;
@@ -124,14 +128,18 @@ static int describe_args(struct cli *c, int argc, char **argv, const struct cli_
 			 const char **name, struct ecs **e, cJSON **ret)
 {
 	int rc = service_args(c, argc, argv, cmd, name, e);
-	if (rc < 0)
-		rc = describe_service(*e, c->cluster, *name, ret);
+	if (rc >= 0)
+		return rc; /* --help, or a usage error */
+	rc = describe_service(*e, c->cluster, *name, ret);
 	return rc ? rc : -1;
 }
 
 int service_inspect(struct cli *c, int argc, char **argv)
 {
-	const struct cli_cmd cmd = { .usage = "berth service inspect [--cluster C] NAME" };
+	static const struct cli_cmd cmd = {
+		.usage = "berth service inspect [--cluster C] NAME",
+		.help = "Prints service NAME (its name or ARN) as JSON, as DescribeServices gives it.\n",
+	};
 	const char *name;
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	_cleanup_(cJSON_Deletep) cJSON *s = NULL;
@@ -279,10 +287,14 @@ int service_events(struct cli *c, int argc, char **argv)
 		{ 0 },
 	};
 	struct events_opts o = { .last = -1 };
-	const struct cli_cmd cmd = { .usage = "berth service events [-n N] [-f] [--cluster C] "
-					      "[--output table|json] NAME",
-				     .opts = opts, .shortopts = "n:f", .set = set_events_opt,
-				     .ctx = &o };
+	const struct cli_cmd cmd = {
+		.usage = "berth service events [-n N] [-f] [--cluster C] [--output table|json] NAME",
+		.help = "Prints service NAME's events, oldest first: TIME  MESSAGE (json: the events).\n\n"
+			"  -n, --tail N       only the last N\n"
+			"  -f, --follow       then print new ones as they come, until the service is\n"
+			"                     INACTIVE or Ctrl-C\n",
+		.opts = opts, .shortopts = "n:f", .set = set_events_opt, .ctx = &o,
+	};
 	const char *name;
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	_cleanup_(cJSON_Deletep) cJSON *s = NULL;

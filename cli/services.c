@@ -225,6 +225,23 @@ static const char create_usage[] =
 	"          [--scheduling-strategy REPLICA|DAEMON] [--grace-period S] [--cluster C]\n"
 	"          [--output table|json]";
 
+/* The options create and update share. */
+#define SVC_COMMON_HELP                                                                        \
+	"  --task-definition FAMILY[:REV]  what the tasks run (a family: its latest revision)\n" \
+	"  --desired-count N               how many tasks\n"                                    \
+	"  --min-healthy PCT               deployments keep this % of N running (default 100)\n" \
+	"  --max-percent PCT               and run at most this % of N (default 200)\n"          \
+	"  --circuit-breaker[=rollback]    fail a deployment whose tasks keep failing (and roll\n" \
+	"                                  back to the last one that worked)\n"                 \
+	"  --grace-period S                ignore failing health checks for S seconds after a\n" \
+	"                                  task starts\n"
+
+static const char create_help[] =
+	"Creates service NAME: it keeps N tasks of the task definition running, replaces\n"
+	"those that stop, and prints the service name (json: the Service).\n\n"
+	SVC_COMMON_HELP
+	"  --scheduling-strategy REPLICA|DAEMON  DAEMON: one task, no --desired-count\n";
+
 static int create_args_missing(const struct svc_opts *o)
 {
 	const char *missing = !o->td ? "--task-definition" : NULL;
@@ -244,8 +261,8 @@ static int service_create(struct cli *c, int argc, char **argv)
 		{ 0 },
 	};
 	struct svc_opts o = SVC_OPTS_INIT;
-	const struct cli_cmd cmd = { .usage = create_usage, .opts = opts, .set = set_svc_opt,
-				     .ctx = &o };
+	const struct cli_cmd cmd = { .usage = create_usage, .help = create_help, .opts = opts,
+				     .set = set_svc_opt, .ctx = &o };
 	const char *name;
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	int rc = service_args(c, argc, argv, &cmd, &name, &e);
@@ -269,6 +286,14 @@ static const char update_usage[] =
 	"          [--circuit-breaker[=rollback] | --no-circuit-breaker] [--grace-period S]\n"
 	"          [--cluster C] [--output table|json]";
 
+static const char update_help[] =
+	"Changes service NAME (at least one option): a new task definition or\n"
+	"--force-new-deployment rolls its tasks over; the deployment options not given\n"
+	"keep their values.  Prints the service name (json: the Service).\n\n"
+	SVC_COMMON_HELP
+	"  --no-circuit-breaker            turn the circuit breaker off\n"
+	"  --force-new-deployment          replace every task, even with nothing changed\n";
+
 /* The UpdateService request: the daemon keeps the deploymentConfiguration
  * members the request does not name. */
 static cJSON *update_request(const char *cluster, const char *name, const struct svc_opts *o)
@@ -289,8 +314,8 @@ static int service_update(struct cli *c, int argc, char **argv)
 		{ 0 },
 	};
 	struct svc_opts o = SVC_OPTS_INIT;
-	const struct cli_cmd cmd = { .usage = update_usage, .opts = opts, .set = set_svc_opt,
-				     .ctx = &o };
+	const struct cli_cmd cmd = { .usage = update_usage, .help = update_help, .opts = opts,
+				     .set = set_svc_opt, .ctx = &o };
 	const char *name;
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	int rc = service_args(c, argc, argv, &cmd, &name, &e);
@@ -315,9 +340,13 @@ static int service_rm(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "force", no_argument, NULL, 'f' }, { 0 } };
 	struct svc_opts o = SVC_OPTS_INIT;
-	const struct cli_cmd cmd = { .usage = "berth service rm [-f|--force] [--cluster C] "
-					      "[--output table|json] NAME",
-				     .opts = opts, .shortopts = "f", .set = set_svc_opt, .ctx = &o };
+	const struct cli_cmd cmd = {
+		.usage = "berth service rm [-f|--force] [--cluster C] [--output table|json] NAME",
+		.help = "Deletes service NAME: its tasks stop, then it is INACTIVE; rm does not\n"
+			"wait.  Prints the service name (json: the Service).\n\n"
+			"  -f, --force        delete it while it is scaled above 0, stopping its tasks\n",
+		.opts = opts, .shortopts = "f", .set = set_svc_opt, .ctx = &o,
+	};
 	const char *name;
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	int rc = service_args(c, argc, argv, &cmd, &name, &e);

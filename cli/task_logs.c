@@ -174,9 +174,15 @@ int cmd_logs(struct cli *c, int argc, char **argv)
 		{ 0 },
 	};
 	struct logs_opts lo = { 0 };
-	const struct cli_cmd cmd = { .usage = "berth logs [-f] [--container C] [--cluster C] "
-					      "[--log-root DIR] TASK",
-				     .opts = opts, .shortopts = "f", .set = set_logs_opt, .ctx = &lo };
+	const struct cli_cmd cmd = {
+		.usage = "berth logs [-f] [--container C] [--cluster C] [--log-root DIR] TASK",
+		.help = "Prints a container's output (stdout and stderr as it wrote them) from the\n"
+			"log files under --log-root, oldest first.  TASK: its id or ARN.\n\n"
+			"  -f, --follow       keep printing until the task stops\n"
+			"  --container C      which container (default: the only one, else the first\n"
+			"                     essential one)\n",
+		.opts = opts, .shortopts = "f", .set = set_logs_opt, .ctx = &lo,
+	};
 	char id[ECS_TASK_ID_LEN + 1], dir[PATH_MAX];
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	int rc = cli_task_args(c, argc, argv, &cmd, id, &e);

@@ -59,7 +59,13 @@ static int read_definition(const char *path, cJSON **ret, struct berth_err *err)
 
 int cmd_register(struct cli *c, int argc, char **argv)
 {
-	const struct cli_cmd cmd = { .usage = "berth register [--output table|json] FILE.json" };
+	static const struct cli_cmd cmd = {
+		.usage = "berth register [--output table|json] FILE.json",
+		.help = "Registers the task definition in FILE.json (a RegisterTaskDefinition\n"
+			"request, as `aws ecs register-task-definition --cli-input-json` takes, or\n"
+			"what `aws ecs describe-task-definition` prints) and prints its\n"
+			"family:revision (json: the daemon's answer).\n",
+	};
 	int first, rc = cli_parse_args(c, argc, argv, &cmd, 1, 1, &first);
 	if (rc >= 0)
 		return rc;
@@ -123,6 +129,9 @@ int cmd_task_definitions(struct cli *c, int argc, char **argv)
 	bool all = false;
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	int rc = cli_list_args(c, argc, argv, "berth task-definitions [-a] [--output table|json]",
+			       "Lists the ACTIVE task definitions: FAMILY, REVISION, STATUS, by family\n"
+			       "and revision.\n\n"
+			       "  -a, --all          INACTIVE and DELETE_IN_PROGRESS ones too\n",
 			       &all, &e);
 	if (rc >= 0)
 		return rc;

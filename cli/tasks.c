@@ -120,6 +120,9 @@ int cmd_ps(struct cli *c, int argc, char **argv)
 	bool all = false;
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	int rc = cli_list_args(c, argc, argv, "berth ps [-a] [--cluster C] [--output table|json]",
+			       "Lists the cluster's running tasks, newest first: TASK ID, DEFINITION,\n"
+			       "STATUS, HEALTH, IP, AGE (json: the tasks as DescribeTasks gives them).\n\n"
+			       "  -a, --all          stopped tasks too\n",
 			       &all, &e);
 	if (rc >= 0)
 		return rc;
@@ -138,7 +141,11 @@ int cmd_ps(struct cli *c, int argc, char **argv)
 
 int cmd_inspect(struct cli *c, int argc, char **argv)
 {
-	const struct cli_cmd cmd = { .usage = "berth inspect [--cluster C] TASK" };
+	static const struct cli_cmd cmd = {
+		.usage = "berth inspect [--cluster C] TASK",
+		.help = "Prints task TASK (its 32-hex id or its ARN) as JSON, as DescribeTasks\n"
+			"gives it.\n",
+	};
 	char id[ECS_TASK_ID_LEN + 1];
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	int rc = cli_task_args(c, argc, argv, &cmd, id, &e);
@@ -172,9 +179,13 @@ int cmd_stop(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "reason", required_argument, NULL, 'R' }, { 0 } };
 	struct stop_opts so = { .reason = "Task stopped by user" };
-	const struct cli_cmd cmd = { .usage = "berth stop [--reason R] [--cluster C] "
-					      "[--output table|json] TASK",
-				     .opts = opts, .set = set_stop_opt, .ctx = &so };
+	const struct cli_cmd cmd = {
+		.usage = "berth stop [--reason R] [--cluster C] [--output table|json] TASK",
+		.help = "Asks the daemon to stop task TASK (its id or ARN) and prints its id (json:\n"
+			"StopTask's answer); it does not wait for the task to stop.\n\n"
+			"  --reason R         the stoppedReason (default \"Task stopped by user\")\n",
+		.opts = opts, .set = set_stop_opt, .ctx = &so,
+	};
 	char id[ECS_TASK_ID_LEN + 1];
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	int rc = cli_task_args(c, argc, argv, &cmd, id, &e);

@@ -23,16 +23,14 @@
 #include <event2/listener.h>
 
 #include "daemon/api.h"
+#include "daemon/api_conn.h"
+#include "daemon/api_decode.h"
+#include "daemon/api_guard.h"
 #include "daemon/api_internal.h"
 #include "daemon/sigv4.h"
 
 #define TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
 #define CONTENT_TYPE "application/x-amz-json-1.1"
-
-/* evhttp's own limit, above ours: bodies between the two are read and get
- * our JSON 413; beyond it libevent answers 413 itself (an HTML body) after
- * draining the upload, so a hostile client cannot make us buffer more. */
-#define API_BODY_HARD_MAX (4 * API_BODY_MAX)
 
 struct api_listener {
 	struct api *api;
@@ -49,36 +47,40 @@ struct api {
 	struct store *store;
 	struct api_config cfg;
 	struct api_listener *listeners;
+	struct api_conns *conns;        /* every listener's connections */
 };
 
+/* body: the operation's request shape has required members, so an empty
+ * body is an error rather than {}. */
 static const struct api_op {
 	const char *name;
 	int (*fn)(struct api_call *c);
+	bool body;
 } ops[] = {
-	{ "CreateCluster", api_op_create_cluster },
-	{ "DescribeClusters", api_op_describe_clusters },
-	{ "ListClusters", api_op_list_clusters },
-	{ "DeleteCluster", api_op_delete_cluster },
-	{ "RegisterTaskDefinition", api_op_register_task_definition },
-	{ "DescribeTaskDefinition", api_op_describe_task_definition },
-	{ "ListTaskDefinitions", api_op_list_task_definitions },
-	{ "ListTaskDefinitionFamilies", api_op_list_task_definition_families },
-	{ "DeregisterTaskDefinition", api_op_deregister_task_definition },
-	{ "DeleteTaskDefinitions", api_op_delete_task_definitions },
-	{ "RunTask", api_op_run_task },
-	{ "StopTask", api_op_stop_task },
-	{ "DescribeTasks", api_op_describe_tasks },
-	{ "ListTasks", api_op_list_tasks },
-	{ "ListContainerInstances", api_op_list_container_instances },
-	{ "DescribeContainerInstances", api_op_describe_container_instances },
-	{ "CreateService", api_op_create_service },
-	{ "UpdateService", api_op_update_service },
-	{ "DeleteService", api_op_delete_service },
-	{ "DescribeServices", api_op_describe_services },
-	{ "ListServices", api_op_list_services },
-	{ "TagResource", api_op_tag_resource },
-	{ "UntagResource", api_op_untag_resource },
-	{ "ListTagsForResource", api_op_list_tags_for_resource },
+	{ "CreateCluster", api_op_create_cluster, false },
+	{ "DescribeClusters", api_op_describe_clusters, false },
+	{ "ListClusters", api_op_list_clusters, false },
+	{ "DeleteCluster", api_op_delete_cluster, true },
+	{ "RegisterTaskDefinition", api_op_register_task_definition, true },
+	{ "DescribeTaskDefinition", api_op_describe_task_definition, true },
+	{ "ListTaskDefinitions", api_op_list_task_definitions, false },
+	{ "ListTaskDefinitionFamilies", api_op_list_task_definition_families, false },
+	{ "DeregisterTaskDefinition", api_op_deregister_task_definition, true },
+	{ "DeleteTaskDefinitions", api_op_delete_task_definitions, true },
+	{ "RunTask", api_op_run_task, true },
+	{ "StopTask", api_op_stop_task, true },
+	{ "DescribeTasks", api_op_describe_tasks, true },
+	{ "ListTasks", api_op_list_tasks, false },
+	{ "ListContainerInstances", api_op_list_container_instances, false },
+	{ "DescribeContainerInstances", api_op_describe_container_instances, true },
+	{ "CreateService", api_op_create_service, true },
+	{ "UpdateService", api_op_update_service, true },
+	{ "DeleteService", api_op_delete_service, true },
+	{ "DescribeServices", api_op_describe_services, true },
+	{ "ListServices", api_op_list_services, false },
+	{ "TagResource", api_op_tag_resource, true },
+	{ "UntagResource", api_op_untag_resource, true },
+	{ "ListTagsForResource", api_op_list_tags_for_resource, true },
 };
 
 /* ---- errors and member readers (api_internal.h) ---- */
@@ -319,7 +321,7 @@ void api_uuid(char out[37])
 		 b[13], b[14], b[15]);
 }
 
-static const char *reason_phrase(int status)
+const char *api_reason_phrase(int status)
 {
 	switch (status) {
 	case 200: return "OK";
@@ -327,7 +329,11 @@ static const char *reason_phrase(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
 	default:  return "Internal Server Error";
 	}
 }
@@ -342,7 +348,7 @@ static void send_body(struct evhttp_request *req, int status, const char *rid, c
 		evbuffer_free(b);
 		b = NULL;
 	}
-	evhttp_send_reply(req, b ? status : 500, reason_phrase(b ? status : 500), b);
+	evhttp_send_reply(req, b ? status : 500, api_reason_phrase(b ? status : 500), b);
 	if (b)
 		evbuffer_free(b);
 }
@@ -366,50 +372,6 @@ static void send_error(struct api *a, struct evhttp_request *req, const char *ri
 		       const char *type, const char *message)
 {
 	send_error_with(a, req, rid, status, type, message, NULL);
-}
-
-/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF):
- * cJSON passes bytes through, and a client must never get back a string
- * it cannot decode. */
-static bool utf8_valid(const unsigned char *p, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned char b = p[i];
-		size_t len;
-		uint32_t cp, min;
-		if (b < 0x80) {
-			i++;
-			continue;
-		} else if ((b & 0xe0) == 0xc0) {
-			len = 2, cp = b & 0x1f, min = 0x80;
-		} else if ((b & 0xf0) == 0xe0) {
-			len = 3, cp = b & 0x0f, min = 0x800;
-		} else if ((b & 0xf8) == 0xf0) {
-			len = 4, cp = b & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		if (n - i < len)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
-}
-
-/* The body is not NUL-terminated: every scan stops at END. */
-static const char *skip_space(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-		p++;
-	return p;
 }
 
 /* SigV4 for a TCP request: 0 when it may proceed, -1 after answering. */
@@ -492,15 +454,9 @@ static void handle(struct evhttp_request *req, void *arg)
 			   "The ECS API accepts POST requests only.");
 		return;
 	}
+	/* The size was checked by api_guard before the body was read. */
 	struct evbuffer *inbuf = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(inbuf);
-	if (len > API_BODY_MAX) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "Request body of %zu bytes exceeds the limit of %d bytes.",
-			 len, API_BODY_MAX);
-		send_error(a, req, rid, 413, API_E_CLIENT, msg);
-		return;
-	}
 	const char *body = len ? (const char *)evbuffer_pullup(inbuf, -1) : "";
 	if (!body) {
 		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
@@ -520,26 +476,10 @@ static void handle(struct evhttp_request *req, void *arg)
 	}
 
 	_cleanup_(cJSON_Deletep) cJSON *in = NULL;
-	if (!utf8_valid((const unsigned char *)body, len)) {
-		send_error(a, req, rid, 400, "SerializationException", "The request body is not valid UTF-8.");
-		return;
-	}
-	if (skip_space(body, body + len) == body + len) {
-		in = cJSON_CreateObject();  /* an empty body is {} */
-	} else {
-		const char *end = NULL;
-		in = cJSON_ParseWithLengthOpts(body, len, &end, false);
-		if (in && end)
-			end = skip_space(end, body + len);
-		if (!in || end != body + len || !cJSON_IsObject(in)) {
-			send_error(a, req, rid, 400, "SerializationException",
-				   in ? "The request body must be one JSON object."
-				      : "The request body is not valid JSON.");
-			return;
-		}
-	}
-	if (!in) {
-		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
+	struct api_decode_error de;
+	int r = api_decode_body(op->name, op->body, body, len, &in, &de);
+	if (r < 0) {
+		send_error(a, req, rid, r == -ENOMEM ? 500 : 400, de.type, de.message);
 		return;
 	}
 
@@ -581,6 +521,19 @@ int api_new(struct event_base *base, struct store *store, const struct api_confi
 	a->base = base;
 	a->store = store;
 	a->cfg = *cfg;
+	struct api_conn_limits lim = {
+		.request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms
+							      : API_REQUEST_TIMEOUT_MS,
+		.max_total = cfg->max_connections ? cfg->max_connections : API_MAX_CONNECTIONS,
+		.max_per_source = cfg->max_connections_per_source ? cfg->max_connections_per_source
+								  : API_MAX_CONNECTIONS / 4,
+		.log = cfg->log,
+	};
+	int r = api_conns_new(base, &lim, &a->conns, err);
+	if (r < 0) {
+		free(a);
+		return r;
+	}
 	*ret = a;
 	return 0;
 }
@@ -598,16 +551,19 @@ static int listener_add(struct api *a, struct evconnlistener *lev, bool auth,
 	l->api = a;
 	l->http = http;
 	l->auth = auth;
-	evhttp_set_max_body_size(http, API_BODY_HARD_MAX);
-	/* Drain an oversized upload before answering, so the client reads
-	 * the 413 instead of a connection reset. */
-	evhttp_set_flags(http, EVHTTP_SERVER_LINGERING_CLOSE);
-	evhttp_set_timeout(http, API_REQUEST_TIMEOUT);
-	/* Every method reaches handle(), which answers the wrong ones in
-	 * AWS's error format rather than libevent's HTML. */
+	/* api_guard refuses first, in AWS's error format, whatever evhttp
+	 * would answer with an HTML page: these limits of evhttp's own are
+	 * only a second line, never reached. */
+	evhttp_set_bevcb(http, api_conns_bevcb, a->conns);
+	evhttp_set_max_headers_size(http, 2 * API_GUARD_HEAD_MAX);
+	evhttp_set_max_body_size(http, API_BODY_MAX);
+	/* Idle keep-alive connections; a request's own deadline is api_conn's. */
+	evhttp_set_timeout(http, API_IDLE_TIMEOUT);
+	/* Every method api_guard lets through reaches handle(), which answers
+	 * the wrong ones (404, 405) itself. */
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-				   EVHTTP_REQ_PATCH);
+				   EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE);
 	evhttp_set_gencb(http, handle, l);
 	if (!evhttp_bind_listener(http, lev)) {
 		evconnlistener_free(lev);
@@ -618,7 +574,7 @@ static int listener_add(struct api *a, struct evconnlistener *lev, bool auth,
 	l->next = a->listeners;
 	a->listeners = l;
 	*ret = l;
-	return 0;
+	return api_conns_watch(a->conns, lev, err);
 }
 
 /* Is something accepting connections at PATH?  A socket file whose owner
@@ -751,5 +707,7 @@ void api_free(struct api *a)
 		free(l);
 		l = next;
 	}
+	/* After every evhttp: they hand their connections back as they go. */
+	api_conns_free(a->conns);
 	free(a);
 }

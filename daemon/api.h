@@ -1,7 +1,7 @@
 /* daemon/api: the ECS API server — AWS JSON 1.1 over HTTP (libevent's
  * evhttp), request decoding, dispatch to the operations, error bodies.
  *
- * Wire protocol (shared/reference/ecs-api.md §1): `POST /` with
+ * Wire protocol (docs/api.md "Wire protocol"): `POST /` with
  * `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Op>` and a JSON object
  * body; every answer carries `x-amzn-RequestId` and Content-Type
  * application/x-amz-json-1.1; errors are {"__type","message"} with 400, and
@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "common/cleanup.h"
@@ -30,11 +31,16 @@
 struct event_base;
 struct sched;
 
-/* Largest request body served; larger ones get a 413 ClientException. */
+/* Largest request body served; larger ones get a 413 ClientException
+ * (api_guard.h has the other HTTP limits). */
 #define API_BODY_MAX (1024 * 1024)
-/* Seconds a client may take to send a request (slow clients hold a
- * connection, not the loop, but they should not hold it forever). */
-#define API_REQUEST_TIMEOUT 60
+/* A request must arrive whole within this, from its first byte. */
+#define API_REQUEST_TIMEOUT_MS 10000
+/* Seconds an idle keep-alive connection is kept. */
+#define API_IDLE_TIMEOUT 60
+/* Connections at once (all listeners), by default; a quarter of them from
+ * one TCP address. */
+#define API_MAX_CONNECTIONS 4096
 
 struct api_config {
 	const char *region;        /* "us-east-1"; ARNs and the SigV4 scope */
@@ -44,6 +50,10 @@ struct api_config {
 	const struct api_credentials *credentials;
 	bool insecure_no_auth;     /* TCP without SigV4 (tests, trusted nets) */
 	FILE *log;                 /* one line per 5xx answer; NULL = quiet */
+	/* HTTP limits (api_conn.h); 0 = API_REQUEST_TIMEOUT_MS,
+	 * API_MAX_CONNECTIONS and a quarter of max_connections. */
+	int64_t request_timeout_ms;
+	size_t max_connections, max_connections_per_source;
 	struct sched *sched;       /* the task engine RunTask/StopTask drive */
 };
 

@@ -111,6 +111,8 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 
 /* A random (version 4) UUID: request ids, attachment ids, container ARNs. */
 void api_uuid(char out[37]);
+/* "OK", "Bad Request", …: the reason phrase for an HTTP status. */
+const char *api_reason_phrase(int status);
 
 /* The Describe* `include` member when TAGS is all it may hold: *ret_tags
  * tells whether it was asked for. */

@@ -1,7 +1,7 @@
 /* daemon/api: TagResource, UntagResource, ListTagsForResource.
  *
  * Tags belong to any resource the store holds (clusters, task definition
- * revisions, tasks; services join later), keyed by its full ARN.  An ARN
+ * revisions, tasks, services), keyed by its full ARN.  An ARN
  * must be well formed ("arn:aws:ecs:<region>:<account>:<kind>/<id>", a
  * task definition naming its revision) or the request is an
  * InvalidParameterException; a well-formed ARN of something Berth does not

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -13,6 +14,7 @@
 #include "daemon/api.h"
 #include "daemon/credentials.h"
 #include "daemon/daemon.h"
+#include "daemon/log_limit.h"
 #include "daemon/sched.h"
 #include "daemon/store.h"
 
@@ -121,6 +123,7 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 		.cgroup_name = o->cgroup_name ? o->cgroup_name : SCHED_DEFAULT_CGROUP,
 		.registry = { .auth_file = o->registry_auth, .insecure = o->insecure_registries,
 			      .n_insecure = o->n_insecure },
+		.pull_limits = o->pull_limits,
 		.task_retention_ms = o->task_retention_ms ? o->task_retention_ms
 							  : SCHED_DEFAULT_TASK_RETENTION_MS,
 		.log_retention_ms = o->log_retention_ms ? o->log_retention_ms
@@ -178,6 +181,9 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		.insecure_no_auth = o->insecure_no_auth,
 		.log = o->log,
 		.sched = sched,
+		.request_timeout_ms = o->request_timeout_ms,
+		.max_connections = o->max_connections,
+		.max_connections_per_source = o->max_connections_per_source,
 	};
 	/* Declared after the loop's events so it is freed first: its
 	 * connections and listeners live on BASE. */
@@ -208,7 +214,50 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	return 0;
 }
 
-int daemon_run(const struct daemon_opts *o, struct berth_err *err)
+/* The soft open-file limit raised to the hard one: each task and each
+ * API connection holds a descriptor, and the default soft limit (1024)
+ * is reached by a thousand tasks or clients.  Returns the limit now. */
+static rlim_t raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = { rl.rlim_max, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+	}
+	return rl.rlim_cur;
+}
+
+/* Connections the open-file limit leaves room for, after a quarter of it
+ * (at least 64) for tasks, the store, pulls and the listeners. */
+static size_t connections_for(rlim_t nofile)
+{
+	rlim_t reserve = nofile / 4 > 64 ? nofile / 4 : 64;
+	rlim_t n = nofile > reserve + 16 ? nofile - reserve : 16;
+	return n < API_MAX_CONNECTIONS ? (size_t)n : API_MAX_CONNECTIONS;
+}
+
+static int run_checked(const struct daemon_opts *o, struct berth_err *err);
+
+int daemon_run(const struct daemon_opts *in, struct berth_err *err)
+{
+	struct daemon_opts o = *in;
+	size_t fit = connections_for(raise_nofile());
+	if (!o.max_connections)
+		o.max_connections = fit;
+	if (!o.max_connections_per_source)
+		o.max_connections_per_source = o.max_connections / 4 ? o.max_connections / 4 : 1;
+	struct log_limit ll;
+	_cleanup_fclose_ FILE *log = o.log ? log_limit_open(&ll, o.log, DAEMON_LOG_RATE,
+							  DAEMON_LOG_BURST, NULL) : NULL;
+	if (log)
+		o.log = log;
+	return run_checked(&o, err);
+}
+
+static int run_checked(const struct daemon_opts *o, struct berth_err *err)
 {
 	const char *root = o->root ? o->root : DAEMON_DEFAULT_ROOT;
 	const char *run_root = o->run_root ? o->run_root : DAEMON_DEFAULT_RUN_ROOT;

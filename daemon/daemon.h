@@ -2,6 +2,13 @@
  * listeners on one libevent loop and serves until SIGTERM or SIGINT, then
  * shuts down cleanly: listeners closed, unix sockets removed, store closed.
  *
+ * Start-up raises the soft RLIMIT_NOFILE to the hard limit (each task
+ * and each API connection holds a descriptor) and sizes the connection
+ * limits to what it leaves.  Its log lines (o->log) go through a token
+ * bucket: DAEMON_LOG_BURST lines at once, DAEMON_LOG_RATE a second after
+ * that, and a count of the lines dropped, so that no client can make the
+ * daemon write faster than that.
+ *
  * Directories: ROOT (state: berth.db) is created 0700, RUN_ROOT (sockets)
  * 0755; the API socket itself is 0600, so only root reaches it. */
 #ifndef BERTH_DAEMON_DAEMON_H
@@ -14,6 +21,7 @@
 
 #include "common/err.h"
 #include "daemon/policy.h"
+#include "images/limits.h"
 
 #define DAEMON_DEFAULT_ROOT "/var/lib/berth"
 #define DAEMON_DEFAULT_RUN_ROOT "/run/berth"
@@ -22,6 +30,8 @@
 #define DAEMON_DEFAULT_ACCOUNT "000000000000"
 #define DAEMON_SOCKET_NAME "berth.sock"
 #define DAEMON_LISTEN_MAX 16
+#define DAEMON_LOG_RATE 20
+#define DAEMON_LOG_BURST 100
 
 struct daemon_opts {
 	const char *root;               /* NULL = DAEMON_DEFAULT_ROOT */
@@ -43,10 +53,15 @@ struct daemon_opts {
 	bool no_nat;
 	int64_t task_retention_ms, log_retention_ms;
 	int64_t service_healthy_after_ms;  /* 0 = 40 s, ECS's */
+	/* HTTP limits (daemon/api_conn.h); 0 = the defaults: 10 s, and as
+	 * many connections as the open-file limit leaves room for. */
+	int64_t request_timeout_ms;
+	size_t max_connections, max_connections_per_source;
 	const char *registry_auth;      /* docker config.json for pulls */
 	const char *insecure_registries[DAEMON_LISTEN_MAX];
 	size_t n_insecure;
 	struct berth_policy policy;     /* what tasks may ask for; zeroed = the defaults */
+	struct img_pull_limits pull_limits;  /* zeros = images/limits.h's defaults */
 };
 
 /* Runs the daemon until a SIGTERM or SIGINT; 0 after a clean shutdown, or

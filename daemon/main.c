@@ -21,6 +21,8 @@ static const char usage_text[] =
 	"             [--nft-table NAME] [--cgroup-name NAME] [--task-retention DURATION]\n"
 	"             [--log-retention DURATION] [--registry-auth FILE] [--insecure-registry HOST:PORT]...\n"
 	"             [--shim PATH] [--service-healthy-after DURATION]\n"
+	"             " IMG_LIMIT_OPTS "\n"
+	"             [--request-timeout DURATION] [--max-connections N] [--max-connections-per-source N]\n"
 	"             [--allow-capabilities CAP,...] [--allow-ulimits NAME,...]\n"
 	"             [--default-task-memory MIB] [--default-task-cpu UNITS]\n"
 	"             [--instance-cpu UNITS] [--instance-memory MIB] [--reserved-memory MIB]\n"
@@ -48,7 +50,7 @@ static int parse_duration(const char *opt, const char *s, int64_t *ret)
 }
 
 /* A whole number MIN..2^31 (MiB, CPU units). */
-static int parse_count(const char *opt, const char *s, int64_t min, int64_t *ret)
+static int parse_units(const char *opt, const char *s, int64_t min, int64_t *ret)
 {
 	char *end;
 	errno = 0;
@@ -83,10 +85,24 @@ static int bad_opt(const char *opt, const char *arg, const char *expected)
  * is the default). */
 static int parse_reserve(const char *opt, const char *arg, int64_t *ret)
 {
-	if (parse_count(opt, arg, 0, ret) < 0)
+	if (parse_units(opt, arg, 0, ret) < 0)
 		return -1;
 	if (*ret == 0)
 		*ret = -1;
+	return 0;
+}
+
+/* A count from 1 to 1,000,000. */
+static int parse_count(const char *opt, const char *s, size_t *ret)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (end == s || *end || errno || v < 1 || v > 1000000) {
+		fprintf(stderr, "berth: --%s %s: expected a number from 1 to 1000000\n", opt, s);
+		return -1;
+	}
+	*ret = (size_t)v;
 	return 0;
 }
 
@@ -106,6 +122,8 @@ enum {
 	OPT_ALLOW_CAPS, OPT_ALLOW_ULIMITS, OPT_TASK_MEMORY, OPT_TASK_CPU, OPT_INSTANCE_CPU,
 	OPT_INSTANCE_MEMORY, OPT_RESERVED_MEMORY, OPT_LOG_MAX_SIZE, OPT_LOG_MAX_FILE,
 	OPT_EPHEMERAL, OPT_DISK_CHECK, OPT_DISK_RESERVE,
+	OPT_PULL_LIMIT,
+	OPT_REQ_TIMEOUT, OPT_MAX_CONNS, OPT_MAX_CONNS_SRC,
 };
 
 static const struct option opts[] = {
@@ -140,6 +158,13 @@ static const struct option opts[] = {
 	{ "default-ephemeral-storage", required_argument, NULL, OPT_EPHEMERAL },
 	{ "disk-check-interval", required_argument, NULL, OPT_DISK_CHECK },
 	{ "disk-reserve", required_argument, NULL, OPT_DISK_RESERVE },
+	{ "pull-timeout", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "layer-timeout", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "max-layer-size", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "max-layer-ratio", required_argument, NULL, OPT_PULL_LIMIT },
+	{ "request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+	{ "max-connections-per-source", required_argument, NULL, OPT_MAX_CONNS_SRC },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -152,14 +177,14 @@ static int set_policy_opt(struct berth_policy *p, int ch, const char *arg)
 	case OPT_ALLOW_CAPS: return policy_list(policy_allow_capabilities, p, arg);
 	case OPT_ALLOW_ULIMITS: return policy_list(policy_allow_ulimits, p, arg);
 	case OPT_TASK_MEMORY:
-		return parse_count("default-task-memory", arg, 6, &p->default_task_memory);
-	case OPT_TASK_CPU: return parse_count("default-task-cpu", arg, 128, &p->default_task_cpu);
-	case OPT_INSTANCE_CPU: return parse_count("instance-cpu", arg, 128, &p->instance_cpu);
+		return parse_units("default-task-memory", arg, 6, &p->default_task_memory);
+	case OPT_TASK_CPU: return parse_units("default-task-cpu", arg, 128, &p->default_task_cpu);
+	case OPT_INSTANCE_CPU: return parse_units("instance-cpu", arg, 128, &p->instance_cpu);
 	case OPT_INSTANCE_MEMORY:
-		return parse_count("instance-memory", arg, 6, &p->instance_memory);
+		return parse_units("instance-memory", arg, 6, &p->instance_memory);
 	case OPT_RESERVED_MEMORY: return parse_reserve("reserved-memory", arg, &p->reserved_memory);
 	case OPT_EPHEMERAL:
-		return parse_count("default-ephemeral-storage", arg, 1, &p->ephemeral_storage);
+		return parse_units("default-ephemeral-storage", arg, 1, &p->ephemeral_storage);
 	case OPT_DISK_CHECK: return parse_duration("disk-check-interval", arg, &p->disk_check_ms);
 	case OPT_DISK_RESERVE: return parse_reserve("disk-reserve", arg, &p->disk_reserve);
 	case OPT_LOG_MAX_SIZE:
@@ -174,8 +199,19 @@ static int set_policy_opt(struct berth_policy *p, int ch, const char *arg)
 	}
 }
 
-/* One option into O: 0, or -1 after printing why not. */
-static int set_opt(struct daemon_opts *o, int ch, const char *arg)
+/* A pull limit (images/limits.h), for the pull helpers. */
+static int set_limit(struct daemon_opts *o, const char *name, const char *arg)
+{
+	struct berth_err err = { 0 };
+	if (img_limits_set(&o->pull_limits, name, arg, &err) == 0)
+		return 0;
+	fprintf(stderr, "berth: %s\n", err.msg);
+	return -1;
+}
+
+/* One option into O (NAME: the long option's): 0, or -1 after printing
+ * why not. */
+static int set_opt(struct daemon_opts *o, int ch, const char *name, const char *arg)
 {
 	switch (ch) {
 	case 'r': o->root = arg; return 0;
@@ -199,6 +235,11 @@ static int set_opt(struct daemon_opts *o, int ch, const char *arg)
 	case OPT_SHIM: o->shim_bin = arg; return 0;
 	case OPT_HEALTHY_AFTER:
 		return parse_duration("service-healthy-after", arg, &o->service_healthy_after_ms);
+	case OPT_PULL_LIMIT: return set_limit(o, name, arg);
+	case OPT_REQ_TIMEOUT: return parse_duration("request-timeout", arg, &o->request_timeout_ms);
+	case OPT_MAX_CONNS: return parse_count("max-connections", arg, &o->max_connections);
+	case OPT_MAX_CONNS_SRC:
+		return parse_count("max-connections-per-source", arg, &o->max_connections_per_source);
 	default: return set_policy_opt(&o->policy, ch, arg);
 	}
 }
@@ -207,13 +248,13 @@ int main(int argc, char **argv)
 {
 	struct daemon_opts o = { .log = stderr };
 	optind = 1;
-	int ch;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	int ch, idx = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
 		if (ch == 'h') {
 			printf("usage: %s\n", usage_text);
 			return 0;
 		}
-		if (set_opt(&o, ch, optarg) < 0) {
+		if (set_opt(&o, ch, opts[idx].name, optarg) < 0) {
 			if (ch == '?' || ch == ':')
 				fprintf(stderr, "usage: %s\n", usage_text);
 			return 2;

@@ -62,6 +62,7 @@ struct sched_task *sched_task_new(struct sched *s, const char *id)
 	t->s = s;
 	snprintf(t->id, sizeof(t->id), "%s", id);
 	t->done_pipe[0] = t->done_pipe[1] = -1;
+	sched_helper_init(&t->helper);
 	t->next = s->tasks;
 	s->tasks = t;
 	return t;
@@ -109,6 +110,7 @@ void sched_task_forget(struct sched_task *t)
 	if (t->retry_ev)
 		event_free(t->retry_ev);
 	free(t->stop_reason);
+	sched_helper_destroy(&t->helper);
 	free(t);
 }
 
@@ -193,7 +195,7 @@ static void *launch_thread(void *arg)
 		if (i < t->n_pins && t->pins[i] && image && !strchr(image, '@') &&
 		    asprintf(&pinned, "%s@%s", image, t->pins[i]) < 0)
 			pinned = NULL;
-		t->rc = sched_pull(s, pinned ? pinned : image, &imgs[i], &t->err);
+		t->rc = sched_pull(s, &t->helper, pinned ? pinned : image, &imgs[i], &t->err);
 		t->pull_failed = t->rc < 0;
 		t->failed_container = i;
 		if (t->rc == 0)
@@ -376,6 +378,14 @@ int sched_launch(struct sched *s, const struct store_task *st, const char *td_js
 
 /* ---- stop ---------------------------------------------------------------- */
 
+/* The launch never starts a shim, and its pull helper dies now: a pull
+ * can take minutes (StopTask answers at once; shutdown joins the thread). */
+static void launch_cancel(struct sched_task *t)
+{
+	atomic_store(&t->cancel, true);
+	sched_helper_kill(&t->helper);
+}
+
 int sched_shim_request_stop(struct sched_task *t)
 {
 	_cleanup_(cJSON_Deletep) cJSON *req = cJSON_CreateObject();
@@ -398,7 +408,7 @@ void sched_stop(struct sched *s, const char *id, const char *reason)
 	if (!t->stop_reason)
 		t->stop_reason = strdup(reason);
 	if (t->launching)
-		atomic_store(&t->cancel, true);
+		launch_cancel(t);
 	else if (t->stop_reason)
 		sched_shim_request_stop(t);
 }
@@ -558,7 +568,7 @@ void sched_free(struct sched *s)
 	while (s->tasks) {
 		struct sched_task *t = s->tasks;
 		if (t->launching) {
-			atomic_store(&t->cancel, true);
+			launch_cancel(t);
 			pthread_join(t->thread, NULL);
 		}
 		sched_watch_close(t);

@@ -37,6 +37,7 @@
 #include "common/err.h"
 #include "daemon/policy.h"
 #include "daemon/store.h"
+#include "images/limits.h"
 #include "images/registry.h"
 
 struct cJSON;
@@ -60,6 +61,7 @@ struct sched_config {
 	bool nat;                    /* masquerade egress of the subnet */
 	const char *cgroup_name;
 	struct img_registry_opts registry;
+	struct img_pull_limits pull_limits; /* handed to the pull helpers */
 	int64_t task_retention_ms;   /* STOPPED tasks stay describable this long */
 	int64_t log_retention_ms;    /* log dirs of finished tasks are kept this long */
 	const char *region, *account_id;

@@ -3,12 +3,23 @@
  * image for a task (libcurl, libarchive), `berth host-network` sets up the
  * bridge and NAT (libnftables), and `berth-shim PLAN` starts a task.  Each
  * prints its answer on stdout and its error, one `berth…: ` line, on
- * stderr; the caller waits for it to exit. */
+ * stderr; the caller waits for it to exit.
+ *
+ * A pull helper can run for minutes, so it must not outlive its reason
+ * to run: it is started with PR_SET_PDEATHSIG=SIGKILL (the kernel kills
+ * it when the launch thread, and so the daemon, dies — even by kill -9;
+ * a restarted daemon then pulls again with no orphan next to it), and its
+ * pidfd sits in the task's helper slot, where StopTask and shutdown
+ * SIGKILL it (sched_helper_kill). */
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,9 +55,87 @@ static int read_all(int fd, size_t max, char **ret, size_t *ret_len)
 	return 0;
 }
 
+void sched_helper_init(struct sched_helper *h)
+{
+	pthread_mutex_init(&h->lock, NULL);
+	h->pidfd = -1;
+	h->killed = false;
+}
+
+void sched_helper_destroy(struct sched_helper *h)
+{
+	pthread_mutex_destroy(&h->lock);
+}
+
+static void helper_signal_locked(struct sched_helper *h)
+{
+	if (h->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, h->pidfd, SIGKILL, NULL, 0);
+}
+
+void sched_helper_kill(struct sched_helper *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->killed = true;
+	helper_signal_locked(h);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Publishes (pidfd >= 0) or withdraws (-1) the running helper; one that
+ * starts after a kill request dies at once. */
+static void helper_set(struct sched_helper *h, int pidfd)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->pidfd = pidfd;
+	if (h->killed)
+		helper_signal_locked(h);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* The child between clone3 and execve: raw system calls only (the daemon
+ * has threads).  With die_with_us, the death signal is armed before
+ * anything else and the parent checked afterwards, so a daemon killed in
+ * between cannot leave the helper running. */
+static _Noreturn void helper_child(char *const *argv, int out, int errfd, pid_t parent,
+				   bool die_with_us)
+{
+	if (die_with_us && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+		_exit(127);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
+		_exit(127);
+	execve(argv[0], argv, environ);
+	_exit(127);
+}
+
+/* Starts ARGV with stdout OUT and stderr ERRFD; its pid and pidfd. */
+static int helper_spawn(char *const *argv, int out, int errfd, bool die_with_us,
+			pid_t *ret_pid, int *ret_pidfd)
+{
+	pid_t parent = getpid();
+	int pidfd = -1;
+	struct clone_args ca = {
+		.flags = CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		helper_child(argv, out, errfd, parent, die_with_us);
+	*ret_pid = (pid_t)pid;
+	*ret_pidfd = pidfd;
+	return 0;
+}
+
 /* Runs ARGV (argv[0] the path), stdin /dev/null; *ret_out is its stdout
- * when it exits 0, else the error is its stderr line. */
-static int run_helper(char *const *argv, char **ret_out, struct berth_err *err)
+ * when it exits 0, else the error is its stderr line.  With a slot H the
+ * helper dies with the daemon and can be killed through H. */
+static int run_helper(char *const *argv, struct sched_helper *h, char **ret_out,
+		      struct berth_err *err)
 {
 	int out[2], errp[2];
 	if (pipe2(out, O_CLOEXEC) < 0)
@@ -55,19 +144,15 @@ static int run_helper(char *const *argv, char **ret_out, struct berth_err *err)
 		close(out[0]), close(out[1]);
 		return berth_errnof(err, errno, "pipe");
 	}
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-	pid_t pid;
-	int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
+	pid_t pid = 0;
+	int pidfd = -1;
+	int rc = helper_spawn(argv, out[1], errp[1], h != NULL, &pid, &pidfd);
 	close(out[1]);
 	close(errp[1]);
 	_cleanup_close_ int ofd = out[0], efd = errp[0];
-	if (rc != 0)
-		return berth_errnof(err, rc, "start %s", argv[0]);
+	if (rc < 0)
+		return berth_errnof(err, -rc, "start %s", argv[0]);
+	helper_set(h, pidfd);
 	_cleanup_free_ char *o = NULL, *e = NULL;
 	size_t olen = 0, elen = 0;
 	int r = read_all(ofd, HELPER_OUT_MAX, &o, &olen);
@@ -76,6 +161,8 @@ static int run_helper(char *const *argv, char **ret_out, struct berth_err *err)
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	helper_set(h, -1);
+	close(pidfd);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && r == 0) {
 		*ret_out = TAKE_PTR(o);
 		return 0;
@@ -91,8 +178,10 @@ static int run_helper(char *const *argv, char **ret_out, struct berth_err *err)
 	return berth_errf(err, EIO, "%.*s", (int)n, msg);
 }
 
-/* `berth [--root R] [--registry-auth F] [--insecure-registry H]… SUBCOMMAND` */
-static size_t cli_argv(const struct sched *s, char **argv, const char *subcommand)
+/* `berth [--root R] [--registry-auth F] [--insecure-registry H]… [limits]
+ * SUBCOMMAND`; bufs holds the limits' value texts. */
+static size_t cli_argv(const struct sched *s, char **argv, const char *subcommand,
+		       char bufs[4][32])
 {
 	size_t n = 0;
 	argv[n++] = (char *)s->cfg.cli_bin;
@@ -102,10 +191,11 @@ static size_t cli_argv(const struct sched *s, char **argv, const char *subcomman
 		argv[n++] = "--registry-auth";
 		argv[n++] = (char *)s->cfg.registry.auth_file;
 	}
-	for (size_t i = 0; i < s->cfg.registry.n_insecure && n + 6 < ARGV_MAX; i++) {
+	for (size_t i = 0; i < s->cfg.registry.n_insecure && n + 14 < ARGV_MAX; i++) {
 		argv[n++] = "--insecure-registry";
 		argv[n++] = (char *)s->cfg.registry.insecure[i];
 	}
+	img_limits_argv(&s->cfg.pull_limits, argv, &n, bufs);
 	argv[n++] = (char *)subcommand;
 	return n;
 }
@@ -141,14 +231,15 @@ static int parse_pulled(const char *text, struct sched_pulled *p)
 	return 0;
 }
 
-int sched_pull(struct sched *s, const char *ref, struct sched_pulled *p, struct berth_err *err)
+int sched_pull(struct sched *s, struct sched_helper *h, const char *ref, struct sched_pulled *p,
+	       struct berth_err *err)
 {
-	char *argv[ARGV_MAX];
-	size_t n = cli_argv(s, argv, "task-image");
+	char *argv[ARGV_MAX], bufs[4][32];
+	size_t n = cli_argv(s, argv, "task-image", bufs);
 	argv[n++] = (char *)ref;
 	argv[n] = NULL;
 	_cleanup_free_ char *out = NULL;
-	int r = run_helper(argv, &out, err);
+	int r = run_helper(argv, h, &out, err);
 	if (r < 0)
 		return r;
 	if ((r = parse_pulled(out, p)) < 0)
@@ -160,7 +251,7 @@ int sched_spawn_shim(struct sched *s, const char *plan, int *ret_pid, struct ber
 {
 	char *argv[] = { (char *)s->cfg.shim_bin, (char *)plan, NULL };
 	_cleanup_free_ char *out = NULL;
-	int r = run_helper(argv, &out, err);
+	int r = run_helper(argv, NULL, &out, err);
 	if (r < 0)
 		return r;
 	if ((*ret_pid = atoi(out)) <= 0)
@@ -179,5 +270,5 @@ int sched_host_network(const struct sched_config *c, struct berth_err *err)
 		c->nat ? "--nat" : "--no-nat", NULL,
 	};
 	_cleanup_free_ char *out = NULL;
-	return run_helper(argv, &out, err);
+	return run_helper(argv, NULL, &out, err);
 }

@@ -15,6 +15,18 @@
 struct bufferevent;
 struct event;
 
+/* The pull helper a launch thread waits for (sched_helpers.c), so that
+ * StopTask and shutdown can kill it from the loop. */
+struct sched_helper {
+	pthread_mutex_t lock;        /* guards both below */
+	int pidfd;                   /* the running helper, or -1 */
+	bool killed;                 /* kill requested: a later helper dies at once */
+};
+void sched_helper_init(struct sched_helper *h);
+void sched_helper_destroy(struct sched_helper *h);
+/* SIGKILLs the helper running now and any started later. */
+void sched_helper_kill(struct sched_helper *h);
+
 /* One task the scheduler is working on: a launch in flight, a shim being
  * followed, or both in turn. */
 struct sched_task {
@@ -29,6 +41,7 @@ struct sched_task {
 	int done_pipe[2];
 	struct event *done_ev;
 	atomic_bool cancel;          /* StopTask while pulling: do not start */
+	struct sched_helper helper;  /* the `berth task-image` running, if any */
 	char *td_json, *ov_json;
 	int64_t pull_started_ms, pull_stopped_ms;
 	int rc;                      /* 0: a shim runs */
@@ -116,7 +129,8 @@ struct sched_pulled {
 	size_t n_layers;
 };
 void sched_pulled_done(struct sched_pulled *p);
-int sched_pull(struct sched *s, const char *ref, struct sched_pulled *p, struct berth_err *err);
+int sched_pull(struct sched *s, struct sched_helper *h, const char *ref, struct sched_pulled *p,
+	       struct berth_err *err);
 /* `berth-shim PLAN`; *ret_pid is the running shim's. */
 int sched_spawn_shim(struct sched *s, const char *plan, int *ret_pid, struct berth_err *err);
 /* `berth host-network …`: the bridge and NAT as CFG says. */

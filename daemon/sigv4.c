@@ -564,41 +564,60 @@ static bool parse_auth(const char *a, size_t n, struct auth_params *p, struct ap
 	return true;
 }
 
-static bool list_has(const char *l, size_t n, const char *name)
+/* One entry of a SignedHeaders list. */
+struct sh_entry {
+	const char *s;
+	size_t n;
+};
+
+static int sh_cmp(const void *a, const void *b)
 {
-	size_t nl = strlen(name);
-	for (size_t i = 0; i <= n;) {
-		size_t j = i;
-		while (j < n && l[j] != ';')
-			j++;
-		if (j - i == nl && strncasecmp(l + i, name, nl) == 0)
-			return true;
-		i = j + 1;
-	}
-	return false;
+	const struct sh_entry *x = a, *y = b;
+	int c = strncasecmp(x->s, y->s, x->n < y->n ? x->n : y->n);
+	return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
-/* The first entry of L that occurs twice, or false. */
-static bool list_dup(const char *l, size_t n, const char **ds, size_t *dn)
+/* Splits L (";"-separated, empty entries skipped) into V, at most
+ * API_SIGV4_SIGNED_HEADERS_MAX entries; false when there are more.  The
+ * cap comes first so that nothing after it costs more than a constant:
+ * this runs before the key is known. */
+static bool sh_split(const char *l, size_t n, struct sh_entry v[API_SIGV4_SIGNED_HEADERS_MAX],
+		     size_t *ret_n)
 {
+	size_t k = 0;
 	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j < n && l[j] != ';')
-			j++;
-		for (size_t k = j + 1; k < n && j > i;) {
-			size_t m = k;
-			while (m < n && l[m] != ';')
-				m++;
-			if (m - k == j - i && strncasecmp(l + k, l + i, j - i) == 0) {
-				*ds = l + i;
-				*dn = j - i;
-				return true;
-			}
-			k = m + 1;
+		const char *e = memchr(l + i, ';', n - i);
+		size_t j = e ? (size_t)(e - l) : n;
+		if (j > i) {
+			if (k == API_SIGV4_SIGNED_HEADERS_MAX)
+				return false;
+			v[k++] = (struct sh_entry){ l + i, j - i };
 		}
 		i = j + 1;
 	}
+	*ret_n = k;
+	return true;
+}
+
+static bool sh_has(const struct sh_entry *v, size_t n, const char *name)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].n == nl && strncasecmp(v[i].s, name, nl) == 0)
+			return true;
 	return false;
+}
+
+/* A name V lists twice, found by sorting a copy: n log n, n <= 64. */
+static const struct sh_entry *sh_dup(const struct sh_entry *v, size_t n,
+				     struct sh_entry sorted[API_SIGV4_SIGNED_HEADERS_MAX])
+{
+	memcpy(sorted, v, n * sizeof(*v));
+	qsort(sorted, n, sizeof(*sorted), sh_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (sh_cmp(&sorted[i - 1], &sorted[i]) == 0)
+			return &sorted[i];
+	return NULL;
 }
 
 static bool seq(const char *s, size_t n, const char *lit)
@@ -616,6 +635,11 @@ static bool check_header(const struct api_sigv4_request *req, const struct api_c
 	size_t an;
 	if (!first_header(req, "authorization", &a, &an) || an < 5 || memcmp(a, "AWS4-", 5) != 0) {
 		deny(res, API_SIGV4_MISSING_TOKEN, "Request is missing Authentication Token");
+		return false;
+	}
+	if (an > API_SIGV4_AUTHORIZATION_MAX) {
+		deny(res, API_SIGV4_INCOMPLETE, "The Authorization header is longer than %d bytes.",
+		     API_SIGV4_AUTHORIZATION_MAX);
 		return false;
 	}
 	if (!parse_auth(a, an, p, res))
@@ -665,19 +689,35 @@ static bool check_header(const struct api_sigv4_request *req, const struct api_c
 		return false;
 	}
 
-	const char *ds;
-	size_t dn;
-	if (list_dup(p->sh, p->sh_n, &ds, &dn)) {
-		deny(res, API_SIGV4_INCOMPLETE, "SignedHeaders lists '%.*s' more than once.", (int)dn, ds);
+	struct sh_entry sh[API_SIGV4_SIGNED_HEADERS_MAX], sorted[API_SIGV4_SIGNED_HEADERS_MAX];
+	size_t nsh;
+	if (!sh_split(p->sh, p->sh_n, sh, &nsh)) {
+		deny(res, API_SIGV4_INCOMPLETE, "SignedHeaders lists more than %d headers.",
+		     API_SIGV4_SIGNED_HEADERS_MAX);
 		return false;
 	}
-	if (!list_has(p->sh, p->sh_n, "host") && !list_has(p->sh, p->sh_n, ":authority")) {
+	const struct sh_entry *d = sh_dup(sh, nsh, sorted);
+	if (d) {
+		deny(res, API_SIGV4_INCOMPLETE, "SignedHeaders lists '%.*s' more than once.",
+		     (int)d->n, d->s);
+		return false;
+	}
+	if (!sh_has(sh, nsh, "host") && !sh_has(sh, nsh, ":authority")) {
 		deny(res, API_SIGV4_INVALID, "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
 		return false;
 	}
-	/* Berth's own rule: the date the window is checked against is signed. */
-	if (!list_has(p->sh, p->sh_n, date_hdr)) {
+	/* Berth's own rules: the date the window is checked against is
+	 * signed, and so is the operation, so that a captured request cannot
+	 * be replayed as another one (every SDK signs X-Amz-Target). */
+	if (!sh_has(sh, nsh, date_hdr)) {
 		deny(res, API_SIGV4_INVALID, "'%s' must be a 'SignedHeader' in the AWS Authorization.", date_hdr);
+		return false;
+	}
+	const char *tv;
+	size_t tn;
+	if (first_header(req, "x-amz-target", &tv, &tn) && !sh_has(sh, nsh, "x-amz-target")) {
+		deny(res, API_SIGV4_INVALID,
+		     "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.");
 		return false;
 	}
 

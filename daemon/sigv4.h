@@ -17,7 +17,9 @@
  *
  * Checks run in the order AWS's front end runs them (as recorded against
  * the live service by dynalite and scratchstack-aws-signature), so a client
- * sees the same first complaint it would see from AWS. */
+ * sees the same first complaint it would see from AWS.  Berth adds two
+ * rules of its own: X-Amz-Date (or Date) and, when the request carries it,
+ * X-Amz-Target must be among the signed headers. */
 #ifndef BERTH_DAEMON_SIGV4_H
 #define BERTH_DAEMON_SIGV4_H
 
@@ -30,6 +32,13 @@
 
 /* ± clock skew AWS allows between X-Amz-Date and the server's clock. */
 #define API_SIGV4_MAX_SKEW 300
+
+/* Bounds on what is parsed before the key is looked up, so that an
+ * unauthenticated request costs the daemon a small constant: the
+ * Authorization header's length, and the entries of its SignedHeaders
+ * (botocore signs 4 to 6; AWS's own front end caps the list too). */
+#define API_SIGV4_AUTHORIZATION_MAX 8192
+#define API_SIGV4_SIGNED_HEADERS_MAX 64
 
 /* Error types, as the API returns them in `__type`. */
 #define API_SIGV4_MISSING_TOKEN "MissingAuthenticationTokenException"

@@ -8,6 +8,7 @@
 
 #include "daemon/policy.h"
 #include "daemon/taskdef.h"
+#include "images/ref.h"
 
 /* ---- cpu and memory strings ---- */
 
@@ -441,6 +442,26 @@ static int check_linux_names(struct api_call *c, const cJSON *ct, const char *na
 	return 0;
 }
 
+/* ECS refuses at registration an image longer than 255 characters or
+ * one that is not a reference; checking it here keeps a typo from
+ * surfacing only at RunTask as a failed pull. */
+static int check_image(struct api_call *c, int i, const char *name, const char *image)
+{
+	if (!*image)
+		return api_error(c, 0, API_E_INVALID, "containerDefinitions[%d].image: must not "
+				 "be empty", i);
+	if (strlen(image) > TASKDEF_IMAGE_MAX)
+		return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. 'image' "
+				 "is %zu characters long; the limit is %d.", name, strlen(image),
+				 TASKDEF_IMAGE_MAX);
+	struct img_ref ref;
+	struct berth_err err = { 0 };
+	if (img_ref_parse(image, &ref, &err) < 0)
+		return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. 'image': "
+				 "%s", name, err.msg);
+	return 0;
+}
+
 /* The container checks ECS makes beyond types, on the stored copy (nulls
  * gone).  TASK_MEMORY is 0 when the task sets none. */
 static int check_containers(struct api_call *c, const cJSON *defs, int64_t task_memory)
@@ -455,9 +476,8 @@ static int check_containers(struct api_call *c, const cJSON *defs, int64_t task_
 			return api_error(c, 0, API_E_INVALID, "containerDefinitions[%d].name: '%.255s' is "
 					 "not 1 to %d letters, numbers, underscores and hyphens", i,
 					 name, API_NAME_MAX);
-		if (!*image)
-			return api_error(c, 0, API_E_INVALID, "containerDefinitions[%d].image: must not "
-					 "be empty", i);
+		if (check_image(c, i, name, image) < 0)
+			return -1;
 		for (other = defs->child; other != it; other = other->next)
 			if (strcmp(cJSON_GetObjectItemCaseSensitive(other, "name")->valuestring, name) == 0)
 				return api_error(c, 0, API_E_CLIENT, "containerDefinitions[%d].name: "

@@ -21,6 +21,7 @@
 #include "daemon/api_internal.h"
 
 #define TASKDEF_CONTAINERS_MAX 10    /* containers per task definition (ECS quota) */
+#define TASKDEF_IMAGE_MAX 255        /* characters of a container image (ECS) */
 #define TASKDEF_EC2_CPU_MIN 128      /* task cpu units outside Fargate */
 #define TASKDEF_EC2_CPU_MAX 196608   /* 192 vCPU */
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +19,8 @@ struct puller {
 	const struct img_pull_opts *opts;
 	const struct img_manifest *manifest;
 	const struct img_config *config;
+	struct img_pull_limits limits;     /* resolved: no zeros */
+	int64_t deadline_ms;               /* the pull's (CLOCK_MONOTONIC) */
 	char (*chain_ids)[SHA256_DIGEST_STRLEN];
 	pthread_mutex_t lock;              /* guards everything below */
 	struct img_layer_progress *layers;
@@ -31,6 +34,7 @@ struct transfer {
 	struct puller *p;
 	size_t idx;
 	const char *digest;
+	int64_t deadline_ms;     /* a layer's own; 0: the pull's */
 	struct img_ingest *w;
 };
 
@@ -81,15 +85,48 @@ static int transfer_fetch(void *opaque, struct img_ingest *w, int64_t offset, st
 	struct transfer *t = opaque;
 	t->w = w;
 	set_layer(t->p, t->idx, IMG_LAYER_DOWNLOADING, offset);
-	return img_registry_get_blob(t->p->reg, t->digest, offset, transfer_sink,
+	return img_registry_get_blob(t->p->reg, t->digest, offset, t->deadline_ms, transfer_sink,
 				     transfer_restart, t, err);
 }
 
 static int fetch_blob(struct puller *p, size_t idx, const struct img_descriptor *d,
-		      struct berth_err *err)
+		      int64_t deadline_ms, struct berth_err *err)
 {
-	struct transfer t = { .p = p, .idx = idx, .digest = d->digest };
+	struct transfer t = { .p = p, .idx = idx, .digest = d->digest, .deadline_ms = deadline_ms };
 	return img_store_ingest(p->store, d->digest, d->size, transfer_fetch, &t, NULL, err);
+}
+
+static void format_ms(int64_t ms, char buf[32])
+{
+	if (ms % 1000)
+		snprintf(buf, 32, "%lldms", (long long)ms);
+	else
+		snprintf(buf, 32, "%llds", (long long)(ms / 1000));
+}
+
+/* A layer's download, bounded by its own deadline as well as the pull's;
+ * the message says which one ended it. */
+static int download_layer(struct puller *p, size_t idx, const struct img_descriptor *d,
+			  struct berth_err *err)
+{
+	int64_t deadline = img_monotonic_ms() + p->limits.layer_timeout_ms;
+	bool own = deadline < p->deadline_ms;
+	int r = fetch_blob(p, idx, d, own ? deadline : 0, err);
+	if (r == -ETIMEDOUT && own && img_monotonic_ms() >= deadline) {
+		char t[32];
+		format_ms(p->limits.layer_timeout_ms, t);
+		berth_err_wrap(err, "not downloaded within the layer deadline of %s "
+			       "(--layer-timeout)", t);
+	}
+	return r;
+}
+
+/* Uncompressed bytes a layer of `size` compressed bytes may unpack to. */
+static int64_t unpacked_cap(const struct puller *p, int64_t size)
+{
+	int64_t ratio = p->limits.max_layer_ratio;
+	int64_t cap = size > INT64_MAX / ratio ? INT64_MAX : size * ratio;
+	return cap < IMG_LAYER_UNPACKED_FLOOR ? IMG_LAYER_UNPACKED_FLOOR : cap;
 }
 
 static bool layer_present(struct puller *p, size_t idx)
@@ -108,12 +145,19 @@ static int pull_layer(struct puller *p, size_t idx, struct berth_err *err)
 		set_layer(p, idx, IMG_LAYER_EXISTS, d->size);
 		return 0;
 	}
-	int r = fetch_blob(p, idx, d, err);
+	int r = download_layer(p, idx, d, err);
 	if (r < 0)
 		return berth_err_wrap(err, "layer %s", d->digest);
 	set_layer(p, idx, IMG_LAYER_UNPACKING, d->size);
 	r = img_store_ensure_layer(p->store, p->chain_ids[idx], p->config->diff_ids[idx],
-				   d->digest, d->compression, NULL, err);
+				   d->digest, d->compression, unpacked_cap(p, d->size), NULL, err);
+	if (r == -EFBIG && err) {
+		char cause[BERTH_ERR_MAX];
+		snprintf(cause, sizeof(cause), "%s", err->msg);
+		berth_errf(err, EFBIG, "%s (the limit is %lld × its %lld compressed bytes, at "
+			   "least 64 MiB: --max-layer-ratio)", cause,
+			   (long long)p->limits.max_layer_ratio, (long long)d->size);
+	}
 	if (r < 0)
 		return berth_err_wrap(err, "layer %s", d->digest);
 	set_layer(p, idx, IMG_LAYER_DONE, -1);
@@ -254,7 +298,7 @@ static int load_config(struct puller *p, const struct img_manifest *m, struct im
 	if (d->size > (int64_t)IMG_MANIFEST_MAX)
 		return berth_errf(err, EFBIG, "config %s: %lld bytes is over the %u byte limit",
 				  d->digest, (long long)d->size, IMG_MANIFEST_MAX);
-	int r = fetch_blob(p, SIZE_MAX, d, err);
+	int r = fetch_blob(p, SIZE_MAX, d, 0, err);
 	if (r < 0)
 		return berth_err_wrap(err, "config %s", d->digest);
 	_cleanup_free_ char *buf = NULL;
@@ -281,6 +325,12 @@ static int prepare_layers(struct puller *p, struct berth_err *err)
 		return berth_errf(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		const struct img_descriptor *d = &p->manifest->layers[i];
+		/* Before any layer is fetched: the store then refuses any
+		 * byte past this size while downloading. */
+		if (d->size > p->limits.max_layer_size)
+			return berth_errf(err, EFBIG, "layer %s: %lld bytes is over the %lld byte "
+					  "limit (--max-layer-size)", d->digest, (long long)d->size,
+					  (long long)p->limits.max_layer_size);
 		memcpy(p->layers[i].digest, d->digest, sizeof(d->digest));
 		p->layers[i].size = d->size;
 		if (img_chain_id(i ? p->chain_ids[i - 1] : NULL, p->config->diff_ids[i],
@@ -329,15 +379,24 @@ int img_pull(struct img_store *s, const char *refstr, const struct img_pull_opts
 	struct img_record rec = { 0 };
 	img_ref_format(&ref, rec.ref);
 
-	struct puller p = { .store = s, .opts = opts };
+	struct puller p = { .store = s, .opts = opts, .limits = img_limits_resolve(&opts->limits) };
+	p.deadline_ms = img_monotonic_ms() + p.limits.pull_timeout_ms;
 	pthread_mutex_init(&p.lock, NULL);
 	int lockfd = img_store_lock_shared(s, err);
 	if (lockfd < 0) {
 		r = lockfd;
 	} else {
 		r = img_registry_open(&ref, &opts->registry, &p.reg, err);
-		if (r == 0)
+		if (r == 0) {
+			img_registry_set_deadline(p.reg, p.deadline_ms);
 			r = pull_image(&p, &ref, &rec, err);
+		}
+		if (r == -ETIMEDOUT && img_monotonic_ms() >= p.deadline_ms) {
+			char t[32];
+			format_ms(p.limits.pull_timeout_ms, t);
+			berth_err_wrap(err, "not pulled within the pull deadline of %s "
+				       "(--pull-timeout)", t);
+		}
 		img_registry_free(p.reg);
 		img_store_unlock(lockfd);
 	}

@@ -6,7 +6,14 @@
  * downloaded into the store (size + sha256 checked before commit) and
  * unpacked into layers/<chain-id>/ with its diff id checked.  The image
  * record is written last, so an interrupted or failed pull leaves no
- * record; what it did fetch is reused (or resumed) by the next pull. */
+ * record; what it did fetch is reused (or resumed) by the next pull.
+ *
+ * Limits (images/limits.h): every request ends by the pull's deadline and
+ * each layer's download by its own; a layer whose manifest size is over
+ * max_layer_size is refused before any byte of it is fetched (and the
+ * store refuses a body longer than that size); unpacking stops as soon as
+ * a layer passes max(max_layer_ratio × its size, 64 MiB) uncompressed
+ * bytes, and the partial layer is removed. */
 #ifndef BERTH_IMG_PULL_H
 #define BERTH_IMG_PULL_H
 
@@ -14,6 +21,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "images/limits.h"
 #include "images/manifest.h"
 #include "images/registry.h"
 #include "images/store.h"
@@ -46,6 +54,7 @@ struct img_pull_opts {
 	const struct img_platform *platform; /* NULL means the host's */
 	img_pull_progress_fn progress;       /* may be NULL */
 	void *opaque;
+	struct img_pull_limits limits;       /* zeros: the defaults */
 };
 
 /* Pulls ref into s and records it.  On success fills *ret (may be NULL).

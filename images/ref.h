@@ -38,7 +38,8 @@ const char *img_ref_reference(const struct img_ref *r);
 const char *img_ref_registry_host(const struct img_ref *r);
 
 /* True when the registry host is localhost, 127.0.0.0/8 or [::1]: such
- * registries speak plain HTTP, as with Docker. */
+ * registries are used only when the operator names them
+ * (images/registry.h). */
 bool img_ref_is_loopback(const struct img_ref *r);
 
 #endif

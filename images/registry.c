@@ -65,6 +65,7 @@ struct img_registry {
 	int64_t authz_expiry;                 /* CLOCK_MONOTONIC s; 0: none */
 	struct img_challenge bearer;          /* kept to renew the token */
 	unsigned gen;                         /* bumped on each new authz */
+	int64_t deadline_ms;                  /* CLOCK_MONOTONIC; 0: none */
 };
 
 struct growbuf {
@@ -84,6 +85,7 @@ struct xfer {
 	img_blob_restart_fn restart;
 	void *opaque;
 	int64_t offset;
+	int64_t deadline_ms;             /* CLOCK_MONOTONIC; 0: the registry's */
 
 	long status;
 	int64_t content_length;          /* -1: not sent */
@@ -112,6 +114,13 @@ static int64_t now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec;
+}
+
+int64_t img_monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int grow_append(struct growbuf *b, const void *p, size_t n, size_t max)
@@ -481,11 +490,24 @@ static int curl_error(CURL *h, CURLcode rc, const struct xfer *x, const char *wh
 	}
 }
 
+/* The earlier of the registry's and the exchange's deadlines (0: none). */
+static int64_t xfer_deadline(const struct img_registry *r, const struct xfer *x)
+{
+	if (!r->deadline_ms || (x->deadline_ms && x->deadline_ms < r->deadline_ms))
+		return x->deadline_ms;
+	return r->deadline_ms;
+}
+
 /* Runs one exchange.  Returns 0 when an HTTP response arrived, whatever
- * its status; what names the peer in messages ("registry host:port"). */
+ * its status; what names the peer in messages ("registry host:port").
+ * The whole exchange, however slowly the bytes trickle, ends at the
+ * deadline: -ETIMEDOUT "… deadline reached". */
 static int perform(struct img_registry *r, struct xfer *x, const char *what,
 		   struct berth_err *err)
 {
+	int64_t deadline = xfer_deadline(r, x);
+	if (deadline && img_monotonic_ms() >= deadline)
+		return berth_errf(err, ETIMEDOUT, "%s %s: deadline reached", what, x->url);
 	bool oom;
 	struct curl_slist *hdrs = build_headers(x, &oom);
 	CURL *h = oom ? NULL : handle_get(r);
@@ -499,11 +521,15 @@ static int perform(struct img_registry *r, struct xfer *x, const char *what,
 	xfer_reset_response(x);
 	x->cb_ret = 0;
 	setup_handle(h, r, x, hdrs, errbuf, x->offset > 0 ? range : NULL);
+	if (deadline)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(deadline - img_monotonic_ms() + 1));
 	CURLcode rc = curl_easy_perform(h);
 	int ret = 0;
 	if (x->cb_ret < 0) {
 		*err = x->cb_err;
 		ret = x->cb_ret;
+	} else if (rc == CURLE_OPERATION_TIMEDOUT && deadline && img_monotonic_ms() >= deadline) {
+		ret = berth_errf(err, ETIMEDOUT, "%s %s: deadline reached", what, x->url);
 	} else if (rc != CURLE_OK) {
 		ret = curl_error(h, rc, x, what, errbuf, err);
 	}
@@ -772,8 +798,8 @@ int img_registry_get_manifest(struct img_registry *r, const char *reference,
 }
 
 int img_registry_get_blob(struct img_registry *r, const char *digest, int64_t offset,
-			  img_blob_sink_fn sink, img_blob_restart_fn restart, void *opaque,
-			  struct berth_err *err)
+			  int64_t deadline_ms, img_blob_sink_fn sink, img_blob_restart_fn restart,
+			  void *opaque, struct berth_err *err)
 {
 	int ret = img_digest_check(digest, "blob", err);
 	if (ret < 0)
@@ -783,7 +809,7 @@ int img_registry_get_blob(struct img_registry *r, const char *digest, int64_t of
 	char url[REG_URL_MAX];
 	snprintf(url, sizeof(url), "%s/v2/%s/blobs/%s", r->base, r->path, digest);
 	struct xfer x = { .url = url, .sink = sink, .restart = restart, .opaque = opaque,
-			  .offset = offset };
+			  .offset = offset, .deadline_ms = deadline_ms };
 	ret = registry_get(r, &x, err);
 	/* A 200 with an empty body to a Range request still means "from 0". */
 	if (ret == 0 && x.status != 206 && x.offset > 0) {
@@ -857,8 +883,6 @@ static int load_credentials(struct img_registry *r, const struct img_ref *ref,
 
 static bool is_insecure(const struct img_ref *ref, const struct img_registry_opts *opts)
 {
-	if (img_ref_is_loopback(ref))
-		return true;
 	for (size_t i = 0; opts && i < opts->n_insecure; i++)
 		if (!strcasecmp(opts->insecure[i], ref->domain) ||
 		    !strcasecmp(opts->insecure[i], img_ref_registry_host(ref)))
@@ -873,9 +897,15 @@ static int registry_init(struct img_registry *r, const struct img_ref *ref,
 	size_t plen = strlen(ref->path);
 	if (!plen || strspn(ref->path, "abcdefghijklmnopqrstuvwxyz0123456789._-/") != plen)
 		return berth_errf(err, EINVAL, "invalid repository \"%.256s\"", ref->path);
+	bool insecure = is_insecure(ref, opts);
+	/* Whatever listens on a local port is not a registry because an image
+	 * reference names it: the operator names the ones that are. */
+	if (!insecure && img_ref_is_loopback(ref))
+		return berth_errf(err, EPERM, "a loopback registry is only used when named with "
+				  "--insecure-registry %s (plain HTTP)", host);
 	snprintf(r->host, sizeof(r->host), "%s", host);
 	snprintf(r->path, sizeof(r->path), "%s", ref->path);
-	snprintf(r->base, sizeof(r->base), "%s://%s", is_insecure(ref, opts) ? "http" : "https", host);
+	snprintf(r->base, sizeof(r->base), "%s://%s", insecure ? "http" : "https", host);
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_rc != CURLE_OK)
 		return berth_errf(err, EIO, "libcurl: %s", curl_easy_strerror(curl_init_rc));
@@ -906,6 +936,11 @@ int img_registry_open(const struct img_ref *ref, const struct img_registry_opts 
 	}
 	*ret = r;
 	return 0;
+}
+
+void img_registry_set_deadline(struct img_registry *r, int64_t deadline_ms)
+{
+	r->deadline_ms = deadline_ms;
 }
 
 void img_registry_free(struct img_registry *r)

@@ -5,9 +5,10 @@
  * scope=…" challenge by fetching a token (with credentials when it has
  * them), or uses Basic auth, and retries the request once with the new
  * authorization.  Credentials come from a docker-style config.json
- * ("auths": {"host:port": {"auth": base64(user:pass)}}).  Loopback
- * registries and hosts listed as insecure speak plain HTTP; all others
- * HTTPS.  Redirects are followed (blob storage backends redirect), with
+ * ("auths": {"host:port": {"auth": base64(user:pass)}}).  Hosts listed
+ * as insecure speak plain HTTP, all others HTTPS; a loopback registry
+ * (localhost, 127.0.0.0/8, [::1]) that is not listed is refused, so that
+ * an image reference cannot make berth connect to any local port.  Redirects are followed (blob storage backends redirect), with
  * the Authorization header dropped on a change of host.
  *
  * Thread safety: img_registry_get_blob() and img_registry_get_manifest()
@@ -18,7 +19,7 @@
  *
  * Errors common to both GETs: -EHOSTUNREACH "registry <host> unreachable:
  * <curl error>" (refused, DNS, connect timeout); -ETIMEDOUT a transfer
- * stalled (< 1 KiB/s for 60 s); -EPROTO TLS failures and protocol
+ * stalled (< 1 KiB/s for 60 s) or reached its deadline; -EPROTO TLS failures and protocol
  * violations; -EINVAL an invalid tag or digest (never sent). */
 #ifndef BERTH_IMG_REGISTRY_H
 #define BERTH_IMG_REGISTRY_H
@@ -36,7 +37,8 @@ struct img_registry_opts {
 	 * A named file that is missing or malformed fails img_registry_open()
 	 * with an error naming the file. */
 	const char *auth_file;
-	/* host:port entries that speak plain HTTP although not loopback. */
+	/* host:port entries that speak plain HTTP; the only loopback
+	 * registries img_registry_open() accepts. */
 	const char *const *insecure;
 	size_t n_insecure;
 };
@@ -75,13 +77,21 @@ typedef int (*img_blob_sink_fn)(void *opaque, const void *buf, size_t len,
 typedef int (*img_blob_restart_fn)(void *opaque, struct berth_err *err);
 
 /* GET /v2/<name>/blobs/<digest>, from byte `offset` (a Range request when
- * offset > 0).  Does not verify the content: the store does.  digest must
+ * offset > 0), ending by deadline_ms (0: the registry's deadline only).  Does not verify the content: the store does.  digest must
  * be valid (checked again here before it goes into a URL).  A 206 must
  * start at offset (else -EPROTO).  Errors as for manifests; a sink or
  * restart failure is returned as is. */
 int img_registry_get_blob(struct img_registry *r, const char *digest, int64_t offset,
-			  img_blob_sink_fn sink, img_blob_restart_fn restart, void *opaque,
-			  struct berth_err *err);
+			  int64_t deadline_ms, img_blob_sink_fn sink, img_blob_restart_fn restart,
+			  void *opaque, struct berth_err *err);
+
+/* Every request of r (token, ping, manifest, blob) ends by deadline_ms
+ * (CLOCK_MONOTONIC, img_monotonic_ms(); 0: none), with -ETIMEDOUT
+ * "… deadline reached", however slowly the registry keeps sending.  A
+ * blob GET may carry an earlier deadline of its own.  Call before the
+ * first request. */
+void img_registry_set_deadline(struct img_registry *r, int64_t deadline_ms);
+int64_t img_monotonic_ms(void);
 
 /* Parses a docker config.json's "auths" for host (a reference's domain:
  * "docker.io", "host:port"); fills ret_user/ret_pass (heap, caller frees)

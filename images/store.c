@@ -494,7 +494,8 @@ int img_store_ingest(struct img_store *s, const char *digest, int64_t size,
 /* Unpacks blobfd into a fresh layers/.tmp-* directory, syncs it and renames
  * it to layers/<hex>: a layer directory exists only once complete. */
 static int unpack_into_place(struct img_store *s, int blobfd, enum img_compression comp,
-			     const char *diff_id, const char *hex, struct berth_err *err)
+			     int64_t max_unpacked, const char *diff_id, const char *hex,
+			     struct berth_err *err)
 {
 	char tmp[32];
 	int r = random_name(".tmp-", tmp, sizeof(tmp), err);
@@ -510,7 +511,7 @@ static int unpack_into_place(struct img_store *s, int blobfd, enum img_compressi
 	if (tmpfd < 0)
 		r = berth_errnof(err, errno, "open layers/%s", tmp);
 	else
-		r = img_unpack_layer(blobfd, comp, tmpfd, diff_id, err);
+		r = img_unpack_layer(blobfd, comp, tmpfd, diff_id, max_unpacked, err);
 	if (r == 0 && syncfs(tmpfd) < 0)
 		r = berth_errnof(err, errno, "sync layers/%s", tmp);
 	if (r == 0 && renameat2(s->layersfd, tmp, s->layersfd, hex, RENAME_NOREPLACE) < 0)
@@ -534,16 +535,16 @@ static int layer_present(struct img_store *s, const char *hex, struct berth_err 
 
 static int ensure_layer_locked(struct img_store *s, const char *hex, const char *diff_id,
 			       const char *blob_digest, enum img_compression comp,
-			       struct berth_err *err)
+			       int64_t max_unpacked, struct berth_err *err)
 {
 	_cleanup_close_ int blobfd = img_store_open_blob(s, blob_digest, err);
 	if (blobfd < 0)
 		return blobfd;
-	return unpack_into_place(s, blobfd, comp, diff_id, hex, err);
+	return unpack_into_place(s, blobfd, comp, max_unpacked, diff_id, hex, err);
 }
 
 int img_store_ensure_layer(struct img_store *s, const char *chain_id, const char *diff_id,
-			   const char *blob_digest, enum img_compression comp,
+			   const char *blob_digest, enum img_compression comp, int64_t max_unpacked,
 			   bool *ret_unpacked, struct berth_err *err)
 {
 	int r;
@@ -565,7 +566,7 @@ int img_store_ensure_layer(struct img_store *s, const char *chain_id, const char
 			return berth_err_wrap(err, "layer %s", chain_id);
 		r = layer_present(s, hex, err);
 		if (r == -ENOENT) {
-			r = ensure_layer_locked(s, hex, diff_id, blob_digest, comp, err);
+			r = ensure_layer_locked(s, hex, diff_id, blob_digest, comp, max_unpacked, err);
 			unpacked = r == 0;
 		}
 	}

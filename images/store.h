@@ -97,12 +97,13 @@ int img_store_ingest(struct img_store *s, const char *digest, int64_t size,
 
 /* Unpacks the blob `blob_digest` (compression as given, must be in the
  * store: -ENOENT otherwise) into layers/<hex of chain_id>/ unless already
- * there, checking the uncompressed tar against diff_id.  Exactly once
+ * there, checking the uncompressed tar against diff_id; max_unpacked > 0
+ * caps the uncompressed bytes (-EFBIG, see img_unpack_layer()).  Exactly once
  * across threads and processes, like img_store_ingest(); *ret_unpacked
  * (may be NULL) tells whether this call unpacked it.  On failure no
  * layer directory is left. */
 int img_store_ensure_layer(struct img_store *s, const char *chain_id, const char *diff_id,
-			   const char *blob_digest, enum img_compression comp,
+			   const char *blob_digest, enum img_compression comp, int64_t max_unpacked,
 			   bool *ret_unpacked, struct berth_err *err);
 
 /* Absolute path of layers/<hex of chain_id> into buf. */

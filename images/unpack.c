@@ -62,6 +62,7 @@ struct unpacker {
 	struct archive *tar;    /* tar reader, fed from raw by stream_read() */
 	struct sha256_ctx hash; /* over the uncompressed stream */
 	bool raw_failed;        /* the last tar error came from raw */
+	int64_t max, total;     /* cap on uncompressed bytes (0: none), bytes so far */
 	struct dir_time *dirs;
 	size_t ndirs, capdirs;
 	struct berth_err *err;
@@ -316,9 +317,24 @@ static const char *archive_msg(struct archive *a)
 	return msg ? msg : "unknown error";
 }
 
+static int over_cap(struct unpacker *u)
+{
+	return berth_errf(u->err, EFBIG, "unpacks to more than %lld bytes: refused",
+			  (long long)u->max);
+}
+
+/* Counts n more uncompressed bytes against the cap. */
+static bool within_cap(struct unpacker *u, la_ssize_t n)
+{
+	u->total += n;
+	return !u->max || u->total <= u->max;
+}
+
 /* An error from the tar reader, or from the decompressor behind it. */
 static int tar_fail(struct unpacker *u, const char *what)
 {
+	if (u->max && u->total > u->max)
+		return over_cap(u);
 	if (u->raw_failed)
 		return berth_errf(u->err, archive_code(u->raw), "decompress layer: %s",
 				  archive_msg(u->raw));
@@ -332,6 +348,11 @@ static la_ssize_t stream_read(struct archive *a, void *opaque, const void **ret)
 	if (n < 0) {
 		u->raw_failed = true;
 		archive_set_error(a, archive_code(u->raw), "%s", archive_msg(u->raw));
+		return ARCHIVE_FATAL;
+	}
+	/* A bomb stops here: what the tar reader writes never passes the cap. */
+	if (!within_cap(u, n)) {
+		archive_set_error(a, EFBIG, "over the unpacked size cap");
 		return ARCHIVE_FATAL;
 	}
 	sha256_update(&u->hash, u->buf, (size_t)n);
@@ -349,6 +370,8 @@ static int drain(struct unpacker *u)
 		if (n < 0)
 			return berth_errf(u->err, archive_code(u->raw), "decompress layer: %s",
 					  archive_msg(u->raw));
+		if (!within_cap(u, n))
+			return over_cap(u);
 		sha256_update(&u->hash, u->buf, (size_t)n);
 	}
 }
@@ -700,12 +723,13 @@ static int check_diff_id(struct unpacker *u, const char *diff_id)
 }
 
 int img_unpack_layer(int blob_fd, enum img_compression comp, int dest_dirfd,
-		     const char *diff_id, struct berth_err *err)
+		     const char *diff_id, int64_t max_bytes, struct berth_err *err)
 {
 	_cleanup_(unpacker_freep) struct unpacker *u = calloc(1, sizeof(*u));
 	if (!u)
 		return berth_errf(err, ENOMEM, "unpack layer: out of memory");
 	u->rootfd = dest_dirfd;
+	u->max = max_bytes;
 	u->err = err;
 	int r;
 	if ((r = sha256_init(&u->hash)) < 0)

@@ -24,9 +24,12 @@
 
 /* Unpacks the archive read from blob_fd into the directory dest_dirfd
  * (expected empty).  diff_id may be NULL to skip the check (tests).
- * On error the directory holds partial content the caller discards. */
+ * max_bytes > 0 caps the uncompressed stream: one byte more stops the
+ * decompression there (-EFBIG "unpacks to more than N bytes: refused"), so
+ * a decompression bomb writes at most that much.  On error the directory
+ * holds partial content the caller discards. */
 int img_unpack_layer(int blob_fd, enum img_compression comp, int dest_dirfd,
-		     const char *diff_id, struct berth_err *err);
+		     const char *diff_id, int64_t max_bytes, struct berth_err *err);
 
 /* Normalises a tar entry name into out: strips leading "/" and "./",
  * folds "//" and "/./", drops a trailing "/".  A name made only of "."

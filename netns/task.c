@@ -1,6 +1,6 @@
 /* A task's network: netns bind mount, veth pair, address, routes.
  *
- * Costs kept off the setup path (shared/reference/performance.md §4): the
+ * Costs kept off the setup path (a task start is timed by make bench): the
  * veth peer is created directly inside the task namespace (IFLA_NET_NS_FD)
  * instead of being moved there, which would wait in rcu_barrier(); and no
  * thread ever setns()es: the namespace is created by a short-lived thread

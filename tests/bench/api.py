@@ -110,7 +110,7 @@ def reap_shims():
 # ---- the daemon ----
 
 class Daemon:
-    def __init__(self, work):
+    def __init__(self, work, registry_host):
         self.root, self.run, self.logs = work / "root", work / "run", work / "logs"
         self.sock = self.run / "berth.sock"
         self.port = reg.free_port()
@@ -125,7 +125,7 @@ class Daemon:
                  "--log-root", str(self.logs), "--listen", f"unix:{self.sock}",
                  "--listen", f"tcp:127.0.0.1:{self.port}", "--credentials", str(creds),
                  "--bridge", BRIDGE, "--subnet", SUBNET, "--no-nat", "--nft-table", NFT_TABLE,
-                 "--cgroup-name", CGROUP],
+                 "--cgroup-name", CGROUP, "--insecure-registry", registry_host],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         self.pid = self.proc.pid
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -481,7 +481,7 @@ def main():
         with reg.Registry("anon") as r:
             im = fx.catalogue()["busybox"]
             r.push(im)
-            d = Daemon(work).wait_ready()
+            d = Daemon(work, r.host).wait_ready()
             ecs = client(d)
             try:
                 bench(d, ecs, im.ref(r.host))

@@ -66,7 +66,7 @@ IDLE = tk.IDLE             # sh: trap "exit 0" TERM; sleep 1000 & wait
 class Daemon:
     """berth daemon on a unix socket and a SigV4 TCP port, everything under work."""
 
-    def __init__(self, work):
+    def __init__(self, work, registry_host):
         self.work = work
         self.run_dir = work / "run"
         self.port = reg.free_port()
@@ -77,6 +77,7 @@ class Daemon:
         argv = [BERTH, "daemon", "--root", str(work / "root"), "--run-root", str(self.run_dir),
                 "--log-root", str(work / "logs"), "--listen", f"unix:{self.run_dir}/berth.sock",
                 "--listen", f"tcp:127.0.0.1:{self.port}", "--credentials", str(creds),
+                "--insecure-registry", registry_host,
                 "--bridge", BRIDGE, "--subnet", SUBNET, "--nft-table", NFT, "--no-nat",
                 "--cgroup-name", CGROUP, "--service-healthy-after", f"{HEALTHY_AFTER:g}s"]
         self.stderr_path = work / "daemon.stderr"
@@ -364,7 +365,7 @@ def main():
             with reg.Registry("anon") as r:
                 im = fx.catalogue()["busybox"]
                 r.push(im)
-                d = Daemon(work)
+                d = Daemon(work, r.host)
                 ecs = d.client()
                 try:
                     bench(ecs, im.ref(r.host))

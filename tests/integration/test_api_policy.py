@@ -29,8 +29,8 @@ def start(tmp_tasks, task_net, registry_anon):
 
     def go(*flags, roomy=True):
         assert not started, "one daemon per test (they share the network)"
-        d = TaskDaemon(tmp_tasks, task_net, flags, roomy=roomy).wait_ready()
-        d.registry = registry_anon
+        d = TaskDaemon(tmp_tasks, task_net, flags, registry=registry_anon,
+                       roomy=roomy).wait_ready()
         started.append(d)
         return d, make_client(d)
     yield go

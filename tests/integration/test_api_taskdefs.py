@@ -20,19 +20,19 @@ from test_api_clusters import (ACCOUNT, MODEL, REGION, UUID_RE, Daemon, aws_cli,
                                daemon, ecs, raw, tmpdir_short, unix_request, validate,
                                validate_response)
 
-SHARED_TD = Path(__file__).resolve().parents[3] / "shared" / "ecs-task-definitions"
+# The project's own corpus of task definitions in the shapes real users
+# register (tests/fixtures/task-definitions/README.md).
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "task-definitions"
 
 
 def td_arn(family, rev):
     return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{rev}"
 
 
-def shared_files():
-    if not SHARED_TD.is_dir():
-        pytest.fail(f"the shared task definitions are missing: {SHARED_TD}")
-    files = sorted(SHARED_TD.glob("*.json"))
+def corpus_files():
+    files = sorted(CORPUS.glob("*.json"))
     if not files:
-        pytest.fail(f"no task definitions in {SHARED_TD}")
+        pytest.fail(f"no task definitions in {CORPUS}")
     return files
 
 
@@ -132,11 +132,11 @@ def raw_delete(d, refs):
     return status, doc
 
 
-# ---- the shared, real-world definitions ----
+# ---- the corpus: definitions as real users write them ----
 
-def test_shared_definitions_register_as_is(ecs, daemon):
+def test_corpus_registers_as_is(ecs, daemon):
     families = {}
-    for f in shared_files():
+    for f in corpus_files():
         doc = json.loads(f.read_text())
         sent = drop_nulls(doc)
         families[doc["family"]] = families.get(doc["family"], 0) + 1
@@ -165,6 +165,81 @@ def test_shared_definitions_register_as_is(ecs, daemon):
     assert {"RegisterTaskDefinition", "DescribeTaskDefinition"} <= set(ecs.recorder.seen)
 
 
+def member_paths(v, path=""):
+    """Every member path in a document, lists flattened: containerDefinitions.image."""
+    if isinstance(v, dict):
+        for k, x in v.items():
+            yield f"{path}{k}"
+            yield from member_paths(x, f"{path}{k}.")
+    elif isinstance(v, list):
+        for x in v:
+            yield from member_paths(x, path)
+
+
+# What published real-world definitions (Fargate and EC2 variants of web
+# servers, app servers, a dashboard, a gossip agent) use, and what a
+# sidecar-style task adds.  The corpus must keep covering all of it.
+REAL_WORLD_MEMBERS = {
+    "family", "networkMode", "cpu", "memory", "requiresCompatibilities", "volumes",
+    "placementConstraints", "containerDefinitions.name", "containerDefinitions.image",
+    "containerDefinitions.essential", "containerDefinitions.cpu", "containerDefinitions.memory",
+    "containerDefinitions.memoryReservation", "containerDefinitions.command",
+    "containerDefinitions.entryPoint", "containerDefinitions.environment.name",
+    "containerDefinitions.environment.value", "containerDefinitions.dockerLabels",
+    "containerDefinitions.ulimits", "containerDefinitions.portMappings.containerPort",
+    "containerDefinitions.portMappings.hostPort", "containerDefinitions.portMappings.protocol",
+    "containerDefinitions.logConfiguration.logDriver",
+    "containerDefinitions.logConfiguration.options.awslogs-group",
+    "containerDefinitions.logConfiguration.options.awslogs-region",
+    "containerDefinitions.logConfiguration.options.awslogs-stream-prefix",
+    # sidecars, dependencies and the rest of a production task
+    "taskRoleArn", "executionRoleArn", "runtimePlatform.cpuArchitecture", "ephemeralStorage",
+    "volumes.host.sourcePath", "volumes.dockerVolumeConfiguration.scope",
+    "containerDefinitions.dependsOn.condition", "containerDefinitions.healthCheck.command",
+    "containerDefinitions.healthCheck.startPeriod", "containerDefinitions.secrets.valueFrom",
+    "containerDefinitions.mountPoints.readOnly", "containerDefinitions.linuxParameters.capabilities",
+    "containerDefinitions.linuxParameters.initProcessEnabled",
+    "containerDefinitions.ulimits.softLimit", "containerDefinitions.firelensConfiguration.type",
+    "containerDefinitions.stopTimeout", "containerDefinitions.readonlyRootFilesystem",
+    "containerDefinitions.user", "containerDefinitions.workingDirectory",
+    "containerDefinitions.portMappings.name",
+}
+
+
+def test_corpus_covers_real_world_definitions():
+    docs = {f.name: json.loads(f.read_text()) for f in corpus_files()}
+    members = {p for d in docs.values() for p in member_paths(d)}
+    assert REAL_WORLD_MEMBERS <= members, REAL_WORLD_MEMBERS - members
+    assert {d.get("networkMode") for d in docs.values()} >= {"awsvpc", "bridge", "host"}
+    compat = {c for d in docs.values() for c in d.get("requiresCompatibilities", ["(none)"])}
+    assert compat >= {"EC2", "FARGATE", "(none)"}
+    # Revisions of one family; definitions without task-level sizes.
+    fams = [d["family"] for d in docs.values()]
+    assert any(fams.count(f) > 1 for f in fams)
+    assert any("cpu" not in d and "memory" not in d for d in docs.values())
+    ctrs = [(d, c) for d in docs.values() for c in d["containerDefinitions"]]
+    # JSON nulls and empty lists, as real files carry them.
+    assert any(v is None for _, c in ctrs for v in c.values())
+    assert any(c.get("environment") == [] for _, c in ctrs)
+    assert any(d.get("volumes") == [] and d.get("placementConstraints") == []
+               for d in docs.values())
+    assert any("memoryReservation" in c and "memory" not in c for _, c in ctrs)
+    assert any(len(c.get("portMappings", [])) > 1 for _, c in ctrs)
+    # awsvpc mappings without hostPort, and with one other than containerPort.
+    maps = [(d.get("networkMode"), m) for d, c in ctrs for m in c.get("portMappings", [])]
+    assert any(n == "awsvpc" and "hostPort" not in m for n, m in maps)
+    assert any(n == "bridge" and "hostPort" not in m for n, m in maps)
+    assert any(n == "awsvpc" and m.get("hostPort", m["containerPort"]) != m["containerPort"]
+               for n, m in maps)
+    # Image references: bare, tagged, user/repo, a registry host, a digest.
+    images = {c["image"] for _, c in ctrs}
+    assert any("/" not in i and ":" not in i for i in images)
+    assert any("/" not in i and ":" in i for i in images)
+    assert any(i.count("/") == 1 and "." not in i.split("/")[0] for i in images)
+    assert any("." in i.split("/")[0] for i in images if "/" in i)
+    assert any("@sha256:" in i for i in images)
+
+
 def cli_times(out):
     """The CLI (v2) prints timestamps as ISO-8601; the model wants the
     epoch seconds that came over the wire."""
@@ -176,16 +251,16 @@ def cli_times(out):
 
 
 def test_aws_cli_register_from_file(daemon, tmpdir_short):
-    f = shared_files()[0].parent / "nginx_fargate.json"
+    f = CORPUS / "static-site_fargate.json"
     out = cli_times(json.loads(aws_cli(daemon, tmpdir_short, "register-task-definition",
                                        "--cli-input-json", f"file://{f}").stdout))
     validate(MODEL.operation_model("RegisterTaskDefinition").output_shape, out)
     assert_sent_comes_back(json.loads(f.read_text()), out["taskDefinition"])
     assert out["taskDefinition"]["compatibilities"] == ["EC2", "FARGATE"]
     out = cli_times(json.loads(aws_cli(daemon, tmpdir_short, "describe-task-definition",
-                                       "--task-definition", "nginx:1").stdout))
+                                       "--task-definition", "static-site:1").stdout))
     validate(MODEL.operation_model("DescribeTaskDefinition").output_shape, out)
-    assert out["taskDefinition"]["taskDefinitionArn"] == td_arn("nginx", 1)
+    assert out["taskDefinition"]["taskDefinitionArn"] == td_arn("static-site", 1)
     p = aws_cli(daemon, tmpdir_short, "describe-task-definition", "--task-definition", "nope",
                 check=False)
     assert p.returncode != 0 and "ClientException" in p.stderr
@@ -396,6 +471,33 @@ def test_fargate_sizes_refused(ecs, cpu, memory, units):
 def test_fargate_needs_awsvpc_and_sizes(ecs, kw, words):
     code, msg = error_of(register, ecs, family="fg", requiresCompatibilities=["FARGATE"], **kw)
     assert code == "ClientException" and words in msg
+
+
+@pytest.mark.parametrize("image,words", [
+    ("busybox:" + "a" * 250, "is 258 characters long; the limit is 255"),
+    ("Busybox", "repository name must be lowercase"),
+    ("busybox:bad tag", "invalid reference"),
+    ("127.0.0.1:5000/app@sha256:abc", "invalid reference"),
+    ("a//b", "invalid reference"),
+])
+def test_a_bad_image_fails_at_registration(ecs, image, words):
+    """As ECS: an image over 255 characters or that is no reference is a
+    ClientException naming the container, and nothing is registered."""
+    code, msg = error_of(register, ecs, family="badimg",
+                         containerDefinitions=[container("ok"), container("side", image=image)])
+    assert code == "ClientException", msg
+    assert "container 'side'" in msg and words in msg, msg
+    assert ecs.list_task_definitions(familyPrefix="badimg")["taskDefinitionArns"] == []
+
+
+def test_good_images_register(ecs):
+    """The forms a reference can take all pass, up to 255 characters."""
+    hexd = "0" * 64
+    for image in ["busybox", "library/busybox:1.36", "127.0.0.1:5000/a/b:tag",
+                  f"registry.example/app@sha256:{hexd}", f"localhost/app:v1@sha256:{hexd}",
+                  "registry.example/" + "a" * 199 + ":" + "t" * 38]:
+        td = register(ecs, family="goodimg", containerDefinitions=[container(image=image)])
+        assert td["containerDefinitions"][0]["image"] == image
 
 
 # ---- malformed input, raw ----

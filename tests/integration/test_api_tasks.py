@@ -32,20 +32,26 @@ NETCFG = {"awsvpcConfiguration": {"subnets": ["subnet-0berthtest"], "assignPubli
 # ---- the network and the daemon ----
 
 class TaskDaemon(Daemon):
-    def __init__(self, tmp, net, extra=(), name="daemon", roomy=True):
+    """A task daemon; REGISTRY (a fixture registry or proxy on 127.0.0.1)
+    is named with --insecure-registry, as loopback registries must be.
+    ROOMY: a container instance larger than the machine (test_api_clusters)."""
+
+    def __init__(self, tmp, net, extra=(), name="daemon", registry=None, roomy=True):
         self.net = net
+        self.registry = registry
         self.logs = Path(tmp) / "logs"
         args = ["--log-root", str(self.logs), "--bridge", net.bridge, "--subnet", net.subnet,
                 "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name]
+        if registry is not None:
+            args += ["--insecure-registry", registry.host]
         super().__init__(tmp, extra=extra, name=name, net_args=args, roomy=roomy)
         self.user_extra = tuple(extra)
         self.roomy = roomy
 
     def restart(self, name):
         """A new daemon on the same directories and network."""
-        d = TaskDaemon(self.tmp, self.net, self.user_extra, name=name, roomy=self.roomy)
-        d.registry = self.registry
-        return d
+        return TaskDaemon(self.tmp, self.net, self.user_extra, name=name,
+                          registry=self.registry, roomy=self.roomy)
 
 
 def leftovers(d, net):
@@ -96,8 +102,7 @@ def finish(d, net, cleanup=stop_all_tasks):
 
 @pytest.fixture
 def tdaemon(tmp_tasks, task_net, registry_anon):
-    d = TaskDaemon(tmp_tasks, task_net).wait_ready()
-    d.registry = registry_anon
+    d = TaskDaemon(tmp_tasks, task_net, registry=registry_anon).wait_ready()
     yield d
     finish(d, task_net)
 
@@ -642,9 +647,9 @@ def test_task_stopped_while_daemon_down_is_recorded_from_its_exit_record(ecs, td
 
 
 def test_stopped_tasks_are_pruned_after_the_retention(tmp_tasks, task_net, registry_anon):
-    d = TaskDaemon(tmp_tasks, task_net, ["--task-retention", "3s", "--log-retention", "5s"])
+    d = TaskDaemon(tmp_tasks, task_net, ["--task-retention", "3s", "--log-retention", "5s"],
+                   registry=registry_anon)
     d.wait_ready()
-    d.registry = registry_anon
     try:
         ecs = make_client(d)
         td = register(ecs, d, [sh("app", "echo bye")])

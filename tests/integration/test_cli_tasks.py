@@ -209,15 +209,6 @@ def test_task_argument_must_be_an_id_or_arn(cli, cmd):
     assert err == "berth: task ../../etc: not a task id (32 hex digits) or task ARN\n"
 
 
-def test_help(cli):
-    rc, out, err = cli("run", "--help")
-    assert rc == 0 and out.startswith("usage: berth run [-d]")
-    rc, out, err = cli("help")
-    assert rc == 0
-    for cmd in ("run", "ps", "inspect", "stop", "logs", "register", "task-definitions"):
-        assert f"  {cmd} " in out
-
-
 # ---- logs from the files alone (a task the daemon does not know) ----
 
 def cri(stream, text, tag="F", ts="2026-01-02T03:04:05.000000001Z"):

@@ -234,19 +234,19 @@ def test_task_image_falls_back_to_the_stored_image(berth, catalogue):
     im = catalogue["busybox"]
     with reg.Registry("anon") as r:
         r.push(im)
-        ref = im.ref(r.host)
-        rc, out, err = berth("task-image", ref)
+        ref, named = im.ref(r.host), ("--insecure-registry", r.host)
+        rc, out, err = berth(*named, "task-image", ref)
         assert rc == 0, err
         assert json.loads(out)["digest"] == im.digest
     # The registry is gone now.
     for stored in (ref, f"{ref}@{im.digest}", f"{ref.rsplit(':', 1)[0]}@{im.digest}"):
-        rc, out, err = berth("task-image", stored)
+        rc, out, err = berth(*named, "task-image", stored)
         assert rc == 0, (stored, err)
         got = json.loads(out)
         assert got["digest"] == im.digest, (stored, got)
         assert got["layers"] and all(os.path.isdir(d) for d in got["layers"]), got
     other = f"{ref}@sha256:{'0' * 64}"
-    assert_fails(berth("task-image", other, timeout=120), "unreachable")
+    assert_fails(berth(*named, "task-image", other, timeout=120), "unreachable")
 
 
 @pytest.fixture

@@ -354,6 +354,10 @@ static struct img_ref local_ref(const char *domain)
 	return ref;
 }
 
+/* Loopback registries are used only when named as insecure. */
+static const char *const local5000[] = { "127.0.0.1:5000" };
+static const char *const local1[] = { "127.0.0.1:1" };
+
 static void test_open_auth_file(void **state)
 {
 	struct tmpdir *t = *state;
@@ -364,7 +368,7 @@ static void test_open_auth_file(void **state)
 	struct berth_err e = { 0 };
 
 	write_file(t->path, "auth.json", "{\"auths\":{\"127.0.0.1:5000\":{\"auth\":\"" B64_USER_PASS "\"}}}");
-	struct img_registry_opts opts = { .auth_file = file };
+	struct img_registry_opts opts = { .auth_file = file, .insecure = local5000, .n_insecure = 1 };
 	assert_int_equal(img_registry_open(&ref, &opts, &r, &e), 0);
 	img_registry_free(r);
 
@@ -390,13 +394,14 @@ static void test_open_docker_config_env(void **state)
 	struct img_registry *r = NULL;
 	struct berth_err e = { 0 };
 
+	struct img_registry_opts opts = { .insecure = local5000, .n_insecure = 1 };
+
 	/* DOCKER_CONFIG without a config.json: no credentials, no error. */
 	setenv("DOCKER_CONFIG", t->path, 1);
-	assert_int_equal(img_registry_open(&ref, NULL, &r, &e), 0);
+	assert_int_equal(img_registry_open(&ref, &opts, &r, &e), 0);
 	img_registry_free(r);
 
 	write_file(t->path, "config.json", "{\"auths\":{\"127.0.0.1:5000\":{\"auth\":\"@@@@\"}}}");
-	struct img_registry_opts opts = { 0 };
 	assert_int_equal(img_registry_open(&ref, &opts, &r, &e), -EINVAL);
 	assert_non_null(strstr(e.msg, "config.json"));
 	assert_non_null(strstr(e.msg, "base64"));
@@ -408,7 +413,8 @@ static void test_unreachable(void **state)
 	struct img_ref ref = local_ref("127.0.0.1:1");
 	struct img_registry *r = NULL;
 	struct berth_err e = { 0 };
-	assert_int_equal(img_registry_open(&ref, NULL, &r, &e), 0);
+	struct img_registry_opts opts = { .insecure = local1, .n_insecure = 1 };
+	assert_int_equal(img_registry_open(&ref, &opts, &r, &e), 0);
 	char *body = NULL, *ct = NULL, *dg = NULL;
 	size_t len = 0;
 	assert_int_equal(img_registry_get_manifest(r, "1", &body, &len, &ct, &dg, &e), -EHOSTUNREACH);
@@ -418,13 +424,31 @@ static void test_unreachable(void **state)
 	assert_int_equal(img_registry_get_manifest(r, "sha256:../../x", &body, &len, &ct, &dg, &e),
 			 -EINVAL);
 	assert_int_equal(img_registry_get_manifest(r, "a/../b", &body, &len, &ct, &dg, &e), -EINVAL);
-	assert_int_equal(img_registry_get_blob(r, "sha256:AB", 0, NULL, NULL, NULL, &e), -EINVAL);
+	assert_int_equal(img_registry_get_blob(r, "sha256:AB", 0, 0, NULL, NULL, NULL, &e), -EINVAL);
 	img_registry_free(r);
+}
+
+static void test_unnamed_loopback_refused(void **state)
+{
+	(void)state;
+	static const char *const other[] = { "127.0.0.1:5000" };
+	struct img_registry_opts opts = { .insecure = other, .n_insecure = 1 };
+	const char *hosts[] = { "127.0.0.1:22", "localhost:5000", "127.9.9.9:5000", "[::1]:5000" };
+	for (size_t i = 0; i < ARRAY_SIZE(hosts); i++) {
+		struct img_ref ref = local_ref(hosts[i]);
+		struct img_registry *r = NULL;
+		struct berth_err e = { 0 };
+		assert_int_equal(img_registry_open(&ref, &opts, &r, &e), -EPERM);
+		assert_null(r);
+		assert_non_null(strstr(e.msg, "--insecure-registry"));
+		assert_non_null(strstr(e.msg, hosts[i]));
+	}
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unnamed_loopback_refused),
 		cmocka_unit_test(test_challenge_docker_hub),
 		cmocka_unit_test(test_challenge_ghcr),
 		cmocka_unit_test(test_challenge_ecr_basic),

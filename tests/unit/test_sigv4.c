@@ -462,6 +462,60 @@ static void test_malformed_authorization(void **state)
 	assert_denied(o, API_SIGV4_INVALID, "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.");
 }
 
+/* What is parsed before the key lookup is bounded: a huge SignedHeaders
+ * list is refused after 64 entries (it used to cost seconds: a quadratic
+ * duplicate check), and so is an Authorization header over 8 KiB. */
+static void test_pre_auth_bounds(void **state)
+{
+	(void)state;
+	struct buf_s { char *p; size_t n; } b = { 0 };
+	FILE *f = open_memstream(&b.p, &b.n);
+	assert_non_null(f);
+	fputs("AWS4-HMAC-SHA256 " SCOPE ", SignedHeaders=content-type;host;x-amz-date;x-amz-target", f);
+	for (int i = 0; i < 100000; i++)
+		fprintf(f, ";x-h%d", i);
+	fputs(", " SIG, f);
+	fclose(f);
+	struct outcome o = verify_list(LIST_HDRS, "{}", b.p, NOW);
+	assert_denied(o, API_SIGV4_INCOMPLETE, "The Authorization header is longer than 8192 bytes.");
+	free(b.p);
+
+	/* 65 entries fit in 8 KiB but not in the list's cap; 64 are fine up
+	 * to the signature (the extra names are absent from the request). */
+	char authz[4096];
+	int n = snprintf(authz, sizeof(authz), "AWS4-HMAC-SHA256 " SCOPE ", SignedHeaders=content-type;host;x-amz-date;x-amz-target");
+	for (int i = 0; i < 60; i++)
+		n += snprintf(authz + n, sizeof(authz) - (size_t)n, ";x-%02d", i);
+	snprintf(authz + n, sizeof(authz) - (size_t)n, ", " SIG);
+	o = verify_list(LIST_HDRS, "{}", authz, NOW);
+	assert_denied(o, API_SIGV4_INVALID, "Signed header 'x-00' is not present in the request.");
+	n += snprintf(authz + n, sizeof(authz) - (size_t)n, ";x-99, " SIG);
+	o = verify_list(LIST_HDRS, "{}", authz, NOW);
+	assert_denied(o, API_SIGV4_INCOMPLETE, "SignedHeaders lists more than 64 headers.");
+
+	/* Duplicates are found whatever their distance and case. */
+	o = verify_list(LIST_HDRS, "{}",
+			"AWS4-HMAC-SHA256 " SCOPE ", SignedHeaders=X-Amz-Target;content-type;host;x-amz-date;x-amz-target, " SIG,
+			NOW);
+	assert_denied(o, API_SIGV4_INCOMPLETE, "SignedHeaders lists 'x-amz-target' more than once.");
+}
+
+/* A request that names its operation must sign it: otherwise a captured
+ * ListClusters could be replayed as DeleteCluster. */
+static void test_target_must_be_signed(void **state)
+{
+	(void)state;
+	struct req q;
+	req_init(&q, "POST", "/", LIST_HDRS, "{}", NULL);
+	_cleanup_free_ char *authz = NULL;
+	struct berth_err err = { 0 };
+	assert_int_equal(api_sigv4_authorization(&q.r, "AKIDBERTHTEST0000001", "berth/secret+key/0123456789abcdefghijABCD",
+						 "us-east-1", "ecs", "20261201T172604Z",
+						 "content-type;host;x-amz-date", &authz, &err), 0);
+	struct outcome o = verify_list(LIST_HDRS, "{}", authz, NOW);
+	assert_denied(o, API_SIGV4_INVALID, "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.");
+}
+
 static void test_date_header(void **state)
 {
 	(void)state;
@@ -703,6 +757,8 @@ int main(void)
 		cmocka_unit_test(test_session_token),
 		cmocka_unit_test(test_malformed_authorization),
 		cmocka_unit_test(test_date_header),
+		cmocka_unit_test(test_pre_auth_bounds),
+		cmocka_unit_test(test_target_must_be_signed),
 		cmocka_unit_test(test_credentials_profiles),
 		cmocka_unit_test(test_credentials_errors),
 		cmocka_unit_test(test_credentials_file_checks),

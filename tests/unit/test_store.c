@@ -418,10 +418,12 @@ static void test_layer_once(void **state)
 	char d[SHA256_DIGEST_STRLEN];
 	put_layer(f, "hello\n", d);
 	bool unpacked = false;
-	assert_int_equal(img_store_ensure_layer(f->s, d, d, d, IMG_COMPRESSION_NONE, &unpacked, &err), 0);
+	assert_int_equal(img_store_ensure_layer(f->s, d, d, d, IMG_COMPRESSION_NONE, 0, &unpacked,
+						&err), 0);
 	assert_true(unpacked);
 	assert_layer_file(f, d, "hello\n");
-	assert_int_equal(img_store_ensure_layer(f->s, d, d, d, IMG_COMPRESSION_NONE, &unpacked, &err), 0);
+	assert_int_equal(img_store_ensure_layer(f->s, d, d, d, IMG_COMPRESSION_NONE, 0, &unpacked,
+						&err), 0);
 	assert_false(unpacked);
 
 	/* A wrong diff id is refused and leaves no layer or temp dir. */
@@ -429,13 +431,13 @@ static void test_layer_once(void **state)
 	put_layer(f, "other\n", other);
 	assert_int_equal(img_chain_id(d, other, chain), 0);
 	assert_int_not_equal(img_store_ensure_layer(f->s, chain, d, other, IMG_COMPRESSION_NONE,
-						    NULL, &err), 0);
+						    0, NULL, &err), 0);
 	assert_false(exists(f, "layers", img_digest_hex(chain)));
 	/* layers/: the one layer and two lock files. */
 	assert_int_equal(count_entries(f, "layers"), 3);
 	/* A missing blob is an error naming it. */
 	assert_int_equal(img_store_ensure_layer(f->s, chain, f->digest, f->digest,
-						IMG_COMPRESSION_NONE, NULL, &err), -ENOENT);
+						IMG_COMPRESSION_NONE, 0, NULL, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "not in the store"));
 }
 
@@ -450,7 +452,7 @@ static void *layer_thread(void *arg)
 {
 	struct layer_job *j = arg;
 	j->ret = img_store_ensure_layer(j->f->s, j->digest, j->digest, j->digest,
-					IMG_COMPRESSION_NONE, &j->unpacked, NULL);
+					IMG_COMPRESSION_NONE, 0, &j->unpacked, NULL);
 	return NULL;
 }
 
@@ -585,7 +587,7 @@ static void make_image(struct fixture *f, const char *ref, const char *content, 
 {
 	put_layer(f, content, im->layer);
 	assert_int_equal(img_store_ensure_layer(f->s, im->layer, im->layer, im->layer,
-						IMG_COMPRESSION_NONE, NULL, NULL), 0);
+						IMG_COMPRESSION_NONE, 0, NULL, NULL), 0);
 	put_json(f, im->config, "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{},"
 		 "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}", im->layer);
 	put_json(f, im->manifest, "{\"schemaVersion\":2,\"mediaType\":\"%s\","
@@ -627,7 +629,7 @@ static void test_gc(void **state)
 	char layer[SHA256_DIGEST_STRLEN];
 	put_layer(f, "stray layer\n", layer);
 	assert_int_equal(img_store_ensure_layer(f->s, layer, layer, layer, IMG_COMPRESSION_NONE,
-						NULL, &err), 0);
+						0, NULL, &err), 0);
 	atomic_int calls = 0;
 	struct source src = { .data = f->data, .len = BLOB_LEN, .fail_at = 1000, .calls = &calls };
 	assert_int_equal(img_store_ingest(f->s, f->digest, BLOB_LEN, fetch, &src, NULL, &err),

@@ -172,11 +172,18 @@ static int memfd_of(const char *buf, size_t len)
 	return fd;
 }
 
+static int unpack_capped(struct fixture *f, const char *blob, size_t len,
+			 enum img_compression comp, const char *diff_id, int64_t max,
+			 struct berth_err *err)
+{
+	_cleanup_close_ int fd = memfd_of(blob, len);
+	return img_unpack_layer(fd, comp, f->destfd, diff_id, max, err);
+}
+
 static int unpack_blob(struct fixture *f, const char *blob, size_t len,
 		       enum img_compression comp, const char *diff_id, struct berth_err *err)
 {
-	_cleanup_close_ int fd = memfd_of(blob, len);
-	return img_unpack_layer(fd, comp, f->destfd, diff_id, err);
+	return unpack_capped(f, blob, len, comp, diff_id, 0, err);
 }
 
 /* Unpacks the entries as a plain tar, checking its diff id too. */
@@ -673,6 +680,34 @@ static void test_diff_id(void **state)
 	assert_int_equal(unpack_blob(f, longer, len + 512, IMG_COMPRESSION_NONE, diff_id, &err), 0);
 }
 
+/* A layer that expands past the cap stops there: the file being written
+ * holds at most the cap, and every byte of the stream counts (the end of
+ * archive and record padding too). */
+static void test_unpacked_cap(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *big = malloc(200 * 1024 + 1);
+	assert_non_null(big);
+	memset(big, 'z', 200 * 1024);
+	big[200 * 1024] = '\0';
+	const struct ent ents[] = { REG("zeros", big) };
+	_cleanup_free_ char *tar = NULL;
+	size_t len = make_tar(ents, ARRAY_SIZE(ents), &tar);
+	_cleanup_free_ char *zst = NULL;
+	size_t zlen = compress(tar, len, ARCHIVE_FILTER_ZSTD, &zst);
+	assert_true(zlen < 4096);
+	struct berth_err err = { 0 };
+	assert_err_contains(unpack_capped(f, zst, zlen, IMG_COMPRESSION_ZSTD, NULL, 64 * 1024, &err),
+			    &err, "unpacks to more than 65536 bytes: refused");
+	assert_int_equal(err.code, EFBIG);
+	assert_true(lstat_in(f, "zeros").st_size <= 64 * 1024);
+	assert_err_contains(unpack_capped(f, zst, zlen, IMG_COMPRESSION_ZSTD, NULL,
+					  (int64_t)len - 1, &err), &err, "unpacks to more than");
+	assert_int_equal(unpack_capped(f, zst, zlen, IMG_COMPRESSION_ZSTD, NULL, (int64_t)len,
+				       &err), 0);
+	assert_int_equal(lstat_in(f, "zeros").st_size, 200 * 1024);
+}
+
 static void test_bad_hardlinks(void **state)
 {
 	struct fixture *f = *state;
@@ -865,6 +900,7 @@ int main(void)
 		T(test_whiteouts),
 		T(test_compressions),
 		T(test_diff_id),
+		T(test_unpacked_cap),
 		T(test_bad_hardlinks),
 		T(test_absolute_symlink),
 		T(test_symlink_up_and_out),
