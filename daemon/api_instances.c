@@ -30,7 +30,7 @@ char *api_instance_arn(const struct api_call *c, const char *cluster)
 static bool add_resource(cJSON *arr, const char *name, int64_t v)
 {
 	cJSON *o = api_add_object(arr);
-	bool set = name[0] != 'P';   /* CPU, MEMORY: INTEGER; PORTS*: STRINGSET */
+	bool set = name[0] != 'P'; /* CPU, MEMORY: INTEGER; PORTS*: STRINGSET */
 	return o && api_add_string(o, "name", name) &&
 	       api_add_string(o, "type", set ? "INTEGER" : "STRINGSET") &&
 	       api_add_number(o, "doubleValue", 0) && api_add_number(o, "longValue", 0) &&
@@ -79,7 +79,8 @@ static int instance_json(struct api_call *c, const char *cluster, bool tags, cJS
 	const struct berth_policy *p = sched_policy(c->sched);
 	_cleanup_free_ char *arn = api_instance_arn(c, cluster);
 	cJSON *o = api_add_object(arr), *vi = o ? cJSON_AddObjectToObject(o, "versionInfo") : NULL;
-	int64_t remaining_cpu = p->instance_cpu - u.cpu, remaining_mem = p->instance_memory - u.memory;
+	int64_t remaining_cpu = p->instance_cpu - u.cpu,
+		remaining_mem = p->instance_memory - u.memory;
 	if (!arn || !vi || !api_add_string(o, "containerInstanceArn", arn) ||
 	    !api_add_number(o, "version", 1) || !api_add_string(vi, "agentVersion", AGENT_VERSION) ||
 	    !api_add_string(vi, "agentHash", "berth") ||
@@ -87,10 +88,10 @@ static int instance_json(struct api_call *c, const char *cluster, bool tags, cJS
 	    !add_resources(o, "remainingResources", remaining_cpu > 0 ? remaining_cpu : 0,
 			   remaining_mem > 0 ? remaining_mem : 0) ||
 	    !add_resources(o, "registeredResources", p->instance_cpu, p->instance_memory) ||
-	    !api_add_string(o, "status", "ACTIVE") || !cJSON_AddBoolToObject(o, "agentConnected", 1) ||
+	    !api_add_string(o, "status", "ACTIVE") ||
+	    !cJSON_AddBoolToObject(o, "agentConnected", 1) ||
 	    !api_add_number(o, "runningTasksCount", (double)u.running) ||
-	    !api_add_number(o, "pendingTasksCount", (double)u.pending) ||
-	    !add_attributes(c, o) ||
+	    !api_add_number(o, "pendingTasksCount", (double)u.pending) || !add_attributes(c, o) ||
 	    !api_add_number(o, "registeredAt",
 			    (double)sched_instance_registered_at(c->sched) / 1000.0) ||
 	    !api_add_array(o, "attachments") || (tags && !api_add_array(o, "tags")))
@@ -124,7 +125,8 @@ int api_op_list_container_instances(struct api_call *c)
 	    api_get_page(c, &page) < 0 || instance_cluster(c, cluster, &active) < 0)
 		return -1;
 	if (filter && *filter)
-		return api_error(c, 0, API_E_INVALID, "filter: the cluster query language is not "
+		return api_error(c, 0, API_E_INVALID,
+				 "filter: the cluster query language is not "
 				 "supported: a Berth cluster has one container instance, the host");
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	cJSON *arns = out ? api_add_array(out, "containerInstanceArns") : NULL;
@@ -165,12 +167,13 @@ int api_op_describe_container_instances(struct api_call *c)
 	bool done = false;
 	cJSON_ArrayForEach(ref, refs) {
 		if (!cJSON_IsString(ref))
-			return api_error(c, 0, API_E_INVALID, "containerInstances: expected a list "
+			return api_error(c, 0, API_E_INVALID,
+					 "containerInstances: expected a list "
 					 "of strings");
 		if (!active || !api_is_instance(c, cluster, ref->valuestring)) {
 			if (api_add_missing(c, failures, ref->valuestring) < 0)
 				return -1;
-		} else if (!done) {   /* named twice: described once */
+		} else if (!done) { /* named twice: described once */
 			if (instance_json(c, cluster, tags, list) < 0)
 				return -1;
 			done = true;

@@ -65,13 +65,13 @@ static int def_body(struct store *s, struct defs *d, const char *arn, const cJSO
 	if (!body || !copy) {
 		cJSON_Delete(body);
 		free(copy);
-		return berth_errf(err, ENOMEM, "%s: out of memory, or the stored body does not parse",
-				  arn);
+		return berth_errf(err, ENOMEM,
+				  "%s: out of memory, or the stored body does not parse", arn);
 	}
 	size_t slot;
 	if (d->n < DEFS_CACHED) {
 		slot = d->n++;
-	} else {   /* full: the oldest goes */
+	} else { /* full: the oldest goes */
 		slot = d->next++ % DEFS_CACHED;
 		free(d->arn[slot]);
 		cJSON_Delete(d->body[slot]);
@@ -87,20 +87,21 @@ static int add_task(struct store *s, struct defs *d, const char *ref, const char
 {
 	_cleanup_(store_task_freep) struct store_task *t = NULL;
 	int r = store_task_get(s, ref, &t, err);
-	if (r == -ENOENT)   /* pruned meanwhile */
+	if (r == -ENOENT) /* pruned meanwhile */
 		return 0;
 	const cJSON *body = NULL;
 	if (r < 0 || (r = def_body(s, d, t->task_definition_arn, &body, err)) < 0)
 		return r;
 	_cleanup_(cJSON_Deletep) cJSON *ov = t->overrides_json ? cJSON_Parse(t->overrides_json)
-							      : NULL;
+							       : NULL;
 	u->cpu += taskplan_reserved_cpu(body, ov);
 	u->memory += taskplan_reserved_memory(body, ov);
 	if (strcmp(t->cluster, cluster) != 0)
 		return 0;
 	u->running += t->last_status == STORE_TASK_RUNNING;
 	u->pending += t->last_status == STORE_TASK_PROVISIONING ||
-		      t->last_status == STORE_TASK_PENDING || t->last_status == STORE_TASK_ACTIVATING;
+		      t->last_status == STORE_TASK_PENDING ||
+		      t->last_status == STORE_TASK_ACTIVATING;
 	return 0;
 }
 
@@ -126,8 +127,8 @@ int instance_usage(struct store *s, const char *cluster, struct instance_usage *
 	return 0;
 }
 
-const char *instance_place(const struct berth_policy *p, struct instance_usage *u,
-			   const cJSON *td, const cJSON *overrides)
+const char *instance_place(const struct berth_policy *p, struct instance_usage *u, const cJSON *td,
+			   const cJSON *overrides)
 {
 	long long cpu = taskplan_reserved_cpu(td, overrides);
 	long long mem = taskplan_reserved_memory(td, overrides);

@@ -22,11 +22,11 @@
 #define INSTANCE_ID_LEN 32
 #define INSTANCE_NO_MEMORY "RESOURCE:MEMORY"
 #define INSTANCE_NO_CPU "RESOURCE:CPU"
-#define INSTANCE_NO_DISK "RESOURCE:DISK"   /* Berth's: the host's disk reserve */
+#define INSTANCE_NO_DISK "RESOURCE:DISK" /* Berth's: the host's disk reserve */
 
 struct instance_usage {
-	int64_t cpu, memory;          /* reserved by tasks not STOPPED, every cluster */
-	int64_t running, pending;     /* tasks of the cluster asked for: RUNNING, before it */
+	int64_t cpu, memory;	  /* reserved by tasks not STOPPED, every cluster */
+	int64_t running, pending; /* tasks of the cluster asked for: RUNNING, before it */
 };
 
 /* The id of the host's container instance under ROOT, into RET. */
@@ -39,7 +39,7 @@ int instance_usage(struct store *s, const char *cluster, struct instance_usage *
 /* Whether a task of definition TD with OVERRIDES fits on the instance P
  * registers with U already reserved: NULL, after adding what it reserves
  * to U, or the ECS failure reason that says why not. */
-const char *instance_place(const struct berth_policy *p, struct instance_usage *u,
-			   const cJSON *td, const cJSON *overrides);
+const char *instance_place(const struct berth_policy *p, struct instance_usage *u, const cJSON *td,
+			   const cJSON *overrides);
 
 #endif

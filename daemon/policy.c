@@ -12,18 +12,22 @@
 
 /* ECS's KernelCapabilities values (without ALL), in its order. */
 static const char *const capabilities[] = {
-	"AUDIT_CONTROL", "AUDIT_WRITE", "BLOCK_SUSPEND", "CHOWN", "DAC_OVERRIDE",
-	"DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
-	"LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE",
-	"NET_BROADCAST", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN",
-	"SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE",
-	"SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+	"AUDIT_CONTROL",   "AUDIT_WRITE",      "BLOCK_SUSPEND",	 "CHOWN",
+	"DAC_OVERRIDE",	   "DAC_READ_SEARCH",  "FOWNER",	 "FSETID",
+	"IPC_LOCK",	   "IPC_OWNER",	       "KILL",		 "LEASE",
+	"LINUX_IMMUTABLE", "MAC_ADMIN",	       "MAC_OVERRIDE",	 "MKNOD",
+	"NET_ADMIN",	   "NET_BIND_SERVICE", "NET_BROADCAST",	 "NET_RAW",
+	"SETFCAP",	   "SETGID",	       "SETPCAP",	 "SETUID",
+	"SYS_ADMIN",	   "SYS_BOOT",	       "SYS_CHROOT",	 "SYS_MODULE",
+	"SYS_NICE",	   "SYS_PACCT",	       "SYS_PTRACE",	 "SYS_RAWIO",
+	"SYS_RESOURCE",	   "SYS_TIME",	       "SYS_TTY_CONFIG", "SYSLOG",
+	"WAKE_ALARM",
 };
 
 /* ECS's ulimit names. */
 static const char *const ulimits[] = {
-	"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
-	"nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+	"core",	  "cpu",   "data", "fsize",  "locks",  "memlock",    "msgqueue", "nice",
+	"nofile", "nproc", "rss",  "rtprio", "rttime", "sigpending", "stack",
 };
 
 /* What every task may ask for without the operator. */
@@ -70,8 +74,10 @@ static int allow(const char *opt, const char *list, const char *const *words, si
 		else if (ret_all && !strcasecmp(w, "ALL"))
 			all = true;
 		else
-			return berth_errf(err, EINVAL, "--%s %s: '%s' is not one of ECS's names "
-					  "(%s … %s%s)", opt, list, w, words[0], words[n - 1],
+			return berth_errf(err, EINVAL,
+					  "--%s %s: '%s' is not one of ECS's names "
+					  "(%s … %s%s)",
+					  opt, list, w, words[0], words[n - 1],
 					  ret_all ? ", or ALL" : "");
 	}
 	*ret_bits = bits;
@@ -126,8 +132,9 @@ int64_t policy_disk_check_ms(const struct berth_policy *p)
 
 int64_t policy_disk_reserve(const struct berth_policy *p)
 {
-	return p->disk_reserve < 0 ? 0 : p->disk_reserve ? p->disk_reserve
-							 : POLICY_DEFAULT_DISK_RESERVE;
+	return p->disk_reserve < 0 ? 0
+	       : p->disk_reserve   ? p->disk_reserve
+				   : POLICY_DEFAULT_DISK_RESERVE;
 }
 
 /* MemTotal of /proc/meminfo in MiB. */
@@ -154,14 +161,17 @@ int policy_host_resources(struct berth_policy *p, struct berth_err *err)
 	}
 	if (p->instance_memory)
 		return 0;
-	int64_t total, reserve = p->reserved_memory < 0 ? 0 : p->reserved_memory ?
-				 p->reserved_memory : POLICY_DEFAULT_RESERVED_MEMORY;
+	int64_t total, reserve = p->reserved_memory < 0 ? 0
+				 : p->reserved_memory	? p->reserved_memory
+							: POLICY_DEFAULT_RESERVED_MEMORY;
 	int r = mem_total(&total, err);
 	if (r < 0)
 		return r;
 	if (total - reserve <= 0)
-		return berth_errf(err, EINVAL, "--reserved-memory %" PRId64 ": the host has only "
-				  "%" PRId64 " MiB of memory", reserve, total);
+		return berth_errf(err, EINVAL,
+				  "--reserved-memory %" PRId64 ": the host has only "
+				  "%" PRId64 " MiB of memory",
+				  reserve, total);
 	p->instance_memory = total - reserve;
 	return 0;
 }
@@ -198,10 +208,11 @@ static int check_caps(const struct berth_policy *p, const cJSON *cd, const char 
 		char list[512];
 		allowed_list(ALWAYS_CAP, capabilities, ARRAY_SIZE(capabilities), p->caps, list,
 			     sizeof(list));
-		return berth_errf(err, EPERM, "%slinuxParameters.capabilities.add: %s is not "
+		return berth_errf(err, EPERM,
+				  "%slinuxParameters.capabilities.add: %s is not "
 				  "allowed on this host: a task may add only %s (the operator "
-				  "allows more with berth daemon --allow-capabilities)", where,
-				  name, list);
+				  "allows more with berth daemon --allow-capabilities)",
+				  where, name, list);
 	}
 	return 0;
 }
@@ -212,26 +223,34 @@ static int check_ulimits(const struct berth_policy *p, const cJSON *cd, const ch
 	const cJSON *it;
 	int k = 0;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(cd, "ulimits")) {
-		const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "name"));
-		double soft = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "softLimit"));
-		double hard = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "hardLimit"));
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it,
+											 "name"));
+		double soft = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it,
+										    "softLimit"));
+		double hard = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it,
+										    "hardLimit"));
 		int i = name ? index_of(ulimits, ARRAY_SIZE(ulimits), name, false) : -1;
 		bool always = name && !strcmp(name, ALWAYS_ULIMIT);
 		if (!always && (i < 0 || !(p->ulimits >> i & 1))) {
 			char list[256];
 			allowed_list(ALWAYS_ULIMIT, ulimits, ARRAY_SIZE(ulimits), p->ulimits, list,
 				     sizeof(list));
-			return berth_errf(err, EPERM, "%sulimits[%d]: %s is not allowed on this "
+			return berth_errf(err, EPERM,
+					  "%sulimits[%d]: %s is not allowed on this "
 					  "host: a task may set only %s (the operator allows more "
-					  "with berth daemon --allow-ulimits)", where, k,
-					  name ? name : "?", list);
+					  "with berth daemon --allow-ulimits)",
+					  where, k, name ? name : "?", list);
 		}
 		if (always && hard > POLICY_NOFILE_MAX)
-			return berth_errf(err, EPERM, "%sulimits[%d]: nofile hardLimit %.0f is above "
-					  "%d", where, k, hard, POLICY_NOFILE_MAX);
+			return berth_errf(err, EPERM,
+					  "%sulimits[%d]: nofile hardLimit %.0f is above "
+					  "%d",
+					  where, k, hard, POLICY_NOFILE_MAX);
 		if (soft > hard || soft < 0)
-			return berth_errf(err, EPERM, "%sulimits[%d]: %s softLimit %.0f must be "
-					  "0 to the hardLimit %.0f", where, k, name, soft, hard);
+			return berth_errf(err, EPERM,
+					  "%sulimits[%d]: %s softLimit %.0f must be "
+					  "0 to the hardLimit %.0f",
+					  where, k, name, soft, hard);
 		k++;
 	}
 	return 0;
@@ -242,7 +261,8 @@ int policy_check(const struct berth_policy *p, const cJSON *td, struct berth_err
 	const cJSON *cd;
 	int i = 0;
 	cJSON_ArrayForEach(cd, cJSON_GetObjectItemCaseSensitive(td, "containerDefinitions")) {
-		const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "name"));
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd,
+											 "name"));
 		char where[320];
 		snprintf(where, sizeof(where), "containerDefinitions[%d] (%s): ", i++,
 			 name ? name : "?");

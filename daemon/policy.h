@@ -35,30 +35,30 @@
 
 #include "common/err.h"
 
-#define POLICY_NOFILE_MAX 1048576               /* Fargate's nofile ceiling */
-#define POLICY_DEFAULT_TASK_MEMORY 512          /* MiB */
-#define POLICY_DEFAULT_TASK_CPU 1024            /* units: one CPU */
-#define POLICY_DEFAULT_RESERVED_MEMORY 256      /* MiB kept for the host */
+#define POLICY_NOFILE_MAX 1048576		 /* Fargate's nofile ceiling */
+#define POLICY_DEFAULT_TASK_MEMORY 512		 /* MiB */
+#define POLICY_DEFAULT_TASK_CPU 1024		 /* units: one CPU */
+#define POLICY_DEFAULT_RESERVED_MEMORY 256	 /* MiB kept for the host */
 #define POLICY_DEFAULT_LOG_MAX_SIZE 100000000ULL /* bytes ("100m"), per log file */
 #define POLICY_DEFAULT_LOG_MAX_FILES 10
-#define POLICY_DEFAULT_EPHEMERAL_STORAGE 20480   /* MiB: Fargate's 20 GiB */
+#define POLICY_DEFAULT_EPHEMERAL_STORAGE 20480 /* MiB: Fargate's 20 GiB */
 #define POLICY_DEFAULT_DISK_CHECK_MS 10000
-#define POLICY_DEFAULT_DISK_RESERVE 1024         /* MiB kept free under --root */
+#define POLICY_DEFAULT_DISK_RESERVE 1024 /* MiB kept free under --root */
 
 struct berth_policy {
-	uint64_t caps;                /* bit i: policy capability i may be added */
-	bool caps_all;                /* ALL was named */
-	uint32_t ulimits;             /* bit i: policy ulimit i may be set */
-	int64_t default_task_memory;  /* MiB; 0 = POLICY_DEFAULT_TASK_MEMORY */
-	int64_t default_task_cpu;     /* units; 0 = POLICY_DEFAULT_TASK_CPU */
-	int64_t reserved_memory;      /* MiB; 0 = POLICY_DEFAULT_RESERVED_MEMORY, -1 = none */
-	int64_t instance_cpu;         /* units; 0 = from the host */
-	int64_t instance_memory;      /* MiB; 0 = from the host */
-	uint64_t log_max_size;        /* bytes; 0 = POLICY_DEFAULT_LOG_MAX_SIZE */
-	unsigned log_max_files;       /* 0 = POLICY_DEFAULT_LOG_MAX_FILES */
-	int64_t ephemeral_storage;    /* MiB without ephemeralStorage; 0 = the default */
-	int64_t disk_check_ms;        /* 0 = POLICY_DEFAULT_DISK_CHECK_MS */
-	int64_t disk_reserve;         /* MiB; 0 = POLICY_DEFAULT_DISK_RESERVE, -1 = none */
+	uint64_t caps;		     /* bit i: policy capability i may be added */
+	bool caps_all;		     /* ALL was named */
+	uint32_t ulimits;	     /* bit i: policy ulimit i may be set */
+	int64_t default_task_memory; /* MiB; 0 = POLICY_DEFAULT_TASK_MEMORY */
+	int64_t default_task_cpu;    /* units; 0 = POLICY_DEFAULT_TASK_CPU */
+	int64_t reserved_memory;     /* MiB; 0 = POLICY_DEFAULT_RESERVED_MEMORY, -1 = none */
+	int64_t instance_cpu;	     /* units; 0 = from the host */
+	int64_t instance_memory;     /* MiB; 0 = from the host */
+	uint64_t log_max_size;	     /* bytes; 0 = POLICY_DEFAULT_LOG_MAX_SIZE */
+	unsigned log_max_files;	     /* 0 = POLICY_DEFAULT_LOG_MAX_FILES */
+	int64_t ephemeral_storage;   /* MiB without ephemeralStorage; 0 = the default */
+	int64_t disk_check_ms;	     /* 0 = POLICY_DEFAULT_DISK_CHECK_MS */
+	int64_t disk_reserve;	     /* MiB; 0 = POLICY_DEFAULT_DISK_RESERVE, -1 = none */
 };
 
 /* Is NAME a capability ECS accepts in linuxParameters.capabilities
@@ -91,6 +91,6 @@ uint64_t policy_log_max_size(const struct berth_policy *p);
 unsigned policy_log_max_files(const struct berth_policy *p);
 int64_t policy_ephemeral_storage(const struct berth_policy *p);
 int64_t policy_disk_check_ms(const struct berth_policy *p);
-int64_t policy_disk_reserve(const struct berth_policy *p);   /* 0: none */
+int64_t policy_disk_reserve(const struct berth_policy *p); /* 0: none */
 
 #endif

@@ -33,7 +33,7 @@
 
 struct walk {
 	uint64_t bytes, entries;
-	bool too_big;              /* the walk stopped at a bound */
+	bool too_big; /* the walk stopped at a bound */
 };
 
 /* Adds the blocks of everything under DFD (which it closes) to W. */
@@ -54,7 +54,7 @@ static void walk_dir(int dfd, int depth, struct walk *w)
 			break;
 		}
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;  /* gone meanwhile */
+			continue; /* gone meanwhile */
 		w->bytes += (uint64_t)st.st_blocks * 512;
 		if (!S_ISDIR(st.st_mode))
 			continue;
@@ -125,12 +125,15 @@ static void check_task(struct sched *s, struct sched_task *t)
 		return;
 	char reason[256];
 	if (w.too_big)
-		snprintf(reason, sizeof(reason), "Task stopped: its containers' writable layers "
-			 "hold more than %d entries or %d directory levels, over what its ephemeral "
-			 "storage (%" PRId64 " MiB) is measured for", SCHED_DISK_WALK_MAX,
-			 SCHED_DISK_DEPTH_MAX, t->disk_limit_mib);
+		snprintf(reason, sizeof(reason),
+			 "Task stopped: its containers' writable layers "
+			 "hold more than %d entries or %d directory levels, over what its "
+			 "ephemeral "
+			 "storage (%" PRId64 " MiB) is measured for",
+			 SCHED_DISK_WALK_MAX, SCHED_DISK_DEPTH_MAX, t->disk_limit_mib);
 	else
-		snprintf(reason, sizeof(reason), "Task stopped: its containers' writable layers "
+		snprintf(reason, sizeof(reason),
+			 "Task stopped: its containers' writable layers "
 			 "hold %" PRIu64 " MiB, over its ephemeral storage of %" PRId64 " MiB",
 			 w.bytes / MIB, t->disk_limit_mib);
 	stop_over(s, t->id, reason);
@@ -167,7 +170,9 @@ int sched_disk_room(const struct sched *s, struct berth_err *err)
 	uint64_t free_mib = (uint64_t)v.f_bavail * v.f_frsize / MIB;
 	if (free_mib >= (uint64_t)reserve)
 		return 0;
-	return berth_errf(err, ENOSPC, "the host's disk under %s has %" PRIu64 " MiB free, below "
+	return berth_errf(err, ENOSPC,
+			  "the host's disk under %s has %" PRIu64 " MiB free, below "
 			  "the %" PRId64 " MiB the daemon keeps for its store and database "
-			  "(--disk-reserve)", s->cfg.root, free_mib, reserve);
+			  "(--disk-reserve)",
+			  s->cfg.root, free_mib, reserve);
 }

@@ -17,8 +17,10 @@ DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 static int check(const struct berth_policy *p, const char *members, struct berth_err *err)
 {
 	char text[1024];
-	snprintf(text, sizeof(text), "{\"containerDefinitions\":[{\"name\":\"side\"},"
-		 "{\"name\":\"web\",%s}]}", members);
+	snprintf(text, sizeof(text),
+		 "{\"containerDefinitions\":[{\"name\":\"side\"},"
+		 "{\"name\":\"web\",%s}]}",
+		 members);
 	_cleanup_(cJSON_Deletep) cJSON *td = cJSON_Parse(text);
 	assert_non_null(td);
 	return policy_check(p, td, err);
@@ -35,9 +37,14 @@ static void default_allows_only_sys_ptrace(void **state)
 	struct berth_err err = { 0 };
 	assert_int_equal(check(&p, CAPS("\"SYS_PTRACE\""), &err), 0);
 	assert_int_equal(check(&p, "\"linuxParameters\":{\"capabilities\":{\"drop\":[\"ALL\"]}}",
-			       &err), 0);
+			       &err),
+			 0);
 	static const char *const refused[] = {
-		"\"SYS_ADMIN\"", "\"NET_ADMIN\"", "\"ALL\"", "\"SYS_MODULE\"", "\"SYS_PTRACE\",\"MKNOD\"",
+		"\"SYS_ADMIN\"",
+		"\"NET_ADMIN\"",
+		"\"ALL\"",
+		"\"SYS_MODULE\"",
+		"\"SYS_PTRACE\",\"MKNOD\"",
 		"\"sys_ptrace\"",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
@@ -45,7 +52,7 @@ static void default_allows_only_sys_ptrace(void **state)
 		snprintf(m, sizeof(m), CAPS("%s"), refused[i]);
 		assert_int_equal(check(&p, m, &err), -EPERM);
 		assert_non_null(strstr(err.msg, "containerDefinitions[1] (web): "
-					  "linuxParameters.capabilities.add: "));
+						"linuxParameters.capabilities.add: "));
 		assert_non_null(strstr(err.msg, "a task may add only SYS_PTRACE "));
 		assert_non_null(strstr(err.msg, "--allow-capabilities"));
 	}
@@ -82,14 +89,14 @@ static void ulimits_nofile_only_by_default(void **state)
 	assert_int_equal(check(&p, NOFILE(1024, 1048576), &err), 0);
 	assert_int_equal(check(&p, NOFILE(1024, 1048577), &err), -EPERM);
 	assert_non_null(strstr(err.msg, "(web): ulimits[0]: nofile hardLimit 1048577 is above "
-				  "1048576"));
+					"1048576"));
 	assert_int_equal(check(&p, NOFILE(4096, 1024), &err), -EPERM);
 	assert_non_null(strstr(err.msg, "softLimit 4096"));
 	const char *rtprio = "\"ulimits\":[{\"name\":\"rtprio\",\"softLimit\":1,\"hardLimit\":1}]";
 	assert_int_equal(check(&p, rtprio, &err), -EPERM);
 	assert_non_null(strstr(err.msg, "(web): ulimits[0]: rtprio is not allowed on this host: "
-				  "a task may set only nofile (the operator allows more with "
-				  "berth daemon --allow-ulimits)"));
+					"a task may set only nofile (the operator allows more with "
+					"berth daemon --allow-ulimits)"));
 
 	assert_int_equal(policy_allow_ulimits(&p, "rtprio,memlock", &err), 0);
 	assert_int_equal(check(&p, rtprio, &err), 0);
@@ -148,11 +155,11 @@ static void instance_placement(void **state)
 	(void)state;
 	struct berth_policy p = { .instance_cpu = 1024, .instance_memory = 1000 };
 	struct instance_usage u = { 0 };
-	_cleanup_(cJSON_Deletep) cJSON *td = cJSON_Parse(
-		"{\"cpu\":\"256\",\"memory\":\"400\",\"containerDefinitions\":[]}");
-	_cleanup_(cJSON_Deletep) cJSON *res = cJSON_Parse(
-		"{\"containerDefinitions\":[{\"name\":\"a\",\"memoryReservation\":64,"
-		"\"cpu\":600}]}");
+	_cleanup_(cJSON_Deletep) cJSON *td =
+		cJSON_Parse("{\"cpu\":\"256\",\"memory\":\"400\",\"containerDefinitions\":[]}");
+	_cleanup_(cJSON_Deletep) cJSON *res =
+		cJSON_Parse("{\"containerDefinitions\":[{\"name\":\"a\",\"memoryReservation\":64,"
+			    "\"cpu\":600}]}");
 	assert_null(instance_place(&p, &u, td, NULL));
 	assert_null(instance_place(&p, &u, td, NULL));
 	assert_int_equal(u.memory, 800);
@@ -160,8 +167,8 @@ static void instance_placement(void **state)
 	assert_string_equal(instance_place(&p, &u, td, NULL), INSTANCE_NO_MEMORY);
 	assert_int_equal(u.memory, 800);
 	assert_string_equal(instance_place(&p, &u, res, NULL), INSTANCE_NO_CPU);
-	_cleanup_(cJSON_Deletep) cJSON *ov = cJSON_Parse(
-		"{\"containerOverrides\":[{\"name\":\"a\",\"cpu\":100}]}");
+	_cleanup_(cJSON_Deletep)
+		cJSON *ov = cJSON_Parse("{\"containerOverrides\":[{\"name\":\"a\",\"cpu\":100}]}");
 	assert_null(instance_place(&p, &u, res, ov));
 	assert_int_equal(u.memory, 864);
 	assert_int_equal(u.cpu, 612);
