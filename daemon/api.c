@@ -71,6 +71,8 @@ static const struct api_op {
 	{ "StopTask", api_op_stop_task, true },
 	{ "DescribeTasks", api_op_describe_tasks, true },
 	{ "ListTasks", api_op_list_tasks, false },
+	{ "ListContainerInstances", api_op_list_container_instances, false },
+	{ "DescribeContainerInstances", api_op_describe_container_instances, true },
 	{ "CreateService", api_op_create_service, true },
 	{ "UpdateService", api_op_update_service, true },
 	{ "DeleteService", api_op_delete_service, true },

@@ -1,8 +1,8 @@
 /* daemon/api: CreateCluster, DescribeClusters, ListClusters, DeleteCluster.
  *
  * Berth is one host, so a cluster is a namespace for tasks and services:
- * there are no container instances (registeredContainerInstancesCount is
- * 0) and no capacity providers to manage.  CreateCluster accepts the
+ * every ACTIVE cluster has the host as its one container instance
+ * (daemon/api_instances.c) and there are no capacity providers to manage.  CreateCluster accepts the
  * Fargate providers tutorials pass (FARGATE, FARGATE_SPOT) because every
  * task runs here whichever is named; they are validated but not echoed. */
 #include <errno.h>
@@ -91,7 +91,8 @@ static int cluster_json(struct api_call *c, const struct store_cluster *cl, unsi
 	if (!o || !api_add_string(o, "clusterArn", cl->arn) ||
 	    !api_add_string(o, "clusterName", cl->name) ||
 	    !api_add_string(o, "status", store_cluster_status_name(cl->status)) ||
-	    !api_add_number(o, "registeredContainerInstancesCount", 0) ||
+	    !api_add_number(o, "registeredContainerInstancesCount",
+			    cl->status == STORE_CLUSTER_ACTIVE) ||
 	    !api_add_number(o, "runningTasksCount", (double)cl->running_tasks_count) ||
 	    !api_add_number(o, "pendingTasksCount", (double)cl->pending_tasks_count) ||
 	    !api_add_number(o, "activeServicesCount", (double)cl->active_services_count) ||

@@ -97,12 +97,17 @@ char *api_arn(const struct api_call *c, const char *kind, const char *name);
 int api_get_cluster(struct api_call *c, bool create_default, char *ret);
 
 /* REF (family, family:rev, ARN) as a definition a task can run now:
- * ACTIVE, given a networkConfiguration when it is awsvpc (HAS_NETCFG), and
+ * ACTIVE, given a networkConfiguration when it is awsvpc (HAS_NETCFG),
  * nothing in it (or in OVERRIDES, may be NULL) that Berth refuses
- * (taskplan_check).  *ret and *ret_body (its parsed body) are the
+ * (taskplan_check) and nothing the operator's policy does not allow
+ * (policy_check: a ClientException naming the container); with
+ * LAUNCH_TYPE FARGATE (as the request asked; NULL: none), a definition
+ * Fargate can run (task cpu and memory of Fargate's sizes, awsvpc), else
+ * ECS's InvalidParameterException.  *ret and *ret_body (its parsed body) are the
  * caller's, also after a failure; -1 after api_error(). */
 int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *overrides,
-			    bool has_netcfg, struct store_task_definition **ret, cJSON **ret_body);
+			    bool has_netcfg, const char *launch_type,
+			    struct store_task_definition **ret, cJSON **ret_body);
 
 /* A random (version 4) UUID: request ids, attachment ids, container ARNs. */
 void api_uuid(char out[37]);
@@ -148,6 +153,15 @@ int api_op_create_cluster(struct api_call *c);
 int api_op_describe_clusters(struct api_call *c);
 int api_op_list_clusters(struct api_call *c);
 int api_op_delete_cluster(struct api_call *c);
+
+/* The host's container instance in CLUSTER (a name):
+ * "arn:aws:ecs:<region>:<account>:container-instance/<cluster>/<id>",
+ * malloc'd; NULL on OOM.  Does REF (an id or an ARN) name it? */
+char *api_instance_arn(const struct api_call *c, const char *cluster);
+bool api_is_instance(const struct api_call *c, const char *cluster, const char *ref);
+
+int api_op_list_container_instances(struct api_call *c);
+int api_op_describe_container_instances(struct api_call *c);
 
 int api_op_register_task_definition(struct api_call *c);
 int api_op_describe_task_definition(struct api_call *c);

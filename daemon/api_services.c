@@ -207,7 +207,9 @@ static int runnable_td(struct api_call *c, const char *ref, const cJSON *netcfg,
 {
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
-	if (api_runnable_definition(c, ref, NULL, netcfg != NULL, &td, &body) < 0)
+	const char *launch_type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in,
+											"launchType"));
+	if (api_runnable_definition(c, ref, NULL, netcfg != NULL, launch_type, &td, &body) < 0)
 		return -1;
 	*ret = strdup(td->arn);
 	return *ret ? 0 : api_oom(c);

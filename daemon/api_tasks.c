@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "daemon/api_internal.h"
+#include "daemon/instance.h"
 #include "daemon/sched.h"
 #include "daemon/taskdef.h"
 #include "daemon/taskplan.h"
@@ -305,8 +306,19 @@ static int parse_run(struct api_call *c, struct run_req *q)
 	return api_get_cluster(c, true, q->cluster);
 }
 
+/* Is FARGATE among the definition's computed compatibilities? */
+static bool fargate_compatible(const cJSON *body)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(body, "compatibilities"))
+		if (cJSON_IsString(it) && strcmp(it->valuestring, "FARGATE") == 0)
+			return true;
+	return false;
+}
+
 int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *overrides,
-			    bool has_netcfg, struct store_task_definition **ret, cJSON **ret_body)
+			    bool has_netcfg, const char *launch_type,
+			    struct store_task_definition **ret, cJSON **ret_body)
 {
 	struct berth_err err = { 0 };
 	int r = store_task_definition_get(c->store, ref, ret, &err);
@@ -325,7 +337,14 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 	if (nm && strcmp(nm, "awsvpc") == 0 && !has_netcfg)
 		return api_error(c, 0, API_E_INVALID, "Network Configuration must be provided when "
 				 "networkMode 'awsvpc' is specified.");
+	/* ECS's rule: every Fargate task has a hard memory limit and a CPU
+	 * quota, its task cpu and memory. */
+	if (launch_type && strcmp(launch_type, "FARGATE") == 0 && !fargate_compatible(*ret_body))
+		return api_error(c, 0, API_E_INVALID, "Task definition does not support launch_type "
+				 "FARGATE.");
 	r = taskplan_check(*ret_body, overrides, &err);
+	if (r == 0)
+		r = policy_check(sched_policy(c->sched), *ret_body, &err);
 	if (r == -EINVAL)
 		return api_error(c, 0, API_E_INVALID, "%s", err.msg);
 	if (r < 0)
@@ -400,18 +419,63 @@ static void run_req_done(struct run_req *q)
 	api_tags_in_done(&q->tags);
 }
 
+/* Tasks RunTask could not place: N_FAILED × {arn: the container
+ * instance, reason: WHY[, detail: DETAIL]}, as ECS reports them. */
+struct run_failures {
+	int64_t n_failed;
+	const char *why, *detail;
+	const char *cluster;
+};
+
 /* RunTask's answer: {"tasks": the tasks REFS[0..N) (ids or ARNs) as they
- * are now, "failures": []}. */
-static int reply_run(struct api_call *c, const char *const *refs, size_t n, bool tags)
+ * are now, "failures": F's}. */
+static int reply_run(struct api_call *c, const char *const *refs, size_t n, bool tags,
+		     const struct run_failures *f)
 {
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	cJSON *arr = out ? api_add_array(out, "tasks") : NULL;
-	if (!arr || !api_add_array(out, "failures"))
+	cJSON *failures = arr ? api_add_array(out, "failures") : NULL;
+	if (!failures)
 		return api_oom(c);
 	for (size_t i = 0; i < n; i++)
 		if (add_task(c, arr, refs[i], tags) < 0)
 			return -1;
+	_cleanup_free_ char *arn = f && f->n_failed ? api_instance_arn(c, f->cluster) : NULL;
+	for (int64_t i = 0; f && i < f->n_failed; i++) {
+		cJSON *o = api_add_object(failures);
+		if (!arn || !o || !api_add_string(o, "arn", arn) ||
+		    !api_add_string(o, "reason", f->why) ||
+		    (f->detail && !api_add_string(o, "detail", f->detail)))
+			return api_oom(c);
+	}
 	c->out = TAKE_PTR(out);
+	return 0;
+}
+
+/* How many of Q's tasks fit on the host's container instance (ECS places
+ * each in turn; the rest fail with F's reason).  None while the host's
+ * disk is below the reserve. */
+static int place(struct api_call *c, const struct run_req *q, const cJSON *body,
+		 int64_t *ret_n, struct run_failures *f, struct berth_err *disk)
+{
+	struct instance_usage u;
+	struct berth_err err = { 0 };
+	if (sched_disk_room(c->sched, disk) == -ENOSPC) {
+		*ret_n = 0;
+		f->why = INSTANCE_NO_DISK;
+		f->detail = disk->msg;
+		return 0;
+	}
+	int r = instance_usage(c->store, q->cluster, &u, &err);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	int64_t n = 0;
+	const char *why = NULL;
+	while (n < q->count && !(why = instance_place(sched_policy(c->sched), &u, body,
+						      q->overrides)))
+		n++;
+	*ret_n = n;
+	f->why = why;
 	return 0;
 }
 
@@ -443,7 +507,8 @@ static int run_retry(struct api_call *c, const struct run_req *q)
 		return api_error(c, 0, API_E_CONFLICT, "The clientToken %s is already in use with a "
 				 "different RunTask request (tasks in resourceIds).", q->client_token);
 	}
-	return reply_run(c, (const char *const *)arns.items, arns.n, q->tags.n > 0) < 0 ? -1 : 1;
+	return reply_run(c, (const char *const *)arns.items, arns.n, q->tags.n > 0, NULL) < 0 ? -1
+											       : 1;
 }
 
 int api_op_run_task(struct api_call *c)
@@ -458,15 +523,21 @@ int api_op_run_task(struct api_call *c)
 	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
 	if (api_runnable_definition(c, q.td_ref, q.overrides,
 				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
-				    &td, &body) < 0)
+				    q.launch_type, &td, &body) < 0)
 		return -1;
+	struct run_failures f = { .cluster = q.cluster };
+	struct berth_err disk = { 0 };
+	int64_t asked = q.count;
+	if (place(c, &q, body, &q.count, &f, &disk) < 0)
+		return -1;
+	f.n_failed = asked - q.count;
 	struct store_task tasks[RUN_COUNT_MAX] = { 0 };
 	const char *ids[RUN_COUNT_MAX];
-	int r = run_insert_launch(c, &q, td, body, tasks);
+	int r = q.count ? run_insert_launch(c, &q, td, body, tasks) : 0;
 	for (int64_t i = 0; i < q.count; i++)
 		ids[i] = tasks[i].id;
 	if (r == 0)
-		r = reply_run(c, ids, (size_t)q.count, q.tags.n > 0);
+		r = reply_run(c, ids, (size_t)q.count, q.tags.n > 0, &f);
 	for (int64_t i = 0; i < q.count; i++)
 		sched_task_record_clear(&tasks[i]);
 	return r < 0 ? -1 : 0;
@@ -595,8 +666,10 @@ int api_op_list_tasks(struct api_call *c)
 	if (!arns)
 		return api_oom(c);
 	/* ECS: PENDING never matches a desired status (tasks are only ever
-	 * desired RUNNING or STOPPED), and there are no container instances. */
-	if ((desired && strcmp(desired, "PENDING") == 0) || instance) {
+	 * desired RUNNING or STOPPED); every task runs on the one container
+	 * instance. */
+	if ((desired && strcmp(desired, "PENDING") == 0) ||
+	    (instance && !api_is_instance(c, cluster, instance))) {
 		c->out = TAKE_PTR(out);
 		return 0;
 	}

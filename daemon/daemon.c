@@ -131,6 +131,7 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
 		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
 		.service_healthy_after_ms = o->service_healthy_after_ms,
+		.policy = o->policy,
 		.log = o->log,
 	};
 	if (access(sc.shim_bin, X_OK) < 0)

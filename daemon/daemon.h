@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
+#include "daemon/policy.h"
 #include "images/limits.h"
 
 #define DAEMON_DEFAULT_ROOT "/var/lib/berth"
@@ -59,6 +60,7 @@ struct daemon_opts {
 	const char *registry_auth;      /* docker config.json for pulls */
 	const char *insecure_registries[DAEMON_LISTEN_MAX];
 	size_t n_insecure;
+	struct berth_policy policy;     /* what tasks may ask for; zeroed = the defaults */
 	struct img_pull_limits pull_limits;  /* zeros = images/limits.h's defaults */
 };
 

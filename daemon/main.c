@@ -12,6 +12,7 @@
 
 #include "common/cleanup.h"
 #include "daemon/daemon.h"
+#include "runtime/log.h"
 
 static const char usage_text[] =
 	"berth daemon [--root DIR] [--run-root DIR] [--log-root DIR]\n"
@@ -22,6 +23,11 @@ static const char usage_text[] =
 	"             [--shim PATH] [--service-healthy-after DURATION]\n"
 	"             " IMG_LIMIT_OPTS "\n"
 	"             [--request-timeout DURATION] [--max-connections N] [--max-connections-per-source N]\n"
+	"             [--allow-capabilities CAP,...] [--allow-ulimits NAME,...]\n"
+	"             [--default-task-memory MIB] [--default-task-cpu UNITS]\n"
+	"             [--instance-cpu UNITS] [--instance-memory MIB] [--reserved-memory MIB]\n"
+	"             [--log-max-size SIZE] [--log-max-file N] [--default-ephemeral-storage MIB]\n"
+	"             [--disk-check-interval DURATION] [--disk-reserve MIB]\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -41,6 +47,49 @@ static int parse_duration(const char *opt, const char *s, int64_t *ret)
 	fprintf(stderr, "berth: --%s %s: expected a duration such as 500ms, 30s, 10m, 1h or 7d\n",
 		opt, s);
 	return -1;
+}
+
+/* A whole number MIN..2^31 (MiB, CPU units). */
+static int parse_units(const char *opt, const char *s, int64_t min, int64_t *ret)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > INT32_MAX) {
+		fprintf(stderr, "berth: --%s %s: expected a whole number from %lld\n", opt, s,
+			(long long)min);
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int policy_list(int (*fn)(struct berth_policy *, const char *, struct berth_err *),
+		       struct berth_policy *p, const char *arg)
+{
+	struct berth_err err = { 0 };
+	if (fn(p, arg, &err) < 0) {
+		fprintf(stderr, "berth: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int bad_opt(const char *opt, const char *arg, const char *expected)
+{
+	fprintf(stderr, "berth: --%s %s: expected %s\n", opt, arg, expected);
+	return -1;
+}
+
+/* --reserved-memory / --disk-reserve 0 means none (-1 in the policy: 0
+ * is the default). */
+static int parse_reserve(const char *opt, const char *arg, int64_t *ret)
+{
+	if (parse_units(opt, arg, 0, ret) < 0)
+		return -1;
+	if (*ret == 0)
+		*ret = -1;
+	return 0;
 }
 
 /* A count from 1 to 1,000,000. */
@@ -70,6 +119,9 @@ static int add_listen(const char **v, size_t *n, const char *opt, const char *ar
 enum {
 	OPT_LOG_ROOT = 256, OPT_SUBNET, OPT_BRIDGE, OPT_NO_NAT, OPT_NFT_TABLE, OPT_CGROUP,
 	OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
+	OPT_ALLOW_CAPS, OPT_ALLOW_ULIMITS, OPT_TASK_MEMORY, OPT_TASK_CPU, OPT_INSTANCE_CPU,
+	OPT_INSTANCE_MEMORY, OPT_RESERVED_MEMORY, OPT_LOG_MAX_SIZE, OPT_LOG_MAX_FILE,
+	OPT_EPHEMERAL, OPT_DISK_CHECK, OPT_DISK_RESERVE,
 	OPT_PULL_LIMIT,
 	OPT_REQ_TIMEOUT, OPT_MAX_CONNS, OPT_MAX_CONNS_SRC,
 };
@@ -94,6 +146,18 @@ static const struct option opts[] = {
 	{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REG },
 	{ "shim", required_argument, NULL, OPT_SHIM },
 	{ "service-healthy-after", required_argument, NULL, OPT_HEALTHY_AFTER },
+	{ "allow-capabilities", required_argument, NULL, OPT_ALLOW_CAPS },
+	{ "allow-ulimits", required_argument, NULL, OPT_ALLOW_ULIMITS },
+	{ "default-task-memory", required_argument, NULL, OPT_TASK_MEMORY },
+	{ "default-task-cpu", required_argument, NULL, OPT_TASK_CPU },
+	{ "instance-cpu", required_argument, NULL, OPT_INSTANCE_CPU },
+	{ "instance-memory", required_argument, NULL, OPT_INSTANCE_MEMORY },
+	{ "reserved-memory", required_argument, NULL, OPT_RESERVED_MEMORY },
+	{ "log-max-size", required_argument, NULL, OPT_LOG_MAX_SIZE },
+	{ "log-max-file", required_argument, NULL, OPT_LOG_MAX_FILE },
+	{ "default-ephemeral-storage", required_argument, NULL, OPT_EPHEMERAL },
+	{ "disk-check-interval", required_argument, NULL, OPT_DISK_CHECK },
+	{ "disk-reserve", required_argument, NULL, OPT_DISK_RESERVE },
 	{ "pull-timeout", required_argument, NULL, OPT_PULL_LIMIT },
 	{ "layer-timeout", required_argument, NULL, OPT_PULL_LIMIT },
 	{ "max-layer-size", required_argument, NULL, OPT_PULL_LIMIT },
@@ -104,6 +168,36 @@ static const struct option opts[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
+
+/* A policy option (daemon/policy.h) into P: 0, or -1 after printing why not. */
+static int set_policy_opt(struct berth_policy *p, int ch, const char *arg)
+{
+	struct berth_err err = { 0 };
+	switch (ch) {
+	case OPT_ALLOW_CAPS: return policy_list(policy_allow_capabilities, p, arg);
+	case OPT_ALLOW_ULIMITS: return policy_list(policy_allow_ulimits, p, arg);
+	case OPT_TASK_MEMORY:
+		return parse_units("default-task-memory", arg, 6, &p->default_task_memory);
+	case OPT_TASK_CPU: return parse_units("default-task-cpu", arg, 128, &p->default_task_cpu);
+	case OPT_INSTANCE_CPU: return parse_units("instance-cpu", arg, 128, &p->instance_cpu);
+	case OPT_INSTANCE_MEMORY:
+		return parse_units("instance-memory", arg, 6, &p->instance_memory);
+	case OPT_RESERVED_MEMORY: return parse_reserve("reserved-memory", arg, &p->reserved_memory);
+	case OPT_EPHEMERAL:
+		return parse_units("default-ephemeral-storage", arg, 1, &p->ephemeral_storage);
+	case OPT_DISK_CHECK: return parse_duration("disk-check-interval", arg, &p->disk_check_ms);
+	case OPT_DISK_RESERVE: return parse_reserve("disk-reserve", arg, &p->disk_reserve);
+	case OPT_LOG_MAX_SIZE:
+		if (rt_log_parse_size(arg, &p->log_max_size, &err) < 0 || !p->log_max_size)
+			return bad_opt("log-max-size", arg, "a size above 0 such as 10m or 1g");
+		return 0;
+	case OPT_LOG_MAX_FILE:
+		if (rt_log_parse_max_file(arg, &p->log_max_files, &err) < 0)
+			return bad_opt("log-max-file", arg, "a number of files from 1 to 1000");
+		return 0;
+	default: return -1;
+	}
+}
 
 /* A pull limit (images/limits.h), for the pull helpers. */
 static int set_limit(struct daemon_opts *o, const char *name, const char *arg)
@@ -146,7 +240,7 @@ static int set_opt(struct daemon_opts *o, int ch, const char *name, const char *
 	case OPT_MAX_CONNS: return parse_count("max-connections", arg, &o->max_connections);
 	case OPT_MAX_CONNS_SRC:
 		return parse_count("max-connections-per-source", arg, &o->max_connections_per_source);
-	default: return -1;
+	default: return set_policy_opt(&o->policy, ch, arg);
 	}
 }
 

@@ -119,6 +119,22 @@ struct svc *sched_services(struct sched *s)
 	return s->svc;
 }
 
+const struct berth_policy *sched_policy(const struct sched *s)
+{
+	static const struct berth_policy dflt = { 0 };
+	return s ? &s->cfg.policy : &dflt;
+}
+
+const char *sched_instance_id(const struct sched *s)
+{
+	return s->instance_id;
+}
+
+int64_t sched_instance_registered_at(const struct sched *s)
+{
+	return s->started_ms;
+}
+
 /* ---- the launch worker (no store, no loop: only its own sched_task) ---- */
 
 static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, const cJSON *ov,
@@ -137,6 +153,10 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		.task_id = t->id, .task_dir = task_dir, .run_dir = s->cfg.run_root,
 		.log_dir = log_dir, .cgroup_name = s->cfg.cgroup_name, .bridge = s->cfg.bridge,
 		.subnet = s->cfg.subnet, .ipam_dir = ipam,
+		.default_cpu = policy_task_cpu(&s->cfg.policy),
+		.default_memory = policy_task_memory(&s->cfg.policy),
+		.log_max_size = policy_log_max_size(&s->cfg.policy),
+		.log_max_files = policy_log_max_files(&s->cfg.policy),
 	};
 	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
 	int r = taskplan_build(td, ov, ti, &env, &plan, err);
@@ -521,14 +541,18 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 	s->cfg.shim_bin = s->shim_bin;
 	snprintf(s->cli_bin, sizeof(s->cli_bin), "%s", cfg->cli_bin);
 	s->cfg.cli_bin = s->cli_bin;
-	int r = sched_host_network(cfg, err);
+	instance_id(cfg->root, s->instance_id);
+	s->started_ms = sched_now_ms();
+	int r = policy_host_resources(&s->cfg.policy, err);
+	if (r == 0)
+		r = sched_host_network(cfg, err);
 	if (r < 0)
 		return r;
 	struct timeval tv = { prune_period(cfg) / 1000, (prune_period(cfg) % 1000) * 1000 };
 	s->prune_ev = event_new(base, -1, EV_PERSIST, on_prune, s);
 	if (!s->prune_ev || event_add(s->prune_ev, &tv) < 0)
 		return berth_errf(err, ENOMEM, "cannot arm the prune timer");
-	if ((r = adopt_all(s, err)) < 0)
+	if ((r = sched_disk_start(s, err)) < 0 || (r = adopt_all(s, err)) < 0)
 		return r;
 	struct svc_config vc = { .healthy_after_ms = cfg->service_healthy_after_ms };
 	if ((r = svc_new(base, store, s, &vc, cfg->log, &s->svc, err)) < 0)
@@ -553,5 +577,7 @@ void sched_free(struct sched *s)
 	svc_free(s->svc);
 	if (s->prune_ev)
 		event_free(s->prune_ev);
+	if (s->disk_ev)
+		event_free(s->disk_ev);
 	free(s);
 }

@@ -35,6 +35,7 @@
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "daemon/policy.h"
 #include "daemon/store.h"
 #include "images/limits.h"
 #include "images/registry.h"
@@ -65,6 +66,7 @@ struct sched_config {
 	int64_t log_retention_ms;    /* log dirs of finished tasks are kept this long */
 	const char *region, *account_id;
 	int64_t service_healthy_after_ms; /* 0 = svc.h's default (40 s) */
+	struct berth_policy policy;  /* what tasks may ask for (daemon/policy.h) */
 	FILE *log;                   /* one line per task transition problem; NULL = quiet */
 };
 
@@ -123,6 +125,20 @@ char *sched_eni_json(const struct sched *s, const char *task_id, const char *att
 
 /* The service scheduler (daemon/svc.h) the API drives. */
 struct svc *sched_services(struct sched *s);
+
+/* The operator's policy, the instance resources filled in from the host;
+ * the default policy for a NULL S. */
+const struct berth_policy *sched_policy(const struct sched *s);
+
+/* The host's container instance (daemon/instance.h): its id and when it
+ * registered (the daemon's start, ms). */
+const char *sched_instance_id(const struct sched *s);
+int64_t sched_instance_registered_at(const struct sched *s);
+
+/* 0 when the disk under the daemon's root has more free space than the
+ * operator's reserve (--disk-reserve); -ENOSPC with a message saying how
+ * much is free otherwise.  New tasks (and so their pulls) wait for room. */
+int sched_disk_room(const struct sched *s, struct berth_err *err);
 
 /* Milliseconds since the epoch (the store's times). */
 int64_t sched_now_ms(void);

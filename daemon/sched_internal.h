@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "daemon/instance.h"
 #include "daemon/sched.h"
 
 struct bufferevent;
@@ -57,6 +58,7 @@ struct sched_task {
 	struct bufferevent *bev;
 	bool final_seen;
 	char *stop_reason;           /* StopTask before the shim could be told */
+	int64_t disk_limit_mib;      /* its ephemeral storage; 0 = not looked up yet */
 
 	/* gone: the shim died; its clean-up waits for the dying process to
 	 * let go of its socket (retried on a timer). */
@@ -75,6 +77,9 @@ struct sched {
 	struct event *prune_ev;
 	struct sched_task *tasks;
 	struct svc *svc;             /* services; NULL while adopting at start */
+	struct event *disk_ev;       /* the ephemeral storage check (sched_disk.c) */
+	char instance_id[INSTANCE_ID_LEN + 1];  /* the host's container instance */
+	int64_t started_ms;          /* when it registered: the daemon's start */
 };
 
 void sched_say(struct sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -130,6 +135,9 @@ int sched_pull(struct sched *s, struct sched_helper *h, const char *ref, struct 
 int sched_spawn_shim(struct sched *s, const char *plan, int *ret_pid, struct berth_err *err);
 /* `berth host-network …`: the bridge and NAT as CFG says. */
 int sched_host_network(const struct sched_config *c, struct berth_err *err);
+
+/* Arms the periodic ephemeral storage check (sched_disk.c). */
+int sched_disk_start(struct sched *s, struct berth_err *err);
 
 /* One request line to the shim's socket, the answer ignored beyond "ok". */
 int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err);

@@ -10,6 +10,7 @@
 
 #include "common/cleanup.h"
 #include "daemon/api_internal.h"
+#include "daemon/instance.h"
 #include "daemon/sched.h"
 #include "daemon/taskdef.h"
 #include "daemon/svc.h"
@@ -331,6 +332,14 @@ static int launch_one(struct svc *v, struct svc_view *w, const cJSON *dep, int64
 	int r = svc_td(v, w, svc_str(dep, "taskDefinition"), &td, &body, err);
 	if (r < 0)
 		return r;
+	/* Placement, as RunTask's: the host's registered CPU and memory. */
+	struct instance_usage u;
+	if ((r = instance_usage(v->store, w->row->cluster, &u, err)) < 0)
+		return r;
+	const char *why = sched_disk_room(v->sched, err) == -ENOSPC ? INSTANCE_NO_DISK
+			  : instance_place(sched_policy(v->sched), &u, body, NULL);
+	if (why)
+		return berth_errf(err, ENOSPC, "%s", why);
 	char group[300];
 	snprintf(group, sizeof(group), "service:%s", w->row->name);
 	const char *pins[TASKDEF_CONTAINERS_MAX];
@@ -427,6 +436,24 @@ static void stop_surplus(struct svc *v, struct svc_view *w, const struct bounds 
 		}
 }
 
+/* ECS's event for a task the container instance has no room for (WHY:
+ * RESOURCE:MEMORY or RESOURCE:CPU), once while it stays the newest. */
+static void unplaced(struct svc *v, struct svc_view *w, const char *why, int64_t now)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "was unable to place a task because no container instance met "
+		 "all of its requirements. The closest matching (container-instance %s) has "
+		 "insufficient %s available. For more information, see the Troubleshooting "
+		 "section of the Amazon ECS Developer Guide.", sched_instance_id(v->sched),
+		 strcmp(why, INSTANCE_NO_CPU) == 0 ? "CPU units" :
+		 strcmp(why, INSTANCE_NO_DISK) == 0 ? "disk space" : "memory");
+	char full[800];
+	snprintf(full, sizeof(full), "(service %s) %s", w->row->name, msg);
+	const char *last = svc_str(cJSON_GetArrayItem(w->events, 0), "message");
+	if (!last || strcmp(last, full) != 0)
+		svc_event(w, now, "%s", msg);
+}
+
 static void start_missing(struct svc *v, struct svc_view *w, const struct bounds *b,
 			  struct tally *n, int64_t now, struct idlist *started)
 {
@@ -442,11 +469,19 @@ static void start_missing(struct svc *v, struct svc_view *w, const struct bounds
 		return;
 	}
 	struct berth_err err = { 0 };
-	for (int64_t k = 0; k < (need < room ? need : room); k++)
-		if (launch_one(v, w, primary, now, started, &err) < 0) {
+	for (int64_t k = 0; k < (need < room ? need : room); k++) {
+		int r = launch_one(v, w, primary, now, started, &err);
+		if (r == -ENOSPC) {
+			unplaced(v, w, err.msg, now);
+			if (!n->wake || now + SVC_PLACE_RETRY_MS < n->wake)
+				n->wake = now + SVC_PLACE_RETRY_MS;
+			break;
+		}
+		if (r < 0) {
 			svc_say(v, "service %s: start a task: %s", w->row->name, err.msg);
 			break;
 		}
+	}
 	n->live += started->n;
 }
 

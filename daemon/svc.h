@@ -29,6 +29,7 @@ struct sched;
 #define SVC_BACKOFF_BASE_MS 1000
 #define SVC_BACKOFF_CAP_MS (15 * 60 * 1000)   /* ECS's 15 min */
 #define SVC_EVENTS_MAX 100
+#define SVC_PLACE_RETRY_MS 5000             /* a task that did not fit is tried again */
 #define SVC_THROTTLE_AFTER 3                 /* failures before ECS's "unable to consistently start" */
 #define SVC_STOP_SCALE "Scaling activity initiated by (deployment %s)"
 #define SVC_STOP_UNHEALTHY "Task failed container health checks"

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "daemon/policy.h"
 #include "daemon/taskdef.h"
 #include "images/ref.h"
 
@@ -407,6 +408,40 @@ static int64_t int_member(const cJSON *o, const char *name, int64_t dflt)
 	return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
 }
 
+/* Capability names (add and drop) and ulimits of container CT (NAME):
+ * ECS refuses a name it does not know at registration, and so does a
+ * soft limit above the hard one. */
+static int check_linux_names(struct api_call *c, const cJSON *ct, const char *name)
+{
+	const cJSON *lp = cJSON_GetObjectItemCaseSensitive(ct, "linuxParameters");
+	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(lp, "capabilities"), *it;
+	static const char *const lists[] = { "add", "drop" };
+	for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(caps, lists[i]))
+			if (!policy_capability_known(it->valuestring))
+				return api_error(c, 0, API_E_CLIENT, "Invalid setting for container "
+						 "'%s'. linuxParameters.capabilities.%s: '%.64s' is "
+						 "not a Linux capability ECS knows (ALL, "
+						 "AUDIT_CONTROL, …, WAKE_ALARM).", name, lists[i],
+						 it->valuestring);
+	int k = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(ct, "ulimits")) {
+		const char *u = cJSON_GetObjectItemCaseSensitive(it, "name")->valuestring;
+		int64_t soft = int_member(it, "softLimit", 0), hard = int_member(it, "hardLimit", 0);
+		if (!policy_ulimit_known(u))
+			return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. "
+					 "ulimits[%d].name: '%.64s' is not one of core, cpu, data, "
+					 "fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, "
+					 "rtprio, rttime, sigpending, stack.", name, k, u);
+		if (soft > hard)
+			return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. "
+					 "ulimits[%d] (%s): softLimit %" PRId64 " is greater than "
+					 "hardLimit %" PRId64 ".", name, k, u, soft, hard);
+		k++;
+	}
+	return 0;
+}
+
 /* ECS refuses at registration an image longer than 255 characters or
  * one that is not a reference; checking it here keeps a typo from
  * surfacing only at RunTask as a failed pull. */
@@ -461,6 +496,8 @@ static int check_containers(struct api_call *c, const cJSON *defs, int64_t task_
 			return api_error(c, 0, API_E_CLIENT, "The '%s' setting for container '%s' is "
 					 "greater than for the task.", mem > task_memory ? "memory"
 					 : "memoryReservation", name);
+		if (check_linux_names(c, it, name) < 0)
+			return -1;
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(it, "essential");
 		essential |= !e || cJSON_IsTrue(e);
 		i++;

@@ -7,6 +7,7 @@
 #include "common/cleanup.h"
 #include "daemon/taskdef.h"
 #include "daemon/taskplan.h"
+#include "runtime/log.h"
 
 static const cJSON *member(const cJSON *o, const char *name)
 {
@@ -178,16 +179,6 @@ static long long sized(const cJSON *td, const cJSON *ov, const char *name,
 	return v;
 }
 
-long long taskplan_task_cpu(const cJSON *td, const cJSON *overrides)
-{
-	return sized(td, overrides, "cpu", taskdef_parse_cpu);
-}
-
-long long taskplan_task_memory(const cJSON *td, const cJSON *overrides)
-{
-	return sized(td, overrides, "memory", taskdef_parse_memory);
-}
-
 static const cJSON *override_for(const cJSON *ov, const char *name)
 {
 	const cJSON *co;
@@ -204,6 +195,60 @@ static const cJSON *first(const cJSON *v1, const cJSON *v2)
 {
 	return v1 && !cJSON_IsNull(v1) ? v1 : v2;
 }
+
+/* Container CD's NAME (cpu, memory, memoryReservation) after OV; 0 unset. */
+static long long container_size(const cJSON *cd, const cJSON *ov, const char *name)
+{
+	const cJSON *v = first(member(override_for(ov, str_member(cd, "name")), name),
+			       member(cd, name));
+	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (long long)v->valuedouble : 0;
+}
+
+/* The sum over the containers of NAME, or of FALLBACK where NAME is unset. */
+static long long containers_sum(const cJSON *td, const cJSON *ov, const char *name,
+				const char *fallback)
+{
+	long long sum = 0;
+	const cJSON *cd;
+	cJSON_ArrayForEach(cd, member(td, "containerDefinitions")) {
+		long long v = container_size(cd, ov, name);
+		sum += v || !fallback ? v : container_size(cd, ov, fallback);
+	}
+	return sum;
+}
+
+long long taskplan_reserved_cpu(const cJSON *td, const cJSON *overrides)
+{
+	long long v = taskplan_task_cpu(td, overrides);
+	return v ? v : containers_sum(td, overrides, "cpu", NULL);
+}
+
+long long taskplan_reserved_memory(const cJSON *td, const cJSON *overrides)
+{
+	long long v = taskplan_task_memory(td, overrides);
+	return v ? v : containers_sum(td, overrides, "memory", "memoryReservation");
+}
+
+/* A task limit: the task's own, else the default raised to what the
+ * containers reserve together (each container's limit must fit under
+ * the task's); 0 when neither. */
+static long long task_limit(long long own, long long dflt, long long reserved)
+{
+	if (own || !dflt)
+		return own;
+	return reserved > dflt ? reserved : dflt;
+}
+
+long long taskplan_task_cpu(const cJSON *td, const cJSON *overrides)
+{
+	return sized(td, overrides, "cpu", taskdef_parse_cpu);
+}
+
+long long taskplan_task_memory(const cJSON *td, const cJSON *overrides)
+{
+	return sized(td, overrides, "memory", taskdef_parse_memory);
+}
+
 
 static bool copy_to(cJSON *dst, const char *name, const cJSON *v)
 {
@@ -348,13 +393,54 @@ static bool add_resources(cJSON *pc, const cJSON *cd, const cJSON *co)
 		if (!cJSON_AddNumberToObject(pc, "stopTimeout", t))
 			return false;
 	}
-	const cJSON *lc = member(cd, "logConfiguration");
-	cJSON *o = lc ? cJSON_AddObjectToObject(pc, "logConfiguration") : NULL;
-	return !lc || (o && copy_to(o, "options", member(lc, "options")));
+	return true;
+}
+
+/* NAME set to V in O (our own copy of the options). */
+static bool set_string(cJSON *o, const char *name, const char *v)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(o, name);
+	return cJSON_AddStringToObject(o, name, v) != NULL;
+}
+
+/* logConfiguration.options, with max-size and max-file (the definition's,
+ * else the shim's defaults) within the operator's maxima in E, written
+ * out so the shim rotates at no more.  A value that does not parse is left
+ * for the shim to refuse, naming it. */
+static bool add_log(cJSON *pc, const cJSON *cd, const struct taskplan_env *e)
+{
+	const cJSON *opts = member(member(cd, "logConfiguration"), "options");
+	if (!opts && !e->log_max_size)
+		return true;
+	cJSON *lc = cJSON_AddObjectToObject(pc, "logConfiguration");
+	cJSON *o = lc ? cJSON_AddObjectToObject(lc, "options") : NULL;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, opts)
+		if (!o || !copy_to(o, it->string, it))
+			return false;
+	if (!o || !e->log_max_size)
+		return o != NULL;
+	uint64_t size = RT_LOG_DEFAULT_MAX_SIZE;
+	unsigned files = RT_LOG_DEFAULT_MAX_FILES;
+	const char *ms = str_member(o, "max-size"), *mf = str_member(o, "max-file");
+	struct berth_err err = { 0 };
+	char buf[32];
+	if (!ms || rt_log_parse_size(ms, &size, &err) == 0) {
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(size < e->log_max_size
+									 ? size : e->log_max_size));
+		if (!set_string(o, "max-size", buf))
+			return false;
+	}
+	if (!mf || rt_log_parse_max_file(mf, &files, &err) == 0) {
+		snprintf(buf, sizeof(buf), "%u", files < e->log_max_files ? files : e->log_max_files);
+		if (!set_string(o, "max-file", buf))
+			return false;
+	}
+	return true;
 }
 
 static int container_plan(const cJSON *cd, const cJSON *ov, const struct taskplan_image *im,
-			  cJSON *pc, struct berth_err *err)
+			  const struct taskplan_env *e, cJSON *pc, struct berth_err *err)
 {
 	const char *cname = str_member(cd, "name");
 	const cJSON *co = override_for(ov, cname);
@@ -383,7 +469,7 @@ static int container_plan(const cJSON *cd, const cJSON *ov, const struct taskpla
 	    !env_merge_list(env, member(co, "environment")) ||
 	    !add_image_string(pc, "user", cd, "user", img, "User") ||
 	    !add_image_string(pc, "workingDirectory", cd, "workingDirectory", img, "WorkingDir") ||
-	    !add_linux(pc, cd) || !add_resources(pc, cd, co))
+	    !add_linux(pc, cd) || !add_resources(pc, cd, co) || !add_log(pc, cd, e))
 		return berth_errf(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < ARRAY_SIZE(passed_through); i++)
 		if (!copy_to(pc, passed_through[i], member(cd, passed_through[i])))
@@ -396,8 +482,11 @@ static cJSON *task_plan(const cJSON *td, const cJSON *ov, const struct taskplan_
 	cJSON *p = cJSON_CreateObject();
 	cJSON *net = p ? cJSON_AddObjectToObject(p, "network") : NULL;
 	if (!net || !cJSON_AddStringToObject(p, "taskId", e->task_id) ||
-	    !cJSON_AddNumberToObject(p, "cpu", (double)taskplan_task_cpu(td, ov)) ||
-	    !cJSON_AddNumberToObject(p, "memory", (double)taskplan_task_memory(td, ov)) ||
+	    !cJSON_AddNumberToObject(p, "cpu", (double)task_limit(taskplan_task_cpu(td, ov),
+				     e->default_cpu, taskplan_reserved_cpu(td, ov))) ||
+	    !cJSON_AddNumberToObject(p, "memory", (double)task_limit(taskplan_task_memory(td, ov),
+				     e->default_memory, containers_sum(td, ov, "memory",
+								       "memoryReservation"))) ||
 	    !cJSON_AddNumberToObject(p, "pidsMax", TASKPLAN_PIDS_MAX) ||
 	    !cJSON_AddStringToObject(p, "taskDir", e->task_dir) ||
 	    !cJSON_AddStringToObject(p, "runDir", e->run_dir) ||
@@ -428,7 +517,7 @@ int taskplan_build(const cJSON *td, const cJSON *overrides, const struct taskpla
 			cJSON_Delete(pc);
 			return berth_errf(err, ENOMEM, "out of memory");
 		}
-		int r = container_plan(cd, overrides, &images[i++], pc, err);
+		int r = container_plan(cd, overrides, &images[i++], env, pc, err);
 		if (r < 0)
 			return r;
 	}

@@ -40,6 +40,14 @@ struct taskplan_env {
 	const char *log_dir;     /* <log-root>/<id> */
 	const char *cgroup_name;
 	const char *bridge, *subnet, *ipam_dir;
+	/* The limits of a task whose definition (and overrides) set no task
+	 * cpu / memory (daemon/policy.h), raised to what its containers
+	 * ask for together; 0 = none. */
+	long long default_cpu, default_memory;
+	/* The largest logConfiguration max-size (bytes) and max-file a
+	 * container gets; 0 = as the definition says. */
+	unsigned long long log_max_size;
+	unsigned log_max_files;
 };
 
 /* A container's pulled image: its config blob (the image config JSON) and
@@ -69,5 +77,11 @@ int taskplan_build(const cJSON *td, const cJSON *overrides, const struct taskpla
  * strings ECS stores, "256" and "512"); 0 when not set. */
 long long taskplan_task_cpu(const cJSON *td, const cJSON *overrides);
 long long taskplan_task_memory(const cJSON *td, const cJSON *overrides);
+
+/* What the task reserves on the container instance, as ECS counts it:
+ * the task cpu / memory, else the sum over its containers of cpu and of
+ * memory (memoryReservation where memory is not set), overrides applied. */
+long long taskplan_reserved_cpu(const cJSON *td, const cJSON *overrides);
+long long taskplan_reserved_memory(const cJSON *td, const cJSON *overrides);
 
 #endif

@@ -33,9 +33,10 @@ NETCFG = {"awsvpcConfiguration": {"subnets": ["subnet-0berthtest"], "assignPubli
 
 class TaskDaemon(Daemon):
     """A task daemon; REGISTRY (a fixture registry or proxy on 127.0.0.1)
-    is named with --insecure-registry, as loopback registries must be."""
+    is named with --insecure-registry, as loopback registries must be.
+    ROOMY: a container instance larger than the machine (test_api_clusters)."""
 
-    def __init__(self, tmp, net, extra=(), name="daemon", registry=None):
+    def __init__(self, tmp, net, extra=(), name="daemon", registry=None, roomy=True):
         self.net = net
         self.registry = registry
         self.logs = Path(tmp) / "logs"
@@ -43,14 +44,15 @@ class TaskDaemon(Daemon):
                 "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name]
         if registry is not None:
             args += ["--insecure-registry", registry.host]
-        super().__init__(tmp, extra=extra, name=name, net_args=args,
+        super().__init__(tmp, extra=extra, name=name, net_args=args, roomy=roomy,
                          cgroup=tk.daemon_cgroup(net.cgroup_name))
         self.user_extra = tuple(extra)
+        self.roomy = roomy
 
     def restart(self, name):
         """A new daemon on the same directories and network."""
         return TaskDaemon(self.tmp, self.net, self.user_extra, name=name,
-                          registry=self.registry)
+                          registry=self.registry, roomy=self.roomy)
 
 
 def leftovers(d, net):

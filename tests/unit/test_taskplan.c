@@ -364,6 +364,97 @@ static size_t assert_argv(char *const *v, const char *const *want)
 #define ASSERT_ARGV(v, ...) assert_argv(v, (const char *const[]){ __VA_ARGS__, NULL })
 #define ASSERT_STRV(s, ...) assert_int_equal(ASSERT_ARGV((s)->v, __VA_ARGS__), (s)->n)
 
+/* What a task reserves (ECS's count) and the limits a definition without
+ * task cpu/memory runs under (the daemon's defaults, raised to what its
+ * containers reserve together). */
+static void default_limits_and_reserved(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *task, *ctrs, *ov;
+		long long res_cpu, res_mem, plan_cpu, plan_mem;
+	} cases[] = {
+		/* Reservation only: the unlimited task. */
+		{ "", CD("a", ",\"memoryReservation\":64"), NULL, 0, 64, 1024, 512 },
+		{ "", CD("a", ",\"memory\":300,\"cpu\":700") "," CD("b", ",\"memoryReservation\""
+		  ":400,\"memory\":500,\"cpu\":600"), NULL, 1300, 800, 1300, 800 },
+		{ "", CD("a", ",\"memory\":100") "," CD("b", ",\"memoryReservation\":50"), NULL, 0,
+		  150, 1024, 512 },
+		{ "", CD("a", ",\"memory\":100"), "{\"containerOverrides\":[{\"name\":\"a\","
+		  "\"memory\":900,\"cpu\":2048}]}", 2048, 900, 2048, 900 },
+		{ ",\"cpu\":\"256\",\"memory\":\"128\"", CD("a", ",\"memory\":100"), NULL, 256,
+		  128, 256, 128 },
+		{ ",\"cpu\":\"256\"", CD("a", ",\"memoryReservation\":64"), "{\"memory\":\"96\"}",
+		  256, 96, 256, 96 },
+	};
+	struct taskplan_env env = ENV;
+	env.default_cpu = 1024;
+	env.default_memory = 512;
+	static const char *const imgs[] = { CMD_ONLY, CMD_ONLY };
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char td[512];
+		snprintf(td, sizeof(td), TASKDEF("%s", "%s"), cases[i].task, cases[i].ctrs);
+		_cleanup_(cJSON_Deletep) cJSON *t = parse(td);
+		_cleanup_(cJSON_Deletep) cJSON *o = cases[i].ov ? parse(cases[i].ov) : NULL;
+		assert_int_equal(taskplan_reserved_cpu(t, o), cases[i].res_cpu);
+		assert_int_equal(taskplan_reserved_memory(t, o), cases[i].res_mem);
+		static const char *const layer[] = { "/l/0" };
+		struct taskplan_image im[] = { { imgs[0], layer, 1 }, { imgs[1], layer, 1 } };
+		struct berth_err err = { 0 };
+		_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
+		assert_int_equal(taskplan_build(t, o, im, &env, &plan, &err), 0);
+		assert_int_equal(cJSON_GetObjectItem(plan, "cpu")->valuedouble, cases[i].plan_cpu);
+		assert_int_equal(cJSON_GetObjectItem(plan, "memory")->valuedouble, cases[i].plan_mem);
+		_cleanup_(plan_freep) struct plan *p = shim_parse(plan);
+		assert_int_equal(p->memory_mib, cases[i].plan_mem);
+	}
+}
+
+/* logConfiguration max-size/max-file within the operator's maxima: the
+ * definition's when below, the maximum above, the shim's defaults
+ * (10m × 5) clamped too; other options and unparsable values pass. */
+static void log_options_clamped(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *ctr, *want;
+	} cases[] = {
+		{ "", "{\"max-size\":\"1000000\",\"max-file\":\"3\"}" },
+		{ ",\"logConfiguration\":{\"logDriver\":\"json-file\",\"options\":{\"max-size\":"
+		  "\"500k\",\"max-file\":\"2\",\"mode\":\"non-blocking\"}}",
+		  "{\"max-size\":\"500000\",\"max-file\":\"2\",\"mode\":\"non-blocking\"}" },
+		{ ",\"logConfiguration\":{\"logDriver\":\"json-file\",\"options\":{\"max-size\":"
+		  "\"1g\",\"max-file\":\"1000\"}}", "{\"max-size\":\"1000000\",\"max-file\":\"3\"}" },
+		{ ",\"logConfiguration\":{\"logDriver\":\"json-file\",\"options\":{\"max-size\":"
+		  "\"lots\"}}", "{\"max-size\":\"lots\",\"max-file\":\"3\"}" },
+	};
+	struct taskplan_env env = ENV;
+	env.log_max_size = 1000000;
+	env.log_max_files = 3;
+	static const char *const layer[] = { "/l/0" };
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char td[512];
+		snprintf(td, sizeof(td), TD("%s"), cases[i].ctr);
+		_cleanup_(cJSON_Deletep) cJSON *t = parse(td);
+		struct taskplan_image im[] = { { CMD_ONLY, layer, 1 } };
+		struct berth_err err = { 0 };
+		_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
+		assert_int_equal(taskplan_build(t, NULL, im, &env, &plan, &err), 0);
+		const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(plan, "containers"), 0);
+		assert_json(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "logConfiguration"), "options"),
+			    cases[i].want, td);
+	}
+	/* What the shim makes of the clamped defaults. */
+	_cleanup_(cJSON_Deletep) cJSON *t = parse(TD(""));
+	struct taskplan_image im[] = { { CMD_ONLY, layer, 1 } };
+	struct berth_err err = { 0 };
+	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
+	assert_int_equal(taskplan_build(t, NULL, im, &env, &plan, &err), 0);
+	_cleanup_(plan_freep) struct plan *p = shim_parse(plan);
+	assert_int_equal(p->containers[0].log_opts.max_size, 1000000);
+	assert_int_equal(p->containers[0].log_opts.max_files, 3);
+}
+
 static void full_plan(void **state)
 {
 	(void)state;
@@ -628,6 +719,8 @@ int main(void)
 		cmocka_unit_test(user_workdir),
 		cmocka_unit_test(container_resources),
 		cmocka_unit_test(task_size),
+		cmocka_unit_test(default_limits_and_reserved),
+		cmocka_unit_test(log_options_clamped),
 		cmocka_unit_test(full_plan),
 		cmocka_unit_test(shim_accepts_nginx),
 		cmocka_unit_test(shim_accepts_job),
