@@ -156,7 +156,7 @@ class Daemon:
              "--disk-reserve", "16")
 
     def __init__(self, tmp, extra=(), tcp=True, creds=True, name="daemon", net_args=None,
-                 roomy=True, cgroup=None):
+                 roomy=True):
         self.tmp = Path(tmp)
         self.root = self.tmp / "root"
         self.run = self.tmp / "run"
@@ -174,8 +174,6 @@ class Daemon:
         if creds:
             args += ["--credentials", str(self.creds)]
         args += list(self.ROOMY if roomy else ()) + list(extra)
-        if cgroup:   # started in CGROUP (tk.daemon_cgroup), as a service manager would
-            args = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, *args]
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
         self.stderr_path = self.tmp / f"{name}.stderr"

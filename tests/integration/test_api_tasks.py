@@ -44,8 +44,7 @@ class TaskDaemon(Daemon):
                 "--nft-table", net.nft_table, "--cgroup-name", net.cgroup_name]
         if registry is not None:
             args += ["--insecure-registry", registry.host]
-        super().__init__(tmp, extra=extra, name=name, net_args=args, roomy=roomy,
-                         cgroup=tk.daemon_cgroup(net.cgroup_name))
+        super().__init__(tmp, extra=extra, name=name, net_args=args, roomy=roomy)
         self.user_extra = tuple(extra)
         self.roomy = roomy
 

@@ -1,14 +1,15 @@
 #!/bin/sh
-# tests/vm/lane.sh TEST...  -- the cgroup v2 lane of `make test` (`make vm-lane`).
+# tests/vm/lane.sh [--cgroup NAME] TEST...  -- the cgroup lane of `make test`
+# (`make vm-lane`): the cgroup backend this host does not use, in a qemu guest.
 #
 # With --cgroup NAME the tests run in the cgroup leaf /NAME, not in the
 # root: what a systemd host gives a service or a login shell.
 #
 # Runs every TEST (C unit test binaries, those under build/asan/ with
 # ASAN_OPTIONS=detect_leaks=1; *.py files through pytest, with BERTH_BIN and
-# BERTH_SHIM passed on) in ONE boot of tests/vm/run, i.e. on a real
-# cgroup v2 kernel, or natively when this host's /sys/fs/cgroup already is
-# cgroup2 (--native-if-v2).  Every BIN runs even when an earlier one fails;
+# BERTH_SHIM passed on) in ONE boot of tests/vm/run: a real cgroup v2
+# kernel on a v1 (hybrid) host, v1 hierarchies (--cgroup-v1) on a cgroup v2
+# host.  Every BIN runs even when an earlier one fails;
 # the exit status is 0 only if all passed.  A summary with each BIN's status
 # and time ends the output.
 #
@@ -32,28 +33,39 @@ if [ "${1:-}" != --inside ]; then
             *)    [ -x "$b" ] || { echo "tests/vm/lane.sh: $b: not an executable (make it first)" >&2; exit 2; } ;;
         esac
     done
+    # The lane proves the cgroup backend this host does not use: a v1
+    # (hybrid) host boots a cgroup v2 guest, a v2 host a v1 guest, whose
+    # daemon suites need no leaf of their own (--cgroup is v2's): `make
+    # integration` ran them on v2 natively.
     if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
-        echo "== cgroup v2 lane (native: this host is cgroup v2)"
+        [ -z "$cgroup" ] || { echo "== the daemon's suites ran on cgroup v2 natively"; exit 0; }
+        echo "== cgroup v1 lane (qemu: this host is cgroup v2)"
+        mode=--cgroup-v1
     else
-        echo "== cgroup v2 lane (qemu)"
+        echo "== cgroup v2 lane (qemu${cgroup:+, in the leaf /$cgroup})"
+        mode=${cgroup:+--cgroup=$cgroup}
     fi
     start=$(date +%s)
     # The checkout is shared into the guest: it may live under a path the
     # guest replaces with a fresh directory (/tmp, /var/tmp), as a CI
     # clone may.
-    tests/vm/run --native-if-v2 --share "$PWD" --timeout "${BERTH_VM_LANE_VM_TIMEOUT:-1800}" \
-        ${cgroup:+--cgroup "$cgroup"} -- tests/vm/lane.sh --inside "$@"
+    tests/vm/run $mode --share "$PWD" --timeout "${BERTH_VM_LANE_VM_TIMEOUT:-1800}" \
+        -- tests/vm/lane.sh --inside "$@"
     rc=$?
-    echo "== cgroup v2 lane: exit $rc, $(( $(date +%s) - start )) s wall"
+    echo "== cgroup lane: exit $rc, $(( $(date +%s) - start )) s wall"
     exit $rc
 fi
 shift
 
-# --- inside the guest (or natively on a cgroup v2 host) ---
+# --- inside the guest ---
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
-if [ "${BERTH_VM:-}" = 1 ]; then
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+    v=v2
     echo "kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+else
+    v=v1
+    echo "kernel $(uname -r), cgroup v1 hierarchies: $(ls /sys/fs/cgroup | tr '\n' ' ')"
 fi
 
 summary=
@@ -68,7 +80,7 @@ for b in "$@"; do
         */asan/*) label="$b (asan)"; asan=detect_leaks=1; set -- "$b" ;;
         *)        label="$b";        asan=${ASAN_OPTIONS:-}; set -- "$b" ;;
     esac
-    echo "== $label (cgroup v2)"
+    echo "== $label (cgroup $v)"
     t0=$(uptime_s)
     ASAN_OPTIONS=$asan timeout -k 10 "$limit" "$@" 2>&1
     rc=$?
@@ -81,6 +93,6 @@ for b in "$@"; do
     summary="$summary$(printf '  %-16s %6s s  %s' "$res" "$dt" "$label")
 "
 done
-echo "== cgroup v2 lane summary"
+echo "== cgroup $v lane summary"
 printf '%s' "$summary"
 exit $fail
