@@ -29,7 +29,10 @@ static const struct command commands[] = {
 	{ "service", cmd_service, "services: create, update, ls, inspect, rm, events" },
 	{ "task-image", cmd_task_image, "(for berthd) pull an image for a task, print its config "
 					"and layers as JSON" },
-	{ "host-network", cmd_host_network, "(for berthd) ensure the task bridge and NAT" },
+	{ "host-network", cmd_host_network, "(for berthd) ensure the task bridge, NAT and "
+					    "network policy" },
+	{ "task-network", cmd_task_network, "(for berth-shim) add or remove a task's network "
+					    "policy elements" },
 };
 
 static void usage(FILE *f)

@@ -29,6 +29,7 @@ struct sched_task {
 	struct event *done_ev;
 	atomic_bool cancel;          /* StopTask while pulling: do not start */
 	char *td_json, *ov_json;
+	char *groups;                /* security groups, ',' between; NULL: none */
 	int64_t pull_started_ms, pull_stopped_ms;
 	int rc;                      /* 0: a shim runs */
 	bool pull_failed;            /* else a set-up failure */

@@ -39,7 +39,8 @@ struct taskplan_env {
 	const char *run_dir;     /* the daemon's --run-root */
 	const char *log_dir;     /* <log-root>/<id> */
 	const char *cgroup_name;
-	const char *bridge, *subnet, *ipam_dir;
+	const char *bridge, *subnet, *ipam_dir, *nft_table;
+	const char *security_groups; /* joined by ','; NULL: none (the shim's default) */
 };
 
 /* A container's pulled image: its config blob (the image config JSON) and

@@ -134,6 +134,8 @@ enum rt_health_status task_health(const struct shim *s);
 /* The plan's network settings over net_config_init()'s defaults (cfg
  * borrows the plan's strings). */
 void task_net_config(const struct plan *p, struct net_config *cfg);
+int task_net_policy(const struct plan *p, const char *verb, struct in_addr addr,
+		    struct berth_err *err);
 void task_init_ctr(struct ctr *c);
 int task_setup(struct shim *s, struct berth_err *err);
 /* Starts what can start, stops what must stop; called after every event
