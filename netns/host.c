@@ -15,10 +15,10 @@
 #define IP_FORWARD "/proc/sys/net/ipv4/ip_forward"
 
 /* The marker that says Berth turned ip_forward on for this table, so that
- * removing the NAT turns it off again: a dot name, which no task id is. */
-static void forward_marker(const struct net *net, char out[96])
+ * removing the NAT turns it off again: run_dir/ip_forward.<table>. */
+static void forward_marker(const struct net *net, char out[4096])
 {
-	snprintf(out, 96, ".ip_forward.%s", net->nft_table);
+	snprintf(out, 4096, "%s/ip_forward.%s", net->run_dir, net->nft_table);
 }
 
 /* Masquerade alone does nothing unless the host routes between
@@ -27,15 +27,15 @@ static void forward_marker(const struct net *net, char out[96])
 static int ip_forward_on(struct net *net, struct berth_err *err)
 {
 	_cleanup_close_ int fd = open(IP_FORWARD, O_RDWR | O_CLOEXEC);
-	char c = 0, marker[96];
+	char c = 0, marker[4096];
 	if (fd < 0 || pread(fd, &c, 1, 0) < 0)
 		return berth_errnof(err, errno, "read %s", IP_FORWARD);
 	if (c == '1')
 		return 0;
 	forward_marker(net, marker);
-	int m = openat(net->netns_dirfd, marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	int m = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (m < 0)
-		return berth_errnof(err, errno, "%s/%s: create", net->netns_dir, marker);
+		return berth_errnof(err, errno, "%s: create", marker);
 	close(m);
 	if (pwrite(fd, "1\n", 2, 0) != 2)
 		return berth_errnof(err, errno, "write %s", IP_FORWARD);
@@ -45,15 +45,15 @@ static int ip_forward_on(struct net *net, struct berth_err *err)
 /* Turns ip_forward off again if Berth turned it on for this table. */
 static int ip_forward_restore(struct net *net, struct berth_err *err)
 {
-	char marker[96];
+	char marker[4096];
 	forward_marker(net, marker);
-	if (faccessat(net->netns_dirfd, marker, F_OK, 0) < 0)
+	if (access(marker, F_OK) < 0)
 		return 0;
 	_cleanup_close_ int fd = open(IP_FORWARD, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || pwrite(fd, "0\n", 2, 0) != 2)
 		return berth_errnof(err, errno, "write %s", IP_FORWARD);
-	if (unlinkat(net->netns_dirfd, marker, 0) < 0 && errno != ENOENT)
-		return berth_errnof(err, errno, "%s/%s: remove", net->netns_dir, marker);
+	if (unlink(marker) < 0 && errno != ENOENT)
+		return berth_errnof(err, errno, "%s: remove", marker);
 	return 0;
 }
 

@@ -21,6 +21,7 @@ DEFINE_CLEANUP_FUNC(struct nl_sock, nl_socket_free)
 struct net {
 	char bridge[IFNAMSIZ];
 	char nft_table[64];
+	char *run_dir;
 	char *netns_dir;        /* run_dir/netns */
 	char *ipam_path;        /* ipam_dir/<network>-<prefix>, for messages */
 	char *resolv_conf;

@@ -204,6 +204,8 @@ static int open_dirs(struct net *net, const struct net_config *cfg, struct berth
 	char ip[INET_ADDRSTRLEN];
 	struct in_addr a = { .s_addr = htonl(net->network) };
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	if (!(net->run_dir = strdup(cfg->run_dir)))
+		return berth_errf(err, ENOMEM, "network config: out of memory");
 	if (asprintf(&net->netns_dir, "%s/netns", cfg->run_dir) < 0) {
 		net->netns_dir = NULL;
 		return berth_errf(err, ENOMEM, "network config: out of memory");
@@ -261,6 +263,7 @@ void net_close(struct net *net)
 		nl_socket_free(net->nl);
 	closep(&net->netns_dirfd);
 	closep(&net->ipam_dirfd);
+	free(net->run_dir);
 	free(net->netns_dir);
 	free(net->ipam_path);
 	free(net->resolv_conf);

@@ -62,8 +62,8 @@ DEFINE_CLEANUP_FUNC(struct net, net_close)
 int net_bridge_ensure(struct net *net, struct berth_err *err);
 
 /* Installs the network policy's rules and makes NAT match cfg.nat: with
- * NAT on, the masquerade rule and net.ipv4.ip_forward=1 (noted under
- * run_dir/netns when Berth turned it on); with NAT off, no masquerade, and
+ * NAT on, the masquerade rule and net.ipv4.ip_forward=1 (noted in
+ * run_dir/ip_forward.<table> when Berth turned it on); with NAT off, no masquerade, and
  * ip_forward off again if Berth turned it on.  Host-level and costly (a
  * libnftables transaction, ~25 ms), so the daemon does it once at start,
  * never per task; tasks' set elements survive it.  Idempotent. */

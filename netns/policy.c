@@ -110,7 +110,7 @@ static void purge_groups(const cJSON *listing, const struct purge *p, FILE *out,
 				(uint32_t)id->valuedouble);
 	}
 	for (int k = 0; k < NET_GROUPS_MAX; k++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof(name), "sg%d", k);
 		cJSON_ArrayForEach(e, elements(listing, name)) {
 			const char *ip = cJSON_GetStringValue(part(e, 0));
