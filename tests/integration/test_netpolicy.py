@@ -16,6 +16,7 @@ import secrets
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,9 +82,11 @@ def env(shim_env):
 
 
 def in_task(st, *argv):
-    """Runs argv in the network namespace of the task whose STATUS is st."""
-    p = subprocess.run(["nsenter", f"--net={st['network']['netns']}", *argv],
-                       capture_output=True, text=True, timeout=60)
+    """Runs argv in the network namespace of a task: st is its STATUS or
+    its netns path."""
+    netns = st if isinstance(st, (str, Path)) else st["network"]["netns"]
+    p = subprocess.run(["nsenter", f"--net={netns}", *argv], capture_output=True, text=True,
+                       timeout=60)
     assert p.returncode == 0, f"{argv} in the task's namespace: {p.stderr}"
     return p.stdout.strip()
 

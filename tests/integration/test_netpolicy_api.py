@@ -1,0 +1,63 @@
+"""Security groups through the ECS API (docs/networking.md "Network
+policy"): RunTask's awsvpcConfiguration.securityGroups reach the task's
+network policy; a task without groups is in its cluster's default group.
+The daemon, its test network and the probes are those of test_api_tasks.py
+and test_netpolicy.py; nothing leaves the test subnet."""
+import pytest
+from botocore.exceptions import ClientError
+
+from fixtures import tasks as tk
+from test_api_tasks import (NETCFG, describe, ecs, eni_detail, register, run,  # noqa: F401
+                            sh, task_id, tdaemon, tmp_tasks, wait_running, wait_stopped)
+from test_netpolicy import IDLE, WEB, connect_from
+
+
+def netcfg(*groups):
+    vpc = dict(NETCFG["awsvpcConfiguration"])
+    if groups:
+        vpc["securityGroups"] = list(groups)
+    return {"awsvpcConfiguration": vpc}
+
+
+def start(ecs, d, td, *groups):
+    (t,) = run(ecs, td, networkConfiguration=netcfg(*groups))
+    t = wait_running(ecs, t["taskArn"])
+    assert t["lastStatus"] == "RUNNING", t
+    return t, d.run / "netns" / task_id(t), eni_detail(t, "privateIPv4Address")
+
+
+def test_run_task_security_groups_decide_which_tasks_talk(ecs, tdaemon):
+    web_td = register(ecs, tdaemon, [sh("web", WEB, stopTimeout=2)], family="web")
+    idle_td = register(ecs, tdaemon, [sh("idle", IDLE, stopTimeout=2)], family="idle")
+    web, _, web_ip = start(ecs, tdaemon, web_td, "sg-web")
+    plain, _, plain_ip = start(ecs, tdaemon, web_td)
+    same, same_ns, _ = start(ecs, tdaemon, idle_td, "sg-db", "sg-web")
+    other, other_ns, _ = start(ecs, tdaemon, idle_td)
+
+    def up(ns, ip):
+        return lambda: connect_from(ns, ip, 8080) == "connected"
+    tk.poll_until(up(same_ns, web_ip), 20, "sg-web task reaching the sg-web httpd")
+    assert connect_from(other_ns, web_ip, 8080) == "dropped", "default group → sg-web"
+    assert connect_from(same_ns, plain_ip, 8080) == "dropped", "sg-web → default group"
+    tk.poll_until(up(other_ns, plain_ip), 20, "default group to default group")
+    # The groups are shown with the task's network interface.
+    assert eni_detail(web, "securityGroups") == "sg-web"
+    assert eni_detail(same, "securityGroups") == "sg-db,sg-web"
+    assert eni_detail(other, "securityGroups") == "default:default"
+    arns = [t["taskArn"] for t in (web, plain, same, other)]
+    for a in arns:
+        ecs.stop_task(task=a)
+    wait_stopped(ecs, arns)
+
+
+@pytest.mark.parametrize("groups", [
+    ["sg-1", "sg-2", "sg-3", "sg-4", "sg-5", "sg-6"], ["sg-1,sg-2"], [""], ["sg 1"]])
+def test_run_task_refuses_bad_security_groups(ecs, tdaemon, groups):
+    td = register(ecs, tdaemon, [sh("idle", IDLE)])
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td, networkConfiguration={"awsvpcConfiguration": {
+            "subnets": ["subnet-0berthtest"], "securityGroups": groups}})
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException", e.value.response
+    assert "securityGroups" in e.value.response["Error"]["Message"]
+    with pytest.raises(ClientError, match="ClusterNotFound"):
+        ecs.list_tasks()           # refused before anything was made
