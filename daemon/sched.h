@@ -57,6 +57,7 @@ struct sched_config {
 	const char *cli_bin;         /* the berth executable (image and network helpers) */
 	const char *bridge, *subnet, *nft_table;
 	bool nat;                    /* masquerade egress of the subnet */
+	const char *blocked;         /* addresses no task reaches; NULL: the default */
 	const char *cgroup_name;
 	struct img_registry_opts registry;
 	int64_t task_retention_ms;   /* STOPPED tasks stay describable this long */
