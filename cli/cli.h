@@ -80,7 +80,6 @@ int cmd_daemon(struct cli *c, int argc, char **argv);
 /* The daemon's helpers (berthd runs them; docs/operations.md). */
 int cmd_task_image(struct cli *c, int argc, char **argv);
 int cmd_host_network(struct cli *c, int argc, char **argv);
-int cmd_task_network(struct cli *c, int argc, char **argv);
 
 int cmd_register(struct cli *c, int argc, char **argv);
 int cmd_task_definitions(struct cli *c, int argc, char **argv);

@@ -31,8 +31,6 @@ static const struct command commands[] = {
 					"and layers as JSON" },
 	{ "host-network", cmd_host_network, "(for berthd) ensure the task bridge, NAT and "
 					    "network policy" },
-	{ "task-network", cmd_task_network, "(for berth-shim) add or remove a task's network "
-					    "policy elements" },
 };
 
 static void usage(FILE *f)

@@ -121,7 +121,7 @@ int net_task_teardown(struct net *net, const char *task_id, struct in_addr addr,
 		      struct berth_err *err);
 
 /* The network policy's elements of a task (libnftables: daemon side or
- * `berth task-network`, never the agent).  add: the task may send only
+ * berth-netpolicy, never the agent).  add: the task may send only
  * from its veth with its own MAC and address, and talks to the tasks that
  * share one of its groups (at most NET_GROUPS_MAX; none: to no task);
  * whatever elements named the address or the task's veth before are

@@ -113,23 +113,23 @@ static int run_helper(const char *const *argv, struct berth_err *err)
 			  *msg ? msg : "failed without a message");
 }
 
-/* Runs `berth task-network VERB …` for the plan's task and waits for it:
+/* Runs `berth-netpolicy VERB …` for the plan's task and waits for it:
  * the agent does not link libnftables (netns/host.c).  addr INADDR_ANY:
  * remove whatever the task's veth was bound to. */
 int task_net_policy(const struct plan *p, const char *verb, struct in_addr addr,
 		    struct berth_err *err)
 {
-	char cli[4096], ip[INET_ADDRSTRLEN];
-	int r = berth_exe_sibling("berth", cli, sizeof(cli), err);
+	char bin[4096], ip[INET_ADDRSTRLEN];
+	int r = berth_exe_sibling("berth-netpolicy", bin, sizeof(bin), err);
 	if (r < 0)
 		return r;
 	const struct plan_network *n = &p->network;
 	const char *argv[POLICY_ARGV_MAX] = {
-		cli, "task-network", verb, "--bridge", n->bridge, "--subnet", n->subnet,
+		bin, verb, "--bridge", n->bridge, "--subnet", n->subnet,
 		"--nft-table", n->nft_table, "--run-root", p->run_dir, "--ipam-dir", n->ipam_dir,
 		"--task", p->task_id,
 	};
-	size_t k = 15;
+	size_t k = 14;
 	if (addr.s_addr != htonl(INADDR_ANY))
 		argv[k++] = "--ip", argv[k++] = inet_ntop(AF_INET, &addr, ip, sizeof(ip));
 	/* A task without groups is in the default one, as a plan from the
