@@ -122,8 +122,10 @@ static void bridge_rules(struct net *net, struct script *s)
 	 * bridged or hairpinned through the gateway, go through the groups. */
 	emit(s, "add rule bridge %s prerouting ip daddr != %s ether daddr != %s drop\n"
 		"add rule bridge %s prerouting ip daddr %s ether daddr != %s drop\n"
+		"add rule bridge %s prerouting ip daddr != %s return\n"
 		"add rule bridge %s prerouting ip daddr %s return\n"
-		"add rule bridge %s prerouting jump peers\n", t, cidr, mac, t, gw, mac, t, gw, t);
+		"add rule bridge %s prerouting jump peers\n", t, cidr, mac, t, gw, mac, t, cidr, t, gw,
+	     t);
 	/* Slot k holds a task's k-th group: sharing any group lets a packet
 	 * through.  The mark only carries the group between the two lookups
 	 * and is zeroed again. */

@@ -46,6 +46,10 @@ struct fixture {
 	/* Per test: torn down by task_cleanup even when an assertion fails. */
 	char task_ids[MAX_TASKS][NET_TASK_ID_MAX + 1];
 	int fds[MAX_TASKS];
+	/* A second network with no rules (a stand-in for "outside") and the
+	 * one task on it; removed by task_cleanup. */
+	struct net *outside;
+	char outside_task[NET_TASK_ID_MAX + 1];
 };
 
 static struct fixture *fx(void **state)
@@ -169,6 +173,12 @@ static int task_cleanup(void **state)
 		if (f->fds[i] >= 0)
 			close(f->fds[i]);
 		f->fds[i] = -1;
+	}
+	if (f->outside) {
+		net_task_teardown(f->outside, f->outside_task, (struct in_addr){ 0 }, NULL);
+		net_bridge_remove(f->outside, NULL);
+		net_close(f->outside);
+		f->outside = NULL;
 	}
 	return 0;
 }
@@ -823,6 +833,42 @@ static void read_sysctl(struct in_ns *c)
 		close(fd);
 }
 
+/* Egress goes out through NAT as before: a task reaches a host of
+ * another network (a namespace on a second, rule-less bridge standing in
+ * for the outside), which sees the host's address on its side. */
+static void test_policy_egress_masqueraded(void **state)
+{
+	struct fixture *f = fx(state);
+	char bridge[IFNAMSIZ], table[32], subnet[32], ipam[160];
+	int k = (int)getpid() % 50;
+	for (int tries = 0; tries < 50 && subnet_in_use(150 + k); tries++)
+		k = (k + 1) % 50;
+	snprintf(bridge, sizeof(bridge), "berth-o%d", (int)getpid() % 10000000);
+	snprintf(table, sizeof(table), "berth_o%d", (int)getpid());
+	snprintf(subnet, sizeof(subnet), "10.89.%d.0/24", 150 + k);
+	snprintf(ipam, sizeof(ipam), "%s/ipam-outside", f->dir);
+	struct net_config cfg = f->cfg;
+	cfg.bridge = bridge;
+	cfg.nft_table = table;
+	cfg.subnet = subnet;
+	cfg.ipam_dir = ipam;
+	struct berth_err err = { 0 };
+	assert_int_equal(net_open(&cfg, &f->outside, &err), 0);
+	assert_int_equal(net_bridge_ensure(f->outside, &err), 0);
+	snprintf(f->outside_task, sizeof(f->outside_task), "berth-test-%d-outside", (int)getpid());
+	struct net_task out, t;
+	assert_int_equal(net_task_setup(f->outside, f->outside_task, &out, &err), 0);
+	setup_task(f, "egress", &t);
+	uint16_t port;
+	int lfd = listener(f, out.netns_path, out.addr, &port);
+	assert_int_equal(try_connect(f, t.netns_path, 0, out.addr, port), 0);
+	struct sockaddr_in peer;
+	socklen_t len = sizeof(peer);
+	_cleanup_close_ int afd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+	assert_true(afd >= 0);
+	assert_int_equal(peer.sin_addr.s_addr, out.gateway.s_addr);
+}
+
 /* No IPv6 on the bridge nor on a task's eth0. */
 static void test_policy_no_ipv6(void **state)
 {
@@ -975,6 +1021,7 @@ static int run_all(void)
 		T(test_policy_security_groups),
 		T(test_policy_spoofing_dropped),
 		T(test_policy_blocked_address),
+		T(test_policy_egress_masqueraded),
 		T(test_policy_no_ipv6),
 		T(test_setup_teardown_time),
 		T(test_bridge_remove),
