@@ -1,15 +1,18 @@
 """Security groups through the ECS API (docs/networking.md "Network
-policy"): RunTask's awsvpcConfiguration.securityGroups reach the task's
-network policy; a task without groups is in its cluster's default group.
+policy"): RunTask's and a service's awsvpcConfiguration.securityGroups
+reach the task's network policy; a task without groups is in its
+cluster's default group.
 The daemon, its test network and the probes are those of test_api_tasks.py
 and test_netpolicy.py; nothing leaves the test subnet."""
 import pytest
 from botocore.exceptions import ClientError
 
 from fixtures import tasks as tk
+from test_api_clusters import make_client
 from test_api_tasks import (NETCFG, describe, ecs, eni_detail, register, run,  # noqa: F401
                             sh, task_id, tdaemon, tmp_tasks, wait_running, wait_stopped)
 from test_netpolicy import IDLE, WEB, connect_from
+from test_services import create, running_tasks, sdaemon, stable  # noqa: F401
 
 
 def netcfg(*groups):
@@ -61,3 +64,13 @@ def test_run_task_refuses_bad_security_groups(ecs, tdaemon, groups):
     assert "securityGroups" in e.value.response["Error"]["Message"]
     with pytest.raises(ClientError, match="ClusterNotFound"):
         ecs.list_tasks()           # refused before anything was made
+
+
+def test_service_tasks_get_the_service_security_groups(sdaemon):
+    ecs = make_client(sdaemon)
+    ecs.create_cluster()
+    td = register(ecs, sdaemon, [sh("idle", IDLE, stopTimeout=2)], family="svc")
+    create(ecs, td, name="grouped", count=1, networkConfiguration=netcfg("sg-svc"))
+    stable(ecs, "grouped")
+    (t,) = running_tasks(ecs, "grouped")
+    assert eni_detail(t, "securityGroups") == "sg-svc"
