@@ -6,7 +6,8 @@
  * deleted, whoever left it (a task whose removal failed, a crash): an
  * address IPAM hands out again never inherits an old owner's groups.  That
  * needs the sets' current elements, so each call lists the table first
- * (O(tasks) text, well under a millisecond for hundreds of tasks). */
+ * (O(tasks) text; about 2.7 ms of CPU with 60 tasks, mostly libnftables
+ * fetching its cache). */
 #include "netns/internal.h"
 
 #include <arpa/inet.h>
