@@ -109,6 +109,15 @@ struct net_task {
 int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
 		   struct berth_err *err);
 
+/* net_task_setup in two steps, so that other work can run in between
+ * (berth-shim adds the task's policy elements then).  reserve: the address
+ * (IPAM) and *ret, nothing else on the host.  build: netns, veth,
+ * address, routes; on failure what it made is undone, but the address
+ * stays reserved: net_task_teardown releases it. */
+int net_task_reserve(struct net *net, const char *task_id, struct net_task *ret,
+		     struct berth_err *err);
+int net_task_build(struct net *net, const struct net_task *t, struct berth_err *err);
+
 /* Removes the task's veth pair, unmounts and deletes its netns file and
  * releases its address (addr from net_task_setup, or INADDR_ANY to look it
  * up in IPAM).  Idempotent: pieces already gone are fine; the first error

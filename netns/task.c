@@ -272,7 +272,7 @@ static int veth_delete(struct net *net, const char *ifname, struct berth_err *er
 
 /* Undoes only what it did itself: a veth name taken by another task
  * (EEXIST) is not deleted. */
-static int task_build(struct net *net, struct net_task *t, struct berth_err *err)
+static int task_build(struct net *net, const struct net_task *t, struct berth_err *err)
 {
 	_cleanup_(nl_socket_freep) struct nl_sock *ns_nl = NULL;
 	int r = netns_create(net, t, &ns_nl, err);
@@ -289,8 +289,8 @@ static int task_build(struct net *net, struct net_task *t, struct berth_err *err
 	return r;
 }
 
-int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
-		   struct berth_err *err)
+int net_task_reserve(struct net *net, const char *task_id, struct net_task *ret,
+		     struct berth_err *err)
 {
 	struct net_task t;
 	int r = task_init(net, task_id, &t, err);
@@ -299,9 +299,26 @@ int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
 	if ((r = net_ipam_alloc(net, task_id, &t.addr, err)) < 0)
 		return berth_err_wrap(err, "task %s", task_id);
 	net_mac_from_ip(ntohl(t.addr.s_addr), t.mac);
-	if ((r = task_build(net, &t, err)) < 0) {
+	*ret = t;
+	return 0;
+}
+
+int net_task_build(struct net *net, const struct net_task *t, struct berth_err *err)
+{
+	int r = task_build(net, t, err);
+	return r < 0 ? berth_err_wrap(err, "task %s", t->id) : 0;
+}
+
+int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
+		   struct berth_err *err)
+{
+	struct net_task t;
+	int r = net_task_reserve(net, task_id, &t, err);
+	if (r < 0)
+		return r;
+	if ((r = net_task_build(net, &t, err)) < 0) {
 		net_ipam_release(net, t.addr, task_id, NULL);
-		return berth_err_wrap(err, "task %s", task_id);
+		return r;
 	}
 	*ret = t;
 	return 0;

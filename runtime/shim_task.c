@@ -4,8 +4,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <signal.h>
-#include <spawn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +15,6 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
-
-extern char **environ;
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -69,80 +65,6 @@ void task_net_config(const struct plan *p, struct net_config *cfg)
 	cfg->nft_table = p->network.nft_table;
 }
 
-#define POLICY_ARGV_MAX (20 + 2 * NET_GROUPS_MAX)
-
-/* Runs argv (stdin and stdout /dev/null, no signal blocked) and waits; a
- * failure is its stderr's first line. */
-static int run_helper(const char *const *argv, struct berth_err *err)
-{
-	int ep[2];
-	if (pipe2(ep, O_CLOEXEC) < 0)
-		return berth_errnof(err, errno, "pipe");
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none;
-	sigemptyset(&none);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, ep[1], 2);
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-	pid_t pid;
-	int r = posix_spawn(&pid, argv[0], &fa, &at, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	close(ep[1]);
-	_cleanup_close_ int efd = ep[0];
-	if (r != 0)
-		return berth_errnof(err, r, "run %s", argv[0]);
-	char msg[1024];
-	size_t len = 0;
-	for (ssize_t k; len < sizeof(msg) - 1 &&
-	     ((k = read(efd, msg + len, sizeof(msg) - 1 - len)) > 0 || (k < 0 && errno == EINTR));)
-		len += k > 0 ? (size_t)k : 0;
-	msg[len] = '\0';
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	msg[strcspn(msg, "\n")] = '\0';
-	return berth_errf(err, EIO, "%s %s: %s", argv[0], argv[1],
-			  *msg ? msg : "failed without a message");
-}
-
-/* Runs `berth-netpolicy VERB …` for the plan's task and waits for it:
- * the agent does not link libnftables (netns/host.c).  addr INADDR_ANY:
- * remove whatever the task's veth was bound to. */
-int task_net_policy(const struct plan *p, const char *verb, struct in_addr addr,
-		    struct berth_err *err)
-{
-	char bin[4096], ip[INET_ADDRSTRLEN];
-	int r = berth_exe_sibling("berth-netpolicy", bin, sizeof(bin), err);
-	if (r < 0)
-		return r;
-	const struct plan_network *n = &p->network;
-	const char *argv[POLICY_ARGV_MAX] = {
-		bin, verb, "--bridge", n->bridge, "--subnet", n->subnet,
-		"--nft-table", n->nft_table, "--run-root", p->run_dir, "--ipam-dir", n->ipam_dir,
-		"--task", p->task_id,
-	};
-	size_t k = 14;
-	if (addr.s_addr != htonl(INADDR_ANY))
-		argv[k++] = "--ip", argv[k++] = inet_ntop(AF_INET, &addr, ip, sizeof(ip));
-	/* A task without groups is in the default one, as a plan from the
-	 * daemon never is (it names the cluster's). */
-	static const char *const fallback[] = { "default" };
-	const char *const *g = n->security_groups.n ? (const char *const *)n->security_groups.v
-						    : fallback;
-	size_t n_g = n->security_groups.n ? n->security_groups.n : 1;
-	for (size_t i = 0; strcmp(verb, "add") == 0 && i < n_g; i++)
-		argv[k++] = "--group", argv[k++] = g[i];
-	return run_helper(argv, err);
-}
-
 static int setup_net(struct shim *s, struct berth_err *err)
 {
 	const struct plan *p = s->plan;
@@ -152,12 +74,14 @@ static int setup_net(struct shim *s, struct berth_err *err)
 	if (r >= 0)
 		r = net_bridge_ensure(s->net, err);
 	if (r >= 0)
-		r = net_task_setup(s->net, p->task_id, &s->nt, err);
+		r = net_task_reserve(s->net, p->task_id, &s->nt, err);
 	if (r < 0)
 		return r;
 	s->net_up = true;
-	/* Until its elements are in, the task's port sends nothing. */
-	if ((r = task_net_policy(p, "add", s->nt.addr, err)) < 0)
+	/* The policy elements are added while the rest is set up (task_setup
+	 * waits for them): until they are in, the task's port sends nothing. */
+	if ((r = policy_start(p, "add", s->nt.addr, &s->policy, err)) < 0 ||
+	    (r = net_task_build(s->net, &s->nt, err)) < 0)
 		return r;
 	if (p->network.hostname) {
 		snprintf(s->hostname, sizeof(s->hostname), "%s", p->network.hostname);
@@ -208,12 +132,14 @@ int task_setup(struct shim *s, struct berth_err *err)
 	if (r >= 0)
 		r = berth_open_dir_p(cache, 0700, &s->cachedirfd, err);
 	if (r >= 0)
-		r = setup_cgroups(s, err);
-	if (r >= 0)
 		r = setup_net(s, err);
+	if (r >= 0)
+		r = setup_cgroups(s, err);
 	for (size_t i = 0; r >= 0 && i < p->n_containers; i++)
 		if ((r = setup_container_dir(s, &s->ctrs[i], err)) < 0)
 			berth_err_wrap(err, "container %s", p->containers[i].name);
+	if (r >= 0)
+		r = policy_wait(&s->policy, err);
 	if (r < 0)
 		return berth_err_wrap(err, "task %s: set-up", p->task_id);
 	return 0;
@@ -600,7 +526,10 @@ void task_teardown(struct shim *s)
 		ctr_teardown(s, &s->ctrs[i]);
 	if (s->task_cg && cg_group_destroy(TAKE_PTR(s->task_cg), &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
-	/* The elements go first: an address never returns to IPAM with them. */
+	/* The elements go first (after an add still running, if the set-up
+	 * failed): an address never returns to IPAM with them. */
+	if (policy_wait(&s->policy, &err) < 0)
+		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
 	if (s->net_up && task_net_policy(s->plan, "remove", s->nt.addr, &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
 	if (s->net_up && net_task_teardown(s->net, s->plan->task_id, s->nt.addr, &err) < 0)

@@ -578,6 +578,16 @@ static void test_setup_failure_rolls_back(void **state)
 		_cleanup_free_ char *owner = read_at(dirfd(d), de->d_name);
 		assert_null(strstr(owner, id));
 	}
+	/* In two steps, a failed build keeps the address reserved (the
+	 * caller still has work to undo with it) until the teardown. */
+	assert_int_equal(net_task_reserve(n, id, &t, &err), 0);
+	assert_int_equal(net_task_build(n, &t, &err), -ENODEV);
+	char ip[INET_ADDRSTRLEN], file[600];
+	inet_ntop(AF_INET, &t.addr, ip, sizeof(ip));
+	snprintf(file, sizeof(file), "%s/%s", dir, ip);
+	assert_int_equal(access(file, F_OK), 0);
+	assert_int_equal(net_task_teardown(n, id, t.addr, &err), 0);
+	assert_int_equal(access(file, F_OK), -1);
 }
 
 /* ---- files ---- */
