@@ -1,13 +1,18 @@
 /* A task's entries in the bridge table's sets (rules.c): its port binding
- * (veth . MAC . address) and its security groups.  Elements only, in one
- * nftables transaction per call: no rule changes per task.
+ * (veth . MAC . address) and its security groups, k-th group in map sgk
+ * (0 in the slots it does not use) and (address . group) in members.
+ * Elements only, one nftables transaction per call: no rule changes per
+ * task.
  *
- * Before adding, every element naming the task's address or veth is
- * deleted, whoever left it (a task whose removal failed, a crash): an
- * address IPAM hands out again never inherits an old owner's groups.  That
- * needs the sets' current elements, so each call lists the table first
- * (O(tasks) text; about 2.7 ms of CPU with 60 tasks, mostly libnftables
- * fetching its cache). */
+ * An address IPAM hands out again must never inherit an old owner's
+ * groups.  Removing lists the sets and deletes every element naming the
+ * address or the task's veth.  Adding first tries its elements alone: a
+ * stale element for the address in any sgk map with another group makes
+ * that transaction fail (a map key cannot be added twice with different
+ * data), and since every members element has its sgk twin, no stale group
+ * can hide without one; on that failure it purges as a removal does and
+ * adds again, in one transaction.  The listing is the costly part (most
+ * of it libnftables fetching its cache), so a normal start skips it. */
 #include "netns/internal.h"
 
 #include <arpa/inet.h>
@@ -146,58 +151,83 @@ static void add_task(struct net *net, const char *ifname, struct in_addr addr,
 	net_mac_from_ip(ntohl(addr.s_addr), m);
 	fprintf(out, "add element bridge %s ports { \"%s\" . %02x:%02x:%02x:%02x:%02x:%02x . %s }\n",
 		t, ifname, m[0], m[1], m[2], m[3], m[4], m[5], ip);
-	for (size_t k = 0; k < n; k++) {
-		uint32_t id = net_group_id(groups[k]);
-		fprintf(out, "add element bridge %s sg%zu { %s : %u }\n"
-			"add element bridge %s members { %s . %u }\n", t, k, ip, id, t, ip, id);
+	for (size_t k = 0; k < NET_GROUPS_MAX; k++) {
+		/* 0 is no group's id: an unused slot matches no member. */
+		uint32_t id = k < n ? net_group_id(groups[k]) : 0;
+		fprintf(out, "add element bridge %s sg%zu { %s : %u }\n", t, k, ip, id);
+		if (id)
+			fprintf(out, "add element bridge %s members { %s . %u }\n", t, ip, id);
 	}
 }
 
-/* Deletes the elements of the task (its veth, and addr unless INADDR_ANY)
- * and, with add, puts its new ones in, all in one transaction. */
-static int task_set(struct net *net, const char *task_id, struct in_addr addr, bool add,
-		    const char *const *groups, size_t n, struct berth_err *err)
+/* The script of a task's change: with purge, deletions of whatever the
+ * listing holds of its veth and addr (unless INADDR_ANY); with add, its
+ * new elements.  malloc'd into *ret ("" when there is nothing to do). */
+static int task_script(struct net *net, const char *task_id, struct in_addr addr, bool purge,
+		       bool add, const char *const *groups, size_t n, char **ret,
+		       struct berth_err *err)
+{
+	struct purge p = { 0 };
+	net_host_ifname(task_id, p.ifname);
+	if (addr.s_addr != htonl(INADDR_ANY))
+		inet_ntop(AF_INET, &addr, p.ips[p.n_ips++], INET_ADDRSTRLEN);
+	_cleanup_(cJSON_Deletep) cJSON *listing = NULL;
+	if (purge && list_table(net, &listing, err) < 0)
+		return berth_err_wrap(err, "task %s", task_id);
+	size_t len = 0;
+	FILE *out = open_memstream(ret, &len);
+	if (!out)
+		return berth_errf(err, ENOMEM, "task %s: out of memory", task_id);
+	if (purge) {
+		purge_ports(listing, &p, out, net->nft_table);
+		purge_groups(listing, &p, out, net->nft_table);
+	}
+	if (add)
+		add_task(net, p.ifname, addr, groups, n, out);
+	if (fclose(out) != 0) {
+		free(TAKE_PTR(*ret));
+		return berth_errf(err, ENOMEM, "task %s: out of memory", task_id);
+	}
+	return 0;
+}
+
+static int task_run(struct net *net, const char *task_id, struct in_addr addr, bool purge,
+		    bool add, const char *const *groups, size_t n, struct berth_err *err)
+{
+	_cleanup_free_ char *script = NULL;
+	int r = task_script(net, task_id, addr, purge, add, groups, n, &script, err);
+	if (r < 0 || !*script)
+		return r;
+	r = net_nft_run(net, script, false, NULL, add ? "add task" : "remove task", err);
+	return r < 0 ? berth_err_wrap(err, "task %s", task_id) : 0;
+}
+
+static int check_task(const char *task_id, size_t n, struct berth_err *err)
 {
 	if (!net_id_ok(task_id))
 		return berth_errf(err, EINVAL, "task id \"%s\" is not [A-Za-z0-9_.-]{1,64}", task_id);
 	if (n > NET_GROUPS_MAX)
 		return berth_errf(err, EINVAL, "task %s: %zu security groups, at most %d", task_id,
 				  n, NET_GROUPS_MAX);
-	struct purge p = { 0 };
-	net_host_ifname(task_id, p.ifname);
-	if (addr.s_addr != htonl(INADDR_ANY))
-		inet_ntop(AF_INET, &addr, p.ips[p.n_ips++], INET_ADDRSTRLEN);
-	_cleanup_(cJSON_Deletep) cJSON *listing = NULL;
-	int r = list_table(net, &listing, err);
-	if (r < 0)
-		return berth_err_wrap(err, "task %s", task_id);
-	_cleanup_free_ char *script = NULL;
-	size_t len = 0;
-	_cleanup_(fclosep) FILE *out = open_memstream(&script, &len);
-	if (!out)
-		return berth_errf(err, ENOMEM, "task %s: out of memory", task_id);
-	purge_ports(listing, &p, out, net->nft_table);
-	purge_groups(listing, &p, out, net->nft_table);
-	if (add)
-		add_task(net, p.ifname, addr, groups, n, out);
-	if (fflush(out) != 0 || ferror(out))
-		return berth_errf(err, ENOMEM, "task %s: out of memory", task_id);
-	if (len == 0)
-		return 0;
-	r = net_nft_run(net, script, false, NULL, add ? "add task" : "remove task", err);
-	return r < 0 ? berth_err_wrap(err, "task %s", task_id) : 0;
+	return 0;
 }
 
 int net_policy_task_add(struct net *net, const char *task_id, struct in_addr addr,
 			const char *const *groups, size_t n_groups, struct berth_err *err)
 {
+	int r = check_task(task_id, n_groups, err);
+	if (r < 0)
+		return r;
 	if (addr.s_addr == htonl(INADDR_ANY))
 		return berth_errf(err, EINVAL, "task %s: no address", task_id);
-	return task_set(net, task_id, addr, true, groups, n_groups, err);
+	if (task_run(net, task_id, addr, false, true, groups, n_groups, NULL) == 0)
+		return 0;
+	return task_run(net, task_id, addr, true, true, groups, n_groups, err);
 }
 
 int net_policy_task_remove(struct net *net, const char *task_id, struct in_addr addr,
 			   struct berth_err *err)
 {
-	return task_set(net, task_id, addr, false, NULL, 0, err);
+	int r = check_task(task_id, 0, err);
+	return r < 0 ? r : task_run(net, task_id, addr, true, false, NULL, 0, err);
 }

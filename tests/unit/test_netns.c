@@ -772,6 +772,35 @@ static void test_policy_security_groups(void **state)
 	assert_int_equal(try_connect(f, a.netns_path, 0, b.addr, pb), -ETIMEDOUT);
 }
 
+/* An address whose elements were never removed (a failed removal) goes
+ * to a new task with none of the old groups. */
+static void test_policy_stale_elements_replaced(void **state)
+{
+	struct fixture *f = fx(state);
+	struct berth_err err = { 0 };
+	char net_ip[INET_ADDRSTRLEN];
+	snprintf(net_ip, sizeof(net_ip), "%.*s", (int)strcspn(f->subnet, "/"), f->subnet);
+	struct in_addr a;
+	assert_int_equal(inet_pton(AF_INET, net_ip, &a), 1);
+	a.s_addr = htonl(ntohl(a.s_addr) + 200);
+	const char *old[] = { "sg-old-1", "sg-old-2" }, *now[] = { "sg-new" };
+	const char *gone = task_id(f, "stale-old"), *id = task_id(f, "stale-new");
+	assert_int_equal(net_policy_task_add(f->net, gone, a, old, 2, &err), 0);
+	assert_int_equal(net_policy_task_add(f->net, id, a, now, 1, &err), 0);
+	_cleanup_free_ char *rules = nft_table_text("bridge", f->table);
+	char want[64];
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(want, sizeof(want), "0x%08x", net_group_id(old[i]));
+		assert_null(strstr(rules, want));
+	}
+	snprintf(want, sizeof(want), "0x%08x", net_group_id(now[0]));
+	assert_non_null(strstr(rules, want));
+	assert_int_equal(net_policy_task_remove(f->net, id, (struct in_addr){ 0 }, &err), 0);
+	_cleanup_free_ char *after = nft_table_text("bridge", f->table);
+	assert_null(strstr(after, want));
+	assert_null(strstr(after, inet_ntoa(a)));
+}
+
 /* A task sends only from its own address and MAC. */
 static void test_policy_spoofing_dropped(void **state)
 {
@@ -1029,6 +1058,7 @@ static int run_all(void)
 		T(test_nat_on_off),
 		T(test_policy_host_unreachable),
 		T(test_policy_security_groups),
+		T(test_policy_stale_elements_replaced),
 		T(test_policy_spoofing_dropped),
 		T(test_policy_blocked_address),
 		T(test_policy_egress_masqueraded),
