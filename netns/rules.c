@@ -104,12 +104,20 @@ static void bridge_rules(struct net *net, struct script *s)
 		"policy accept; }\n"
 		"flush chain bridge %s prerouting\n"
 		"add chain bridge %s peers\n"
-		"flush chain bridge %s peers\n", t, t, t, t);
+		"flush chain bridge %s peers\n"
+		"add chain bridge %s arp_peers\n"
+		"flush chain bridge %s arp_peers\n", t, t, t, t, t, t);
 	emit(s, "add rule bridge %s prerouting meta iifgroup != %u return\n", t,
 	     net_port_group(net->bridge));
+	/* ARP is the port's own, and asks for (or answers) the gateway or a
+	 * task of a shared group only: no task learns the others' MACs. */
+	emit(s, "add rule bridge %s prerouting ether type arp iifname . ether saddr . "
+		"arp saddr ip @ports iifname . arp saddr ether . arp saddr ip @ports "
+		"arp daddr ip %s accept\n"
+		"add rule bridge %s prerouting ether type arp iifname . ether saddr . "
+		"arp saddr ip @ports iifname . arp saddr ether . arp saddr ip @ports "
+		"jump arp_peers\n", t, gw, t);
 	const char *pre[] = {
-		"ether type arp iifname . ether saddr . arp saddr ip @ports "
-		"iifname . arp saddr ether . arp saddr ip @ports accept",
 		"ether type != ip drop",
 		"iifname . ether saddr . ip saddr != @ports drop",
 		"ip daddr @blocked drop",
@@ -131,8 +139,10 @@ static void bridge_rules(struct net *net, struct script *s)
 	 * and is zeroed again. */
 	for (int k = 0; k < NET_GROUPS_MAX; k++)
 		emit(s, "add rule bridge %s peers meta mark set ip saddr map @sg%d "
-			"ip daddr . meta mark @members meta mark set 0 accept\n", t, k);
-	emit(s, "add rule bridge %s peers drop\n", t);
+			"ip daddr . meta mark @members meta mark set 0 accept\n"
+			"add rule bridge %s arp_peers meta mark set arp saddr ip map @sg%d "
+			"arp daddr ip . meta mark @members meta mark set 0 accept\n", t, k, t, k);
+	emit(s, "add rule bridge %s peers drop\nadd rule bridge %s arp_peers drop\n", t, t);
 }
 
 static void ip_rules(struct net *net, struct script *s)

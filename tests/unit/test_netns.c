@@ -746,6 +746,21 @@ static void test_policy_host_unreachable(void **state)
 	assert_int_equal(connect(cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 }
 
+/* Whether the namespace at path has a MAC for addr in its ARP table. */
+static bool neighbour_known(const char *path, struct in_addr addr)
+{
+	char cmd[512], line[256], ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &addr, ip, sizeof(ip));
+	snprintf(cmd, sizeof(cmd), "nsenter --net=%s ip -4 neigh show %s", path, ip);
+	FILE *p = popen(cmd, "re");
+	assert_non_null(p);
+	bool known = false;
+	while (fgets(line, sizeof(line), p))
+		known |= strstr(line, "lladdr") != NULL;
+	assert_int_equal(pclose(p), 0);
+	return known;
+}
+
 /* ECS security groups: tasks talk when they share a group. */
 static void test_policy_security_groups(void **state)
 {
@@ -762,12 +777,17 @@ static void test_policy_security_groups(void **state)
 	assert_int_equal(try_connect(f, a.netns_path, 0, b.addr, pb), 0);
 	assert_int_equal(try_connect(f, a.netns_path, 0, c.addr, pc), -ETIMEDOUT);
 	assert_int_equal(try_connect(f, c.netns_path, 0, a.addr, pa), -ETIMEDOUT);
+	/* Not even ARP crosses groups: a never learnt c's MAC, but b's. */
+	assert_false(neighbour_known(a.netns_path, c.addr));
+	assert_true(neighbour_known(a.netns_path, b.addr));
 	assert_int_equal(try_connect(f, d.netns_path, 0, a.addr, pa), 0);
 	assert_int_equal(try_connect(f, d.netns_path, 0, c.addr, pc), 0);
 	/* New groups replace the old ones. */
 	struct berth_err err = { 0 };
 	const char *two[] = { "sg-two" };
 	assert_int_equal(net_policy_task_add(f->net, f->task_ids[0], a.addr, two, 1, &err), 0);
+	/* a's kernel gave up on c's MAC a moment ago; ask again at once. */
+	sh("nsenter --net=%s ip neigh flush dev eth0", a.netns_path);
 	assert_int_equal(try_connect(f, a.netns_path, 0, c.addr, pc), 0);
 	assert_int_equal(try_connect(f, a.netns_path, 0, b.addr, pb), -ETIMEDOUT);
 }
