@@ -53,7 +53,8 @@ static int add_listen(const char **v, size_t *n, const char *opt, const char *ar
 
 enum {
 	OPT_LOG_ROOT = 256, OPT_SUBNET, OPT_BRIDGE, OPT_NO_NAT, OPT_NFT_TABLE, OPT_CGROUP,
-	OPT_BLOCKED, OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
+	OPT_BLOCKED, OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM,
+	OPT_HEALTHY_AFTER,
 };
 
 static const struct option opts[] = {
