@@ -4,13 +4,16 @@ reach the task's network policy; a task without groups is in its
 cluster's default group.
 The daemon, its test network and the probes are those of test_api_tasks.py
 and test_netpolicy.py; nothing leaves the test subnet."""
+import subprocess
+
 import pytest
 from botocore.exceptions import ClientError
 
 from fixtures import tasks as tk
 from test_api_clusters import make_client
-from test_api_tasks import (NETCFG, describe, ecs, eni_detail, register, run,  # noqa: F401
-                            sh, task_id, tdaemon, tmp_tasks, wait_running, wait_stopped)
+from test_api_tasks import (NETCFG, TaskDaemon, describe, ecs, eni_detail,  # noqa: F401
+                            register, run, sh, task_id, tdaemon, tmp_tasks, wait_running,
+                            wait_stopped)
 from test_netpolicy import IDLE, WEB, connect_from
 from test_services import create, running_tasks, sdaemon, stable  # noqa: F401
 
@@ -74,3 +77,21 @@ def test_service_tasks_get_the_service_security_groups(sdaemon):
     stable(ecs, "grouped")
     (t,) = running_tasks(ecs, "grouped")
     assert eni_detail(t, "securityGroups") == "sg-svc"
+
+
+def test_daemon_blocked_addresses_option(tmp_tasks, task_net):
+    """--blocked-addresses replaces the default list in the rules; a bad
+    list stops the start with its reason, before anything is made."""
+    d = TaskDaemon(tmp_tasks, task_net, ["--blocked-addresses", "192.0.2.7, 198.51.100.0/24"],
+                   name="blocking").wait_ready()
+    try:
+        out = subprocess.run(["nft", "list", "set", "bridge", task_net.nft_table, "blocked"],
+                             capture_output=True, text=True).stdout
+        assert "192.0.2.7" in out and "198.51.100.0/24" in out, out
+        assert "169.254.169.254" not in out, out
+    finally:
+        d.stop()
+    bad = TaskDaemon(tmp_tasks, task_net, ["--blocked-addresses", "10.0.0.1/33"], name="bad")
+    assert bad.proc.wait(timeout=30) != 0
+    bad._stderr.close()
+    assert '"10.0.0.1/33"' in bad.stderr(), bad.stderr()
