@@ -66,8 +66,9 @@ SHIM_LINK_asan    := -Wl,--as-needed $(LIBS)
 # runtime/ and daemon/ is library code.
 SHIM_MAIN   := runtime/shim_main.c runtime/shim_nss.c
 DAEMON_MAIN := daemon/main.c
-LIB_SRCS  := $(filter-out $(SHIM_MAIN) $(DAEMON_MAIN),$(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c daemon/*.c))
-BINS      := berth berthd berth-shim
+NETPOL_MAIN := netns/policy_main.c
+LIB_SRCS  := $(filter-out $(SHIM_MAIN) $(DAEMON_MAIN) $(NETPOL_MAIN),$(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c daemon/*.c))
+BINS      := berth berthd berth-shim berth-netpolicy
 CLI_SRCS  := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -92,6 +93,9 @@ build/$(1)/berth-shim: $$(SHIM_MAIN:%.c=build/$(1)/obj/%.o) build/$(1)/libberth.
 	$$(CC) $$(OPT_$(1)) -o $$@ $$(filter %.o,$$^) build/$(1)/libberth.a $$(SHIM_LINK_$(1))
 
 build/$(1)/berthd: build/$(1)/obj/$(DAEMON_MAIN:.c=.o) build/$(1)/libberth.a
+	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
+
+build/$(1)/berth-netpolicy: build/$(1)/obj/$(NETPOL_MAIN:.c=.o) build/$(1)/libberth.a
 	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
 
 build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o build/$(1)/libberth.a

@@ -52,13 +52,15 @@ static int set_net_opt(void *ctx, int ch, const char *arg)
 	case 'i': cfg->ipam_dir = arg; return 0;
 	case 'n': cfg->nat = true; return 0;
 	case 'N': cfg->nat = false; return 0;
+	case 'B': cfg->blocked = arg; return 0;
 	}
 	return -1;
 }
 
 /* berth host-network --bridge B --subnet S --nft-table T --run-root R
- * --ipam-dir D (--nat | --no-nat): what berthd sets up once at start.  It
- * runs in its own process so that berthd never maps libnftables. */
+ * --ipam-dir D (--nat | --no-nat) [--block ADDRS]: what berthd sets up
+ * once at start.  It runs in its own process so that berthd never maps
+ * libnftables. */
 int cmd_host_network(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -69,22 +71,25 @@ int cmd_host_network(struct cli *c, int argc, char **argv)
 		{ "ipam-dir", required_argument, NULL, 'i' },
 		{ "nat", no_argument, NULL, 'n' },
 		{ "no-nat", no_argument, NULL, 'N' },
+		{ "block", required_argument, NULL, 'B' },
 		{ 0 },
 	};
 	struct net_config cfg;
 	net_config_init(&cfg);
 	const struct cli_cmd cmd = {
 		.usage = "berth host-network --bridge B --subnet S --nft-table T --run-root R\n"
-			 "          --ipam-dir D (--nat|--no-nat)",
+			 "          --ipam-dir D (--nat|--no-nat) [--block ADDRS]",
 		.help = "For berthd, at its start: makes the host's side of the task network as\n"
 			"berthd's options say.\n\n"
 			"  --bridge B         the tasks' bridge, created if missing\n"
 			"  --subnet S         the tasks' subnet (CIDR); the bridge holds its gateway\n"
-			"  --nft-table T      the nftables table of the NAT rules\n"
+			"  --nft-table T      the nftables tables of the NAT and network policy rules\n"
 			"  --run-root R       berthd's run directory (task netns files)\n"
 			"  --ipam-dir D       berthd's address allocations\n"
 			"  --nat | --no-nat   masquerade the tasks' outbound traffic (and turn on\n"
-			"                     ip_forward), or remove table T\n",
+			"                     ip_forward), or not\n"
+			"  --block ADDRS      addresses tasks may never reach (comma-separated;\n"
+			"                     default 169.254.169.254)\n",
 		.opts = opts, .set = set_net_opt, .ctx = &cfg,
 	};
 	int first, rc = cli_parse_args(c, argc, argv, &cmd, 0, 0, &first);
@@ -93,7 +98,7 @@ int cmd_host_network(struct cli *c, int argc, char **argv)
 	struct berth_err err = { 0 };
 	_cleanup_(net_closep) struct net *net = NULL;
 	if (net_open(&cfg, &net, &err) < 0 || net_bridge_ensure(net, &err) < 0 ||
-	    net_nat_ensure(net, &err) < 0)
+	    net_rules_ensure(net, &err) < 0)
 		return cli_fail(&err);
 	return 0;
 }

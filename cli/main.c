@@ -45,7 +45,7 @@ static const struct command commands[] = {
 	{ "help", cmd_help, "print this text, or a command's usage and options" },
 	{ "version", cmd_version, "print berth's version" },
 	{ "task-image", cmd_task_image, "(for berthd) pull a task's image, print it as JSON" },
-	{ "host-network", cmd_host_network, "(for berthd) ensure the task bridge and NAT" },
+	{ "host-network", cmd_host_network, "(for berthd) ensure the task bridge, NAT and network policy" },
 };
 
 static const char top_usage[] =

@@ -67,6 +67,11 @@ int api_get_string(struct api_call *c, const cJSON *obj, const char *path, const
 		   bool required, const char **ret);
 int api_get_object(struct api_call *c, const cJSON *obj, const char *path, const char *name,
 		   bool required, const cJSON **ret);
+/* awsvpcConfiguration.securityGroups of VPC: at most
+ * API_SECURITY_GROUPS_MAX names of 1-255 characters, no comma or space. */
+#define API_SECURITY_GROUPS_MAX 5
+int api_check_security_groups(struct api_call *c, const cJSON *vpc, const char *path,
+			      const cJSON **ret);
 /* An array; each element is checked by the caller. */
 int api_get_array(struct api_call *c, const cJSON *obj, const char *path, const char *name,
 		  bool required, size_t max, const cJSON **ret);

@@ -152,11 +152,12 @@ static int check_deployment_config(struct api_call *c, const cJSON *dc)
 
 static int check_network(struct api_call *c, const cJSON *nc)
 {
-	const cJSON *vpc, *subnets = NULL;
+	const cJSON *vpc, *subnets = NULL, *groups;
 	const char *ip, *p = "networkConfiguration.awsvpcConfiguration.";
 	if (api_get_object(c, nc, "networkConfiguration.", "awsvpcConfiguration", false, &vpc) < 0 ||
 	    (vpc && (api_get_array(c, vpc, p, "subnets", true, 16, &subnets) < 0 ||
-		     api_get_enum(c, vpc, p, "assignPublicIp", false, public_ip, &ip) < 0)))
+		     api_get_enum(c, vpc, p, "assignPublicIp", false, public_ip, &ip) < 0 ||
+		     api_check_security_groups(c, vpc, p, &groups) < 0)))
 		return -1;
 	const cJSON *s;
 	cJSON_ArrayForEach(s, subnets)

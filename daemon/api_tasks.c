@@ -177,6 +177,7 @@ struct run_req {
 	int64_t count;
 	const cJSON *overrides;
 	const char *subnet;         /* awsvpcConfiguration.subnets[0] */
+	const cJSON *security_groups; /* awsvpcConfiguration.securityGroups */
 	struct api_tags_in tags;
 };
 
@@ -261,9 +262,27 @@ static int parse_overrides(struct api_call *c, struct run_req *q)
 	return 0;
 }
 
+int api_check_security_groups(struct api_call *c, const cJSON *vpc, const char *path,
+			      const cJSON **ret)
+{
+	if (api_get_array(c, vpc, path, "securityGroups", false, API_SECURITY_GROUPS_MAX, ret) < 0)
+		return -1;
+	const cJSON *v;
+	int i = 0;
+	cJSON_ArrayForEach(v, *ret) {
+		const char *g = cJSON_GetStringValue(v);
+		/* Joined by ',' in the task's attachment (sched_eni_json). */
+		if (!g || !*g || strlen(g) > 255 || strpbrk(g, ", \t\n"))
+			return api_error(c, 0, API_E_INVALID, "%ssecurityGroups[%d]: expected 1 to "
+					 "255 characters without commas or spaces", path, i);
+		i++;
+	}
+	return 0;
+}
+
 static int parse_network(struct api_call *c, struct run_req *q)
 {
-	const cJSON *nc, *vpc, *subnets, *sg;
+	const cJSON *nc, *vpc, *subnets;
 	const char *ip;
 	if (api_get_object(c, c->in, "", "networkConfiguration", false, &nc) < 0)
 		return -1;
@@ -272,7 +291,7 @@ static int parse_network(struct api_call *c, struct run_req *q)
 	const char *p = "networkConfiguration.awsvpcConfiguration.";
 	if (api_get_object(c, nc, "networkConfiguration.", "awsvpcConfiguration", false, &vpc) < 0 ||
 	    (vpc && (parse_strings(c, vpc, p, "subnets", &subnets) < 0 ||
-		     parse_strings(c, vpc, p, "securityGroups", &sg) < 0 ||
+		     api_check_security_groups(c, vpc, p, &q->security_groups) < 0 ||
 		     api_get_enum(c, vpc, p, "assignPublicIp", false, public_ip, &ip) < 0)))
 		return -1;
 	if (vpc && !subnets)
@@ -360,6 +379,7 @@ static int task_build(struct api_call *c, const struct run_req *q,
 		.cluster = q->cluster, .td = td, .body = body, .overrides = q->overrides,
 		.group = q->group, .started_by = q->started_by, .client_token = q->client_token,
 		.launch_type = q->launch_type, .subnet = q->subnet, .now_ms = c->now_ms,
+		.security_groups = q->security_groups,
 	};
 	struct berth_err err = { 0 };
 	int r = sched_task_record(c->sched, &req, t, &err);

@@ -120,6 +120,7 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 		.subnet = o->subnet ? o->subnet : SCHED_DEFAULT_SUBNET,
 		.nft_table = o->nft_table ? o->nft_table : SCHED_DEFAULT_NFT_TABLE,
 		.nat = !o->no_nat,
+		.blocked = o->blocked_addresses,
 		.cgroup_name = o->cgroup_name ? o->cgroup_name : SCHED_DEFAULT_CGROUP,
 		.registry = { .auth_file = o->registry_auth, .insecure = o->insecure_registries,
 			      .n_insecure = o->n_insecure },

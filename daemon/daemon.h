@@ -51,6 +51,7 @@ struct daemon_opts {
 	const char *shim_bin;           /* NULL = berth-shim next to this executable */
 	const char *bridge, *subnet, *nft_table, *cgroup_name;
 	bool no_nat;
+	const char *blocked_addresses;  /* NULL = netns's default, 169.254.169.254 */
 	int64_t task_retention_ms, log_retention_ms;
 	int64_t service_healthy_after_ms;  /* 0 = 40 s, ECS's */
 	/* HTTP limits (daemon/api_conn.h); 0 = the defaults: 10 s, and as

@@ -18,7 +18,8 @@ static const char usage_text[] =
 	"berth daemon [--root DIR] [--run-root DIR] [--log-root DIR]\n"
 	"             [--listen unix:PATH|tcp:HOST:PORT]... [--credentials FILE] [--insecure-no-auth]\n"
 	"             [--region R] [--account-id N] [--subnet CIDR] [--bridge NAME] [--no-nat]\n"
-	"             [--nft-table NAME] [--cgroup-name NAME] [--task-retention DURATION]\n"
+	"             [--nft-table NAME] [--blocked-addresses LIST] [--cgroup-name NAME]\n"
+	"             [--task-retention DURATION]\n"
 	"             [--log-retention DURATION] [--registry-auth FILE] [--insecure-registry HOST:PORT]...\n"
 	"             [--shim PATH] [--service-healthy-after DURATION]\n"
 	"             " IMG_LIMIT_OPTS "\n"
@@ -118,7 +119,7 @@ static int add_listen(const char **v, size_t *n, const char *opt, const char *ar
 
 enum {
 	OPT_LOG_ROOT = 256, OPT_SUBNET, OPT_BRIDGE, OPT_NO_NAT, OPT_NFT_TABLE, OPT_CGROUP,
-	OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
+	OPT_BLOCKED, OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
 	OPT_ALLOW_CAPS, OPT_ALLOW_ULIMITS, OPT_TASK_MEMORY, OPT_TASK_CPU, OPT_INSTANCE_CPU,
 	OPT_INSTANCE_MEMORY, OPT_RESERVED_MEMORY, OPT_LOG_MAX_SIZE, OPT_LOG_MAX_FILE,
 	OPT_EPHEMERAL, OPT_DISK_CHECK, OPT_DISK_RESERVE,
@@ -139,6 +140,7 @@ static const struct option opts[] = {
 	{ "bridge", required_argument, NULL, OPT_BRIDGE },
 	{ "no-nat", no_argument, NULL, OPT_NO_NAT },
 	{ "nft-table", required_argument, NULL, OPT_NFT_TABLE },
+	{ "blocked-addresses", required_argument, NULL, OPT_BLOCKED },
 	{ "cgroup-name", required_argument, NULL, OPT_CGROUP },
 	{ "task-retention", required_argument, NULL, OPT_TASK_RET },
 	{ "log-retention", required_argument, NULL, OPT_LOG_RET },
@@ -226,6 +228,7 @@ static int set_opt(struct daemon_opts *o, int ch, const char *name, const char *
 	case OPT_BRIDGE: o->bridge = arg; return 0;
 	case OPT_NO_NAT: o->no_nat = true; return 0;
 	case OPT_NFT_TABLE: o->nft_table = arg; return 0;
+	case OPT_BLOCKED: o->blocked_addresses = arg; return 0;
 	case OPT_CGROUP: o->cgroup_name = arg; return 0;
 	case OPT_TASK_RET: return parse_duration("task-retention", arg, &o->task_retention_ms);
 	case OPT_LOG_RET: return parse_duration("log-retention", arg, &o->log_retention_ms);

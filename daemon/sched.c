@@ -97,6 +97,7 @@ static void launch_done_free(struct sched_task *t)
 	t->n_pins = 0;
 	free(TAKE_PTR(t->td_json));
 	free(TAKE_PTR(t->ov_json));
+	free(TAKE_PTR(t->groups));
 }
 
 void sched_task_forget(struct sched_task *t)
@@ -152,7 +153,8 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 	struct taskplan_env env = {
 		.task_id = t->id, .task_dir = task_dir, .run_dir = s->cfg.run_root,
 		.log_dir = log_dir, .cgroup_name = s->cfg.cgroup_name, .bridge = s->cfg.bridge,
-		.subnet = s->cfg.subnet, .ipam_dir = ipam,
+		.subnet = s->cfg.subnet, .ipam_dir = ipam, .nft_table = s->cfg.nft_table,
+		.security_groups = t->groups,
 		.default_cpu = policy_task_cpu(&s->cfg.policy),
 		.default_memory = policy_task_memory(&s->cfg.policy),
 		.log_max_size = policy_log_max_size(&s->cfg.policy),
@@ -353,6 +355,7 @@ int sched_launch(struct sched *s, const struct store_task *st, const char *td_js
 		return berth_errf(err, ENOMEM, "out of memory");
 	t->td_json = strdup(td_json);
 	t->ov_json = st->overrides_json ? strdup(st->overrides_json) : NULL;
+	t->groups = sched_task_groups(st->attachments_json);
 	int r = 0;
 	if (!t->td_json || (st->overrides_json && !t->ov_json) || copy_pins(t, st) < 0)
 		r = berth_errf(err, ENOMEM, "out of memory");

@@ -59,6 +59,7 @@ struct sched_config {
 	const char *cli_bin;         /* the berth executable (image and network helpers) */
 	const char *bridge, *subnet, *nft_table;
 	bool nat;                    /* masquerade egress of the subnet */
+	const char *blocked;         /* addresses no task reaches; NULL: the default */
 	const char *cgroup_name;
 	struct img_registry_opts registry;
 	struct img_pull_limits pull_limits; /* handed to the pull helpers */
@@ -96,6 +97,9 @@ struct sched_task_req {
 	const struct cJSON *overrides;             /* or NULL */
 	const char *group;                         /* NULL: "family:<family>" */
 	const char *started_by, *client_token, *launch_type, *subnet, *service_name;
+	/* awsvpcConfiguration.securityGroups (strings, checked by the API), or
+	 * NULL/empty: the cluster's default group, "default:<cluster>". */
+	const struct cJSON *security_groups;
 	const char *const *pins;                   /* per container: a digest or NULL */
 	size_t n_pins;
 	int64_t now_ms;
@@ -118,10 +122,16 @@ void sched_stop(struct sched *s, const char *id, const char *reason);
  * id ATTACHMENT_ID in SUBNET_ID (the RunTask awsvpcConfiguration's first
  * subnet, or NULL: "subnet-<bridge>"), status PRECREATED until the shim
  * reports the address, then ATTACHED, DELETED once the task stopped.
- * NETWORK is the shim STATUS "network" object or NULL.  A malloc'd JSON
+ * NETWORK is the shim STATUS "network" object or NULL.  GROUPS, the
+ * task's security groups joined by ',', is kept as the detail
+ * "securityGroups": the launch reads it for the plan.  A malloc'd JSON
  * text, NULL on OOM. */
 char *sched_eni_json(const struct sched *s, const char *task_id, const char *attachment_id,
-		     const char *subnet_id, const char *status, const struct cJSON *network);
+		     const char *subnet_id, const char *groups, const char *status,
+		     const struct cJSON *network);
+/* The "securityGroups" detail of a task's attachments JSON (malloc'd), or
+ * NULL. */
+char *sched_task_groups(const char *attachments_json);
 
 /* The service scheduler (daemon/svc.h) the API drives. */
 struct svc *sched_services(struct sched *s);

@@ -267,7 +267,8 @@ int sched_host_network(const struct sched_config *c, struct berth_err *err)
 		(char *)c->cli_bin, "host-network", "--bridge", (char *)c->bridge,
 		"--subnet", (char *)c->subnet, "--nft-table", (char *)c->nft_table,
 		"--run-root", (char *)c->run_root, "--ipam-dir", ipam,
-		c->nat ? "--nat" : "--no-nat", NULL,
+		c->nat ? "--nat" : "--no-nat",
+		c->blocked ? "--block" : NULL, (char *)c->blocked, NULL,
 	};
 	_cleanup_free_ char *out = NULL;
 	return run_helper(argv, NULL, &out, err);

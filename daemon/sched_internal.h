@@ -43,6 +43,7 @@ struct sched_task {
 	atomic_bool cancel;          /* StopTask while pulling: do not start */
 	struct sched_helper helper;  /* the `berth task-image` running, if any */
 	char *td_json, *ov_json;
+	char *groups;                /* security groups, ',' between; NULL: none */
 	int64_t pull_started_ms, pull_stopped_ms;
 	int rc;                      /* 0: a shim runs */
 	bool pull_failed;            /* else a set-up failure */

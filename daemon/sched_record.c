@@ -64,6 +64,27 @@ static int add_containers(const struct sched *s, const struct sched_task_req *q,
 	return 0;
 }
 
+/* The task's security groups joined by ',' (the API refuses commas in a
+ * name), or the cluster's default group; malloc'd, NULL on OOM. */
+static char *groups_of(const struct sched_task_req *q)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	if (!f)
+		return NULL;
+	const cJSON *g;
+	cJSON_ArrayForEach(g, q->security_groups)
+		fprintf(f, "%s%s", ftell(f) ? "," : "", cJSON_GetStringValue(g));
+	if (ftell(f) == 0)
+		fprintf(f, "default:%s", q->cluster);
+	if (fclose(f) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 int sched_task_record(const struct sched *s, const struct sched_task_req *q, struct store_task *t,
 		      struct berth_err *err)
 {
@@ -91,7 +112,9 @@ int sched_task_record(const struct sched *s, const struct sched_task_req *q, str
 	t->created_at = q->now_ms;
 	t->overrides_json = q->overrides ? cJSON_PrintUnformatted(q->overrides)
 					 : strdup("{\"containerOverrides\":[]}");
-	t->attachments_json = sched_eni_json(s, t->id, att, q->subnet, "PRECREATED", NULL);
+	_cleanup_free_ char *groups = groups_of(q);
+	t->attachments_json = groups ? sched_eni_json(s, t->id, att, q->subnet, groups,
+						      "PRECREATED", NULL) : NULL;
 	if (!t->arn || !t->group || !t->overrides_json || !t->attachments_json ||
 	    add_containers(s, q, t) < 0)
 		return berth_errf(err, ENOMEM, "task %s: out of memory", t->id);

@@ -46,7 +46,8 @@ static bool add_detail(cJSON *details, const char *name, const char *value)
 }
 
 char *sched_eni_json(const struct sched *s, const char *task_id, const char *attachment_id,
-		     const char *subnet_id, const char *status, const cJSON *network)
+		     const char *subnet_id, const char *groups, const char *status,
+		     const cJSON *network)
 {
 	char subnet[64], eni[32];
 	snprintf(subnet, sizeof(subnet), "subnet-%s", s->cfg.bridge);
@@ -63,24 +64,43 @@ char *sched_eni_json(const struct sched *s, const char *task_id, const char *att
 	    !add_detail(details, "networkInterfaceId", eni) ||
 	    !add_detail(details, "macAddress", str_of(network, "macAddress")) ||
 	    !add_detail(details, "privateDnsName", str_of(network, "hostname")) ||
-	    !add_detail(details, "privateIPv4Address", str_of(network, "ipv4Address")))
+	    !add_detail(details, "privateIPv4Address", str_of(network, "ipv4Address")) ||
+	    !add_detail(details, "securityGroups", groups))
 		return NULL;
 	return cJSON_PrintUnformatted(arr);
 }
 
-/* The attachment RunTask gave the task: its id and subnetId (malloc'd). */
-static int attachment_of(const struct store_task *t, char **ret_id, char **ret_subnet)
+/* The value of detail NAME of the first attachment, or NULL. */
+static const char *detail_of(const cJSON *attachments, const char *name)
+{
+	const cJSON *d;
+	cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(attachments, 0),
+							     "details"))
+		if (str_of(d, "name") && strcmp(str_of(d, "name"), name) == 0)
+			return str_of(d, "value");
+	return NULL;
+}
+
+char *sched_task_groups(const char *attachments_json)
+{
+	_cleanup_(cJSON_Deletep) cJSON *a = attachments_json ? cJSON_Parse(attachments_json) : NULL;
+	const char *g = detail_of(a, "securityGroups");
+	return g ? strdup(g) : NULL;
+}
+
+/* The attachment RunTask gave the task: its id, subnetId and security
+ * groups (malloc'd). */
+static int attachment_of(const struct store_task *t, char **ret_id, char **ret_subnet,
+			 char **ret_groups)
 {
 	_cleanup_(cJSON_Deletep) cJSON *a = t->attachments_json ? cJSON_Parse(t->attachments_json)
 							       : NULL;
-	const cJSON *att = cJSON_GetArrayItem(a, 0), *d;
-	const char *id = str_of(att, "id"), *subnet = NULL;
-	cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(att, "details"))
-		if (str_of(d, "name") && strcmp(str_of(d, "name"), "subnetId") == 0)
-			subnet = str_of(d, "value");
+	const char *id = str_of(cJSON_GetArrayItem(a, 0), "id");
+	const char *subnet = detail_of(a, "subnetId"), *groups = detail_of(a, "securityGroups");
 	if (!id || !(*ret_id = strdup(id)))
 		return -ENOENT;
 	*ret_subnet = subnet ? strdup(subnet) : NULL;
+	*ret_groups = groups ? strdup(groups) : NULL;
 	return 0;
 }
 
@@ -89,11 +109,11 @@ static bool set_network(struct sched *s, struct store_task *t, const cJSON *net,
 	const char *ip = str_of(net, "ipv4Address");
 	if (!ip)
 		return false;
-	_cleanup_free_ char *att = NULL, *subnet = NULL;
-	if (attachment_of(t, &att, &subnet) < 0)
+	_cleanup_free_ char *att = NULL, *subnet = NULL, *groups = NULL;
+	if (attachment_of(t, &att, &subnet, &groups) < 0)
 		return false;
 	bool changed = false;
-	_cleanup_free_ char *eni = sched_eni_json(s, t->id, att, subnet,
+	_cleanup_free_ char *eni = sched_eni_json(s, t->id, att, subnet, groups,
 						  final ? "DELETED" : "ATTACHED", net);
 	if (eni && sched_set_str(&t->attachments_json, eni))
 		changed = true;

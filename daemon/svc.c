@@ -316,12 +316,16 @@ static int stop_task(struct svc *v, struct svc_view *w, struct store_task *t, co
 	return 0;
 }
 
-static const char *subnet_of(const struct svc_view *w)
+static const cJSON *vpc_of(const struct svc_view *w)
 {
 	const cJSON *nc = cJSON_GetObjectItemCaseSensitive(w->cfg, "networkConfiguration");
-	const cJSON *vpc = cJSON_GetObjectItemCaseSensitive(nc, "awsvpcConfiguration");
+	return cJSON_GetObjectItemCaseSensitive(nc, "awsvpcConfiguration");
+}
+
+static const char *subnet_of(const struct svc_view *w)
+{
 	return cJSON_GetStringValue(cJSON_GetArrayItem(
-		cJSON_GetObjectItemCaseSensitive(vpc, "subnets"), 0));
+		cJSON_GetObjectItemCaseSensitive(vpc_of(w), "subnets"), 0));
 }
 
 static int launch_one(struct svc *v, struct svc_view *w, const cJSON *dep, int64_t now,
@@ -347,6 +351,7 @@ static int launch_one(struct svc *v, struct svc_view *w, const cJSON *dep, int64
 		.cluster = w->row->cluster, .td = td, .body = body, .group = group,
 		.started_by = svc_str(dep, "id"), .launch_type = svc_str(w->cfg, "launchType"),
 		.subnet = subnet_of(w), .service_name = w->row->name, .now_ms = now,
+		.security_groups = cJSON_GetObjectItemCaseSensitive(vpc_of(w), "securityGroups"),
 		.pins = pins,
 		.n_pins = svc_pins_for(w, svc_str(dep, "id"), body, pins, ARRAY_SIZE(pins)),
 	};

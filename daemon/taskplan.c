@@ -477,6 +477,24 @@ static int container_plan(const cJSON *cd, const cJSON *ov, const struct taskpla
 	return 0;
 }
 
+/* "a,b" → network.securityGroups ["a", "b"]. */
+static bool add_groups(cJSON *net, const char *groups)
+{
+	cJSON *arr = groups ? cJSON_AddArrayToObject(net, "securityGroups") : NULL;
+	for (const char *p = groups; p && *p;) {
+		size_t n = strcspn(p, ",");
+		char *g = strndup(p, n);
+		cJSON *v = g ? cJSON_CreateString(g) : NULL;
+		free(g);
+		if (!v || !cJSON_AddItemToArray(arr, v)) {
+			cJSON_Delete(v);
+			return false;
+		}
+		p += n + (p[n] == ',');
+	}
+	return !groups || arr;
+}
+
 static cJSON *task_plan(const cJSON *td, const cJSON *ov, const struct taskplan_env *e)
 {
 	cJSON *p = cJSON_CreateObject();
@@ -495,7 +513,9 @@ static cJSON *task_plan(const cJSON *td, const cJSON *ov, const struct taskplan_
 	    !cJSON_AddStringToObject(net, "mode", "awsvpc") ||
 	    !cJSON_AddStringToObject(net, "bridge", e->bridge) ||
 	    !cJSON_AddStringToObject(net, "subnet", e->subnet) ||
-	    !cJSON_AddStringToObject(net, "ipamDir", e->ipam_dir)) {
+	    !cJSON_AddStringToObject(net, "ipamDir", e->ipam_dir) ||
+	    !cJSON_AddStringToObject(net, "nftTable", e->nft_table) ||
+	    !add_groups(net, e->security_groups)) {
 		cJSON_Delete(p);
 		return NULL;
 	}

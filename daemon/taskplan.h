@@ -39,7 +39,8 @@ struct taskplan_env {
 	const char *run_dir;     /* the daemon's --run-root */
 	const char *log_dir;     /* <log-root>/<id> */
 	const char *cgroup_name;
-	const char *bridge, *subnet, *ipam_dir;
+	const char *bridge, *subnet, *ipam_dir, *nft_table;
+	const char *security_groups; /* joined by ','; NULL: none (the shim's default) */
 	/* The limits of a task whose definition (and overrides) set no task
 	 * cpu / memory (daemon/policy.h), raised to what its containers
 	 * ask for together; 0 = none. */

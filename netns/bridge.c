@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <netlink/errno.h>
@@ -86,6 +87,16 @@ int net_bridge_check(struct net *net, struct rtnl_link *link, struct berth_err *
 	return 0;
 }
 
+/* The bridge carries IPv4 only: with IPv6 on, a router advertisement
+ * from a task would configure the host's addresses and routes. */
+static int bridge_no_ipv6(struct net *net, struct berth_err *err)
+{
+	char path[64 + IFNAMSIZ];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", net->bridge);
+	int r = net_sysctl_on(path);
+	return r < 0 ? berth_errnof(err, -r, "bridge %s: write %s", net->bridge, path) : 0;
+}
+
 int net_bridge_ensure(struct net *net, struct berth_err *err)
 {
 	_cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
@@ -99,7 +110,8 @@ int net_bridge_ensure(struct net *net, struct berth_err *err)
 	}
 	if (r < 0)
 		return r;
-	if ((r = net_bridge_check(net, link, err)) < 0 || (r = bridge_up(net, link, err)) < 0)
+	if ((r = net_bridge_check(net, link, err)) < 0 || (r = bridge_no_ipv6(net, err)) < 0 ||
+	    (r = bridge_up(net, link, err)) < 0)
 		return r;
 	return bridge_address(net, rtnl_link_get_ifindex(link), err);
 }

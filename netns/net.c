@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <netlink/errno.h>
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
 
 #include "common/fsutil.h"
+#include "common/hash.h"
 
 void net_config_init(struct net_config *cfg)
 {
@@ -26,6 +28,7 @@ void net_config_init(struct net_config *cfg)
 		.host_resolv_conf = "/etc/resolv.conf",
 		.fallback_resolv_conf = "/run/systemd/resolve/resolv.conf",
 		.nat = true,
+		.blocked = "169.254.169.254",
 	};
 }
 
@@ -35,6 +38,23 @@ void net_cidr_str(const struct net *net, char out[NET_CIDR_STRLEN])
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
 	snprintf(out, NET_CIDR_STRLEN, "%s/%u", ip, net->prefix);
+}
+
+uint32_t net_port_group(const char *bridge)
+{
+	/* Any value but 0, the group every other interface is in. */
+	uint64_t h = berth_fnv1a64(BERTH_FNV1A64_INIT, bridge, strlen(bridge));
+	return (uint32_t)(h >> 33) | 0x40000000u;
+}
+
+int net_sysctl_on(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	int r = write(fd, "1\n", 2) == 2 ? 0 : -errno;
+	close(fd);
+	return r;
 }
 
 void net_mac_from_ip(uint32_t ip, uint8_t mac[6])
@@ -97,6 +117,56 @@ static int parse_subnet(struct net *net, const char *cidr, struct berth_err *err
 	return 0;
 }
 
+/* Item of len chars is "a.b.c.d" or "a.b.c.d/n" without host bits. */
+static bool blocked_item_ok(const char *item, size_t len)
+{
+	char ip[INET_ADDRSTRLEN];
+	size_t iplen = strcspn(item, "/");
+	if (iplen > len)
+		iplen = len;
+	if (iplen == 0 || iplen >= sizeof(ip))
+		return false;
+	memcpy(ip, item, iplen);
+	ip[iplen] = '\0';
+	struct in_addr a;
+	if (inet_pton(AF_INET, ip, &a) != 1)
+		return false;
+	if (iplen == len)
+		return true;
+	unsigned prefix = 0;
+	size_t digits = len - iplen - 1;
+	if (digits < 1 || digits > 2 || strspn(item + iplen + 1, "0123456789") < digits)
+		return false;
+	for (size_t i = 0; i < digits; i++)
+		prefix = prefix * 10 + (unsigned)(item[iplen + 1 + i] - '0');
+	uint32_t host_bits = prefix == 0 ? ~0u : prefix >= 32 ? 0 : ~(~0u << (32 - prefix));
+	return prefix <= 32 && !(ntohl(a.s_addr) & host_bits);
+}
+
+/* cfg.blocked, checked item by item (it is spliced into an nft script),
+ * into net->blocked as "x, y". */
+static int parse_blocked(struct net *net, const char *list, struct berth_err *err)
+{
+	size_t used = 0;
+	for (const char *p = list; *p;) {
+		p += strspn(p, " ,");
+		size_t len = strcspn(p, " ,");
+		if (len == 0)
+			break;
+		if (!blocked_item_ok(p, len))
+			return berth_errf(err, EINVAL, "blocked address \"%.*s\": expected a.b.c.d or "
+					  "a.b.c.d/prefix", (int)len, p);
+		int n = snprintf(net->blocked + used, sizeof(net->blocked) - used, "%s%.*s",
+				 used ? ", " : "", (int)len, p);
+		if (n < 0 || (size_t)n >= sizeof(net->blocked) - used)
+			return berth_errf(err, E2BIG, "blocked addresses: more than %zu characters",
+					  sizeof(net->blocked) - 1);
+		used += (size_t)n;
+		p += len;
+	}
+	return 0;
+}
+
 static bool name_ok(const char *s, size_t max, const char *extra)
 {
 	size_t n = strlen(s);
@@ -134,6 +204,8 @@ static int open_dirs(struct net *net, const struct net_config *cfg, struct berth
 	char ip[INET_ADDRSTRLEN];
 	struct in_addr a = { .s_addr = htonl(net->network) };
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	if (!(net->run_dir = strdup(cfg->run_dir)))
+		return berth_errf(err, ENOMEM, "network config: out of memory");
 	if (asprintf(&net->netns_dir, "%s/netns", cfg->run_dir) < 0) {
 		net->netns_dir = NULL;
 		return berth_errf(err, ENOMEM, "network config: out of memory");
@@ -176,6 +248,7 @@ int net_open(const struct net_config *cfg, struct net **ret, struct berth_err *e
 	if (!net->resolv_conf || !net->fallback_resolv_conf)
 		return berth_errf(err, ENOMEM, "network config: out of memory");
 	if ((r = parse_subnet(net, cfg->subnet, err)) < 0 ||
+	    (r = parse_blocked(net, cfg->blocked ? cfg->blocked : "", err)) < 0 ||
 	    (r = open_dirs(net, cfg, err)) < 0 || (r = open_netlink(net, err)) < 0)
 		return r;
 	*ret = TAKE_PTR(net);
@@ -190,6 +263,7 @@ void net_close(struct net *net)
 		nl_socket_free(net->nl);
 	closep(&net->netns_dirfd);
 	closep(&net->ipam_dirfd);
+	free(net->run_dir);
 	free(net->netns_dir);
 	free(net->ipam_path);
 	free(net->resolv_conf);

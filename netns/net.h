@@ -2,8 +2,9 @@
  *
  *   bridge      <cfg.bridge> (default berth0) holds the gateway address (the
  *               subnet's first host address); the host reaches every task
- *               through it.  Egress is masqueraded by the nftables table
- *               `ip <cfg.nft_table>` (default `ip berth`) when cfg.nat is on.
+ *               through it.  The network policy lives in the nftables
+ *               tables `bridge <cfg.nft_table>` and `ip <cfg.nft_table>`
+ *               (default berth): docs/networking.md "Network policy".
  *   task netns  <run_dir>/netns/<task-id>, a bind mount of the namespace;
  *               inside: lo up, eth0 (one end of a veth pair, the other end
  *               "vberth<9 hex>" on the bridge), the task address, a default
@@ -37,6 +38,10 @@ struct net_config {
 	 * stub (systemd-resolved's 127.0.0.53 lists its upstreams there). */
 	const char *fallback_resolv_conf; /* "/run/systemd/resolve/resolv.conf" */
 	bool nat;                     /* true: masquerade egress, ip_forward=1 */
+	/* Addresses no task may reach, comma-separated IPv4 addresses or
+	 * CIDRs: "169.254.169.254" (the cloud instance metadata service);
+	 * "" blocks none. */
+	const char *blocked;
 };
 
 /* Fills cfg with the defaults above (static strings). */
@@ -56,15 +61,17 @@ DEFINE_CLEANUP_FUNC(struct net, net_close)
  * cheap (a few netlink messages): every task's agent calls it. */
 int net_bridge_ensure(struct net *net, struct berth_err *err);
 
-/* Makes NAT match cfg.nat: with NAT on, enables net.ipv4.ip_forward (a
- * host-wide setting that is never turned back off) and installs the
- * masquerade rule; with NAT off, removes the nftables table if present.
- * Host-level and costly (a libnftables transaction, ~25 ms), so the
- * daemon does it once at start, never per task.  Idempotent. */
-int net_nat_ensure(struct net *net, struct berth_err *err);
+/* Installs the network policy's rules and makes NAT match cfg.nat: with
+ * NAT on, the masquerade rule and net.ipv4.ip_forward=1 (noted in
+ * run_dir/ip_forward.<table> when Berth turned it on); with NAT off, no masquerade, and
+ * ip_forward off again if Berth turned it on.  Host-level and costly (a
+ * libnftables transaction, ~25 ms), so the daemon does it once at start,
+ * never per task; tasks' set elements survive it.  Idempotent. */
+int net_rules_ensure(struct net *net, struct berth_err *err);
 
-/* Deletes the bridge and the nftables table; missing ones are fine.  Task
- * veths still attached are detached by the kernel, not deleted. */
+/* Deletes the bridge and the nftables tables (missing ones are fine) and
+ * turns ip_forward off if Berth turned it on.  Task veths still attached
+ * are detached by the kernel, not deleted. */
 int net_bridge_remove(struct net *net, struct berth_err *err);
 
 /* Allocates a free host address of the subnet (never the network, gateway
@@ -81,6 +88,7 @@ int net_ipam_release(struct net *net, struct in_addr addr, const char *owner,
 		     struct berth_err *err);
 
 #define NET_TASK_ID_MAX 64
+#define NET_GROUPS_MAX 5    /* security groups per task, as ECS allows */
 
 struct net_task {
 	char id[NET_TASK_ID_MAX + 1];
@@ -101,6 +109,15 @@ struct net_task {
 int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
 		   struct berth_err *err);
 
+/* net_task_setup in two steps, so that other work can run in between
+ * (berth-shim adds the task's policy elements then).  reserve: the address
+ * (IPAM) and *ret, nothing else on the host.  build: netns, veth,
+ * address, routes; on failure what it made is undone, but the address
+ * stays reserved: net_task_teardown releases it. */
+int net_task_reserve(struct net *net, const char *task_id, struct net_task *ret,
+		     struct berth_err *err);
+int net_task_build(struct net *net, const struct net_task *t, struct berth_err *err);
+
 /* Removes the task's veth pair, unmounts and deletes its netns file and
  * releases its address (addr from net_task_setup, or INADDR_ANY to look it
  * up in IPAM).  Idempotent: pieces already gone are fine; the first error
@@ -111,6 +128,25 @@ int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
  * even while some process still holds the namespace. */
 int net_task_teardown(struct net *net, const char *task_id, struct in_addr addr,
 		      struct berth_err *err);
+
+/* The network policy's elements of a task (libnftables: daemon side or
+ * berth-netpolicy, never the agent).  add: the task may send only
+ * from its veth with its own MAC and address, and talks to the tasks that
+ * share one of its groups (at most NET_GROUPS_MAX; none: to no task);
+ * whatever elements named the address or the task's veth before are
+ * replaced.  remove: every element of the task's veth and of addr
+ * (INADDR_ANY: the address its veth was bound to); nothing to remove is
+ * fine.  One nftables transaction each, no rule changes. */
+int net_policy_task_add(struct net *net, const char *task_id, struct in_addr addr,
+			const char *const *groups, size_t n_groups, struct berth_err *err);
+int net_policy_task_remove(struct net *net, const char *task_id, struct in_addr addr,
+			   struct berth_err *err);
+
+/* The 32-bit id of a security group in the rules: a hash of the name. */
+uint32_t net_group_id(const char *group);
+
+/* The interface group of the bridge's task ports (the rules match it). */
+uint32_t net_port_group(const char *bridge);
 
 /* Writes dirfd/resolv.conf (the host's, minus the loopback and IPv6
  * nameservers a task cannot reach, each noted in a comment) and dirfd/hosts

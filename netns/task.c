@@ -30,11 +30,10 @@
 /* "vberth" + 9 hex digits of a 64-bit FNV-1a hash of the task id = 15
  * chars, IFNAMSIZ - 1; the "berth" in it lets leak checks find strays.  A
  * collision is EEXIST, never a shared veth. */
-static int host_ifname(const char *task_id, char out[IFNAMSIZ])
+void net_host_ifname(const char *task_id, char out[IFNAMSIZ])
 {
 	uint64_t h = berth_fnv1a64(BERTH_FNV1A64_INIT, task_id, strlen(task_id));
 	snprintf(out, IFNAMSIZ, "vberth%09llx", (unsigned long long)(h >> 28));
-	return 0;
 }
 
 struct ns_thread {
@@ -45,15 +44,24 @@ struct ns_thread {
 	int nlerr;          /* nl_connect failure */
 };
 
+/* No IPv6 on interfaces created in the namespace from now on (eth0): a
+ * task has one IPv4 address, and router advertisements must not configure
+ * it.  lo keeps ::1 for programs that listen on it. */
+#define NS_NO_IPV6 "/proc/sys/net/ipv6/conf/default/disable_ipv6"
+
 /* unshare(CLONE_NEWNET) affects only the calling thread, so the caller's
- * thread keeps its namespace.  /proc/thread-self, not /proc/self: the
- * latter names the main thread. */
+ * thread keeps its namespace; /proc/sys/net follows the thread too.
+ * /proc/thread-self, not /proc/self: the latter names the main thread. */
 static void *ns_thread_main(void *arg)
 {
 	struct ns_thread *t = arg;
+	int r;
 	if (unshare(CLONE_NEWNET) < 0) {
 		t->sys_errno = errno;
 		t->step = "unshare";
+	} else if ((r = net_sysctl_on(NS_NO_IPV6)) < 0) {
+		t->sys_errno = -r;
+		t->step = "disable IPv6 (" NS_NO_IPV6 ")";
 	} else if (mount("/proc/thread-self/ns/net", t->path, NULL, MS_BIND, NULL) < 0) {
 		t->sys_errno = errno;
 		t->step = "bind mount";
@@ -138,6 +146,8 @@ static int veth_create(struct net *net, const struct net_task *t, int nsfd, stru
 	/* get_peer takes a reference; dropping host frees the pair. */
 	_cleanup_(rtnl_link_putp) struct rtnl_link *peer = rtnl_link_veth_get_peer(host);
 	rtnl_link_set_name(host, t->host_ifname);
+	/* The rules of rules.c apply to the ports of this group. */
+	rtnl_link_set_group(host, net_port_group(net->bridge));
 	rtnl_link_set_master(host, br_index);
 	rtnl_link_set_mtu(host, mtu);
 	rtnl_link_set_flags(host, IFF_UP);
@@ -243,8 +253,7 @@ static int task_init(struct net *net, const char *task_id, struct net_task *t,
 	if ((size_t)snprintf(t->netns_path, sizeof(t->netns_path), "%s/%s", net->netns_dir,
 			     task_id) >= sizeof(t->netns_path))
 		return berth_errf(err, ENAMETOOLONG, "task %s: netns path too long", task_id);
-	if (host_ifname(task_id, t->host_ifname) < 0)
-		return berth_errf(err, ENOMEM, "task %s: out of memory", task_id);
+	net_host_ifname(task_id, t->host_ifname);
 	t->gateway.s_addr = htonl(net->gateway);
 	return 0;
 }
@@ -263,7 +272,7 @@ static int veth_delete(struct net *net, const char *ifname, struct berth_err *er
 
 /* Undoes only what it did itself: a veth name taken by another task
  * (EEXIST) is not deleted. */
-static int task_build(struct net *net, struct net_task *t, struct berth_err *err)
+static int task_build(struct net *net, const struct net_task *t, struct berth_err *err)
 {
 	_cleanup_(nl_socket_freep) struct nl_sock *ns_nl = NULL;
 	int r = netns_create(net, t, &ns_nl, err);
@@ -280,8 +289,8 @@ static int task_build(struct net *net, struct net_task *t, struct berth_err *err
 	return r;
 }
 
-int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
-		   struct berth_err *err)
+int net_task_reserve(struct net *net, const char *task_id, struct net_task *ret,
+		     struct berth_err *err)
 {
 	struct net_task t;
 	int r = task_init(net, task_id, &t, err);
@@ -290,9 +299,26 @@ int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
 	if ((r = net_ipam_alloc(net, task_id, &t.addr, err)) < 0)
 		return berth_err_wrap(err, "task %s", task_id);
 	net_mac_from_ip(ntohl(t.addr.s_addr), t.mac);
-	if ((r = task_build(net, &t, err)) < 0) {
+	*ret = t;
+	return 0;
+}
+
+int net_task_build(struct net *net, const struct net_task *t, struct berth_err *err)
+{
+	int r = task_build(net, t, err);
+	return r < 0 ? berth_err_wrap(err, "task %s", t->id) : 0;
+}
+
+int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
+		   struct berth_err *err)
+{
+	struct net_task t;
+	int r = net_task_reserve(net, task_id, &t, err);
+	if (r < 0)
+		return r;
+	if ((r = net_task_build(net, &t, err)) < 0) {
 		net_ipam_release(net, t.addr, task_id, NULL);
-		return berth_err_wrap(err, "task %s", task_id);
+		return r;
 	}
 	*ret = t;
 	return 0;

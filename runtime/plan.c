@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/fsutil.h"
+#include "netns/net.h"
 #include "runtime/security.h"
 
 DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
@@ -205,10 +206,19 @@ static int parse_network(const cJSON *root, struct plan_network *n, struct berth
 	if ((r = str_or(o, w, "bridge", "berth0", &n->bridge, err)) < 0 ||
 	    (r = str_or(o, w, "subnet", "10.89.0.0/16", &n->subnet, err)) < 0 ||
 	    (r = str_or(o, w, "ipamDir", "/var/lib/berth/ipam", &n->ipam_dir, err)) < 0 ||
+	    (r = str_or(o, w, "nftTable", "berth", &n->nft_table, err)) < 0 ||
+	    (r = opt_strv(o, w, "securityGroups", &n->security_groups, err)) < 0 ||
 	    (r = opt_str(o, w, "hostname", &n->hostname, err)) < 0)
 		return r;
 	/* The netns module checks bridge, subnet and table itself (net_open
 	 * runs before anything is created); only the path is ours. */
+	if (n->security_groups.n > NET_GROUPS_MAX)
+		return berth_errf(err, EINVAL, "%ssecurityGroups: %zu groups, at most %d", w,
+				  n->security_groups.n, NET_GROUPS_MAX);
+	for (size_t i = 0; i < n->security_groups.n; i++)
+		if (!*n->security_groups.v[i] || strlen(n->security_groups.v[i]) > 255)
+			return berth_errf(err, EINVAL, "%ssecurityGroups[%zu]: 1 to 255 characters",
+					  w, i);
 	return check_abs(w, "ipamDir", n->ipam_dir, err);
 }
 
@@ -706,6 +716,8 @@ void plan_free(struct plan *p)
 	free(p->log_dir);
 	free(p->cgroup_name);
 	free(p->network.bridge);
+	free(p->network.nft_table);
+	strv_free(&p->network.security_groups);
 	free(p->network.subnet);
 	free(p->network.ipam_dir);
 	free(p->network.hostname);

@@ -86,10 +86,13 @@ struct plan_container {
 	struct rt_log_opts log_opts;
 };
 
-/* Per-task networking only: the bridge is ensured (cheap), NAT is the
- * daemon's host-level business (net_nat_ensure) and not in the plan. */
+/* Per-task networking only: the bridge is ensured (cheap), NAT and the
+ * policy's rules are the daemon's host-level business (net_rules_ensure);
+ * the task's elements in nft_table's sets are its own (security groups:
+ * docs/networking.md "Network policy"). */
 struct plan_network {
-	char *bridge, *subnet, *ipam_dir;
+	char *bridge, *subnet, *ipam_dir, *nft_table;
+	struct plan_strv security_groups; /* at most NET_GROUPS_MAX; none: default */
 	char *hostname;                /* NULL: derived from the address */
 };
 

@@ -50,10 +50,12 @@ static int remove_net(const struct plan *p, struct berth_err *err)
 	struct net_config cfg;
 	task_net_config(p, &cfg);
 	_cleanup_(net_closep) struct net *net = NULL;
-	int r = net_open(&cfg, &net, err);
+	struct in_addr any = { .s_addr = htonl(INADDR_ANY) };
+	int r = task_net_policy(p, "remove", any, err);
 	if (r >= 0)
-		r = net_task_teardown(net, p->task_id, (struct in_addr){ .s_addr = htonl(INADDR_ANY) },
-				      err);
+		r = net_open(&cfg, &net, err);
+	if (r >= 0)
+		r = net_task_teardown(net, p->task_id, any, err);
 	return r;
 }
 

@@ -78,6 +78,13 @@ struct client {
 	bool dead;              /* freed after the current batch of events */
 };
 
+/* A berth-netpolicy run in flight (shim_policy.c). */
+struct policy_job {
+	pid_t pid;              /* 0: none */
+	int errfd;              /* its stderr */
+	char what[32];          /* "berth-netpolicy add", for messages */
+};
+
 struct shim {
 	struct plan *plan;
 	shim_diag_fn diag;
@@ -92,8 +99,9 @@ struct shim {
 	struct cg_driver *cgd;
 	struct cg_group *task_cg;
 	struct net *net;
-	bool net_up;
+	bool net_up;            /* an address is reserved: teardown owes cleanup */
 	struct net_task nt;
+	struct policy_job policy;
 	char hostname[256];
 	struct ctr *ctrs;
 	enum task_status status;
@@ -129,6 +137,17 @@ int health_start(struct shim *s, struct ctr *c, struct berth_err *err);
 void health_stop(struct shim *s, struct ctr *c);
 void health_free(struct ctr *c);
 enum rt_health_status task_health(const struct shim *s);
+
+/* shim_policy.c: `berth-netpolicy VERB` for the plan's task (the agent
+ * does not link libnftables, netns/host.c).  addr INADDR_ANY: remove
+ * whatever the task's veth was bound to.  start spawns it; wait (a no-op
+ * without a job) collects it, its failure is its stderr's first line. */
+int policy_start(const struct plan *p, const char *verb, struct in_addr addr,
+		 struct policy_job *job, struct berth_err *err);
+int policy_wait(struct policy_job *job, struct berth_err *err);
+/* Both at once. */
+int task_net_policy(const struct plan *p, const char *verb, struct in_addr addr,
+		    struct berth_err *err);
 
 /* shim_task.c */
 /* The plan's network settings over net_config_init()'s defaults (cfg

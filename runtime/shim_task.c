@@ -63,6 +63,7 @@ void task_net_config(const struct plan *p, struct net_config *cfg)
 	cfg->subnet = p->network.subnet;
 	cfg->run_dir = p->run_dir;
 	cfg->ipam_dir = p->network.ipam_dir;
+	cfg->nft_table = p->network.nft_table;
 }
 
 static int setup_net(struct shim *s, struct berth_err *err)
@@ -74,10 +75,15 @@ static int setup_net(struct shim *s, struct berth_err *err)
 	if (r >= 0)
 		r = net_bridge_ensure(s->net, err);
 	if (r >= 0)
-		r = net_task_setup(s->net, p->task_id, &s->nt, err);
+		r = net_task_reserve(s->net, p->task_id, &s->nt, err);
 	if (r < 0)
 		return r;
 	s->net_up = true;
+	/* The policy elements are added while the rest is set up (task_setup
+	 * waits for them): until they are in, the task's port sends nothing. */
+	if ((r = policy_start(p, "add", s->nt.addr, &s->policy, err)) < 0 ||
+	    (r = net_task_build(s->net, &s->nt, err)) < 0)
+		return r;
 	if (p->network.hostname) {
 		snprintf(s->hostname, sizeof(s->hostname), "%s", p->network.hostname);
 	} else {
@@ -127,12 +133,14 @@ int task_setup(struct shim *s, struct berth_err *err)
 	if (r >= 0)
 		r = berth_open_dir_p(cache, 0700, &s->cachedirfd, err);
 	if (r >= 0)
-		r = setup_cgroups(s, err);
-	if (r >= 0)
 		r = setup_net(s, err);
+	if (r >= 0)
+		r = setup_cgroups(s, err);
 	for (size_t i = 0; r >= 0 && i < p->n_containers; i++)
 		if ((r = setup_container_dir(s, &s->ctrs[i], err)) < 0)
 			berth_err_wrap(err, "container %s", p->containers[i].name);
+	if (r >= 0)
+		r = policy_wait(&s->policy, err);
 	if (r < 0)
 		return berth_err_wrap(err, "task %s: set-up", p->task_id);
 	return 0;
@@ -518,6 +526,12 @@ void task_teardown(struct shim *s)
 	for (size_t i = 0; i < s->plan->n_containers; i++)
 		ctr_teardown(s, &s->ctrs[i]);
 	if (s->task_cg && cg_group_destroy(TAKE_PTR(s->task_cg), &err) < 0)
+		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
+	/* The elements go first (after an add still running, if the set-up
+	 * failed): an address never returns to IPAM with them. */
+	if (policy_wait(&s->policy, &err) < 0)
+		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
+	if (s->net_up && task_net_policy(s->plan, "remove", s->nt.addr, &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
 	if (s->net_up && net_task_teardown(s->net, s->plan->task_id, s->nt.addr, &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);

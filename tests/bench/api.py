@@ -442,7 +442,8 @@ def cleanup_host(work):
             except OSError:
                 pass
     run(["ip", "link", "del", BRIDGE])
-    run(["nft", "delete", "table", "ip", NFT_TABLE])
+    for family in ("ip", "bridge"):
+        run(["nft", "delete", "table", family, NFT_TABLE])
 
 
 def bench(d, ecs, image):

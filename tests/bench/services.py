@@ -300,7 +300,8 @@ def bench_rolling(ecs, image):
 
 def cleanup_host():
     run(["ip", "link", "del", BRIDGE])
-    run(["nft", "delete", "table", "ip", NFT])
+    for family in ("ip", "bridge"):
+        run(["nft", "delete", "table", family, NFT])
     tk.remove_cgroup_roots(CGROUP)
 
 

@@ -1,7 +1,8 @@
 """Task start: Berth's full task start next to its peers, plus 100 tasks at
 once.
 
-  berth       berth-shim --foreground PLAN: netns + veth + address + cgroups
+  berth       berth-shim --foreground PLAN: netns + veth + address + the
+              network policy's elements (berth-netpolicy) + cgroups
               (task and container) + overlay rootfs + Docker's hardening
               (caps, seccomp, masked paths), timed from the shim's exec to
               the container's startedAt (its exec)
@@ -40,6 +41,7 @@ SHIM = os.environ.get("BERTH_SHIM", str(REPO / "build/release/berth-shim"))
 RUNS = int(os.environ.get("BERTH_BENCH_STARTS", "50"))
 MANY = int(os.environ.get("BERTH_BENCH_MANY", "100"))
 BRIDGE, SUBNET, CGROUP = "berthbench0", "10.217.0.0/16", "berth-bench"
+NFT = "berth_bench_tasks"
 
 
 def timed(argv):
@@ -77,7 +79,7 @@ class Bench:
             "taskId": tid, "taskDir": str(d), "runDir": str(self.work / "run"),
             "logDir": str(self.work / "logs" / tid), "cgroupName": CGROUP,
             "network": {"mode": "awsvpc", "bridge": BRIDGE, "subnet": SUBNET,
-                        "ipamDir": str(self.work / "ipam")},
+                        "ipamDir": str(self.work / "ipam"), "nftTable": NFT},
             # stopTimeout 2: a sleep as pid 1 ignores SIGTERM.
             "containers": [{"name": "main", "layers": self.layers, "entryPoint": argv,
                             "essential": True, "stopTimeout": 2}],
@@ -216,8 +218,18 @@ def many(b):
     return total, per_task, shim_rss, shim_pss
 
 
+def host_network(work):
+    """The bridge and the network policy's tables, as berthd sets them up
+    (no NAT: the tasks send nothing)."""
+    run([BERTH, "host-network", "--bridge", BRIDGE, "--subnet", SUBNET, "--nft-table", NFT,
+         "--run-root", str(work / "run"), "--ipam-dir", str(work / "ipam"), "--no-nat"],
+        check=True)
+
+
 def cleanup_host():
     run(["ip", "link", "del", BRIDGE])
+    for family in ("ip", "bridge"):
+        run(["nft", "delete", "table", family, NFT])
     for ctl in ("cpu", "cpuacct", "memory", "pids", "unified", ""):
         base = Path("/sys/fs/cgroup") / ctl
         for d in sorted(base.glob(f"**/{CGROUP}"), reverse=True) if base.is_dir() else []:
@@ -243,6 +255,7 @@ def main():
             rootfs = layers[-1] if len(layers) == 1 else None
             make_bundle(work, rootfs)
             run(podman_argv(work) + ["pull", "-q", "--tls-verify=false", ref], check=True)
+            host_network(work)
             b = Bench(work, layers, rootfs, ref)
             peers = [("berth (netns+veth+cgroups+overlay+seccomp)", b.berth_start),
                      ("runc run (bare: no network)", b.runc),

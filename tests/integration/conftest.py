@@ -245,11 +245,6 @@ class ShimSession:
         self.counter = 0
 
 
-def _remove_test_network(net):
-    subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
-    subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True)
-
-
 def _probe_layer(root, name):
     """A one-file layer: tests/fixtures/<name>.c built static (and so not
     position-independent) as /<name with dashes>."""
@@ -282,10 +277,11 @@ def shim_session(registry_anon, catalogue):
     os.chmod(root, 0o755)
     net = tk.TestNet(TEST_BRIDGE, tk.pick_test_subnet(), TEST_NFT_TABLE,
                      f"berth-test-{os.getpid()}")
-    _remove_test_network(net)        # a crashed earlier session's
+    net.remove()        # a crashed earlier session's
     store = root / "store"
     layers = {}
     try:
+        net.setup(BERTH_BIN, root / "hostnet")
         for name in ("busybox", "multilayer"):
             f = catalogue[name]
             p = subprocess.run([BERTH_BIN, "--root", str(store), "pull", "--insecure-registry",
@@ -307,7 +303,7 @@ def shim_session(registry_anon, catalogue):
         tk.remove_cgroup_roots(net.cgroup_name)
         for line in sorted(tk.mount_lines(root), reverse=True):
             subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
-        _remove_test_network(net)
+        net.remove()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -434,8 +430,7 @@ def task_net():
                      f"berth_dtest_{os.getpid()}", f"berth-dtest-{os.getpid()}")
     forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
     yield net
-    subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
-    subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True)
+    net.remove()
     tk.remove_cgroup_roots(net.cgroup_name)
     # NAT turned ip_forward on: a host-wide setting the tests put back.
     Path("/proc/sys/net/ipv4/ip_forward").write_text(forward)

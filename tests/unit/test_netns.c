@@ -1,6 +1,7 @@
-/* netns/: IPAM, bridge, NAT and task networks against the real kernel.
- * Needs root.  Everything it creates is named "berth…" (bridge berth-t<pid>,
- * veths vberth…, table ip berth_t<pid>, temp dirs /tmp/berth-test-netns-*)
+/* netns/: IPAM, bridge, NAT, network policy and task networks against the
+ * real kernel.  Needs root.  Everything it creates is named "berth…"
+ * (bridge berth-t<pid>, veths vberth…, tables ip and bridge berth_t<pid>,
+ * temp dirs /tmp/berth-test-netns-*)
  * and is removed by the teardown functions even when an assertion fails.
  * Traffic goes only to addresses inside the namespaces created here. */
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netpacket/packet.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -44,6 +46,10 @@ struct fixture {
 	/* Per test: torn down by task_cleanup even when an assertion fails. */
 	char task_ids[MAX_TASKS][NET_TASK_ID_MAX + 1];
 	int fds[MAX_TASKS];
+	/* A second network with no rules (a stand-in for "outside") and the
+	 * one task on it; removed by task_cleanup. */
+	struct net *outside;
+	char outside_task[NET_TASK_ID_MAX + 1];
 };
 
 static struct fixture *fx(void **state)
@@ -132,7 +138,7 @@ static int group_setup(void **state)
 	*state = f;
 	struct berth_err err = { 0 };
 	if (net_open(&f->cfg, &f->net, &err) < 0 || net_bridge_ensure(f->net, &err) < 0 ||
-	    net_nat_ensure(f->net, &err) < 0) {
+	    net_rules_ensure(f->net, &err) < 0) {
 		fprintf(stderr, "setup: %s\n", err.msg);
 		return -1;
 	}
@@ -159,12 +165,20 @@ static int task_cleanup(void **state)
 {
 	struct fixture *f = fx(state);
 	for (int i = 0; i < MAX_TASKS; i++) {
-		if (f->task_ids[i][0])
+		if (f->task_ids[i][0]) {
+			net_policy_task_remove(f->net, f->task_ids[i], (struct in_addr){ 0 }, NULL);
 			net_task_teardown(f->net, f->task_ids[i], (struct in_addr){ 0 }, NULL);
+		}
 		f->task_ids[i][0] = '\0';
 		if (f->fds[i] >= 0)
 			close(f->fds[i]);
 		f->fds[i] = -1;
+	}
+	if (f->outside) {
+		net_task_teardown(f->outside, f->outside_task, (struct in_addr){ 0 }, NULL);
+		net_bridge_remove(f->outside, NULL);
+		net_close(f->outside);
+		f->outside = NULL;
 	}
 	return 0;
 }
@@ -190,11 +204,28 @@ static const char *task_id(struct fixture *f, const char *name)
 	return f->task_ids[i];
 }
 
-static void setup_task(struct fixture *f, const char *name, struct net_task *t)
+/* A task in the security groups given (none: "default"). */
+static void setup_task_in(struct fixture *f, const char *name, struct net_task *t,
+			  const char *groups)
 {
 	struct berth_err err = { 0 };
-	if (net_task_setup(f->net, task_id(f, name), t, &err) < 0)
+	const char *id = task_id(f, name);
+	if (net_task_setup(f->net, id, t, &err) < 0)
 		fail_msg("%s", err.msg);
+	char copy[128], *save = NULL;
+	const char *v[NET_GROUPS_MAX];
+	size_t n = 0;
+	snprintf(copy, sizeof(copy), "%s", groups);
+	for (char *g = strtok_r(copy, ",", &save); g && n < NET_GROUPS_MAX;
+	     g = strtok_r(NULL, ",", &save))
+		v[n++] = g;
+	if (net_policy_task_add(f->net, id, t->addr, v, n, &err) < 0)
+		fail_msg("%s", err.msg);
+}
+
+static void setup_task(struct fixture *f, const char *name, struct net_task *t)
+{
+	setup_task_in(f, name, t, "default");
 }
 
 /* ---- running code inside a task namespace (a thread that setns()es) ---- */
@@ -547,6 +578,16 @@ static void test_setup_failure_rolls_back(void **state)
 		_cleanup_free_ char *owner = read_at(dirfd(d), de->d_name);
 		assert_null(strstr(owner, id));
 	}
+	/* In two steps, a failed build keeps the address reserved (the
+	 * caller still has work to undo with it) until the teardown. */
+	assert_int_equal(net_task_reserve(n, id, &t, &err), 0);
+	assert_int_equal(net_task_build(n, &t, &err), -ENODEV);
+	char ip[INET_ADDRSTRLEN], file[600];
+	inet_ntop(AF_INET, &t.addr, ip, sizeof(ip));
+	snprintf(file, sizeof(file), "%s/%s", dir, ip);
+	assert_int_equal(access(file, F_OK), 0);
+	assert_int_equal(net_task_teardown(n, id, t.addr, &err), 0);
+	assert_int_equal(access(file, F_OK), -1);
 }
 
 /* ---- files ---- */
@@ -597,16 +638,14 @@ static void test_task_files(void **state)
 	assert_int_equal(net_task_write_files(f->net, &t, "bad\nhost", dfd, &err), -EINVAL);
 }
 
-/* ---- bridge, NAT, config ---- */
-
-/* The text of `nft list table ip <table>` (NULL when it does not exist);
- * *ok false when nftables could not be asked at all. */
-static char *nft_list(const char *table, bool *ok)
+/* The text of `nft list table <family> <table>` (NULL when it does not
+ * exist); *ok false when nftables could not be asked at all. */
+static char *nft_list(const char *family, const char *table, bool *ok)
 {
 	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
 	*ok = ctx && nft_ctx_buffer_output(ctx) == 0 && nft_ctx_buffer_error(ctx) == 0;
 	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "list table ip %s", table);
+	snprintf(cmd, sizeof(cmd), "list table %s %s", family, table);
 	char *out = NULL;
 	if (*ok && nft_run_cmd_from_buffer(ctx, cmd) == 0)
 		out = strdup(nft_ctx_get_output_buffer(ctx));
@@ -615,13 +654,298 @@ static char *nft_list(const char *table, bool *ok)
 	return out;
 }
 
-static char *nft_table_text(const char *table)
+static char *nft_table_text(const char *family, const char *table)
 {
 	bool ok;
-	char *out = nft_list(table, &ok);
+	char *out = nft_list(family, table, &ok);
 	assert_true(ok);
 	return out;
 }
+
+/* ---- network policy ---- */
+
+/* How long a connection that the policy drops is given before it counts
+ * as dropped: a drop never answers, so there is no event to wait for. */
+#define DROP_WAIT_MS 1000
+
+/* A listening TCP socket on addr (port chosen by the kernel) in the
+ * namespace at path, or the host's with path NULL; its port in *port. */
+static int listener(struct fixture *f, const char *path, struct in_addr addr, uint16_t *port)
+{
+	int fd = path ? socket_in_ns(f, path)
+		      : keep_fd(f, socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = addr };
+	socklen_t len = sizeof(sa);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* Connects from the task namespace at path (from address src unless it is
+ * 0) to dst:port: 0 once connected, -ETIMEDOUT when nothing answered
+ * within DROP_WAIT_MS, else -errno (ECONNREFUSED: it got through). */
+static int try_connect(struct fixture *f, const char *path, in_addr_t src, struct in_addr dst,
+		       uint16_t port)
+{
+	int fd = socket_in_ns(f, path);
+	if (src) {
+		struct sockaddr_in from = { .sin_family = AF_INET, .sin_addr.s_addr = src };
+		assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+	}
+	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = dst, .sin_port = htons(port) };
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return 0;
+	assert_int_equal(errno, EINPROGRESS);
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	if (poll(&p, 1, DROP_WAIT_MS) == 0)
+		return -ETIMEDOUT;
+	int e = 0;
+	socklen_t len = sizeof(e);
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len), 0);
+	return -e;
+}
+
+/* Runs a command line (an `ip` or `nft` change in a test namespace). */
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int st = system(cmd);
+	if (st != 0)
+		fail_msg("`%s` exited %d", cmd, st);
+}
+
+/* A listener on 0.0.0.0 on the host answers the host but no task, through
+ * the gateway address; a port put into the allowed set gets through. */
+static void test_policy_host_unreachable(void **state)
+{
+	struct fixture *f = fx(state);
+	struct net_task t;
+	setup_task(f, "hostport", &t);
+	uint16_t port;
+	listener(f, NULL, (struct in_addr){ .s_addr = htonl(INADDR_ANY) }, &port);
+	assert_int_equal(try_connect(f, t.netns_path, 0, t.gateway, port), -ETIMEDOUT);
+	sh("nft add element ip %s host_ports '{ tcp . %u }'", f->table, port);
+	int r = try_connect(f, t.netns_path, 0, t.gateway, port);
+	sh("nft delete element ip %s host_ports '{ tcp . %u }'", f->table, port);
+	assert_int_equal(r, 0);
+	/* The host still reaches the task. */
+	uint16_t tport;
+	int lfd = listener(f, t.netns_path, t.addr, &tport);
+	(void)lfd;
+	int cfd = keep_fd(f, socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = t.addr,
+				  .sin_port = htons(tport) };
+	assert_int_equal(connect(cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+/* Whether the namespace at path has a MAC for addr in its ARP table. */
+static bool neighbour_known(const char *path, struct in_addr addr)
+{
+	char cmd[512], line[256], ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &addr, ip, sizeof(ip));
+	snprintf(cmd, sizeof(cmd), "nsenter --net=%s ip -4 neigh show %s", path, ip);
+	FILE *p = popen(cmd, "re");
+	assert_non_null(p);
+	bool known = false;
+	while (fgets(line, sizeof(line), p))
+		known |= strstr(line, "lladdr") != NULL;
+	assert_int_equal(pclose(p), 0);
+	return known;
+}
+
+/* ECS security groups: tasks talk when they share a group. */
+static void test_policy_security_groups(void **state)
+{
+	struct fixture *f = fx(state);
+	struct net_task a, b, c, d;
+	setup_task_in(f, "sg-a", &a, "sg-one");
+	setup_task_in(f, "sg-b", &b, "sg-one");
+	setup_task_in(f, "sg-c", &c, "sg-two");
+	setup_task_in(f, "sg-d", &d, "sg-two,sg-one");
+	uint16_t pa, pb, pc;
+	listener(f, a.netns_path, a.addr, &pa);
+	listener(f, b.netns_path, b.addr, &pb);
+	listener(f, c.netns_path, c.addr, &pc);
+	assert_int_equal(try_connect(f, a.netns_path, 0, b.addr, pb), 0);
+	assert_int_equal(try_connect(f, a.netns_path, 0, c.addr, pc), -ETIMEDOUT);
+	assert_int_equal(try_connect(f, c.netns_path, 0, a.addr, pa), -ETIMEDOUT);
+	/* Not even ARP crosses groups: a never learnt c's MAC, but b's. */
+	assert_false(neighbour_known(a.netns_path, c.addr));
+	assert_true(neighbour_known(a.netns_path, b.addr));
+	assert_int_equal(try_connect(f, d.netns_path, 0, a.addr, pa), 0);
+	assert_int_equal(try_connect(f, d.netns_path, 0, c.addr, pc), 0);
+	/* New groups replace the old ones. */
+	struct berth_err err = { 0 };
+	const char *two[] = { "sg-two" };
+	assert_int_equal(net_policy_task_add(f->net, f->task_ids[0], a.addr, two, 1, &err), 0);
+	/* a's kernel gave up on c's MAC a moment ago; ask again at once. */
+	sh("nsenter --net=%s ip neigh flush dev eth0", a.netns_path);
+	assert_int_equal(try_connect(f, a.netns_path, 0, c.addr, pc), 0);
+	assert_int_equal(try_connect(f, a.netns_path, 0, b.addr, pb), -ETIMEDOUT);
+}
+
+/* An address whose elements were never removed (a failed removal) goes
+ * to a new task with none of the old groups. */
+static void test_policy_stale_elements_replaced(void **state)
+{
+	struct fixture *f = fx(state);
+	struct berth_err err = { 0 };
+	char net_ip[INET_ADDRSTRLEN];
+	snprintf(net_ip, sizeof(net_ip), "%.*s", (int)strcspn(f->subnet, "/"), f->subnet);
+	struct in_addr a;
+	assert_int_equal(inet_pton(AF_INET, net_ip, &a), 1);
+	a.s_addr = htonl(ntohl(a.s_addr) + 200);
+	const char *old[] = { "sg-old-1", "sg-old-2" }, *now[] = { "sg-new" };
+	const char *gone = task_id(f, "stale-old"), *id = task_id(f, "stale-new");
+	assert_int_equal(net_policy_task_add(f->net, gone, a, old, 2, &err), 0);
+	assert_int_equal(net_policy_task_add(f->net, id, a, now, 1, &err), 0);
+	_cleanup_free_ char *rules = nft_table_text("bridge", f->table);
+	char want[64];
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(want, sizeof(want), "0x%08x", net_group_id(old[i]));
+		assert_null(strstr(rules, want));
+	}
+	snprintf(want, sizeof(want), "0x%08x", net_group_id(now[0]));
+	assert_non_null(strstr(rules, want));
+	assert_int_equal(net_policy_task_remove(f->net, id, (struct in_addr){ 0 }, &err), 0);
+	_cleanup_free_ char *after = nft_table_text("bridge", f->table);
+	assert_null(strstr(after, want));
+	assert_null(strstr(after, inet_ntoa(a)));
+}
+
+/* A task sends only from its own address and MAC. */
+static void test_policy_spoofing_dropped(void **state)
+{
+	struct fixture *f = fx(state);
+	struct net_task a, b;
+	setup_task(f, "spoof-a", &a);
+	setup_task(f, "spoof-b", &b);
+	uint16_t pb;
+	listener(f, b.netns_path, b.addr, &pb);
+	assert_int_equal(try_connect(f, a.netns_path, 0, b.addr, pb), 0);
+	/* An address of the subnet no task has (the broadcast's neighbour). */
+	struct in_addr spoof = { .s_addr = (b.addr.s_addr & htonl(~0xffu)) | htonl(0xfe) };
+	char ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &spoof, ip, sizeof(ip));
+	sh("nsenter --net=%s ip addr add %s/32 dev eth0", a.netns_path, ip);
+	int r = try_connect(f, a.netns_path, spoof.s_addr, b.addr, pb);
+	sh("nsenter --net=%s ip addr del %s/32 dev eth0", a.netns_path, ip);
+	assert_int_equal(r, -ETIMEDOUT);
+	/* Its own address from another MAC (ARP included) is dropped too. */
+	sh("nsenter --net=%s ip link set eth0 address 02:be:00:00:00:01", a.netns_path);
+	r = try_connect(f, a.netns_path, 0, b.addr, pb);
+	sh("nsenter --net=%s ip link set eth0 address %02x:%02x:%02x:%02x:%02x:%02x", a.netns_path,
+	   a.mac[0], a.mac[1], a.mac[2], a.mac[3], a.mac[4], a.mac[5]);
+	assert_int_equal(r, -ETIMEDOUT);
+}
+
+/* The blocked addresses: 169.254.169.254 by default (checked in the
+ * rules, nothing is sent there), and a configured one (here a task of
+ * the test subnet) is dropped even between tasks of one group. */
+static void test_policy_blocked_address(void **state)
+{
+	struct fixture *f = fx(state);
+	_cleanup_free_ char *rules = nft_table_text("bridge", f->table);
+	assert_non_null(rules);
+	assert_non_null(strstr(rules, "elements = { 169.254.169.254 }"));
+	assert_non_null(strstr(rules, "ip daddr @blocked drop"));
+	struct net_task a, v;
+	setup_task(f, "blk-a", &a);
+	setup_task(f, "blk-v", &v);
+	uint16_t pv;
+	listener(f, v.netns_path, v.addr, &pv);
+	assert_int_equal(try_connect(f, a.netns_path, 0, v.addr, pv), 0);
+	char ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &v.addr, ip, sizeof(ip));
+	struct net_config cfg = f->cfg;
+	cfg.blocked = ip;
+	struct berth_err err = { 0 };
+	_cleanup_(net_closep) struct net *n = NULL;
+	assert_int_equal(net_open(&cfg, &n, &err), 0);
+	assert_int_equal(net_rules_ensure(n, &err), 0);
+	int r = try_connect(f, a.netns_path, 0, v.addr, pv);
+	assert_int_equal(net_rules_ensure(f->net, &err), 0);
+	assert_int_equal(r, -ETIMEDOUT);
+	/* Bad lists are refused before anything changes. */
+	cfg.blocked = "169.254.169.254, 10.1.2.3/8";
+	struct net *bad = NULL;
+	assert_int_equal(net_open(&cfg, &bad, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "10.1.2.3/8"));
+	cfg.blocked = "1.2.3.4; flush ruleset";
+	assert_int_equal(net_open(&cfg, &bad, &err), -EINVAL);
+}
+
+static void read_sysctl(struct in_ns *c)
+{
+	int fd = open("/proc/sys/net/ipv6/conf/eth0/disable_ipv6", O_RDONLY | O_CLOEXEC);
+	char v = 0;
+	c->fd = fd >= 0 && read(fd, &v, 1) == 1 ? v : -1;
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Egress goes out through NAT as before: a task reaches a host of
+ * another network (a namespace on a second, rule-less bridge standing in
+ * for the outside), which sees the host's address on its side. */
+static void test_policy_egress_masqueraded(void **state)
+{
+	struct fixture *f = fx(state);
+	char bridge[IFNAMSIZ], table[32], subnet[32], ipam[160];
+	int k = (int)getpid() % 50;
+	for (int tries = 0; tries < 50 && subnet_in_use(150 + k); tries++)
+		k = (k + 1) % 50;
+	snprintf(bridge, sizeof(bridge), "berth-o%d", (int)getpid() % 10000000);
+	snprintf(table, sizeof(table), "berth_o%d", (int)getpid());
+	snprintf(subnet, sizeof(subnet), "10.89.%d.0/24", 150 + k);
+	snprintf(ipam, sizeof(ipam), "%s/ipam-outside", f->dir);
+	struct net_config cfg = f->cfg;
+	cfg.bridge = bridge;
+	cfg.nft_table = table;
+	cfg.subnet = subnet;
+	cfg.ipam_dir = ipam;
+	struct berth_err err = { 0 };
+	assert_int_equal(net_open(&cfg, &f->outside, &err), 0);
+	assert_int_equal(net_bridge_ensure(f->outside, &err), 0);
+	snprintf(f->outside_task, sizeof(f->outside_task), "berth-test-%d-outside", (int)getpid());
+	struct net_task out, t;
+	assert_int_equal(net_task_setup(f->outside, f->outside_task, &out, &err), 0);
+	setup_task(f, "egress", &t);
+	uint16_t port;
+	int lfd = listener(f, out.netns_path, out.addr, &port);
+	assert_int_equal(try_connect(f, t.netns_path, 0, out.addr, port), 0);
+	struct sockaddr_in peer;
+	socklen_t len = sizeof(peer);
+	_cleanup_close_ int afd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+	assert_true(afd >= 0);
+	assert_int_equal(peer.sin_addr.s_addr, out.gateway.s_addr);
+}
+
+/* No IPv6 on the bridge nor on a task's eth0. */
+static void test_policy_no_ipv6(void **state)
+{
+	struct fixture *f = fx(state);
+	struct net_task t;
+	setup_task(f, "v6", &t);
+	struct in_ns c = { .path = t.netns_path, .fn = read_sysctl };
+	run_in_ns(&c);
+	assert_int_equal(c.fd, '1');
+	char path[128];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", f->bridge);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char v = 0;
+	assert_true(fd >= 0 && read(fd, &v, 1) == 1);
+	assert_int_equal(v, '1');
+}
+
+/* ---- bridge, NAT, config ---- */
 
 static void test_nat_on_off(void **state)
 {
@@ -629,26 +953,32 @@ static void test_nat_on_off(void **state)
 	struct berth_err err = { 0 };
 	char rule[96];
 	snprintf(rule, sizeof(rule), "ip saddr %s ip daddr != %s masquerade", f->subnet, f->subnet);
-	_cleanup_free_ char *on = nft_table_text(f->table);
+	_cleanup_free_ char *on = nft_table_text("ip", f->table);
 	assert_non_null(on);
 	assert_non_null(strstr(on, rule));
 	assert_int_equal(read_ip_forward(), '1');
 	/* Applying again keeps exactly one rule. */
-	assert_int_equal(net_nat_ensure(f->net, &err), 0);
-	_cleanup_free_ char *again = nft_table_text(f->table);
+	assert_int_equal(net_rules_ensure(f->net, &err), 0);
+	_cleanup_free_ char *again = nft_table_text("ip", f->table);
 	assert_non_null(again);
 	assert_ptr_equal(strstr(strstr(again, rule) + 1, rule), NULL);
+	/* NAT off: no masquerade, ip_forward as it was before the tests (off
+	 * again if Berth turned it on), the policy stays. */
 	struct net_config cfg = f->cfg;
 	cfg.nat = false;
 	_cleanup_(net_closep) struct net *off = NULL;
 	assert_int_equal(net_open(&cfg, &off, &err), 0);
-	assert_int_equal(net_nat_ensure(off, &err), 0);
-	_cleanup_free_ char *gone = nft_table_text(f->table);
-	assert_null(gone);
-	assert_int_equal(net_nat_ensure(f->net, &err), 0);
-	_cleanup_free_ char *back = nft_table_text(f->table);
+	assert_int_equal(net_rules_ensure(off, &err), 0);
+	_cleanup_free_ char *gone = nft_table_text("ip", f->table);
+	assert_non_null(gone);
+	assert_null(strstr(gone, "masquerade"));
+	assert_non_null(strstr(gone, "drop"));
+	assert_int_equal(read_ip_forward(), f->ip_forward);
+	assert_int_equal(net_rules_ensure(f->net, &err), 0);
+	_cleanup_free_ char *back = nft_table_text("ip", f->table);
 	assert_non_null(back);
 	assert_non_null(strstr(back, rule));
+	assert_int_equal(read_ip_forward(), '1');
 }
 
 static void test_bad_config(void **state)
@@ -722,8 +1052,11 @@ static void test_bridge_remove(void **state)
 	assert_true(if_nametoindex(f->bridge) > 0);
 	assert_int_equal(net_bridge_remove(f->net, &err), 0);
 	assert_int_equal(if_nametoindex(f->bridge), 0);
-	_cleanup_free_ char *gone = nft_table_text(f->table);
+	_cleanup_free_ char *gone = nft_table_text("ip", f->table);
 	assert_null(gone);
+	_cleanup_free_ char *gone2 = nft_table_text("bridge", f->table);
+	assert_null(gone2);
+	assert_int_equal(read_ip_forward(), f->ip_forward);
 	assert_int_equal(net_bridge_remove(f->net, &err), 0);
 }
 
@@ -743,6 +1076,13 @@ static int run_all(void)
 		T(test_setup_failure_rolls_back),
 		T(test_task_files),
 		T(test_nat_on_off),
+		T(test_policy_host_unreachable),
+		T(test_policy_security_groups),
+		T(test_policy_stale_elements_replaced),
+		T(test_policy_spoofing_dropped),
+		T(test_policy_blocked_address),
+		T(test_policy_egress_masqueraded),
+		T(test_policy_no_ipv6),
 		T(test_setup_teardown_time),
 		T(test_bridge_remove),
 	};
@@ -808,7 +1148,8 @@ static int check_nothing_left(const struct fixture *f, const char *vberth_before
 	char vberth_after[4096];
 	vberth_links(vberth_after, sizeof(vberth_after));
 	bool nft_ok;
-	_cleanup_free_ char *table = nft_list(f->table, &nft_ok);
+	_cleanup_free_ char *table = nft_list("ip", f->table, &nft_ok);
+	_cleanup_free_ char *btable = nft_list("bridge", f->table, &nft_ok);
 	FILE *mi = fopen("/proc/self/mountinfo", "re");
 	char line[8192];
 	bool mount_left = false;
@@ -816,7 +1157,8 @@ static int check_nothing_left(const struct fixture *f, const char *vberth_before
 		mount_left |= strstr(line, f->dir) != NULL;
 	if (mi)
 		fclose(mi);
-	const char *what = if_nametoindex(f->bridge) ? "bridge" : table || !nft_ok ? "nftables table" :
+	const char *what = if_nametoindex(f->bridge) ? "bridge" :
+			   table || btable || !nft_ok ? "nftables table" :
 			   mount_left ? "netns mount" : access(f->dir, F_OK) == 0 ? "temp dir" :
 			   strcmp(vberth_before, vberth_after) ? "veth" : NULL;
 	if (what)

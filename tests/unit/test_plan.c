@@ -185,6 +185,10 @@ static void test_refuse_syntax_and_task(void **state)
 	refused(HEAD "\"network\":[]}", "network: not an object");
 	refused(HEAD "\"network\":{\"mode\":\"bridge\"}}", "network.mode \"bridge\": only awsvpc");
 	refused(HEAD "\"network\":{\"ipamDir\":\"x\"}}", "network.ipamDir \"x\"");
+	refused(HEAD "\"network\":{\"securityGroups\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]}}",
+		"network.securityGroups: 6 groups, at most 5");
+	refused(HEAD "\"network\":{\"securityGroups\":[\"\"]}}",
+		"network.securityGroups[0]: 1 to 255 characters");
 	refused(HEAD "\"containers\":[]}", "containers: missing or empty");
 	refused(HEAD "\"containers\":{}}", "containers: not an array");
 	refused(TASK("1"), "containers[0]: not an object");

@@ -40,6 +40,7 @@ static const struct taskplan_env ENV = {
 	.task_id = "t-1", .task_dir = "/srv/berth/tasks/t-1", .run_dir = "/run/berth-test",
 	.log_dir = "/logs/t-1", .cgroup_name = "berth-test",
 	.bridge = "br-test", .subnet = "10.200.0.0/24", .ipam_dir = "/srv/ipam",
+	.nft_table = "berth_test", .security_groups = "sg-1,default:c1",
 };
 
 static cJSON *parse(const char *text)
@@ -465,7 +466,8 @@ static void full_plan(void **state)
 		    "\"taskDir\":\"/srv/berth/tasks/t-1\",\"runDir\":\"/run/berth-test\","
 		    "\"logDir\":\"/logs/t-1\",\"cgroupName\":\"berth-test\","
 		    "\"network\":{\"mode\":\"awsvpc\",\"bridge\":\"br-test\","
-		    "\"subnet\":\"10.200.0.0/24\",\"ipamDir\":\"/srv/ipam\"},"
+		    "\"subnet\":\"10.200.0.0/24\",\"ipamDir\":\"/srv/ipam\","
+		    "\"nftTable\":\"berth_test\",\"securityGroups\":[\"sg-1\",\"default:c1\"]},"
 		    "\"containers\":[{\"name\":\"web\",\"layers\":[\"/l/0/0\"],"
 		    "\"entryPoint\":[\"/docker-entrypoint.sh\"],"
 		    "\"command\":[\"nginx\",\"-g\",\"daemon off;\"],"
@@ -482,6 +484,8 @@ static void full_plan(void **state)
 
 	_cleanup_(plan_freep) struct plan *p = shim_parse(plan);
 	assert_string_equal(p->task_id, "t-1");
+	assert_string_equal(p->network.nft_table, "berth_test");
+	ASSERT_STRV(&p->network.security_groups, "sg-1", "default:c1");
 	assert_int_equal(p->cpu, 1024);
 	assert_int_equal(p->memory_mib, 3072);
 	assert_int_equal(p->pids_max, TASKPLAN_PIDS_MAX);
