@@ -5,12 +5,12 @@
 #ifndef BERTH_CLI_ECS_H
 #define BERTH_CLI_ECS_H
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "common/json.h"
 
 #define ECS_TASK_ID_LEN 32
 
@@ -22,7 +22,6 @@ int ecs_open(const char *socket_path, struct ecs **ret, struct berth_err *err);
 
 void ecs_close(struct ecs *e);
 DEFINE_CLEANUP_FUNC(struct ecs, ecs_close)
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* Calls op with req as the body (NULL: {}), and returns the parsed answer
  * in *ret (the caller frees it with cJSON_Delete).  Fails with:

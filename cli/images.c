@@ -1,5 +1,4 @@
 /* berth pull | images | rmi | inspect-image: the local image store. */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,13 +7,13 @@
 
 #include "cli/cli.h"
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "images/digest.h"
 #include "images/pull.h"
 #include "images/store.h"
 
 DEFINE_CLEANUP_FUNC(struct img_store, img_store_free)
 DEFINE_CLEANUP_FUNC(struct progress, progress_free)
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* Parses options, checks the positional count and opens the store. */
 static int open_store(struct cli *c, int argc, char **argv, int npos, const struct cli_cmd *cmd,

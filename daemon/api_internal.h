@@ -5,17 +5,15 @@
 #ifndef BERTH_DAEMON_API_INTERNAL_H
 #define BERTH_DAEMON_API_INTERNAL_H
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "daemon/store.h"
 
 struct sched;
-
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* ECS error types used by more than one operation. */
 #define API_E_CLIENT        "ClientException"

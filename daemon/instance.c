@@ -8,10 +8,9 @@
 
 #include "common/cleanup.h"
 #include "common/hash.h"
+#include "common/json.h"
 #include "daemon/instance.h"
 #include "daemon/taskplan.h"
-
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 #define PAGE 100
 #define DEFS_CACHED 16

@@ -1,6 +1,5 @@
 #include "images/manifest.h"
 
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -10,6 +9,7 @@
 #include <sys/utsname.h>
 
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "images/digest.h"
 
 /* Sizes are JSON numbers, read as doubles: above 2^53 they would no
@@ -21,8 +21,6 @@
 
 const char img_manifest_accept[] = IMG_MT_OCI_INDEX ", " IMG_MT_DOCKER_LIST ", "
 	IMG_MT_OCI_MANIFEST ", " IMG_MT_DOCKER_MANIFEST;
-
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* ---- JSON helpers ------------------------------------------------------- */
 

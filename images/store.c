@@ -1,6 +1,5 @@
 #include "images/store.h"
 
-#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +13,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/json.h"
 #include "images/digest.h"
 #include "images/unpack.h"
 
@@ -21,8 +21,6 @@
 #define RECORDS_MAX (64u << 20)
 #define HEX_LEN 64
 #define CHUNK (64u << 10)
-
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* Immutable after img_store_open(), so one store may be shared by threads. */
 struct img_store {

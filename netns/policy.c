@@ -21,11 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "common/hash.h"
-
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
+#include "common/json.h"
 
 #define PURGE_MAX 8
 

@@ -1,6 +1,5 @@
 #include "runtime/plan.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -9,10 +8,9 @@
 #include <string.h>
 
 #include "common/fsutil.h"
+#include "common/json.h"
 #include "netns/net.h"
 #include "runtime/security.h"
-
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* Field paths in messages: "containers[1].dependsOn[0]". */
 #define WHERE_MAX 96

@@ -16,11 +16,10 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/json.h"
 
 /* How long the last clients may take to read task-stopped. */
 #define LINGER_SEC 5
-
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* ---- STATUS ------------------------------------------------------------- */
 

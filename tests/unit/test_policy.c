@@ -8,10 +8,9 @@
 #include <cmocka.h>
 
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "daemon/instance.h"
 #include "daemon/policy.h"
-
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* The definition {containerDefinitions: [{name: web, <MEMBERS>}]}. */
 static int check(const struct berth_policy *p, const char *members, struct berth_err *err)

@@ -15,10 +15,9 @@
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "daemon/taskplan.h"
 #include "runtime/plan.h"
-
-DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 /* A task definition as the store holds it: TASK is more task-level
  * members (each starting with ','), CTRS the container definitions. */
