@@ -137,7 +137,6 @@ int cg_rmdir_tree(int parentfd, const char *name, const char *path, struct berth
 int cg_kill_tree(int dirfd, const char *dir, struct berth_err *err);
 
 /* Milliseconds left until deadline (CLOCK_MONOTONIC ms), at least 0. */
-int64_t cg_now_ms(void);
 int cg_ms_left(int64_t deadline);
 
 #endif

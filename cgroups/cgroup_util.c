@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/time.h"
 
 /* cgroup.procs of a group under pids.max 4096 is < 32 KiB; leave room. */
 #define CG_READ_MAX (1u << 20)
@@ -26,16 +26,9 @@
 /* Kill rounds before giving up on a subtree that keeps refilling. */
 #define CG_KILL_ROUNDS 64
 
-int64_t cg_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int cg_ms_left(int64_t deadline)
 {
-	int64_t left = deadline - cg_now_ms();
+	int64_t left = deadline - berth_mono_ms();
 	return left < 0 ? 0 : (int)left;
 }
 
@@ -328,7 +321,7 @@ static int kill_chunk(const pid_t *pids, size_t n, int64_t deadline, const char 
 
 int cg_kill_tree(int dirfd, const char *dir, struct berth_err *err)
 {
-	int64_t deadline = cg_now_ms() + CG_WAIT_MS;
+	int64_t deadline = berth_mono_ms() + CG_WAIT_MS;
 	for (int round = 0; round < CG_KILL_ROUNDS; round++) {
 		struct pidvec pv = { 0 };
 		int r = cg_walk(dirfd, dir, collect_procs, &pv, err);

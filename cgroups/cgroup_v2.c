@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/time.h"
 
 #define V2_AGENT_LEAF "agent"
 /* Rounds of moving processes out of <own>: it may fork meanwhile. */
@@ -191,7 +192,7 @@ static int wait_unpopulated(struct cg_group *g, struct berth_err *err)
 		return berth_errf(err, ENOMEM, "cgroup %s: out of memory", g->path[0]);
 	if (inotify_add_watch(ifd, events, IN_MODIFY) < 0)
 		return berth_errnof(err, errno, "cgroup %s: watch cgroup.events", g->path[0]);
-	int64_t deadline = cg_now_ms() + CG_WAIT_MS;
+	int64_t deadline = berth_mono_ms() + CG_WAIT_MS;
 	for (;;) {
 		uint64_t populated;
 		int r = cg_read_key_at(g->fd[0], g->path[0], "cgroup.events", "populated",

@@ -11,10 +11,10 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/time.h"
 #include "runtime/log.h"
 
 /* Holds the largest record (header + RT_LOG_LINE_MAX) several times. */
@@ -229,13 +229,6 @@ bool log_exists(const char *dir, const char *container)
 	return there;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void stop_signals(sigset_t *set)
 {
 	sigemptyset(set);
@@ -295,7 +288,7 @@ static int wait_event(struct reader *r, struct watch *w)
 static int follow_loop(struct log_follow *f, struct reader *r, struct watch *w,
 		       struct berth_err *err)
 {
-	long long last_check = 0;
+	int64_t last_check = 0;
 	bool finishing = false;
 	for (;;) {
 		open_dir(r);
@@ -303,8 +296,8 @@ static int follow_loop(struct log_follow *f, struct reader *r, struct watch *w,
 		fflush(stdout);
 		if (rc < 0 || finishing)
 			return rc;
-		if (f->done && now_ms() - last_check >= LOG_CHECK_MS) {
-			last_check = now_ms();
+		if (f->done && berth_mono_ms() - last_check >= LOG_CHECK_MS) {
+			last_check = berth_mono_ms();
 			rc = f->done(f->ctx, err);
 			if (rc < 0)
 				return rc;

@@ -22,6 +22,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "common/time.h"
 #include "daemon/api.h"
 #include "daemon/api_conn.h"
 #include "daemon/api_decode.h"
@@ -425,13 +426,6 @@ static const struct api_op *find_op(const char *target)
 	return NULL;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One request, in the order AWS's front end checks: route, size,
  * signature, operation, body, then the operation's own validation. */
 static void handle(struct evhttp_request *req, void *arg)
@@ -489,7 +483,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		.region = a->cfg.region,
 		.account_id = a->cfg.account_id,
 		.in = in,
-		.now_ms = now_ms(),
+		.now_ms = berth_real_ms(),
 	};
 	if (op->fn(&c) < 0 || !c.out) {
 		if (!c.type)

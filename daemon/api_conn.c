@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -15,6 +14,7 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
+#include "common/time.h"
 #include "daemon/api_conn.h"
 #include "daemon/api_guard.h"
 #include "daemon/api_internal.h"
@@ -60,20 +60,13 @@ struct api_conns {
 	struct report accept_failed, evicted;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Counts one event and logs it at most once per API_CONN_REPORT_MS, with
  * how many there were since the last line: a flood costs one line. */
 __attribute__((format(printf, 3, 4)))
 static void report(struct api_conns *cs, struct report *r, const char *fmt, ...)
 {
 	r->count++;
-	int64_t now = mono_ms();
+	int64_t now = berth_mono_ms();
 	if (!cs->lim.log || (r->last_ms && now - r->last_ms < API_CONN_REPORT_MS))
 		return;
 	va_list ap;

@@ -1,16 +1,9 @@
 /* daemon/log_limit: a rate-limited log stream (log_limit.h). */
 #include <string.h>
 #include <sys/types.h>
-#include <time.h>
 
+#include "common/time.h"
 #include "daemon/log_limit.h"
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Whether a line may pass is decided at its first byte and holds to its
  * newline, whatever the sizes of the writes that carry it. */
@@ -55,7 +48,7 @@ FILE *log_limit_open(struct log_limit *l, FILE *out, double rate, double burst,
 		     int64_t (*now_ms)(void))
 {
 	*l = (struct log_limit){ .out = out, .rate = rate, .burst = burst, .tokens = burst,
-				 .now_ms = now_ms ? now_ms : mono_ms };
+				 .now_ms = now_ms ? now_ms : berth_mono_ms };
 	l->last_ms = l->now_ms();
 	FILE *f = fopencookie(l, "w", (cookie_io_functions_t){ .write = limited_write });
 	if (f)

@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/time.h"
 #include "daemon/api_internal.h"
 #include "daemon/sched_internal.h"
 #include "daemon/taskdef.h"
@@ -23,13 +23,6 @@
 
 #define PRUNE_PERIOD_MAX_MS 60000
 #define PRUNE_PERIOD_MIN_MS 100
-
-int64_t sched_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void sched_say(struct sched *s, const char *fmt, ...)
 {
@@ -204,7 +197,7 @@ static void *launch_thread(void *arg)
 			t->digests[i] = strdup(imgs[i].digest);
 		t->n_digests = ++i;
 	}
-	t->pull_stopped_ms = sched_now_ms();
+	t->pull_stopped_ms = berth_real_ms();
 	char plan[4200];
 	if (t->rc == 0 && atomic_load(&t->cancel))
 		t->rc = -ECANCELED;
@@ -242,7 +235,7 @@ void sched_stop_unstarted(struct sched *s, const char *id, const char *code, con
 		sched_say(s, "task %s: %s", id, err.msg);
 		return;
 	}
-	int64_t now = sched_now_ms();
+	int64_t now = berth_real_ms();
 	t->desired_status = t->last_status = STORE_TASK_STOPPED;
 	if (!t->stop_code)
 		sched_set_str(&t->stop_code, code);
@@ -365,7 +358,7 @@ int sched_launch(struct sched *s, const struct store_task *st, const char *td_js
 		 event_add(t->done_ev, NULL) < 0)
 		r = berth_errf(err, ENOMEM, "task %s: cannot watch its launch", id);
 	if (r == 0) {
-		t->pull_started_ms = sched_now_ms();
+		t->pull_started_ms = berth_real_ms();
 		mark_pending(s, id, t->pull_started_ms);
 		int rc = pthread_create(&t->thread, NULL, launch_thread, t);
 		if (rc != 0)
@@ -508,7 +501,7 @@ static void on_prune(evutil_socket_t fd, short what, void *arg)
 	struct sched *s = arg;
 	struct berth_err err = { 0 };
 	struct store_list ids = { 0 };
-	int64_t now = sched_now_ms();
+	int64_t now = berth_real_ms();
 	if (store_task_prune(s->store, now - s->cfg.task_retention_ms, &ids, &err) < 0)
 		sched_say(s, "prune: %s", err.msg);
 	for (size_t i = 0; i < ids.n; i++) {
@@ -545,7 +538,7 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 	snprintf(s->cli_bin, sizeof(s->cli_bin), "%s", cfg->cli_bin);
 	s->cfg.cli_bin = s->cli_bin;
 	instance_id(cfg->root, s->instance_id);
-	s->started_ms = sched_now_ms();
+	s->started_ms = berth_real_ms();
 	int r = policy_host_resources(&s->cfg.policy, err);
 	if (r == 0)
 		r = sched_host_network(cfg, err);

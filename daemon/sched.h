@@ -150,7 +150,4 @@ int64_t sched_instance_registered_at(const struct sched *s);
  * much is free otherwise.  New tasks (and so their pulls) wait for room. */
 int sched_disk_room(const struct sched *s, struct berth_err *err);
 
-/* Milliseconds since the epoch (the store's times). */
-int64_t sched_now_ms(void);
-
 #endif

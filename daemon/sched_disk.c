@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/time.h"
 #include "daemon/api_internal.h"
 #include "daemon/sched_internal.h"
 
@@ -101,7 +102,7 @@ static void stop_over(struct sched *s, const char *id, const char *reason)
 		return;
 	}
 	if (!t->stopping_at)
-		t->stopping_at = sched_now_ms();
+		t->stopping_at = berth_real_ms();
 	if (store_task_update(s->store, t, &err) < 0) {
 		sched_say(s, "task %s: %s", id, err.msg);
 		return;

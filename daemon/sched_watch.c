@@ -14,6 +14,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/time.h"
 #include "daemon/api_internal.h"
 #include "daemon/sched_internal.h"
 #include "daemon/svc.h"
@@ -246,7 +247,7 @@ void sched_apply_status(struct sched *s, const char *id, const cJSON *status, bo
 	 * has torn everything down before it reports. */
 	int64_t stopped = ms_of(status, "stoppedAt");
 	t->last_status = t->desired_status = STORE_TASK_STOPPED;
-	t->stopped_at = stopped ? stopped : sched_now_ms();
+	t->stopped_at = stopped ? stopped : berth_real_ms();
 	/* ECS's executionStoppedAt: when the last container stopped, before
 	 * the teardown that stoppedAt includes. */
 	t->execution_stopped_at = 0;

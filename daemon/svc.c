@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "common/cleanup.h"
+#include "common/time.h"
 #include "daemon/api_internal.h"
 #include "daemon/instance.h"
 #include "daemon/sched.h"
@@ -617,7 +618,7 @@ void svc_task_stopped(struct svc *v, const struct store_task *t)
 {
 	if (!v || !t->service_name)
 		return;
-	int64_t now = sched_now_ms();
+	int64_t now = berth_real_ms();
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
 	if (svc_view_load(v, t->cluster, t->service_name, &w, &err) < 0)

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 
 #include "common/cleanup.h"
+#include "common/time.h"
 #include "daemon/sched.h"
 #include "daemon/svc_internal.h"
 
@@ -43,7 +44,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct svc_entry *e = arg;
-	int64_t now = sched_now_ms();
+	int64_t now = berth_real_ms();
 	int64_t wake = svc_reconcile(e->v, e->cluster, e->name, now);
 	if (wake > now) {
 		struct timeval tv = { (wake - now) / 1000, ((wake - now) % 1000) * 1000 };

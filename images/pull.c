@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/cleanup.h"
+#include "common/time.h"
 #include "images/digest.h"
 
 /* State shared by the layer workers of one pull. */
@@ -109,10 +110,10 @@ static void format_ms(int64_t ms, char buf[32])
 static int download_layer(struct puller *p, size_t idx, const struct img_descriptor *d,
 			  struct berth_err *err)
 {
-	int64_t deadline = img_monotonic_ms() + p->limits.layer_timeout_ms;
+	int64_t deadline = berth_mono_ms() + p->limits.layer_timeout_ms;
 	bool own = deadline < p->deadline_ms;
 	int r = fetch_blob(p, idx, d, own ? deadline : 0, err);
-	if (r == -ETIMEDOUT && own && img_monotonic_ms() >= deadline) {
+	if (r == -ETIMEDOUT && own && berth_mono_ms() >= deadline) {
 		char t[32];
 		format_ms(p->limits.layer_timeout_ms, t);
 		berth_err_wrap(err, "not downloaded within the layer deadline of %s "
@@ -380,7 +381,7 @@ int img_pull(struct img_store *s, const char *refstr, const struct img_pull_opts
 	img_ref_format(&ref, rec.ref);
 
 	struct puller p = { .store = s, .opts = opts, .limits = img_limits_resolve(&opts->limits) };
-	p.deadline_ms = img_monotonic_ms() + p.limits.pull_timeout_ms;
+	p.deadline_ms = berth_mono_ms() + p.limits.pull_timeout_ms;
 	pthread_mutex_init(&p.lock, NULL);
 	int lockfd = img_store_lock_shared(s, err);
 	if (lockfd < 0) {
@@ -391,7 +392,7 @@ int img_pull(struct img_store *s, const char *refstr, const struct img_pull_opts
 			img_registry_set_deadline(p.reg, p.deadline_ms);
 			r = pull_image(&p, &ref, &rec, err);
 		}
-		if (r == -ETIMEDOUT && img_monotonic_ms() >= p.deadline_ms) {
+		if (r == -ETIMEDOUT && berth_mono_ms() >= p.deadline_ms) {
 			char t[32];
 			format_ms(p.limits.pull_timeout_ms, t);
 			berth_err_wrap(err, "not pulled within the pull deadline of %s "

@@ -11,6 +11,7 @@
  * original host, port or scheme, unless CURLOPT_UNRESTRICTED_AUTH is set;
  * it stays off here.  Checked against a server that redirects blob GETs
  * to another port: the second request carries no Authorization. */
+#include "common/time.h"
 #include "images/registry.h"
 
 #include <cjson/cJSON.h>
@@ -107,20 +108,6 @@ static CURLcode curl_init_rc; /* written once under curl_once */
 static void curl_init_once(void)
 {
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static int64_t now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
-int64_t img_monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int grow_append(struct growbuf *b, const void *p, size_t n, size_t max)
@@ -506,7 +493,7 @@ static int perform(struct img_registry *r, struct xfer *x, const char *what,
 		   struct berth_err *err)
 {
 	int64_t deadline = xfer_deadline(r, x);
-	if (deadline && img_monotonic_ms() >= deadline)
+	if (deadline && berth_mono_ms() >= deadline)
 		return berth_errf(err, ETIMEDOUT, "%s %s: deadline reached", what, x->url);
 	bool oom;
 	struct curl_slist *hdrs = build_headers(x, &oom);
@@ -522,13 +509,13 @@ static int perform(struct img_registry *r, struct xfer *x, const char *what,
 	x->cb_ret = 0;
 	setup_handle(h, r, x, hdrs, errbuf, x->offset > 0 ? range : NULL);
 	if (deadline)
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(deadline - img_monotonic_ms() + 1));
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(deadline - berth_mono_ms() + 1));
 	CURLcode rc = curl_easy_perform(h);
 	int ret = 0;
 	if (x->cb_ret < 0) {
 		*err = x->cb_err;
 		ret = x->cb_ret;
-	} else if (rc == CURLE_OPERATION_TIMEDOUT && deadline && img_monotonic_ms() >= deadline) {
+	} else if (rc == CURLE_OPERATION_TIMEDOUT && deadline && berth_mono_ms() >= deadline) {
 		ret = berth_errf(err, ETIMEDOUT, "%s %s: deadline reached", what, x->url);
 	} else if (rc != CURLE_OK) {
 		ret = curl_error(h, rc, x, what, errbuf, err);
@@ -625,7 +612,7 @@ static int token_fetch_locked(struct img_registry *r, const struct img_challenge
 		r->authz = NULL;
 		return berth_errf(err, ENOMEM, "registry %s: out of memory", r->host);
 	}
-	r->authz_expiry = now_s() + ttl - REG_TOKEN_MARGIN;
+	r->authz_expiry = berth_mono_ms() / 1000 + ttl - REG_TOKEN_MARGIN;
 	r->gen++;
 	return 0;
 }
@@ -700,7 +687,7 @@ static int auth_current(struct img_registry *r, char **ret, unsigned *ret_gen, s
 	int ret_code = 0;
 	if (!r->pinged)
 		ret_code = ping_locked(r, err);
-	else if (r->authz_expiry && now_s() >= r->authz_expiry && r->bearer.realm)
+	else if (r->authz_expiry && berth_mono_ms() / 1000 >= r->authz_expiry && r->bearer.realm)
 		ret_code = token_fetch_locked(r, &r->bearer, err);
 	if (ret_code == 0)
 		ret_code = copy_authz_locked(r, ret, ret_gen, err);

@@ -86,12 +86,11 @@ int img_registry_get_blob(struct img_registry *r, const char *digest, int64_t of
 			  void *opaque, struct berth_err *err);
 
 /* Every request of r (token, ping, manifest, blob) ends by deadline_ms
- * (CLOCK_MONOTONIC, img_monotonic_ms(); 0: none), with -ETIMEDOUT
+ * (CLOCK_MONOTONIC, berth_mono_ms(); 0: none), with -ETIMEDOUT
  * "… deadline reached", however slowly the registry keeps sending.  A
  * blob GET may carry an earlier deadline of its own.  Call before the
  * first request. */
 void img_registry_set_deadline(struct img_registry *r, int64_t deadline_ms);
-int64_t img_monotonic_ms(void);
 
 /* Parses a docker config.json's "auths" for host (a reference's domain:
  * "docker.io", "host:port"); fills ret_user/ret_pass (heap, caller frees)

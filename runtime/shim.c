@@ -10,17 +10,17 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "common/time.h"
 
 #define EVENTS_PER_WAIT 64
 
 double shim_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	/* Milliseconds, as the ECS API reports them. */
-	return (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0;
+	int64_t ms = berth_real_ms();
+	return (double)(ms / 1000) + (double)(ms % 1000) / 1000.0;
 }
 
 void shim_diagf(struct shim *s, const char *fmt, ...)

@@ -12,18 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/time.h"
 #include "runtime/exec.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 enum rt_health_status task_health(const struct shim *s)
 {
@@ -103,7 +97,7 @@ static int probe_spawn(struct shim *s, struct ctr *c, struct berth_err *err)
 static void record(struct shim *s, struct ctr *c, bool passed)
 {
 	struct berth_err err = { 0 };
-	if (rt_health_record(&c->hs, passed, mono_ms())) {
+	if (rt_health_record(&c->hs, passed, berth_mono_ms())) {
 		c->health = c->hs.status;
 		shim_diagf(s, "container %s: %s", c->pc->name, rt_health_status_name(c->health));
 		ctl_emit(s, "health-changed", c);
@@ -178,7 +172,7 @@ void health_init_ctr(struct ctr *c)
 
 int health_start(struct shim *s, struct ctr *c, struct berth_err *err)
 {
-	rt_health_start(&c->hs, &c->pc->health.cfg, mono_ms());
+	rt_health_start(&c->hs, &c->pc->health.cfg, berth_mono_ms());
 	return timer_arm(s, &c->due_src, rt_health_next_due(&c->hs), true, err);
 }
 
