@@ -69,7 +69,7 @@ static int deployments_json(struct api_call *c, const struct svc_view *w, cJSON 
 	cJSON_ArrayForEach(d, w->deps) {
 		cJSON *x = cJSON_Duplicate(d, true);
 		bool primary = d == cJSON_GetArrayItem(w->deps, 0);
-		struct counts n = counts_of(w, svc_str(d, "id"));
+		struct counts n = counts_of(w, json_str(d, "id"));
 		if (!x || !cJSON_AddItemToArray(arr, x) ||
 		    !svc_set_num(x, "desiredCount", primary ? (double)w->row->desired_count : 0) ||
 		    !svc_set_num(x, "runningCount", (double)n.running) ||
@@ -92,7 +92,7 @@ static int service_json(struct api_call *c, const struct svc_view *w, bool tags,
 	    !api_add_number(o, "desiredCount", (double)w->row->desired_count) ||
 	    !api_add_number(o, "runningCount", (double)n.running) ||
 	    !api_add_number(o, "pendingCount", (double)n.pending) ||
-	    !api_add_string(o, "taskDefinition", svc_str(primary, "taskDefinition")) ||
+	    !api_add_string(o, "taskDefinition", json_str(primary, "taskDefinition")) ||
 	    !api_add_number(o, "createdAt", (double)w->row->created_at / 1000.0) ||
 	    !copy_member(o, w->cfg, "createdBy") || !api_add_array(o, "loadBalancers") ||
 	    !api_add_array(o, "serviceRegistries") ||
@@ -259,7 +259,7 @@ static int create_retry(struct api_call *c, const char *cluster, const char *nam
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	_cleanup_(cJSON_Deletep) cJSON *state = cJSON_Parse(row->state_json);
-	const char *was = svc_str(state, "clientToken");
+	const char *was = json_str(state, "clientToken");
 	return row->status == STORE_SERVICE_ACTIVE && was && strcmp(was, token) == 0 &&
 	       cJSON_Compare(cJSON_GetObjectItemCaseSensitive(state, "createRequest"), c->in, true);
 }
@@ -278,7 +278,7 @@ static int insert_service(struct api_call *c, const char *cluster, const char *n
 	int r = arn && w.deps && w.events && w.state ? svc_deploy(&w, td_arn, c->now_ms) : -ENOMEM;
 	/* What a retry under the token is compared with (create_retry). */
 	if (r == 0 && token &&
-	    (!svc_set_str(w.state, "clientToken", token) ||
+	    (!json_set_str(w.state, "clientToken", token) ||
 	     !cJSON_AddItemToObject(w.state, "createRequest", cJSON_Duplicate(c->in, true))))
 		r = -ENOMEM;
 	if (r == 0) {
@@ -418,14 +418,14 @@ int api_op_update_service(struct api_call *c)
 	    api_get_bool(c, c->in, "", "forceNewDeployment", &have_force, &force) < 0 ||
 	    check_members(c) < 0 || service_ref(c, cluster, &w) < 0 || merge_config(c, &w) < 0)
 		return -1;
-	const char *strategy = svc_str(w.cfg, "schedulingStrategy");
+	const char *strategy = json_str(w.cfg, "schedulingStrategy");
 	if (have_count && !(strategy && strcmp(strategy, "DAEMON") == 0))
 		w.row->desired_count = desired;
 	_cleanup_free_ char *td_arn = NULL;
 	const cJSON *netcfg = cJSON_GetObjectItemCaseSensitive(w.cfg, "networkConfiguration");
 	if (ref && runnable_td(c, ref, netcfg, &td_arn) < 0)
 		return -1;
-	const char *current = svc_str(cJSON_GetArrayItem(w.deps, 0), "taskDefinition");
+	const char *current = json_str(cJSON_GetArrayItem(w.deps, 0), "taskDefinition");
 	if (!td_arn && force)
 		td_arn = current ? strdup(current) : NULL;
 	struct berth_err err = { 0 };
@@ -448,7 +448,7 @@ int api_op_delete_service(struct api_call *c)
 	if (api_get_bool(c, c->in, "", "force", &have, &force) < 0 ||
 	    service_ref(c, cluster, &w) < 0)
 		return -1;
-	const char *strategy = svc_str(w.cfg, "schedulingStrategy");
+	const char *strategy = json_str(w.cfg, "schedulingStrategy");
 	bool daemon = strategy && strcmp(strategy, "DAEMON") == 0;
 	if (w.row->desired_count > 0 && !force && !daemon)
 		return api_error(c, 0, API_E_INVALID, "The service cannot be stopped while it is "

@@ -14,6 +14,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/json.h"
 #include "common/time.h"
 #include "daemon/api_internal.h"
 #include "daemon/sched_internal.h"
@@ -26,11 +27,6 @@
 #define LINE_MAX_BYTES (1u << 20)
 #define REQUEST_TIMEOUT_S 5
 #define EXIT_RECORD_MAX (1u << 20)
-
-static const char *str_of(const cJSON *o, const char *name)
-{
-	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
-}
 
 static int64_t ms_of(const cJSON *o, const char *name)
 {
@@ -63,9 +59,9 @@ char *sched_eni_json(const struct sched *s, const char *task_id, const char *att
 	    !api_add_string(a, "status", status) || !cJSON_AddItemToObject(a, "details", details) ||
 	    !add_detail(details, "subnetId", subnet) ||
 	    !add_detail(details, "networkInterfaceId", eni) ||
-	    !add_detail(details, "macAddress", str_of(network, "macAddress")) ||
-	    !add_detail(details, "privateDnsName", str_of(network, "hostname")) ||
-	    !add_detail(details, "privateIPv4Address", str_of(network, "ipv4Address")) ||
+	    !add_detail(details, "macAddress", json_str(network, "macAddress")) ||
+	    !add_detail(details, "privateDnsName", json_str(network, "hostname")) ||
+	    !add_detail(details, "privateIPv4Address", json_str(network, "ipv4Address")) ||
 	    !add_detail(details, "securityGroups", groups))
 		return NULL;
 	return cJSON_PrintUnformatted(arr);
@@ -77,8 +73,8 @@ static const char *detail_of(const cJSON *attachments, const char *name)
 	const cJSON *d;
 	cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(attachments, 0),
 							     "details"))
-		if (str_of(d, "name") && strcmp(str_of(d, "name"), name) == 0)
-			return str_of(d, "value");
+		if (json_str(d, "name") && strcmp(json_str(d, "name"), name) == 0)
+			return json_str(d, "value");
 	return NULL;
 }
 
@@ -96,7 +92,7 @@ static int attachment_of(const struct store_task *t, char **ret_id, char **ret_s
 {
 	_cleanup_(cJSON_Deletep) cJSON *a = t->attachments_json ? cJSON_Parse(t->attachments_json)
 							       : NULL;
-	const char *id = str_of(cJSON_GetArrayItem(a, 0), "id");
+	const char *id = json_str(cJSON_GetArrayItem(a, 0), "id");
 	const char *subnet = detail_of(a, "subnetId"), *groups = detail_of(a, "securityGroups");
 	if (!id || !(*ret_id = strdup(id)))
 		return -ENOENT;
@@ -107,7 +103,7 @@ static int attachment_of(const struct store_task *t, char **ret_id, char **ret_s
 
 static bool set_network(struct sched *s, struct store_task *t, const cJSON *net, bool final)
 {
-	const char *ip = str_of(net, "ipv4Address");
+	const char *ip = json_str(net, "ipv4Address");
 	if (!ip)
 		return false;
 	_cleanup_free_ char *att = NULL, *subnet = NULL, *groups = NULL;
@@ -160,18 +156,18 @@ static bool set_health(enum store_health *dst, const char *word)
 static bool set_container(struct store_container *c, const cJSON *sc)
 {
 	enum store_task_status st;
-	const char *word = str_of(sc, "lastStatus");
+	const char *word = json_str(sc, "lastStatus");
 	bool changed = word && store_task_status_parse(word, &st) == 0 &&
 		       set_status(&c->last_status, st);
-	changed |= set_health(&c->health_status, str_of(sc, "healthStatus"));
+	changed |= set_health(&c->health_status, json_str(sc, "healthStatus"));
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(sc, "exitCode");
 	if (cJSON_IsNumber(code) && (!c->has_exit_code || c->exit_code != code->valueint)) {
 		c->has_exit_code = true;
 		c->exit_code = code->valueint;
 		changed = true;
 	}
-	if (str_of(sc, "reason"))
-		changed |= sched_set_str(&c->reason, str_of(sc, "reason"));
+	if (json_str(sc, "reason"))
+		changed |= sched_set_str(&c->reason, json_str(sc, "reason"));
 	return changed;
 }
 
@@ -180,7 +176,7 @@ static bool set_containers(struct store_task *t, const cJSON *status)
 	bool changed = false;
 	const cJSON *sc;
 	cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(status, "containers")) {
-		const char *name = str_of(sc, "name");
+		const char *name = json_str(sc, "name");
 		for (size_t i = 0; name && i < t->n_containers; i++)
 			if (strcmp(t->containers[i].name, name) == 0)
 				changed |= set_container(&t->containers[i], sc);
@@ -202,16 +198,16 @@ static enum store_task_status task_status_of(const char *shim_word)
 static bool set_task(struct sched *s, struct store_task *t, const cJSON *st, bool final)
 {
 	enum store_task_status want = final ? STORE_TASK_DEPROVISIONING
-					    : task_status_of(str_of(st, "lastStatus"));
+					    : task_status_of(json_str(st, "lastStatus"));
 	bool changed = set_status(&t->last_status, want);
 	if (want >= STORE_TASK_STOPPING)
 		changed |= set_status(&t->desired_status, STORE_TASK_STOPPED);
-	changed |= set_health(&t->health_status, str_of(st, "healthStatus"));
+	changed |= set_health(&t->health_status, json_str(st, "healthStatus"));
 	changed |= set_ms(&t->started_at, ms_of(st, "startedAt"), true);
 	changed |= set_ms(&t->stopping_at, ms_of(st, "stoppingAt"), true);
-	if (!t->stop_code && str_of(st, "stopCode")) {
-		changed |= sched_set_str(&t->stop_code, str_of(st, "stopCode"));
-		changed |= sched_set_str(&t->stopped_reason, str_of(st, "stoppedReason"));
+	if (!t->stop_code && json_str(st, "stopCode")) {
+		changed |= sched_set_str(&t->stop_code, json_str(st, "stopCode"));
+		changed |= sched_set_str(&t->stopped_reason, json_str(st, "stoppedReason"));
 	}
 	const cJSON *pid = cJSON_GetObjectItemCaseSensitive(st, "shimPid");
 	if (cJSON_IsNumber(pid) && pid->valueint != t->shim_pid) {
@@ -361,7 +357,7 @@ static void on_line(struct sched_task *t, const char *line)
 		sched_say(t->s, "task %s: its shim said something unexpected: %.200s", t->id, line);
 		return;
 	}
-	const char *ev = str_of(msg, "event");
+	const char *ev = json_str(msg, "event");
 	bool final = ev && strcmp(ev, "task-stopped") == 0;
 	sched_apply_status(t->s, t->id, status, final);
 	t->final_seen |= final;

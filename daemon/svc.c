@@ -105,17 +105,6 @@ int svc_view_save(struct svc *v, struct svc_view *w, struct berth_err *err)
 
 /* ---- small JSON helpers ---------------------------------------------------- */
 
-const char *svc_str(const cJSON *o, const char *name)
-{
-	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
-}
-
-int64_t svc_num(const cJSON *o, const char *name, int64_t dflt)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsNumber(n) ? (int64_t)n->valuedouble : dflt;
-}
-
 bool svc_set_num(cJSON *o, const char *name, double v)
 {
 	cJSON *n = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -125,12 +114,6 @@ bool svc_set_num(cJSON *o, const char *name, double v)
 	}
 	cJSON_DeleteItemFromObjectCaseSensitive(o, name);
 	return cJSON_AddNumberToObject(o, name, v) != NULL;
-}
-
-bool svc_set_str(cJSON *o, const char *name, const char *v)
-{
-	cJSON_DeleteItemFromObjectCaseSensitive(o, name);
-	return cJSON_AddStringToObject(o, name, v) != NULL;
 }
 
 static bool flag(const cJSON *o, const char *name)
@@ -192,7 +175,8 @@ static struct bounds bounds_of(const struct svc_view *w)
 	struct bounds b = { .desired = w->row->desired_count };
 	if (w->row->status != STORE_SERVICE_ACTIVE)
 		b.desired = 0;
-	int64_t maxp = svc_num(dc, "maximumPercent", 200), minp = svc_num(dc, "minimumHealthyPercent", 100);
+	int64_t maxp = json_int(dc, "maximumPercent", 200);
+	int64_t minp = json_int(dc, "minimumHealthyPercent", 100);
 	/* ECS's rounding: the ceiling may not exceed maximumPercent (round
 	 * down), the floor may not go under minimumHealthyPercent (round up). */
 	b.max = b.desired * maxp / 100;
@@ -201,7 +185,7 @@ static struct bounds bounds_of(const struct svc_view *w)
 		b.min_healthy = b.desired;
 	b.breaker = flag(cb, "enable");
 	b.rollback = flag(cb, "rollback");
-	b.grace_ms = svc_num(w->cfg, "healthCheckGracePeriodSeconds", 0) * 1000;
+	b.grace_ms = json_int(w->cfg, "healthCheckGracePeriodSeconds", 0) * 1000;
 	return b;
 }
 
@@ -334,7 +318,7 @@ static int launch_one(struct svc *v, struct svc_view *w, const cJSON *dep, int64
 {
 	struct store_task_definition *td;
 	const cJSON *body;
-	int r = svc_td(v, w, svc_str(dep, "taskDefinition"), &td, &body, err);
+	int r = svc_td(v, w, json_str(dep, "taskDefinition"), &td, &body, err);
 	if (r < 0)
 		return r;
 	/* Placement, as RunTask's: the host's registered CPU and memory. */
@@ -350,11 +334,11 @@ static int launch_one(struct svc *v, struct svc_view *w, const cJSON *dep, int64
 	const char *pins[TASKDEF_CONTAINERS_MAX];
 	struct sched_task_req q = {
 		.cluster = w->row->cluster, .td = td, .body = body, .group = group,
-		.started_by = svc_str(dep, "id"), .launch_type = svc_str(w->cfg, "launchType"),
+		.started_by = json_str(dep, "id"), .launch_type = json_str(w->cfg, "launchType"),
 		.subnet = subnet_of(w), .service_name = w->row->name, .now_ms = now,
 		.security_groups = cJSON_GetObjectItemCaseSensitive(vpc_of(w), "securityGroups"),
 		.pins = pins,
-		.n_pins = svc_pins_for(w, svc_str(dep, "id"), body, pins, ARRAY_SIZE(pins)),
+		.n_pins = svc_pins_for(w, json_str(dep, "id"), body, pins, ARRAY_SIZE(pins)),
 	};
 	struct store_task t = { 0 };
 	r = sched_task_record(v->sched, &q, &t, err);
@@ -385,7 +369,7 @@ struct tally {
 static void count(struct svc *v, struct svc_view *w, const struct bounds *b, int64_t now,
 		  enum tstate *st, struct tally *n)
 {
-	const char *primary = svc_str(cJSON_GetArrayItem(w->deps, 0), "id");
+	const char *primary = json_str(cJSON_GetArrayItem(w->deps, 0), "id");
 	for (size_t i = 0; i < w->n; i++) {
 		const struct store_task *t = w->tasks[i];
 		bool mine = t->started_by && primary && strcmp(t->started_by, primary) == 0;
@@ -420,7 +404,7 @@ static void stop_unhealthy(struct svc *v, struct svc_view *w, const struct bound
 static void stop_surplus(struct svc *v, struct svc_view *w, const struct bounds *b,
 			 enum tstate *st, struct tally *n, int64_t now, struct idlist *stopped)
 {
-	const char *primary = svc_str(cJSON_GetArrayItem(w->deps, 0), "id");
+	const char *primary = json_str(cJSON_GetArrayItem(w->deps, 0), "id");
 	int64_t extra = n->primary_active - b->desired;
 	char reason[128];
 	snprintf(reason, sizeof(reason), SVC_STOP_SCALE, primary ? primary : "?");
@@ -455,7 +439,7 @@ static void unplaced(struct svc *v, struct svc_view *w, const char *why, int64_t
 		 strcmp(why, INSTANCE_NO_DISK) == 0 ? "disk space" : "memory");
 	char full[800];
 	snprintf(full, sizeof(full), "(service %s) %s", w->row->name, msg);
-	const char *last = svc_str(cJSON_GetArrayItem(w->events, 0), "message");
+	const char *last = json_str(cJSON_GetArrayItem(w->events, 0), "message");
 	if (!last || strcmp(last, full) != 0)
 		svc_event(w, now, "%s", msg);
 }
@@ -464,11 +448,11 @@ static void start_missing(struct svc *v, struct svc_view *w, const struct bounds
 			  struct tally *n, int64_t now, struct idlist *started)
 {
 	cJSON *primary = cJSON_GetArrayItem(w->deps, 0);
-	const char *rollout = svc_str(primary, "rolloutState");
+	const char *rollout = json_str(primary, "rolloutState");
 	int64_t need = b->desired - n->primary_active, room = b->max - n->live;
 	if (need <= 0 || room <= 0 || (rollout && strcmp(rollout, "FAILED") == 0))
 		return;
-	int64_t next = svc_num(w->state, "nextLaunchAt", 0);
+	int64_t next = json_int(w->state, "nextLaunchAt", 0);
 	if (next > now) {   /* backing off */
 		if (!n->wake || next < n->wake)
 			n->wake = next;
@@ -498,7 +482,7 @@ static void progress(struct svc_view *w, const struct bounds *b, const struct ta
 {
 	cJSON *primary = cJSON_GetArrayItem(w->deps, 0);
 	for (int i = cJSON_GetArraySize(w->deps) - 1; i >= 1; i--) {
-		const char *id = svc_str(cJSON_GetArrayItem(w->deps, i), "id");
+		const char *id = json_str(cJSON_GetArrayItem(w->deps, i), "id");
 		bool has = false;
 		for (size_t k = 0; k < w->n && !has; k++)
 			has = w->tasks[k]->started_by && strcmp(w->tasks[k]->started_by, id) == 0 &&
@@ -508,15 +492,16 @@ static void progress(struct svc_view *w, const struct bounds *b, const struct ta
 	}
 	bool whole = n->primary_healthy >= b->desired && cJSON_GetArraySize(w->deps) == 1 &&
 		     n->live == n->primary_healthy;
-	const char *rollout = svc_str(primary, "rolloutState");
+	const char *rollout = json_str(primary, "rolloutState");
 	if (whole && rollout && strcmp(rollout, "IN_PROGRESS") == 0) {
 		char reason[128];
-		snprintf(reason, sizeof(reason), "ECS deployment %s completed.", svc_str(primary, "id"));
-		svc_set_str(primary, "rolloutState", "COMPLETED");
-		svc_set_str(primary, "rolloutStateReason", reason);
+		snprintf(reason, sizeof(reason), "ECS deployment %s completed.",
+			 json_str(primary, "id"));
+		json_set_str(primary, "rolloutState", "COMPLETED");
+		json_set_str(primary, "rolloutStateReason", reason);
 		svc_set_num(primary, "updatedAt", (double)now / 1000.0);
-		svc_set_str(w->state, "lastCompleted", svc_str(primary, "taskDefinition"));
-		svc_event(w, now, "(deployment %s) deployment completed.", svc_str(primary, "id"));
+		json_set_str(w->state, "lastCompleted", json_str(primary, "taskDefinition"));
+		svc_event(w, now, "(deployment %s) deployment completed.", json_str(primary, "id"));
 	}
 	if (moved)
 		set_flag(w->state, "steady", false), set_flag(w->state, "stuck", false);
@@ -578,28 +563,28 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name, int6
 static void breaker_trips(struct svc_view *w, const struct bounds *b, int64_t now)
 {
 	cJSON *primary = cJSON_GetArrayItem(w->deps, 0);
-	const char *id = svc_str(primary, "id"), *rollout = svc_str(primary, "rolloutState");
+	const char *id = json_str(primary, "id"), *rollout = json_str(primary, "rolloutState");
 	if (!b->breaker || !rollout || strcmp(rollout, "IN_PROGRESS") != 0 ||
-	    svc_num(w->state, "failures", 0) < breaker_threshold(b->desired))
+	    json_int(w->state, "failures", 0) < breaker_threshold(b->desired))
 		return;
-	svc_set_str(primary, "rolloutState", "FAILED");
-	svc_set_str(primary, "rolloutStateReason", "ECS deployment circuit breaker: tasks failed "
-		    "to start.");
+	json_set_str(primary, "rolloutState", "FAILED");
+	json_set_str(primary, "rolloutStateReason", "ECS deployment circuit breaker: tasks failed "
+		     "to start.");
 	svc_set_num(primary, "updatedAt", (double)now / 1000.0);
 	svc_event(w, now, "(deployment %s) deployment failed: tasks failed to start.", id);
-	const char *last = svc_str(w->state, "lastCompleted");
-	if (!b->rollback || !last || strcmp(last, svc_str(primary, "taskDefinition")) == 0)
+	const char *last = json_str(w->state, "lastCompleted");
+	if (!b->rollback || !last || strcmp(last, json_str(primary, "taskDefinition")) == 0)
 		return;
 	_cleanup_free_ char *td = strdup(last);
 	if (td && svc_deploy(w, td, now) == 0)
 		svc_event(w, now, "rolling back to deployment %s.",
-			  svc_str(cJSON_GetArrayItem(w->deps, 0), "id"));
+			  json_str(cJSON_GetArrayItem(w->deps, 0), "id"));
 }
 
 static void count_failure(struct svc_view *w, const struct store_task *t, const struct bounds *b,
 			  int64_t now)
 {
-	int64_t failures = svc_num(w->state, "failures", 0) + 1;
+	int64_t failures = json_int(w->state, "failures", 0) + 1;
 	int64_t delay = SVC_BACKOFF_BASE_MS << (failures - 1 < 20 ? failures - 1 : 20);
 	if (delay > SVC_BACKOFF_CAP_MS)
 		delay = SVC_BACKOFF_CAP_MS;
@@ -607,8 +592,8 @@ static void count_failure(struct svc_view *w, const struct store_task *t, const 
 	svc_set_num(w->state, "nextLaunchAt", (double)(now + delay));
 	cJSON *d;
 	cJSON_ArrayForEach(d, w->deps)
-		if (t->started_by && strcmp(svc_str(d, "id"), t->started_by) == 0)
-			svc_set_num(d, "failedTasks", (double)(svc_num(d, "failedTasks", 0) + 1));
+		if (t->started_by && strcmp(json_str(d, "id"), t->started_by) == 0)
+			svc_set_num(d, "failedTasks", (double)(json_int(d, "failedTasks", 0) + 1));
 	if (failures == SVC_THROTTLE_AFTER)
 		svc_event(w, now, "is unable to consistently start tasks successfully.");
 	breaker_trips(w, b, now);
@@ -628,7 +613,7 @@ void svc_task_stopped(struct svc *v, const struct store_task *t)
 	bool meant = stopped_on_purpose(t);
 	bool was_healthy = t->started_at &&
 			   t->stopped_at - t->started_at >= v->cfg.healthy_after_ms;
-	const char *primary = svc_str(cJSON_GetArrayItem(w.deps, 0), "id");
+	const char *primary = json_str(cJSON_GetArrayItem(w.deps, 0), "id");
 	bool of_primary = primary && t->started_by && strcmp(primary, t->started_by) == 0;
 	struct bounds b = bounds_of(&w);
 	if (!meant && !was_healthy && of_primary) {

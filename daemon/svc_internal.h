@@ -3,10 +3,10 @@
 #ifndef BERTH_DAEMON_SVC_INTERNAL_H
 #define BERTH_DAEMON_SVC_INTERNAL_H
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/json.h"
 #include "daemon/svc.h"
 
 #define SVC_TDS_MAX 8
@@ -66,9 +66,6 @@ void svc_event(struct svc_view *w, int64_t now, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void svc_say(struct svc *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-const char *svc_str(const cJSON *o, const char *name);
-int64_t svc_num(const cJSON *o, const char *name, int64_t dflt);
 bool svc_set_num(cJSON *o, const char *name, double v);
-bool svc_set_str(cJSON *o, const char *name, const char *v);
 
 #endif

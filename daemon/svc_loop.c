@@ -87,7 +87,7 @@ int svc_deploy(struct svc_view *w, const char *td_arn, int64_t now)
 {
 	cJSON *old = cJSON_GetArrayItem(w->deps, 0);
 	if (old) {
-		svc_set_str(old, "status", "ACTIVE");
+		json_set_str(old, "status", "ACTIVE");
 		svc_set_num(old, "updatedAt", (double)now / 1000.0);
 	}
 	char id[32], reason[96];

@@ -16,7 +16,7 @@ static bool is_deployment(const struct svc_view *w, const char *id)
 {
 	const cJSON *d;
 	cJSON_ArrayForEach(d, w->deps) {
-		const char *did = svc_str(d, "id");
+		const char *did = json_str(d, "id");
 		if (did && strcmp(did, id) == 0)
 			return true;
 	}
@@ -71,7 +71,7 @@ size_t svc_pins_for(const struct svc_view *w, const char *deployment, const cJSO
 	cJSON_ArrayForEach(cd, cJSON_GetObjectItemCaseSensitive(body, "containerDefinitions")) {
 		if (n == max)
 			break;
-		const char *vc = svc_str(cd, "versionConsistency");
+		const char *vc = json_str(cd, "versionConsistency");
 		ret[n] = vc && strcmp(vc, "disabled") == 0
 				 ? NULL : cJSON_GetStringValue(cJSON_GetArrayItem(arr, (int)n));
 		n++;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/json.h"
 #include "daemon/policy.h"
 #include "daemon/taskdef.h"
 #include "images/ref.h"
@@ -402,12 +403,6 @@ static bool set_string(cJSON *o, const char *name, const char *v)
 	return true;
 }
 
-static int64_t int_member(const cJSON *o, const char *name, int64_t dflt)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
-}
-
 /* Capability names (add and drop) and ulimits of container CT (NAME):
  * ECS refuses a name it does not know at registration, and so does a
  * soft limit above the hard one. */
@@ -427,7 +422,7 @@ static int check_linux_names(struct api_call *c, const cJSON *ct, const char *na
 	int k = 0;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(ct, "ulimits")) {
 		const char *u = cJSON_GetObjectItemCaseSensitive(it, "name")->valuestring;
-		int64_t soft = int_member(it, "softLimit", 0), hard = int_member(it, "hardLimit", 0);
+		int64_t soft = json_int(it, "softLimit", 0), hard = json_int(it, "hardLimit", 0);
 		if (!policy_ulimit_known(u))
 			return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. "
 					 "ulimits[%d].name: '%.64s' is not one of core, cpu, data, "
@@ -483,7 +478,7 @@ static int check_containers(struct api_call *c, const cJSON *defs, int64_t task_
 				return api_error(c, 0, API_E_CLIENT, "containerDefinitions[%d].name: "
 						 "container name '%s' is used twice; container names "
 						 "must be unique.", i, name);
-		int64_t mem = int_member(it, "memory", 0), res = int_member(it, "memoryReservation", 0);
+		int64_t mem = json_int(it, "memory", 0), res = json_int(it, "memoryReservation", 0);
 		if (!task_memory && !mem && !res)
 			return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. At "
 					 "least one of 'memory' or 'memoryReservation' must be "

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "daemon/taskdef.h"
 #include "daemon/taskplan.h"
 #include "runtime/log.h"
@@ -17,12 +18,6 @@ static const cJSON *member(const cJSON *o, const char *name)
 static bool nonempty_array(const cJSON *v)
 {
 	return cJSON_IsArray(v) && cJSON_GetArraySize(v) > 0;
-}
-
-static const char *str_member(const cJSON *o, const char *name)
-{
-	const cJSON *v = member(o, name);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 /* ---- what Berth refuses ------------------------------------------------- */
@@ -86,7 +81,7 @@ static int check_container(const cJSON *cd, int i, struct berth_err *err)
 {
 	char where[320];
 	snprintf(where, sizeof(where), "containerDefinitions[%d] (%s): ", i,
-		 str_member(cd, "name") ? str_member(cd, "name") : "?");
+		 json_str(cd, "name") ? json_str(cd, "name") : "?");
 	int r = check_refusals(cd, container_refusals, ARRAY_SIZE(container_refusals), where, err);
 	if (r < 0)
 		return r;
@@ -98,15 +93,15 @@ static int check_container(const cJSON *cd, int i, struct berth_err *err)
 
 static int check_task(const cJSON *td, struct berth_err *err)
 {
-	const char *nm = str_member(td, "networkMode");
+	const char *nm = json_str(td, "networkMode");
 	if (nm && strcmp(nm, "awsvpc") != 0)
 		return berth_errf(err, ENOTSUP, "networkMode %s: Berth runs every task in awsvpc "
 				  "mode (its own network namespace and address)", nm);
 	static const char *const shared_ns[] = { "pidMode", "ipcMode" };
 	for (size_t i = 0; i < ARRAY_SIZE(shared_ns); i++)
-		if (str_member(td, shared_ns[i]))
+		if (json_str(td, shared_ns[i]))
 			return berth_errf(err, ENOTSUP, "%s %s: containers always get their own "
-					  "namespace", shared_ns[i], str_member(td, shared_ns[i]));
+					  "namespace", shared_ns[i], json_str(td, shared_ns[i]));
 	if (is_set(member(td, "proxyConfiguration")))
 		return berth_errf(err, ENOTSUP, "proxyConfiguration: App Mesh proxies are not "
 				  "supported");
@@ -119,7 +114,7 @@ static const cJSON *find_container(const cJSON *td, const char *name)
 {
 	const cJSON *cd;
 	cJSON_ArrayForEach(cd, member(td, "containerDefinitions")) {
-		const char *n = str_member(cd, "name");
+		const char *n = json_str(cd, "name");
 		if (n && strcmp(n, name) == 0)
 			return cd;
 	}
@@ -131,7 +126,7 @@ static int check_overrides(const cJSON *td, const cJSON *ov, struct berth_err *e
 	const cJSON *co;
 	int i = 0;
 	cJSON_ArrayForEach(co, member(ov, "containerOverrides")) {
-		const char *n = str_member(co, "name");
+		const char *n = json_str(co, "name");
 		if (n && !find_container(td, n))
 			return berth_errf(err, EINVAL, "Override for container named %s is not a "
 					  "container in the TaskDefinition.", n);
@@ -142,7 +137,7 @@ static int check_overrides(const cJSON *td, const cJSON *ov, struct berth_err *e
 		i++;
 	}
 	int64_t v;
-	const char *cpu = str_member(ov, "cpu"), *mem = str_member(ov, "memory");
+	const char *cpu = json_str(ov, "cpu"), *mem = json_str(ov, "memory");
 	if (cpu && taskdef_parse_cpu(cpu, &v) < 0)
 		return berth_errf(err, EINVAL, "overrides.cpu %s: expected CPU units such as 256 "
 				  "or \"1 vcpu\"", cpu);
@@ -170,9 +165,9 @@ int taskplan_check(const cJSON *td, const cJSON *overrides, struct berth_err *er
 static long long sized(const cJSON *td, const cJSON *ov, const char *name,
 		       int (*parse)(const char *, int64_t *))
 {
-	const char *s = str_member(ov, name);
+	const char *s = json_str(ov, name);
 	if (!s)
-		s = str_member(td, name);
+		s = json_str(td, name);
 	int64_t v = 0;
 	if (!s || parse(s, &v) < 0)
 		return 0;
@@ -183,7 +178,7 @@ static const cJSON *override_for(const cJSON *ov, const char *name)
 {
 	const cJSON *co;
 	cJSON_ArrayForEach(co, member(ov, "containerOverrides")) {
-		const char *n = str_member(co, "name");
+		const char *n = json_str(co, "name");
 		if (n && strcmp(n, name) == 0)
 			return co;
 	}
@@ -199,7 +194,7 @@ static const cJSON *first(const cJSON *v1, const cJSON *v2)
 /* Container CD's NAME (cpu, memory, memoryReservation) after OV; 0 unset. */
 static long long container_size(const cJSON *cd, const cJSON *ov, const char *name)
 {
-	const cJSON *v = first(member(override_for(ov, str_member(cd, "name")), name),
+	const cJSON *v = first(member(override_for(ov, json_str(cd, "name")), name),
 			       member(cd, name));
 	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (long long)v->valuedouble : 0;
 }
@@ -277,7 +272,7 @@ static bool env_set(cJSON *env, const char *name, size_t name_len, const char *v
 {
 	cJSON *e;
 	cJSON_ArrayForEach(e, env) {
-		const char *n = str_member(e, "name");
+		const char *n = json_str(e, "name");
 		if (strlen(n) == name_len && strncmp(n, name, name_len) == 0)
 			return cJSON_ReplaceItemInObjectCaseSensitive(e, "value",
 								      cJSON_CreateString(value));
@@ -295,7 +290,7 @@ static bool env_merge_list(cJSON *env, const cJSON *list)
 {
 	const cJSON *kv;
 	cJSON_ArrayForEach(kv, list) {
-		const char *n = str_member(kv, "name"), *v = str_member(kv, "value");
+		const char *n = json_str(kv, "name"), *v = json_str(kv, "value");
 		if (n && !env_set(env, n, strlen(n), v ? v : ""))
 			return false;
 	}
@@ -360,9 +355,9 @@ static int argv_merge(cJSON *pc, const cJSON *cd, const cJSON *co, const cJSON *
 static bool add_image_string(cJSON *pc, const char *name, const cJSON *cd, const char *def_name,
 			     const cJSON *img, const char *img_name)
 {
-	const char *v = str_member(cd, def_name);
+	const char *v = json_str(cd, def_name);
 	if (!v || !*v)
-		v = str_member(img, img_name);
+		v = json_str(img, img_name);
 	return !v || !*v || cJSON_AddStringToObject(pc, name, v);
 }
 
@@ -396,13 +391,6 @@ static bool add_resources(cJSON *pc, const cJSON *cd, const cJSON *co)
 	return true;
 }
 
-/* NAME set to V in O (our own copy of the options). */
-static bool set_string(cJSON *o, const char *name, const char *v)
-{
-	cJSON_DeleteItemFromObjectCaseSensitive(o, name);
-	return cJSON_AddStringToObject(o, name, v) != NULL;
-}
-
 /* logConfiguration.options, with max-size and max-file (the definition's,
  * else the shim's defaults) within the operator's maxima in E, written
  * out so the shim rotates at no more.  A value that does not parse is left
@@ -422,18 +410,18 @@ static bool add_log(cJSON *pc, const cJSON *cd, const struct taskplan_env *e)
 		return o != NULL;
 	uint64_t size = RT_LOG_DEFAULT_MAX_SIZE;
 	unsigned files = RT_LOG_DEFAULT_MAX_FILES;
-	const char *ms = str_member(o, "max-size"), *mf = str_member(o, "max-file");
+	const char *ms = json_str(o, "max-size"), *mf = json_str(o, "max-file");
 	struct berth_err err = { 0 };
 	char buf[32];
 	if (!ms || rt_log_parse_size(ms, &size, &err) == 0) {
 		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(size < e->log_max_size
 									 ? size : e->log_max_size));
-		if (!set_string(o, "max-size", buf))
+		if (!json_set_str(o, "max-size", buf))
 			return false;
 	}
 	if (!mf || rt_log_parse_max_file(mf, &files, &err) == 0) {
 		snprintf(buf, sizeof(buf), "%u", files < e->log_max_files ? files : e->log_max_files);
-		if (!set_string(o, "max-file", buf))
+		if (!json_set_str(o, "max-file", buf))
 			return false;
 	}
 	return true;
@@ -442,7 +430,7 @@ static bool add_log(cJSON *pc, const cJSON *cd, const struct taskplan_env *e)
 static int container_plan(const cJSON *cd, const cJSON *ov, const struct taskplan_image *im,
 			  const struct taskplan_env *e, cJSON *pc, struct berth_err *err)
 {
-	const char *cname = str_member(cd, "name");
+	const char *cname = json_str(cd, "name");
 	const cJSON *co = override_for(ov, cname);
 	_cleanup_(cJSON_Deletep) cJSON *cfg_doc = cJSON_Parse(im->config_json);
 	if (!cfg_doc || !cJSON_IsObject(cfg_doc))
