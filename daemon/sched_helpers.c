@@ -38,17 +38,26 @@ static int read_all(int fd, size_t max, char **ret, size_t *ret_len)
 {
 	size_t len = 0, cap = 4096;
 	_cleanup_free_ char *buf = malloc(cap);
-	for (ssize_t k; buf;) {
-		if (len + 1 == cap && !(cap < max && (buf = realloc(buf, cap *= 2))))
-			return buf ? -EFBIG : -ENOMEM;
-		if ((k = read(fd, buf + len, cap - len - 1)) < 0 && errno == EINTR)
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (len + 1 == cap) {
+			if (cap >= max)
+				return -EFBIG;
+			/* buf stays ours (and is freed) if the larger copy fails. */
+			char *grown = realloc(buf, cap * 2);
+			if (!grown)
+				return -ENOMEM;
+			buf = grown;
+			cap *= 2;
+		}
+		ssize_t k = read(fd, buf + len, cap - len - 1);
+		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
 			break;
 		len += (size_t)k;
 	}
-	if (!buf)
-		return -ENOMEM;
 	buf[len] = '\0';
 	*ret = TAKE_PTR(buf);
 	*ret_len = len;
