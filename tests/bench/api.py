@@ -110,7 +110,7 @@ def reap_shims():
 # ---- the daemon ----
 
 class Daemon:
-    def __init__(self, work, registry_host):
+    def __init__(self, work, registry_host=None):
         self.root, self.run, self.logs = work / "root", work / "run", work / "logs"
         self.sock = self.run / "berth.sock"
         self.port = reg.free_port()
@@ -125,7 +125,8 @@ class Daemon:
                  "--log-root", str(self.logs), "--listen", f"unix:{self.sock}",
                  "--listen", f"tcp:127.0.0.1:{self.port}", "--credentials", str(creds),
                  "--bridge", BRIDGE, "--subnet", SUBNET, "--no-nat", "--nft-table", NFT_TABLE,
-                 "--cgroup-name", CGROUP, "--insecure-registry", registry_host],
+                 "--cgroup-name", CGROUP,
+                 *(["--insecure-registry", registry_host] if registry_host else [])],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         self.pid = self.proc.pid
         self.endpoint = f"http://127.0.0.1:{self.port}"
