@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures import images as fx      # noqa: E402
 from fixtures import registry as reg   # noqa: E402
 from fixtures import tasks as tk       # noqa: E402
+from benchlib import ROOMY_INSTANCE    # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BERTH = os.environ.get("BERTH_BIN", str(REPO / "build/release/berth"))
@@ -125,7 +126,7 @@ class Daemon:
                  "--log-root", str(self.logs), "--listen", f"unix:{self.sock}",
                  "--listen", f"tcp:127.0.0.1:{self.port}", "--credentials", str(creds),
                  "--bridge", BRIDGE, "--subnet", SUBNET, "--no-nat", "--nft-table", NFT_TABLE,
-                 "--cgroup-name", CGROUP,
+                 "--cgroup-name", CGROUP, *ROOMY_INSTANCE,
                  *(["--insecure-registry", registry_host] if registry_host else [])],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         self.pid = self.proc.pid

@@ -23,6 +23,11 @@ from fixtures import tasks as tk   # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
 
+# The benches' daemons register a container instance far larger than this
+# machine: they measure the control plane, not placement (a 2-core host
+# registers 2048 CPU units, which ten 256-unit tasks overcommit).
+ROOMY_INSTANCE = ["--instance-cpu", "1048576", "--instance-memory", "16777216"]
+
 _spawn_lock = threading.Lock()   # held from fork to registration in _ours
 _ours = set()                    # pids of children started here, not the reaper's
 

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures import images as fx      # noqa: E402
 from fixtures import registry as reg   # noqa: E402
 from fixtures import tasks as tk       # noqa: E402
-from benchlib import Reaper, popen, run, table, wait   # noqa: E402
+from benchlib import ROOMY_INSTANCE, Reaper, popen, run, table, wait   # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BERTH = os.environ.get("BERTH_BIN", str(REPO / "build/release/berth"))
@@ -79,7 +79,8 @@ class Daemon:
                 "--listen", f"tcp:127.0.0.1:{self.port}", "--credentials", str(creds),
                 "--insecure-registry", registry_host,
                 "--bridge", BRIDGE, "--subnet", SUBNET, "--nft-table", NFT, "--no-nat",
-                "--cgroup-name", CGROUP, "--service-healthy-after", f"{HEALTHY_AFTER:g}s"]
+                "--cgroup-name", CGROUP, "--service-healthy-after", f"{HEALTHY_AFTER:g}s",
+                *ROOMY_INSTANCE]
         self.stderr_path = work / "daemon.stderr"
         self._stderr = open(self.stderr_path, "wb")
         self.proc = popen(argv, stdout=subprocess.DEVNULL, stderr=self._stderr)
