@@ -320,7 +320,7 @@ def aws_cli(d, tmp, *args, check=True):
            "AWS_SHARED_CREDENTIALS_FILE": str(cred), "AWS_EC2_METADATA_DISABLED": "true",
            "AWS_PAGER": "", "AWS_MAX_ATTEMPTS": "1"}
     p = subprocess.run([AWS_CLI, "--endpoint-url", d.endpoint, "ecs", *args],
-                       capture_output=True, text=True, env=env, timeout=60)
+                       capture_output=True, text=True, env=env, timeout=60 * tk.SLOWDOWN)
     if check:
         assert p.returncode == 0, p.stderr
     return p
