@@ -27,8 +27,12 @@ _SESSION_OBJECTS = set()
 
 def pytest_sessionfinish(session, exitstatus):
     """After every fixture is torn down nothing may be left running.  The
-    API tests' daemons share one session bridge (test_api_clusters.py)."""
+    API tests' daemons share one session bridge and nft tables
+    (test_api_clusters.py)."""
     subprocess.run(["ip", "link", "del", f"berthapi{os.getpid() % 100000}"], capture_output=True)
+    for family in ("ip", "bridge"):
+        subprocess.run(["nft", "delete", "table", family, f"berth_api_{os.getpid()}"],
+                       capture_output=True)
     leaks = set(reg.LIVE)
     for obj in leaks:
         obj.stop()
