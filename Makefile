@@ -67,13 +67,13 @@ SHIM_LINK_asan    := -Wl,--as-needed $(LIBS)
 SHIM_MAIN   := runtime/shim_main.c runtime/shim_nss.c
 DAEMON_MAIN := daemon/main.c
 NETPOL_MAIN := netns/policy_main.c
-LIB_SRCS  := $(filter-out $(SHIM_MAIN) $(DAEMON_MAIN) $(NETPOL_MAIN),$(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c daemon/*.c))
+LIB_SRCS  := $(filter-out $(SHIM_MAIN) $(DAEMON_MAIN) $(NETPOL_MAIN),$(wildcard common/*.c images/*.c cgroups/*.c netns/*.c runtime/*.c daemon/*.c daemon/*/*.c))
 BINS      := berth berthd berth-shim berth-netpolicy
 CLI_SRCS  := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all asan deps test unit unit-asan vm-lane integration fuzz fuzz-short bench demo clean install fresh-machine
+.PHONY: all asan deps test lint unit unit-asan vm-lane integration fuzz fuzz-short bench demo clean install fresh-machine
 all: $(BINS:%=build/release/%)
 
 # $(1): build flavour (release | asan)
@@ -134,8 +134,8 @@ build/fuzz/obj/%.o: %.c
 # The fuzzed parsers and what they use: the rest of the library is not
 # compiled with coverage at all.
 FUZZ_LIB_SRCS := $(wildcard common/*.c) images/digest.c images/ref.c images/manifest.c \
-	images/unpack.c daemon/sigv4.c daemon/credentials.c daemon/api_guard.c \
-	daemon/api_decode.c
+	images/unpack.c daemon/server/sigv4.c daemon/server/credentials.c daemon/server/api_guard.c \
+	daemon/server/api_decode.c
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_SRCS:%.c=build/fuzz/obj/%.o)
 	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
@@ -176,8 +176,13 @@ vm-lane: $(VM_LANE_TESTS:%=build/release/tests/%) $(VM_LANE_TESTS:%=build/asan/t
 integration: all
 	BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# Source rules no compiler checks: the daemon's layers include only downward.
+lint:
+	@tests/lint/layers.sh
+
 # pytest's summary line is the last thing `make test` prints.
 test: deps
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory all asan
 	@$(MAKE) --no-print-directory unit unit-asan fuzz-short
 	@$(MAKE) --no-print-directory vm-lane

@@ -24,4 +24,16 @@ int64_t json_int(const cJSON *o, const char *name, int64_t dflt);
  * moves to the end).  False when out of memory. */
 bool json_set_str(cJSON *o, const char *name, const char *v);
 
+/* Adders that report allocation failure as false (NULL).  A NULL string
+ * is added as "". */
+bool json_add_string(cJSON *obj, const char *name, const char *v);
+bool json_add_number(cJSON *obj, const char *name, double v);
+/* An empty array added under NAME, or NULL. */
+cJSON *json_add_array(cJSON *obj, const char *name);
+/* A new object appended to ARR (which owns it), or NULL. */
+cJSON *json_add_object(cJSON *arr);
+
+/* A random (version 4) UUID: request ids, attachment ids, container ARNs. */
+void json_uuid(char out[37]);
+
 #endif

@@ -11,12 +11,13 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
-#include "daemon/api.h"
-#include "daemon/credentials.h"
+#include "daemon/server/api.h"
+#include "daemon/server/credentials.h"
 #include "daemon/daemon.h"
-#include "daemon/log_limit.h"
-#include "daemon/sched.h"
-#include "daemon/store.h"
+#include "daemon/server/log_limit.h"
+#include "daemon/sched/sched.h"
+#include "daemon/svc/svc.h"
+#include "daemon/store/store.h"
 
 DEFINE_CLEANUP_FUNC(struct event_base, event_base_free)
 DEFINE_CLEANUP_FUNC(struct event, event_free)
@@ -100,9 +101,22 @@ static void say(const struct daemon_opts *o, const char *fmt, ...)
 	fflush(o->log);
 }
 
+/* The task engine's hooks (sched.h): a service's task changed or stopped. */
+static void on_task_changed(void *arg, const struct store_task *t)
+{
+	struct svc *v = *(struct svc **)arg;
+	if (t->service_name)
+		svc_poke(v, t->cluster, t->service_name);
+}
+
+static void on_task_stopped(void *arg, const struct store_task *t)
+{
+	svc_task_stopped(*(struct svc **)arg, t);
+}
+
 static int start_sched(const struct daemon_opts *o, struct event_base *base, struct store *store,
-		       const char *root, const char *run_root, struct sched **ret,
-		       struct berth_err *err)
+		       const char *root, const char *run_root, const struct sched_hooks *hooks,
+		       struct sched **ret, struct berth_err *err)
 {
 	char shim[4096], cli[4096];
 	int r = 0;
@@ -131,9 +145,9 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 							: SCHED_DEFAULT_LOG_RETENTION_MS,
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
 		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
-		.service_healthy_after_ms = o->service_healthy_after_ms,
 		.policy = o->policy,
 		.log = o->log,
+		.hooks = *hooks,
 	};
 	if (access(sc.shim_bin, X_OK) < 0)
 		return berth_errnof(err, errno, "the task agent %s", sc.shim_bin);
@@ -170,10 +184,18 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 
 	/* Before the API: RunTask needs it, and a restarted daemon adopts
 	 * its tasks before it answers about them. */
+	struct svc *svc = NULL;      /* the hooks' argument: NULL while sched adopts */
+	struct sched_hooks hooks = { on_task_changed, on_task_stopped, &svc };
 	_cleanup_(sched_freep) struct sched *sched = NULL;
-	r = start_sched(o, base, store, root, run_root, &sched, err);
+	r = start_sched(o, base, store, root, run_root, &hooks, &sched, err);
 	if (r < 0)
 		return r;
+	/* Freed before the scheduler whose tasks it watches. */
+	struct svc_config vc = { .healthy_after_ms = o->service_healthy_after_ms };
+	_cleanup_(svc_freep) struct svc *services = NULL;
+	if ((r = svc_new(base, store, sched, &vc, o->log, &services, err)) < 0)
+		return r;
+	svc = services;
 
 	struct api_config cfg = {
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
@@ -182,6 +204,7 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		.insecure_no_auth = o->insecure_no_auth,
 		.log = o->log,
 		.sched = sched,
+		.svc = svc,
 		.request_timeout_ms = o->request_timeout_ms,
 		.max_connections = o->max_connections,
 		.max_connections_per_source = o->max_connections_per_source,

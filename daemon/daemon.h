@@ -20,7 +20,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
-#include "daemon/policy.h"
+#include "daemon/sched/policy.h"
 #include "images/limits.h"
 
 #define DAEMON_DEFAULT_ROOT "/var/lib/berth"

@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/api_decode.h"
-#include "daemon/api_guard.h"
+#include "daemon/server/api_decode.h"
+#include "daemon/server/api_guard.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/credentials.h"
-#include "daemon/sigv4.h"
+#include "daemon/server/credentials.h"
+#include "daemon/server/sigv4.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

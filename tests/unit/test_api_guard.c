@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "daemon/api_guard.h"
+#include "daemon/server/api_guard.h"
 
 #define H "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: T.ListClusters\r\n"
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "daemon/log_limit.h"
+#include "daemon/server/log_limit.h"
 
 static int64_t fake_now;
 

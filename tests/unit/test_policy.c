@@ -9,8 +9,8 @@
 
 #include "common/cleanup.h"
 #include "common/json.h"
-#include "daemon/instance.h"
-#include "daemon/policy.h"
+#include "daemon/sched/instance.h"
+#include "daemon/sched/policy.h"
 
 /* The definition {containerDefinitions: [{name: web, <MEMBERS>}]}. */
 static int check(const struct berth_policy *p, const char *members, struct berth_err *err)

@@ -27,8 +27,8 @@
 
 #include "common/cleanup.h"
 #include "common/err.h"
-#include "daemon/credentials.h"
-#include "daemon/sigv4.h"
+#include "daemon/server/credentials.h"
+#include "daemon/server/sigv4.h"
 
 #define MAX_HDRS 12
 

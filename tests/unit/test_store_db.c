@@ -18,7 +18,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
-#include "daemon/store.h"
+#include "daemon/store/store.h"
 
 #define ARN_BASE "arn:aws:ecs:us-east-1:123456789012"
 #define TD_BODY "{\"containerDefinitions\":[{\"name\":\"web\",\"image\":\"busybox\"}]}"

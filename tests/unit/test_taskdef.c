@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "daemon/taskdef.h"
+#include "daemon/ecs/taskdef.h"
 
 static void cpu_strings(void **state)
 {
@@ -18,7 +18,7 @@ static void cpu_strings(void **state)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
 		int64_t v = 0;
-		assert_int_equal(taskdef_parse_cpu(ok[i].s, &v), 0);
+		assert_int_equal(units_parse_cpu(ok[i].s, &v), 0);
 		assert_int_equal(v, ok[i].v);
 	}
 	static const char *const bad[] = {
@@ -27,7 +27,7 @@ static void cpu_strings(void **state)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		int64_t v = 0;
-		assert_int_equal(taskdef_parse_cpu(bad[i], &v), -EINVAL);
+		assert_int_equal(units_parse_cpu(bad[i], &v), -EINVAL);
 	}
 }
 
@@ -40,13 +40,13 @@ static void memory_strings(void **state)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
 		int64_t v = 0;
-		assert_int_equal(taskdef_parse_memory(ok[i].s, &v), 0);
+		assert_int_equal(units_parse_memory(ok[i].s, &v), 0);
 		assert_int_equal(v, ok[i].v);
 	}
 	static const char *const bad[] = { "", "GB", "1TB", "0", "1.5", "0.0001 GB", "1 G" };
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		int64_t v = 0;
-		assert_int_equal(taskdef_parse_memory(bad[i], &v), -EINVAL);
+		assert_int_equal(units_parse_memory(bad[i], &v), -EINVAL);
 	}
 }
 
@@ -54,26 +54,26 @@ static void fargate_table(void **state)
 {
 	(void)state;
 	/* Every row's edges and one step past them. */
-	assert_true(taskdef_fargate_fits(256, 512));
-	assert_true(taskdef_fargate_fits(256, 2048));
-	assert_false(taskdef_fargate_fits(256, 1536));
-	assert_false(taskdef_fargate_fits(256, 3072));
-	assert_true(taskdef_fargate_fits(512, 1024));
-	assert_true(taskdef_fargate_fits(512, 4096));
-	assert_false(taskdef_fargate_fits(512, 5120));
-	assert_true(taskdef_fargate_fits(1024, 2048));
-	assert_true(taskdef_fargate_fits(1024, 8192));
-	assert_false(taskdef_fargate_fits(1024, 1024));
-	assert_true(taskdef_fargate_fits(2048, 16384));
-	assert_false(taskdef_fargate_fits(2048, 4608));
-	assert_true(taskdef_fargate_fits(4096, 30720));
-	assert_false(taskdef_fargate_fits(4096, 31744));
-	assert_true(taskdef_fargate_fits(8192, 20480));
-	assert_false(taskdef_fargate_fits(8192, 17408));
-	assert_true(taskdef_fargate_fits(16384, 122880));
-	assert_false(taskdef_fargate_fits(16384, 36864));
-	assert_false(taskdef_fargate_fits(128, 512));
-	assert_false(taskdef_fargate_fits(3072, 8192));
+	assert_true(units_fargate_fits(256, 512));
+	assert_true(units_fargate_fits(256, 2048));
+	assert_false(units_fargate_fits(256, 1536));
+	assert_false(units_fargate_fits(256, 3072));
+	assert_true(units_fargate_fits(512, 1024));
+	assert_true(units_fargate_fits(512, 4096));
+	assert_false(units_fargate_fits(512, 5120));
+	assert_true(units_fargate_fits(1024, 2048));
+	assert_true(units_fargate_fits(1024, 8192));
+	assert_false(units_fargate_fits(1024, 1024));
+	assert_true(units_fargate_fits(2048, 16384));
+	assert_false(units_fargate_fits(2048, 4608));
+	assert_true(units_fargate_fits(4096, 30720));
+	assert_false(units_fargate_fits(4096, 31744));
+	assert_true(units_fargate_fits(8192, 20480));
+	assert_false(units_fargate_fits(8192, 17408));
+	assert_true(units_fargate_fits(16384, 122880));
+	assert_false(units_fargate_fits(16384, 36864));
+	assert_false(units_fargate_fits(128, 512));
+	assert_false(units_fargate_fits(3072, 8192));
 }
 
 int main(void)

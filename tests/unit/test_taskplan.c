@@ -16,7 +16,7 @@
 #include "common/cleanup.h"
 #include "common/err.h"
 #include "common/json.h"
-#include "daemon/taskplan.h"
+#include "daemon/sched/taskplan.h"
 #include "runtime/plan.h"
 
 /* A task definition as the store holds it: TASK is more task-level

@@ -1,0 +1,717 @@
+/* daemon/ecs/tasks: RunTask, StopTask, DescribeTasks, ListTasks.
+ *
+ * The API records; the scheduler (daemon/sched.h) runs.  RunTask validates
+ * the whole request and decides whether Berth can run the definition
+ * (taskplan_check) before anything is written, inserts the tasks
+ * PROVISIONING in one transaction and hands them to the scheduler; it
+ * answers at once, as ECS does, with the tasks PENDING. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/ecs/ecs.h"
+#include "daemon/sched/instance.h"
+#include "daemon/sched/sched.h"
+#include "daemon/ecs/taskdef.h"
+#include "daemon/sched/taskplan.h"
+
+#define DEFAULT_CLUSTER "default"
+#define RUN_COUNT_MAX 10
+#define STARTED_BY_MAX 128
+#define GROUP_MAX 255
+#define CLIENT_TOKEN_MAX 64   /* RunTask's; CreateService's is 36 */
+#define REASON_MAX 1024
+#define OVERRIDES_MAX 8192          /* characters, as ECS */
+#define DEFAULT_STOP_REASON "Task stopped by user"
+
+static const char *const launch_types[] = { "EC2", "FARGATE", "EXTERNAL", NULL };
+static const char *const desired_statuses[] = { "RUNNING", "PENDING", "STOPPED", NULL };
+static const char *const public_ip[] = { "ENABLED", "DISABLED", NULL };
+
+/* ---- encoding ---- */
+
+static bool add_ms(cJSON *o, const char *name, int64_t ms)
+{
+	return !ms || json_add_number(o, name, (double)ms / 1000.0);
+}
+
+static bool add_opt(cJSON *o, const char *name, const char *v)
+{
+	return !v || json_add_string(o, name, v);
+}
+
+static int add_json(struct api_call *c, cJSON *o, const char *name, const char *json)
+{
+	cJSON *v = json ? cJSON_Parse(json) : NULL;
+	if (json && !v)
+		return api_error(c, 0, API_E_SERVER, "%s: the stored JSON does not parse", name);
+	if (v && !cJSON_AddItemToObject(o, name, v)) {
+		cJSON_Delete(v);
+		return api_oom(c);
+	}
+	return 0;
+}
+
+static int container_json(struct api_call *c, const struct store_task *t,
+			  const struct store_container *k, cJSON *arr)
+{
+	cJSON *o = json_add_object(arr);
+	if (!o || !json_add_string(o, "containerArn", k->arn) ||
+	    !json_add_string(o, "taskArn", t->arn) || !json_add_string(o, "name", k->name) ||
+	    !json_add_string(o, "image", k->image) || !add_opt(o, "imageDigest", k->image_digest) ||
+	    !add_opt(o, "runtimeId", k->runtime_id) ||
+	    !json_add_string(o, "lastStatus", store_task_status_name(k->last_status)) ||
+	    (k->has_exit_code && !json_add_number(o, "exitCode", k->exit_code)) ||
+	    !add_opt(o, "reason", k->reason) ||
+	    !json_add_string(o, "healthStatus", store_health_name(k->health_status)))
+		return api_oom(c);
+	_cleanup_(cJSON_Deletep) cJSON *net = k->network_json ? cJSON_Parse(k->network_json) : NULL;
+	const char *keys[] = { "networkInterfaces", "networkBindings" };
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(net, keys[i]);
+		if (!v)
+			v = cJSON_CreateArray();
+		if (!v || !cJSON_AddItemToObject(o, keys[i], v)) {
+			cJSON_Delete(v);
+			return api_oom(c);
+		}
+	}
+	return 0;
+}
+
+static int task_json(struct api_call *c, const struct store_task *t, bool tags, cJSON **ret)
+{
+	_cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+	_cleanup_free_ char *cluster_arn = api_arn(c, "cluster", t->cluster);
+	char az[64];
+	snprintf(az, sizeof(az), "%sa", c->region);
+	bool fargate = t->launch_type && strcmp(t->launch_type, "FARGATE") == 0;
+	if (!o || !cluster_arn || !json_add_string(o, "taskArn", t->arn) ||
+	    !json_add_string(o, "clusterArn", cluster_arn) ||
+	    !json_add_string(o, "taskDefinitionArn", t->task_definition_arn) ||
+	    !add_opt(o, "group", t->group) || !add_opt(o, "startedBy", t->started_by) ||
+	    !add_opt(o, "launchType", t->launch_type) ||
+	    (fargate && !json_add_string(o, "platformVersion", "1.4.0")) ||
+	    (fargate && !json_add_string(o, "platformFamily", "Linux")) ||
+	    !json_add_string(o, "availabilityZone", az) || !add_opt(o, "cpu", t->cpu) ||
+	    !add_opt(o, "memory", t->memory) ||
+	    !json_add_string(o, "lastStatus", store_task_status_name(t->last_status)) ||
+	    !json_add_string(o, "desiredStatus", store_task_status_name(t->desired_status)) ||
+	    !json_add_string(o, "healthStatus", store_health_name(t->health_status)) ||
+	    !add_opt(o, "stopCode", t->stop_code) || !add_opt(o, "stoppedReason", t->stopped_reason) ||
+	    !json_add_number(o, "version", (double)t->version) ||
+	    !add_ms(o, "createdAt", t->created_at) || !add_ms(o, "pullStartedAt", t->pull_started_at) ||
+	    !add_ms(o, "pullStoppedAt", t->pull_stopped_at) ||
+	    !add_ms(o, "startedAt", t->started_at) || !add_ms(o, "stoppingAt", t->stopping_at) ||
+	    !add_ms(o, "executionStoppedAt", t->execution_stopped_at) ||
+	    !add_ms(o, "stoppedAt", t->stopped_at) ||
+	    !cJSON_AddBoolToObject(o, "enableExecuteCommand", false))
+		return api_oom(c);
+	if (t->last_status == STORE_TASK_RUNNING &&
+	    (!json_add_string(o, "connectivity", "CONNECTED") ||
+	     !add_ms(o, "connectivityAt", t->started_at)))
+		return api_oom(c);
+	if (add_json(c, o, "overrides", t->overrides_json) < 0 ||
+	    add_json(c, o, "attachments", t->attachments_json) < 0)
+		return -1;
+	cJSON *ctrs = json_add_array(o, "containers");
+	for (size_t i = 0; ctrs && i < t->n_containers; i++)
+		if (container_json(c, t, &t->containers[i], ctrs) < 0)
+			return -1;
+	if (!ctrs)
+		return api_oom(c);
+	if (tags && api_add_tags(c, o, t->arn) < 0)
+		return -1;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+static int add_task(struct api_call *c, cJSON *arr, const char *id, bool tags)
+{
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	struct berth_err err = { 0 };
+	int r = store_task_get(c->store, id, &t, &err);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	cJSON *o;
+	if (task_json(c, t, tags, &o) < 0)
+		return -1;
+	if (!cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return api_oom(c);
+	}
+	return 0;
+}
+
+/* ---- the cluster member ---- */
+
+int api_get_cluster(struct api_call *c, bool create_default, char *ret)
+{
+	const char *ref;
+	if (api_get_string(c, c->in, "", "cluster", false, &ref) < 0)
+		return -1;
+	_cleanup_(store_cluster_freep) struct store_cluster *cl = NULL;
+	struct berth_err err = { 0 };
+	int r;
+	if (create_default && (!ref || strcmp(ref, DEFAULT_CLUSTER) == 0)) {
+		_cleanup_free_ char *arn = api_arn(c, "cluster", DEFAULT_CLUSTER);
+		struct store_cluster in = { .name = DEFAULT_CLUSTER, .arn = arn };
+		r = arn ? store_cluster_create(c->store, &in, c->now_ms, &cl, NULL, &err) : -ENOMEM;
+	} else {
+		r = store_cluster_get(c->store, ref ? ref : DEFAULT_CLUSTER, &cl, &err);
+	}
+	if (r == -ENOENT || (r == 0 && cl->status != STORE_CLUSTER_ACTIVE && create_default))
+		return api_error(c, 0, API_E_CLUSTER_NF, "Cluster not found.");
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	snprintf(ret, API_NAME_MAX + 1, "%s", cl->name);
+	return 0;
+}
+
+/* ---- RunTask ---- */
+
+struct run_req {
+	char cluster[API_NAME_MAX + 1];
+	const char *td_ref, *launch_type, *started_by, *group, *client_token;
+	int64_t count;
+	const cJSON *overrides;
+	const char *subnet;         /* awsvpcConfiguration.subnets[0] */
+	const cJSON *security_groups; /* awsvpcConfiguration.securityGroups */
+	struct api_tags_in tags;
+};
+
+static bool charset(const char *s, const char *set)
+{
+	return strspn(s, set) == strlen(s);
+}
+
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+static int parse_strings(struct api_call *c, const cJSON *o, const char *path, const char *name,
+			 const cJSON **ret)
+{
+	if (api_get_array(c, o, path, name, false, 1000, ret) < 0)
+		return -1;
+	const cJSON *v;
+	int i = 0;
+	cJSON_ArrayForEach(v, *ret)
+		if (!cJSON_IsString(v))
+			return api_error(c, 0, API_E_INVALID, "%s%s[%d]: expected a string", path,
+					 name, i);
+		else
+			i++;
+	return 0;
+}
+
+static int parse_container_override(struct api_call *c, const cJSON *co, int i)
+{
+	char path[48];
+	snprintf(path, sizeof(path), "overrides.containerOverrides[%d].", i);
+	const char *s;
+	const cJSON *arr, *kv;
+	bool have;
+	int64_t n;
+	if (!cJSON_IsObject(co))
+		return api_error(c, 0, API_E_INVALID, "%.*s: expected an object",
+				 (int)strlen(path) - 1, path);
+	if (api_get_string(c, co, path, "name", false, &s) < 0 ||
+	    parse_strings(c, co, path, "command", &arr) < 0 ||
+	    api_get_array(c, co, path, "environment", false, 1000, &arr) < 0)
+		return -1;
+	int k = 0;
+	cJSON_ArrayForEach(kv, arr) {
+		char p2[96];
+		snprintf(p2, sizeof(p2), "%senvironment[%d].", path, k++);
+		if (!cJSON_IsObject(kv))
+			return api_error(c, 0, API_E_INVALID, "%.*s: expected an object",
+					 (int)strlen(p2) - 1, p2);
+		if (api_get_string(c, kv, p2, "name", false, &s) < 0 ||
+		    api_get_string(c, kv, p2, "value", false, &s) < 0)
+			return -1;
+	}
+	static const char *const ints[] = { "cpu", "memory", "memoryReservation" };
+	for (size_t j = 0; j < ARRAY_SIZE(ints); j++)
+		if (api_get_int(c, co, path, ints[j], false, 0, INT32_MAX, &have, &n) < 0)
+			return -1;
+	return 0;
+}
+
+static int parse_overrides(struct api_call *c, struct run_req *q)
+{
+	if (api_get_object(c, c->in, "", "overrides", false, &q->overrides) < 0)
+		return -1;
+	if (!q->overrides)
+		return 0;
+	_cleanup_free_ char *text = cJSON_PrintUnformatted(q->overrides);
+	if (!text)
+		return api_oom(c);
+	if (api_utf8_chars(text) > OVERRIDES_MAX)
+		return api_error(c, 0, API_E_INVALID, "overrides: Container Overrides length must be "
+				 "at most %d", OVERRIDES_MAX);
+	const cJSON *arr, *co;
+	const char *s;
+	if (api_get_array(c, q->overrides, "overrides.", "containerOverrides", false, 100, &arr) < 0 ||
+	    api_get_string(c, q->overrides, "overrides.", "cpu", false, &s) < 0 ||
+	    api_get_string(c, q->overrides, "overrides.", "memory", false, &s) < 0)
+		return -1;
+	int i = 0;
+	cJSON_ArrayForEach(co, arr)
+		if (parse_container_override(c, co, i++) < 0)
+			return -1;
+	return 0;
+}
+
+int api_check_security_groups(struct api_call *c, const cJSON *vpc, const char *path,
+			      const cJSON **ret)
+{
+	if (api_get_array(c, vpc, path, "securityGroups", false, API_SECURITY_GROUPS_MAX, ret) < 0)
+		return -1;
+	const cJSON *v;
+	int i = 0;
+	cJSON_ArrayForEach(v, *ret) {
+		const char *g = cJSON_GetStringValue(v);
+		/* Joined by ',' in the task's attachment (sched_eni_json). */
+		if (!g || !*g || strlen(g) > 255 || strpbrk(g, ", \t\n"))
+			return api_error(c, 0, API_E_INVALID, "%ssecurityGroups[%d]: expected 1 to "
+					 "255 characters without commas or spaces", path, i);
+		i++;
+	}
+	return 0;
+}
+
+static int parse_network(struct api_call *c, struct run_req *q)
+{
+	const cJSON *nc, *vpc, *subnets;
+	const char *ip;
+	if (api_get_object(c, c->in, "", "networkConfiguration", false, &nc) < 0)
+		return -1;
+	if (!nc)
+		return 0;
+	const char *p = "networkConfiguration.awsvpcConfiguration.";
+	if (api_get_object(c, nc, "networkConfiguration.", "awsvpcConfiguration", false, &vpc) < 0 ||
+	    (vpc && (parse_strings(c, vpc, p, "subnets", &subnets) < 0 ||
+		     api_check_security_groups(c, vpc, p, &q->security_groups) < 0 ||
+		     api_get_enum(c, vpc, p, "assignPublicIp", false, public_ip, &ip) < 0)))
+		return -1;
+	if (vpc && !subnets)
+		return api_error(c, 0, API_E_INVALID, "%ssubnets: required", p);
+	if (vpc && cJSON_GetArraySize(subnets) > 16)
+		return api_error(c, 0, API_E_INVALID, "%ssubnets: at most 16", p);
+	if (vpc && cJSON_GetArraySize(subnets))
+		q->subnet = cJSON_GetArrayItem(subnets, 0)->valuestring;
+	return 0;
+}
+
+static int parse_run(struct api_call *c, struct run_req *q)
+{
+	bool have;
+	if (api_get_string(c, c->in, "", "taskDefinition", true, &q->td_ref) < 0 ||
+	    api_get_int(c, c->in, "", "count", false, 1, RUN_COUNT_MAX, &have, &q->count) < 0 ||
+	    api_get_enum(c, c->in, "", "launchType", false, launch_types, &q->launch_type) < 0 ||
+	    api_get_string(c, c->in, "", "startedBy", false, &q->started_by) < 0 ||
+	    api_get_string(c, c->in, "", "group", false, &q->group) < 0 ||
+	    api_get_client_token(c, CLIENT_TOKEN_MAX, &q->client_token) < 0 ||
+	    parse_overrides(c, q) < 0 || parse_network(c, q) < 0 || api_parse_tags(c, &q->tags) < 0)
+		return -1;
+	if (!have)
+		q->count = 1;
+	if (q->started_by && (strlen(q->started_by) > STARTED_BY_MAX ||
+			      !charset(q->started_by, ALNUM "-_/")))
+		return api_error(c, 0, API_E_INVALID, "startedBy: up to %d letters, numbers, "
+				 "hyphens, underscores and slashes", STARTED_BY_MAX);
+	if (q->group && (!*q->group || strlen(q->group) > GROUP_MAX))
+		return api_error(c, 0, API_E_INVALID, "group: 1 to %d characters", GROUP_MAX);
+	return api_get_cluster(c, true, q->cluster);
+}
+
+/* Is FARGATE among the definition's computed compatibilities? */
+static bool fargate_compatible(const cJSON *body)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(body, "compatibilities"))
+		if (cJSON_IsString(it) && strcmp(it->valuestring, "FARGATE") == 0)
+			return true;
+	return false;
+}
+
+int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *overrides,
+			    bool has_netcfg, const char *launch_type,
+			    struct store_task_definition **ret, cJSON **ret_body)
+{
+	struct berth_err err = { 0 };
+	int r = store_task_definition_get(c->store, ref, ret, &err);
+	if (r == -ENOENT || r == -EINVAL)
+		return api_error(c, 0, API_E_CLIENT, "Unable to describe task definition %.255s.", ref);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	if ((*ret)->status != STORE_TD_ACTIVE)
+		return api_error(c, 0, API_E_CLIENT, "TaskDefinition is inactive: %s", (*ret)->arn);
+	*ret_body = cJSON_Parse((*ret)->body_json);
+	if (!*ret_body)
+		return api_error(c, 0, API_E_SERVER, "%s: the stored definition does not parse",
+				 (*ret)->arn);
+	const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*ret_body,
+									       "networkMode"));
+	if (nm && strcmp(nm, "awsvpc") == 0 && !has_netcfg)
+		return api_error(c, 0, API_E_INVALID, "Network Configuration must be provided when "
+				 "networkMode 'awsvpc' is specified.");
+	/* ECS's rule: every Fargate task has a hard memory limit and a CPU
+	 * quota, its task cpu and memory. */
+	if (launch_type && strcmp(launch_type, "FARGATE") == 0 && !fargate_compatible(*ret_body))
+		return api_error(c, 0, API_E_INVALID, "Task definition does not support launch_type "
+				 "FARGATE.");
+	r = taskplan_check(*ret_body, overrides, &err);
+	if (r == 0)
+		r = policy_check(sched_policy(c->sched), *ret_body, &err);
+	if (r == -EINVAL)
+		return api_error(c, 0, API_E_INVALID, "%s", err.msg);
+	if (r < 0)
+		return api_error(c, 0, API_E_CLIENT, "%s: %s", (*ret)->arn, err.msg);
+	return 0;
+}
+
+/* One task record, PROVISIONING, from the request and definition. */
+static int task_build(struct api_call *c, const struct run_req *q,
+		      const struct store_task_definition *td, const cJSON *body, struct store_task *t)
+{
+	struct sched_task_req req = {
+		.cluster = q->cluster, .td = td, .body = body, .overrides = q->overrides,
+		.group = q->group, .started_by = q->started_by, .client_token = q->client_token,
+		.launch_type = q->launch_type, .subnet = q->subnet, .now_ms = c->now_ms,
+		.security_groups = q->security_groups,
+	};
+	struct berth_err err = { 0 };
+	int r = sched_task_record(c->sched, &req, t, &err);
+	return r < 0 ? api_store_error(c, r, &err) : 0;
+}
+
+struct run_insert {
+	struct store_task *tasks;
+	size_t n;
+	const struct api_tags_in *tags;
+	const char *cluster, *client_token, *request_json;
+};
+
+static int insert_fn(struct store *s, void *arg, struct berth_err *err)
+{
+	struct run_insert *ri = arg;
+	if (ri->client_token) {
+		int r = store_run_request_put(s, ri->cluster, ri->client_token, ri->request_json, err);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < ri->n; i++) {
+		int r = store_task_insert(s, &ri->tasks[i], err);
+		if (r == 0 && ri->tags->n)
+			r = store_tags_put(s, ri->tasks[i].arn, ri->tags->v, ri->tags->n, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int run_insert_launch(struct api_call *c, const struct run_req *q,
+			     const struct store_task_definition *td, const cJSON *body,
+			     struct store_task *tasks)
+{
+	for (int64_t i = 0; i < q->count; i++)
+		if (task_build(c, q, td, body, &tasks[i]) < 0)
+			return -1;
+	_cleanup_free_ char *request = q->client_token ? cJSON_PrintUnformatted(c->in) : NULL;
+	if (q->client_token && !request)
+		return api_oom(c);
+	struct run_insert ri = { tasks, (size_t)q->count, &q->tags, q->cluster, q->client_token,
+				 request };
+	struct berth_err err = { 0 };
+	int r = store_txn(c->store, insert_fn, &ri, &err);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	for (int64_t i = 0; i < q->count; i++)
+		if ((r = sched_launch(c->sched, &tasks[i], td->body_json, &err)) < 0)
+			/* Recorded but not started: say so on the task too. */
+			return api_error(c, 0, API_E_SERVER, "task %s: %s", tasks[i].id, err.msg);
+	return 0;
+}
+
+static void run_req_done(struct run_req *q)
+{
+	api_tags_in_done(&q->tags);
+}
+
+/* Tasks RunTask could not place: N_FAILED × {arn: the container
+ * instance, reason: WHY[, detail: DETAIL]}, as ECS reports them. */
+struct run_failures {
+	int64_t n_failed;
+	const char *why, *detail;
+	const char *cluster;
+};
+
+/* RunTask's answer: {"tasks": the tasks REFS[0..N) (ids or ARNs) as they
+ * are now, "failures": F's}. */
+static int reply_run(struct api_call *c, const char *const *refs, size_t n, bool tags,
+		     const struct run_failures *f)
+{
+	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
+	cJSON *arr = out ? json_add_array(out, "tasks") : NULL;
+	cJSON *failures = arr ? json_add_array(out, "failures") : NULL;
+	if (!failures)
+		return api_oom(c);
+	for (size_t i = 0; i < n; i++)
+		if (add_task(c, arr, refs[i], tags) < 0)
+			return -1;
+	_cleanup_free_ char *arn = f && f->n_failed ? api_instance_arn(c, f->cluster) : NULL;
+	for (int64_t i = 0; f && i < f->n_failed; i++) {
+		cJSON *o = json_add_object(failures);
+		if (!arn || !o || !json_add_string(o, "arn", arn) ||
+		    !json_add_string(o, "reason", f->why) ||
+		    (f->detail && !json_add_string(o, "detail", f->detail)))
+			return api_oom(c);
+	}
+	c->out = TAKE_PTR(out);
+	return 0;
+}
+
+/* How many of Q's tasks fit on the host's container instance (ECS places
+ * each in turn; the rest fail with F's reason).  None while the host's
+ * disk is below the reserve. */
+static int place(struct api_call *c, const struct run_req *q, const cJSON *body,
+		 int64_t *ret_n, struct run_failures *f, struct berth_err *disk)
+{
+	struct instance_usage u;
+	struct berth_err err = { 0 };
+	if (sched_disk_room(c->sched, disk) == -ENOSPC) {
+		*ret_n = 0;
+		f->why = INSTANCE_NO_DISK;
+		f->detail = disk->msg;
+		return 0;
+	}
+	int r = instance_usage(c->store, q->cluster, &u, &err);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	int64_t n = 0;
+	const char *why = NULL;
+	while (n < q->count && !(why = instance_place(sched_policy(c->sched), &u, body,
+						      q->overrides)))
+		n++;
+	*ret_n = n;
+	f->why = why;
+	return 0;
+}
+
+/* A RunTask whose clientToken was seen: the same request again answers with
+ * the tasks it made (1), as ECS does for a retry; another request under that
+ * token is a ConflictException naming them.  0: a new token. */
+static int run_retry(struct api_call *c, const struct run_req *q)
+{
+	_cleanup_free_ char *request = NULL;
+	_cleanup_(store_list_clear) struct store_list arns = { 0 };
+	struct berth_err err = { 0 };
+	int r = store_run_request_get(c->store, q->cluster, q->client_token, &request, &arns, &err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	_cleanup_(cJSON_Deletep) cJSON *first = cJSON_Parse(request);
+	if (!first)
+		return api_error(c, 0, API_E_SERVER, "client token %s: the stored request does not "
+				 "parse", q->client_token);
+	if (!cJSON_Compare(first, c->in, true)) {
+		c->error_members = cJSON_CreateObject();
+		cJSON *ids = c->error_members ? json_add_array(c->error_members, "resourceIds") : NULL;
+		for (size_t i = 0; ids && i < arns.n; i++)
+			if (!cJSON_AddItemToArray(ids, cJSON_CreateString(arns.items[i])))
+				ids = NULL;
+		if (!ids)
+			return api_oom(c);
+		return api_error(c, 0, API_E_CONFLICT, "The clientToken %s is already in use with a "
+				 "different RunTask request (tasks in resourceIds).", q->client_token);
+	}
+	return reply_run(c, (const char *const *)arns.items, arns.n, q->tags.n > 0, NULL) < 0 ? -1
+											       : 1;
+}
+
+int api_op_run_task(struct api_call *c)
+{
+	_cleanup_(run_req_done) struct run_req q = { 0 };
+	if (parse_run(c, &q) < 0)
+		return -1;
+	int retry = q.client_token ? run_retry(c, &q) : 0;
+	if (retry != 0)
+		return retry < 0 ? -1 : 0;
+	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
+	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
+	if (api_runnable_definition(c, q.td_ref, q.overrides,
+				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
+				    q.launch_type, &td, &body) < 0)
+		return -1;
+	struct run_failures f = { .cluster = q.cluster };
+	struct berth_err disk = { 0 };
+	int64_t asked = q.count;
+	if (place(c, &q, body, &q.count, &f, &disk) < 0)
+		return -1;
+	f.n_failed = asked - q.count;
+	struct store_task tasks[RUN_COUNT_MAX] = { 0 };
+	const char *ids[RUN_COUNT_MAX];
+	int r = q.count ? run_insert_launch(c, &q, td, body, tasks) : 0;
+	for (int64_t i = 0; i < q.count; i++)
+		ids[i] = tasks[i].id;
+	if (r == 0)
+		r = reply_run(c, ids, (size_t)q.count, q.tags.n > 0, &f);
+	for (int64_t i = 0; i < q.count; i++)
+		sched_task_record_clear(&tasks[i]);
+	return r < 0 ? -1 : 0;
+}
+
+/* ---- StopTask / DescribeTasks ---- */
+
+/* The task ID_OR_ARN of CLUSTER, or -ENOENT. */
+static int task_in_cluster(struct api_call *c, const char *cluster, const char *ref,
+			   struct store_task **ret)
+{
+	struct berth_err err = { 0 };
+	int r = store_task_get(c->store, ref, ret, &err);
+	if (r == 0 && strcmp((*ret)->cluster, cluster) != 0) {
+		store_task_free(TAKE_PTR(*ret));
+		r = -ENOENT;
+	}
+	if (r < 0 && r != -ENOENT)
+		return api_store_error(c, r, &err);
+	return r;
+}
+
+int api_op_stop_task(struct api_call *c)
+{
+	const char *ref, *reason;
+	char cluster[API_NAME_MAX + 1];
+	if (api_get_string(c, c->in, "", "task", true, &ref) < 0 ||
+	    api_get_string(c, c->in, "", "reason", false, &reason) < 0 ||
+	    api_get_cluster(c, false, cluster) < 0)
+		return -1;
+	if (reason && strlen(reason) > REASON_MAX)
+		return api_error(c, 0, API_E_INVALID, "reason: at most %d characters", REASON_MAX);
+	if (!reason || !*reason)
+		reason = DEFAULT_STOP_REASON;
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	int r = task_in_cluster(c, cluster, ref, &t);
+	if (r == -ENOENT)
+		return api_error(c, 0, API_E_INVALID, "The referenced task was not found.");
+	if (r < 0)
+		return -1;
+	struct berth_err err = { 0 };
+	if (t->desired_status != STORE_TASK_STOPPED) {
+		t->desired_status = STORE_TASK_STOPPED;
+		free(t->stop_code);
+		free(t->stopped_reason);
+		t->stop_code = strdup("UserInitiated");
+		t->stopped_reason = strdup(reason);
+		if (!t->stopping_at)
+			t->stopping_at = c->now_ms;
+		if (!t->stop_code || !t->stopped_reason)
+			return api_oom(c);
+		if ((r = store_task_update(c->store, t, &err)) < 0)
+			return api_store_error(c, r, &err);
+		sched_stop(c->sched, t->id, reason);
+	}
+	/* T is current: the scheduler writes what the shim answers later, on
+	 * the loop. */
+	cJSON *o;
+	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
+	if (!out)
+		return api_oom(c);
+	if (task_json(c, t, false, &o) < 0)
+		return -1;
+	cJSON_AddItemToObject(out, "task", o);
+	c->out = TAKE_PTR(out);
+	return 0;
+}
+
+static int describe_one(struct api_call *c, const char *cluster, const cJSON *ref, bool tags,
+			cJSON *tasks, cJSON *failures)
+{
+	if (!cJSON_IsString(ref))
+		return api_error(c, 0, API_E_INVALID, "tasks: expected a list of strings");
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	int r = task_in_cluster(c, cluster, ref->valuestring, &t);
+	if (r == -ENOENT)
+		return api_add_missing(c, failures, ref->valuestring);
+	cJSON *o;
+	if (r < 0 || task_json(c, t, tags, &o) < 0)
+		return -1;
+	if (!cJSON_AddItemToArray(tasks, o)) {
+		cJSON_Delete(o);
+		return api_oom(c);
+	}
+	return 0;
+}
+
+int api_op_describe_tasks(struct api_call *c)
+{
+	const cJSON *refs, *ref;
+	char cluster[API_NAME_MAX + 1];
+	bool tags;
+	if (api_get_array(c, c->in, "", "tasks", true, API_DESCRIBE_MAX, &refs) < 0 ||
+	    api_get_include_tags(c, &tags) < 0 || api_get_cluster(c, false, cluster) < 0)
+		return -1;
+	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
+	cJSON *tasks = out ? json_add_array(out, "tasks") : NULL;
+	cJSON *failures = out ? json_add_array(out, "failures") : NULL;
+	if (!tasks || !failures)
+		return api_oom(c);
+	cJSON_ArrayForEach(ref, refs)
+		if (describe_one(c, cluster, ref, tags, tasks, failures) < 0)
+			return -1;
+	c->out = TAKE_PTR(out);
+	return 0;
+}
+
+/* ---- ListTasks ---- */
+
+int api_op_list_tasks(struct api_call *c)
+{
+	char cluster[API_NAME_MAX + 1];
+	const char *family, *service, *started_by, *desired, *launch, *instance;
+	struct store_page page;
+	if (api_get_cluster(c, false, cluster) < 0 ||
+	    api_get_string(c, c->in, "", "family", false, &family) < 0 ||
+	    api_get_string(c, c->in, "", "serviceName", false, &service) < 0 ||
+	    api_get_string(c, c->in, "", "startedBy", false, &started_by) < 0 ||
+	    api_get_string(c, c->in, "", "containerInstance", false, &instance) < 0 ||
+	    api_get_enum(c, c->in, "", "desiredStatus", false, desired_statuses, &desired) < 0 ||
+	    api_get_enum(c, c->in, "", "launchType", false, launch_types, &launch) < 0 ||
+	    api_get_page(c, &page) < 0)
+		return -1;
+	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
+	cJSON *arns = out ? json_add_array(out, "taskArns") : NULL;
+	if (!arns)
+		return api_oom(c);
+	/* ECS: PENDING never matches a desired status (tasks are only ever
+	 * desired RUNNING or STOPPED); every task runs on the one container
+	 * instance. */
+	if ((desired && strcmp(desired, "PENDING") == 0) ||
+	    (instance && !api_is_instance(c, cluster, instance))) {
+		c->out = TAKE_PTR(out);
+		return 0;
+	}
+	struct store_task_filter f = {
+		.cluster = cluster, .family = family, .service_name = service,
+		.started_by = started_by, .has_desired_status = true,
+		.desired_status = desired && strcmp(desired, "STOPPED") == 0 ? STORE_TASK_STOPPED
+									     : STORE_TASK_RUNNING,
+	};
+	struct store_list l = { 0 };
+	struct berth_err err = { 0 };
+	int r = store_task_list(c->store, &f, &page, &l, &err);
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	for (size_t i = 0; i < l.n && r == 0; i++)
+		if (!cJSON_AddItemToArray(arns, cJSON_CreateString(l.items[i])))
+			r = api_oom(c);
+	if (r == 0 && l.next_token && !json_add_string(out, "nextToken", l.next_token))
+		r = api_oom(c);
+	store_list_clear(&l);
+	if (r < 0)
+		return -1;
+	c->out = TAKE_PTR(out);
+	return 0;
+}

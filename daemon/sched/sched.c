@@ -1,0 +1,575 @@
+/* daemon/sched/sched: launching tasks (pull → plan → shim), stopping, adopting
+ * what an earlier daemon left, pruning.  Following a shim: sched_watch.c;
+ * the helper processes (pull, shim start, host network): sched_helpers.c. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/time.h"
+#include "common/json.h"
+#include "daemon/sched/sched_internal.h"
+#include "daemon/sched/units.h"
+#include "daemon/sched/taskplan.h"
+
+#define PRUNE_PERIOD_MAX_MS 60000
+#define PRUNE_PERIOD_MIN_MS 100
+
+void sched_say(struct sched *s, const char *fmt, ...)
+{
+	if (!s->cfg.log)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("berth daemon: ", s->cfg.log);
+	vfprintf(s->cfg.log, fmt, ap);
+	fputc('\n', s->cfg.log);
+	va_end(ap);
+	fflush(s->cfg.log);
+}
+
+void sched_hook_stopped(struct sched *s, const struct store_task *t)
+{
+	if (s->cfg.hooks.task_stopped)
+		s->cfg.hooks.task_stopped(s->cfg.hooks.arg, t);
+}
+
+void sched_task_dir(const struct sched *s, const char *id, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/tasks/%s", s->cfg.root, id);
+}
+
+void sched_sock_path(const struct sched *s, const char *id, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/shims/%s.sock", s->cfg.run_root, id);
+}
+
+struct sched_task *sched_task_new(struct sched *s, const char *id)
+{
+	struct sched_task *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->s = s;
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	t->done_pipe[0] = t->done_pipe[1] = -1;
+	sched_helper_init(&t->helper);
+	t->next = s->tasks;
+	s->tasks = t;
+	return t;
+}
+
+static struct sched_task *task_find(struct sched *s, const char *id)
+{
+	for (struct sched_task *t = s->tasks; t; t = t->next)
+		if (strcmp(t->id, id) == 0)
+			return t;
+	return NULL;
+}
+
+static void launch_done_free(struct sched_task *t)
+{
+	if (t->done_ev)
+		event_free(t->done_ev);
+	t->done_ev = NULL;
+	for (int i = 0; i < 2; i++)
+		if (t->done_pipe[i] >= 0)
+			close(t->done_pipe[i]);
+	t->done_pipe[0] = t->done_pipe[1] = -1;
+	for (size_t i = 0; i < t->n_digests; i++)
+		free(t->digests[i]);
+	free(t->digests);
+	t->digests = NULL;
+	t->n_digests = 0;
+	for (size_t i = 0; i < t->n_pins; i++)
+		free(t->pins[i]);
+	free(t->pins);
+	t->pins = NULL;
+	t->n_pins = 0;
+	free(TAKE_PTR(t->td_json));
+	free(TAKE_PTR(t->ov_json));
+	free(TAKE_PTR(t->groups));
+}
+
+void sched_task_forget(struct sched_task *t)
+{
+	struct sched_task **pp = &t->s->tasks;
+	while (*pp && *pp != t)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = t->next;
+	launch_done_free(t);
+	if (t->retry_ev)
+		event_free(t->retry_ev);
+	free(t->stop_reason);
+	sched_helper_destroy(&t->helper);
+	free(t);
+}
+
+const struct berth_policy *sched_policy(const struct sched *s)
+{
+	static const struct berth_policy dflt = { 0 };
+	return s ? &s->cfg.policy : &dflt;
+}
+
+const char *sched_instance_id(const struct sched *s)
+{
+	return s->instance_id;
+}
+
+int64_t sched_instance_registered_at(const struct sched *s)
+{
+	return s->started_ms;
+}
+
+/* ---- the launch worker (no store, no loop: only its own sched_task) ---- */
+
+static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, const cJSON *ov,
+		      struct sched_pulled *imgs, size_t n, char *path, size_t path_n)
+{
+	struct berth_err *err = &t->err;
+	struct taskplan_image ti[TASKDEF_CONTAINERS_MAX];
+	for (size_t i = 0; i < n; i++)
+		ti[i] = (struct taskplan_image){ imgs[i].config, (const char *const *)imgs[i].layers,
+						 imgs[i].n_layers };
+	char task_dir[4096], log_dir[4096], ipam[4096];
+	sched_task_dir(s, t->id, task_dir, sizeof(task_dir));
+	snprintf(log_dir, sizeof(log_dir), "%s/%s", s->cfg.log_root, t->id);
+	snprintf(ipam, sizeof(ipam), "%s/ipam", s->cfg.root);
+	struct taskplan_env env = {
+		.task_id = t->id, .task_dir = task_dir, .run_dir = s->cfg.run_root,
+		.log_dir = log_dir, .cgroup_name = s->cfg.cgroup_name, .bridge = s->cfg.bridge,
+		.subnet = s->cfg.subnet, .ipam_dir = ipam, .nft_table = s->cfg.nft_table,
+		.security_groups = t->groups,
+		.default_cpu = policy_task_cpu(&s->cfg.policy),
+		.default_memory = policy_task_memory(&s->cfg.policy),
+		.log_max_size = policy_log_max_size(&s->cfg.policy),
+		.log_max_files = policy_log_max_files(&s->cfg.policy),
+	};
+	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
+	int r = taskplan_build(td, ov, ti, &env, &plan, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *text = cJSON_PrintUnformatted(plan);
+	if (!text)
+		return berth_errf(err, ENOMEM, "out of memory");
+	_cleanup_close_ int dfd = -1;
+	if ((r = berth_open_dir_p(task_dir, 0700, &dfd, err)) < 0 ||
+	    (r = berth_write_atomic_at(dfd, "plan.json", text, strlen(text), 0600, err)) < 0)
+		return r;
+	snprintf(path, path_n, "%s/plan.json", task_dir);
+	return 0;
+}
+
+static void *launch_thread(void *arg)
+{
+	struct sched_task *t = arg;
+	struct sched *s = t->s;
+	_cleanup_(cJSON_Deletep) cJSON *td = cJSON_Parse(t->td_json);
+	_cleanup_(cJSON_Deletep) cJSON *ov = t->ov_json ? cJSON_Parse(t->ov_json) : NULL;
+	const cJSON *cds = cJSON_GetObjectItemCaseSensitive(td, "containerDefinitions");
+	size_t n = (size_t)cJSON_GetArraySize(cds);
+	struct sched_pulled imgs[TASKDEF_CONTAINERS_MAX] = { 0 };
+	t->digests = calloc(n ? n : 1, sizeof(*t->digests));
+	t->rc = t->digests && n <= TASKDEF_CONTAINERS_MAX ? 0
+			: berth_errf(&t->err, ENOMEM, "out of memory");
+	const cJSON *cd;
+	size_t i = 0;
+	cJSON_ArrayForEach(cd, cds) {
+		if (t->rc < 0 || atomic_load(&t->cancel))
+			break;
+		const char *image = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "image"));
+		_cleanup_free_ char *pinned = NULL;
+		if (i < t->n_pins && t->pins[i] && image && !strchr(image, '@') &&
+		    asprintf(&pinned, "%s@%s", image, t->pins[i]) < 0)
+			pinned = NULL;
+		t->rc = sched_pull(s, &t->helper, pinned ? pinned : image, &imgs[i], &t->err);
+		t->pull_failed = t->rc < 0;
+		t->failed_container = i;
+		if (t->rc == 0)
+			t->digests[i] = strdup(imgs[i].digest);
+		t->n_digests = ++i;
+	}
+	t->pull_stopped_ms = berth_real_ms();
+	char plan[4200];
+	if (t->rc == 0 && atomic_load(&t->cancel))
+		t->rc = -ECANCELED;
+	if (t->rc == 0)
+		t->rc = write_plan(s, t, td, ov, imgs, n, plan, sizeof(plan));
+	/* Once the plan is written the shim starts: a StopTask from now on
+	 * stops the shim, and a daemon restart finds the plan and the shim. */
+	if (t->rc == 0)
+		t->rc = sched_spawn_shim(s, plan, &t->shim_pid, &t->err);
+	for (i = 0; i < n && i < TASKDEF_CONTAINERS_MAX; i++)
+		sched_pulled_done(&imgs[i]);
+	char one = 1;
+	if (write(t->done_pipe[1], &one, 1) != 1)
+		abort();  /* a pipe we own with room: cannot fail */
+	return NULL;
+}
+
+/* ---- the launch, on the loop -------------------------------------------- */
+
+bool sched_set_str(char **dst, const char *v)
+{
+	if ((!*dst && !v) || (*dst && v && strcmp(*dst, v) == 0))
+		return false;
+	free(*dst);
+	*dst = v ? strdup(v) : NULL;
+	return true;
+}
+
+void sched_stop_unstarted(struct sched *s, const char *id, const char *code, const char *reason,
+			  const char *container_reason, size_t ctr_index)
+{
+	struct berth_err err = { 0 };
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	if (store_task_get(s->store, id, &t, &err) < 0) {
+		sched_say(s, "task %s: %s", id, err.msg);
+		return;
+	}
+	int64_t now = berth_real_ms();
+	t->desired_status = t->last_status = STORE_TASK_STOPPED;
+	if (!t->stop_code)
+		sched_set_str(&t->stop_code, code);
+	if (!t->stopped_reason)
+		sched_set_str(&t->stopped_reason, reason);
+	if (!t->stopping_at)
+		t->stopping_at = now;
+	t->execution_stopped_at = t->stopped_at = now;
+	for (size_t i = 0; i < t->n_containers; i++) {
+		t->containers[i].last_status = STORE_TASK_STOPPED;
+		if (container_reason && i == ctr_index)
+			sched_set_str(&t->containers[i].reason, container_reason);
+	}
+	if (store_task_update(s->store, t, &err) < 0)
+		sched_say(s, "task %s: %s", id, err.msg);
+	else
+		sched_hook_stopped(s, t);
+}
+
+static void record_launch(struct sched *s, struct sched_task *lt)
+{
+	struct berth_err err = { 0 };
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	if (store_task_get(s->store, lt->id, &t, &err) < 0) {
+		sched_say(s, "task %s: %s", lt->id, err.msg);
+		return;
+	}
+	t->pull_stopped_at = lt->pull_stopped_ms;
+	for (size_t i = 0; i < t->n_containers && i < lt->n_digests; i++)
+		if (lt->digests[i])
+			sched_set_str(&t->containers[i].image_digest, lt->digests[i]);
+	if (lt->rc == 0) {
+		t->shim_pid = lt->shim_pid;
+		if (t->last_status < STORE_TASK_ACTIVATING)
+			t->last_status = STORE_TASK_ACTIVATING;
+	}
+	if (store_task_update(s->store, t, &err) < 0)
+		sched_say(s, "task %s: %s", lt->id, err.msg);
+}
+
+static void on_launch_done(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct sched_task *t = arg;
+	struct sched *s = t->s;
+	pthread_join(t->thread, NULL);
+	t->launching = false;
+	record_launch(s, t);
+	char reason[BERTH_ERR_MAX + 64];
+	if (t->rc == 0) {
+		struct berth_err err = { 0 };
+		if (sched_follow(t, &err) < 0) {
+			sched_say(s, "task %s: %s", t->id, err.msg);
+			sched_shim_gone(s, t->id);
+			sched_task_forget(t);
+			return;
+		}
+		launch_done_free(t);
+		if (t->stop_reason && sched_shim_request_stop(t) < 0)
+			sched_say(s, "task %s: could not tell its shim to stop", t->id);
+		return;
+	}
+	if (atomic_load(&t->cancel)) {
+		sched_stop_unstarted(s, t->id, "UserInitiated", t->stop_reason, NULL, 0);
+	} else if (t->pull_failed) {
+		snprintf(reason, sizeof(reason), "CannotPullContainerError: %s", t->err.msg);
+		sched_stop_unstarted(s, t->id, "TaskFailedToStart", reason, reason,
+				     t->failed_container);
+	} else {
+		snprintf(reason, sizeof(reason), "ResourceInitializationError: %s", t->err.msg);
+		sched_stop_unstarted(s, t->id, "TaskFailedToStart", reason, NULL, 0);
+	}
+	sched_task_forget(t);
+}
+
+static void mark_pending(struct sched *s, const char *id, int64_t now)
+{
+	struct berth_err err = { 0 };
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	int r = store_task_get(s->store, id, &t, &err);
+	if (r == 0) {
+		t->last_status = STORE_TASK_PENDING;
+		t->pull_started_at = now;
+		r = store_task_update(s->store, t, &err);
+	}
+	if (r < 0)
+		sched_say(s, "task %s: %s", id, err.msg);
+}
+
+/* The recorded imageDigests, as the launch thread's own copy. */
+static int copy_pins(struct sched_task *lt, const struct store_task *t)
+{
+	lt->pins = calloc(t->n_containers + 1, sizeof(*lt->pins));
+	if (!lt->pins)
+		return -ENOMEM;
+	lt->n_pins = t->n_containers;
+	for (size_t i = 0; i < t->n_containers; i++)
+		if (t->containers[i].image_digest &&
+		    !(lt->pins[i] = strdup(t->containers[i].image_digest)))
+			return -ENOMEM;
+	return 0;
+}
+
+int sched_launch(struct sched *s, const struct store_task *st, const char *td_json,
+		 struct berth_err *err)
+{
+	const char *id = st->id;
+	struct sched_task *t = sched_task_new(s, id);
+	if (!t)
+		return berth_errf(err, ENOMEM, "out of memory");
+	t->td_json = strdup(td_json);
+	t->ov_json = st->overrides_json ? strdup(st->overrides_json) : NULL;
+	t->groups = sched_task_groups(st->attachments_json);
+	int r = 0;
+	if (!t->td_json || (st->overrides_json && !t->ov_json) || copy_pins(t, st) < 0)
+		r = berth_errf(err, ENOMEM, "out of memory");
+	else if (pipe2(t->done_pipe, O_CLOEXEC) < 0)
+		r = berth_errnof(err, errno, "task %s: pipe", id);
+	else if (!(t->done_ev = event_new(s->base, t->done_pipe[0], EV_READ, on_launch_done, t)) ||
+		 event_add(t->done_ev, NULL) < 0)
+		r = berth_errf(err, ENOMEM, "task %s: cannot watch its launch", id);
+	if (r == 0) {
+		t->pull_started_ms = berth_real_ms();
+		mark_pending(s, id, t->pull_started_ms);
+		int rc = pthread_create(&t->thread, NULL, launch_thread, t);
+		if (rc != 0)
+			r = berth_errnof(err, rc, "task %s: cannot start its launch thread", id);
+	}
+	if (r < 0) {
+		sched_task_forget(t);
+		return r;
+	}
+	t->launching = true;
+	return 0;
+}
+
+/* ---- stop ---------------------------------------------------------------- */
+
+/* The launch never starts a shim, and its pull helper dies now: a pull
+ * can take minutes (StopTask answers at once; shutdown joins the thread). */
+static void launch_cancel(struct sched_task *t)
+{
+	atomic_store(&t->cancel, true);
+	sched_helper_kill(&t->helper);
+}
+
+int sched_shim_request_stop(struct sched_task *t)
+{
+	_cleanup_(cJSON_Deletep) cJSON *req = cJSON_CreateObject();
+	if (!req || !cJSON_AddStringToObject(req, "op", "stop") ||
+	    !cJSON_AddStringToObject(req, "reason", t->stop_reason))
+		return -ENOMEM;
+	_cleanup_free_ char *line = cJSON_PrintUnformatted(req);
+	struct berth_err err = { 0 };
+	int r = line ? sched_shim_request(t->s, t->id, line, &err) : -ENOMEM;
+	if (r < 0)
+		sched_say(t->s, "task %s: stop: %s", t->id, err.msg);
+	return r;
+}
+
+void sched_stop(struct sched *s, const char *id, const char *reason)
+{
+	struct sched_task *t = task_find(s, id);
+	if (!t)
+		return;  /* not ours (any more): the store already says STOPPED */
+	if (!t->stop_reason)
+		t->stop_reason = strdup(reason);
+	if (t->launching)
+		launch_cancel(t);
+	else if (t->stop_reason)
+		sched_shim_request_stop(t);
+}
+
+/* ---- adoption ------------------------------------------------------------ */
+
+static bool plan_exists(struct sched *s, const char *id)
+{
+	char dir[4096], path[4200];
+	sched_task_dir(s, id, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/plan.json", dir);
+	return access(path, F_OK) == 0;
+}
+
+static void adopt(struct sched *s, const struct store_task *st)
+{
+	struct berth_err err = { 0 };
+	struct sched_task *t = sched_task_new(s, st->id);
+	if (!t) {
+		sched_say(s, "task %s: out of memory", st->id);
+		return;
+	}
+	if (sched_follow(t, &err) == 0) {
+		sched_say(s, "task %s: re-adopted its running shim", st->id);
+		return;
+	}
+	sched_task_forget(t);
+	if (plan_exists(s, st->id)) {
+		sched_shim_gone(s, st->id);
+		return;
+	}
+	/* The daemon died before the task had a shim: it never ran. */
+	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
+	if (store_task_definition_get(s->store, st->task_definition_arn, &td, &err) < 0 ||
+	    sched_launch(s, st, td->body_json, &err) < 0) {
+		char reason[BERTH_ERR_MAX + 64];
+		snprintf(reason, sizeof(reason), "ResourceInitializationError: %s", err.msg);
+		sched_stop_unstarted(s, st->id, "TaskFailedToStart", reason, NULL, 0);
+	}
+}
+
+static int adopt_all(struct sched *s, struct berth_err *err)
+{
+	struct store_task_filter f = { .not_stopped = true };
+	struct store_page page = { 0 };
+	_cleanup_free_ char *token = NULL;
+	do {
+		struct store_list l = { 0 };
+		page.next_token = token;
+		int r = store_task_list(s->store, &f, &page, &l, err);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < l.n; i++) {
+			_cleanup_(store_task_freep) struct store_task *t = NULL;
+			if (store_task_get(s->store, l.items[i], &t, err) == 0)
+				adopt(s, t);
+		}
+		free(token);
+		token = TAKE_PTR(l.next_token);
+		store_list_clear(&l);
+	} while (token);
+	return 0;
+}
+
+/* ---- prune --------------------------------------------------------------- */
+
+static bool is_task_id(const char *s)
+{
+	return strlen(s) == STORE_TASK_ID_LEN && strspn(s, "0123456789abcdef") == STORE_TASK_ID_LEN;
+}
+
+/* Log dirs untouched for the log retention whose task is gone or STOPPED. */
+static void prune_logs(struct sched *s, int64_t now)
+{
+	_cleanup_closedir_ DIR *d = opendir(s->cfg.log_root);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		struct stat sb;
+		if (!is_task_id(de->d_name) || fstatat(dirfd(d), de->d_name, &sb, 0) < 0 ||
+		    (int64_t)sb.st_mtime * 1000 > now - s->cfg.log_retention_ms)
+			continue;
+		struct berth_err err = { 0 };
+		_cleanup_(store_task_freep) struct store_task *t = NULL;
+		int r = store_task_get(s->store, de->d_name, &t, &err);
+		if ((r == -ENOENT || (r == 0 && t->last_status == STORE_TASK_STOPPED)) &&
+		    berth_rm_rf_at(dirfd(d), de->d_name, &err) < 0)
+			sched_say(s, "logs of task %s: %s", de->d_name, err.msg);
+	}
+}
+
+static void on_prune(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct sched *s = arg;
+	struct berth_err err = { 0 };
+	struct store_list ids = { 0 };
+	int64_t now = berth_real_ms();
+	if (store_task_prune(s->store, now - s->cfg.task_retention_ms, &ids, &err) < 0)
+		sched_say(s, "prune: %s", err.msg);
+	for (size_t i = 0; i < ids.n; i++) {
+		char dir[4096];
+		sched_task_dir(s, ids.items[i], dir, sizeof(dir));
+		if (berth_rm_rf_at(AT_FDCWD, dir, &err) < 0)
+			sched_say(s, "prune: task %s: %s", ids.items[i], err.msg);
+	}
+	store_list_clear(&ids);
+	prune_logs(s, now);
+}
+
+static int64_t prune_period(const struct sched_config *c)
+{
+	int64_t p = (c->task_retention_ms < c->log_retention_ms ? c->task_retention_ms
+								 : c->log_retention_ms) / 2;
+	return p < PRUNE_PERIOD_MIN_MS ? PRUNE_PERIOD_MIN_MS
+	       : p > PRUNE_PERIOD_MAX_MS ? PRUNE_PERIOD_MAX_MS : p;
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+int sched_new(struct event_base *base, struct store *store, const struct sched_config *cfg,
+	      struct sched **ret, struct berth_err *err)
+{
+	_cleanup_(sched_freep) struct sched *s = calloc(1, sizeof(*s));
+	if (!s)
+		return berth_errf(err, ENOMEM, "out of memory");
+	s->base = base;
+	s->store = store;
+	s->cfg = *cfg;
+	snprintf(s->shim_bin, sizeof(s->shim_bin), "%s", cfg->shim_bin);
+	s->cfg.shim_bin = s->shim_bin;
+	snprintf(s->cli_bin, sizeof(s->cli_bin), "%s", cfg->cli_bin);
+	s->cfg.cli_bin = s->cli_bin;
+	instance_id(cfg->root, s->instance_id);
+	s->started_ms = berth_real_ms();
+	int r = policy_host_resources(&s->cfg.policy, err);
+	if (r == 0)
+		r = sched_host_network(cfg, err);
+	if (r < 0)
+		return r;
+	struct timeval tv = { prune_period(cfg) / 1000, (prune_period(cfg) % 1000) * 1000 };
+	s->prune_ev = event_new(base, -1, EV_PERSIST, on_prune, s);
+	if (!s->prune_ev || event_add(s->prune_ev, &tv) < 0)
+		return berth_errf(err, ENOMEM, "cannot arm the prune timer");
+	if ((r = sched_disk_start(s, err)) < 0 || (r = adopt_all(s, err)) < 0)
+		return r;
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+void sched_free(struct sched *s)
+{
+	if (!s)
+		return;
+	while (s->tasks) {
+		struct sched_task *t = s->tasks;
+		if (t->launching) {
+			launch_cancel(t);
+			pthread_join(t->thread, NULL);
+		}
+		sched_watch_close(t);
+		sched_task_forget(t);
+	}
+	if (s->prune_ev)
+		event_free(s->prune_ev);
+	if (s->disk_ev)
+		event_free(s->disk_ev);
+	free(s);
+}

@@ -1,0 +1,162 @@
+/* daemon/sched/sched: the task engine.  The API records what the user asked for;
+ * the scheduler makes it happen and writes back what happened.
+ *
+ *   launch   a task inserted PROVISIONING goes PENDING while a worker
+ *            thread pulls its images (in a `berth task-image` process, the
+ *            one blocking part: the thread never touches the store or the
+ *            loop), merges them into
+ *            a plan (daemon/taskplan.h) and starts its berth-shim; back on
+ *            the loop the task goes ACTIVATING, and the shim is followed.
+ *   follow   one connection per task to the shim's control socket
+ *            ({"op":"events"}, docs/runtime.md); every STATUS line is
+ *            written to the store: RUNNING, health, containers, the ENI
+ *            attachment, and at the end DEPROVISIONING then STOPPED with
+ *            the shim's stopCode/stoppedReason.  A connection that ends
+ *            without `task-stopped` means the shim died: its exit record
+ *            is used if it wrote one, otherwise the task stops with
+ *            "Task stopped: the task agent exited unexpectedly" and what it
+ *            left on the host is removed (shim_cleanup()).
+ *   stop     StopTask: desiredStatus STOPPED; the shim is told (or a task
+ *            still pulling is never started).
+ *   adopt    at start, every task the store says is not STOPPED: a live
+ *            shim is followed again (nothing is started twice); a dead one
+ *            is recorded from its exit record; a task that never got a
+ *            shim (the daemon died while pulling) is launched.
+ *   prune    STOPPED tasks older than the retention are deleted with their
+ *            task dirs; log dirs older than the log retention are deleted.
+ *
+ * Everything but the pull runs on the daemon's one libevent loop. */
+#ifndef BERTH_DAEMON_SCHED_H
+#define BERTH_DAEMON_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/cleanup.h"
+#include "common/err.h"
+#include "daemon/sched/policy.h"
+#include "daemon/store/store.h"
+#include "images/limits.h"
+#include "images/registry.h"
+
+struct cJSON;
+struct event_base;
+
+#define SCHED_DEFAULT_BRIDGE "berth0"
+#define SCHED_DEFAULT_SUBNET "10.89.0.0/16"
+#define SCHED_DEFAULT_CGROUP "berth"
+#define SCHED_DEFAULT_NFT_TABLE "berth"
+#define SCHED_DEFAULT_TASK_RETENTION_MS (3600 * 1000LL)
+#define SCHED_DEFAULT_LOG_RETENTION_MS (7 * 24 * 3600 * 1000LL)
+#define SCHED_AGENT_GONE "Task stopped: the task agent exited unexpectedly"
+
+/* What the task engine reports to the layer above it (the service
+ * scheduler, daemon/svc), which it knows only through these: a lower
+ * layer never calls up by name.  Each is called on the loop with ARG and
+ * the task as just written to the store; either may be NULL. */
+struct sched_hooks {
+	/* T changed (status, health, containers) and is not STOPPED. */
+	void (*task_changed)(void *arg, const struct store_task *t);
+	/* T has just been recorded STOPPED. */
+	void (*task_stopped)(void *arg, const struct store_task *t);
+	void *arg;
+};
+
+struct sched_config {
+	const char *root;            /* tasks/<id>, ipam/, the image store */
+	const char *run_root;        /* shims/, netns/ */
+	const char *log_root;        /* <id>/<container>.log */
+	const char *shim_bin;        /* the berth-shim executable */
+	const char *cli_bin;         /* the berth executable (image and network helpers) */
+	const char *bridge, *subnet, *nft_table;
+	bool nat;                    /* masquerade egress of the subnet */
+	const char *blocked;         /* addresses no task reaches; NULL: the default */
+	const char *cgroup_name;
+	struct img_registry_opts registry;
+	struct img_pull_limits pull_limits; /* handed to the pull helpers */
+	int64_t task_retention_ms;   /* STOPPED tasks stay describable this long */
+	int64_t log_retention_ms;    /* log dirs of finished tasks are kept this long */
+	const char *region, *account_id;
+	struct berth_policy policy;  /* what tasks may ask for (daemon/policy.h) */
+	FILE *log;                   /* one line per task transition problem; NULL = quiet */
+	struct sched_hooks hooks;
+};
+
+struct sched;
+
+/* Ensures the bridge (and NAT, when on), opens the image store and adopts
+ * every task left by an earlier daemon.  CFG's strings must outlive the
+ * scheduler. */
+int sched_new(struct event_base *base, struct store *store, const struct sched_config *cfg,
+	      struct sched **ret, struct berth_err *err);
+/* Stops following shims (they keep running) and joins the pull threads. */
+void sched_free(struct sched *s);
+DEFINE_CLEANUP_FUNC(struct sched, sched_free)
+
+/* Starts task T, just inserted PROVISIONING, from the task definition body
+ * TD_JSON and T's overrides; both already passed taskplan_check().  A
+ * container recorded with an imageDigest runs exactly that image (a
+ * service deployment's pinned digest): it is pulled by digest. */
+int sched_launch(struct sched *s, const struct store_task *t, const char *td_json,
+		 struct berth_err *err);
+
+/* What a new task record is made of (RunTask, a service deployment). */
+struct sched_task_req {
+	const char *cluster;                       /* name */
+	const struct store_task_definition *td;
+	const struct cJSON *body;                  /* td's body, parsed */
+	const struct cJSON *overrides;             /* or NULL */
+	const char *group;                         /* NULL: "family:<family>" */
+	const char *started_by, *client_token, *launch_type, *subnet, *service_name;
+	/* awsvpcConfiguration.securityGroups (strings, checked by the API), or
+	 * NULL/empty: the cluster's default group, "default:<cluster>". */
+	const struct cJSON *security_groups;
+	const char *const *pins;                   /* per container: a digest or NULL */
+	size_t n_pins;
+	int64_t now_ms;
+};
+
+/* Fills T (zeroed by the caller) as a PROVISIONING task with a new id,
+ * its ARN, containers and ENI attachment, ready for store_task_insert().
+ * Strings not allocated here point into Q; free with
+ * sched_task_record_clear(). */
+int sched_task_record(const struct sched *s, const struct sched_task_req *q, struct store_task *t,
+		      struct berth_err *err);
+void sched_task_record_clear(struct store_task *t);
+
+/* StopTask: the task's desiredStatus is already STOPPED in the store,
+ * with stopCode/stoppedReason set; this tells its shim (REASON), or
+ * makes sure a task still pulling never starts. */
+void sched_stop(struct sched *s, const char *id, const char *reason);
+
+/* The task's ECS "attachments" member: one ElasticNetworkInterface with
+ * id ATTACHMENT_ID in SUBNET_ID (the RunTask awsvpcConfiguration's first
+ * subnet, or NULL: "subnet-<bridge>"), status PRECREATED until the shim
+ * reports the address, then ATTACHED, DELETED once the task stopped.
+ * NETWORK is the shim STATUS "network" object or NULL.  GROUPS, the
+ * task's security groups joined by ',', is kept as the detail
+ * "securityGroups": the launch reads it for the plan.  A malloc'd JSON
+ * text, NULL on OOM. */
+char *sched_eni_json(const struct sched *s, const char *task_id, const char *attachment_id,
+		     const char *subnet_id, const char *groups, const char *status,
+		     const struct cJSON *network);
+/* The "securityGroups" detail of a task's attachments JSON (malloc'd), or
+ * NULL. */
+char *sched_task_groups(const char *attachments_json);
+
+/* The operator's policy, the instance resources filled in from the host;
+ * the default policy for a NULL S. */
+const struct berth_policy *sched_policy(const struct sched *s);
+
+/* The host's container instance (daemon/instance.h): its id and when it
+ * registered (the daemon's start, ms). */
+const char *sched_instance_id(const struct sched *s);
+int64_t sched_instance_registered_at(const struct sched *s);
+
+/* 0 when the disk under the daemon's root has more free space than the
+ * operator's reserve (--disk-reserve); -ENOSPC with a message saying how
+ * much is free otherwise.  New tasks (and so their pulls) wait for room. */
+int sched_disk_room(const struct sched *s, struct berth_err *err);
+
+#endif

@@ -1,0 +1,284 @@
+/* daemon/sched/sched_helpers: the processes berthd runs rather than link their
+ * libraries (docs/operations.md "Processes"): `berth task-image` pulls an
+ * image for a task (libcurl, libarchive), `berth host-network` sets up the
+ * bridge and NAT (libnftables), and `berth-shim PLAN` starts a task.  Each
+ * prints its answer on stdout and its error, one `berth…: ` line, on
+ * stderr; the caller waits for it to exit.
+ *
+ * A pull helper can run for minutes, so it must not outlive its reason
+ * to run: it is started with PR_SET_PDEATHSIG=SIGKILL (the kernel kills
+ * it when the launch thread, and so the daemon, dies — even by kill -9;
+ * a restarted daemon then pulls again with no orphan next to it), and its
+ * pidfd sits in the task's helper slot, where StopTask and shutdown
+ * SIGKILL it (sched_helper_kill). */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "daemon/sched/sched_internal.h"
+
+#define HELPER_OUT_MAX (8u << 20)  /* an image config is capped at 4 MiB */
+#define HELPER_ERR_MAX 2048
+#define ARGV_MAX 64
+
+extern char **environ;
+
+/* Reads FD to EOF into a NUL-terminated buffer of at most MAX bytes. */
+static int read_all(int fd, size_t max, char **ret, size_t *ret_len)
+{
+	size_t len = 0, cap = 4096;
+	_cleanup_free_ char *buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (len + 1 == cap) {
+			if (cap >= max)
+				return -EFBIG;
+			/* buf stays ours (and is freed) if the larger copy fails. */
+			char *grown = realloc(buf, cap * 2);
+			if (!grown)
+				return -ENOMEM;
+			buf = grown;
+			cap *= 2;
+		}
+		ssize_t k = read(fd, buf + len, cap - len - 1);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+	}
+	buf[len] = '\0';
+	*ret = TAKE_PTR(buf);
+	*ret_len = len;
+	return 0;
+}
+
+void sched_helper_init(struct sched_helper *h)
+{
+	pthread_mutex_init(&h->lock, NULL);
+	h->pidfd = -1;
+	h->killed = false;
+}
+
+void sched_helper_destroy(struct sched_helper *h)
+{
+	pthread_mutex_destroy(&h->lock);
+}
+
+static void helper_signal_locked(struct sched_helper *h)
+{
+	if (h->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, h->pidfd, SIGKILL, NULL, 0);
+}
+
+void sched_helper_kill(struct sched_helper *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->killed = true;
+	helper_signal_locked(h);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Publishes (pidfd >= 0) or withdraws (-1) the running helper; one that
+ * starts after a kill request dies at once. */
+static void helper_set(struct sched_helper *h, int pidfd)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->pidfd = pidfd;
+	if (h->killed)
+		helper_signal_locked(h);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* The child between clone3 and execve: raw system calls only (the daemon
+ * has threads).  With die_with_us, the death signal is armed before
+ * anything else and the parent checked afterwards, so a daemon killed in
+ * between cannot leave the helper running. */
+static _Noreturn void helper_child(char *const *argv, int out, int errfd, pid_t parent,
+				   bool die_with_us)
+{
+	if (die_with_us && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+		_exit(127);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
+		_exit(127);
+	execve(argv[0], argv, environ);
+	_exit(127);
+}
+
+/* Starts ARGV with stdout OUT and stderr ERRFD; its pid and pidfd. */
+static int helper_spawn(char *const *argv, int out, int errfd, bool die_with_us,
+			pid_t *ret_pid, int *ret_pidfd)
+{
+	pid_t parent = getpid();
+	int pidfd = -1;
+	struct clone_args ca = {
+		.flags = CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		helper_child(argv, out, errfd, parent, die_with_us);
+	*ret_pid = (pid_t)pid;
+	*ret_pidfd = pidfd;
+	return 0;
+}
+
+/* Runs ARGV (argv[0] the path), stdin /dev/null; *ret_out is its stdout
+ * when it exits 0, else the error is its stderr line.  With a slot H the
+ * helper dies with the daemon and can be killed through H. */
+static int run_helper(char *const *argv, struct sched_helper *h, char **ret_out,
+		      struct berth_err *err)
+{
+	int out[2], errp[2];
+	if (pipe2(out, O_CLOEXEC) < 0)
+		return berth_errnof(err, errno, "pipe");
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		close(out[0]), close(out[1]);
+		return berth_errnof(err, errno, "pipe");
+	}
+	pid_t pid = 0;
+	int pidfd = -1;
+	int rc = helper_spawn(argv, out[1], errp[1], h != NULL, &pid, &pidfd);
+	close(out[1]);
+	close(errp[1]);
+	_cleanup_close_ int ofd = out[0], efd = errp[0];
+	if (rc < 0)
+		return berth_errnof(err, -rc, "start %s", argv[0]);
+	helper_set(h, pidfd);
+	_cleanup_free_ char *o = NULL, *e = NULL;
+	size_t olen = 0, elen = 0;
+	int r = read_all(ofd, HELPER_OUT_MAX, &o, &olen);
+	if (read_all(efd, HELPER_ERR_MAX, &e, &elen) < 0)
+		e = NULL;
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	helper_set(h, -1);
+	close(pidfd);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && r == 0) {
+		*ret_out = TAKE_PTR(o);
+		return 0;
+	}
+	const char *msg = e ? e : "";
+	msg += strncmp(msg, "berth: ", 7) == 0 ? 7 : strncmp(msg, "berth-shim: ", 12) == 0 ? 12 : 0;
+	size_t n = strcspn(msg, "\n");
+	if (r < 0)
+		return berth_errf(err, -r, "%s: its answer: %s", argv[0], strerror(-r));
+	if (!n)
+		return berth_errf(err, EIO, "%s exited with status %d", argv[0],
+				  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	return berth_errf(err, EIO, "%.*s", (int)n, msg);
+}
+
+/* `berth [--root R] [--registry-auth F] [--insecure-registry H]… [limits]
+ * SUBCOMMAND`; bufs holds the limits' value texts. */
+static size_t cli_argv(const struct sched *s, char **argv, const char *subcommand,
+		       char bufs[4][32])
+{
+	size_t n = 0;
+	argv[n++] = (char *)s->cfg.cli_bin;
+	argv[n++] = "--root";
+	argv[n++] = (char *)s->cfg.root;
+	if (s->cfg.registry.auth_file) {
+		argv[n++] = "--registry-auth";
+		argv[n++] = (char *)s->cfg.registry.auth_file;
+	}
+	for (size_t i = 0; i < s->cfg.registry.n_insecure && n + 14 < ARGV_MAX; i++) {
+		argv[n++] = "--insecure-registry";
+		argv[n++] = (char *)s->cfg.registry.insecure[i];
+	}
+	img_limits_argv(&s->cfg.pull_limits, argv, &n, bufs);
+	argv[n++] = (char *)subcommand;
+	return n;
+}
+
+void sched_pulled_done(struct sched_pulled *p)
+{
+	free(p->config);
+	free(p->digest);
+	for (size_t i = 0; i < p->n_layers; i++)
+		free(p->layers[i]);
+	free(p->layers);
+}
+
+static int parse_pulled(const char *text, struct sched_pulled *p)
+{
+	_cleanup_(cJSON_Deletep) cJSON *o = cJSON_Parse(text);
+	const cJSON *layers = cJSON_GetObjectItemCaseSensitive(o, "layers"), *l;
+	const char *digest = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "digest"));
+	const cJSON *config = cJSON_GetObjectItemCaseSensitive(o, "config");
+	if (!digest || !cJSON_IsObject(config) || !cJSON_IsArray(layers))
+		return -EBADMSG;
+	p->digest = strdup(digest);
+	p->config = cJSON_PrintUnformatted(config);
+	p->layers = calloc((size_t)cJSON_GetArraySize(layers) + 1, sizeof(*p->layers));
+	if (!p->digest || !p->config || !p->layers)
+		return -ENOMEM;
+	cJSON_ArrayForEach(l, layers) {
+		if (!cJSON_IsString(l))
+			return -EBADMSG;
+		if (!(p->layers[p->n_layers++] = strdup(l->valuestring)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int sched_pull(struct sched *s, struct sched_helper *h, const char *ref, struct sched_pulled *p,
+	       struct berth_err *err)
+{
+	char *argv[ARGV_MAX], bufs[4][32];
+	size_t n = cli_argv(s, argv, "task-image", bufs);
+	argv[n++] = (char *)ref;
+	argv[n] = NULL;
+	_cleanup_free_ char *out = NULL;
+	int r = run_helper(argv, h, &out, err);
+	if (r < 0)
+		return r;
+	if ((r = parse_pulled(out, p)) < 0)
+		return berth_errf(err, -r, "image %s: %s gave no usable answer", ref, s->cfg.cli_bin);
+	return 0;
+}
+
+int sched_spawn_shim(struct sched *s, const char *plan, int *ret_pid, struct berth_err *err)
+{
+	char *argv[] = { (char *)s->cfg.shim_bin, (char *)plan, NULL };
+	_cleanup_free_ char *out = NULL;
+	int r = run_helper(argv, NULL, &out, err);
+	if (r < 0)
+		return r;
+	if ((*ret_pid = atoi(out)) <= 0)
+		return berth_errf(err, EIO, "%s: no pid in its answer", s->cfg.shim_bin);
+	return 0;
+}
+
+int sched_host_network(const struct sched_config *c, struct berth_err *err)
+{
+	char ipam[4096];
+	snprintf(ipam, sizeof(ipam), "%s/ipam", c->root);
+	char *argv[] = {
+		(char *)c->cli_bin, "host-network", "--bridge", (char *)c->bridge,
+		"--subnet", (char *)c->subnet, "--nft-table", (char *)c->nft_table,
+		"--run-root", (char *)c->run_root, "--ipam-dir", ipam,
+		c->nat ? "--nat" : "--no-nat",
+		c->blocked ? "--block" : NULL, (char *)c->blocked, NULL,
+	};
+	_cleanup_free_ char *out = NULL;
+	return run_helper(argv, NULL, &out, err);
+}

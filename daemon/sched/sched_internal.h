@@ -1,0 +1,147 @@
+/* daemon/sched/sched_internal: what sched.c (launch, stop, adopt, prune) and
+ * sched_watch.c (following a shim, writing its STATUS to the store) share.
+ * Not for use outside daemon/sched*.c. */
+#ifndef BERTH_DAEMON_SCHED_INTERNAL_H
+#define BERTH_DAEMON_SCHED_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "daemon/sched/instance.h"
+#include "daemon/sched/sched.h"
+
+struct bufferevent;
+struct event;
+
+/* The pull helper a launch thread waits for (sched_helpers.c), so that
+ * StopTask and shutdown can kill it from the loop. */
+struct sched_helper {
+	pthread_mutex_t lock;        /* guards both below */
+	int pidfd;                   /* the running helper, or -1 */
+	bool killed;                 /* kill requested: a later helper dies at once */
+};
+void sched_helper_init(struct sched_helper *h);
+void sched_helper_destroy(struct sched_helper *h);
+/* SIGKILLs the helper running now and any started later. */
+void sched_helper_kill(struct sched_helper *h);
+
+/* One task the scheduler is working on: a launch in flight, a shim being
+ * followed, or both in turn. */
+struct sched_task {
+	struct sched *s;
+	char id[STORE_TASK_ID_LEN + 1];
+
+	/* launch: the worker reads td_json/ov_json and fills the results;
+	 * the loop reads those only after done_ev fired (the pipe write is
+	 * the hand-over). */
+	bool launching;
+	pthread_t thread;
+	int done_pipe[2];
+	struct event *done_ev;
+	atomic_bool cancel;          /* StopTask while pulling: do not start */
+	struct sched_helper helper;  /* the `berth task-image` running, if any */
+	char *td_json, *ov_json;
+	char *groups;                /* security groups, ',' between; NULL: none */
+	int64_t pull_started_ms, pull_stopped_ms;
+	int rc;                      /* 0: a shim runs */
+	bool pull_failed;            /* else a set-up failure */
+	size_t failed_container;
+	struct berth_err err;
+	char **digests;              /* per container, what each image resolved to */
+	size_t n_digests;
+	char **pins;                 /* per container, the digest to run, or NULL */
+	size_t n_pins;
+	int shim_pid;
+
+	/* follow */
+	struct bufferevent *bev;
+	bool final_seen;
+	char *stop_reason;           /* StopTask before the shim could be told */
+	int64_t disk_limit_mib;      /* its ephemeral storage; 0 = not looked up yet */
+
+	/* gone: the shim died; its clean-up waits for the dying process to
+	 * let go of its socket (retried on a timer). */
+	struct event *retry_ev;
+	int retries;
+
+	struct sched_task *next;
+};
+
+struct sched {
+	struct event_base *base;
+	struct store *store;
+	struct sched_config cfg;
+	char shim_bin[4096];         /* cfg.shim_bin points here */
+	char cli_bin[4096];          /* cfg.cli_bin points here */
+	struct event *prune_ev;
+	struct sched_task *tasks;
+	struct event *disk_ev;       /* the ephemeral storage check (sched_disk.c) */
+	char instance_id[INSTANCE_ID_LEN + 1];  /* the host's container instance */
+	int64_t started_ms;          /* when it registered: the daemon's start */
+};
+
+void sched_say(struct sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* T was just recorded STOPPED: tells the layer above (cfg.hooks). */
+void sched_hook_stopped(struct sched *s, const struct store_task *t);
+
+/* <root>/tasks/<id>, <run_root>/shims/<id>.sock, <log_root>/<id>: into buf. */
+void sched_task_dir(const struct sched *s, const char *id, char *buf, size_t n);
+void sched_sock_path(const struct sched *s, const char *id, char *buf, size_t n);
+
+/* A new entry for task ID on S's list, or NULL (out of memory). */
+struct sched_task *sched_task_new(struct sched *s, const char *id);
+
+/* Removes T from the list and frees it (its launch must be over). */
+void sched_task_forget(struct sched_task *t);
+
+/* Connects to T's shim and follows it.  -ECONNREFUSED / -ENOENT when no
+ * shim answers. */
+int sched_follow(struct sched_task *t, struct berth_err *err);
+
+/* Writes the shim STATUS object to the store (FINAL: it was the last one:
+ * the task-stopped event or the exit record). */
+void sched_apply_status(struct sched *s, const char *id, const cJSON *status, bool final);
+
+/* The shim is gone without a final STATUS: the exit record if there is
+ * one, else SCHED_AGENT_GONE and a clean-up of what it left. */
+void sched_shim_gone(struct sched *s, const char *id);
+
+/* The task stops without ever having had a shim (pull failure, set-up
+ * failure, StopTask while pulling). */
+void sched_stop_unstarted(struct sched *s, const char *id, const char *code,
+			  const char *reason, const char *container_reason, size_t ctr_index);
+
+/* Tells T's shim to stop with T->stop_reason. */
+int sched_shim_request_stop(struct sched_task *t);
+
+/* Stops following T's shim (which keeps running). */
+void sched_watch_close(struct sched_task *t);
+
+/* *dst = strdup(v) (NULL stays NULL), the old value freed; false when
+ * it already was V. */
+bool sched_set_str(char **dst, const char *v);
+
+/* An image pulled for a task (sched_helpers.c, by `berth task-image`). */
+struct sched_pulled {
+	char *digest;                /* what the reference resolved to */
+	char *config;                /* the image config JSON */
+	char **layers;               /* unpacked layer dirs, bottom first */
+	size_t n_layers;
+};
+void sched_pulled_done(struct sched_pulled *p);
+int sched_pull(struct sched *s, struct sched_helper *h, const char *ref, struct sched_pulled *p,
+	       struct berth_err *err);
+/* `berth-shim PLAN`; *ret_pid is the running shim's. */
+int sched_spawn_shim(struct sched *s, const char *plan, int *ret_pid, struct berth_err *err);
+/* `berth host-network …`: the bridge and NAT as CFG says. */
+int sched_host_network(const struct sched_config *c, struct berth_err *err);
+
+/* Arms the periodic ephemeral storage check (sched_disk.c). */
+int sched_disk_start(struct sched *s, struct berth_err *err);
+
+/* One request line to the shim's socket, the answer ignored beyond "ok". */
+int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err);
+
+#endif

@@ -1,0 +1,473 @@
+/* daemon/server/api: HTTP listeners, the AWS JSON 1.1 envelope, dispatch. */
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>  /* TAILQ_FOREACH for keyvalq_struct.h */
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#include "common/time.h"
+#include "daemon/server/api.h"
+#include "daemon/server/api_conn.h"
+#include "daemon/server/api_decode.h"
+#include "daemon/server/api_guard.h"
+#include "daemon/ecs/ecs.h"
+#include "daemon/server/sigv4.h"
+
+#define TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
+#define CONTENT_TYPE "application/x-amz-json-1.1"
+
+struct api_listener {
+	struct api *api;
+	struct evhttp *http;
+	bool auth;                  /* SigV4 required (TCP) */
+	char *unix_path;            /* the socket to unlink on free, or NULL */
+	dev_t dev;
+	ino_t ino;
+	struct api_listener *next;
+};
+
+struct api {
+	struct event_base *base;
+	struct store *store;
+	struct api_config cfg;
+	struct api_listener *listeners;
+	struct api_conns *conns;        /* every listener's connections */
+};
+
+/* body: the operation's request shape has required members, so an empty
+ * body is an error rather than {}. */
+static const struct api_op {
+	const char *name;
+	int (*fn)(struct api_call *c);
+	bool body;
+} ops[] = {
+	{ "CreateCluster", api_op_create_cluster, false },
+	{ "DescribeClusters", api_op_describe_clusters, false },
+	{ "ListClusters", api_op_list_clusters, false },
+	{ "DeleteCluster", api_op_delete_cluster, true },
+	{ "RegisterTaskDefinition", api_op_register_task_definition, true },
+	{ "DescribeTaskDefinition", api_op_describe_task_definition, true },
+	{ "ListTaskDefinitions", api_op_list_task_definitions, false },
+	{ "ListTaskDefinitionFamilies", api_op_list_task_definition_families, false },
+	{ "DeregisterTaskDefinition", api_op_deregister_task_definition, true },
+	{ "DeleteTaskDefinitions", api_op_delete_task_definitions, true },
+	{ "RunTask", api_op_run_task, true },
+	{ "StopTask", api_op_stop_task, true },
+	{ "DescribeTasks", api_op_describe_tasks, true },
+	{ "ListTasks", api_op_list_tasks, false },
+	{ "ListContainerInstances", api_op_list_container_instances, false },
+	{ "DescribeContainerInstances", api_op_describe_container_instances, true },
+	{ "CreateService", api_op_create_service, true },
+	{ "UpdateService", api_op_update_service, true },
+	{ "DeleteService", api_op_delete_service, true },
+	{ "DescribeServices", api_op_describe_services, true },
+	{ "ListServices", api_op_list_services, false },
+	{ "TagResource", api_op_tag_resource, true },
+	{ "UntagResource", api_op_untag_resource, true },
+	{ "ListTagsForResource", api_op_list_tags_for_resource, true },
+};
+
+/* ---- the envelope ---- */
+
+
+const char *api_reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	default:  return "Internal Server Error";
+	}
+}
+
+static void send_body(struct evhttp_request *req, int status, const char *rid, const char *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", CONTENT_TYPE);
+	evhttp_add_header(h, "x-amzn-RequestId", rid);
+	struct evbuffer *b = evbuffer_new();
+	if (b && evbuffer_add(b, body, strlen(body)) < 0) {
+		evbuffer_free(b);
+		b = NULL;
+	}
+	evhttp_send_reply(req, b ? status : 500, api_reason_phrase(b ? status : 500), b);
+	if (b)
+		evbuffer_free(b);
+}
+
+/* extra (may be NULL; taken): more members of the body, such as
+ * ConflictException's resourceIds. */
+static void send_error_with(struct api *a, struct evhttp_request *req, const char *rid,
+			    int status, const char *type, const char *message, cJSON *extra)
+{
+	if (status >= 500 && a->cfg.log)
+		fprintf(a->cfg.log, "berth daemon: request %s: %s: %s\n", rid, type, message);
+	_cleanup_(cJSON_Deletep) cJSON *o = extra ? extra : cJSON_CreateObject();
+	_cleanup_free_ char *s = NULL;
+	if (o && json_add_string(o, "__type", type) && json_add_string(o, "message", message))
+		s = cJSON_PrintUnformatted(o);
+	send_body(req, s ? status : 500,
+		  rid, s ? s : "{\"__type\":\"ServerException\",\"message\":\"out of memory\"}");
+}
+
+static void send_error(struct api *a, struct evhttp_request *req, const char *rid, int status,
+		       const char *type, const char *message)
+{
+	send_error_with(a, req, rid, status, type, message, NULL);
+}
+
+/* SigV4 for a TCP request: 0 when it may proceed, -1 after answering. */
+static int check_auth(struct api *a, struct evhttp_request *req, const char *rid,
+		      const void *body, size_t len)
+{
+	if (!a->cfg.credentials)        /* --insecure-no-auth */
+		return 0;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	size_t n = 0;
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, in, next)
+		n++;
+	_cleanup_free_ struct api_http_header *hs = calloc(n ? n : 1, sizeof(*hs));
+	if (!hs) {
+		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
+		return -1;
+	}
+	n = 0;
+	TAILQ_FOREACH(kv, in, next)
+		hs[n++] = (struct api_http_header){ kv->key, strlen(kv->key), kv->value, strlen(kv->value) };
+	struct api_sigv4_request sr = {
+		.method = "POST",
+		.target = evhttp_request_get_uri(req),
+		.headers = hs,
+		.n_headers = n,
+		.body = body,
+		.body_len = len,
+	};
+	struct api_sigv4_result res;
+	struct berth_err err = { 0 };
+	int r = api_sigv4_verify(&sr, a->cfg.credentials, a->cfg.region, "ecs", time(NULL), &res, &err);
+	if (r < 0)
+		send_error(a, req, rid, 500, API_E_SERVER, err.msg);
+	else if (!res.ok)
+		send_error(a, req, rid, res.http_status ? res.http_status : 403, res.error_type,
+			   res.message);
+	bool ok = r == 0 && res.ok;
+	api_sigv4_result_done(&res);
+	return ok ? 0 : -1;
+}
+
+static const struct api_op *find_op(const char *target)
+{
+	if (!target || strncmp(target, TARGET_PREFIX, strlen(TARGET_PREFIX)) != 0)
+		return NULL;
+	const char *name = target + strlen(TARGET_PREFIX);
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+		if (strcmp(name, ops[i].name) == 0)
+			return &ops[i];
+	return NULL;
+}
+
+/* One request, in the order AWS's front end checks: route, size,
+ * signature, operation, body, then the operation's own validation. */
+static void handle(struct evhttp_request *req, void *arg)
+{
+	struct api_listener *l = arg;
+	struct api *a = l->api;
+	char rid[37];
+	json_uuid(rid);
+
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!path || strcmp(path, "/") != 0) {
+		send_error(a, req, rid, 404, "UnknownOperationException",
+			   "The ECS API is served at POST / only.");
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		send_error(a, req, rid, 405, "UnknownOperationException",
+			   "The ECS API accepts POST requests only.");
+		return;
+	}
+	/* The size was checked by api_guard before the body was read. */
+	struct evbuffer *inbuf = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(inbuf);
+	const char *body = len ? (const char *)evbuffer_pullup(inbuf, -1) : "";
+	if (!body) {
+		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
+		return;
+	}
+	if (l->auth && check_auth(a, req, rid, body, len) < 0)
+		return;
+
+	const char *target = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Amz-Target");
+	const struct api_op *op = find_op(target);
+	if (!op) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), target ? "Unknown operation '%.200s'."
+			 : "Missing X-Amz-Target header: no operation named.", target);
+		send_error(a, req, rid, 400, "UnknownOperationException", msg);
+		return;
+	}
+
+	_cleanup_(cJSON_Deletep) cJSON *in = NULL;
+	struct api_decode_error de;
+	int r = api_decode_body(op->name, op->body, body, len, &in, &de);
+	if (r < 0) {
+		send_error(a, req, rid, r == -ENOMEM ? 500 : 400, de.type, de.message);
+		return;
+	}
+
+	struct api_call c = {
+		.store = a->store,
+		.sched = a->cfg.sched,
+		.svc = a->cfg.svc,
+		.region = a->cfg.region,
+		.account_id = a->cfg.account_id,
+		.in = in,
+		.now_ms = berth_real_ms(),
+	};
+	if (op->fn(&c) < 0 || !c.out) {
+		if (!c.type)
+			api_error(&c, 0, API_E_SERVER, "%s: no response", op->name);
+		send_error_with(a, req, rid, c.status, c.type, c.message, c.error_members);
+		cJSON_Delete(c.out);
+		return;
+	}
+	cJSON_Delete(c.error_members);  /* members of an error that was not raised */
+	_cleanup_free_ char *s = cJSON_PrintUnformatted(c.out);
+	cJSON_Delete(c.out);
+	if (!s) {
+		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
+		return;
+	}
+	send_body(req, 200, rid, s);
+}
+
+/* ---- listeners ---- */
+
+int api_new(struct event_base *base, struct store *store, const struct api_config *cfg,
+	    struct api **ret, struct berth_err *err)
+{
+	if (!cfg->region || !*cfg->region || !cfg->account_id || !*cfg->account_id)
+		return berth_errf(err, EINVAL, "api: a region and an account id are required");
+	struct api *a = calloc(1, sizeof(*a));
+	if (!a)
+		return berth_errf(err, ENOMEM, "api: out of memory");
+	a->base = base;
+	a->store = store;
+	a->cfg = *cfg;
+	struct api_conn_limits lim = {
+		.request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms
+							      : API_REQUEST_TIMEOUT_MS,
+		.max_total = cfg->max_connections ? cfg->max_connections : API_MAX_CONNECTIONS,
+		.max_per_source = cfg->max_connections_per_source ? cfg->max_connections_per_source
+								  : API_MAX_CONNECTIONS / 4,
+		.log = cfg->log,
+	};
+	int r = api_conns_new(base, &lim, &a->conns, err);
+	if (r < 0) {
+		free(a);
+		return r;
+	}
+	*ret = a;
+	return 0;
+}
+
+static int listener_add(struct api *a, struct evconnlistener *lev, bool auth,
+			struct api_listener **ret, struct berth_err *err)
+{
+	struct api_listener *l = calloc(1, sizeof(*l));
+	struct evhttp *http = l ? evhttp_new(a->base) : NULL;
+	if (!http) {
+		free(l);
+		evconnlistener_free(lev);
+		return berth_errf(err, ENOMEM, "api: out of memory");
+	}
+	l->api = a;
+	l->http = http;
+	l->auth = auth;
+	/* api_guard refuses first, in AWS's error format, whatever evhttp
+	 * would answer with an HTML page: these limits of evhttp's own are
+	 * only a second line, never reached. */
+	evhttp_set_bevcb(http, api_conns_bevcb, a->conns);
+	evhttp_set_max_headers_size(http, 2 * API_GUARD_HEAD_MAX);
+	evhttp_set_max_body_size(http, API_BODY_MAX);
+	/* Idle keep-alive connections; a request's own deadline is api_conn's. */
+	evhttp_set_timeout(http, API_IDLE_TIMEOUT);
+	/* Every method api_guard lets through reaches handle(), which answers
+	 * the wrong ones (404, 405) itself. */
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+				   EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE);
+	evhttp_set_gencb(http, handle, l);
+	if (!evhttp_bind_listener(http, lev)) {
+		evconnlistener_free(lev);
+		evhttp_free(http);
+		free(l);
+		return berth_errf(err, ENOMEM, "api: cannot attach the HTTP server");
+	}
+	l->next = a->listeners;
+	a->listeners = l;
+	*ret = l;
+	return api_conns_watch(a->conns, lev, err);
+}
+
+/* Is something accepting connections at PATH?  A socket file whose owner
+ * died refuses them. */
+static bool socket_alive(const struct sockaddr_un *sa)
+{
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true;  /* cannot tell: do not remove it */
+	return connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno != ECONNREFUSED;
+}
+
+int api_listen_unix(struct api *a, const char *path, struct berth_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (!*path || strlen(path) >= sizeof(sa.sun_path))
+		return berth_errf(err, ENAMETOOLONG, "listen unix:%s: path empty or longer than %zu bytes",
+				  path, sizeof(sa.sun_path) - 1);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return berth_errf(err, EEXIST, "listen unix:%s: exists and is not a socket", path);
+		if (socket_alive(&sa))
+			return berth_errf(err, EADDRINUSE, "listen unix:%s: another daemon is serving it", path);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return berth_errnof(err, errno, "listen unix:%s: remove stale socket", path);
+	}
+
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return berth_errnof(err, errno, "listen unix:%s: socket", path);
+	/* The socket is born 0600 (the umask covers the window between bind
+	 * and chmod) and is made so explicitly before anyone can connect. */
+	mode_t old = umask(0177);
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int e = errno;
+	umask(old);
+	if (r < 0)
+		return berth_errnof(err, e, "listen unix:%s: bind", path);
+	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0) {
+		e = errno;
+		unlink(path);
+		return berth_errnof(err, e, "listen unix:%s: chmod", path);
+	}
+	_cleanup_free_ char *copy = strdup(path);
+	if (!copy) {
+		unlink(path);
+		return berth_errf(err, ENOMEM, "listen unix:%s: out of memory", path);
+	}
+	struct evconnlistener *lev = evconnlistener_new(a->base, NULL, NULL,
+							LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+							-1, fd);
+	if (!lev) {
+		e = errno ? errno : ENOMEM;
+		unlink(path);
+		return berth_errnof(err, e, "listen unix:%s: listen", path);
+	}
+	TAKE_FD(fd);  /* the listener closes it now */
+	struct api_listener *l;
+	if (listener_add(a, lev, false, &l, err) < 0) {
+		unlink(path);
+		return -ENOMEM;
+	}
+	l->unix_path = TAKE_PTR(copy);
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	return 0;
+}
+
+int api_listen_tcp(struct api *a, const char *host, const char *port, int *ret_port,
+		   struct berth_err *err)
+{
+	if (!a->cfg.credentials && !a->cfg.insecure_no_auth)
+		return berth_errf(err, EPERM, "listen tcp:%s:%s: a TCP listener needs --credentials "
+				  "(or --insecure-no-auth)", host, port);
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	};
+	struct addrinfo *res = NULL;
+	int g = getaddrinfo(host, port, &hints, &res);
+	if (g != 0)
+		return berth_errf(err, EINVAL, "listen tcp:%s:%s: %s", host, port, gai_strerror(g));
+	struct evconnlistener *lev = evconnlistener_new_bind(
+		a->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
+		-1, res->ai_addr, (int)res->ai_addrlen);
+	int e = errno;
+	freeaddrinfo(res);
+	if (!lev)
+		return berth_errnof(err, e ? e : EADDRNOTAVAIL, "listen tcp:%s:%s", host, port);
+	/* No Nagle (accepted sockets inherit it on Linux): libevent writes an
+	 * answer in 16 KiB pieces, and the last piece of a larger one would
+	 * otherwise wait ~40 ms for the client's delayed ACK. */
+	int one = 1;
+	setsockopt(evconnlistener_get_fd(lev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int bound = 0;
+	if (getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&ss, &sl) == 0)
+		bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						       : ((struct sockaddr_in *)&ss)->sin_port);
+	struct api_listener *l;
+	int r = listener_add(a, lev, true, &l, err);
+	if (r < 0)
+		return r;
+	if (ret_port)
+		*ret_port = bound;
+	return 0;
+}
+
+void api_free(struct api *a)
+{
+	if (!a)
+		return;
+	struct api_listener *l = a->listeners;
+	while (l) {
+		struct api_listener *next = l->next;
+		evhttp_free(l->http);
+		if (l->unix_path) {
+			/* Only our own socket: a newer daemon may have taken
+			 * the path over meanwhile. */
+			struct stat st;
+			if (lstat(l->unix_path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+				unlink(l->unix_path);
+			free(l->unix_path);
+		}
+		free(l);
+		l = next;
+	}
+	/* After every evhttp: they hand their connections back as they go. */
+	api_conns_free(a->conns);
+	free(a);
+}

@@ -1,0 +1,386 @@
+/* daemon/store/store: the daemon's durable state, one SQLite database
+ * (<root>/berth.db): clusters, task definitions, tasks with their
+ * containers, and tags.
+ *
+ * Durability: WAL, synchronous=FULL, foreign keys on.  Every mutation is one
+ * transaction, so a crash (kill -9, power loss) leaves the old or the new
+ * state, never a mix.  store_txn() groups several mutations into one (RunTask
+ * with count > 1, a service deployment and its tasks).
+ *
+ * The schema is versioned (PRAGMA user_version) and upgraded on open by
+ * ordered migrations, one transaction each; a database from a newer berth is
+ * refused rather than guessed at.
+ *
+ * The store keeps the typed members the daemon queries or changes as
+ * columns; members it only echoes (a task definition as registered, task
+ * overrides, ENI attachments) are the exact ECS JSON, stored as text.
+ * Columns are authoritative: the API overlays arn/revision/status/
+ * registeredAt/deregisteredAt on a task definition's body_json when it
+ * encodes one.
+ *
+ * Times are epoch milliseconds (ECS prints seconds with a millisecond
+ * fraction); 0 means "not yet" and is stored as NULL.  Mutations take the
+ * time from the caller so that one API request stamps one instant.
+ *
+ * Ownership: getters return heap objects the caller frees with the matching
+ * *_free().  Inputs are only read; their strings stay the caller's.  A
+ * struct store is one connection: use it from one thread at a time; other
+ * processes may open the same file (WAL readers never block the writer, and
+ * writers wait up to the busy timeout rather than failing with SQLITE_BUSY).
+ *
+ * Errors are "store: <object>: <cause>" with a negative errno:
+ * -ENOENT not found, -EEXIST duplicate, -EINVAL bad argument or state,
+ * -EBUSY the object is in use (cluster with active tasks; -ENOTEMPTY: with
+ * active services), -ESTALE a task
+ * update based on an old version, -ENOTSUP a newer schema, -EBADMSG not a
+ * database or corrupt. */
+#ifndef BERTH_DAEMON_STORE_H
+#define BERTH_DAEMON_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cleanup.h"
+#include "common/err.h"
+
+#define STORE_PAGE_MAX 100          /* ECS maxResults upper bound */
+#define STORE_TAGS_MAX 50           /* per resource */
+#define STORE_TAG_KEY_MAX 128       /* characters */
+#define STORE_TAG_VALUE_MAX 256
+#define STORE_TASK_ID_LEN 32        /* hex digits, like ECS */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+struct store;
+
+/* Opens (creating, mode 0600) and upgrades the database at PATH.  Refuses,
+ * without writing to it, a file that is not SQLite, is corrupt, is some
+ * other program's database, or has a schema newer than this code knows. */
+int store_open(const char *path, struct store **ret, struct berth_err *err);
+void store_close(struct store *s);
+DEFINE_CLEANUP_FUNC(struct store, store_close)
+
+/* The schema version this code writes (PRAGMA user_version after open). */
+int store_schema_version(void);
+
+/* Runs fn(s, arg, err) inside one transaction: committed when fn returns 0,
+ * rolled back when it fails (its error is returned).  Store calls made by fn
+ * nest as savepoints, so a failed inner call undoes only itself and fn may
+ * carry on or give up. */
+typedef int (*store_txn_fn)(struct store *s, void *arg, struct berth_err *err);
+int store_txn(struct store *s, store_txn_fn fn, void *arg, struct berth_err *err);
+
+/* Paging.  max_results 0 means STORE_PAGE_MAX; otherwise 1..STORE_PAGE_MAX.
+ * next_token is NULL for the first page, else the token of the previous
+ * page: an opaque cursor (base64 of the last key returned), so pages neither
+ * skip nor repeat rows when others are added or removed meanwhile.  A token
+ * from another kind of list, or not from us at all, is -EINVAL. */
+struct store_page {
+	int max_results;
+	const char *next_token;
+};
+
+/* A page of names or ARNs.  next_token is NULL on the last page. */
+struct store_list {
+	size_t n;
+	char **items;
+	char *next_token;
+};
+void store_list_clear(struct store_list *l);
+
+/* ---- enums (stored as ECS's words, so the file reads like the API) ---- */
+
+enum store_cluster_status { STORE_CLUSTER_ACTIVE, STORE_CLUSTER_INACTIVE };
+enum store_td_status {
+	STORE_TD_ACTIVE,
+	STORE_TD_INACTIVE,
+	STORE_TD_DELETE_IN_PROGRESS,
+};
+/* A task's lastStatus / desiredStatus, and a container's lastStatus. */
+enum store_task_status {
+	STORE_TASK_PROVISIONING,
+	STORE_TASK_PENDING,
+	STORE_TASK_ACTIVATING,
+	STORE_TASK_RUNNING,
+	STORE_TASK_DEACTIVATING,
+	STORE_TASK_STOPPING,
+	STORE_TASK_DEPROVISIONING,
+	STORE_TASK_STOPPED,
+	STORE_TASK_DELETED,
+};
+enum store_health { STORE_HEALTH_UNKNOWN, STORE_HEALTH_HEALTHY, STORE_HEALTH_UNHEALTHY };
+
+const char *store_cluster_status_name(enum store_cluster_status v);
+const char *store_td_status_name(enum store_td_status v);
+const char *store_task_status_name(enum store_task_status v);
+const char *store_health_name(enum store_health v);
+/* 0, or -EINVAL for a word that is not one of the enum's. */
+int store_cluster_status_parse(const char *s, enum store_cluster_status *ret);
+int store_td_status_parse(const char *s, enum store_td_status *ret);
+int store_task_status_parse(const char *s, enum store_task_status *ret);
+int store_health_parse(const char *s, enum store_health *ret);
+
+/* ---- clusters ---- */
+
+struct store_cluster {
+	char *name;
+	char *arn;
+	enum store_cluster_status status;
+	int64_t created_at;
+	char *settings_json;        /* ECS "settings" array, or NULL */
+	char *configuration_json;   /* ECS "configuration" object, or NULL */
+	/* Derived from the tasks table on every read, never stored, so they
+	 * cannot drift from the tasks they count. */
+	int64_t running_tasks_count;   /* lastStatus RUNNING */
+	int64_t pending_tasks_count;   /* PROVISIONING, PENDING, ACTIVATING */
+	int64_t active_services_count; /* ACTIVE services */
+};
+void store_cluster_free(struct store_cluster *c);
+DEFINE_CLEANUP_FUNC(struct store_cluster, store_cluster_free)
+
+/* Creates cluster in->name (in->arn, in->settings_json,
+ * in->configuration_json, stamped now_ms).  Like CreateCluster it is
+ * idempotent: an ACTIVE cluster of that name is returned unchanged with
+ * *ret_created false; an INACTIVE one is brought back to ACTIVE with the new
+ * settings and without its old tags.  ret_created may be NULL. */
+int store_cluster_create(struct store *s, const struct store_cluster *in, int64_t now_ms,
+			 struct store_cluster **ret, bool *ret_created, struct berth_err *err);
+/* By name or ARN; INACTIVE clusters are found too (DescribeClusters shows
+ * them). */
+int store_cluster_get(struct store *s, const char *name_or_arn, struct store_cluster **ret,
+		      struct berth_err *err);
+/* Cluster ARNs ordered by name; ACTIVE ones unless include_inactive. */
+int store_cluster_list(struct store *s, bool include_inactive, const struct store_page *page,
+		       struct store_list *ret, struct berth_err *err);
+/* ACTIVE → INACTIVE (an INACTIVE one is returned as is).  -ENOTEMPTY
+ * while it has ACTIVE services, -EBUSY while it holds tasks that are not
+ * STOPPED. */
+int store_cluster_delete(struct store *s, const char *name_or_arn, struct store_cluster **ret,
+			 struct berth_err *err);
+
+/* ---- task definitions ---- */
+
+struct store_task_definition {
+	char *family;
+	int64_t revision;
+	char *arn;
+	enum store_td_status status;
+	int64_t registered_at;
+	int64_t deregistered_at;    /* 0 while ACTIVE */
+	char *body_json;            /* the definition as registered, defaults filled */
+};
+void store_task_definition_free(struct store_task_definition *td);
+DEFINE_CLEANUP_FUNC(struct store_task_definition, store_task_definition_free)
+
+/* Registers the next revision of FAMILY: 1 for a new family, else one more
+ * than any revision the family ever had (deleted ones included: numbers are
+ * never reused).  The ARN is "<arn_base>:task-definition/<family>:<rev>",
+ * arn_base being "arn:aws:ecs:<region>:<account>". */
+int store_task_definition_register(struct store *s, const char *arn_base, const char *family,
+				   const char *body_json, int64_t now_ms,
+				   struct store_task_definition **ret, struct berth_err *err);
+/* REF is an ARN, "family:revision" (any status) or a bare family (its latest
+ * ACTIVE revision, -ENOENT when it has none). */
+int store_task_definition_get(struct store *s, const char *ref,
+			      struct store_task_definition **ret, struct berth_err *err);
+
+struct store_td_filter {
+	const char *family;         /* exact family (ECS's familyPrefix); NULL = all */
+	bool has_status;            /* false = every status */
+	enum store_td_status status;
+	bool descending;            /* sort DESC: family, then revision, both descending */
+};
+/* Task definition ARNs ordered by (family, revision). */
+int store_task_definition_list(struct store *s, const struct store_td_filter *f,
+			       const struct store_page *page, struct store_list *ret,
+			       struct berth_err *err);
+
+enum store_family_status {
+	STORE_FAMILY_ALL,           /* every family ever registered */
+	STORE_FAMILY_ACTIVE,        /* with at least one ACTIVE revision */
+	STORE_FAMILY_INACTIVE,      /* with no ACTIVE revision */
+};
+/* Family names in order, those starting with family_prefix (NULL = all). */
+int store_task_definition_families(struct store *s, const char *family_prefix,
+				   enum store_family_status status, const struct store_page *page,
+				   struct store_list *ret, struct berth_err *err);
+
+/* REF must name a revision (ARN or family:rev).  Deregister: ACTIVE →
+ * INACTIVE stamped now_ms (an INACTIVE one is returned as is).  Delete:
+ * INACTIVE → DELETE_IN_PROGRESS (an ACTIVE one is -EINVAL: ECS requires
+ * deregistering first). */
+int store_task_definition_deregister(struct store *s, const char *ref, int64_t now_ms,
+				     struct store_task_definition **ret, struct berth_err *err);
+int store_task_definition_delete(struct store *s, const char *ref,
+				 struct store_task_definition **ret, struct berth_err *err);
+/* Physically removes DELETE_IN_PROGRESS revisions that no task references
+ * any more (ECS finishes the deletion then), with their tags.  The family's
+ * revision counter stays.  ret_n may be NULL. */
+int store_task_definition_purge(struct store *s, size_t *ret_n, struct berth_err *err);
+
+/* ---- tasks ---- */
+
+struct store_container {
+	char *name;
+	char *arn;
+	char *image;
+	char *image_digest;
+	char *runtime_id;
+	enum store_task_status last_status;  /* PENDING, RUNNING, STOPPED */
+	bool has_exit_code;                  /* exitCode exists only after exit */
+	int exit_code;
+	char *reason;
+	enum store_health health_status;
+	char *network_json;  /* {"networkInterfaces":[…],"networkBindings":[…]} or NULL */
+};
+
+struct store_task {
+	char id[STORE_TASK_ID_LEN + 1];
+	char *arn;
+	char *cluster;              /* cluster name */
+	char *task_definition_arn;
+	char *group;
+	char *started_by;
+	char *service_name;         /* NULL for a standalone task */
+	char *client_token;         /* RunTask clientToken, or NULL */
+	char *launch_type;
+	char *cpu;                  /* strings, as ECS prints them */
+	char *memory;
+	enum store_task_status desired_status;
+	enum store_task_status last_status;
+	int64_t version;            /* 1 on insert, +1 on every update */
+	enum store_health health_status;
+	char *stop_code;
+	char *stopped_reason;
+	char *connectivity;         /* CONNECTED / DISCONNECTED, or NULL */
+	int64_t connectivity_at;
+	int64_t created_at;
+	int64_t pull_started_at;
+	int64_t pull_stopped_at;
+	int64_t started_at;
+	int64_t stopping_at;
+	int64_t execution_stopped_at;
+	int64_t stopped_at;
+	char *overrides_json;       /* task.overrides as echoed, or NULL */
+	char *attachments_json;     /* task.attachments (the ENI) as echoed, or NULL */
+	int shim_pid;               /* 0 when no shim runs */
+	size_t n_containers;
+	struct store_container *containers;  /* in task definition order */
+};
+/* Frees a task from store_task_get() (the struct and every string). */
+void store_task_free(struct store_task *t);
+DEFINE_CLEANUP_FUNC(struct store_task, store_task_free)
+
+/* A fresh random task id: 32 lowercase hex digits. */
+int store_task_new_id(char ret[STORE_TASK_ID_LEN + 1], struct berth_err *err);
+
+/* Inserts T (every member; version is set to 1).  The cluster must exist and
+ * be ACTIVE, the task definition must exist. */
+int store_task_insert(struct store *s, struct store_task *t, struct berth_err *err);
+/* Writes T's whole mutable state (everything but id, arn, cluster,
+ * task_definition_arn and created_at) and its containers, in one
+ * transaction.  t->version must be the version last read: otherwise -ESTALE
+ * (someone changed the task since), so a stale copy never overwrites a
+ * newer state.  On success t->version is the new version. */
+int store_task_update(struct store *s, struct store_task *t, struct berth_err *err);
+/* By task id or task ARN. */
+int store_task_get(struct store *s, const char *id_or_arn, struct store_task **ret,
+		   struct berth_err *err);
+
+struct store_task_filter {
+	const char *cluster;        /* cluster name; NULL = every cluster */
+	const char *family;         /* task definition family */
+	const char *service_name;
+	const char *started_by;
+	bool has_desired_status;
+	enum store_task_status desired_status;
+	bool not_stopped;           /* lastStatus != STOPPED (re-adoption on start) */
+};
+/* Task ARNs ordered by task id, matching every filter given. */
+int store_task_list(struct store *s, const struct store_task_filter *f,
+		    const struct store_page *page, struct store_list *ret, struct berth_err *err);
+/* Retention: deletes the tasks STOPPED before stopped_before_ms, with their
+ * containers and tags, and the RunTask requests left with no task.  *ret_ids (may be NULL) lists the deleted task ids,
+ * so the caller can remove their task directories. */
+int store_task_prune(struct store *s, int64_t stopped_before_ms, struct store_list *ret_ids,
+		     struct berth_err *err);
+
+/* RunTask's clientToken: records the request (its JSON as received) under
+ * (cluster, token), in the caller's transaction, with the tasks it makes
+ * (each inserted with client_token = token). */
+int store_run_request_put(struct store *s, const char *cluster, const char *token,
+			  const char *request_json, struct berth_err *err);
+/* The request recorded under (cluster, token) and the ARNs of its tasks
+ * still kept, in the order they were made; -ENOENT when there is none
+ * (never recorded, or all its tasks pruned). */
+int store_run_request_get(struct store *s, const char *cluster, const char *token,
+			  char **ret_request_json, struct store_list *ret_arns,
+			  struct berth_err *err);
+
+/* ---- services ---- */
+
+enum store_service_status {
+	STORE_SERVICE_ACTIVE,
+	STORE_SERVICE_DRAINING,
+	STORE_SERVICE_INACTIVE,
+};
+const char *store_service_status_name(enum store_service_status v);
+
+/* A service: its columns, and the JSON the scheduler keeps (the request's
+ * configuration as echoed, the deployments and events newest first, its
+ * own state).  The store does not look inside the JSON. */
+struct store_service {
+	char *cluster;              /* cluster name */
+	char *name;
+	char *arn;
+	enum store_service_status status;
+	int64_t created_at;
+	int64_t desired_count;
+	char *config_json;
+	char *deployments_json;
+	char *events_json;
+	char *state_json;
+};
+void store_service_free(struct store_service *v);
+DEFINE_CLEANUP_FUNC(struct store_service, store_service_free)
+
+/* Inserts IN.  -EEXIST when the cluster has an ACTIVE or DRAINING service
+ * of that name (an INACTIVE one is replaced, its tags dropped); -ENOENT
+ * or -EINVAL for a missing or INACTIVE cluster. */
+int store_service_create(struct store *s, const struct store_service *in, struct berth_err *err);
+/* By cluster and name, or by ARN (cluster may then be NULL). */
+int store_service_get(struct store *s, const char *cluster, const char *name_or_arn,
+		      struct store_service **ret, struct berth_err *err);
+/* Writes every mutable member (status, desired count, the JSON). */
+int store_service_update(struct store *s, const struct store_service *v, struct berth_err *err);
+/* Service ARNs ordered by name: CLUSTER's (NULL = every cluster's),
+ * ACTIVE ones, and DRAINING ones too when with_draining. */
+int store_service_list(struct store *s, const char *cluster, bool with_draining,
+		       const struct store_page *page, struct store_list *ret,
+		       struct berth_err *err);
+
+/* ---- tags ---- */
+
+struct store_tag {
+	char *key;
+	char *value;
+};
+void store_tags_free(struct store_tag *tags, size_t n);
+
+/* 0 when ARN names a cluster, task definition or task we hold, else -ENOENT
+ * (ECS's ResourceNotFoundException). */
+int store_resource_exists(struct store *s, const char *arn, struct berth_err *err);
+/* TagResource: adds the tags, replacing the value of keys already there.
+ * All or nothing: refused (-EINVAL) when a key is empty, longer than 128
+ * characters or starts with "aws:", a value is longer than 256 characters,
+ * or the resource would end up with more than 50 tags. */
+int store_tags_put(struct store *s, const char *arn, const struct store_tag *tags, size_t n,
+		   struct berth_err *err);
+/* UntagResource: keys the resource does not have are ignored. */
+int store_tags_remove(struct store *s, const char *arn, const char *const *keys, size_t n,
+		      struct berth_err *err);
+/* The resource's tags ordered by key; *ret is NULL when it has none. */
+int store_tags_list(struct store *s, const char *arn, struct store_tag **ret, size_t *ret_n,
+		    struct berth_err *err);
+
+#endif

@@ -1,0 +1,167 @@
+/* daemon/svc/svc_loop: one timer per service, deployments. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common/cleanup.h"
+#include "common/time.h"
+#include "daemon/sched/sched.h"
+#include "daemon/svc/svc_internal.h"
+
+struct svc_entry {
+	struct svc *v;
+	char *cluster, *name;
+	struct event *ev;
+	struct svc_entry *next;
+};
+
+void svc_say(struct svc *v, const char *fmt, ...)
+{
+	if (!v->log)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("berth daemon: ", v->log);
+	vfprintf(v->log, fmt, ap);
+	fputc('\n', v->log);
+	va_end(ap);
+	fflush(v->log);
+}
+
+static void entry_free(struct svc_entry *e)
+{
+	if (e->ev)
+		event_free(e->ev);
+	free(e->cluster);
+	free(e->name);
+	free(e);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct svc_entry *e = arg;
+	int64_t now = berth_real_ms();
+	int64_t wake = svc_reconcile(e->v, e->cluster, e->name, now);
+	if (wake > now) {
+		struct timeval tv = { (wake - now) / 1000, ((wake - now) % 1000) * 1000 };
+		evtimer_add(e->ev, &tv);
+	}
+}
+
+static struct svc_entry *entry_get(struct svc *v, const char *cluster, const char *name)
+{
+	for (struct svc_entry *e = v->entries; e; e = e->next)
+		if (strcmp(e->cluster, cluster) == 0 && strcmp(e->name, name) == 0)
+			return e;
+	struct svc_entry *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->v = v;
+	e->cluster = strdup(cluster);
+	e->name = strdup(name);
+	e->ev = evtimer_new(v->base, on_timer, e);
+	if (!e->cluster || !e->name || !e->ev) {
+		entry_free(e);
+		return NULL;
+	}
+	e->next = v->entries;
+	v->entries = e;
+	return e;
+}
+
+void svc_poke(struct svc *v, const char *cluster, const char *name)
+{
+	if (!v)
+		return;  /* adopting tasks at start: every service is poked after */
+	struct svc_entry *e = entry_get(v, cluster, name);
+	struct timeval now = { 0, 0 };
+	if (!e || evtimer_add(e->ev, &now) < 0)
+		svc_say(v, "service %s: cannot schedule it (out of memory)", name);
+}
+
+int svc_deploy(struct svc_view *w, const char *td_arn, int64_t now)
+{
+	cJSON *old = cJSON_GetArrayItem(w->deps, 0);
+	if (old) {
+		json_set_str(old, "status", "ACTIVE");
+		svc_set_num(old, "updatedAt", (double)now / 1000.0);
+	}
+	char id[32], reason[96];
+	svc_deployment_id(id, sizeof(id));
+	snprintf(reason, sizeof(reason), "ECS deployment %s in progress.", id);
+	cJSON *d = cJSON_CreateObject();
+	const cJSON *lt = cJSON_GetObjectItemCaseSensitive(w->cfg, "launchType");
+	const cJSON *nc = cJSON_GetObjectItemCaseSensitive(w->cfg, "networkConfiguration");
+	if (!d || !cJSON_AddStringToObject(d, "id", id) ||
+	    !cJSON_AddStringToObject(d, "status", "PRIMARY") ||
+	    !cJSON_AddStringToObject(d, "taskDefinition", td_arn) ||
+	    !cJSON_AddNumberToObject(d, "failedTasks", 0) ||
+	    !cJSON_AddNumberToObject(d, "createdAt", (double)now / 1000.0) ||
+	    !cJSON_AddNumberToObject(d, "updatedAt", (double)now / 1000.0) ||
+	    (lt && !cJSON_AddItemToObject(d, "launchType", cJSON_Duplicate(lt, true))) ||
+	    (nc && !cJSON_AddItemToObject(d, "networkConfiguration", cJSON_Duplicate(nc, true))) ||
+	    !cJSON_AddStringToObject(d, "rolloutState", "IN_PROGRESS") ||
+	    !cJSON_AddStringToObject(d, "rolloutStateReason", reason) ||
+	    !cJSON_InsertItemInArray(w->deps, 0, d)) {
+		cJSON_Delete(d);
+		return -ENOMEM;
+	}
+	/* A new deployment starts its backoff and breaker count over. */
+	svc_set_num(w->state, "failures", 0);
+	svc_set_num(w->state, "nextLaunchAt", 0);
+	return 0;
+}
+
+static int poke_all(struct svc *v, struct berth_err *err)
+{
+	struct store_page page = { 0 };
+	_cleanup_free_ char *token = NULL;
+	do {
+		struct store_list l = { 0 };
+		page.next_token = token;
+		int r = store_service_list(v->store, NULL, true, &page, &l, err);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < l.n; i++) {
+			_cleanup_(store_service_freep) struct store_service *row = NULL;
+			if (store_service_get(v->store, NULL, l.items[i], &row, err) == 0)
+				svc_poke(v, row->cluster, row->name);
+		}
+		free(token);
+		token = TAKE_PTR(l.next_token);
+		store_list_clear(&l);
+	} while (token);
+	return 0;
+}
+
+int svc_new(struct event_base *base, struct store *store, struct sched *sched,
+	    const struct svc_config *cfg, FILE *log, struct svc **ret, struct berth_err *err)
+{
+	_cleanup_(svc_freep) struct svc *v = calloc(1, sizeof(*v));
+	if (!v)
+		return berth_errf(err, ENOMEM, "out of memory");
+	*v = (struct svc){ .base = base, .store = store, .sched = sched, .cfg = *cfg, .log = log };
+	if (!v->cfg.healthy_after_ms)
+		v->cfg.healthy_after_ms = SVC_DEFAULT_HEALTHY_AFTER_MS;
+	int r = poke_all(v, err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
+void svc_free(struct svc *v)
+{
+	if (!v)
+		return;
+	while (v->entries) {
+		struct svc_entry *e = v->entries;
+		v->entries = e->next;
+		entry_free(e);
+	}
+	free(v);
+}
