@@ -418,12 +418,41 @@ void sched_stop(struct sched *s, const char *id, const char *reason)
 	struct sched_task *t = task_find(s, id);
 	if (!t)
 		return;  /* not ours (any more): the store already says STOPPED */
-	if (!t->stop_reason)
-		t->stop_reason = strdup(reason);
+	if (!t->stop_reason && !(t->stop_reason = strdup(reason)))
+		sched_say(s, "task %s: out of memory: its shim is not told to stop", id);
 	if (t->launching)
 		launch_cancel(t);
 	else if (t->stop_reason)
 		sched_shim_request_stop(t);
+}
+
+static int stop_fn(struct store_task *t, void *arg, struct berth_err *err)
+{
+	const struct sched_stop_req *q = arg;
+	if (q->cluster && strcmp(t->cluster, q->cluster) != 0)
+		return berth_errf(err, ENOENT, "task %s: not found in cluster %s", q->task, q->cluster);
+	if (t->desired_status == STORE_TASK_STOPPED)
+		return STORE_TASK_UNCHANGED;
+	t->desired_status = STORE_TASK_STOPPED;
+	if (set_copy(&t->stop_code, q->stop_code) < 0 || set_copy(&t->stopped_reason, q->reason) < 0)
+		return berth_errf(err, ENOMEM, "task %s: out of memory", t->id);
+	if (!t->stopping_at)
+		t->stopping_at = q->now_ms;
+	return 0;
+}
+
+int sched_stop_task(struct sched *s, const struct sched_stop_req *q, struct store_task **ret,
+		    struct berth_err *err)
+{
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	int r = store_task_modify(s->store, q->task, stop_fn, (void *)q, &t, err);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		sched_stop(s, t->id, q->reason);
+	if (ret)
+		*ret = TAKE_PTR(t);
+	return r == STORE_TASK_UNCHANGED ? 1 : 0;
 }
 
 /* ---- adoption ------------------------------------------------------------ */
