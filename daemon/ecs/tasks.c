@@ -1,10 +1,11 @@
 /* daemon/ecs/tasks: RunTask, StopTask, DescribeTasks, ListTasks.
  *
- * The API records; the scheduler (daemon/sched.h) runs.  RunTask validates
- * the whole request and decides whether Berth can run the definition
- * (taskplan_check) before anything is written, inserts the tasks
- * PROVISIONING in one transaction and hands them to the scheduler; it
- * answers at once, as ECS does, with the tasks PENDING. */
+ * The API validates; the scheduler (daemon/sched/sched.h) creates and stops.
+ * RunTask validates the whole request and decides whether Berth can run
+ * the definition (taskplan_check) before anything is written, then
+ * sched_run_task() places, inserts (with the clientToken record and tags,
+ * in one transaction) and launches the tasks; it answers at once, as ECS
+ * does, with the tasks PENDING.  StopTask is sched_stop_task(). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,8 @@
 /* daemon/sched/sched: the task engine.  The API records what the user asked for;
  * the scheduler makes it happen and writes back what happened.
  *
+ *   run      sched_run_task(): RunTask's and a service's tasks are placed
+ *            on the host, recorded PROVISIONING and launched.
  *   launch   a task inserted PROVISIONING goes PENDING while a worker
  *            thread pulls its images (in a `berth task-image` process, the
  *            one blocking part: the thread never touches the store or the
@@ -16,8 +18,9 @@
  *            is used if it wrote one, otherwise the task stops with
  *            "Task stopped: the task agent exited unexpectedly" and what it
  *            left on the host is removed (shim_cleanup()).
- *   stop     StopTask: desiredStatus STOPPED; the shim is told (or a task
- *            still pulling is never started).
+ *   stop     sched_stop_task() (StopTask, a service, the storage check):
+ *            desiredStatus STOPPED with its stopCode and reason; the shim
+ *            is told (or a task still pulling is never started).
  *   adopt    at start, every task the store says is not STOPPED: a live
  *            shim is followed again (nothing is started twice); a dead one
  *            is recorded from its exit record; a task that never got a
