@@ -1,23 +1,23 @@
 /* daemon/ecs/tasks: RunTask, StopTask, DescribeTasks, ListTasks.
  *
- * The API records; the scheduler (daemon/sched.h) runs.  RunTask validates
- * the whole request and decides whether Berth can run the definition
- * (taskplan_check) before anything is written, inserts the tasks
- * PROVISIONING in one transaction and hands them to the scheduler; it
- * answers at once, as ECS does, with the tasks PENDING. */
+ * The API validates; the scheduler (daemon/sched/sched.h) creates and stops.
+ * RunTask validates the whole request and decides whether Berth can run
+ * the definition (taskplan_check) before anything is written, then
+ * sched_run_task() places, inserts (with the clientToken record and tags,
+ * in one transaction) and launches the tasks; it answers at once, as ECS
+ * does, with the tasks PENDING.  StopTask is sched_stop_task(). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/ecs/ecs.h"
-#include "daemon/sched/instance.h"
 #include "daemon/sched/sched.h"
 #include "daemon/ecs/taskdef.h"
 #include "daemon/sched/taskplan.h"
 
 #define DEFAULT_CLUSTER "default"
-#define RUN_COUNT_MAX 10
+#define RUN_COUNT_MAX SCHED_RUN_MAX
 #define STARTED_BY_MAX 128
 #define GROUP_MAX 255
 #define CLIENT_TOKEN_MAX 64   /* RunTask's; CreateService's is 36 */
@@ -371,67 +371,23 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 	return 0;
 }
 
-/* One task record, PROVISIONING, from the request and definition. */
-static int task_build(struct api_call *c, const struct run_req *q,
-		      const struct store_task_definition *td, const cJSON *body, struct store_task *t)
-{
-	struct sched_task_req req = {
-		.cluster = q->cluster, .td = td, .body = body, .overrides = q->overrides,
-		.group = q->group, .started_by = q->started_by, .client_token = q->client_token,
-		.launch_type = q->launch_type, .subnet = q->subnet, .now_ms = c->now_ms,
-		.security_groups = q->security_groups,
-	};
-	struct berth_err err = { 0 };
-	int r = sched_task_record(c->sched, &req, t, &err);
-	return r < 0 ? api_store_error(c, r, &err) : 0;
-}
-
-struct run_insert {
-	struct store_task *tasks;
-	size_t n;
-	const struct api_tags_in *tags;
-	const char *cluster, *client_token, *request_json;
+/* RunTask's writes that go in one transaction with its tasks (Q's
+ * clientToken record, its tags on each task). */
+struct run_extra {
+	const struct run_req *q;
+	const char *request_json;   /* the request, recorded under its clientToken */
 };
 
-static int insert_fn(struct store *s, void *arg, struct berth_err *err)
+static int run_extra_fn(struct store *s, void *arg, const struct store_task *tasks, size_t n,
+			struct berth_err *err)
 {
-	struct run_insert *ri = arg;
-	if (ri->client_token) {
-		int r = store_run_request_put(s, ri->cluster, ri->client_token, ri->request_json, err);
-		if (r < 0)
-			return r;
-	}
-	for (size_t i = 0; i < ri->n; i++) {
-		int r = store_task_insert(s, &ri->tasks[i], err);
-		if (r == 0 && ri->tags->n)
-			r = store_tags_put(s, ri->tasks[i].arn, ri->tags->v, ri->tags->n, err);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-static int run_insert_launch(struct api_call *c, const struct run_req *q,
-			     const struct store_task_definition *td, const cJSON *body,
-			     struct store_task *tasks)
-{
-	for (int64_t i = 0; i < q->count; i++)
-		if (task_build(c, q, td, body, &tasks[i]) < 0)
-			return -1;
-	_cleanup_free_ char *request = q->client_token ? cJSON_PrintUnformatted(c->in) : NULL;
-	if (q->client_token && !request)
-		return api_oom(c);
-	struct run_insert ri = { tasks, (size_t)q->count, &q->tags, q->cluster, q->client_token,
-				 request };
-	struct berth_err err = { 0 };
-	int r = store_txn(c->store, insert_fn, &ri, &err);
-	if (r < 0)
-		return api_store_error(c, r, &err);
-	for (int64_t i = 0; i < q->count; i++)
-		if ((r = sched_launch(c->sched, &tasks[i], td->body_json, &err)) < 0)
-			/* Recorded but not started: say so on the task too. */
-			return api_error(c, 0, API_E_SERVER, "task %s: %s", tasks[i].id, err.msg);
-	return 0;
+	const struct run_extra *x = arg;
+	const struct run_req *q = x->q;
+	int r = q->client_token ? store_run_request_put(s, q->cluster, q->client_token,
+							x->request_json, err) : 0;
+	for (size_t i = 0; r == 0 && q->tags.n && i < n; i++)
+		r = store_tags_put(s, tasks[i].arn, q->tags.v, q->tags.n, err);
+	return r;
 }
 
 static void run_req_done(struct run_req *q)
@@ -469,33 +425,6 @@ static int reply_run(struct api_call *c, const char *const *refs, size_t n, bool
 			return api_oom(c);
 	}
 	c->out = TAKE_PTR(out);
-	return 0;
-}
-
-/* How many of Q's tasks fit on the host's container instance (ECS places
- * each in turn; the rest fail with F's reason).  None while the host's
- * disk is below the reserve. */
-static int place(struct api_call *c, const struct run_req *q, const cJSON *body,
-		 int64_t *ret_n, struct run_failures *f, struct berth_err *disk)
-{
-	struct instance_usage u;
-	struct berth_err err = { 0 };
-	if (sched_disk_room(c->sched, disk) == -ENOSPC) {
-		*ret_n = 0;
-		f->why = INSTANCE_NO_DISK;
-		f->detail = disk->msg;
-		return 0;
-	}
-	int r = instance_usage(c->store, q->cluster, &u, &err);
-	if (r < 0)
-		return api_store_error(c, r, &err);
-	int64_t n = 0;
-	const char *why = NULL;
-	while (n < q->count && !(why = instance_place(sched_policy(c->sched), &u, body,
-						      q->overrides)))
-		n++;
-	*ret_n = n;
-	f->why = why;
 	return 0;
 }
 
@@ -545,22 +474,32 @@ int api_op_run_task(struct api_call *c)
 				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
 				    q.launch_type, &td, &body) < 0)
 		return -1;
-	struct run_failures f = { .cluster = q.cluster };
-	struct berth_err disk = { 0 };
-	int64_t asked = q.count;
-	if (place(c, &q, body, &q.count, &f, &disk) < 0)
-		return -1;
-	f.n_failed = asked - q.count;
-	struct store_task tasks[RUN_COUNT_MAX] = { 0 };
-	const char *ids[RUN_COUNT_MAX];
-	int r = q.count ? run_insert_launch(c, &q, td, body, tasks) : 0;
-	for (int64_t i = 0; i < q.count; i++)
-		ids[i] = tasks[i].id;
-	if (r == 0)
-		r = reply_run(c, ids, (size_t)q.count, q.tags.n > 0, &f);
-	for (int64_t i = 0; i < q.count; i++)
-		sched_task_record_clear(&tasks[i]);
-	return r < 0 ? -1 : 0;
+	_cleanup_free_ char *request = q.client_token ? cJSON_PrintUnformatted(c->in) : NULL;
+	if (q.client_token && !request)
+		return api_oom(c);
+	struct run_extra x = { &q, request };
+	struct sched_run_req rq = {
+		.task = { .cluster = q.cluster, .td = td, .body = body, .overrides = q.overrides,
+			  .group = q.group, .started_by = q.started_by,
+			  .client_token = q.client_token, .launch_type = q.launch_type,
+			  .subnet = q.subnet, .security_groups = q.security_groups,
+			  .now_ms = c->now_ms },
+		.count = (size_t)q.count, .in_txn = run_extra_fn, .arg = &x,
+	};
+	struct sched_run_result res;
+	struct berth_err err = { 0 };
+	int r = sched_run_task(c->sched, &rq, &res, &err);
+	if (r < 0 && res.n)  /* recorded, but not launched (and recorded STOPPED) */
+		return api_error(c, 0, API_E_SERVER, "%s", err.msg);
+	if (r < 0 && !(r == -ENOSPC && res.unplaced))
+		return api_store_error(c, r, &err);
+	/* The tasks that did not fit fail as ECS reports them. */
+	struct run_failures f = { .n_failed = q.count - (int64_t)res.n, .why = res.unplaced,
+				  .detail = res.detail[0] ? res.detail : NULL, .cluster = q.cluster };
+	const char *ids[SCHED_RUN_MAX];
+	for (size_t i = 0; i < res.n; i++)
+		ids[i] = res.ids[i];
+	return reply_run(c, ids, res.n, q.tags.n > 0, &f) < 0 ? -1 : 0;
 }
 
 /* ---- StopTask / DescribeTasks ---- */
@@ -592,27 +531,15 @@ int api_op_stop_task(struct api_call *c)
 		return api_error(c, 0, API_E_INVALID, "reason: at most %d characters", REASON_MAX);
 	if (!reason || !*reason)
 		reason = DEFAULT_STOP_REASON;
+	struct sched_stop_req sq = { .task = ref, .cluster = cluster, .stop_code = SCHED_STOP_USER,
+				     .reason = reason, .now_ms = c->now_ms };
 	_cleanup_(store_task_freep) struct store_task *t = NULL;
-	int r = task_in_cluster(c, cluster, ref, &t);
+	struct berth_err err = { 0 };
+	int r = sched_stop_task(c->sched, &sq, &t, &err);
 	if (r == -ENOENT)
 		return api_error(c, 0, API_E_INVALID, "The referenced task was not found.");
 	if (r < 0)
-		return -1;
-	struct berth_err err = { 0 };
-	if (t->desired_status != STORE_TASK_STOPPED) {
-		t->desired_status = STORE_TASK_STOPPED;
-		free(t->stop_code);
-		free(t->stopped_reason);
-		t->stop_code = strdup("UserInitiated");
-		t->stopped_reason = strdup(reason);
-		if (!t->stopping_at)
-			t->stopping_at = c->now_ms;
-		if (!t->stop_code || !t->stopped_reason)
-			return api_oom(c);
-		if ((r = store_task_update(c->store, t, &err)) < 0)
-			return api_store_error(c, r, &err);
-		sched_stop(c->sched, t->id, reason);
-	}
+		return api_store_error(c, r, &err);
 	/* T is current: the scheduler writes what the shim answers later, on
 	 * the loop. */
 	cJSON *o;

@@ -226,53 +226,69 @@ bool sched_set_str(char **dst, const char *v)
 	return true;
 }
 
+/* sched_set_str(), -ENOMEM when the copy of V failed. */
+static int set_copy(char **dst, const char *v)
+{
+	sched_set_str(dst, v);
+	return v && !*dst ? -ENOMEM : 0;
+}
+
+struct unstarted {
+	const char *code, *reason, *container_reason;
+	size_t ctr_index;
+	int64_t now;
+};
+
+static int unstarted_fn(struct store_task *t, void *arg, struct berth_err *err)
+{
+	const struct unstarted *u = arg;
+	t->desired_status = t->last_status = STORE_TASK_STOPPED;
+	if ((!t->stop_code && set_copy(&t->stop_code, u->code) < 0) ||
+	    (!t->stopped_reason && set_copy(&t->stopped_reason, u->reason) < 0))
+		return berth_errf(err, ENOMEM, "task %s: out of memory", t->id);
+	if (!t->stopping_at)
+		t->stopping_at = u->now;
+	t->execution_stopped_at = t->stopped_at = u->now;
+	for (size_t i = 0; i < t->n_containers; i++) {
+		t->containers[i].last_status = STORE_TASK_STOPPED;
+		if (u->container_reason && i == u->ctr_index &&
+		    set_copy(&t->containers[i].reason, u->container_reason) < 0)
+			return berth_errf(err, ENOMEM, "task %s: out of memory", t->id);
+	}
+	return 0;
+}
+
 void sched_stop_unstarted(struct sched *s, const char *id, const char *code, const char *reason,
 			  const char *container_reason, size_t ctr_index)
 {
 	struct berth_err err = { 0 };
+	struct unstarted u = { code, reason, container_reason, ctr_index, berth_real_ms() };
 	_cleanup_(store_task_freep) struct store_task *t = NULL;
-	if (store_task_get(s->store, id, &t, &err) < 0) {
-		sched_say(s, "task %s: %s", id, err.msg);
-		return;
-	}
-	int64_t now = berth_real_ms();
-	t->desired_status = t->last_status = STORE_TASK_STOPPED;
-	if (!t->stop_code)
-		sched_set_str(&t->stop_code, code);
-	if (!t->stopped_reason)
-		sched_set_str(&t->stopped_reason, reason);
-	if (!t->stopping_at)
-		t->stopping_at = now;
-	t->execution_stopped_at = t->stopped_at = now;
-	for (size_t i = 0; i < t->n_containers; i++) {
-		t->containers[i].last_status = STORE_TASK_STOPPED;
-		if (container_reason && i == ctr_index)
-			sched_set_str(&t->containers[i].reason, container_reason);
-	}
-	if (store_task_update(s->store, t, &err) < 0)
+	if (store_task_modify(s->store, id, unstarted_fn, &u, &t, &err) < 0)
 		sched_say(s, "task %s: %s", id, err.msg);
 	else
 		sched_hook_stopped(s, t);
 }
 
-static void record_launch(struct sched *s, struct sched_task *lt)
+static int launch_fn(struct store_task *t, void *arg, struct berth_err *err)
 {
-	struct berth_err err = { 0 };
-	_cleanup_(store_task_freep) struct store_task *t = NULL;
-	if (store_task_get(s->store, lt->id, &t, &err) < 0) {
-		sched_say(s, "task %s: %s", lt->id, err.msg);
-		return;
-	}
+	const struct sched_task *lt = arg;
 	t->pull_stopped_at = lt->pull_stopped_ms;
 	for (size_t i = 0; i < t->n_containers && i < lt->n_digests; i++)
-		if (lt->digests[i])
-			sched_set_str(&t->containers[i].image_digest, lt->digests[i]);
+		if (lt->digests[i] && set_copy(&t->containers[i].image_digest, lt->digests[i]) < 0)
+			return berth_errf(err, ENOMEM, "task %s: out of memory", t->id);
 	if (lt->rc == 0) {
 		t->shim_pid = lt->shim_pid;
 		if (t->last_status < STORE_TASK_ACTIVATING)
 			t->last_status = STORE_TASK_ACTIVATING;
 	}
-	if (store_task_update(s->store, t, &err) < 0)
+	return 0;
+}
+
+static void record_launch(struct sched *s, struct sched_task *lt)
+{
+	struct berth_err err = { 0 };
+	if (store_task_modify(s->store, lt->id, launch_fn, lt, NULL, &err) < 0)
 		sched_say(s, "task %s: %s", lt->id, err.msg);
 }
 
@@ -311,17 +327,18 @@ static void on_launch_done(evutil_socket_t fd, short what, void *arg)
 	sched_task_forget(t);
 }
 
+static int pending_fn(struct store_task *t, void *arg, struct berth_err *err)
+{
+	(void)err;
+	t->last_status = STORE_TASK_PENDING;
+	t->pull_started_at = *(const int64_t *)arg;
+	return 0;
+}
+
 static void mark_pending(struct sched *s, const char *id, int64_t now)
 {
 	struct berth_err err = { 0 };
-	_cleanup_(store_task_freep) struct store_task *t = NULL;
-	int r = store_task_get(s->store, id, &t, &err);
-	if (r == 0) {
-		t->last_status = STORE_TASK_PENDING;
-		t->pull_started_at = now;
-		r = store_task_update(s->store, t, &err);
-	}
-	if (r < 0)
+	if (store_task_modify(s->store, id, pending_fn, &now, NULL, &err) < 0)
 		sched_say(s, "task %s: %s", id, err.msg);
 }
 
@@ -401,12 +418,41 @@ void sched_stop(struct sched *s, const char *id, const char *reason)
 	struct sched_task *t = task_find(s, id);
 	if (!t)
 		return;  /* not ours (any more): the store already says STOPPED */
-	if (!t->stop_reason)
-		t->stop_reason = strdup(reason);
+	if (!t->stop_reason && !(t->stop_reason = strdup(reason)))
+		sched_say(s, "task %s: out of memory: its shim is not told to stop", id);
 	if (t->launching)
 		launch_cancel(t);
 	else if (t->stop_reason)
 		sched_shim_request_stop(t);
+}
+
+static int stop_fn(struct store_task *t, void *arg, struct berth_err *err)
+{
+	const struct sched_stop_req *q = arg;
+	if (q->cluster && strcmp(t->cluster, q->cluster) != 0)
+		return berth_errf(err, ENOENT, "task %s: not found in cluster %s", q->task, q->cluster);
+	if (t->desired_status == STORE_TASK_STOPPED)
+		return STORE_TASK_UNCHANGED;
+	t->desired_status = STORE_TASK_STOPPED;
+	if (set_copy(&t->stop_code, q->stop_code) < 0 || set_copy(&t->stopped_reason, q->reason) < 0)
+		return berth_errf(err, ENOMEM, "task %s: out of memory", t->id);
+	if (!t->stopping_at)
+		t->stopping_at = q->now_ms;
+	return 0;
+}
+
+int sched_stop_task(struct sched *s, const struct sched_stop_req *q, struct store_task **ret,
+		    struct berth_err *err)
+{
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	int r = store_task_modify(s->store, q->task, stop_fn, (void *)q, &t, err);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		sched_stop(s, t->id, q->reason);
+	if (ret)
+		*ret = TAKE_PTR(t);
+	return r == STORE_TASK_UNCHANGED ? 1 : 0;
 }
 
 /* ---- adoption ------------------------------------------------------------ */

@@ -1,6 +1,8 @@
 /* daemon/sched/sched: the task engine.  The API records what the user asked for;
  * the scheduler makes it happen and writes back what happened.
  *
+ *   run      sched_run_task(): RunTask's and a service's tasks are placed
+ *            on the host, recorded PROVISIONING and launched.
  *   launch   a task inserted PROVISIONING goes PENDING while a worker
  *            thread pulls its images (in a `berth task-image` process, the
  *            one blocking part: the thread never touches the store or the
@@ -16,8 +18,9 @@
  *            is used if it wrote one, otherwise the task stops with
  *            "Task stopped: the task agent exited unexpectedly" and what it
  *            left on the host is removed (shim_cleanup()).
- *   stop     StopTask: desiredStatus STOPPED; the shim is told (or a task
- *            still pulling is never started).
+ *   stop     sched_stop_task() (StopTask, a service, the storage check):
+ *            desiredStatus STOPPED with its stopCode and reason; the shim
+ *            is told (or a task still pulling is never started).
  *   adopt    at start, every task the store says is not STOPPED: a live
  *            shim is followed again (nothing is started twice); a dead one
  *            is recorded from its exit record; a task that never got a
@@ -125,9 +128,78 @@ int sched_task_record(const struct sched *s, const struct sched_task_req *q, str
 		      struct berth_err *err);
 void sched_task_record_clear(struct store_task *t);
 
-/* StopTask: the task's desiredStatus is already STOPPED in the store,
- * with stopCode/stoppedReason set; this tells its shim (REASON), or
- * makes sure a task still pulling never starts. */
+/* ---- the two transitions the layers above ask for ----------------------
+ * Every task is created by sched_run_task() (RunTask, a service's launch)
+ * and every stop that is asked for goes through sched_stop_task()
+ * (StopTask, a service scaling in or replacing a task, the ephemeral
+ * storage check). */
+
+#define SCHED_RUN_MAX 10            /* tasks of one sched_run_task(): RunTask's count */
+
+/* What sched_run_task() makes: COUNT tasks from TASK. */
+struct sched_run_req {
+	struct sched_task_req task;   /* its td, body and overrides passed taskplan_check() */
+	size_t count;                 /* 1 .. SCHED_RUN_MAX */
+	/* Called with the tasks just inserted (N of them, records as
+	 * sched_task_record() made them), inside the same store transaction:
+	 * what must be durable with them or not at all (RunTask's
+	 * clientToken record, its tags).  An error rolls everything back and
+	 * is sched_run_task()'s.  May be NULL. */
+	int (*in_txn)(struct store *st, void *arg, const struct store_task *tasks, size_t n,
+		      struct berth_err *err);
+	void *arg;
+};
+
+struct sched_run_result {
+	size_t n;                                    /* tasks placed, recorded, launched */
+	char ids[SCHED_RUN_MAX][STORE_TASK_ID_LEN + 1];
+	/* Why the other count - n tasks did not fit on the host's container
+	 * instance: INSTANCE_NO_MEMORY, _CPU or _DISK (daemon/sched/instance.h),
+	 * NULL when all did; DETAIL says more ("" when nothing: the disk's
+	 * free space for _DISK). */
+	const char *unplaced;
+	char detail[BERTH_ERR_MAX];
+};
+
+/* Places Q's tasks on the host one by one as ECS does (its registered CPU
+ * and memory less what tasks not STOPPED reserve, instance_place(); none
+ * while the disk is below the reserve, sched_disk_room()), records those
+ * that fit PROVISIONING (sched_task_record()) and inserts them with
+ * Q->in_txn's writes in one store transaction, then launches each
+ * (sched_launch()).  *RET says which were made and why the rest were not.
+ * -ENOSPC when none fits: ERR's message is then exactly RET->unplaced
+ * (ECS's reason, "RESOURCE:MEMORY") and nothing is written.  A task that
+ * is recorded but cannot be launched is recorded STOPPED (TaskFailedToStart,
+ * "ResourceInitializationError: …") and its error returned. */
+int sched_run_task(struct sched *s, const struct sched_run_req *q, struct sched_run_result *ret,
+		   struct berth_err *err);
+
+/* ECS stopCodes for sched_stop_task(). */
+#define SCHED_STOP_USER "UserInitiated"
+#define SCHED_STOP_SERVICE "ServiceSchedulerInitiated"
+#define SCHED_STOP_TERMINATION "TerminationNotice"
+
+struct sched_stop_req {
+	const char *task;             /* id or ARN */
+	const char *cluster;          /* the task must be this cluster's (name); NULL: any */
+	const char *stop_code;        /* SCHED_STOP_* */
+	const char *reason;           /* stoppedReason, and what the shim is told */
+	int64_t now_ms;               /* stoppingAt, unless it already has one */
+};
+
+/* Records desiredStatus STOPPED with Q's stopCode and stoppedReason (one
+ * store transaction), then tells the task's shim, or makes sure a task
+ * still pulling never starts (sched_stop()).  0, or 1 when the task's
+ * desiredStatus already was STOPPED (nothing changes: the first stop's
+ * code and reason stay); -ENOENT when there is no such task in the
+ * cluster.  *RET (RET may be NULL) is the task as stored now, the
+ * caller's to free (store_task_free()). */
+int sched_stop_task(struct sched *s, const struct sched_stop_req *q, struct store_task **ret,
+		    struct berth_err *err);
+
+/* The second half of sched_stop_task(), for a task whose desiredStatus is
+ * already STOPPED in the store: tells its shim (REASON), or makes sure a
+ * task still pulling never starts. */
 void sched_stop(struct sched *s, const char *id, const char *reason);
 
 /* The task's ECS "attachments" member: one ElasticNetworkInterface with

@@ -90,24 +90,12 @@ static int64_t task_limit(struct sched *s, const char *id)
 /* Stops task ID for its storage, as StopTask does, with REASON. */
 static void stop_over(struct sched *s, const char *id, const char *reason)
 {
-	_cleanup_(store_task_freep) struct store_task *t = NULL;
 	struct berth_err err = { 0 };
-	if (store_task_get(s->store, id, &t, &err) < 0 || t->desired_status == STORE_TASK_STOPPED)
-		return;
-	t->desired_status = STORE_TASK_STOPPED;
-	sched_set_str(&t->stop_code, "TerminationNotice");
-	sched_set_str(&t->stopped_reason, reason);
-	if (!t->stop_code || !t->stopped_reason) {
-		sched_say(s, "task %s: out of memory stopping it for its storage", id);
-		return;
-	}
-	if (!t->stopping_at)
-		t->stopping_at = berth_real_ms();
-	if (store_task_update(s->store, t, &err) < 0) {
-		sched_say(s, "task %s: %s", id, err.msg);
-		return;
-	}
-	sched_stop(s, id, reason);
+	struct sched_stop_req q = { .task = id, .stop_code = SCHED_STOP_TERMINATION,
+				    .reason = reason, .now_ms = berth_real_ms() };
+	int r = sched_stop_task(s, &q, NULL, &err);
+	if (r < 0 && r != -ENOENT)
+		sched_say(s, "task %s: stopping it for its storage: %s", id, err.msg);
 }
 
 static void check_task(struct sched *s, struct sched_task *t)

@@ -1,10 +1,13 @@
-/* daemon/sched/sched_record: a new task record (RunTask's and the service scheduler's). */
+/* daemon/sched/sched_record: creating tasks (RunTask's and the service
+ * scheduler's): placement on the host, the new record, its insert, the
+ * launch. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/json.h"
+#include "daemon/sched/instance.h"
 #include "daemon/sched/sched_internal.h"
 #include "daemon/sched/taskplan.h"
 
@@ -119,4 +122,93 @@ int sched_task_record(const struct sched *s, const struct sched_task_req *q, str
 	    add_containers(s, q, t) < 0)
 		return berth_errf(err, ENOMEM, "task %s: out of memory", t->id);
 	return 0;
+}
+
+/* How many of Q's tasks fit on the host's container instance, placed in
+ * turn as ECS does; RET->unplaced (and detail) say why the next did not. */
+static int place(struct sched *s, const struct sched_run_req *q, struct sched_run_result *ret,
+		 size_t *ret_n, struct berth_err *err)
+{
+	struct berth_err disk = { 0 };
+	*ret_n = 0;
+	if (sched_disk_room(s, &disk) == -ENOSPC) {
+		ret->unplaced = INSTANCE_NO_DISK;
+		snprintf(ret->detail, sizeof(ret->detail), "%s", disk.msg);
+		return 0;
+	}
+	struct instance_usage u;
+	int r = instance_usage(s->store, q->task.cluster, &u, err);
+	if (r < 0)
+		return r;
+	while (*ret_n < q->count &&
+	       !(ret->unplaced = instance_place(&s->cfg.policy, &u, q->task.body, q->task.overrides)))
+		(*ret_n)++;
+	return 0;
+}
+
+struct run_insert {
+	const struct sched_run_req *q;
+	struct store_task *tasks;
+	size_t n;
+};
+
+static int insert_fn(struct store *st, void *arg, struct berth_err *err)
+{
+	const struct run_insert *ri = arg;
+	for (size_t i = 0; i < ri->n; i++) {
+		int r = store_task_insert(st, &ri->tasks[i], err);
+		if (r < 0)
+			return r;
+	}
+	return ri->q->in_txn ? ri->q->in_txn(st, ri->q->arg, ri->tasks, ri->n, err) : 0;
+}
+
+/* Launches the N recorded TASKS; one that cannot be is recorded STOPPED
+ * (as a task the daemon could not launch at start), the first error is
+ * returned. */
+static int launch_all(struct sched *s, const struct sched_run_req *q, const struct store_task *tasks,
+		      size_t n, struct berth_err *err)
+{
+	int first = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct berth_err e = { 0 };
+		if (sched_launch(s, &tasks[i], q->task.td->body_json, &e) == 0)
+			continue;
+		char reason[BERTH_ERR_MAX + 64];
+		snprintf(reason, sizeof(reason), "ResourceInitializationError: %s", e.msg);
+		sched_stop_unstarted(s, tasks[i].id, "TaskFailedToStart", reason, NULL, 0);
+		if (!first)
+			first = berth_errf(err, e.code, "task %s: %s", tasks[i].id, e.msg);
+	}
+	return first;
+}
+
+int sched_run_task(struct sched *s, const struct sched_run_req *q, struct sched_run_result *ret,
+		   struct berth_err *err)
+{
+	*ret = (struct sched_run_result){ 0 };
+	if (q->count < 1 || q->count > SCHED_RUN_MAX)
+		return berth_errf(err, EINVAL, "run %zu tasks: 1 to %d at a time", q->count,
+				  SCHED_RUN_MAX);
+	size_t n;
+	int r = place(s, q, ret, &n, err);
+	if (r < 0)
+		return r;
+	if (n == 0)
+		return berth_errf(err, ENOSPC, "%s", ret->unplaced);
+	struct store_task tasks[SCHED_RUN_MAX] = { 0 };
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = sched_task_record(s, &q->task, &tasks[i], err);
+	struct run_insert ri = { q, tasks, n };
+	if (r == 0)
+		r = store_txn(s->store, insert_fn, &ri, err);
+	if (r == 0) {
+		for (size_t i = 0; i < n; i++)
+			memcpy(ret->ids[i], tasks[i].id, sizeof(ret->ids[i]));
+		ret->n = n;
+		r = launch_all(s, q, tasks, n, err);
+	}
+	for (size_t i = 0; i < n; i++)
+		sched_task_record_clear(&tasks[i]);
+	return r;
 }

@@ -218,28 +218,27 @@ static bool set_task(struct sched *s, struct store_task *t, const cJSON *st, boo
 	return changed;
 }
 
-void sched_apply_status(struct sched *s, const char *id, const cJSON *status, bool final)
+struct apply {
+	struct sched *s;
+	const cJSON *status;
+	bool final;
+};
+
+static int apply_fn(struct store_task *t, void *arg, struct berth_err *err)
 {
-	struct berth_err err = { 0 };
-	_cleanup_(store_task_freep) struct store_task *t = NULL;
-	if (store_task_get(s->store, id, &t, &err) < 0) {
-		sched_say(s, "task %s: %s", id, err.msg);
-		return;
-	}
+	(void)err;
+	const struct apply *a = arg;
 	if (t->last_status == STORE_TASK_STOPPED)
-		return;
-	bool changed = set_task(s, t, status, final);
-	if (changed && store_task_update(s->store, t, &err) < 0) {
-		sched_say(s, "task %s: %s", id, err.msg);
-		return;
-	}
-	if (!final) {
-		if (changed && s->cfg.hooks.task_changed)
-			s->cfg.hooks.task_changed(s->cfg.hooks.arg, t);
-		return;
-	}
-	/* DEPROVISIONING is recorded (its version), then STOPPED: the shim
-	 * has torn everything down before it reports. */
+		return STORE_TASK_UNCHANGED;
+	return set_task(a->s, t, a->status, a->final) ? 0 : STORE_TASK_UNCHANGED;
+}
+
+/* DEPROVISIONING is recorded (its version), then STOPPED: the shim has
+ * torn everything down before it reports. */
+static int stopped_fn(struct store_task *t, void *arg, struct berth_err *err)
+{
+	(void)err;
+	const cJSON *status = arg;
 	int64_t stopped = ms_of(status, "stoppedAt");
 	t->last_status = t->desired_status = STORE_TASK_STOPPED;
 	t->stopped_at = stopped ? stopped : berth_real_ms();
@@ -255,7 +254,28 @@ void sched_apply_status(struct sched *s, const char *id, const cJSON *status, bo
 	t->shim_pid = 0;
 	for (size_t i = 0; i < t->n_containers; i++)
 		t->containers[i].last_status = STORE_TASK_STOPPED;
-	if (store_task_update(s->store, t, &err) < 0)
+	return 0;
+}
+
+void sched_apply_status(struct sched *s, const char *id, const cJSON *status, bool final)
+{
+	struct berth_err err = { 0 };
+	struct apply a = { s, status, final };
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	int r = store_task_modify(s->store, id, apply_fn, &a, &t, &err);
+	if (r < 0) {
+		sched_say(s, "task %s: %s", id, err.msg);
+		return;
+	}
+	if (t->last_status == STORE_TASK_STOPPED)
+		return;  /* already recorded: nothing follows a STOPPED task */
+	if (!final) {
+		if (r != STORE_TASK_UNCHANGED && s->cfg.hooks.task_changed)
+			s->cfg.hooks.task_changed(s->cfg.hooks.arg, t);
+		return;
+	}
+	store_task_free(TAKE_PTR(t));
+	if (store_task_modify(s->store, id, stopped_fn, (void *)status, &t, &err) < 0)
 		sched_say(s, "task %s: %s", id, err.msg);
 	else
 		sched_hook_stopped(s, t);

@@ -287,6 +287,23 @@ int store_task_update(struct store *s, struct store_task *t, struct berth_err *e
 int store_task_get(struct store *s, const char *id_or_arn, struct store_task **ret,
 		   struct berth_err *err);
 
+/* What a store_task_modify() FN returns when it changed nothing: the
+ * task is not written (its version stays). */
+#define STORE_TASK_UNCHANGED 1
+/* FN changes T (read just now, inside the transaction) and returns 0 to
+ * have it written, STORE_TASK_UNCHANGED, or a negative errno (with ERR
+ * set) to write nothing.  It runs inside the transaction: other store
+ * calls it makes join it; it must not block. */
+typedef int (*store_task_modify_fn)(struct store_task *t, void *arg, struct berth_err *err);
+/* Read, FN, write back, in one transaction: no other writer's change to
+ * the task between the read and the write can be lost (the get → change
+ * → store_task_update() shape, with its -ESTALE, done atomically).
+ * Returns 0 (written) or STORE_TASK_UNCHANGED, FN's error, -ENOENT for no
+ * such task, or a store error; *RET (RET may be NULL) is then the task as
+ * stored now, the caller's to free. */
+int store_task_modify(struct store *s, const char *id_or_arn, store_task_modify_fn fn, void *arg,
+		      struct store_task **ret, struct berth_err *err);
+
 struct store_task_filter {
 	const char *cluster;        /* cluster name; NULL = every cluster */
 	const char *family;         /* task definition family */

@@ -411,6 +411,28 @@ int store_task_get(struct store *s, const char *id_or_arn, struct store_task **r
 	return task_read(s, id_or_arn, ret, err);
 }
 
+int store_task_modify(struct store *s, const char *id_or_arn, store_task_modify_fn fn, void *arg,
+		      struct store_task **ret, struct berth_err *err)
+{
+	struct store_tx tx _cleanup_tx_ = { 0 };
+	int r = store_tx_begin(s, &tx, err);
+	if (r < 0)
+		return berth_err_wrap(err, "store: task %s", id_or_arn);
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	if ((r = task_read(s, id_or_arn, &t, err)) < 0)
+		return r;
+	int how = fn(t, arg, err);
+	if (how < 0)
+		return how;
+	if (how != STORE_TASK_UNCHANGED && (r = store_task_update(s, t, err)) < 0)
+		return r;
+	if ((r = store_tx_commit(&tx, err)) < 0)
+		return berth_err_wrap(err, "store: task %s", t->id);
+	if (ret)
+		*ret = TAKE_PTR(t);
+	return how == STORE_TASK_UNCHANGED ? STORE_TASK_UNCHANGED : 0;
+}
+
 int store_task_list(struct store *s, const struct store_task_filter *f,
 		    const struct store_page *page, struct store_list *ret, struct berth_err *err)
 {

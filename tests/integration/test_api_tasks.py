@@ -372,6 +372,25 @@ def test_describe_unknown_is_missing_and_stop_unknown_is_invalid(ecs, tdaemon):
     assert e.value.response["Error"]["Code"] == "ClusterNotFoundException"
 
 
+
+def test_stop_names_its_cluster_and_the_first_stop_stays(ecs, tdaemon):
+    """StopTask through another cluster does not find the task and changes
+    nothing; a second StopTask keeps the first one's reason and stoppingAt."""
+    ecs.create_cluster(clusterName="other")
+    td = register(ecs, tdaemon, [sh("app", IDLE)], family="stopper")
+    (t,) = run(ecs, td)
+    with pytest.raises(ClientError) as e:
+        ecs.stop_task(cluster="other", task=t["taskArn"])
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "not found" in e.value.response["Error"]["Message"]
+    now = describe(ecs, t["taskArn"])
+    assert now["desiredStatus"] == "RUNNING" and "stopCode" not in now, now
+    first = ecs.stop_task(task=t["taskArn"], reason="first")["task"]
+    again = ecs.stop_task(task=t["taskArn"], reason="second")["task"]
+    assert again["stoppedReason"] == "first" and again["stoppingAt"] == first["stoppingAt"], again
+    (final,) = wait_stopped(ecs, [t["taskArn"]])
+    assert final["stopCode"] == "UserInitiated" and final["stoppedReason"] == "first", final
+
 REFUSED = {
     "privileged": ({"privileged": True}, "privileged"),
     "mountPoints": ({"mountPoints": [{"sourceVolume": "v", "containerPath": "/v"}]},

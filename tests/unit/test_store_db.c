@@ -711,6 +711,108 @@ static void test_task_version(void **state)
 	assert_string_not_equal(id, id2);
 }
 
+/* store_task_modify()'s FN: sets lastStatus to *ARG's status and a reason,
+ * or fails after changing T (nothing may be written), or changes nothing. */
+struct modify_arg {
+	enum store_task_status status;
+	int result;                 /* what FN returns */
+	int calls;
+	struct store *tag_in;       /* FN also tags the task, inside the transaction */
+};
+
+static int modify_fn(struct store_task *t, void *arg, struct berth_err *err)
+{
+	struct modify_arg *a = arg;
+	a->calls++;
+	t->last_status = a->status;
+	free(t->stopped_reason);
+	t->stopped_reason = strdup("changed by fn");
+	if (a->tag_in) {
+		struct store_tag tag = { .key = "k", .value = "v" };
+		int r = store_tags_put(a->tag_in, t->arn, &tag, 1, err);
+		if (r < 0)
+			return r;
+	}
+	if (a->result < 0)
+		return berth_errf(err, -a->result, "task %s: fn refused", t->id);
+	return a->result;
+}
+
+static void test_task_modify(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	make_cluster(s, "default");
+	_cleanup_free_ char *td = make_td(s, "web");
+	struct task_buf b;
+	task_init(&b, 0x77, "default", td);
+	OK(store_task_insert(s, &b.t, &e_));
+
+	/* FN's change is written, as one new version, and handed back. */
+	struct modify_arg a = { .status = STORE_TASK_PENDING };
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	OK(store_task_modify(s, b.t.id, modify_fn, &a, &t, &e_));
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(t->version, 2);
+	assert_int_equal(t->last_status, STORE_TASK_PENDING);
+	store_task_free(TAKE_PTR(t));
+	OK(store_task_get(s, b.arn, &t, &e_));  /* by ARN too */
+	assert_int_equal(t->version, 2);
+	assert_int_equal(t->last_status, STORE_TASK_PENDING);
+	assert_string_equal(t->stopped_reason, "changed by fn");
+	store_task_free(TAKE_PTR(t));
+
+	/* FN reads the newest state: a change another connection wrote after
+	 * our caller last looked is kept, not overwritten (no -ESTALE). */
+	_cleanup_(store_closep) struct store *other = NULL;
+	OK(store_open(f->path, &other, &e_));
+	OK(store_task_get(other, b.t.id, &t, &e_));
+	t->health_status = STORE_HEALTH_HEALTHY;
+	OK(store_task_update(other, t, &e_));
+	store_task_free(TAKE_PTR(t));
+	a.status = STORE_TASK_ACTIVATING;
+	OK(store_task_modify(s, b.t.id, modify_fn, &a, NULL, &e_));
+	OK(store_task_get(other, b.t.id, &t, &e_));
+	assert_int_equal(t->version, 4);
+	assert_int_equal(t->last_status, STORE_TASK_ACTIVATING);
+	assert_int_equal(t->health_status, STORE_HEALTH_HEALTHY);
+	store_task_free(TAKE_PTR(t));
+
+	/* FN failing writes nothing: neither its change to the task nor
+	 * what it wrote through the store meanwhile (the tag). */
+	a = (struct modify_arg){ .status = STORE_TASK_RUNNING, .result = -EINVAL, .tag_in = s };
+	FAILS(store_task_modify(s, b.t.id, modify_fn, &a, &t, &e_), EINVAL, "fn refused");
+	assert_null(t);
+	OK(store_task_get(s, b.t.id, &t, &e_));
+	assert_int_equal(t->version, 4);
+	assert_int_equal(t->last_status, STORE_TASK_ACTIVATING);
+	store_task_free(TAKE_PTR(t));
+	struct store_tag *tags = NULL;
+	size_t nt = 9;
+	OK(store_tags_list(s, b.arn, &tags, &nt, &e_));
+	assert_int_equal(nt, 0);
+
+	/* FN saying it changed nothing: no write, no new version. */
+	a = (struct modify_arg){ .status = STORE_TASK_ACTIVATING, .result = STORE_TASK_UNCHANGED };
+	struct berth_err err = { 0 };
+	assert_int_equal(store_task_modify(s, b.t.id, modify_fn, &a, &t, &err),
+			 STORE_TASK_UNCHANGED);
+	assert_int_equal(t->version, 4);
+	store_task_free(TAKE_PTR(t));
+	OK(store_task_get(s, b.t.id, &t, &e_));
+	assert_int_equal(t->version, 4);
+
+	/* No such task: -ENOENT, FN never called. */
+	a = (struct modify_arg){ .status = STORE_TASK_RUNNING };
+	FAILS(store_task_modify(s, "ffffffffffffffffffffffffffffffff", modify_fn, &a, NULL, &e_),
+	      ENOENT, "not found");
+	assert_int_equal(a.calls, 0);
+
+	/* The store works on after each of those (no transaction left open). */
+	task_init(&b, 0x78, "default", td);
+	OK(store_task_insert(s, &b.t, &e_));
+}
+
 static void test_task_filters(void **state)
 {
 	struct fixture *f = *state;
@@ -1138,6 +1240,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_td_list_paging, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clusters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_task_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_task_modify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_task_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_tokens, setup, teardown),
