@@ -74,6 +74,8 @@ static enum tstate classify(struct svc *v, struct svc_view *w, const struct stor
 	int64_t grace_end = t->started_at + b->grace_ms;
 	if (t->health_status == STORE_HEALTH_UNHEALTHY && now >= grace_end)
 		return T_UNHEALTHY;
+	if (t->health_status == STORE_HEALTH_UNHEALTHY && (!*wake || grace_end < *wake))
+		*wake = grace_end;   /* nothing else may change when the grace period ends */
 	if (t->health_status == STORE_HEALTH_HEALTHY)
 		return T_HEALTHY;
 	struct store_task_definition *td;
