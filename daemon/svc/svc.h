@@ -9,7 +9,12 @@
  * tasks), so a daemon killed at any moment carries on where it was after
  * a restart.  A reconcile runs when something may have changed: a task of
  * the service changed state, the API changed the service, or a timer the
- * last reconcile armed (a backoff ending, a task becoming healthy).
+ * last reconcile armed (a backoff ending, a task becoming healthy, a
+ * health check grace period ending, a placement to try again).
+ *
+ * It reads the time only from the struct svc_clock and reaches the task
+ * engine only through the struct svc_engine given to svc_new(), so
+ * tests/unit/test_svc.c drives it with fakes.
  *
  * Module prefix svc_ (the design's sched_ is the task engine it drives). */
 #ifndef BERTH_DAEMON_SVC_H
