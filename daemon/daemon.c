@@ -192,8 +192,11 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		return r;
 	/* Freed before the scheduler whose tasks it watches. */
 	struct svc_config vc = { .healthy_after_ms = o->service_healthy_after_ms };
+	struct svc_sched engine_arg = { sched, store };
+	struct svc_engine engine;
+	svc_engine_sched(&engine_arg, &engine);
 	_cleanup_(svc_freep) struct svc *services = NULL;
-	if ((r = svc_new(base, store, sched, &vc, o->log, &services, err)) < 0)
+	if ((r = svc_new(base, store, &engine, &svc_real_clock, &vc, o->log, &services, err)) < 0)
 		return r;
 	svc = services;
 

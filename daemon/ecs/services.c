@@ -63,17 +63,18 @@ static bool copy_member(cJSON *dst, const cJSON *src, const char *name)
 static int deployments_json(struct api_call *c, const struct svc_view *w, cJSON *o)
 {
 	cJSON *arr = json_add_array(o, "deployments");
-	const cJSON *d;
 	if (!arr)
 		return api_oom(c);
-	cJSON_ArrayForEach(d, w->deps) {
-		cJSON *x = cJSON_Duplicate(d, true);
-		bool primary = d == cJSON_GetArrayItem(w->deps, 0);
-		struct counts n = counts_of(w, json_str(d, "id"));
-		if (!x || !cJSON_AddItemToArray(arr, x) ||
-		    !svc_set_num(x, "desiredCount", primary ? (double)w->row->desired_count : 0) ||
-		    !svc_set_num(x, "runningCount", (double)n.running) ||
-		    !svc_set_num(x, "pendingCount", (double)n.pending))
+	for (size_t i = 0; i < w->n_deps; i++) {
+		cJSON *x = svc_deployment_json(&w->deps[i]);
+		struct counts n = counts_of(w, w->deps[i].id);
+		if (!x || !cJSON_AddItemToArray(arr, x)) {
+			cJSON_Delete(x);
+			return api_oom(c);
+		}
+		if (!json_add_number(x, "desiredCount", i == 0 ? (double)w->row->desired_count : 0) ||
+		    !json_add_number(x, "runningCount", (double)n.running) ||
+		    !json_add_number(x, "pendingCount", (double)n.pending))
 			return api_oom(c);
 	}
 	return 0;
@@ -84,7 +85,7 @@ static int service_json(struct api_call *c, const struct svc_view *w, bool tags,
 	_cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
 	_cleanup_free_ char *cluster_arn = api_arn(c, "cluster", w->row->cluster);
 	struct counts n = counts_of(w, NULL);
-	const cJSON *primary = cJSON_GetArrayItem(w->deps, 0);
+	cJSON *events = svc_events_json(w);
 	if (!o || !cluster_arn || !json_add_string(o, "serviceArn", w->row->arn) ||
 	    !json_add_string(o, "serviceName", w->row->name) ||
 	    !json_add_string(o, "clusterArn", cluster_arn) ||
@@ -92,12 +93,14 @@ static int service_json(struct api_call *c, const struct svc_view *w, bool tags,
 	    !json_add_number(o, "desiredCount", (double)w->row->desired_count) ||
 	    !json_add_number(o, "runningCount", (double)n.running) ||
 	    !json_add_number(o, "pendingCount", (double)n.pending) ||
-	    !json_add_string(o, "taskDefinition", json_str(primary, "taskDefinition")) ||
+	    !json_add_string(o, "taskDefinition", w->n_deps ? w->deps[0].task_definition : NULL) ||
 	    !json_add_number(o, "createdAt", (double)w->row->created_at / 1000.0) ||
 	    !copy_member(o, w->cfg, "createdBy") || !json_add_array(o, "loadBalancers") ||
-	    !json_add_array(o, "serviceRegistries") ||
-	    !cJSON_AddItemToObject(o, "events", cJSON_Duplicate(w->events, true)))
+	    !json_add_array(o, "serviceRegistries") || !events ||
+	    !cJSON_AddItemToObject(o, "events", events)) {
+		cJSON_Delete(events);   /* added to O on no failure path */
 		return api_oom(c);
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(echoed); i++)
 		if (!copy_member(o, w->cfg, echoed[i]))
 			return api_oom(c);
@@ -251,49 +254,54 @@ static int config_of(struct api_call *c, cJSON **ret)
 static int create_retry(struct api_call *c, const char *cluster, const char *name,
 			const char *token)
 {
-	_cleanup_(store_service_freep) struct store_service *row = NULL;
+	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
-	int r = store_service_get(c->store, cluster, name, &row, &err);
+	int r = svc_view_load(c->svc, cluster, name, &w, &err);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
 		return api_store_error(c, r, &err);
-	_cleanup_(cJSON_Deletep) cJSON *state = cJSON_Parse(row->state_json);
-	const char *was = json_str(state, "clientToken");
-	return row->status == STORE_SERVICE_ACTIVE && was && strcmp(was, token) == 0 &&
-	       cJSON_Compare(cJSON_GetObjectItemCaseSensitive(state, "createRequest"), c->in, true);
+	const char *was = w.state.client_token;
+	return w.row->status == STORE_SERVICE_ACTIVE && was && strcmp(was, token) == 0 &&
+	       cJSON_Compare(w.state.create_request, c->in, true);
 }
 
-static int insert_service(struct api_call *c, const char *cluster, const char *name,
-			  int64_t desired, const char *td_arn, cJSON *cfg, const char *token)
+/* The new service's row, its JSON still empty. */
+static struct store_service *new_row(struct api_call *c, const char *cluster, const char *name,
+				     int64_t desired, const cJSON *cfg)
 {
 	char path[2 * API_NAME_MAX + 2];
 	snprintf(path, sizeof(path), "%s/%s", cluster, name);
-	_cleanup_free_ char *arn = api_arn(c, "service", path);
-	struct store_service row = { .cluster = (char *)cluster, .name = (char *)name, .arn = arn,
-				     .created_at = c->now_ms, .desired_count = desired };
-	struct svc_view w = { .row = &row, .cfg = cfg, .deps = cJSON_CreateArray(),
-			      .events = cJSON_CreateArray(), .state = cJSON_CreateObject() };
-	_cleanup_free_ char *cfg_s = NULL, *deps_s = NULL, *ev_s = NULL, *st_s = NULL;
-	int r = arn && w.deps && w.events && w.state ? svc_deploy(&w, td_arn, c->now_ms) : -ENOMEM;
+	_cleanup_(store_service_freep) struct store_service *row = calloc(1, sizeof(*row));
+	if (!row || !(row->arn = api_arn(c, "service", path)) || !(row->cluster = strdup(cluster)) ||
+	    !(row->name = strdup(name)) || !(row->config_json = cJSON_PrintUnformatted(cfg)) ||
+	    !(row->deployments_json = strdup("[]")) || !(row->events_json = strdup("[]")) ||
+	    !(row->state_json = strdup("{}")))
+		return NULL;
+	row->created_at = c->now_ms;
+	row->desired_count = desired;
+	return TAKE_PTR(row);
+}
+
+static int insert_service(struct api_call *c, const char *cluster, const char *name,
+			  int64_t desired, const char *td_arn, const cJSON *cfg, const char *token)
+{
+	_cleanup_(svc_view_done) struct svc_view w = { 0 };
+	struct berth_err err = { 0 };
+	struct store_service *row = new_row(c, cluster, name, desired, cfg);
+	if (!row)
+		return api_oom(c);
+	int r = svc_view_parse(&w, row, &err);
+	if (r == 0 && (r = svc_deploy(&w, td_arn, c->now_ms)) < 0)
+		r = berth_errf(&err, ENOMEM, "service %s: out of memory", name);
 	/* What a retry under the token is compared with (create_retry). */
 	if (r == 0 && token &&
-	    (!json_set_str(w.state, "clientToken", token) ||
-	     !cJSON_AddItemToObject(w.state, "createRequest", cJSON_Duplicate(c->in, true))))
-		r = -ENOMEM;
-	if (r == 0) {
-		row.config_json = cfg_s = cJSON_PrintUnformatted(cfg);
-		row.deployments_json = deps_s = cJSON_PrintUnformatted(w.deps);
-		row.events_json = ev_s = cJSON_PrintUnformatted(w.events);
-		row.state_json = st_s = cJSON_PrintUnformatted(w.state);
-	}
-	cJSON_Delete(w.deps);
-	cJSON_Delete(w.events);
-	cJSON_Delete(w.state);
-	if (r < 0 || !cfg_s || !deps_s || !ev_s || !st_s)
-		return api_oom(c);
-	struct berth_err err = { 0 };
-	if ((r = store_service_create(c->store, &row, &err)) == -EEXIST)
+	    (!(w.state.client_token = strdup(token)) ||
+	     !(w.state.create_request = cJSON_Duplicate(c->in, true))))
+		r = berth_errf(&err, ENOMEM, "service %s: out of memory", name);
+	if (r == 0)
+		r = svc_view_encode(&w, &err);
+	if (r == 0 && (r = store_service_create(c->store, w.row, &err)) == -EEXIST)
 		return api_error(c, 0, API_E_INVALID, "Creation of service was not idempotent.");
 	return r < 0 ? api_store_error(c, r, &err) : 0;
 }
@@ -397,12 +405,8 @@ static int merge_config(struct api_call *c, struct svc_view *w)
 			return api_oom(c);
 		}
 	}
-	_cleanup_free_ char *text = cJSON_PrintUnformatted(w->cfg);
-	if (!text)
-		return api_oom(c);
-	free(w->row->config_json);
-	w->row->config_json = TAKE_PTR(text);
-	return 0;
+	struct berth_err err = { 0 };
+	return svc_view_set_config(w, &err) < 0 ? api_oom(c) : 0;
 }
 
 int api_op_update_service(struct api_call *c)
@@ -418,14 +422,12 @@ int api_op_update_service(struct api_call *c)
 	    api_get_bool(c, c->in, "", "forceNewDeployment", &have_force, &force) < 0 ||
 	    check_members(c) < 0 || service_ref(c, cluster, &w) < 0 || merge_config(c, &w) < 0)
 		return -1;
-	const char *strategy = json_str(w.cfg, "schedulingStrategy");
-	if (have_count && !(strategy && strcmp(strategy, "DAEMON") == 0))
+	if (have_count && w.spec.strategy != SVC_DAEMON)
 		w.row->desired_count = desired;
 	_cleanup_free_ char *td_arn = NULL;
-	const cJSON *netcfg = cJSON_GetObjectItemCaseSensitive(w.cfg, "networkConfiguration");
-	if (ref && runnable_td(c, ref, netcfg, &td_arn) < 0)
+	if (ref && runnable_td(c, ref, w.spec.network, &td_arn) < 0)
 		return -1;
-	const char *current = json_str(cJSON_GetArrayItem(w.deps, 0), "taskDefinition");
+	const char *current = w.n_deps ? w.deps[0].task_definition : NULL;
 	if (!td_arn && force)
 		td_arn = current ? strdup(current) : NULL;
 	struct berth_err err = { 0 };
@@ -448,9 +450,7 @@ int api_op_delete_service(struct api_call *c)
 	if (api_get_bool(c, c->in, "", "force", &have, &force) < 0 ||
 	    service_ref(c, cluster, &w) < 0)
 		return -1;
-	const char *strategy = json_str(w.cfg, "schedulingStrategy");
-	bool daemon = strategy && strcmp(strategy, "DAEMON") == 0;
-	if (w.row->desired_count > 0 && !force && !daemon)
+	if (w.row->desired_count > 0 && !force && w.spec.strategy != SVC_DAEMON)
 		return api_error(c, 0, API_E_INVALID, "The service cannot be stopped while it is "
 				 "scaled above 0.");
 	w.row->status = STORE_SERVICE_DRAINING;

@@ -97,13 +97,6 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 void sched_free(struct sched *s);
 DEFINE_CLEANUP_FUNC(struct sched, sched_free)
 
-/* Starts task T, just inserted PROVISIONING, from the task definition body
- * TD_JSON and T's overrides; both already passed taskplan_check().  A
- * container recorded with an imageDigest runs exactly that image (a
- * service deployment's pinned digest): it is pulled by digest. */
-int sched_launch(struct sched *s, const struct store_task *t, const char *td_json,
-		 struct berth_err *err);
-
 /* What a new task record is made of (RunTask, a service deployment). */
 struct sched_task_req {
 	const char *cluster;                       /* name */
@@ -119,14 +112,6 @@ struct sched_task_req {
 	size_t n_pins;
 	int64_t now_ms;
 };
-
-/* Fills T (zeroed by the caller) as a PROVISIONING task with a new id,
- * its ARN, containers and ENI attachment, ready for store_task_insert().
- * Strings not allocated here point into Q; free with
- * sched_task_record_clear(). */
-int sched_task_record(const struct sched *s, const struct sched_task_req *q, struct store_task *t,
-		      struct berth_err *err);
-void sched_task_record_clear(struct store_task *t);
 
 /* ---- the two transitions the layers above ask for ----------------------
  * Every task is created by sched_run_task() (RunTask, a service's launch)
@@ -196,11 +181,6 @@ struct sched_stop_req {
  * caller's to free (store_task_free()). */
 int sched_stop_task(struct sched *s, const struct sched_stop_req *q, struct store_task **ret,
 		    struct berth_err *err);
-
-/* The second half of sched_stop_task(), for a task whose desiredStatus is
- * already STOPPED in the store: tells its shim (REASON), or makes sure a
- * task still pulling never starts. */
-void sched_stop(struct sched *s, const char *id, const char *reason);
 
 /* The task's ECS "attachments" member: one ElasticNetworkInterface with
  * id ATTACHMENT_ID in SUBNET_ID (the RunTask awsvpcConfiguration's first

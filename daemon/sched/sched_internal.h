@@ -144,4 +144,27 @@ int sched_disk_start(struct sched *s, struct berth_err *err);
 /* One request line to the shim's socket, the answer ignored beyond "ok". */
 int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err);
 
+/* The steps of sched_run_task() and sched_stop_task() (sched.h), which
+ * own creating and stopping a task; nothing outside daemon/sched calls
+ * them. */
+/* Starts task T, just inserted PROVISIONING, from the task definition body
+ * TD_JSON and T's overrides; both already passed taskplan_check().  A
+ * container recorded with an imageDigest runs exactly that image (a
+ * service deployment's pinned digest): it is pulled by digest. */
+int sched_launch(struct sched *s, const struct store_task *t, const char *td_json,
+		 struct berth_err *err);
+
+/* Fills T (zeroed by the caller) as a PROVISIONING task with a new id,
+ * its ARN, containers and ENI attachment, ready for store_task_insert().
+ * Strings not allocated here point into Q; free with
+ * sched_task_record_clear(). */
+int sched_task_record(const struct sched *s, const struct sched_task_req *q, struct store_task *t,
+		      struct berth_err *err);
+void sched_task_record_clear(struct store_task *t);
+
+/* The second half of sched_stop_task(), for a task whose desiredStatus is
+ * already STOPPED in the store: tells its shim (REASON), or makes sure a
+ * task still pulling never starts. */
+void sched_stop(struct sched *s, const char *id, const char *reason);
+
 #endif

@@ -1,164 +1,15 @@
-/* daemon/svc/svc: the service scheduler.  See svc.h and docs/services.md. */
+/* daemon/svc/svc: the service scheduler's reconcile.  See svc.h and
+ * docs/services.md. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-
-#include <event2/event.h>
 
 #include "common/cleanup.h"
-#include "common/time.h"
-#include "common/json.h"
 #include "daemon/sched/instance.h"
-#include "daemon/sched/sched.h"
 #include "daemon/sched/units.h"
 #include "daemon/svc/svc.h"
 #include "daemon/svc/svc_internal.h"
-
-/* ---- the service as one reconcile sees it -------------------------------- */
-
-void svc_view_done(struct svc_view *w)
-{
-	store_service_free(w->row);
-	cJSON_Delete(w->cfg);
-	cJSON_Delete(w->deps);
-	cJSON_Delete(w->events);
-	cJSON_Delete(w->state);
-	for (size_t i = 0; i < w->n; i++)
-		store_task_free(w->tasks[i]);
-	free(w->tasks);
-	for (size_t i = 0; i < w->n_tds; i++)
-		store_task_definition_free(w->tds[i]), cJSON_Delete(w->td_bodies[i]);
-	*w = (struct svc_view){ 0 };
-}
-
-static int load_tasks(struct svc *v, struct svc_view *w, struct berth_err *err)
-{
-	struct store_task_filter f = { .cluster = w->row->cluster, .service_name = w->row->name,
-				       .not_stopped = true };
-	struct store_page page = { 0 };
-	_cleanup_free_ char *token = NULL;
-	do {
-		struct store_list l = { 0 };
-		page.next_token = token;
-		int r = store_task_list(v->store, &f, &page, &l, err);
-		if (r < 0)
-			return r;
-		struct store_task **grown = realloc(w->tasks, (w->n + l.n + 1) * sizeof(*grown));
-		if (!grown) {
-			store_list_clear(&l);
-			return berth_errf(err, ENOMEM, "out of memory");
-		}
-		w->tasks = grown;
-		for (size_t i = 0; i < l.n && r == 0; i++)
-			if ((r = store_task_get(v->store, l.items[i], &w->tasks[w->n], err)) == 0)
-				w->n++;
-		free(token);
-		token = TAKE_PTR(l.next_token);
-		store_list_clear(&l);
-		if (r < 0)
-			return r;
-	} while (token);
-	return 0;
-}
-
-int svc_view_load(struct svc *v, const char *cluster, const char *name, struct svc_view *w,
-		  struct berth_err *err)
-{
-	*w = (struct svc_view){ 0 };
-	int r = store_service_get(v->store, cluster, name, &w->row, err);
-	if (r < 0)
-		return r;
-	w->cfg = cJSON_Parse(w->row->config_json);
-	w->deps = cJSON_Parse(w->row->deployments_json);
-	w->events = cJSON_Parse(w->row->events_json);
-	w->state = cJSON_Parse(w->row->state_json);
-	if (!w->cfg || !w->deps || !w->events || !w->state)
-		return berth_errf(err, EBADMSG, "service %s: stored JSON does not parse", name);
-	return 0;
-}
-
-int svc_view_load_tasks(struct svc *v, const char *cluster, const char *name,
-			struct svc_view *w, struct berth_err *err)
-{
-	int r = svc_view_load(v, cluster, name, w, err);
-	return r < 0 ? r : load_tasks(v, w, err);
-}
-
-int svc_view_save(struct svc *v, struct svc_view *w, struct berth_err *err)
-{
-	_cleanup_free_ char *deps = cJSON_PrintUnformatted(w->deps);
-	_cleanup_free_ char *events = cJSON_PrintUnformatted(w->events);
-	_cleanup_free_ char *state = cJSON_PrintUnformatted(w->state);
-	if (!deps || !events || !state)
-		return berth_errf(err, ENOMEM, "out of memory");
-	free(w->row->deployments_json);
-	free(w->row->events_json);
-	free(w->row->state_json);
-	w->row->deployments_json = TAKE_PTR(deps);
-	w->row->events_json = TAKE_PTR(events);
-	w->row->state_json = TAKE_PTR(state);
-	return store_service_update(v->store, w->row, err);
-}
-
-/* ---- small JSON helpers ---------------------------------------------------- */
-
-bool svc_set_num(cJSON *o, const char *name, double v)
-{
-	cJSON *n = cJSON_GetObjectItemCaseSensitive(o, name);
-	if (cJSON_IsNumber(n)) {
-		cJSON_SetNumberValue(n, v);
-		return true;
-	}
-	cJSON_DeleteItemFromObjectCaseSensitive(o, name);
-	return cJSON_AddNumberToObject(o, name, v) != NULL;
-}
-
-static bool flag(const cJSON *o, const char *name)
-{
-	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, name));
-}
-
-static bool set_flag(cJSON *o, const char *name, bool v)
-{
-	cJSON_DeleteItemFromObjectCaseSensitive(o, name);
-	return cJSON_AddBoolToObject(o, name, v) != NULL;
-}
-
-void svc_deployment_id(char *buf, size_t n)
-{
-	unsigned char b[8];
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-		memset(b, 7, sizeof(b));
-	uint64_t x;
-	memcpy(&x, b, sizeof(x));
-	snprintf(buf, n, "ecs-svc/%019llu", (unsigned long long)(x % 10000000000000000000ULL));
-}
-
-/* "(service NAME) MESSAGE" as the newest event, at most SVC_EVENTS_MAX kept. */
-void svc_event(struct svc_view *w, int64_t now, const char *fmt, ...)
-{
-	char msg[1024];
-	int n = snprintf(msg, sizeof(msg), "(service %s) ", w->row->name);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
-	va_end(ap);
-	char id[37];
-	json_uuid(id);
-	cJSON *e = cJSON_CreateObject();
-	if (!e || !cJSON_AddStringToObject(e, "id", id) ||
-	    !cJSON_AddNumberToObject(e, "createdAt", (double)now / 1000.0) ||
-	    !cJSON_AddStringToObject(e, "message", msg) ||
-	    !cJSON_InsertItemInArray(w->events, 0, e)) {
-		cJSON_Delete(e);
-		return;
-	}
-	while (cJSON_GetArraySize(w->events) > SVC_EVENTS_MAX)
-		cJSON_DeleteItemFromArray(w->events, SVC_EVENTS_MAX);
-}
 
 /* ---- the deployment configuration --------------------------------------- */
 
@@ -170,22 +21,21 @@ struct bounds {
 
 static struct bounds bounds_of(const struct svc_view *w)
 {
-	const cJSON *dc = cJSON_GetObjectItemCaseSensitive(w->cfg, "deploymentConfiguration");
-	const cJSON *cb = cJSON_GetObjectItemCaseSensitive(dc, "deploymentCircuitBreaker");
+	const struct svc_spec *s = &w->spec;
 	struct bounds b = { .desired = w->row->desired_count };
+	if (s->strategy == SVC_DAEMON)
+		b.desired = 1;   /* one task on the one host, whatever the count says */
 	if (w->row->status != STORE_SERVICE_ACTIVE)
 		b.desired = 0;
-	int64_t maxp = json_int(dc, "maximumPercent", 200);
-	int64_t minp = json_int(dc, "minimumHealthyPercent", 100);
 	/* ECS's rounding: the ceiling may not exceed maximumPercent (round
 	 * down), the floor may not go under minimumHealthyPercent (round up). */
-	b.max = b.desired * maxp / 100;
-	b.min_healthy = (b.desired * minp + 99) / 100;
+	b.max = b.desired * s->max_percent / 100;
+	b.min_healthy = (b.desired * s->min_healthy_percent + 99) / 100;
 	if (b.min_healthy > b.desired)
 		b.min_healthy = b.desired;
-	b.breaker = flag(cb, "enable");
-	b.rollback = flag(cb, "rollback");
-	b.grace_ms = json_int(w->cfg, "healthCheckGracePeriodSeconds", 0) * 1000;
+	b.breaker = s->breaker;
+	b.rollback = s->rollback;
+	b.grace_ms = s->grace_ms;
 	return b;
 }
 
@@ -194,32 +44,6 @@ static int64_t breaker_threshold(int64_t desired)
 {
 	int64_t t = (desired + 1) / 2;
 	return t < 3 ? 3 : t > 200 ? 200 : t;
-}
-
-/* ---- task definitions a reconcile needs ---------------------------------- */
-
-int svc_td(struct svc *v, struct svc_view *w, const char *arn, struct store_task_definition **td,
-	   const cJSON **body, struct berth_err *err)
-{
-	for (size_t i = 0; i < w->n_tds; i++)
-		if (strcmp(w->tds[i]->arn, arn) == 0) {
-			*td = w->tds[i];
-			*body = w->td_bodies[i];
-			return 0;
-		}
-	if (w->n_tds == SVC_TDS_MAX)
-		return berth_errf(err, E2BIG, "service %s: too many deployments", w->row->name);
-	int r = store_task_definition_get(v->store, arn, &w->tds[w->n_tds], err);
-	if (r < 0)
-		return r;
-	w->td_bodies[w->n_tds] = cJSON_Parse(w->tds[w->n_tds]->body_json);
-	if (!w->td_bodies[w->n_tds]) {
-		store_task_definition_free(w->tds[w->n_tds]);
-		return berth_errf(err, EBADMSG, "task definition %s: does not parse", arn);
-	}
-	*td = w->tds[w->n_tds];
-	*body = w->td_bodies[w->n_tds++];
-	return 0;
 }
 
 /* Does the definition's health depend on health checks (an essential
@@ -250,6 +74,8 @@ static enum tstate classify(struct svc *v, struct svc_view *w, const struct stor
 	int64_t grace_end = t->started_at + b->grace_ms;
 	if (t->health_status == STORE_HEALTH_UNHEALTHY && now >= grace_end)
 		return T_UNHEALTHY;
+	if (t->health_status == STORE_HEALTH_UNHEALTHY && (!*wake || grace_end < *wake))
+		*wake = grace_end;   /* nothing else may change when the grace period ends */
 	if (t->health_status == STORE_HEALTH_HEALTHY)
 		return T_HEALTHY;
 	struct store_task_definition *td;
@@ -284,71 +110,35 @@ static int stop_task(struct svc *v, struct svc_view *w, struct store_task *t, co
 		     int64_t now, struct idlist *stopped)
 {
 	struct berth_err err = { 0 };
-	t->desired_status = STORE_TASK_STOPPED;
-	free(t->stop_code);
-	free(t->stopped_reason);
-	t->stop_code = strdup("ServiceSchedulerInitiated");
-	t->stopped_reason = strdup(reason);
-	if (!t->stopping_at)
-		t->stopping_at = now;
-	int r = store_task_update(v->store, t, &err);
+	int r = v->engine.stop(v->engine.arg, t, reason, now, &err);
 	if (r < 0) {
 		svc_say(v, "service %s: stop task %s: %s", w->row->name, t->id, err.msg);
 		return r;
 	}
-	sched_stop(v->sched, t->id, reason);
 	idlist_add(stopped, t->id);
 	return 0;
 }
 
-static const cJSON *vpc_of(const struct svc_view *w)
-{
-	const cJSON *nc = cJSON_GetObjectItemCaseSensitive(w->cfg, "networkConfiguration");
-	return cJSON_GetObjectItemCaseSensitive(nc, "awsvpcConfiguration");
-}
-
-static const char *subnet_of(const struct svc_view *w)
-{
-	return cJSON_GetStringValue(cJSON_GetArrayItem(
-		cJSON_GetObjectItemCaseSensitive(vpc_of(w), "subnets"), 0));
-}
-
-static int launch_one(struct svc *v, struct svc_view *w, const cJSON *dep, int64_t now,
-		      struct idlist *started, struct berth_err *err)
+static int launch_one(struct svc *v, struct svc_view *w, const struct svc_deployment *dep,
+		      int64_t now, struct idlist *started, struct berth_err *err)
 {
 	struct store_task_definition *td;
 	const cJSON *body;
-	int r = svc_td(v, w, json_str(dep, "taskDefinition"), &td, &body, err);
+	int r = svc_td(v, w, dep->task_definition, &td, &body, err);
 	if (r < 0)
 		return r;
-	/* Placement, as RunTask's: the host's registered CPU and memory. */
-	struct instance_usage u;
-	if ((r = instance_usage(v->store, w->row->cluster, &u, err)) < 0)
-		return r;
-	const char *why = sched_disk_room(v->sched, err) == -ENOSPC ? INSTANCE_NO_DISK
-			  : instance_place(sched_policy(v->sched), &u, body, NULL);
-	if (why)
-		return berth_errf(err, ENOSPC, "%s", why);
-	char group[300];
-	snprintf(group, sizeof(group), "service:%s", w->row->name);
 	const char *pins[TASKDEF_CONTAINERS_MAX];
-	struct sched_task_req q = {
-		.cluster = w->row->cluster, .td = td, .body = body, .group = group,
-		.started_by = json_str(dep, "id"), .launch_type = json_str(w->cfg, "launchType"),
-		.subnet = subnet_of(w), .service_name = w->row->name, .now_ms = now,
-		.security_groups = cJSON_GetObjectItemCaseSensitive(vpc_of(w), "securityGroups"),
-		.pins = pins,
-		.n_pins = svc_pins_for(w, json_str(dep, "id"), body, pins, ARRAY_SIZE(pins)),
+	struct svc_launch l = {
+		.cluster = w->row->cluster, .service_name = w->row->name,
+		.deployment_id = dep->id, .launch_type = w->spec.launch_type,
+		.subnet = w->spec.subnet, .td = td, .body = body, .now_ms = now,
+		.security_groups = w->spec.security_groups, .pins = pins,
+		.n_pins = svc_pins_for(dep, body, pins, ARRAY_SIZE(pins)),
 	};
-	struct store_task t = { 0 };
-	r = sched_task_record(v->sched, &q, &t, err);
+	char id[STORE_TASK_ID_LEN + 1];
+	r = v->engine.launch(v->engine.arg, &l, id, err);
 	if (r == 0)
-		r = store_task_insert(v->store, &t, err);
-	if (r == 0)
-		r = sched_launch(v->sched, &t, td->body_json, err);
-	if (r == 0)
-		idlist_add(started, t.id);
-	sched_task_record_clear(&t);
+		idlist_add(started, id);
 	return r;
 }
 
@@ -369,10 +159,10 @@ struct tally {
 static void count(struct svc *v, struct svc_view *w, const struct bounds *b, int64_t now,
 		  enum tstate *st, struct tally *n)
 {
-	const char *primary = json_str(cJSON_GetArrayItem(w->deps, 0), "id");
+	const char *primary = w->deps[0].id;
 	for (size_t i = 0; i < w->n; i++) {
 		const struct store_task *t = w->tasks[i];
-		bool mine = t->started_by && primary && strcmp(t->started_by, primary) == 0;
+		bool mine = t->started_by && strcmp(t->started_by, primary) == 0;
 		st[i] = classify(v, w, t, b, now, &n->wake);
 		n->live++;
 		n->pending += st[i] == T_PENDING || st[i] == T_STARTING;
@@ -404,14 +194,14 @@ static void stop_unhealthy(struct svc *v, struct svc_view *w, const struct bound
 static void stop_surplus(struct svc *v, struct svc_view *w, const struct bounds *b,
 			 enum tstate *st, struct tally *n, int64_t now, struct idlist *stopped)
 {
-	const char *primary = json_str(cJSON_GetArrayItem(w->deps, 0), "id");
+	const char *primary = w->deps[0].id;
 	int64_t extra = n->primary_active - b->desired;
 	char reason[128];
-	snprintf(reason, sizeof(reason), SVC_STOP_SCALE, primary ? primary : "?");
+	snprintf(reason, sizeof(reason), SVC_STOP_SCALE, primary);
 	for (int pass = 0; pass < 2; pass++)   /* not healthy first, then healthy */
 		for (size_t i = 0; i < w->n; i++) {
 			const struct store_task *t = w->tasks[i];
-			bool mine = t->started_by && primary && strcmp(t->started_by, primary) == 0;
+			bool mine = t->started_by && strcmp(t->started_by, primary) == 0;
 			bool healthy = st[i] == T_HEALTHY;
 			if (st[i] == T_STOPPING || st[i] == T_UNHEALTHY || healthy != (pass == 1) ||
 			    (mine && extra <= 0))
@@ -434,25 +224,23 @@ static void unplaced(struct svc *v, struct svc_view *w, const char *why, int64_t
 	snprintf(msg, sizeof(msg), "was unable to place a task because no container instance met "
 		 "all of its requirements. The closest matching (container-instance %s) has "
 		 "insufficient %s available. For more information, see the Troubleshooting "
-		 "section of the Amazon ECS Developer Guide.", sched_instance_id(v->sched),
+		 "section of the Amazon ECS Developer Guide.", v->engine.instance_id,
 		 strcmp(why, INSTANCE_NO_CPU) == 0 ? "CPU units" :
 		 strcmp(why, INSTANCE_NO_DISK) == 0 ? "disk space" : "memory");
 	char full[800];
 	snprintf(full, sizeof(full), "(service %s) %s", w->row->name, msg);
-	const char *last = json_str(cJSON_GetArrayItem(w->events, 0), "message");
-	if (!last || strcmp(last, full) != 0)
+	if (!w->n_events || !w->events[0].message || strcmp(w->events[0].message, full) != 0)
 		svc_event(w, now, "%s", msg);
 }
 
 static void start_missing(struct svc *v, struct svc_view *w, const struct bounds *b,
 			  struct tally *n, int64_t now, struct idlist *started)
 {
-	cJSON *primary = cJSON_GetArrayItem(w->deps, 0);
-	const char *rollout = json_str(primary, "rolloutState");
+	const struct svc_deployment *primary = &w->deps[0];
 	int64_t need = b->desired - n->primary_active, room = b->max - n->live;
-	if (need <= 0 || room <= 0 || (rollout && strcmp(rollout, "FAILED") == 0))
+	if (need <= 0 || room <= 0 || primary->rollout == SVC_ROLLOUT_FAILED)
 		return;
-	int64_t next = json_int(w->state, "nextLaunchAt", 0);
+	int64_t next = w->state.next_launch_at;
 	if (next > now) {   /* backing off */
 		if (!n->wake || next < n->wake)
 			n->wake = next;
@@ -480,39 +268,48 @@ static void start_missing(struct svc *v, struct svc_view *w, const struct bounds
 static void progress(struct svc_view *w, const struct bounds *b, const struct tally *n,
 		     bool moved, int64_t now)
 {
-	cJSON *primary = cJSON_GetArrayItem(w->deps, 0);
-	for (int i = cJSON_GetArraySize(w->deps) - 1; i >= 1; i--) {
-		const char *id = json_str(cJSON_GetArrayItem(w->deps, i), "id");
+	for (size_t i = w->n_deps - 1; i >= 1; i--) {
+		const char *id = w->deps[i].id;
 		bool has = false;
 		for (size_t k = 0; k < w->n && !has; k++)
 			has = w->tasks[k]->started_by && strcmp(w->tasks[k]->started_by, id) == 0 &&
 			      w->tasks[k]->last_status != STORE_TASK_STOPPED;
-		if (!has)
-			cJSON_DeleteItemFromArray(w->deps, i);
+		if (has)
+			continue;
+		svc_deployment_free(&w->deps[i]);
+		memmove(&w->deps[i], &w->deps[i + 1], (w->n_deps - i - 1) * sizeof(*w->deps));
+		w->n_deps--;
 	}
-	bool whole = n->primary_healthy >= b->desired && cJSON_GetArraySize(w->deps) == 1 &&
+	struct svc_deployment *primary = &w->deps[0];
+	bool whole = n->primary_healthy >= b->desired && w->n_deps == 1 &&
 		     n->live == n->primary_healthy;
-	const char *rollout = json_str(primary, "rolloutState");
-	if (whole && rollout && strcmp(rollout, "IN_PROGRESS") == 0) {
+	if (whole && primary->rollout == SVC_ROLLOUT_IN_PROGRESS) {
 		char reason[128];
-		snprintf(reason, sizeof(reason), "ECS deployment %s completed.",
-			 json_str(primary, "id"));
-		json_set_str(primary, "rolloutState", "COMPLETED");
-		json_set_str(primary, "rolloutStateReason", reason);
-		svc_set_num(primary, "updatedAt", (double)now / 1000.0);
-		json_set_str(w->state, "lastCompleted", json_str(primary, "taskDefinition"));
-		svc_event(w, now, "(deployment %s) deployment completed.", json_str(primary, "id"));
+		snprintf(reason, sizeof(reason), "ECS deployment %s completed.", primary->id);
+		char *why = strdup(reason), *td = strdup(primary->task_definition);
+		if (!why || !td) {
+			free(why);
+			free(td);
+			return;   /* out of memory: the next reconcile completes it */
+		}
+		primary->rollout = SVC_ROLLOUT_COMPLETED;
+		free(primary->rollout_reason);
+		primary->rollout_reason = why;
+		primary->updated_at = now;
+		free(w->state.last_completed);
+		w->state.last_completed = td;
+		svc_event(w, now, "(deployment %s) deployment completed.", primary->id);
 	}
 	if (moved)
-		set_flag(w->state, "steady", false), set_flag(w->state, "stuck", false);
-	if (whole && !moved && !flag(w->state, "steady")) {
-		set_flag(w->state, "steady", true);
+		w->state.steady = w->state.stuck = false;
+	if (whole && !moved && !w->state.steady) {
+		w->state.steady = true;
 		svc_event(w, now, "has reached a steady state.");
 	}
 	bool stuck = !moved && !whole && n->pending == 0 && n->live >= b->max &&
 		     n->primary_active < b->desired && n->healthy <= b->min_healthy;
-	if (stuck && !flag(w->state, "stuck")) {
-		set_flag(w->state, "stuck", true);
+	if (stuck && !w->state.stuck) {
+		w->state.stuck = true;
 		svc_event(w, now, "is unable to make progress: maximumPercent and "
 			  "minimumHealthyPercent allow no task to be started or stopped.");
 	}
@@ -525,8 +322,9 @@ static void drained(struct svc_view *w, const struct tally *n)
 		w->row->status = STORE_SERVICE_INACTIVE;
 }
 
-int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name, int64_t now)
+int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name)
 {
+	int64_t now = v->clock.now_ms(v->clock.arg);
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
 	if (svc_view_load_tasks(v, cluster, name, &w, &err) < 0) {
@@ -534,7 +332,7 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name, int6
 			svc_say(v, "service %s: %s", name, err.msg);
 		return 0;
 	}
-	if (w.row->status == STORE_SERVICE_INACTIVE || !cJSON_GetArraySize(w.deps))
+	if (w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps)
 		return 0;
 	struct bounds b = bounds_of(&w);
 	_cleanup_free_ enum tstate *st = calloc(w.n + 1, sizeof(*st));
@@ -562,38 +360,38 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name, int6
 
 static void breaker_trips(struct svc_view *w, const struct bounds *b, int64_t now)
 {
-	cJSON *primary = cJSON_GetArrayItem(w->deps, 0);
-	const char *id = json_str(primary, "id"), *rollout = json_str(primary, "rolloutState");
-	if (!b->breaker || !rollout || strcmp(rollout, "IN_PROGRESS") != 0 ||
-	    json_int(w->state, "failures", 0) < breaker_threshold(b->desired))
+	struct svc_deployment *primary = &w->deps[0];
+	if (!b->breaker || primary->rollout != SVC_ROLLOUT_IN_PROGRESS ||
+	    w->state.failures < breaker_threshold(b->desired))
 		return;
-	json_set_str(primary, "rolloutState", "FAILED");
-	json_set_str(primary, "rolloutStateReason", "ECS deployment circuit breaker: tasks failed "
-		     "to start.");
-	svc_set_num(primary, "updatedAt", (double)now / 1000.0);
-	svc_event(w, now, "(deployment %s) deployment failed: tasks failed to start.", id);
-	const char *last = json_str(w->state, "lastCompleted");
-	if (!b->rollback || !last || strcmp(last, json_str(primary, "taskDefinition")) == 0)
+	char *why = strdup("ECS deployment circuit breaker: tasks failed to start.");
+	if (!why)
+		return;   /* out of memory: the next failure trips it */
+	primary->rollout = SVC_ROLLOUT_FAILED;
+	free(primary->rollout_reason);
+	primary->rollout_reason = why;
+	primary->updated_at = now;
+	svc_event(w, now, "(deployment %s) deployment failed: tasks failed to start.", primary->id);
+	const char *last = w->state.last_completed;
+	if (!b->rollback || !last || strcmp(last, primary->task_definition) == 0)
 		return;
 	_cleanup_free_ char *td = strdup(last);
 	if (td && svc_deploy(w, td, now) == 0)
-		svc_event(w, now, "rolling back to deployment %s.",
-			  json_str(cJSON_GetArrayItem(w->deps, 0), "id"));
+		svc_event(w, now, "rolling back to deployment %s.", w->deps[0].id);
 }
 
 static void count_failure(struct svc_view *w, const struct store_task *t, const struct bounds *b,
 			  int64_t now)
 {
-	int64_t failures = json_int(w->state, "failures", 0) + 1;
+	int64_t failures = w->state.failures + 1;
 	int64_t delay = SVC_BACKOFF_BASE_MS << (failures - 1 < 20 ? failures - 1 : 20);
 	if (delay > SVC_BACKOFF_CAP_MS)
 		delay = SVC_BACKOFF_CAP_MS;
-	svc_set_num(w->state, "failures", (double)failures);
-	svc_set_num(w->state, "nextLaunchAt", (double)(now + delay));
-	cJSON *d;
-	cJSON_ArrayForEach(d, w->deps)
-		if (t->started_by && strcmp(json_str(d, "id"), t->started_by) == 0)
-			svc_set_num(d, "failedTasks", (double)(json_int(d, "failedTasks", 0) + 1));
+	w->state.failures = failures;
+	w->state.next_launch_at = now + delay;
+	for (size_t i = 0; i < w->n_deps; i++)
+		if (t->started_by && strcmp(w->deps[i].id, t->started_by) == 0)
+			w->deps[i].failed_tasks++;
 	if (failures == SVC_THROTTLE_AFTER)
 		svc_event(w, now, "is unable to consistently start tasks successfully.");
 	breaker_trips(w, b, now);
@@ -603,24 +401,23 @@ void svc_task_stopped(struct svc *v, const struct store_task *t)
 {
 	if (!v || !t->service_name)
 		return;
-	int64_t now = berth_real_ms();
+	int64_t now = v->clock.now_ms(v->clock.arg);
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
-	if (svc_view_load(v, t->cluster, t->service_name, &w, &err) < 0)
+	if (svc_view_load(v, t->cluster, t->service_name, &w, &err) < 0 || !w.n_deps)
 		return;
 	/* Stopped on purpose (by the scheduler or a user): replaced at once,
 	 * not a failure.  Otherwise it failed unless it had been healthy. */
 	bool meant = stopped_on_purpose(t);
 	bool was_healthy = t->started_at &&
 			   t->stopped_at - t->started_at >= v->cfg.healthy_after_ms;
-	const char *primary = json_str(cJSON_GetArrayItem(w.deps, 0), "id");
-	bool of_primary = primary && t->started_by && strcmp(primary, t->started_by) == 0;
+	bool of_primary = t->started_by && strcmp(w.deps[0].id, t->started_by) == 0;
 	struct bounds b = bounds_of(&w);
 	if (!meant && !was_healthy && of_primary) {
 		count_failure(&w, t, &b, now);
 	} else if (!meant && of_primary) {
-		svc_set_num(w.state, "failures", 0);
-		svc_set_num(w.state, "nextLaunchAt", 0);
+		w.state.failures = 0;
+		w.state.next_launch_at = 0;
 	}
 	if (svc_view_save(v, &w, &err) < 0)
 		svc_say(v, "service %s: %s", t->service_name, err.msg);

@@ -9,7 +9,12 @@
  * tasks), so a daemon killed at any moment carries on where it was after
  * a restart.  A reconcile runs when something may have changed: a task of
  * the service changed state, the API changed the service, or a timer the
- * last reconcile armed (a backoff ending, a task becoming healthy).
+ * last reconcile armed (a backoff ending, a task becoming healthy, a
+ * health check grace period ending, a placement to try again).
+ *
+ * It reads the time only from the struct svc_clock and reaches the task
+ * engine only through the struct svc_engine given to svc_new(), so
+ * tests/unit/test_svc.c drives it with fakes.
  *
  * Module prefix svc_ (the design's sched_ is the task engine it drives). */
 #ifndef BERTH_DAEMON_SVC_H
@@ -22,8 +27,8 @@
 #include "common/err.h"
 #include "daemon/store/store.h"
 
+struct cJSON;
 struct event_base;
-struct sched;
 
 #define SVC_DEFAULT_HEALTHY_AFTER_MS 40000   /* ECS: RUNNING this long = healthy */
 #define SVC_BACKOFF_BASE_MS 1000
@@ -39,11 +44,60 @@ struct svc_config {
 	int64_t healthy_after_ms;   /* 0 = SVC_DEFAULT_HEALTHY_AFTER_MS */
 };
 
+/* The time the scheduler goes by (epoch ms): it never reads a clock of
+ * its own, so a test can drive it (svc_real_clock is the daemon's). */
+struct svc_clock {
+	int64_t (*now_ms)(void *arg);
+	void *arg;
+};
+extern const struct svc_clock svc_real_clock;
+
+/* One task of deployment DEPLOYMENT_ID of service SERVICE_NAME to start. */
+struct svc_launch {
+	const char *cluster, *service_name, *deployment_id;
+	const char *launch_type, *subnet;         /* or NULL */
+	const struct cJSON *security_groups;      /* awsvpcConfiguration's, or NULL */
+	const struct store_task_definition *td;
+	const struct cJSON *body;                 /* td's body, parsed */
+	const char *const *pins;                  /* per container: a digest or NULL */
+	size_t n_pins;
+	int64_t now_ms;
+};
+
+/* What the service scheduler asks of the task engine, and all it asks:
+ * the daemon's is svc_engine_sched() (svc_engine.c, over daemon/sched), a
+ * unit test gives a fake. */
+struct svc_engine {
+	/* Places, records and starts one task: 0 and its id into ID, or
+	 * -ENOSPC with the ECS reason (INSTANCE_NO_MEMORY, _CPU, _DISK) as
+	 * ERR's message when the instance has no room for it. */
+	int (*launch)(void *arg, const struct svc_launch *q, char id[STORE_TASK_ID_LEN + 1],
+		      struct berth_err *err);
+	/* Stops T: records desiredStatus STOPPED, stopCode
+	 * ServiceSchedulerInitiated and REASON (T as written), then has the
+	 * task told. */
+	int (*stop)(void *arg, struct store_task *t, const char *reason, int64_t now_ms,
+		    struct berth_err *err);
+	const char *instance_id;  /* the container instance, named in ECS's placement event */
+	void *arg;
+};
+
+/* The daemon's engine: ARG (kept by the caller while the scheduler lives)
+ * holds the task engine and the store. */
+struct sched;
+struct svc_sched {
+	struct sched *sched;
+	struct store *store;
+};
+void svc_engine_sched(struct svc_sched *arg, struct svc_engine *ret);
+
 struct svc;
 
-/* Reconciles every ACTIVE or DRAINING service once the loop runs. */
-int svc_new(struct event_base *base, struct store *store, struct sched *sched,
-	    const struct svc_config *cfg, FILE *log, struct svc **ret, struct berth_err *err);
+/* Reconciles every ACTIVE or DRAINING service once the loop runs.  ENGINE
+ * and CLOCK are copied. */
+int svc_new(struct event_base *base, struct store *store, const struct svc_engine *engine,
+	    const struct svc_clock *clock, const struct svc_config *cfg, FILE *log,
+	    struct svc **ret, struct berth_err *err);
 void svc_free(struct svc *v);
 DEFINE_CLEANUP_FUNC(struct svc, svc_free)
 

@@ -1,4 +1,4 @@
-/* daemon/svc/svc_loop: one timer per service, deployments. */
+/* daemon/svc/svc_loop: one timer per service. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -7,8 +7,6 @@
 #include <event2/event.h>
 
 #include "common/cleanup.h"
-#include "common/time.h"
-#include "daemon/sched/sched.h"
 #include "daemon/svc/svc_internal.h"
 
 struct svc_entry {
@@ -44,12 +42,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct svc_entry *e = arg;
-	int64_t now = berth_real_ms();
-	int64_t wake = svc_reconcile(e->v, e->cluster, e->name, now);
-	if (wake > now) {
-		struct timeval tv = { (wake - now) / 1000, ((wake - now) % 1000) * 1000 };
-		evtimer_add(e->ev, &tv);
-	}
+	int64_t wake = svc_reconcile(e->v, e->cluster, e->name);
+	if (!wake)
+		return;
+	/* The reconcile took time: a wake it asked for may be past already. */
+	int64_t now = e->v->clock.now_ms(e->v->clock.arg);
+	int64_t in = wake > now ? wake - now : 0;
+	struct timeval tv = { in / 1000, (in % 1000) * 1000 };
+	evtimer_add(e->ev, &tv);
 }
 
 static struct svc_entry *entry_get(struct svc *v, const char *cluster, const char *name)
@@ -83,39 +83,6 @@ void svc_poke(struct svc *v, const char *cluster, const char *name)
 		svc_say(v, "service %s: cannot schedule it (out of memory)", name);
 }
 
-int svc_deploy(struct svc_view *w, const char *td_arn, int64_t now)
-{
-	cJSON *old = cJSON_GetArrayItem(w->deps, 0);
-	if (old) {
-		json_set_str(old, "status", "ACTIVE");
-		svc_set_num(old, "updatedAt", (double)now / 1000.0);
-	}
-	char id[32], reason[96];
-	svc_deployment_id(id, sizeof(id));
-	snprintf(reason, sizeof(reason), "ECS deployment %s in progress.", id);
-	cJSON *d = cJSON_CreateObject();
-	const cJSON *lt = cJSON_GetObjectItemCaseSensitive(w->cfg, "launchType");
-	const cJSON *nc = cJSON_GetObjectItemCaseSensitive(w->cfg, "networkConfiguration");
-	if (!d || !cJSON_AddStringToObject(d, "id", id) ||
-	    !cJSON_AddStringToObject(d, "status", "PRIMARY") ||
-	    !cJSON_AddStringToObject(d, "taskDefinition", td_arn) ||
-	    !cJSON_AddNumberToObject(d, "failedTasks", 0) ||
-	    !cJSON_AddNumberToObject(d, "createdAt", (double)now / 1000.0) ||
-	    !cJSON_AddNumberToObject(d, "updatedAt", (double)now / 1000.0) ||
-	    (lt && !cJSON_AddItemToObject(d, "launchType", cJSON_Duplicate(lt, true))) ||
-	    (nc && !cJSON_AddItemToObject(d, "networkConfiguration", cJSON_Duplicate(nc, true))) ||
-	    !cJSON_AddStringToObject(d, "rolloutState", "IN_PROGRESS") ||
-	    !cJSON_AddStringToObject(d, "rolloutStateReason", reason) ||
-	    !cJSON_InsertItemInArray(w->deps, 0, d)) {
-		cJSON_Delete(d);
-		return -ENOMEM;
-	}
-	/* A new deployment starts its backoff and breaker count over. */
-	svc_set_num(w->state, "failures", 0);
-	svc_set_num(w->state, "nextLaunchAt", 0);
-	return 0;
-}
-
 static int poke_all(struct svc *v, struct berth_err *err)
 {
 	struct store_page page = { 0 };
@@ -138,13 +105,15 @@ static int poke_all(struct svc *v, struct berth_err *err)
 	return 0;
 }
 
-int svc_new(struct event_base *base, struct store *store, struct sched *sched,
-	    const struct svc_config *cfg, FILE *log, struct svc **ret, struct berth_err *err)
+int svc_new(struct event_base *base, struct store *store, const struct svc_engine *engine,
+	    const struct svc_clock *clock, const struct svc_config *cfg, FILE *log,
+	    struct svc **ret, struct berth_err *err)
 {
 	_cleanup_(svc_freep) struct svc *v = calloc(1, sizeof(*v));
 	if (!v)
 		return berth_errf(err, ENOMEM, "out of memory");
-	*v = (struct svc){ .base = base, .store = store, .sched = sched, .cfg = *cfg, .log = log };
+	*v = (struct svc){ .base = base, .store = store, .engine = *engine, .clock = *clock,
+			   .cfg = *cfg, .log = log };
 	if (!v->cfg.healthy_after_ms)
 		v->cfg.healthy_after_ms = SVC_DEFAULT_HEALTHY_AFTER_MS;
 	int r = poke_all(v, err);

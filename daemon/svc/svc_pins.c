@@ -5,75 +5,66 @@
  * moved.  A new deployment (another revision, forceNewDeployment) resolves
  * the tags again.  A container with versionConsistency "disabled" follows
  * its tag; one whose image is already by digest needs nothing.  The pins
- * live in the service's state: {"pins": {"<deployment id>": [digest…]}},
- * one digest per container in definition order. */
+ * are the deployment's (struct svc_deployment), stored in the service's
+ * state as {"pins": {"<deployment id>": [digest…]}}, one digest per
+ * container in definition order (svc_state.c). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon/store/store.h"
 #include "daemon/svc/svc_internal.h"
 
-static bool is_deployment(const struct svc_view *w, const char *id)
+static struct svc_deployment *deployment(struct svc_view *w, const char *id)
 {
-	const cJSON *d;
-	cJSON_ArrayForEach(d, w->deps) {
-		const char *did = json_str(d, "id");
-		if (did && strcmp(did, id) == 0)
-			return true;
-	}
-	return false;
+	for (size_t i = 0; id && i < w->n_deps; i++)
+		if (strcmp(w->deps[i].id, id) == 0)
+			return &w->deps[i];
+	return NULL;
 }
 
-/* Every container's digest, or NULL while one is not pulled yet. */
-static cJSON *digests_of(const struct store_task *t)
+/* Every container's digest into D, unless one is not pulled yet. */
+static void pin(struct svc_deployment *d, const struct store_task *t)
 {
 	for (size_t i = 0; i < t->n_containers; i++)
 		if (!t->containers[i].image_digest)
-			return NULL;
-	cJSON *arr = cJSON_CreateArray();
-	for (size_t i = 0; arr && i < t->n_containers; i++)
-		if (!cJSON_AddItemToArray(arr, cJSON_CreateString(t->containers[i].image_digest))) {
-			cJSON_Delete(arr);
-			return NULL;
+			return;
+	char **pins = t->n_containers ? calloc(t->n_containers, sizeof(*pins)) : NULL;
+	if (t->n_containers && !pins)
+		return;  /* out of memory: the next reconcile learns them */
+	for (size_t i = 0; i < t->n_containers; i++)
+		if (!(pins[i] = strdup(t->containers[i].image_digest))) {
+			while (i--)
+				free(pins[i]);
+			free(pins);
+			return;
 		}
-	return arr;
+	d->pins = pins;
+	d->n_pins = t->n_containers;
+	d->pinned = true;
 }
 
 void svc_pins_learn(struct svc_view *w)
 {
-	cJSON *pins = cJSON_GetObjectItemCaseSensitive(w->state, "pins");
-	if (!pins && !(pins = cJSON_AddObjectToObject(w->state, "pins")))
-		return;  /* out of memory: the next reconcile learns them */
-	for (cJSON *p = pins->child, *next; p; p = next) {
-		next = p->next;
-		if (!is_deployment(w, p->string))
-			cJSON_Delete(cJSON_DetachItemViaPointer(pins, p));
-	}
 	for (size_t i = 0; i < w->n; i++) {
-		const struct store_task *t = w->tasks[i];
-		if (!t->started_by || cJSON_GetObjectItemCaseSensitive(pins, t->started_by) ||
-		    !is_deployment(w, t->started_by))
-			continue;
-		cJSON *arr = digests_of(t);
-		if (arr && !cJSON_AddItemToObject(pins, t->started_by, arr))
-			cJSON_Delete(arr);
+		struct svc_deployment *d = deployment(w, w->tasks[i]->started_by);
+		if (d && !d->pinned)
+			pin(d, w->tasks[i]);
 	}
 }
 
-size_t svc_pins_for(const struct svc_view *w, const char *deployment, const cJSON *body,
-		    const char **ret, size_t max)
+size_t svc_pins_for(const struct svc_deployment *d, const cJSON *body, const char **ret,
+		    size_t max)
 {
-	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(w->state, "pins"), deployment);
 	const cJSON *cd;
 	size_t n = 0;
-	if (!arr)
+	if (!d->pinned)
 		return 0;
 	cJSON_ArrayForEach(cd, cJSON_GetObjectItemCaseSensitive(body, "containerDefinitions")) {
 		if (n == max)
 			break;
 		const char *vc = json_str(cd, "versionConsistency");
-		ret[n] = vc && strcmp(vc, "disabled") == 0
-				 ? NULL : cJSON_GetStringValue(cJSON_GetArrayItem(arr, (int)n));
+		ret[n] = vc && strcmp(vc, "disabled") == 0 ? NULL
+			 : n < d->n_pins ? d->pins[n] : NULL;
 		n++;
 	}
 	return n;
