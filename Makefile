@@ -176,9 +176,14 @@ vm-lane: $(VM_LANE_TESTS:%=build/release/tests/%) $(VM_LANE_TESTS:%=build/asan/t
 integration: all
 	BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-# Source rules no compiler checks: the daemon's layers include only downward.
-lint:
+# Source rules no compiler checks: the daemon's layers include only downward;
+# every global a runtime/ object of libberth.a defines has its module's
+# prefix, and the launcher's files call each other without a loop
+# (tests/lint/runtime_symbols.sh reads the objects with nm).
+RT_LIB_OBJS := $(filter build/release/obj/runtime/%,$(LIB_SRCS:%.c=build/release/obj/%.o))
+lint: $(RT_LIB_OBJS)
 	@tests/lint/layers.sh
+	@tests/lint/runtime_symbols.sh $(RT_LIB_OBJS)
 
 # pytest's summary line is the last thing `make test` prints.
 test: deps
