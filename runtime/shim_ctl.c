@@ -244,8 +244,8 @@ static void op_stop(struct shim *s, struct client *c, const cJSON *req)
 		return;
 	}
 	client_send(s, c, ok_reply());
-	shim_task_stop(s, STOP_USER, cJSON_IsString(reason) ? reason->valuestring
-						       : "Task stopped by user");
+	shim_task_stop(s, STOP_USER,
+		       cJSON_IsString(reason) ? reason->valuestring : "Task stopped by user");
 	shim_task_progress(s);
 }
 
