@@ -73,7 +73,7 @@ CLI_SRCS  := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all asan deps test lint unit unit-asan vm-lane integration fuzz fuzz-short bench demo clean install fresh-machine
+.PHONY: all asan deps test lint unit unit-asan vm-lane integration integration-asan fuzz fuzz-short bench demo clean install fresh-machine
 all: $(BINS:%=build/release/%)
 
 # $(1): build flavour (release | asan)
@@ -176,9 +176,22 @@ vm-lane: $(VM_LANE_TESTS:%=build/release/tests/%) $(VM_LANE_TESTS:%=build/asan/t
 integration: all
 	BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-# Source rules no compiler checks: the daemon's layers include only downward.
-lint:
+# Source rules no compiler checks: the daemon's layers include only downward;
+# every global a runtime/ object of libberth.a defines has its module's
+# prefix, and the launcher's files call each other without a loop
+# (tests/lint/runtime_symbols.sh reads the objects with nm).
+RT_LIB_OBJS := $(filter build/release/obj/runtime/%,$(LIB_SRCS:%.c=build/release/obj/%.o))
+lint: $(RT_LIB_OBJS)
 	@tests/lint/layers.sh
+	@tests/lint/runtime_symbols.sh $(RT_LIB_OBJS)
+
+# The control plane under ASan + UBSan: the API and services suites against
+# build/asan's berth, berthd, berth-shim and berth-netpolicy.  A sanitizer
+# report from any process of theirs (the daemon, its helpers, the shims)
+# fails the test after which it appeared (tests/fixtures/sanitizers.py).
+INTEGRATION_ASAN := $(wildcard tests/integration/test_api_*.py) tests/integration/test_services.py
+integration-asan: asan
+	BERTH_BIN=$(CURDIR)/build/asan/berth BERTH_SHIM=$(CURDIR)/build/asan/berth-shim $(PYTHON) -m pytest -q -p no:cacheprovider $(INTEGRATION_ASAN)
 
 # pytest's summary line is the last thing `make test` prints.
 test: deps
@@ -186,6 +199,7 @@ test: deps
 	@$(MAKE) --no-print-directory all asan
 	@$(MAKE) --no-print-directory unit unit-asan fuzz-short
 	@$(MAKE) --no-print-directory vm-lane
+	@$(MAKE) --no-print-directory integration-asan
 	@$(MAKE) --no-print-directory integration
 
 bench: deps

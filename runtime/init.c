@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "runtime/internal.h"
+#include "runtime/child.h"
 
 /* What `docker kill -s`, a terminal and ECS's stop send; tini's and
  * catatonit's forwarding set minus job control. */

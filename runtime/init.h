@@ -23,7 +23,7 @@
 
 #include "common/err.h"
 
-/* Child side (raw syscalls, runtime/internal.h).  sock: the start-error
+/* Child side (raw syscalls, runtime/child.h).  sock: the start-error
  * socket, which pid 1 closes.  drop_caps: clear the capability sets first
  * (a non-root user's execve would, and pid 1 never execs).  Returns 0
  * in the child, or an error before anything was forked. */

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "runtime/internal.h"
+#include "runtime/child.h"
 
 /* fsconfig() copies string values with strndup_user(value, 256). */
 #define FSCONFIG_STR_MAX 256

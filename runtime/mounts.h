@@ -2,7 +2,7 @@
  * filesystems and Docker's masked and read-only paths.
  *
  * Two halves, because the child between clone3() and execve() may not
- * allocate (runtime/internal.h):
+ * allocate (runtime/child.h):
  *   rt_mounts_prepare()   parent: validates the spec, builds the overlay as a
  *                         detached mount (fsopen/fsmount) and clones every
  *                         host bind source (open_tree), so host-path errors

@@ -21,7 +21,7 @@
 
 #include "common/cleanup.h"
 #include "common/hash.h"
-#include "runtime/internal.h"
+#include "runtime/child.h"
 
 #define BIT(c) (UINT64_C(1) << (c))
 

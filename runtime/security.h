@@ -17,7 +17,7 @@
  *
  * rt_security_prepare() does everything that allocates (libcap name
  * parsing, libseccomp compilation to BPF) in the parent; the child applies
- * the result with raw syscalls only (runtime/internal.h). */
+ * the result with raw syscalls only (runtime/child.h). */
 #ifndef BERTH_RT_SECURITY_H
 #define BERTH_RT_SECURITY_H
 

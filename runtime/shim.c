@@ -79,7 +79,7 @@ int shim_new(struct plan *plan, shim_diag_fn diag, void *diag_data, struct shim 
 		c->pc = &p->containers[i];
 		c->proc.pidfd = -1;
 		c->pid_src.fd = c->out_src.fd = c->err_src.fd = c->oom_src.fd = c->kill_src.fd = -1;
-		task_init_ctr(c);
+		shim_task_init_ctr(c);
 	}
 	s->plan = TAKE_PTR(p);
 	*ret = s;
@@ -95,9 +95,9 @@ static void on_signal(struct shim *s, struct shim_src *src, uint32_t events)
 			continue;
 		shim_diagf(s, "task %s: %s from pid %u: stopping", s->plan->task_id,
 			   strsignal((int)si.ssi_signo), si.ssi_pid);
-		task_stop(s, STOP_USER, "Task stopped by user");
+		shim_task_stop(s, STOP_USER, "Task stopped by user");
 	}
-	task_progress(s);
+	shim_task_progress(s);
 }
 
 /* SIGTERM and SIGINT become events; SIGCHLD is blocked because exits are
@@ -136,11 +136,11 @@ int shim_setup(struct shim *s, struct berth_err *err)
 		return berth_err_wrap(err, "task %s", s->plan->task_id);
 	/* The socket first: it also tells us whether another shim owns the
 	 * task, before anything of the task is touched. */
-	if ((r = ctl_listen(s, err)) < 0)
+	if ((r = shim_ctl_listen(s, err)) < 0)
 		return r;
-	if ((r = task_setup(s, err)) < 0) {
-		task_teardown(s);
-		ctl_close(s);
+	if ((r = shim_task_setup(s, err)) < 0) {
+		shim_task_teardown(s);
+		shim_ctl_close(s);
 		return r;
 	}
 	return 0;
@@ -164,16 +164,16 @@ static int loop_once(struct shim *s, struct berth_err *err)
 
 int shim_run(struct shim *s, struct berth_err *err)
 {
-	task_progress(s);
+	shim_task_progress(s);
 	/* Checked before waiting: a task can end before the first wait (a
 	 * start failure), and then nothing may be left to wake us. */
-	for (ctl_sweep(s); !(s->recorded && ctl_flushed(s)); ctl_sweep(s)) {
+	for (shim_ctl_sweep(s); !(s->recorded && shim_ctl_flushed(s)); shim_ctl_sweep(s)) {
 		int r = loop_once(s, err);
 		if (r < 0) {
 			/* The loop itself broke: still leave nothing behind. */
-			task_stop(s, STOP_USER, err->msg);
-			task_teardown(s);
-			ctl_close(s);
+			shim_task_stop(s, STOP_USER, err->msg);
+			shim_task_teardown(s);
+			shim_ctl_close(s);
 			return r;
 		}
 	}
@@ -184,8 +184,8 @@ void shim_free(struct shim *s)
 {
 	if (!s)
 		return;
-	ctl_free(s);
-	task_free(s);
+	shim_ctl_free(s);
+	shim_task_free(s);
 	if (s->sig_src.fd >= 0) {
 		close(s->sig_src.fd);
 		sigprocmask(SIG_SETMASK, &s->old_mask, NULL);

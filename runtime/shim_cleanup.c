@@ -19,9 +19,9 @@ static int refuse_if_served(const struct plan *p, struct berth_err *err)
 {
 	struct sockaddr_un sa;
 	enum ctl_sock st;
-	int r = ctl_sock_addr(p, &sa, err);
+	int r = shim_ctl_sock_addr(p, &sa, err);
 	if (r >= 0)
-		r = ctl_sock_probe(&sa, &st, err);
+		r = shim_ctl_sock_probe(&sa, &st, err);
 	if (r < 0)
 		return r;
 	if (st == CTL_SOCK_SERVED)
@@ -48,10 +48,10 @@ static int remove_cgroups(const struct plan *p, struct berth_err *err)
 static int remove_net(const struct plan *p, struct berth_err *err)
 {
 	struct net_config cfg;
-	task_net_config(p, &cfg);
+	shim_task_net_config(p, &cfg);
 	_cleanup_(net_closep) struct net *net = NULL;
 	struct in_addr any = { .s_addr = htonl(INADDR_ANY) };
-	int r = task_net_policy(p, "remove", any, err);
+	int r = shim_policy_run(p, "remove", any, err);
 	if (r >= 0)
 		r = net_open(&cfg, &net, err);
 	if (r >= 0)
@@ -73,7 +73,7 @@ static int remove_containers(const struct plan *p, struct berth_err *err)
 static int remove_socket(const struct plan *p, struct berth_err *err)
 {
 	struct sockaddr_un sa;
-	int r = ctl_sock_addr(p, &sa, err);
+	int r = shim_ctl_sock_addr(p, &sa, err);
 	if (r >= 0 && unlink(sa.sun_path) < 0 && errno != ENOENT)
 		r = berth_errnof(err, errno, "remove %s", sa.sun_path);
 	return r;

@@ -68,12 +68,12 @@ static cJSON *container_json(const struct ctr *c)
 	return o;
 }
 
-cJSON *ctl_status_json(const struct shim *s)
+cJSON *shim_ctl_status_json(const struct shim *s)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "taskId", s->plan->task_id);
 	cJSON_AddStringToObject(o, "lastStatus", task_status_names[s->status]);
-	cJSON_AddStringToObject(o, "healthStatus", rt_health_status_name(task_health(s)));
+	cJSON_AddStringToObject(o, "healthStatus", rt_health_status_name(shim_health_task(s)));
 	if (s->stop_code)
 		cJSON_AddStringToObject(o, "stopCode", s->stop_code);
 	if (s->stopped_reason)
@@ -223,11 +223,11 @@ static cJSON *event_json(const struct shim *s, const char *name, const struct ct
 	cJSON_AddStringToObject(o, "event", name);
 	if (ctr)
 		cJSON_AddStringToObject(o, "container", ctr->pc->name);
-	cJSON_AddItemToObject(o, "task", ctl_status_json(s));
+	cJSON_AddItemToObject(o, "task", shim_ctl_status_json(s));
 	return o;
 }
 
-void ctl_emit(struct shim *s, const char *name, const struct ctr *ctr)
+void shim_ctl_emit(struct shim *s, const char *name, const struct ctr *ctr)
 {
 	for (struct client *c = s->clients; c; c = c->next)
 		if (c->events && !c->dead)
@@ -244,9 +244,9 @@ static void op_stop(struct shim *s, struct client *c, const cJSON *req)
 		return;
 	}
 	client_send(s, c, ok_reply());
-	task_stop(s, STOP_USER, cJSON_IsString(reason) ? reason->valuestring
-						       : "Task stopped by user");
-	task_progress(s);
+	shim_task_stop(s, STOP_USER,
+		       cJSON_IsString(reason) ? reason->valuestring : "Task stopped by user");
+	shim_task_progress(s);
 }
 
 static void op_stats(struct shim *s, struct client *c)
@@ -265,7 +265,7 @@ static void op_stats(struct shim *s, struct client *c)
 static void op_status(struct shim *s, struct client *c, bool subscribe)
 {
 	cJSON *o = ok_reply();
-	cJSON_AddItemToObject(o, "task", ctl_status_json(s));
+	cJSON_AddItemToObject(o, "task", shim_ctl_status_json(s));
 	client_send(s, c, o);
 	if (!subscribe)
 		return;
@@ -416,7 +416,7 @@ static void on_accept(struct shim *s, struct shim_src *src, uint32_t events)
 
 /* ---- the listening socket ----------------------------------------------- */
 
-int ctl_sock_addr(const struct plan *p, struct sockaddr_un *ret, struct berth_err *err)
+int shim_ctl_sock_addr(const struct plan *p, struct sockaddr_un *ret, struct berth_err *err)
 {
 	*ret = (struct sockaddr_un){ .sun_family = AF_UNIX };
 	int n = snprintf(ret->sun_path, sizeof(ret->sun_path), "%s/shims/%s.sock", p->run_dir,
@@ -428,7 +428,7 @@ int ctl_sock_addr(const struct plan *p, struct sockaddr_un *ret, struct berth_er
 	return 0;
 }
 
-int ctl_sock_probe(const struct sockaddr_un *sa, enum ctl_sock *ret, struct berth_err *err)
+int shim_ctl_sock_probe(const struct sockaddr_un *sa, enum ctl_sock *ret, struct berth_err *err)
 {
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
@@ -450,7 +450,7 @@ int ctl_sock_probe(const struct sockaddr_un *sa, enum ctl_sock *ret, struct bert
 static int claim_path(struct shim *s, const struct sockaddr_un *sa, struct berth_err *err)
 {
 	enum ctl_sock st;
-	int r = ctl_sock_probe(sa, &st, err);
+	int r = shim_ctl_sock_probe(sa, &st, err);
 	if (r < 0 || st == CTL_SOCK_NONE)
 		return r;
 	if (st == CTL_SOCK_SERVED)
@@ -483,11 +483,11 @@ static int bind_listen(struct shim *s, const struct sockaddr_un *sa, struct bert
 	return shim_watch(s, &s->listen_src, EPOLLIN, err);
 }
 
-int ctl_listen(struct shim *s, struct berth_err *err)
+int shim_ctl_listen(struct shim *s, struct berth_err *err)
 {
 	const struct plan *p = s->plan;
 	struct sockaddr_un sa;
-	int r = ctl_sock_addr(p, &sa, err);
+	int r = shim_ctl_sock_addr(p, &sa, err);
 	if (r < 0)
 		return r;
 	snprintf(s->sock_path, sizeof(s->sock_path), "%s", sa.sun_path);
@@ -499,13 +499,13 @@ int ctl_listen(struct shim *s, struct berth_err *err)
 	if (r >= 0)
 		r = bind_listen(s, &sa, err);
 	if (r < 0) {
-		ctl_close(s);
+		shim_ctl_close(s);
 		return berth_err_wrap(err, "task %s: control socket", p->task_id);
 	}
 	return 0;
 }
 
-void ctl_close(struct shim *s)
+void shim_ctl_close(struct shim *s)
 {
 	shim_src_close(s, &s->listen_src);
 	if (s->sock_bound && unlink(s->sock_path) < 0 && errno != ENOENT)
@@ -528,7 +528,7 @@ static void on_linger(struct shim *s, struct shim_src *src, uint32_t events)
 		}
 }
 
-void ctl_finish(struct shim *s)
+void shim_ctl_finish(struct shim *s)
 {
 	/* Connections still in the backlog, and requests not read yet, get
 	 * their answer (the final status) instead of a reset. */
@@ -537,7 +537,7 @@ void ctl_finish(struct shim *s)
 	for (struct client *c = s->clients; c; c = c->next)
 		if (!c->dead && !c->close_after_flush)
 			client_read(s, c);
-	ctl_close(s);
+	shim_ctl_close(s);
 	for (struct client *c = s->clients; c; c = c->next) {
 		c->close_after_flush = true;
 		client_flush(s, c);
@@ -556,7 +556,7 @@ void ctl_finish(struct shim *s)
 	}
 }
 
-bool ctl_flushed(const struct shim *s)
+bool shim_ctl_flushed(const struct shim *s)
 {
 	return s->clients == NULL;
 }
@@ -569,7 +569,7 @@ static void client_free(struct shim *s, struct client *c)
 	free(c);
 }
 
-void ctl_sweep(struct shim *s)
+void shim_ctl_sweep(struct shim *s)
 {
 	for (struct client **pp = &s->clients; *pp;) {
 		struct client *c = *pp;
@@ -582,7 +582,7 @@ void ctl_sweep(struct shim *s)
 	}
 }
 
-void ctl_free(struct shim *s)
+void shim_ctl_free(struct shim *s)
 {
 	while (s->clients) {
 		struct client *c = s->clients;

@@ -19,7 +19,7 @@
 #define P_PIDFD 3
 #endif
 
-enum rt_health_status task_health(const struct shim *s)
+enum rt_health_status shim_health_task(const struct shim *s)
 {
 	struct rt_health_member m[s->plan->n_containers];
 	for (size_t i = 0; i < s->plan->n_containers; i++)
@@ -100,12 +100,12 @@ static void record(struct shim *s, struct ctr *c, bool passed)
 	if (rt_health_record(&c->hs, passed, berth_mono_ms())) {
 		c->health = c->hs.status;
 		shim_diagf(s, "container %s: %s", c->pc->name, rt_health_status_name(c->health));
-		ctl_emit(s, "health-changed", c);
+		shim_ctl_emit(s, "health-changed", c);
 	}
 	if (c->status == CTR_RUNNING &&
 	    timer_arm(s, &c->due_src, rt_health_next_due(&c->hs), true, &err) < 0)
 		shim_diagf(s, "container %s: health check: %s", c->pc->name, err.msg);
-	task_progress(s);
+	shim_task_progress(s);
 }
 
 static void on_due(struct shim *s, struct shim_src *src, uint32_t events)
@@ -162,7 +162,7 @@ static void on_probe_timeout(struct shim *s, struct shim_src *src, uint32_t even
 	rt_kill(&c->probe, SIGKILL, NULL);
 }
 
-void health_init_ctr(struct ctr *c)
+void shim_health_init_ctr(struct ctr *c)
 {
 	c->probe.pidfd = -1;
 	c->due_src = (struct shim_src){ .fd = -1, .fn = on_due };
@@ -170,7 +170,7 @@ void health_init_ctr(struct ctr *c)
 	c->probe_kill_src = (struct shim_src){ .fd = -1, .fn = on_probe_timeout };
 }
 
-int health_start(struct shim *s, struct ctr *c, struct berth_err *err)
+int shim_health_start(struct shim *s, struct ctr *c, struct berth_err *err)
 {
 	rt_health_start(&c->hs, &c->pc->health.cfg, berth_mono_ms());
 	return timer_arm(s, &c->due_src, rt_health_next_due(&c->hs), true, err);
@@ -178,7 +178,7 @@ int health_start(struct shim *s, struct ctr *c, struct berth_err *err)
 
 /* The container is gone (its pid namespace with it): a running probe is
  * dead or dying, so the blocking wait is short. */
-void health_stop(struct shim *s, struct ctr *c)
+void shim_health_stop(struct shim *s, struct ctr *c)
 {
 	shim_src_close(s, &c->due_src);
 	shim_src_close(s, &c->probe_kill_src);
@@ -191,7 +191,7 @@ void health_stop(struct shim *s, struct ctr *c)
 	}
 }
 
-void health_free(struct ctr *c)
+void shim_health_free(struct ctr *c)
 {
 	if (c->due_src.fd >= 0)
 		close(c->due_src.fd);

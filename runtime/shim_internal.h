@@ -128,63 +128,63 @@ void shim_src_close(struct shim *s, struct shim_src *src);
 
 /* shim_start.c: on failure c is CTR_RUNNING if it was started but cannot
  * be watched (the caller kills it), else untouched. */
-int ctr_start(struct shim *s, struct ctr *c, struct berth_err *err);
+int shim_start_ctr(struct shim *s, struct ctr *c, struct berth_err *err);
 
 /* shim_health.c: probes every interval while the container runs; a
- * status change is emitted as health-changed and re-runs task_progress(). */
-void health_init_ctr(struct ctr *c);
-int health_start(struct shim *s, struct ctr *c, struct berth_err *err);
-void health_stop(struct shim *s, struct ctr *c);
-void health_free(struct ctr *c);
-enum rt_health_status task_health(const struct shim *s);
+ * status change is emitted as health-changed and re-runs shim_task_progress(). */
+void shim_health_init_ctr(struct ctr *c);
+int shim_health_start(struct shim *s, struct ctr *c, struct berth_err *err);
+void shim_health_stop(struct shim *s, struct ctr *c);
+void shim_health_free(struct ctr *c);
+enum rt_health_status shim_health_task(const struct shim *s);
 
 /* shim_policy.c: `berth-netpolicy VERB` for the plan's task (the agent
  * does not link libnftables, netns/host.c).  addr INADDR_ANY: remove
  * whatever the task's veth was bound to.  start spawns it; wait (a no-op
  * without a job) collects it, its failure is its stderr's first line. */
-int policy_start(const struct plan *p, const char *verb, struct in_addr addr,
-		 struct policy_job *job, struct berth_err *err);
-int policy_wait(struct policy_job *job, struct berth_err *err);
+int shim_policy_start(const struct plan *p, const char *verb, struct in_addr addr,
+		      struct policy_job *job, struct berth_err *err);
+int shim_policy_wait(struct policy_job *job, struct berth_err *err);
 /* Both at once. */
-int task_net_policy(const struct plan *p, const char *verb, struct in_addr addr,
+int shim_policy_run(const struct plan *p, const char *verb, struct in_addr addr,
 		    struct berth_err *err);
 
 /* shim_task.c */
 /* The plan's network settings over net_config_init()'s defaults (cfg
  * borrows the plan's strings). */
-void task_net_config(const struct plan *p, struct net_config *cfg);
-void task_init_ctr(struct ctr *c);
-int task_setup(struct shim *s, struct berth_err *err);
+void shim_task_net_config(const struct plan *p, struct net_config *cfg);
+void shim_task_init_ctr(struct ctr *c);
+int shim_task_setup(struct shim *s, struct berth_err *err);
 /* Starts what can start, stops what must stop; called after every event
  * that changes a container's state. */
-void task_progress(struct shim *s);
+void shim_task_progress(struct shim *s);
 /* First call wins: later stop codes and reasons are ignored. */
-void task_stop(struct shim *s, const char *code, const char *reason);
-/* Undoes task_setup() (idempotent, best effort, failures to diag). */
-void task_teardown(struct shim *s);
-void task_free(struct shim *s);
+void shim_task_stop(struct shim *s, const char *code, const char *reason);
+/* Undoes shim_task_setup() (idempotent, best effort, failures to diag). */
+void shim_task_teardown(struct shim *s);
+void shim_task_free(struct shim *s);
 
 /* shim_ctl.c */
 /* <runDir>/shims/<taskId>.sock; -ENAMETOOLONG when it does not fit. */
-int ctl_sock_addr(const struct plan *p, struct sockaddr_un *ret, struct berth_err *err);
+int shim_ctl_sock_addr(const struct plan *p, struct sockaddr_un *ret, struct berth_err *err);
 enum ctl_sock {
 	CTL_SOCK_NONE,    /* no socket file */
 	CTL_SOCK_STALE,   /* a socket nobody listens on: its shim died */
 	CTL_SOCK_SERVED,  /* a shim answers (or its backlog is full) */
 };
 /* Connects to sa once to tell which it is. */
-int ctl_sock_probe(const struct sockaddr_un *sa, enum ctl_sock *ret, struct berth_err *err);
-int ctl_listen(struct shim *s, struct berth_err *err);
-void ctl_close(struct shim *s);
-cJSON *ctl_status_json(const struct shim *s);
+int shim_ctl_sock_probe(const struct sockaddr_un *sa, enum ctl_sock *ret, struct berth_err *err);
+int shim_ctl_listen(struct shim *s, struct berth_err *err);
+void shim_ctl_close(struct shim *s);
+cJSON *shim_ctl_status_json(const struct shim *s);
 /* Sends {"event":name,"container":…,"task":STATUS} to every events client;
  * c NULL for task-level events. */
-void ctl_emit(struct shim *s, const char *name, const struct ctr *c);
+void shim_ctl_emit(struct shim *s, const char *name, const struct ctr *c);
 /* After task-stopped: every client is closed once its output is flushed. */
-void ctl_finish(struct shim *s);
-bool ctl_flushed(const struct shim *s);
+void shim_ctl_finish(struct shim *s);
+bool shim_ctl_flushed(const struct shim *s);
 /* Frees the clients marked dead (between batches of events). */
-void ctl_sweep(struct shim *s);
-void ctl_free(struct shim *s);
+void shim_ctl_sweep(struct shim *s);
+void shim_ctl_free(struct shim *s);
 
 #endif

@@ -52,8 +52,8 @@ static int spawn(const char *const *argv, struct policy_job *job, struct berth_e
 	return 0;
 }
 
-int policy_start(const struct plan *p, const char *verb, struct in_addr addr,
-		 struct policy_job *job, struct berth_err *err)
+int shim_policy_start(const struct plan *p, const char *verb, struct in_addr addr,
+		      struct policy_job *job, struct berth_err *err)
 {
 	char bin[4096], ip[INET_ADDRSTRLEN];
 	int r = berth_exe_sibling("berth-netpolicy", bin, sizeof(bin), err);
@@ -79,7 +79,7 @@ int policy_start(const struct plan *p, const char *verb, struct in_addr addr,
 	return spawn(argv, job, err);
 }
 
-int policy_wait(struct policy_job *job, struct berth_err *err)
+int shim_policy_wait(struct policy_job *job, struct berth_err *err)
 {
 	if (job->pid <= 0)
 		return 0;
@@ -103,10 +103,10 @@ int policy_wait(struct policy_job *job, struct berth_err *err)
 	return berth_errf(err, EIO, "%s: %s", job->what, *msg ? msg : "failed without a message");
 }
 
-int task_net_policy(const struct plan *p, const char *verb, struct in_addr addr,
+int shim_policy_run(const struct plan *p, const char *verb, struct in_addr addr,
 		    struct berth_err *err)
 {
 	struct policy_job job = { .errfd = -1 };
-	int r = policy_start(p, verb, addr, &job, err);
-	return r < 0 ? r : policy_wait(&job, err);
+	int r = shim_policy_start(p, verb, addr, &job, err);
+	return r < 0 ? r : shim_policy_wait(&job, err);
 }

@@ -155,7 +155,7 @@ static int watch_running(struct shim *s, struct ctr *c, struct start_ctx *x,
 	return shim_watch(s, &c->oom_src, EPOLLIN, err);
 }
 
-int ctr_start(struct shim *s, struct ctr *c, struct berth_err *err)
+int shim_start_ctr(struct shim *s, struct ctr *c, struct berth_err *err)
 {
 	struct start_ctx x = { .out = { -1, -1 }, .errp = { -1, -1 } };
 	struct rt_spec spec;
@@ -181,7 +181,7 @@ int ctr_start(struct shim *s, struct ctr *c, struct berth_err *err)
 		if (r >= 0 && c->pc->health.present) {
 			struct berth_err herr = { 0 };
 			/* The container runs; only its health stays UNKNOWN. */
-			if (health_start(s, c, &herr) < 0)
+			if (shim_health_start(s, c, &herr) < 0)
 				shim_diagf(s, "container %s: health check: %s", c->pc->name, herr.msg);
 		}
 	}

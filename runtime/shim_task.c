@@ -56,7 +56,7 @@ static int setup_cgroups(struct shim *s, struct berth_err *err)
 	return 0;
 }
 
-void task_net_config(const struct plan *p, struct net_config *cfg)
+void shim_task_net_config(const struct plan *p, struct net_config *cfg)
 {
 	net_config_init(cfg);
 	cfg->bridge = p->network.bridge;
@@ -70,7 +70,7 @@ static int setup_net(struct shim *s, struct berth_err *err)
 {
 	const struct plan *p = s->plan;
 	struct net_config cfg;
-	task_net_config(p, &cfg);
+	shim_task_net_config(p, &cfg);
 	int r = net_open(&cfg, &s->net, err);
 	if (r >= 0)
 		r = net_bridge_ensure(s->net, err);
@@ -79,9 +79,9 @@ static int setup_net(struct shim *s, struct berth_err *err)
 	if (r < 0)
 		return r;
 	s->net_up = true;
-	/* The policy elements are added while the rest is set up (task_setup
+	/* The policy elements are added while the rest is set up (shim_task_setup
 	 * waits for them): until they are in, the task's port sends nothing. */
-	if ((r = policy_start(p, "add", s->nt.addr, &s->policy, err)) < 0 ||
+	if ((r = shim_policy_start(p, "add", s->nt.addr, &s->policy, err)) < 0 ||
 	    (r = net_task_build(s->net, &s->nt, err)) < 0)
 		return r;
 	if (p->network.hostname) {
@@ -121,7 +121,7 @@ static int setup_container_dir(struct shim *s, struct ctr *c, struct berth_err *
 	return r;
 }
 
-int task_setup(struct shim *s, struct berth_err *err)
+int shim_task_setup(struct shim *s, struct berth_err *err)
 {
 	const struct plan *p = s->plan;
 	_cleanup_free_ char *cache = NULL;
@@ -140,7 +140,7 @@ int task_setup(struct shim *s, struct berth_err *err)
 		if ((r = setup_container_dir(s, &s->ctrs[i], err)) < 0)
 			berth_err_wrap(err, "container %s", p->containers[i].name);
 	if (r >= 0)
-		r = policy_wait(&s->policy, err);
+		r = shim_policy_wait(&s->policy, err);
 	if (r < 0)
 		return berth_err_wrap(err, "task %s: set-up", p->task_id);
 	return 0;
@@ -162,7 +162,7 @@ static void ctr_exited(struct shim *s, struct ctr *c, int code)
 	shim_src_close(s, &c->pid_src);
 	c->proc.pidfd = -1;
 	shim_src_close(s, &c->kill_src);
-	health_stop(s, c);
+	shim_health_stop(s, c);
 	if (cg_group_oom_kills(c->cg, &kills, &err) < 0)
 		shim_diagf(s, "container %s: %s", c->pc->name, err.msg);
 	c->status = CTR_STOPPED;
@@ -174,9 +174,9 @@ static void ctr_exited(struct shim *s, struct ctr *c, int code)
 		ctr_set_reason(c, CG_OOM_REASON);
 	shim_diagf(s, "container %s: exited with %d%s", c->pc->name, code,
 		   kills ? " (OOM kill)" : "");
-	ctl_emit(s, "container-exited", c);
+	shim_ctl_emit(s, "container-exited", c);
 	if (c->pc->essential)
-		task_stop(s, STOP_ESSENTIAL, REASON_ESSENTIAL);
+		shim_task_stop(s, STOP_ESSENTIAL, REASON_ESSENTIAL);
 }
 
 static void on_pidfd(struct shim *s, struct shim_src *src, uint32_t events)
@@ -194,7 +194,7 @@ static void on_pidfd(struct shim *s, struct shim_src *src, uint32_t events)
 	if (si.si_pid == 0)
 		return;
 	ctr_exited(s, c, si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status);
-	task_progress(s);
+	shim_task_progress(s);
 }
 
 static void drain(struct shim *s, struct ctr *c, struct shim_src *src, enum rt_log_stream st,
@@ -312,26 +312,26 @@ static void check_running(struct shim *s)
 static void ctr_try_start(struct shim *s, struct ctr *c)
 {
 	struct berth_err err = { 0 };
-	if (ctr_start(s, c, &err) >= 0) {
+	if (shim_start_ctr(s, c, &err) >= 0) {
 		shim_diagf(s, "container %s: started, pid %d", c->pc->name, (int)c->proc.pid);
 		/* Before the event, so the start that makes the task RUNNING
 		 * says so: an events-only client never polls. */
 		check_running(s);
-		ctl_emit(s, "container-started", c);
+		shim_ctl_emit(s, "container-started", c);
 		return;
 	}
 	shim_diagf(s, "container %s: %s", c->pc->name, err.msg);
 	ctr_set_reason(c, err.msg);
 	if (c->status == CTR_RUNNING) {
-		ctl_emit(s, "container-started", c);
+		shim_ctl_emit(s, "container-started", c);
 		ctr_reap_now(s, c);
-		task_stop(s, STOP_FAILED_START, err.msg);
+		shim_task_stop(s, STOP_FAILED_START, err.msg);
 		return;
 	}
 	c->status = CTR_STOPPED;
-	ctl_emit(s, "container-exited", c);
+	shim_ctl_emit(s, "container-exited", c);
 	if (c->pc->essential)
-		task_stop(s, STOP_FAILED_START, err.msg);
+		shim_task_stop(s, STOP_FAILED_START, err.msg);
 }
 
 /* Starts every pending container whose conditions hold, until nothing
@@ -357,15 +357,15 @@ static void start_ready(struct shim *s)
 			ctr_set_reason(c, why);
 			c->status = CTR_STOPPED;
 			shim_diagf(s, "%s", why);
-			ctl_emit(s, "container-exited", c);
-			task_stop(s, STOP_FAILED_START, why);
+			shim_ctl_emit(s, "container-exited", c);
+			shim_task_stop(s, STOP_FAILED_START, why);
 		}
 	}
 }
 
 /* ---- stopping ----------------------------------------------------------- */
 
-void task_stop(struct shim *s, const char *code, const char *reason)
+void shim_task_stop(struct shim *s, const char *code, const char *reason)
 {
 	if (s->status >= TASK_STOPPING)
 		return;
@@ -446,7 +446,7 @@ static bool all_stopped(const struct shim *s)
 static void write_record(struct shim *s)
 {
 	struct berth_err err = { 0 };
-	cJSON *st = ctl_status_json(s);
+	cJSON *st = shim_ctl_status_json(s);
 	char *text = st ? cJSON_PrintUnformatted(st) : NULL;
 	cJSON_Delete(st);
 	if (!text) {
@@ -461,18 +461,18 @@ static void write_record(struct shim *s)
 
 static void task_finish(struct shim *s)
 {
-	task_teardown(s);
+	shim_task_teardown(s);
 	s->status = TASK_STOPPED;
 	s->stopped_at = shim_now();
 	write_record(s);
 	shim_diagf(s, "task %s: STOPPED", s->plan->task_id);
-	ctl_emit(s, "task-stopped", NULL);
-	/* Recorded first: requests ctl_finish() still answers see the end. */
+	shim_ctl_emit(s, "task-stopped", NULL);
+	/* Recorded first: requests shim_ctl_finish() still answers see the end. */
 	s->recorded = true;
-	ctl_finish(s);
+	shim_ctl_finish(s);
 }
 
-void task_progress(struct shim *s)
+void shim_task_progress(struct shim *s)
 {
 	if (s->status == TASK_STOPPED)
 		return;
@@ -520,7 +520,7 @@ static void ctr_teardown(struct shim *s, struct ctr *c)
 		shim_diagf(s, "container %s: %s", c->pc->name, err.msg);
 }
 
-void task_teardown(struct shim *s)
+void shim_task_teardown(struct shim *s)
 {
 	struct berth_err err = { 0 };
 	for (size_t i = 0; i < s->plan->n_containers; i++)
@@ -529,9 +529,9 @@ void task_teardown(struct shim *s)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
 	/* The elements go first (after an add still running, if the set-up
 	 * failed): an address never returns to IPAM with them. */
-	if (policy_wait(&s->policy, &err) < 0)
+	if (shim_policy_wait(&s->policy, &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
-	if (s->net_up && task_net_policy(s->plan, "remove", s->nt.addr, &err) < 0)
+	if (s->net_up && shim_policy_run(s->plan, "remove", s->nt.addr, &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
 	if (s->net_up && net_task_teardown(s->net, s->plan->task_id, s->nt.addr, &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
@@ -542,7 +542,7 @@ void task_teardown(struct shim *s)
 			   s->plan->task_dir, strerror(errno));
 }
 
-void task_free(struct shim *s)
+void shim_task_free(struct shim *s)
 {
 	for (size_t i = 0; s->ctrs && i < s->plan->n_containers; i++) {
 		struct ctr *c = &s->ctrs[i];
@@ -553,7 +553,7 @@ void task_free(struct shim *s)
 				close(fds[k]->fd);
 		for (size_t k = 0; k < c->n_join_fds; k++)
 			close(c->join_fds[k]);
-		health_free(c);
+		shim_health_free(c);
 		rt_log_close(c->log);
 		rt_strv_free(c->env);
 		rt_user_release(&c->user);
@@ -572,12 +572,12 @@ void task_free(struct shim *s)
 		close(s->cachedirfd);
 }
 
-void task_init_ctr(struct ctr *c)
+void shim_task_init_ctr(struct ctr *c)
 {
 	c->pid_src.fn = on_pidfd;
 	c->out_src.fn = on_stdout;
 	c->err_src.fn = on_stderr;
 	c->oom_src.fn = on_oom;
 	c->kill_src.fn = on_kill_timer;
-	health_init_ctr(c);
+	shim_health_init_ctr(c);
 }

@@ -17,12 +17,19 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from fixtures import images as fx          # noqa: E402
 from fixtures import registry as reg       # noqa: E402
+from fixtures import sanitizers            # noqa: E402
 
 BERTH_BIN = os.environ.get("BERTH_BIN", str(REPO / "build/release/berth"))
 
 # Objects that live for the whole session (the registries and their token
 # servers); anything else in reg.LIVE after a test is a leak.
 _SESSION_OBJECTS = set()
+
+
+def pytest_configure(config):
+    """Sanitizer reports of every process the session starts go to files
+    (tests/fixtures/sanitizers.py): a test after which one appears fails."""
+    sanitizers.install()
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -42,6 +49,11 @@ def pytest_sessionfinish(session, exitstatus):
     if leaks or pids:
         print(f"\nberth fixtures left running at session end: {leaks} pids {pids}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    reports = sanitizers.take()
+    sanitizers.remove()
+    if reports:
+        print(f"\nsanitizer reports at session end:\n{reports}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +67,7 @@ def _no_leftovers():
     for pid in stray:
         os.kill(pid, 9)
     assert not leaks and not stray, f"test left running: {leaks} registry pids {stray}"
+    sanitizers.check("after this test")
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from fixtures import sanitizers
 from fixtures import tasks as tk
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,8 +43,7 @@ AKID = "AKIDBERTHTEST"
 SECRET = "berth/TEST+secret/key0123456789abcdefghij"
 TARGET = "AmazonEC2ContainerServiceV20141113."
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                   "SUMMARY: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
+SANITIZER_MARKS = sanitizers.MARKS
 
 MODEL = botocore.session.get_session().get_service_model("ecs")
 # Error types a client may see: the ECS model's, plus the front end's
@@ -174,12 +174,12 @@ class Daemon:
         if creds:
             args += ["--credentials", str(self.creds)]
         args += list(self.ROOMY if roomy else ()) + list(extra)
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
-                   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        self.name = name
         self.stderr_path = self.tmp / f"{name}.stderr"
         self._stderr = open(self.stderr_path, "wb")
+        # The environment carries conftest's sanitizer options (sanitizers.py).
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self._stderr, env=env)
+                                     stderr=self._stderr)
         self.endpoint = f"http://127.0.0.1:{self.port}" if tcp else None
 
     def wait_ready(self, timeout=20):
@@ -201,8 +201,10 @@ class Daemon:
             raise AssertionError("daemon ignored SIGTERM")
         self._stderr.close()
         err = self.stderr()
-        for mark in SANITIZER_MARKS:
-            assert mark not in err, f"sanitizer report from the daemon:\n{err}"
+        # Its own, its helpers' and its shims' (their stderr is shim.log).
+        sanitizers.scan([self.stderr_path, *self.root.glob("tasks/*/shim.log")],
+                        f"from {self.name} or its shims")
+        sanitizers.check(f"from {self.name}, its helpers or its shims")
         assert self.proc.returncode == 0, f"daemon exited {self.proc.returncode}:\n{err}"
         assert not self.sock.exists(), "the daemon left its socket behind"
         return err
