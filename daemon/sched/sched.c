@@ -19,6 +19,7 @@
 #include "daemon/sched/sched_internal.h"
 #include "daemon/sched/units.h"
 #include "daemon/sched/taskplan.h"
+#include "images/store.h"
 
 #define PRUNE_PERIOD_MAX_MS 60000
 #define PRUNE_PERIOD_MIN_MS 100
@@ -542,6 +543,8 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 	int r = policy_host_resources(&s->cfg.policy, err);
 	if (r == 0)
 		r = sched_host_network(cfg, err);
+	if (r == 0)
+		r = img_store_open(cfg->root, &s->images, err);
 	if (r < 0)
 		return r;
 	struct timeval tv = { prune_period(cfg) / 1000, (prune_period(cfg) % 1000) * 1000 };
@@ -571,5 +574,6 @@ void sched_free(struct sched *s)
 		event_free(s->prune_ev);
 	if (s->disk_ev)
 		event_free(s->disk_ev);
+	img_store_free(s->images);
 	free(s);
 }

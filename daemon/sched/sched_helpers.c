@@ -3,7 +3,9 @@
  * image for a task (libcurl, libarchive), `berth host-network` sets up the
  * bridge and NAT (libnftables), and `berth-shim PLAN` starts a task.  Each
  * prints its answer on stdout and its error, one `berth…: ` line, on
- * stderr; the caller waits for it to exit.
+ * stderr; the caller waits for it to exit.  A task's image pinned by digest
+ * and already in the store needs no helper: it is read in process
+ * (images/local.h, which maps neither libcurl nor libarchive).
  *
  * A pull helper can run for minutes, so it must not outlive its reason
  * to run: it is started with PR_SET_PDEATHSIG=SIGKILL (the kernel kills
@@ -26,6 +28,7 @@
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "daemon/sched/sched_internal.h"
+#include "images/local.h"
 
 #define HELPER_OUT_MAX (8u << 20)  /* an image config is capped at 4 MiB */
 #define HELPER_ERR_MAX 2048
@@ -240,9 +243,33 @@ static int parse_pulled(const char *text, struct sched_pulled *p)
 	return 0;
 }
 
+/* REF pinned by digest and complete in the store: no registry request (a
+ * digest names its content for good) and no helper.  Otherwise -ENOENT (or
+ * -ENOMEM), P untouched: the helper pulls, and repairs what was missing. */
+static int pulled_local(struct sched *s, const char *ref, struct sched_pulled *p)
+{
+	struct img_local l;
+	if (!strchr(ref, '@') || img_local_image(s->images, ref, &l, NULL) < 0)
+		return -ENOENT;
+	struct sched_pulled got = {
+		.digest = strdup(l.digest), .config = TAKE_PTR(l.config),
+		.layers = TAKE_PTR(l.layers), .n_layers = l.n_layers,
+	};
+	l.n_layers = 0;
+	img_local_done(&l);
+	if (!got.digest) {
+		sched_pulled_done(&got);
+		return -ENOMEM;
+	}
+	*p = got;
+	return 0;
+}
+
 int sched_pull(struct sched *s, struct sched_helper *h, const char *ref, struct sched_pulled *p,
 	       struct berth_err *err)
 {
+	if (pulled_local(s, ref, p) == 0)
+		return 0;
 	char *argv[ARGV_MAX], bufs[4][32];
 	size_t n = cli_argv(s, argv, "task-image", bufs);
 	argv[n++] = (char *)ref;

@@ -14,6 +14,7 @@
 
 struct bufferevent;
 struct event;
+struct img_store;
 
 /* The pull helper a launch thread waits for (sched_helpers.c), so that
  * StopTask and shutdown can kill it from the loop. */
@@ -78,6 +79,7 @@ struct sched {
 	struct event *prune_ev;
 	struct sched_task *tasks;
 	struct event *disk_ev;       /* the ephemeral storage check (sched_disk.c) */
+	struct img_store *images;    /* read only: pinned images (sched_pull()) */
 	char instance_id[INSTANCE_ID_LEN + 1];  /* the host's container instance */
 	int64_t started_ms;          /* when it registered: the daemon's start */
 };
@@ -123,7 +125,8 @@ void sched_watch_close(struct sched_task *t);
  * it already was V. */
 bool sched_set_str(char **dst, const char *v);
 
-/* An image pulled for a task (sched_helpers.c, by `berth task-image`). */
+/* A task's image (sched_helpers.c): pinned by digest and already stored,
+ * read from the store in process; else pulled by `berth task-image`. */
 struct sched_pulled {
 	char *digest;                /* what the reference resolved to */
 	char *config;                /* the image config JSON */

@@ -1,0 +1,51 @@
+"""A task's image, the two paths (docs/images.md, "A task's image"): a tag
+is asked of the registry on every RunTask, as ECS does; an image pinned by
+digest that the store already holds is run without any registry request
+(and without a helper process).  The daemon's registry is a proxy in front
+of the fixture registry that records every request it forwards."""
+import pytest
+
+from fixtures import registry as reg
+from test_api_tasks import (TaskDaemon, finish, register, run, sh, wait_running, wait_stopped,
+                            IDLE, tmp_tasks)  # noqa: F401 - tmp_tasks: a fixture
+from test_api_clusters import make_client
+
+
+@pytest.fixture
+def proxied(tmp_tasks, task_net, registry_anon):
+    with reg.SlowProxy(registry_anon, 1 << 30) as px:
+        d = TaskDaemon(tmp_tasks, task_net, registry=px).wait_ready()
+        try:
+            yield d, px
+        finally:
+            finish(d, task_net)
+
+
+def start(ecs, d, image):
+    """RunTask of IMAGE until RUNNING, then stopped; its imageDigest."""
+    td = register(ecs, d, [sh("app", IDLE, image=image, stopTimeout=2)])
+    (t0,) = run(ecs, td)
+    t = wait_running(ecs, t0["taskArn"])
+    assert t["lastStatus"] == "RUNNING", t.get("stoppedReason")
+    ecs.stop_task(task=t0["taskArn"])
+    wait_stopped(ecs, [t0["taskArn"]])
+    return t["containers"][0]["imageDigest"]
+
+
+def test_tag_is_asked_each_run_and_a_stored_digest_never(proxied, catalogue):
+    d, px = proxied
+    ecs = make_client(d)
+    bb = catalogue["busybox"]
+    pinned = f"{px.host}/{bb.repo}@{bb.digest}"
+    # Pinned but not stored yet: pulled like any image.
+    assert start(ecs, d, pinned) == bb.digest
+    assert ("GET", f"/v2/{bb.repo}/manifests/{bb.digest}") in px.requests
+    # Stored now: no request at all.
+    px.requests.clear()
+    assert start(ecs, d, pinned) == bb.digest
+    assert px.requests == []
+    # By tag: the registry says where the tag points, on every RunTask.
+    for _ in range(2):
+        px.requests.clear()
+        assert start(ecs, d, f"{px.host}/{bb.repo}:{bb.tag}") == bb.digest
+        assert ("GET", f"/v2/{bb.repo}/manifests/{bb.tag}") in px.requests, px.requests
