@@ -110,6 +110,14 @@ static void curl_init_once(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+int img_registry_init(struct berth_err *err)
+{
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK)
+		return berth_errf(err, EIO, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+	return 0;
+}
+
 static int grow_append(struct growbuf *b, const void *p, size_t n, size_t max)
 {
 	if (b->len + n > max)
@@ -893,9 +901,9 @@ static int registry_init(struct img_registry *r, const struct img_ref *ref,
 	snprintf(r->host, sizeof(r->host), "%s", host);
 	snprintf(r->path, sizeof(r->path), "%s", ref->path);
 	snprintf(r->base, sizeof(r->base), "%s://%s", insecure ? "http" : "https", host);
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK)
-		return berth_errf(err, EIO, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+	int rc = img_registry_init(err);
+	if (rc < 0)
+		return rc;
 	r->share = curl_share_init();
 	if (!r->share)
 		return berth_errf(err, ENOMEM, "out of memory");

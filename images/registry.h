@@ -48,6 +48,11 @@ struct img_registry;
 /* Prepares a client for ref's registry and repository.  Reads (and
  * validates) the auth file, does no network I/O.  img_registry_free(NULL)
  * is a no-op. */
+/* libcurl's one-time global set-up (TLS included), which img_registry_open()
+ * otherwise does on first use.  A process that forks pulls (berthd's pull
+ * worker) calls it once, so that each child starts with it done. */
+int img_registry_init(struct berth_err *err);
+
 int img_registry_open(const struct img_ref *ref, const struct img_registry_opts *opts,
 		      struct img_registry **ret, struct berth_err *err);
 void img_registry_free(struct img_registry *r);

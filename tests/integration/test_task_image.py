@@ -3,9 +3,13 @@ is asked of the registry on every RunTask, as ECS does; an image pinned by
 digest that the store already holds is run without any registry request
 (and without a helper process).  The daemon's registry is a proxy in front
 of the fixture registry that records every request it forwards."""
+import os
+import signal
+
 import pytest
 
 from fixtures import registry as reg
+from fixtures import tasks as tk
 from test_api_tasks import (TaskDaemon, finish, register, run, sh, wait_running, wait_stopped,
                             IDLE, tmp_tasks)  # noqa: F401 - tmp_tasks: a fixture
 from test_api_clusters import make_client
@@ -49,3 +53,26 @@ def test_tag_is_asked_each_run_and_a_stored_digest_never(proxied, catalogue):
         px.requests.clear()
         assert start(ecs, d, f"{px.host}/{bb.repo}:{bb.tag}") == bb.digest
         assert ("GET", f"/v2/{bb.repo}/manifests/{bb.tag}") in px.requests, px.requests
+
+
+def pull_workers(daemon_pid):
+    """pids of the daemon's pull workers (`berth … task-image --worker`)."""
+    return [pid for pid, ppid, state, argv in tk.processes()
+            if ppid == daemon_pid and "--worker" in argv and state != "Z"]
+
+
+def test_pull_worker_killed_is_replaced_and_tasks_still_start(proxied, catalogue):
+    """The pull worker is one process per daemon; killed, the next pulls
+    exec their own helper and the daemon starts another worker."""
+    d, px = proxied
+    ecs = make_client(d)
+    tag = catalogue["busybox"].ref(px.host)
+    (old,) = tk.poll_until(lambda: pull_workers(d.proc.pid), 10, "the pull worker")
+    os.kill(old, signal.SIGKILL)
+    start(ecs, d, tag)
+    (new,) = tk.poll_until(lambda: pull_workers(d.proc.pid), 10, "a new pull worker")
+    assert new != old
+    px.requests.clear()
+    start(ecs, d, tag)
+    assert px.requests, "the tag was not asked of the registry"
+    assert "the pull worker exited" in d.stderr()
