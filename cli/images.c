@@ -225,7 +225,8 @@ static int stored_image(struct img_store *s, const char *ref, struct img_record 
 static int task_image_record(struct img_store *s, struct cli *c, const char *ref,
 			     struct img_record *rec, struct berth_err *err)
 {
-	struct img_pull_opts opts = { .registry = c->registry, .limits = c->pull_limits };
+	struct img_pull_opts opts = { .registry = c->registry, .limits = c->pull_limits,
+				      .keep_same_record = true };
 	int r = img_pull(s, ref, &opts, rec, err);
 	return r < 0 && stored_image(s, ref, rec) == 0 ? 0 : r;
 }

@@ -48,11 +48,17 @@ def test_tag_is_asked_each_run_and_a_stored_digest_never(proxied, catalogue):
     px.requests.clear()
     assert start(ecs, d, pinned) == bb.digest
     assert px.requests == []
-    # By tag: the registry says where the tag points, on every RunTask.
-    for _ in range(2):
+    # By tag: the registry says where the tag points, on every RunTask
+    # (and nothing else: no /v2/ ping).  The image record, unchanged, is
+    # not rewritten.
+    records = d.root / "images.json"
+    for i in range(2):
         px.requests.clear()
         assert start(ecs, d, f"{px.host}/{bb.repo}:{bb.tag}") == bb.digest
-        assert ("GET", f"/v2/{bb.repo}/manifests/{bb.tag}") in px.requests, px.requests
+        assert px.requests == [("GET", f"/v2/{bb.repo}/manifests/{bb.tag}")], px.requests
+        if i == 0:
+            written = records.stat().st_mtime_ns
+    assert records.stat().st_mtime_ns == written
 
 
 def pull_workers(daemon_pid):
