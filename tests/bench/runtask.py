@@ -9,9 +9,11 @@
 
 Each start is run_task, then describe_tasks every ~2 ms until RUNNING (as
 api.py's), the two paths interleaved so that the machine's load falls on
-both alike.  Split: the image step (pullStartedAt → pullStoppedAt, the
-daemon's whole milliseconds), plan write + shim spawn → shim up, and shim
-up → the container's exec (the shim's own clock).  p50 and p99 of
+both alike.  Split: the RunTask call itself, the daemon's createdAt →
+pullStartedAt, the image step (pullStartedAt → pullStoppedAt, the daemon's
+whole milliseconds), plan write + shim spawn → shim up, shim up → the
+container's exec (the shim's own clock), and the exec → the client's
+DescribeTasks seeing RUNNING.  p50 and p99 of
 BERTH_BENCH_RUNTASK_RUNS (default 40) starts per path, after one warm-up
 start each.  The daemon gets its own bridge berthbench4, 10.219.0.0/16, nft
 table berth_bench_runtask and cgroup name berth-bench-runtask; everything is
@@ -37,9 +39,12 @@ api.BRIDGE, api.SUBNET, api.NFT_TABLE, api.CGROUP = (
     "berthbench4", "10.219.0.0/16", "berth_bench_runtask", "berth-bench-runtask")
 
 SPLIT = (("RunTask → RUNNING (client)", "RunTask → RUNNING (client)"),
+         ("  RunTask call (client)", "  RunTask call"),
+         ("  createdAt → pullStartedAt", "  createdAt → pullStartedAt"),
          ("  image step (pull…Stopped)", "  pull (manifest check)"),
          ("  plan, shim spawn → shim up", "    plan write, shim spawn → shim up"),
-         ("  shim up → container exec", "    shim up → container exec (shim)"))
+         ("  shim up → container exec", "    shim up → container exec (shim)"),
+         ("  container exec → seen (poll)", "  container exec → seen by client"))
 
 
 def pct(values, q):
