@@ -367,7 +367,9 @@ static int worker_recv(int sock, char *ref, size_t n, int fds[3])
 	return -1;
 }
 
-/* Starts the pull a request asks for; 1 when P now tracks it. */
+/* Starts the pull a request asks for; 1 when P now tracks it.  P NULL: at
+ * the limit, the request is refused at once (berthd then execs the helper
+ * itself), so that pulls stuck on a slow registry never hold up others. */
 static int worker_start(struct cli *c, int sock, struct worker_pull *p)
 {
 	char ref[IMG_REF_STR_MAX + 1];
@@ -375,6 +377,11 @@ static int worker_start(struct cli *c, int sock, struct worker_pull *p)
 	int r = worker_recv(sock, ref, sizeof(ref), fds);
 	if (r <= 0)
 		return r;
+	if (!p) {
+		for (int i = 0; i < 3; i++)
+			close(fds[i]);
+		return -1;
+	}
 	pid_t worker = getpid(), pid = fork();
 	if (pid == 0)
 		worker_child(c, ref, fds, worker);
@@ -417,8 +424,7 @@ static int task_image_worker(struct cli *c)
 	struct pollfd pfd[WORKER_PULLS_MAX + 1];
 	size_t n = 0;
 	for (;;) {
-		/* At the limit, requests wait in the socket's queue. */
-		pfd[0] = (struct pollfd){ .fd = 0, .events = n < WORKER_PULLS_MAX ? POLLIN : 0 };
+		pfd[0] = (struct pollfd){ .fd = 0, .events = POLLIN };
 		for (size_t i = 0; i < n; i++)
 			pfd[i + 1] = (struct pollfd){ .fd = pulls[i].pidfd, .events = POLLIN };
 		if (poll(pfd, n + 1, -1) < 0) {
@@ -432,8 +438,8 @@ static int task_image_worker(struct cli *c)
 				worker_finish(&pulls[i]);
 				pulls[i] = pulls[--n];
 			}
-		if (n < WORKER_PULLS_MAX && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-			int r = worker_start(c, 0, &pulls[n]);
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			int r = worker_start(c, 0, n < WORKER_PULLS_MAX ? &pulls[n] : NULL);
 			if (r == 0)
 				return 0;
 			n += r > 0;
