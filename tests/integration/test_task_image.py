@@ -82,3 +82,30 @@ def test_pull_worker_killed_is_replaced_and_tasks_still_start(proxied, catalogue
     start(ecs, d, tag)
     assert px.requests, "the tag was not asked of the registry"
     assert "the pull worker exited" in d.stderr()
+
+
+def test_a_crashing_pull_fails_its_task_only(tmp_tasks, task_net, registry_anon, catalogue):
+    """A pull that crashes (as one a hostile registry broke would) is a
+    process of its own: its task fails with CannotPullContainerError, and
+    the worker and the daemon carry on starting other tasks."""
+    bb = catalogue["busybox"]
+    with reg.SlowProxy(registry_anon, 4096) as px:
+        d = TaskDaemon(tmp_tasks, task_net, registry=px,
+                       extra=("--insecure-registry", registry_anon.host)).wait_ready()
+        try:
+            ecs = make_client(d)
+            (worker,) = tk.poll_until(lambda: pull_workers(d.proc.pid), 10, "the pull worker")
+            td = register(ecs, d, [sh("app", IDLE, image=bb.ref(px.host))])
+            (t0,) = run(ecs, td)
+            assert px.wait_bytes(4096, 60), "the pull never started"
+            (pull,) = tk.poll_until(lambda: [p for p, pp, st, _ in tk.processes()
+                                             if pp == worker and st != "Z"], 10, "the pull")
+            os.kill(pull, signal.SIGSEGV)
+            (t,) = wait_stopped(ecs, [t0["taskArn"]])
+            assert t["stopCode"] == "TaskFailedToStart", t
+            assert t["stoppedReason"].startswith("CannotPullContainerError: "), t
+            assert "status 139" in t["stoppedReason"], t
+            assert pull_workers(d.proc.pid) == [worker]
+            assert start(ecs, d, bb.ref(registry_anon.host)) == bb.digest
+        finally:
+            finish(d, task_net)
