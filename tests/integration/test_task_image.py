@@ -4,6 +4,7 @@ digest that the store already holds is run without any registry request
 (and without a helper process).  The daemon's registry is a proxy in front
 of the fixture registry that records every request it forwards."""
 import os
+import shutil
 import signal
 
 import pytest
@@ -45,6 +46,15 @@ def test_tag_is_asked_each_run_and_a_stored_digest_never(proxied, catalogue):
     assert start(ecs, d, pinned) == bb.digest
     assert ("GET", f"/v2/{bb.repo}/manifests/{bb.digest}") in px.requests
     # Stored now: no request at all.
+    px.requests.clear()
+    assert start(ecs, d, pinned) == bb.digest
+    assert px.requests == []
+    # A layer gone from the store: the pull repairs it, then the store serves again.
+    for layer in (d.root / "layers").iterdir():
+        if not layer.name.startswith("."):
+            shutil.rmtree(layer)
+    assert start(ecs, d, pinned) == bb.digest
+    assert ("GET", f"/v2/{bb.repo}/manifests/{bb.digest}") in px.requests
     px.requests.clear()
     assert start(ecs, d, pinned) == bb.digest
     assert px.requests == []
