@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 #define HELPER_OUT_MAX (8u << 20)  /* an image config is capped at 4 MiB */
 #define HELPER_ERR_MAX 2048
 #define ARGV_MAX 64
+#define WORKER_STATUS_MS 10000  /* see worker_status() */
 
 extern char **environ;
 
@@ -148,14 +150,20 @@ static int helper_spawn(char *const *argv, int in, int out, int errfd, bool die_
 	return 0;
 }
 
-/* The wait status the pull worker sends on CTL once the pull exited; a
- * worker that died first killed the pull with it (SIGKILL). */
+/* The wait status the pull worker sends on CTL once the pull exited (its
+ * pipes are closed: it sends it at once).  A worker that died first killed
+ * the pull with it, and one that does not answer (stopped, hung) must not
+ * hold up the launch, nor the daemon's shutdown that joins it: SIGKILL. */
 static int worker_status(int ctl)
 {
-	int status;
-	ssize_t k;
-	while ((k = recv(ctl, &status, sizeof(status), 0)) < 0 && errno == EINTR)
+	struct pollfd p = { .fd = ctl, .events = POLLIN };
+	int status, n;
+	ssize_t k = -1;
+	while ((n = poll(&p, 1, WORKER_STATUS_MS)) < 0 && errno == EINTR)
 		;
+	if (n > 0)
+		while ((k = recv(ctl, &status, sizeof(status), MSG_DONTWAIT)) < 0 && errno == EINTR)
+			;
 	return k == (ssize_t)sizeof(status) ? status : SIGKILL;
 }
 

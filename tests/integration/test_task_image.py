@@ -11,8 +11,8 @@ import pytest
 
 from fixtures import registry as reg
 from fixtures import tasks as tk
-from test_api_tasks import (TaskDaemon, finish, register, run, sh, wait_running, wait_stopped,
-                            IDLE, tmp_tasks)  # noqa: F401 - tmp_tasks: a fixture
+from test_api_tasks import (TaskDaemon, finish, register, run, sh, wait_for, wait_running,
+                            wait_stopped, IDLE, tmp_tasks)  # noqa: F401 - tmp_tasks: a fixture
 from test_api_clusters import make_client
 
 
@@ -117,5 +117,26 @@ def test_a_crashing_pull_fails_its_task_only(tmp_tasks, task_net, registry_anon,
             assert "status 139" in t["stoppedReason"], t
             assert pull_workers(d.proc.pid) == [worker]
             assert start(ecs, d, bb.ref(registry_anon.host)) == bb.digest
+        finally:
+            finish(d, task_net)
+
+
+def test_a_hung_pull_worker_holds_up_no_stop(tmp_tasks, task_net, registry_anon, catalogue):
+    """A worker that stops answering (here: SIGSTOP) while a task pulls: a
+    StopTask still kills the pull and the task still stops, within the
+    daemon's 10 s wait for the worker's report."""
+    with reg.SlowProxy(registry_anon, 4096) as px:
+        d = TaskDaemon(tmp_tasks, task_net, registry=px).wait_ready()
+        try:
+            ecs = make_client(d)
+            (worker,) = tk.poll_until(lambda: pull_workers(d.proc.pid), 10, "the pull worker")
+            td = register(ecs, d, [sh("app", IDLE, image=catalogue["busybox"].ref(px.host))])
+            (t0,) = run(ecs, td)
+            assert px.wait_bytes(4096, 60), "the pull never started"
+            os.kill(worker, signal.SIGSTOP)
+            ecs.stop_task(task=t0["taskArn"], reason="not needed after all")
+            t = wait_for(ecs, t0["taskArn"], lambda t: t["lastStatus"] == "STOPPED", 30,
+                         "STOPPED")
+            assert t["stoppedReason"] == "not needed after all", t
         finally:
             finish(d, task_net)
