@@ -37,7 +37,7 @@
 #define HELPER_OUT_MAX (8u << 20)  /* an image config is capped at 4 MiB */
 #define HELPER_ERR_MAX 2048
 #define ARGV_MAX 64
-#define WORKER_STATUS_MS 10000  /* see worker_status() */
+#define WORKER_STATUS_MS 10000  /* worker_started(), worker_status() */
 
 extern char **environ;
 
@@ -293,17 +293,23 @@ static void close_fds(const int fds[3])
 			close(fds[i]);
 }
 
-/* The pull's pid and pidfd, the worker's first answer on CTL. */
+/* The pull's pid and pidfd, the worker's first answer on CTL; a worker
+ * that does not answer in time is passed over (the caller execs). */
 static int worker_started(int ctl, int *ret_pidfd)
 {
-	int pid;
+	int pid, n;
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { &pid, sizeof(pid) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
-	ssize_t k;
-	while ((k = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+	struct pollfd p = { .fd = ctl, .events = POLLIN };
+	ssize_t k = -1;
+	while ((n = poll(&p, 1, WORKER_STATUS_MS)) < 0 && errno == EINTR)
 		;
+	if (n > 0)
+		while ((k = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)) < 0 &&
+		       errno == EINTR)
+			;
 	struct cmsghdr *cm = k == (ssize_t)sizeof(pid) ? CMSG_FIRSTHDR(&mh) : NULL;
 	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
 		return -EPIPE;

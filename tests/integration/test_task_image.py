@@ -140,3 +140,16 @@ def test_a_hung_pull_worker_holds_up_no_stop(tmp_tasks, task_net, registry_anon,
             assert t["stoppedReason"] == "not needed after all", t
         finally:
             finish(d, task_net)
+
+
+def test_a_stopped_pull_worker_is_passed_over(proxied, catalogue):
+    """A worker stopped before a RunTask: the launch waits at most 10 s for
+    it, then execs its own helper, and the task runs."""
+    d, px = proxied
+    ecs = make_client(d)
+    (worker,) = tk.poll_until(lambda: pull_workers(d.proc.pid), 10, "the pull worker")
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        assert start(ecs, d, catalogue["busybox"].ref(px.host)) == catalogue["busybox"].digest
+    finally:
+        os.kill(worker, signal.SIGCONT)
