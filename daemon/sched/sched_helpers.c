@@ -283,7 +283,8 @@ static int worker_send(int sock, const char *ref, const int fds[3])
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
 	memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
-	return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)iov.iov_len ? 0 : -errno;
+	/* Never blocks: a worker whose queue is full is passed over too. */
+	return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)iov.iov_len ? 0 : -errno;
 }
 
 static void close_fds(const int fds[3])
