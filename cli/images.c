@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -15,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "common/cleanup.h"
+#include "common/fdpass.h"
 #include "common/json.h"
 #include "images/digest.h"
 #include "images/pull.h"
@@ -320,51 +320,15 @@ static _Noreturn void worker_child(struct cli *c, const char *ref, const int fds
 	_exit(task_image(c, ref));
 }
 
-/* Sends INT (and FD when >= 0) as one message on SOCK. */
-static int send_int(int sock, int v, int fd)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &v, sizeof(v) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fd >= 0) {
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(v) ? 0 : -errno;
-}
-
 /* One request from SOCK: 1 with REF and FDS, 0 at EOF (berthd is gone),
  * -1 for anything else (a malformed message is dropped). */
 static int worker_recv(int sock, char *ref, size_t n, int fds[3])
 {
-	char cbuf[CMSG_SPACE(3 * sizeof(int))];
-	struct iovec iov = { ref, n - 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	ssize_t k = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	if (k == 0)
-		return 0;
-	if (k < 0)
-		return -1;
+	ssize_t k = berth_recv_fds(sock, ref, n - 1, fds, 3, 0);
+	if (k <= 0)
+		return k == 0 ? 0 : -1;
 	ref[k] = '\0';
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	size_t got = 0;
-	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-		got = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-	if (got > 3)
-		got = 3;
-	if (got)
-		memcpy(fds, CMSG_DATA(cm), got * sizeof(int));
-	if (got == 3 && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
-		return 1;
-	for (size_t i = 0; i < got; i++)
-		close(fds[i]);
-	return -1;
+	return 1;
 }
 
 /* Starts the pull a request asks for; 1 when P now tracks it.  P NULL: at
@@ -388,7 +352,8 @@ static int worker_start(struct cli *c, int sock, struct worker_pull *p)
 	close(fds[0]);
 	close(fds[1]);
 	int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
-	if (pidfd >= 0 && send_int(fds[2], pid, pidfd) == 0) {
+	int v = pid;
+	if (pidfd >= 0 && berth_send_fds(fds[2], &v, sizeof(v), &pidfd, 1, 0) == 0) {
 		*p = (struct worker_pull){ pidfd, fds[2] };
 		return 1;
 	}
@@ -410,7 +375,7 @@ static void worker_finish(struct worker_pull *p)
 	int status = W_EXITCODE(127, 0);
 	if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED) == 0)
 		status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status;
-	send_int(p->ctl, status, -1);
+	berth_send_fds(p->ctl, &status, sizeof(status), NULL, 0, 0);
 	close(p->ctl);
 	close(p->pidfd);
 }

@@ -30,6 +30,7 @@
 #include <event2/event.h>
 
 #include "common/cleanup.h"
+#include "common/fdpass.h"
 #include "common/json.h"
 #include "daemon/sched/sched_internal.h"
 #include "images/local.h"
@@ -271,22 +272,6 @@ static int worker_sock(struct sched *s)
 	return fd;
 }
 
-/* Sends REF with the pull's stdout and stderr and its control socket. */
-static int worker_send(int sock, const char *ref, const int fds[3])
-{
-	char cbuf[CMSG_SPACE(3 * sizeof(int))] = { 0 };
-	struct iovec iov = { (void *)ref, strlen(ref) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-	memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
-	/* Never blocks: a worker whose queue is full is passed over too. */
-	return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)iov.iov_len ? 0 : -errno;
-}
-
 static void close_fds(const int fds[3])
 {
 	for (int i = 0; i < 3; i++)
@@ -298,23 +283,13 @@ static void close_fds(const int fds[3])
  * that does not answer in time is passed over (the caller execs). */
 static int worker_started(int ctl, int *ret_pidfd)
 {
-	int pid, n;
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &pid, sizeof(pid) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
 	struct pollfd p = { .fd = ctl, .events = POLLIN };
-	ssize_t k = -1;
+	int pid, n;
 	while ((n = poll(&p, 1, WORKER_STATUS_MS)) < 0 && errno == EINTR)
 		;
-	if (n > 0)
-		while ((k = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)) < 0 &&
-		       errno == EINTR)
-			;
-	struct cmsghdr *cm = k == (ssize_t)sizeof(pid) ? CMSG_FIRSTHDR(&mh) : NULL;
-	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+	if (n <= 0 || berth_recv_fds(ctl, &pid, sizeof(pid), ret_pidfd, 1, MSG_DONTWAIT) !=
+		      (ssize_t)sizeof(pid))
 		return -EPIPE;
-	memcpy(ret_pidfd, CMSG_DATA(cm), sizeof(int));
 	return 0;
 }
 
@@ -331,7 +306,8 @@ static int worker_pull(struct sched *s, const char *ref, struct sched_helper *h,
 	int r = pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
 		socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 ? -EAGAIN : 0;
 	int ours[3] = { out[0], errp[0], ctl[0] }, theirs[3] = { out[1], errp[1], ctl[1] };
-	if (r == 0 && worker_send(sock, ref, theirs) < 0)
+	/* Never blocks: a worker whose queue is full is passed over too. */
+	if (r == 0 && berth_send_fds(sock, ref, strlen(ref), theirs, 3, MSG_DONTWAIT) < 0)
 		r = -EAGAIN;
 	close_fds(theirs);
 	if (r == 0 && worker_started(ctl[0], &pidfd) < 0)
