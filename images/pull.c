@@ -341,6 +341,15 @@ static int prepare_layers(struct puller *p, struct berth_err *err)
 	return 0;
 }
 
+static bool same_record(struct img_store *s, const struct img_record *rec)
+{
+	struct img_record old;
+	return img_store_find(s, rec->ref, &old, NULL) == 0 && strcmp(old.ref, rec->ref) == 0 &&
+	       strcmp(old.digest, rec->digest) == 0 &&
+	       strcmp(old.manifest_digest, rec->manifest_digest) == 0 &&
+	       strcmp(old.config_digest, rec->config_digest) == 0 && old.size == rec->size;
+}
+
 static int pull_image(struct puller *p, const struct img_ref *ref, struct img_record *rec,
 		      struct berth_err *err)
 {
@@ -362,7 +371,8 @@ static int pull_image(struct puller *p, const struct img_ref *ref, struct img_re
 		for (size_t i = 0; i < m.n_layers; i++)
 			rec->size += m.layers[i].size;
 		rec->pulled_at = time(NULL);
-		r = img_store_record(p->store, rec, err);
+		if (!p->opts->keep_same_record || !same_record(p->store, rec))
+			r = img_store_record(p->store, rec, err);
 	}
 	if (p->config)
 		img_config_done(&cfg);

@@ -55,6 +55,10 @@ struct img_pull_opts {
 	img_pull_progress_fn progress;       /* may be NULL */
 	void *opaque;
 	struct img_pull_limits limits;       /* zeros: the defaults */
+	/* A record that already says the same (reference, digests, size) is
+	 * left as it is, pull time included: a task's pull, which RunTask
+	 * repeats for every task, saves rewriting and syncing images.json. */
+	bool keep_same_record;
 };
 
 /* Pulls ref into s and records it.  On success fills *ret (may be NULL).

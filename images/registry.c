@@ -61,7 +61,6 @@ struct img_registry {
 	CURL *pool[REG_POOL_MAX];
 	size_t n_pool;
 	pthread_mutex_t auth_lock;            /* guards everything below */
-	bool pinged;
 	char *authz;                          /* Authorization value or NULL */
 	int64_t authz_expiry;                 /* CLOCK_MONOTONIC s; 0: none */
 	struct img_challenge bearer;          /* kept to renew the token */
@@ -108,6 +107,14 @@ static CURLcode curl_init_rc; /* written once under curl_once */
 static void curl_init_once(void)
 {
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int img_registry_init(struct berth_err *err)
+{
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK)
+		return berth_errf(err, EIO, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+	return 0;
 }
 
 static int grow_append(struct growbuf *b, const void *p, size_t n, size_t max)
@@ -325,8 +332,6 @@ static size_t on_body(char *buf, size_t size, size_t n, void *opaque)
 			return 0;
 		return len;
 	}
-	if (!x->sink && !x->body_max)
-		return len; /* the ping: only the status matters */
 	if (!x->sink) {
 		int r = grow_append(&x->body, buf, len, x->body_max);
 		if (r == -EFBIG)
@@ -641,32 +646,6 @@ static int answer_challenge_locked(struct img_registry *r, struct img_challenge 
 	return 0;
 }
 
-/* GET /v2/: tells whether and how to authenticate.  Only a 401 matters;
- * any other answer lets the real request speak for itself. */
-static int ping_locked(struct img_registry *r, struct berth_err *err)
-{
-	char url[REG_URL_MAX], what[IMG_REF_DOMAIN_MAX + 16];
-	snprintf(url, sizeof(url), "%s/v2/", r->base);
-	snprintf(what, sizeof(what), "registry %s", r->host);
-	struct xfer x = { .url = url };
-	int ret = perform(r, &x, what, err);
-	if (ret == 0 && x.status == 401 && x.www_auth) {
-		struct img_challenge c;
-		ret = img_challenge_parse(x.www_auth, &c, err);
-		if (ret == 0) {
-			ret = answer_challenge_locked(r, &c, err);
-			ret = ret > 0 ? 0 : ret; /* Basic, no credentials: let the request fail */
-			img_challenge_done(&c);
-		} else {
-			berth_err_wrap(err, "%s", what);
-		}
-	}
-	xfer_done(&x);
-	if (ret == 0)
-		r->pinged = true;
-	return ret;
-}
-
 static int copy_authz_locked(struct img_registry *r, char **ret, unsigned *ret_gen,
 			     struct berth_err *err)
 {
@@ -678,16 +657,17 @@ static int copy_authz_locked(struct img_registry *r, char **ret, unsigned *ret_g
 	return 0;
 }
 
-/* The authorization to send now: pings on first use, renews an expired
- * token.  Threads wait on auth_lock while one of them talks to the token
- * server, then all use its token. */
+/* The authorization to send now: none until a 401 asked for one (no /v2/
+ * ping first: on an anonymous registry that round trip was a third of a
+ * warm RunTask's image step, and an authenticating one answers the real
+ * request with the same challenge); renews an expired token.  Threads
+ * wait on auth_lock while one of them talks to the token server, then all
+ * use its token. */
 static int auth_current(struct img_registry *r, char **ret, unsigned *ret_gen, struct berth_err *err)
 {
 	pthread_mutex_lock(&r->auth_lock);
 	int ret_code = 0;
-	if (!r->pinged)
-		ret_code = ping_locked(r, err);
-	else if (r->authz_expiry && berth_mono_ms() / 1000 >= r->authz_expiry && r->bearer.realm)
+	if (r->authz_expiry && berth_mono_ms() / 1000 >= r->authz_expiry && r->bearer.realm)
 		ret_code = token_fetch_locked(r, &r->bearer, err);
 	if (ret_code == 0)
 		ret_code = copy_authz_locked(r, ret, ret_gen, err);
@@ -893,9 +873,9 @@ static int registry_init(struct img_registry *r, const struct img_ref *ref,
 	snprintf(r->host, sizeof(r->host), "%s", host);
 	snprintf(r->path, sizeof(r->path), "%s", ref->path);
 	snprintf(r->base, sizeof(r->base), "%s://%s", insecure ? "http" : "https", host);
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK)
-		return berth_errf(err, EIO, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+	int rc = img_registry_init(err);
+	if (rc < 0)
+		return rc;
 	r->share = curl_share_init();
 	if (!r->share)
 		return berth_errf(err, ENOMEM, "out of memory");

@@ -1,7 +1,8 @@
 /* Registry client (OCI distribution spec) on libcurl.
  *
  * One struct img_registry talks to one repository on one registry.  It
- * pings /v2/, answers a "WWW-Authenticate: Bearer realm=…,service=…,
+ * sends each request without authorization until a 401 asks for it (no
+ * /v2/ ping first), answers a "WWW-Authenticate: Bearer realm=…,service=…,
  * scope=…" challenge by fetching a token (with credentials when it has
  * them), or uses Basic auth, and retries the request once with the new
  * authorization.  Credentials come from a docker-style config.json
@@ -48,6 +49,11 @@ struct img_registry;
 /* Prepares a client for ref's registry and repository.  Reads (and
  * validates) the auth file, does no network I/O.  img_registry_free(NULL)
  * is a no-op. */
+/* libcurl's one-time global set-up (TLS included), which img_registry_open()
+ * otherwise does on first use.  A process that forks pulls (berthd's pull
+ * worker) calls it once, so that each child starts with it done. */
+int img_registry_init(struct berth_err *err);
+
 int img_registry_open(const struct img_ref *ref, const struct img_registry_opts *opts,
 		      struct img_registry **ret, struct berth_err *err);
 void img_registry_free(struct img_registry *r);
@@ -85,7 +91,7 @@ int img_registry_get_blob(struct img_registry *r, const char *digest, int64_t of
 			  int64_t deadline_ms, img_blob_sink_fn sink, img_blob_restart_fn restart,
 			  void *opaque, struct berth_err *err);
 
-/* Every request of r (token, ping, manifest, blob) ends by deadline_ms
+/* Every request of r (token, manifest, blob) ends by deadline_ms
  * (CLOCK_MONOTONIC, berth_mono_ms(); 0: none), with -ETIMEDOUT
  * "… deadline reached", however slowly the registry keeps sending.  A
  * blob GET may carry an earlier deadline of its own.  Call before the

@@ -15,21 +15,12 @@
 #include "common/fsutil.h"
 #include "common/json.h"
 #include "images/digest.h"
-#include "images/unpack.h"
+#include "images/store_internal.h"
 
 /* images.json is ours, but a runaway file must not exhaust memory. */
 #define RECORDS_MAX (64u << 20)
-#define HEX_LEN 64
 #define CHUNK (64u << 10)
 
-/* Immutable after img_store_open(), so one store may be shared by threads. */
-struct img_store {
-	char *root;    /* absolute */
-	int rootfd;    /* O_PATH; every path below is resolved from these fds */
-	int blobsfd;   /* blobs/sha256 */
-	int ingestfd;  /* ingest */
-	int layersfd;  /* layers */
-};
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -51,9 +42,7 @@ static int open_subdir(int dirfd, const char *name, int *ret, struct berth_err *
 	return 0;
 }
 
-/* Opens (creating) dirfd/name and flocks it.  Each call opens its own file
- * description, so two threads of one process exclude each other too. */
-static int lock_at(int dirfd, const char *name, int op, int *ret, struct berth_err *err)
+int img_store_lock_at(int dirfd, const char *name, int op, int *ret, struct berth_err *err)
 {
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -67,8 +56,7 @@ static int lock_at(int dirfd, const char *name, int op, int *ret, struct berth_e
 	return 0;
 }
 
-/* prefix + 16 random hex chars: names no other writer can pick. */
-static int random_name(const char *prefix, char *buf, size_t n, struct berth_err *err)
+int img_store_random_name(const char *prefix, char *buf, size_t n, struct berth_err *err)
 {
 	unsigned char rnd[8];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -107,7 +95,7 @@ static int size_mismatch(struct berth_err *err, const char *digest, int64_t want
 static void remove_stale_tmp(struct img_store *s)
 {
 	_cleanup_close_ int lockfd = -1;
-	if (lock_at(s->rootfd, "store.lock", LOCK_EX | LOCK_NB, &lockfd, NULL) < 0)
+	if (img_store_lock_at(s->rootfd, "store.lock", LOCK_EX | LOCK_NB, &lockfd, NULL) < 0)
 		return;
 	const struct { int dirfd; const char *prefix; } dirs[] = {
 		{ s->layersfd, ".tmp-" }, { s->ingestfd, ".put-" },
@@ -174,7 +162,7 @@ const char *img_store_root(const struct img_store *s)
 int img_store_lock_shared(struct img_store *s, struct berth_err *err)
 {
 	int fd;
-	int r = lock_at(s->rootfd, "store.lock", LOCK_SH, &fd, err);
+	int r = img_store_lock_at(s->rootfd, "store.lock", LOCK_SH, &fd, err);
 	if (r < 0)
 		return berth_err_wrap(err, "store %s", s->root);
 	return fd;
@@ -187,12 +175,6 @@ void img_store_unlock(int lockfd)
 	flock(lockfd, LOCK_UN);
 	close(lockfd);
 }
-
-static void unlockp(int *fd)
-{
-	img_store_unlock(*fd);
-}
-#define _cleanup_unlock_ _cleanup_(unlockp)
 
 /* ---- blobs -------------------------------------------------------------- */
 
@@ -258,7 +240,7 @@ static int put_blob_locked(struct img_store *s, const char *digest, const void *
 			   struct berth_err *err)
 {
 	char tmp[32];
-	int r = random_name(".put-", tmp, sizeof(tmp), err);
+	int r = img_store_random_name(".put-", tmp, sizeof(tmp), err);
 	if (r < 0)
 		return berth_err_wrap(err, "blob %s", digest);
 	_cleanup_close_ int fd = openat(s->ingestfd, tmp,
@@ -474,7 +456,7 @@ int img_store_ingest(struct img_store *s, const char *digest, int64_t size,
 		char name[HEX_LEN + 8];
 		snprintf(name, sizeof(name), "%s.lock", img_digest_hex(digest));
 		_cleanup_unlock_ int lockfd = -1;
-		if ((r = lock_at(s->ingestfd, name, LOCK_EX, &lockfd, err)) < 0)
+		if ((r = img_store_lock_at(s->ingestfd, name, LOCK_EX, &lockfd, err)) < 0)
 			return berth_err_wrap(err, "blob %s", digest);
 		r = blob_present(s, digest, size, err);
 		if (r == -ENOENT) {
@@ -489,39 +471,7 @@ int img_store_ingest(struct img_store *s, const char *digest, int64_t size,
 
 /* ---- layers ------------------------------------------------------------- */
 
-/* Unpacks blobfd into a fresh layers/.tmp-* directory, syncs it and renames
- * it to layers/<hex>: a layer directory exists only once complete. */
-static int unpack_into_place(struct img_store *s, int blobfd, enum img_compression comp,
-			     int64_t max_unpacked, const char *diff_id, const char *hex,
-			     struct berth_err *err)
-{
-	char tmp[32];
-	int r = random_name(".tmp-", tmp, sizeof(tmp), err);
-	if (r < 0)
-		return r;
-	/* 0755: this becomes the root directory of the container's
-	 * filesystem; layers/ itself is 0700, so host users still cannot
-	 * reach it. */
-	if (mkdirat(s->layersfd, tmp, 0755) < 0)
-		return berth_errnof(err, errno, "create layers/%s", tmp);
-	_cleanup_close_ int tmpfd = openat(s->layersfd, tmp,
-					   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (tmpfd < 0)
-		r = berth_errnof(err, errno, "open layers/%s", tmp);
-	else
-		r = img_unpack_layer(blobfd, comp, tmpfd, diff_id, max_unpacked, err);
-	if (r == 0 && syncfs(tmpfd) < 0)
-		r = berth_errnof(err, errno, "sync layers/%s", tmp);
-	if (r == 0 && renameat2(s->layersfd, tmp, s->layersfd, hex, RENAME_NOREPLACE) < 0)
-		r = berth_errnof(err, errno, "rename layers/%s to layers/%s", tmp, hex);
-	if (r == 0)
-		return berth_fsync_dir_at(s->layersfd, ".", err);
-	berth_rm_rf_at(s->layersfd, tmp, NULL);
-	return r;
-}
-
-/* 0 when layers/<hex> is a directory, -ENOENT when absent. */
-static int layer_present(struct img_store *s, const char *hex, struct berth_err *err)
+int img_store_layer_present(struct img_store *s, const char *hex, struct berth_err *err)
 {
 	struct stat st;
 	if (fstatat(s->layersfd, hex, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -531,48 +481,10 @@ static int layer_present(struct img_store *s, const char *hex, struct berth_err 
 	return 0;
 }
 
-static int ensure_layer_locked(struct img_store *s, const char *hex, const char *diff_id,
-			       const char *blob_digest, enum img_compression comp,
-			       int64_t max_unpacked, struct berth_err *err)
+bool img_store_has_layer(struct img_store *s, const char *chain_id)
 {
-	_cleanup_close_ int blobfd = img_store_open_blob(s, blob_digest, err);
-	if (blobfd < 0)
-		return blobfd;
-	return unpack_into_place(s, blobfd, comp, max_unpacked, diff_id, hex, err);
-}
-
-int img_store_ensure_layer(struct img_store *s, const char *chain_id, const char *diff_id,
-			   const char *blob_digest, enum img_compression comp, int64_t max_unpacked,
-			   bool *ret_unpacked, struct berth_err *err)
-{
-	int r;
-	if ((r = img_digest_check(chain_id, "chain id", err)) < 0 ||
-	    (r = img_digest_check(diff_id, "diff id", err)) < 0 ||
-	    (r = img_digest_check(blob_digest, "layer digest", err)) < 0)
-		return r;
-	const char *hex = img_digest_hex(chain_id);
-	bool unpacked = false;
-	r = layer_present(s, hex, err);
-	if (r == -ENOENT) {
-		_cleanup_unlock_ int storelock = img_store_lock_shared(s, err);
-		if (storelock < 0)
-			return storelock;
-		char name[HEX_LEN + 8];
-		snprintf(name, sizeof(name), ".lock-%s", hex);
-		_cleanup_unlock_ int lockfd = -1;
-		if ((r = lock_at(s->layersfd, name, LOCK_EX, &lockfd, err)) < 0)
-			return berth_err_wrap(err, "layer %s", chain_id);
-		r = layer_present(s, hex, err);
-		if (r == -ENOENT) {
-			r = ensure_layer_locked(s, hex, diff_id, blob_digest, comp, max_unpacked, err);
-			unpacked = r == 0;
-		}
-	}
-	if (r < 0)
-		return berth_err_wrap(err, "layer %s", chain_id);
-	if (ret_unpacked)
-		*ret_unpacked = unpacked;
-	return 0;
+	return img_digest_valid(chain_id) &&
+	       img_store_layer_present(s, img_digest_hex(chain_id), NULL) == 0;
 }
 
 int img_store_layer_path(struct img_store *s, const char *chain_id, char *buf, size_t n,
@@ -705,7 +617,7 @@ static int update_records(struct img_store *s, const struct img_record *add,
 			  const char *remove_ref, struct berth_err *err)
 {
 	_cleanup_unlock_ int lockfd = -1;
-	int r = lock_at(s->rootfd, "images.lock", LOCK_EX, &lockfd, err);
+	int r = img_store_lock_at(s->rootfd, "images.lock", LOCK_EX, &lockfd, err);
 	if (r < 0)
 		return berth_err_wrap(err, "store %s", s->root);
 	_cleanup_free_ struct img_record *recs = NULL;
@@ -972,7 +884,7 @@ int img_store_gc(struct img_store *s, size_t *ret_blobs, size_t *ret_layers,
 		 struct berth_err *err)
 {
 	_cleanup_unlock_ int lockfd = -1;
-	int r = lock_at(s->rootfd, "store.lock", LOCK_EX, &lockfd, err);
+	int r = img_store_lock_at(s->rootfd, "store.lock", LOCK_EX, &lockfd, err);
 	if (r < 0)
 		return berth_err_wrap(err, "store %s", s->root);
 	struct gc g = { .s = s };

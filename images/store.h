@@ -110,6 +110,9 @@ int img_store_ensure_layer(struct img_store *s, const char *chain_id, const char
 int img_store_layer_path(struct img_store *s, const char *chain_id, char *buf, size_t n,
 			 struct berth_err *err);
 
+/* Whether layers/<hex of chain_id> is an unpacked layer (a directory). */
+bool img_store_has_layer(struct img_store *s, const char *chain_id);
+
 /* Image records. */
 struct img_record {
 	char ref[IMG_REF_STR_MAX];                  /* canonical, as img_ref_format() */

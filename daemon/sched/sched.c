@@ -19,6 +19,7 @@
 #include "daemon/sched/sched_internal.h"
 #include "daemon/sched/units.h"
 #include "daemon/sched/taskplan.h"
+#include "images/store.h"
 
 #define PRUNE_PERIOD_MAX_MS 60000
 #define PRUNE_PERIOD_MIN_MS 100
@@ -576,6 +577,7 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 	_cleanup_(sched_freep) struct sched *s = calloc(1, sizeof(*s));
 	if (!s)
 		return berth_errf(err, ENOMEM, "out of memory");
+	sched_worker_init(s);
 	s->base = base;
 	s->store = store;
 	s->cfg = *cfg;
@@ -588,8 +590,11 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 	int r = policy_host_resources(&s->cfg.policy, err);
 	if (r == 0)
 		r = sched_host_network(cfg, err);
+	if (r == 0)
+		r = img_store_open(cfg->root, &s->images, err);
 	if (r < 0)
 		return r;
+	sched_worker_start(s);
 	struct timeval tv = { prune_period(cfg) / 1000, (prune_period(cfg) % 1000) * 1000 };
 	s->prune_ev = event_new(base, -1, EV_PERSIST, on_prune, s);
 	if (!s->prune_ev || event_add(s->prune_ev, &tv) < 0)
@@ -617,5 +622,7 @@ void sched_free(struct sched *s)
 		event_free(s->prune_ev);
 	if (s->disk_ev)
 		event_free(s->disk_ev);
+	sched_worker_stop(s);
+	img_store_free(s->images);
 	free(s);
 }

@@ -3,7 +3,9 @@
  * image for a task (libcurl, libarchive), `berth host-network` sets up the
  * bridge and NAT (libnftables), and `berth-shim PLAN` starts a task.  Each
  * prints its answer on stdout and its error, one `berth…: ` line, on
- * stderr; the caller waits for it to exit.
+ * stderr; the caller waits for it to exit.  A task's image pinned by digest
+ * and already in the store needs no helper: it is read in process
+ * (images/local.h, which maps neither libcurl nor libarchive).
  *
  * A pull helper can run for minutes, so it must not outlive its reason
  * to run: it is started with PR_SET_PDEATHSIG=SIGKILL (the kernel kills
@@ -14,22 +16,29 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "common/cleanup.h"
+#include "common/fdpass.h"
 #include "common/json.h"
 #include "daemon/sched/sched_internal.h"
+#include "images/local.h"
 
 #define HELPER_OUT_MAX (8u << 20)  /* an image config is capped at 4 MiB */
 #define HELPER_ERR_MAX 2048
 #define ARGV_MAX 64
+#define WORKER_STATUS_MS 10000  /* worker_started(), worker_status() */
 
 extern char **environ;
 
@@ -106,21 +115,23 @@ static void helper_set(struct sched_helper *h, int pidfd)
 /* The child between clone3 and execve: raw system calls only (the daemon
  * has threads).  With die_with_us, the death signal is armed before
  * anything else and the parent checked afterwards, so a daemon killed in
- * between cannot leave the helper running. */
-static _Noreturn void helper_child(char *const *argv, int out, int errfd, pid_t parent,
+ * between cannot leave the helper running.  IN < 0: /dev/null. */
+static _Noreturn void helper_child(char *const *argv, int in, int out, int errfd, pid_t parent,
 				   bool die_with_us)
 {
 	if (die_with_us && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
 		_exit(127);
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
+	if (in < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		_exit(127);
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
 		_exit(127);
 	execve(argv[0], argv, environ);
 	_exit(127);
 }
 
-/* Starts ARGV with stdout OUT and stderr ERRFD; its pid and pidfd. */
-static int helper_spawn(char *const *argv, int out, int errfd, bool die_with_us,
+/* Starts ARGV with stdin IN (-1: /dev/null), stdout OUT and stderr ERRFD;
+ * its pid and pidfd. */
+static int helper_spawn(char *const *argv, int in, int out, int errfd, bool die_with_us,
 			pid_t *ret_pid, int *ret_pidfd)
 {
 	pid_t parent = getpid();
@@ -134,10 +145,64 @@ static int helper_spawn(char *const *argv, int out, int errfd, bool die_with_us,
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
-		helper_child(argv, out, errfd, parent, die_with_us);
+		helper_child(argv, in, out, errfd, parent, die_with_us);
 	*ret_pid = (pid_t)pid;
 	*ret_pidfd = pidfd;
 	return 0;
+}
+
+/* The wait status the pull worker sends on CTL once the pull exited (its
+ * pipes are closed: it sends it at once).  A worker that died first killed
+ * the pull with it, and one that does not answer (stopped, hung) must not
+ * hold up the launch, nor the daemon's shutdown that joins it: SIGKILL. */
+static int worker_status(int ctl)
+{
+	struct pollfd p = { .fd = ctl, .events = POLLIN };
+	int status, n;
+	ssize_t k = -1;
+	while ((n = poll(&p, 1, WORKER_STATUS_MS)) < 0 && errno == EINTR)
+		;
+	if (n > 0)
+		while ((k = recv(ctl, &status, sizeof(status), MSG_DONTWAIT)) < 0 && errno == EINTR)
+			;
+	return k == (ssize_t)sizeof(status) ? status : SIGKILL;
+}
+
+/* Reads a started helper's stdout OFD and stderr EFD to EOF and its exit
+ * status (waitpid(PID), or from the worker's CTL when PID is 0).  With a
+ * slot H the helper can be killed through H meanwhile.  *ret_out is its
+ * stdout when it exits 0, else the error is its stderr line.  Closes
+ * OFD, EFD and PIDFD. */
+static int helper_collect(const char *name, struct sched_helper *h, int ofd, int efd, pid_t pid,
+			  int pidfd, int ctl, char **ret_out, struct berth_err *err)
+{
+	_cleanup_close_ int ofd_ = ofd, efd_ = efd, pidfd_ = pidfd;
+	helper_set(h, pidfd);
+	_cleanup_free_ char *o = NULL, *e = NULL;
+	size_t olen = 0, elen = 0;
+	int r = read_all(ofd, HELPER_OUT_MAX, &o, &olen);
+	if (read_all(efd, HELPER_ERR_MAX, &e, &elen) < 0)
+		e = NULL;
+	int status = 0;
+	if (pid)
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	else
+		status = worker_status(ctl);
+	helper_set(h, -1);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && r == 0) {
+		*ret_out = TAKE_PTR(o);
+		return 0;
+	}
+	const char *msg = e ? e : "";
+	msg += strncmp(msg, "berth: ", 7) == 0 ? 7 : strncmp(msg, "berth-shim: ", 12) == 0 ? 12 : 0;
+	size_t n = strcspn(msg, "\n");
+	if (r < 0)
+		return berth_errf(err, -r, "%s: its answer: %s", name, strerror(-r));
+	if (!n)
+		return berth_errf(err, EIO, "%s exited with status %d", name,
+				  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	return berth_errf(err, EIO, "%.*s", (int)n, msg);
 }
 
 /* Runs ARGV (argv[0] the path), stdin /dev/null; *ret_out is its stdout
@@ -155,36 +220,14 @@ static int run_helper(char *const *argv, struct sched_helper *h, char **ret_out,
 	}
 	pid_t pid = 0;
 	int pidfd = -1;
-	int rc = helper_spawn(argv, out[1], errp[1], h != NULL, &pid, &pidfd);
+	int rc = helper_spawn(argv, -1, out[1], errp[1], h != NULL, &pid, &pidfd);
 	close(out[1]);
 	close(errp[1]);
-	_cleanup_close_ int ofd = out[0], efd = errp[0];
-	if (rc < 0)
+	if (rc < 0) {
+		close(out[0]), close(errp[0]);
 		return berth_errnof(err, -rc, "start %s", argv[0]);
-	helper_set(h, pidfd);
-	_cleanup_free_ char *o = NULL, *e = NULL;
-	size_t olen = 0, elen = 0;
-	int r = read_all(ofd, HELPER_OUT_MAX, &o, &olen);
-	if (read_all(efd, HELPER_ERR_MAX, &e, &elen) < 0)
-		e = NULL;
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	helper_set(h, -1);
-	close(pidfd);
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && r == 0) {
-		*ret_out = TAKE_PTR(o);
-		return 0;
 	}
-	const char *msg = e ? e : "";
-	msg += strncmp(msg, "berth: ", 7) == 0 ? 7 : strncmp(msg, "berth-shim: ", 12) == 0 ? 12 : 0;
-	size_t n = strcspn(msg, "\n");
-	if (r < 0)
-		return berth_errf(err, -r, "%s: its answer: %s", argv[0], strerror(-r));
-	if (!n)
-		return berth_errf(err, EIO, "%s exited with status %d", argv[0],
-				  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-	return berth_errf(err, EIO, "%.*s", (int)n, msg);
+	return helper_collect(argv[0], h, out[0], errp[0], pid, pidfd, -1, ret_out, err);
 }
 
 /* `berth [--root R] [--registry-auth F] [--insecure-registry H]… [limits]
@@ -207,6 +250,157 @@ static size_t cli_argv(const struct sched *s, char **argv, const char *subcomman
 	img_limits_argv(&s->cfg.pull_limits, argv, &n, bufs);
 	argv[n++] = (char *)subcommand;
 	return n;
+}
+
+/* ---- the pull worker (cli/images.c has the other side) ------------------ */
+
+#define WORKER_RETRY_S 1
+
+void sched_worker_init(struct sched *s)
+{
+	pthread_mutex_init(&s->worker_lock, NULL);
+	s->worker_sock = s->worker_pidfd = -1;
+}
+
+/* The worker's socket for one request (a copy: the loop may replace the
+ * worker meanwhile), or -1. */
+static int worker_sock(struct sched *s)
+{
+	pthread_mutex_lock(&s->worker_lock);
+	int fd = s->worker_sock >= 0 ? fcntl(s->worker_sock, F_DUPFD_CLOEXEC, 3) : -1;
+	pthread_mutex_unlock(&s->worker_lock);
+	return fd;
+}
+
+static void close_fds(const int fds[3])
+{
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* The pull's pid and pidfd, the worker's first answer on CTL; a worker
+ * that does not answer in time is passed over (the caller execs). */
+static int worker_started(int ctl, int *ret_pidfd)
+{
+	struct pollfd p = { .fd = ctl, .events = POLLIN };
+	int pid, n;
+	while ((n = poll(&p, 1, WORKER_STATUS_MS)) < 0 && errno == EINTR)
+		;
+	if (n <= 0 || berth_recv_fds(ctl, &pid, sizeof(pid), ret_pidfd, 1, MSG_DONTWAIT) !=
+		      (ssize_t)sizeof(pid))
+		return -EPIPE;
+	return 0;
+}
+
+/* `task-image REF` run by the worker.  -EAGAIN when there is no worker or
+ * it did not take the request: the caller execs the helper itself. */
+static int worker_pull(struct sched *s, const char *ref, struct sched_helper *h, char **ret_out,
+		       struct berth_err *err)
+{
+	_cleanup_close_ int sock = worker_sock(s);
+	if (sock < 0)
+		return -EAGAIN;
+	/* ours[i] stays here, theirs[i] goes to the pull: stdout, stderr, control. */
+	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, ctl[2] = { -1, -1 }, pidfd = -1;
+	int r = pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+		socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 ? -EAGAIN : 0;
+	int ours[3] = { out[0], errp[0], ctl[0] }, theirs[3] = { out[1], errp[1], ctl[1] };
+	/* Never blocks: a worker whose queue is full is passed over too. */
+	if (r == 0 && berth_send_fds(sock, ref, strlen(ref), theirs, 3, MSG_DONTWAIT) < 0)
+		r = -EAGAIN;
+	close_fds(theirs);
+	if (r == 0 && worker_started(ctl[0], &pidfd) < 0)
+		r = -EAGAIN;
+	if (r < 0) {
+		close_fds(ours);
+		return r;
+	}
+	_cleanup_close_ int ctlfd = ctl[0];
+	return helper_collect(s->cfg.cli_bin, h, out[0], errp[0], 0, pidfd, ctlfd, ret_out, err);
+}
+
+static void worker_drop(struct sched *s)
+{
+	if (s->worker_ev)
+		event_free(s->worker_ev);
+	s->worker_ev = NULL;
+	pthread_mutex_lock(&s->worker_lock);
+	if (s->worker_sock >= 0)
+		close(s->worker_sock);
+	s->worker_sock = -1;
+	pthread_mutex_unlock(&s->worker_lock);
+	if (s->worker_pidfd >= 0) {
+		syscall(SYS_pidfd_send_signal, s->worker_pidfd, SIGKILL, NULL, 0);
+		while (waitpid(s->worker_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		close(s->worker_pidfd);
+	}
+	s->worker_pidfd = -1;
+}
+
+static void on_worker_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	sched_worker_start(arg);
+}
+
+static void on_worker_exit(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct sched *s = arg;
+	worker_drop(s);
+	sched_say(s, "the pull worker exited; another starts in %d s (pulls exec their "
+		  "helper meanwhile)", WORKER_RETRY_S);
+	struct timeval tv = { WORKER_RETRY_S, 0 };
+	if (!s->worker_retry_ev)
+		s->worker_retry_ev = evtimer_new(s->base, on_worker_retry, s);
+	if (!s->worker_retry_ev || evtimer_add(s->worker_retry_ev, &tv) < 0)
+		sched_say(s, "cannot arm the pull worker's restart: pulls exec their helper");
+}
+
+static int worker_spawn(struct sched *s, struct berth_err *err)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return berth_errnof(err, errno, "socketpair");
+	char *argv[ARGV_MAX], bufs[4][32];
+	size_t n = cli_argv(s, argv, "task-image", bufs);
+	argv[n++] = "--worker";
+	argv[n] = NULL;
+	int r = helper_spawn(argv, sv[1], STDERR_FILENO, STDERR_FILENO, true, &s->worker_pid,
+			     &s->worker_pidfd);
+	close(sv[1]);
+	if (r < 0) {
+		close(sv[0]);
+		return berth_errnof(err, -r, "start %s", s->cfg.cli_bin);
+	}
+	pthread_mutex_lock(&s->worker_lock);
+	s->worker_sock = sv[0];
+	pthread_mutex_unlock(&s->worker_lock);
+	s->worker_ev = event_new(s->base, s->worker_pidfd, EV_READ, on_worker_exit, s);
+	if (!s->worker_ev || event_add(s->worker_ev, NULL) < 0) {
+		worker_drop(s);
+		return berth_errf(err, ENOMEM, "cannot watch the pull worker");
+	}
+	return 0;
+}
+
+/* On the loop thread only: the worker dies with the thread that started it. */
+void sched_worker_start(struct sched *s)
+{
+	struct berth_err err = { 0 };
+	if (worker_spawn(s, &err) < 0)
+		sched_say(s, "pull worker: %s; pulls exec their helper", err.msg);
+}
+
+void sched_worker_stop(struct sched *s)
+{
+	worker_drop(s);
+	if (s->worker_retry_ev)
+		event_free(s->worker_retry_ev);
+	s->worker_retry_ev = NULL;
+	pthread_mutex_destroy(&s->worker_lock);
 }
 
 void sched_pulled_done(struct sched_pulled *p)
@@ -240,15 +434,41 @@ static int parse_pulled(const char *text, struct sched_pulled *p)
 	return 0;
 }
 
+/* REF pinned by digest and complete in the store: no registry request (a
+ * digest names its content for good) and no helper.  Otherwise -ENOENT (or
+ * -ENOMEM), P untouched: the helper pulls, and repairs what was missing. */
+static int pulled_local(struct sched *s, const char *ref, struct sched_pulled *p)
+{
+	struct img_local l;
+	if (!strchr(ref, '@') || img_local_image(s->images, ref, &l, NULL) < 0)
+		return -ENOENT;
+	struct sched_pulled got = {
+		.digest = strdup(l.digest), .config = TAKE_PTR(l.config),
+		.layers = TAKE_PTR(l.layers), .n_layers = l.n_layers,
+	};
+	l.n_layers = 0;
+	img_local_done(&l);
+	if (!got.digest) {
+		sched_pulled_done(&got);
+		return -ENOMEM;
+	}
+	*p = got;
+	return 0;
+}
+
 int sched_pull(struct sched *s, struct sched_helper *h, const char *ref, struct sched_pulled *p,
 	       struct berth_err *err)
 {
+	if (pulled_local(s, ref, p) == 0)
+		return 0;
 	char *argv[ARGV_MAX], bufs[4][32];
 	size_t n = cli_argv(s, argv, "task-image", bufs);
 	argv[n++] = (char *)ref;
 	argv[n] = NULL;
 	_cleanup_free_ char *out = NULL;
-	int r = run_helper(argv, h, &out, err);
+	int r = worker_pull(s, ref, h, &out, err);
+	if (r == -EAGAIN)
+		r = run_helper(argv, h, &out, err);
 	if (r < 0)
 		return r;
 	if ((r = parse_pulled(out, p)) < 0)

@@ -14,6 +14,7 @@
 
 struct bufferevent;
 struct event;
+struct img_store;
 
 /* The pull helper a launch thread waits for (sched_helpers.c), so that
  * StopTask and shutdown can kill it from the loop. */
@@ -78,6 +79,14 @@ struct sched {
 	struct event *prune_ev;
 	struct sched_task *tasks;
 	struct event *disk_ev;       /* the ephemeral storage check (sched_disk.c) */
+	struct img_store *images;    /* read only: pinned images (sched_pull()) */
+	/* The pull worker, `berth task-image --worker` (sched_helpers.c). */
+	pthread_mutex_t worker_lock; /* guards worker_sock: launch threads dup it */
+	int worker_sock;             /* -1: none; each pull then execs its helper */
+	int worker_pidfd;
+	pid_t worker_pid;
+	struct event *worker_ev;     /* its pidfd: it exited */
+	struct event *worker_retry_ev;  /* starts the next one */
 	char instance_id[INSTANCE_ID_LEN + 1];  /* the host's container instance */
 	int64_t started_ms;          /* when it registered: the daemon's start */
 };
@@ -123,7 +132,8 @@ void sched_watch_close(struct sched_task *t);
  * it already was V. */
 bool sched_set_str(char **dst, const char *v);
 
-/* An image pulled for a task (sched_helpers.c, by `berth task-image`). */
+/* A task's image (sched_helpers.c): pinned by digest and already stored,
+ * read from the store in process; else pulled by `berth task-image`. */
 struct sched_pulled {
 	char *digest;                /* what the reference resolved to */
 	char *config;                /* the image config JSON */
@@ -133,6 +143,13 @@ struct sched_pulled {
 void sched_pulled_done(struct sched_pulled *p);
 int sched_pull(struct sched *s, struct sched_helper *h, const char *ref, struct sched_pulled *p,
 	       struct berth_err *err);
+/* The pull worker: sched_worker_init() right after allocation (the
+ * destructor relies on it), sched_worker_start() on the loop thread (it
+ * dies with that thread); the loop restarts it when it exits.  Without a
+ * worker every pull execs `berth task-image` as before. */
+void sched_worker_init(struct sched *s);
+void sched_worker_start(struct sched *s);
+void sched_worker_stop(struct sched *s);
 /* `berth-shim PLAN`; *ret_pid is the running shim's. */
 int sched_spawn_shim(struct sched *s, const char *plan, int *ret_pid, struct berth_err *err);
 /* `berth host-network …`: the bridge and NAT as CFG says. */

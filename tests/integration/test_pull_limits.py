@@ -35,19 +35,25 @@ TRICKLE = 4096      # bytes/s: four times curl's low-speed limit, so only a dead
 
 
 def pull_helpers(root):
-    """pids of `berth … task-image` processes working on the store ROOT."""
-    out = []
+    """pids of the pulls working on the store ROOT: `berth … task-image`
+    processes, and the children of berthd's pull worker (`berth …
+    task-image --worker`, which forks one per pull), not the worker."""
+    procs = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-        except OSError:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if b"task-image" in argv and str(root).encode() in argv and tk.alive(int(d)):
-            out.append(int(d))
-    return out
+        procs[int(d)] = (argv, ppid)
+    workers = {pid for pid, (argv, _) in procs.items() if b"--worker" in argv}
+    return [pid for pid, (argv, ppid) in procs.items()
+            if b"task-image" in argv and str(root).encode() in argv
+            and (pid not in workers or ppid in workers) and tk.alive(pid)]
 
 
 def store_leftovers(root):

@@ -24,6 +24,7 @@
 #include "common/fsutil.h"
 #include "common/sha256.h"
 #include "images/digest.h"
+#include "images/local.h"
 #include "images/store.h"
 
 #define BLOB_LEN (200u << 10)
@@ -671,6 +672,75 @@ static void test_gc(void **state)
 	assert_true(exists(f, "layers", img_digest_hex(two.layer)));
 }
 
+/* ---- a pinned image from the store alone (images/local.h) ---------------- */
+
+static int local(struct fixture *f, const char *repo, const char *digest, struct img_local *l,
+		 struct berth_err *err)
+{
+	char ref[256];
+	snprintf(ref, sizeof(ref), "%s@%s", repo, digest);
+	return img_local_image(f->s, ref, l, err);
+}
+
+static void test_local_image(void **state)
+{
+	struct fixture *f = *state;
+	struct berth_err err = { 0 };
+	struct image one;
+	make_image(f, "127.0.0.1:5000/one:1", "one\n", &one);
+	struct img_local l = { 0 };
+	/* By the digest the tag resolved to, under any repository name. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(local(f, i ? "other/name" : "127.0.0.1:5000/one", one.index, &l,
+				       &err), 0);
+		assert_string_equal(l.digest, one.index);
+		assert_non_null(strstr(l.config, one.layer));
+		assert_int_equal(l.n_layers, 1);
+		char want[512];
+		snprintf(want, sizeof(want), "%s/layers/%s", f->dir, img_digest_hex(one.layer));
+		assert_string_equal(l.layers[0], want);
+		img_local_done(&l);
+	}
+	/* A tag is never answered from the store: the registry says where it points. */
+	assert_int_equal(img_local_image(f->s, "127.0.0.1:5000/one:1", &l, &err), -EINVAL);
+	/* A digest no record has. */
+	assert_int_equal(local(f, "127.0.0.1:5000/one", one.config, &l, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "not in the store"));
+}
+
+/* Anything a pull would have to fetch or repair sends the caller to the pull. */
+static void test_local_image_incomplete(void **state)
+{
+	struct fixture *f = *state;
+	struct berth_err err = { 0 };
+	struct image one;
+	struct img_local l = { 0 };
+	char path[512];
+	make_image(f, "127.0.0.1:5000/one:1", "one\n", &one);
+	snprintf(path, sizeof(path), "%s/layers/%s", f->dir, img_digest_hex(one.layer));
+	assert_int_equal(berth_rm_rf_at(AT_FDCWD, path, NULL), 0);
+	assert_int_equal(local(f, "127.0.0.1:5000/one", one.index, &l, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "not unpacked"));
+
+	/* A config blob damaged on disk is re-hashed and refused. */
+	make_image(f, "127.0.0.1:5000/two:1", "two\n", &one);
+	snprintf(path, sizeof(path), "%s/blobs/sha256/%s", f->dir, img_digest_hex(one.config));
+	assert_int_equal(chmod(path, 0644), 0);
+	FILE *fp = fopen(path, "r+");
+	assert_non_null(fp);
+	assert_int_equal(fputc('X', fp), 'X');
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(local(f, "127.0.0.1:5000/two", one.index, &l, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "corrupt"));
+
+	/* A missing manifest. */
+	make_image(f, "127.0.0.1:5000/three:1", "three\n", &one);
+	snprintf(path, sizeof(path), "%s/blobs/sha256/%s", f->dir, img_digest_hex(one.manifest));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(local(f, "127.0.0.1:5000/three", one.index, &l, &err), -ENOENT);
+	assert_null(l.layers);
+}
+
 struct gc_job {
 	struct img_store *s;
 	atomic_bool done;
@@ -723,6 +793,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_waits_for_pull, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_local_image, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_local_image_incomplete, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
