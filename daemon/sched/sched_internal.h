@@ -78,6 +78,10 @@ struct sched {
 	struct event *prune_ev;
 	struct sched_task *tasks;
 	struct event *disk_ev;       /* the ephemeral storage check (sched_disk.c) */
+	struct event *flush_ev;      /* applies the deferred writes (sched_batch.c) */
+	bool boosted;                /* the loop thread runs at SCHED_LOOP_NICE ... */
+	int nice;                    /* ... and this was its nice before */
+	struct sched_write *writes, **writes_tail;
 	char instance_id[INSTANCE_ID_LEN + 1];  /* the host's container instance */
 	int64_t started_ms;          /* when it registered: the daemon's start */
 };
@@ -85,6 +89,21 @@ struct sched {
 void sched_say(struct sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* T was just recorded STOPPED: tells the layer above (cfg.hooks). */
 void sched_hook_stopped(struct sched *s, const struct store_task *t);
+
+/* A store write of the task engine's, deferred to the next turn of the
+ * loop and applied there with the others in one transaction
+ * (sched_batch.c).  APPLY(S, ID, ARG) does the write (reading the record
+ * then, not now); FREE_ARG (or NULL) frees ARG after.  Out of memory, it
+ * is applied at once, after what is queued. */
+struct sched_write;
+typedef void (*sched_write_fn)(struct sched *s, const char *id, void *arg);
+void sched_write_later(struct sched *s, const char *id, sched_write_fn apply, void *arg,
+		       void (*free_arg)(void *arg));
+/* Applies what is queued now: before a write that cannot wait, so that
+ * the writes keep their order. */
+void sched_flush(struct sched *s);
+/* Applies what is queued and frees the timer (shutdown). */
+void sched_batch_free(struct sched *s);
 
 /* <root>/tasks/<id>, <run_root>/shims/<id>.sock, <log_root>/<id>: into buf. */
 void sched_task_dir(const struct sched *s, const char *id, char *buf, size_t n);

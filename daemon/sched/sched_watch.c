@@ -336,6 +336,7 @@ static void gone_attempt(struct sched *s, const char *id, int tries)
 
 void sched_shim_gone(struct sched *s, const char *id)
 {
+	sched_flush(s);  /* what it said before it went comes first */
 	gone_attempt(s, id, 0);
 }
 
@@ -348,18 +349,33 @@ void sched_watch_close(struct sched_task *t)
 	t->bev = NULL;
 }
 
+static void status_apply(struct sched *s, const char *id, void *arg)
+{
+	const cJSON *msg = arg;
+	const char *ev = json_str(msg, "event");
+	sched_apply_status(s, id, cJSON_GetObjectItemCaseSensitive(msg, "task"),
+			   ev && strcmp(ev, "task-stopped") == 0);
+}
+
+static void status_free(void *arg)
+{
+	cJSON_Delete(arg);
+}
+
+/* A STATUS line: recorded on the next turn of the loop, with what other
+ * shims said meanwhile (sched_batch.c). */
 static void on_line(struct sched_task *t, const char *line)
 {
-	_cleanup_(cJSON_Deletep) cJSON *msg = cJSON_Parse(line);
+	cJSON *msg = cJSON_Parse(line);
 	const cJSON *status = cJSON_GetObjectItemCaseSensitive(msg, "task");
 	if (!cJSON_IsObject(status)) {
 		sched_say(t->s, "task %s: its shim said something unexpected: %.200s", t->id, line);
+		cJSON_Delete(msg);
 		return;
 	}
 	const char *ev = json_str(msg, "event");
-	bool final = ev && strcmp(ev, "task-stopped") == 0;
-	sched_apply_status(t->s, t->id, status, final);
-	t->final_seen |= final;
+	t->final_seen |= ev && strcmp(ev, "task-stopped") == 0;
+	sched_write_later(t->s, t->id, status_apply, msg, status_free);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
