@@ -646,6 +646,7 @@ void sched_free(struct sched *s)
 	 * writes are made without telling it; it reads them at its next start. */
 	s->cfg.hooks = (struct sched_hooks){ 0 };
 	sched_batch_free(s);
+	sched_requests_free(s);
 	if (s->prune_ev)
 		event_free(s->prune_ev);
 	if (s->disk_ev)

@@ -82,6 +82,7 @@ struct sched {
 	bool boosted;                /* the loop thread runs at SCHED_LOOP_NICE ... */
 	int nice;                    /* ... and this was its nice before */
 	struct sched_write *writes, **writes_tail;
+	struct shim_req *reqs;       /* requests whose answer is awaited (sched_watch.c) */
 	char instance_id[INSTANCE_ID_LEN + 1];  /* the host's container instance */
 	int64_t started_ms;          /* when it registered: the daemon's start */
 };
@@ -160,7 +161,10 @@ int sched_host_network(const struct sched_config *c, struct berth_err *err);
 /* Arms the periodic ephemeral storage check (sched_disk.c). */
 int sched_disk_start(struct sched *s, struct berth_err *err);
 
-/* One request line to the shim's socket, the answer ignored beyond "ok". */
+/* Sends one request line to the shim's socket; its answer is read later
+ * on the loop, and a refusal or silence is logged. */
 int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err);
+/* Stops awaiting the answers (shutdown). */
+void sched_requests_free(struct sched *s);
 
 #endif

@@ -457,6 +457,47 @@ int sched_follow(struct sched_task *t, struct berth_err *err)
 	return 0;
 }
 
+/* A request sent to a shim whose answer is read on the loop. */
+struct shim_req {
+	struct sched *s;
+	char id[STORE_TASK_ID_LEN + 1];
+	struct bufferevent *bev;
+	struct shim_req *next, **pprev;
+};
+
+static void req_free(struct shim_req *q)
+{
+	*q->pprev = q->next;
+	if (q->next)
+		q->next->pprev = q->pprev;
+	bufferevent_free(q->bev);
+	free(q);
+}
+
+static void on_req_read(struct bufferevent *bev, void *arg)
+{
+	struct shim_req *q = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	_cleanup_free_ char *line = evbuffer_readln(in, NULL, EVBUFFER_EOL_LF);
+	if (!line && evbuffer_get_length(in) <= LINE_MAX_BYTES)
+		return;  /* not whole yet */
+	if (!line || !strstr(line, "\"ok\":true"))
+		sched_say(q->s, "task %s: its shim refused: %.200s", q->id, line ? line : "(endless)");
+	req_free(q);
+}
+
+static void on_req_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct shim_req *q = arg;
+	sched_say(q->s, "task %s: no answer from its shim%s", q->id,
+		  what & BEV_EVENT_TIMEOUT ? " (timed out)" : "");
+	req_free(q);
+}
+
+/* The answer is read on the loop, not waited for here: a StopTask of
+ * each of 1,000 tasks waited for each shim in turn, and shims busy
+ * tearing down answer slowly. */
 int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err)
 {
 	_cleanup_close_ int fd = shim_connect(s, id, err);
@@ -465,12 +506,33 @@ int sched_shim_request(struct sched *s, const char *id, const char *line, struct
 	int r = send_line(fd, id, line, err);
 	if (r < 0)
 		return r;
-	char buf[4096];
-	ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
-	if (n <= 0)
-		return berth_errnof(err, n < 0 ? errno : EPIPE, "task %s: no answer from its shim", id);
-	buf[n] = '\0';
-	if (!strstr(buf, "\"ok\":true"))
-		return berth_errf(err, EPROTO, "task %s: its shim refused: %.200s", id, buf);
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+		return berth_errnof(err, errno, "task %s: socket", id);
+	struct shim_req *q = calloc(1, sizeof(*q));
+	if (!q || !(q->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
+		free(q);
+		return berth_errf(err, ENOMEM, "task %s: out of memory", id);
+	}
+	TAKE_FD(fd);
+	q->s = s;
+	snprintf(q->id, sizeof(q->id), "%s", id);
+	q->next = s->reqs;
+	if (q->next)
+		q->next->pprev = &q->next;
+	q->pprev = &s->reqs;
+	s->reqs = q;
+	struct timeval tv = { REQUEST_TIMEOUT_S, 0 };
+	bufferevent_setcb(q->bev, on_req_read, NULL, on_req_event, q);
+	if (bufferevent_set_timeouts(q->bev, &tv, NULL) < 0 ||
+	    bufferevent_enable(q->bev, EV_READ) < 0) {
+		req_free(q);
+		return berth_errf(err, ENOMEM, "task %s: cannot read its shim's answer", id);
+	}
 	return 0;
+}
+
+void sched_requests_free(struct sched *s)
+{
+	while (s->reqs)
+		req_free(s->reqs);
 }
