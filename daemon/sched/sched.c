@@ -476,19 +476,11 @@ static bool plan_exists(struct sched *s, const char *id)
 	return access(path, F_OK) == 0;
 }
 
-static void adopt(struct sched *s, const struct store_task *st)
+/* A task whose shim does not answer: recorded from what it left, or
+ * launched if it never got a shim. */
+static void adopt_unfollowed(struct sched *s, const struct store_task *st)
 {
 	struct berth_err err = { 0 };
-	struct sched_task *t = sched_task_new(s, st->id);
-	if (!t) {
-		sched_say(s, "task %s: out of memory", st->id);
-		return;
-	}
-	if (sched_follow(t, &err) == 0) {
-		sched_say(s, "task %s: re-adopted its running shim", st->id);
-		return;
-	}
-	sched_task_forget(t);
 	if (plan_exists(s, st->id)) {
 		sched_shim_gone(s, st->id);
 		return;
@@ -503,26 +495,50 @@ static void adopt(struct sched *s, const struct store_task *st)
 	}
 }
 
+/* Task ARN: its shim followed again (true), else handled as above.  The
+ * record is read only then: with 1,000 tasks running, reading each one
+ * was most of a restart. */
+static bool adopt(struct sched *s, const char *arn)
+{
+	struct berth_err err = { 0 };
+	const char *id = strrchr(arn, '/');
+	id = id ? id + 1 : arn;
+	struct sched_task *t = sched_task_new(s, id);
+	if (!t) {
+		sched_say(s, "task %s: out of memory", id);
+		return false;
+	}
+	if (sched_follow(t, &err) == 0)
+		return true;
+	sched_task_forget(t);
+	_cleanup_(store_task_freep) struct store_task *st = NULL;
+	if (store_task_get(s->store, arn, &st, &err) < 0)
+		sched_say(s, "task %s: %s", id, err.msg);
+	else
+		adopt_unfollowed(s, st);
+	return false;
+}
+
 static int adopt_all(struct sched *s, struct berth_err *err)
 {
 	struct store_task_filter f = { .not_stopped = true };
 	struct store_page page = { 0 };
 	_cleanup_free_ char *token = NULL;
+	size_t followed = 0;
 	do {
 		struct store_list l = { 0 };
 		page.next_token = token;
 		int r = store_task_list(s->store, &f, &page, &l, err);
 		if (r < 0)
 			return r;
-		for (size_t i = 0; i < l.n; i++) {
-			_cleanup_(store_task_freep) struct store_task *t = NULL;
-			if (store_task_get(s->store, l.items[i], &t, err) == 0)
-				adopt(s, t);
-		}
+		for (size_t i = 0; i < l.n; i++)
+			followed += adopt(s, l.items[i]);
 		free(token);
 		token = TAKE_PTR(l.next_token);
 		store_list_clear(&l);
 	} while (token);
+	if (followed)
+		sched_say(s, "re-adopted %zu running shims", followed);
 	return 0;
 }
 
