@@ -7,8 +7,9 @@ minutes.
   start    RunTask count 10, N/10 times in a row (busybox `sleep`, awsvpc,
            memory 32 MiB, reservation 16 MiB, initProcessEnabled so that
            SIGTERM stops it): the time from the first RunTask until
-           DescribeTasks says all N are RUNNING; the RunTask calls' own
-           latency; meanwhile a prober on a second connection alternates
+           DescribeTasks says all N are RUNNING; the daemon's CPU time
+           (utime + stime, every thread) per task meanwhile; the RunTask
+           calls' own latency; meanwhile a prober on a second connection alternates
            ListTasks (100) and DescribeTasks (10 of the tasks): its p99
   memory   the daemon's VmRSS with N RUNNING (and its peak, VmHWM)
   adopt    kill -9 of the daemon with N RUNNING, then a new daemon on the
@@ -63,6 +64,7 @@ NETCFG = {"awsvpcConfiguration": {"subnets": ["subnet-0bench"]}}
 
 # (figure, target, unit): the table's rows, in order.
 TARGETS = [("all RUNNING after the first RunTask", 10.0, "s"),
+           ("  daemon CPU per task started (all its threads)", None, "ms"),
            ("RunTask (count 10) call, median", None, "ms"),
            ("RunTask (count 10) call, p99", None, "ms"),
            ("API p99 while they start (prober)", 50.0, "ms"),
@@ -200,6 +202,12 @@ class Daemon:
         if self.proc.returncode != 0:
             raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.stderr()[-2000:]}")
 
+    def cpu_seconds(self):
+        """utime + stime of the daemon, its ended threads included."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def memory(self):
         out = {}
         for line in open(f"/proc/{self.proc.pid}/status"):
@@ -315,6 +323,7 @@ def start_all(d, api, td, fig):
     arns, calls = [], []
     prober = Prober(d, arns)
     prober.start()
+    cpu0 = d.cpu_seconds()
     t0 = time.monotonic()
     try:
         for _ in range(N // PER_CALL):
@@ -325,11 +334,12 @@ def start_all(d, api, td, fig):
                 raise RuntimeError(f"RunTask: {out['failures']}")
             arns += [t["taskArn"] for t in out["tasks"]]
         fig[0] = [wait_all(api, arns, "RUNNING", t0)]
+        fig[1] = [(d.cpu_seconds() - cpu0) / N * 1e3]
     finally:
         probes = prober.finish()
-    fig[1] = [statistics.median(calls) * 1e3]
-    fig[2] = [p99(calls) * 1e3]
-    fig[3] = [p99(probes) * 1e3]
+    fig[2] = [statistics.median(calls) * 1e3]
+    fig[3] = [p99(calls) * 1e3]
+    fig[4] = [p99(probes) * 1e3]
     print(f"  {N} RUNNING after {fig[0][0]:.2f} s; RunTask calls: first "
           f"{calls[0] * 1e3:.0f} ms, last {calls[-1] * 1e3:.0f} ms; prober: {len(probes)} calls, "
           f"median {statistics.median(probes) * 1e3:.1f} ms", flush=True)
@@ -408,11 +418,11 @@ def stop_all(d, api, arns, fig):
         left.update(leftovers(d.work))
         return not left
     try:
-        fig[7] = [wait_all(api, arns, "STOPPED", t0, clean)]
+        fig[8] = [wait_all(api, arns, "STOPPED", t0, clean)]
     except RuntimeError:
         raise RuntimeError(f"after StopTask: {left}")
-    fig[8] = [calls]
-    print(f"  {N} stopped and torn down after {fig[7][0]:.2f} s "
+    fig[9] = [calls]
+    print(f"  {N} stopped and torn down after {fig[8][0]:.2f} s "
           f"(the StopTask calls took {calls:.2f} s)", flush=True)
 
 
@@ -446,7 +456,7 @@ def bench(d, image, fig):
         arns = start_all(d, api, td, fig)
         time.sleep(1)
         mem = d.memory()
-        fig[4], fig[5] = [mem["VmRSS:"] / 2 ** 20], [mem["VmHWM:"] / 2 ** 20]
+        fig[5], fig[6] = [mem["VmRSS:"] / 2 ** 20], [mem["VmHWM:"] / 2 ** 20]
     finally:
         api.close()
     times = []
@@ -454,7 +464,7 @@ def bench(d, image, fig):
         times.append(restart(d, arns))
         print(f"  restart {i + 1}: answering, {N} tasks re-adopted, after "
               f"{times[-1] * 1e3:.0f} ms", flush=True)
-        fig[6] = times
+        fig[7] = times
     api = Api(d)
     try:
         stop_all(d, api, arns, fig)
