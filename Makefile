@@ -31,7 +31,7 @@ LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 # A build without the libraries stops here with one line, not with the
 # compiler's missing-header errors.  Goals that install or need no
 # libraries skip the check.
-NO_LIB_GOALS := deps demo test bench fresh-machine clean
+NO_LIB_GOALS := deps demo test bench bench-scale fresh-machine clean
 ifneq ($(filter-out $(NO_LIB_GOALS),$(or $(MAKECMDGOALS),all)),)
 PKGS_MISSING := $(shell pkg-config --version >/dev/null 2>&1 || echo pkg-config; \
 	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
@@ -73,7 +73,7 @@ CLI_SRCS  := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all asan deps test lint unit unit-asan vm-lane integration integration-asan fuzz fuzz-short bench demo clean install fresh-machine
+.PHONY: all asan deps test lint unit unit-asan vm-lane integration integration-asan fuzz fuzz-short bench bench-scale demo clean install fresh-machine
 all: $(BINS:%=build/release/%)
 
 # $(1): build flavour (release | asan)
@@ -210,6 +210,13 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/bench/run.py
+
+# N tasks at once (default 1000; not part of bench: it holds the host for
+# minutes).  `make bench-scale N=200` for a quicker run.
+N ?= 1000
+bench-scale: deps
+	@$(MAKE) --no-print-directory all
+	N=$(N) BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/bench/scale.py
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -12,7 +12,6 @@
 #include "daemon/sched/instance.h"
 #include "daemon/sched/taskplan.h"
 
-#define PAGE 100
 #define DEFS_CACHED 16
 
 void instance_id(const char *root, char ret[INSTANCE_ID_LEN + 1])
@@ -81,48 +80,44 @@ static int def_body(struct store *s, struct defs *d, const char *arn, const cJSO
 	return 0;
 }
 
-static int add_task(struct store *s, struct defs *d, const char *ref, const char *cluster,
-		    struct instance_usage *u, struct berth_err *err)
+struct usage_walk {
+	struct store *s;
+	struct defs d;
+	const char *cluster;
+	struct instance_usage u;
+};
+
+/* G's COUNT alike tasks: what each reserves, times COUNT. */
+static int add_group(void *arg, const struct store_task_group *g, struct berth_err *err)
 {
-	_cleanup_(store_task_freep) struct store_task *t = NULL;
-	int r = store_task_get(s, ref, &t, err);
-	if (r == -ENOENT) /* pruned meanwhile */
-		return 0;
+	struct usage_walk *w = arg;
 	const cJSON *body = NULL;
-	if (r < 0 || (r = def_body(s, d, t->task_definition_arn, &body, err)) < 0)
+	int r = def_body(w->s, &w->d, g->task_definition_arn, &body, err);
+	if (r < 0)
 		return r;
-	_cleanup_(cJSON_Deletep) cJSON *ov = t->overrides_json ? cJSON_Parse(t->overrides_json)
+	_cleanup_(cJSON_Deletep) cJSON *ov = g->overrides_json ? cJSON_Parse(g->overrides_json)
 							       : NULL;
-	u->cpu += taskplan_reserved_cpu(body, ov);
-	u->memory += taskplan_reserved_memory(body, ov);
-	if (strcmp(t->cluster, cluster) != 0)
+	w->u.cpu += g->count * taskplan_reserved_cpu(body, ov);
+	w->u.memory += g->count * taskplan_reserved_memory(body, ov);
+	if (strcmp(g->cluster, w->cluster) != 0)
 		return 0;
-	u->running += t->last_status == STORE_TASK_RUNNING;
-	u->pending += t->last_status == STORE_TASK_PROVISIONING ||
-		      t->last_status == STORE_TASK_PENDING ||
-		      t->last_status == STORE_TASK_ACTIVATING;
+	if (g->last_status == STORE_TASK_RUNNING)
+		w->u.running += g->count;
+	if (g->last_status == STORE_TASK_PROVISIONING || g->last_status == STORE_TASK_PENDING ||
+	    g->last_status == STORE_TASK_ACTIVATING)
+		w->u.pending += g->count;
 	return 0;
 }
 
 int instance_usage(struct store *s, const char *cluster, struct instance_usage *ret,
 		   struct berth_err *err)
 {
-	struct instance_usage u = { 0 };
-	_cleanup_(defs_done) struct defs d = { 0 };
-	struct store_task_filter f = { .not_stopped = true };
-	_cleanup_free_ char *token = NULL;
-	do {
-		struct store_page page = { PAGE, token };
-		_cleanup_(store_list_clear) struct store_list l = { 0 };
-		int r = store_task_list(s, &f, &page, &l, err);
-		for (size_t i = 0; r == 0 && i < l.n; i++)
-			r = add_task(s, &d, l.items[i], cluster, &u, err);
-		if (r < 0)
-			return r;
-		free(token);
-		token = TAKE_PTR(l.next_token);
-	} while (token);
-	*ret = u;
+	struct usage_walk w = { .s = s, .cluster = cluster };
+	int r = store_task_groups(s, add_group, &w, err);
+	defs_done(&w.d);
+	if (r < 0)
+		return r;
+	*ret = w.u;
 	return 0;
 }
 

@@ -17,11 +17,14 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -112,40 +115,66 @@ static void helper_set(struct sched_helper *h, int pidfd)
 	pthread_mutex_unlock(&h->lock);
 }
 
-/* The child between clone3 and execve: raw system calls only (the daemon
- * has threads).  With die_with_us, the death signal is armed before
- * anything else and the parent checked afterwards, so a daemon killed in
- * between cannot leave the helper running.  IN < 0: /dev/null. */
-static _Noreturn void helper_child(char *const *argv, int in, int out, int errfd, pid_t parent,
-				   bool die_with_us)
+struct helper_child_args {
+	char *const *argv;
+	int in, out, errfd;          /* in < 0: /dev/null */
+	pid_t parent;
+	bool die_with_us;
+	const sigset_t *mask;        /* the launching thread's, restored before exec */
+};
+
+/* The child between clone and execve: system calls only, no allocation
+ * (it shares the daemon's memory).  The signals the daemon handles go back to their
+ * defaults before they are unblocked, so no handler of the daemon's runs
+ * here.  With die_with_us, the death signal is armed before anything else
+ * and the parent checked afterwards, so a daemon killed in between cannot
+ * leave the helper running. */
+static int helper_child(void *arg)
 {
-	if (die_with_us && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+	const struct helper_child_args *a = arg;
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL &&
+		    sa.sa_handler != SIG_IGN) {
+			sa.sa_handler = SIG_DFL;
+			sigaction(sig, &sa, NULL);
+		}
+	}
+	if (a->die_with_us && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != a->parent))
 		_exit(127);
+	int in = a->in;
 	if (in < 0 && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
 		_exit(127);
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
+	if (dup2(in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->errfd, 2) < 0 ||
+	    sigprocmask(SIG_SETMASK, a->mask, NULL) < 0)
 		_exit(127);
-	execve(argv[0], argv, environ);
+	execve(a->argv[0], a->argv, environ);
 	_exit(127);
 }
 
 /* Starts ARGV with stdin IN (-1: /dev/null), stdout OUT and stderr ERRFD;
- * its pid and pidfd. */
+ * its pid and pidfd.  The child shares the daemon's memory until its
+ * execve (CLONE_VM | CLONE_VFORK, as posix_spawn does): a fork copied the
+ * daemon's page tables and made its pages copy-on-write, and with
+ * hundreds of tasks starting the loop thread spent a quarter of its time
+ * waiting for the memory map's lock those copies held. */
 static int helper_spawn(char *const *argv, int in, int out, int errfd, bool die_with_us,
 			pid_t *ret_pid, int *ret_pidfd)
 {
-	pid_t parent = getpid();
+	/* The child runs on this array: this thread sleeps (CLONE_VFORK)
+	 * until the child has exec'd or exited. */
+	_Alignas(16) char stack[32768];
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	struct helper_child_args a = { argv, in, out, errfd, getpid(), die_with_us, &old };
 	int pidfd = -1;
-	struct clone_args ca = {
-		.flags = CLONE_PIDFD,
-		.pidfd = (uint64_t)(uintptr_t)&pidfd,
-		.exit_signal = SIGCHLD,
-	};
-	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	int pid = clone(helper_child, stack + sizeof(stack),
+			CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
+	int saved = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0)
-		return -errno;
-	if (pid == 0)
-		helper_child(argv, in, out, errfd, parent, die_with_us);
+		return -saved;
 	*ret_pid = (pid_t)pid;
 	*ret_pidfd = pidfd;
 	return 0;
@@ -368,8 +397,14 @@ static int worker_spawn(struct sched *s, struct berth_err *err)
 	size_t n = cli_argv(s, argv, "task-image", bufs);
 	argv[n++] = "--worker";
 	argv[n] = NULL;
+	/* The worker and the pulls it forks run at the daemon's own nice, not
+	 * at the loop thread's boost it would inherit from this thread. */
+	if (s->boosted)
+		setpriority(PRIO_PROCESS, (id_t)gettid(), s->nice);
 	int r = helper_spawn(argv, sv[1], STDERR_FILENO, STDERR_FILENO, true, &s->worker_pid,
 			     &s->worker_pidfd);
+	if (s->boosted)
+		setpriority(PRIO_PROCESS, (id_t)gettid(), SCHED_LOOP_NICE);
 	close(sv[1]);
 	if (r < 0) {
 		close(sv[0]);

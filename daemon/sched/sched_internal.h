@@ -70,6 +70,10 @@ struct sched_task {
 	struct sched_task *next;
 };
 
+/* The loop thread's nice while the scheduler runs (root only; see
+ * loop_boost() in sched.c). */
+#define SCHED_LOOP_NICE (-10)
+
 struct sched {
 	struct event_base *base;
 	struct store *store;
@@ -87,6 +91,11 @@ struct sched {
 	pid_t worker_pid;
 	struct event *worker_ev;     /* its pidfd: it exited */
 	struct event *worker_retry_ev;  /* starts the next one */
+	struct event *flush_ev;      /* applies the deferred writes (sched_batch.c) */
+	bool boosted;                /* the loop thread runs at SCHED_LOOP_NICE ... */
+	int nice;                    /* ... and this was its nice before */
+	struct sched_write *writes, **writes_tail;
+	struct shim_req *reqs;       /* requests whose answer is awaited (sched_watch.c) */
 	char instance_id[INSTANCE_ID_LEN + 1];  /* the host's container instance */
 	int64_t started_ms;          /* when it registered: the daemon's start */
 };
@@ -94,6 +103,21 @@ struct sched {
 void sched_say(struct sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* T was just recorded STOPPED: tells the layer above (cfg.hooks). */
 void sched_hook_stopped(struct sched *s, const struct store_task *t);
+
+/* A store write of the task engine's, deferred to the next turn of the
+ * loop and applied there with the others in one transaction
+ * (sched_batch.c).  APPLY(S, ID, ARG) does the write (reading the record
+ * then, not now); FREE_ARG (or NULL) frees ARG after.  Out of memory, it
+ * is applied at once, after what is queued. */
+struct sched_write;
+typedef void (*sched_write_fn)(struct sched *s, const char *id, void *arg);
+void sched_write_later(struct sched *s, const char *id, sched_write_fn apply, void *arg,
+		       void (*free_arg)(void *arg));
+/* Applies what is queued now: before a write that cannot wait, so that
+ * the writes keep their order. */
+void sched_flush(struct sched *s);
+/* Applies what is queued and frees the timer (shutdown). */
+void sched_batch_free(struct sched *s);
 
 /* <root>/tasks/<id>, <run_root>/shims/<id>.sock, <log_root>/<id>: into buf. */
 void sched_task_dir(const struct sched *s, const char *id, char *buf, size_t n);
@@ -158,8 +182,11 @@ int sched_host_network(const struct sched_config *c, struct berth_err *err);
 /* Arms the periodic ephemeral storage check (sched_disk.c). */
 int sched_disk_start(struct sched *s, struct berth_err *err);
 
-/* One request line to the shim's socket, the answer ignored beyond "ok". */
+/* Sends one request line to the shim's socket; its answer is read later
+ * on the loop, and a refusal or silence is logged. */
 int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err);
+/* Stops awaiting the answers (shutdown). */
+void sched_requests_free(struct sched *s);
 
 /* The steps of sched_run_task() and sched_stop_task() (sched.h), which
  * own creating and stopping a task; nothing outside daemon/sched calls

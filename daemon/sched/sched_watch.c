@@ -356,6 +356,7 @@ static void gone_attempt(struct sched *s, const char *id, int tries)
 
 void sched_shim_gone(struct sched *s, const char *id)
 {
+	sched_flush(s);  /* what it said before it went comes first */
 	gone_attempt(s, id, 0);
 }
 
@@ -368,18 +369,33 @@ void sched_watch_close(struct sched_task *t)
 	t->bev = NULL;
 }
 
+static void status_apply(struct sched *s, const char *id, void *arg)
+{
+	const cJSON *msg = arg;
+	const char *ev = json_str(msg, "event");
+	sched_apply_status(s, id, cJSON_GetObjectItemCaseSensitive(msg, "task"),
+			   ev && strcmp(ev, "task-stopped") == 0);
+}
+
+static void status_free(void *arg)
+{
+	cJSON_Delete(arg);
+}
+
+/* A STATUS line: recorded on the next turn of the loop, with what other
+ * shims said meanwhile (sched_batch.c). */
 static void on_line(struct sched_task *t, const char *line)
 {
-	_cleanup_(cJSON_Deletep) cJSON *msg = cJSON_Parse(line);
+	cJSON *msg = cJSON_Parse(line);
 	const cJSON *status = cJSON_GetObjectItemCaseSensitive(msg, "task");
 	if (!cJSON_IsObject(status)) {
 		sched_say(t->s, "task %s: its shim said something unexpected: %.200s", t->id, line);
+		cJSON_Delete(msg);
 		return;
 	}
 	const char *ev = json_str(msg, "event");
-	bool final = ev && strcmp(ev, "task-stopped") == 0;
-	sched_apply_status(t->s, t->id, status, final);
-	t->final_seen |= final;
+	t->final_seen |= ev && strcmp(ev, "task-stopped") == 0;
+	sched_write_later(t->s, t->id, status_apply, msg, status_free);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -461,6 +477,47 @@ int sched_follow(struct sched_task *t, struct berth_err *err)
 	return 0;
 }
 
+/* A request sent to a shim whose answer is read on the loop. */
+struct shim_req {
+	struct sched *s;
+	char id[STORE_TASK_ID_LEN + 1];
+	struct bufferevent *bev;
+	struct shim_req *next, **pprev;
+};
+
+static void req_free(struct shim_req *q)
+{
+	*q->pprev = q->next;
+	if (q->next)
+		q->next->pprev = q->pprev;
+	bufferevent_free(q->bev);
+	free(q);
+}
+
+static void on_req_read(struct bufferevent *bev, void *arg)
+{
+	struct shim_req *q = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	_cleanup_free_ char *line = evbuffer_readln(in, NULL, EVBUFFER_EOL_LF);
+	if (!line && evbuffer_get_length(in) <= LINE_MAX_BYTES)
+		return;  /* not whole yet */
+	if (!line || !strstr(line, "\"ok\":true"))
+		sched_say(q->s, "task %s: its shim refused: %.200s", q->id, line ? line : "(endless)");
+	req_free(q);
+}
+
+static void on_req_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct shim_req *q = arg;
+	sched_say(q->s, "task %s: no answer from its shim%s", q->id,
+		  what & BEV_EVENT_TIMEOUT ? " (timed out)" : "");
+	req_free(q);
+}
+
+/* The answer is read on the loop, not waited for here: a StopTask of
+ * each of 1,000 tasks waited for each shim in turn, and shims busy
+ * tearing down answer slowly. */
 int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err)
 {
 	_cleanup_close_ int fd = shim_connect(s, id, err);
@@ -469,12 +526,33 @@ int sched_shim_request(struct sched *s, const char *id, const char *line, struct
 	int r = send_line(fd, id, line, err);
 	if (r < 0)
 		return r;
-	char buf[4096];
-	ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
-	if (n <= 0)
-		return berth_errnof(err, n < 0 ? errno : EPIPE, "task %s: no answer from its shim", id);
-	buf[n] = '\0';
-	if (!strstr(buf, "\"ok\":true"))
-		return berth_errf(err, EPROTO, "task %s: its shim refused: %.200s", id, buf);
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+		return berth_errnof(err, errno, "task %s: socket", id);
+	struct shim_req *q = calloc(1, sizeof(*q));
+	if (!q || !(q->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
+		free(q);
+		return berth_errf(err, ENOMEM, "task %s: out of memory", id);
+	}
+	TAKE_FD(fd);
+	q->s = s;
+	snprintf(q->id, sizeof(q->id), "%s", id);
+	q->next = s->reqs;
+	if (q->next)
+		q->next->pprev = &q->next;
+	q->pprev = &s->reqs;
+	s->reqs = q;
+	struct timeval tv = { REQUEST_TIMEOUT_S, 0 };
+	bufferevent_setcb(q->bev, on_req_read, NULL, on_req_event, q);
+	if (bufferevent_set_timeouts(q->bev, &tv, NULL) < 0 ||
+	    bufferevent_enable(q->bev, EV_READ) < 0) {
+		req_free(q);
+		return berth_errf(err, ENOMEM, "task %s: cannot read its shim's answer", id);
+	}
 	return 0;
+}
+
+void sched_requests_free(struct sched *s)
+{
+	while (s->reqs)
+		req_free(s->reqs);
 }

@@ -316,6 +316,20 @@ struct store_task_filter {
 /* Task ARNs ordered by task id, matching every filter given. */
 int store_task_list(struct store *s, const struct store_task_filter *f,
 		    const struct store_page *page, struct store_list *ret, struct berth_err *err);
+/* The tasks not STOPPED as groups of alike tasks: FN is called once per
+ * (task definition, overrides, cluster, lastStatus) with how many tasks
+ * share them; the strings live until FN returns.  A negative return from
+ * FN stops the walk and is returned. */
+struct store_task_group {
+	const char *task_definition_arn;
+	const char *overrides_json;  /* NULL: none */
+	const char *cluster;
+	enum store_task_status last_status;
+	int64_t count;
+};
+typedef int (*store_task_group_fn)(void *arg, const struct store_task_group *g,
+				   struct berth_err *err);
+int store_task_groups(struct store *s, store_task_group_fn fn, void *arg, struct berth_err *err);
 /* Retention: deletes the tasks STOPPED before stopped_before_ms, with their
  * containers and tags, and the RunTask requests left with no task.  *ret_ids (may be NULL) lists the deleted task ids,
  * so the caller can remove their task directories. */

@@ -4,13 +4,13 @@ median / min / max, and a child reaper for benchmarks whose processes
 
 Reaper: the benchmark makes itself a child subreaper (PR_SET_CHILD_SUBREAPER),
 so that everything its daemon's shims leave behind reparents to it rather
-than to pid 1, and a thread reaps those zombies (woken by SIGCHLD, or once a
-second).  It never reaps a process the benchmark started itself through
+than to pid 1, and a thread reaps those zombies (every POLL seconds: not on
+SIGCHLD, whose Python handler ran inside itself when hundreds of shims
+exited at once and deadlocked on the Event's lock).  It never reaps a process the benchmark started itself through
 run() or popen(): their exit status belongs to whoever waits for them.
 """
 import ctypes
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -101,9 +101,10 @@ class Reaper:
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="reaper", daemon=True)
 
+    POLL = 0.2
+
     def __enter__(self):
         set_child_subreaper()
-        self._old = signal.signal(signal.SIGCHLD, lambda *_: self._kick.set())
         self._thread.start()
         return self
 
@@ -111,13 +112,11 @@ class Reaper:
         self._stop = True
         self._kick.set()
         self._thread.join()
-        signal.signal(signal.SIGCHLD, self._old)
         self.reap()
 
     def _loop(self):
         while not self._stop:
-            self._kick.wait(1.0)
-            self._kick.clear()
+            self._kick.wait(self.POLL)
             self.reap()
 
     def reap(self):

@@ -18,6 +18,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "daemon/sched/instance.h"
 #include "daemon/store/store.h"
 
 #define ARN_BASE "arn:aws:ecs:us-east-1:123456789012"
@@ -878,6 +879,58 @@ static void test_task_filters(void **state)
 	}
 }
 
+static int count_group(void *arg, const struct store_task_group *g, struct berth_err *err)
+{
+	(void)err;
+	int64_t *n = arg;
+	n[0]++;
+	n[1] += g->count;
+	return 0;
+}
+
+/* Placement's usage from grouped rows: alike tasks count once a group,
+ * times how many share it; STOPPED ones hold nothing; the counts are the
+ * asked cluster's, the reservations every cluster's. */
+static void test_task_groups_usage(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	make_cluster(s, "default");
+	make_cluster(s, "other");
+	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
+	OK(store_task_definition_register(
+		s, ARN_BASE, "res",
+		"{\"containerDefinitions\":[{\"name\":\"web\",\"image\":\"busybox\","
+		"\"memoryReservation\":64,\"cpu\":100}]}", 2000, &td, &e_));
+	/* 0-4 PROVISIONING, 5-7 RUNNING with cpu 10, 8-9 RUNNING in other,
+	 * 10-13 STOPPED. */
+	for (unsigned i = 0; i < 14; i++) {
+		struct task_buf b;
+		task_init(&b, i, i >= 8 && i < 10 ? "other" : "default", td->arn);
+		if (i >= 5 && i < 8)
+			b.t.overrides_json = "{\"containerOverrides\":[{\"name\":\"web\",\"cpu\":10}]}";
+		if (i >= 5)
+			b.t.last_status = STORE_TASK_RUNNING;
+		if (i >= 10)
+			b.t.last_status = b.t.desired_status = STORE_TASK_STOPPED;
+		OK(store_task_insert(s, &b.t, &e_));
+	}
+	int64_t n[2] = { 0 };
+	OK(store_task_groups(s, count_group, n, &e_));
+	assert_int_equal(n[0], 3);
+	assert_int_equal(n[1], 10);
+	struct instance_usage u;
+	OK(instance_usage(s, "default", &u, &e_));
+	assert_int_equal(u.cpu, 5 * 100 + 3 * 10 + 2 * 100);
+	assert_int_equal(u.memory, 10 * 64);
+	assert_int_equal(u.running, 3);
+	assert_int_equal(u.pending, 5);
+	OK(instance_usage(s, "other", &u, &e_));
+	assert_int_equal(u.cpu, 730);
+	assert_int_equal(u.running, 2);
+	assert_int_equal(u.pending, 0);
+}
+
 static void test_prune(void **state)
 {
 	struct fixture *f = *state;
@@ -1242,6 +1295,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_task_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_task_modify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_task_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_task_groups_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
