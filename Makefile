@@ -176,9 +176,11 @@ vm-lane: $(VM_LANE_TESTS:%=build/release/tests/%) $(VM_LANE_TESTS:%=build/asan/t
 integration: all
 	BERTH_BIN=$(CURDIR)/build/release/berth BERTH_SHIM=$(CURDIR)/build/release/berth-shim $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-# Source rules no compiler checks: the daemon's layers include only downward.
+# Source rules no compiler checks: the daemon's layers include only downward;
+# store statements go through the store's cache.
 lint:
 	@tests/lint/layers.sh
+	@tests/lint/store_stmts.sh
 
 # pytest's summary line is the last thing `make test` prints.
 test: deps

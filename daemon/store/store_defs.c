@@ -90,7 +90,7 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
 		return store_sqlerr(s, rc, err, "store: cluster %s", in->name);
 	bool exists = rc == SQLITE_ROW;
 	bool active = exists && strcmp((const char *)sqlite3_column_text(st, 0), "ACTIVE") == 0;
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 
 	if (!active) {
 		/* An INACTIVE cluster comes back as a new cluster under the
@@ -112,7 +112,7 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE)
 			return store_sqlerr(s, rc, err, "store: cluster %s: create", in->name);
-		sqlite3_finalize(TAKE_PTR(st));
+		store_stmt_release(TAKE_PTR(st));
 		if (exists) {
 			r = store_prepare(s, "DELETE FROM tags WHERE resource_arn = ?1", &st, err);
 			if (r < 0)
@@ -211,7 +211,7 @@ int store_cluster_delete(struct store *s, const char *name_or_arn, struct store_
 		if (n > 0)
 			return berth_errf(err, EBUSY, "store: cluster %s: still has %" PRId64 " active tasks",
 					  c->name, n);
-		sqlite3_finalize(TAKE_PTR(st));
+		store_stmt_release(TAKE_PTR(st));
 		r = store_prepare(s, "UPDATE clusters SET status = 'INACTIVE' WHERE name = ?1", &st, err);
 		if (r < 0)
 			return r;
@@ -370,7 +370,7 @@ int store_task_definition_register(struct store *s, const char *arn_base, const 
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(s, rc, err, "store: task definition %s: next revision", family);
 	int64_t rev = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 
 	_cleanup_free_ char *arn = NULL;
 	if (asprintf(&arn, "%s:task-definition/%s:%" PRId64, arn_base, family, rev) < 0)
@@ -392,7 +392,7 @@ int store_task_definition_register(struct store *s, const char *arn_base, const 
 				  family, rev);
 	if (rc != SQLITE_DONE)
 		return store_sqlerr(s, rc, err, "store: task definition %s:%" PRId64, family, rev);
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	r = td_read(s, arn, false, &td, err);
@@ -584,13 +584,16 @@ int store_task_definition_purge(struct store *s, size_t *ret_n, struct berth_err
 	if (r < 0)
 		return berth_err_wrap(err, "store: task definitions: purge");
 	/* Tags first: they are found through the rows about to go. */
-	r = store_exec(s,
-		       "DELETE FROM tags WHERE resource_arn IN (SELECT d.arn FROM task_definitions d"
-		       "  WHERE d.status = 'DELETE_IN_PROGRESS'"
-		       "    AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_definition_arn = d.arn));"
-		       "DELETE FROM task_definitions WHERE status = 'DELETE_IN_PROGRESS'"
-		       "  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_definition_arn = task_definitions.arn)",
-		       err);
+	r = store_run(s,
+		      "DELETE FROM tags WHERE resource_arn IN (SELECT d.arn FROM task_definitions d"
+		      "  WHERE d.status = 'DELETE_IN_PROGRESS'"
+		      "    AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_definition_arn = d.arn))",
+		      err);
+	if (r >= 0)
+		r = store_run(s,
+			      "DELETE FROM task_definitions WHERE status = 'DELETE_IN_PROGRESS' AND NOT EXISTS"
+			      " (SELECT 1 FROM tasks t WHERE t.task_definition_arn = task_definitions.arn)",
+			      err);
 	if (r < 0)
 		return berth_err_wrap(err, "store: task definitions: purge");
 	size_t n = (size_t)sqlite3_changes(s->db);

@@ -19,6 +19,7 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "daemon/store/store.h"
+#include "daemon/store/store_internal.h"
 
 #define ARN_BASE "arn:aws:ecs:us-east-1:123456789012"
 #define TD_BODY "{\"containerDefinitions\":[{\"name\":\"web\",\"image\":\"busybox\"}]}"
@@ -1014,6 +1015,76 @@ static void test_txn(void **state)
 	assert_int_equal(count_tasks(s), 11);
 }
 
+/* ---- the statement cache ---- */
+
+static void test_statement_cache(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	make_cluster(s, "default");
+	_cleanup_free_ char *td = make_td(s, "web");
+	struct batch b = { .td = td, .first = 0, .count = 3, .notify_fd = -1 };
+	OK(store_txn(s, batch_insert, &b, &e_));
+
+	/* Reads and writes again and again prepare nothing new. */
+	assert_int_equal(count_tasks(s), 3);
+	size_t n = s->n_stmts;
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(count_tasks(s), 3);
+	assert_int_equal(s->n_stmts, n);
+	OK(store_txn(s, batch_insert, &(struct batch){ .td = td, .first = 3, .count = 1,
+						       .notify_fd = -1 }, &e_));
+	n = s->n_stmts;
+	OK(store_txn(s, batch_insert, &(struct batch){ .td = td, .first = 4, .count = 1,
+						       .notify_fd = -1 }, &e_));
+	assert_int_equal(s->n_stmts, n);
+
+	/* A statement still stepping is not handed out twice: the nested
+	 * use gets its own, and both read their own rows. */
+	const char *sql = "SELECT id FROM tasks ORDER BY id";
+	sqlite3_stmt *outer, *inner;
+	OK(store_prepare(s, sql, &outer, &e_));
+	assert_int_equal(sqlite3_step(outer), SQLITE_ROW);
+	OK(store_prepare(s, sql, &inner, &e_));
+	assert_ptr_not_equal(inner, outer);
+	assert_int_equal(sqlite3_step(inner), SQLITE_ROW);
+	assert_int_equal(sqlite3_step(inner), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(outer, 0), "00000000000000000000000000000000");
+	store_stmt_release(inner);
+	store_stmt_release(outer);
+	sqlite3_stmt *again;
+	OK(store_prepare(s, sql, &again, &e_));
+	assert_true(again == outer || again == inner);
+	store_stmt_release(again);
+
+	/* The table grows past its first size and keeps every statement. */
+	sqlite3_stmt *first[200];
+	for (int i = 0; i < 200; i++) {
+		char q[32];
+		snprintf(q, sizeof(q), "SELECT %d", i);
+		OK(store_prepare(s, q, &first[i], &e_));
+		store_stmt_release(first[i]);
+	}
+	for (int i = 0; i < 200; i++) {
+		char q[32];
+		snprintf(q, sizeof(q), "SELECT %d", i);
+		sqlite3_stmt *st;
+		OK(store_prepare(s, q, &st, &e_));
+		assert_ptr_equal(st, first[i]);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), i);
+		store_stmt_release(st);
+	}
+
+	/* SQL that does not prepare names the store and the cause, and
+	 * leaves nothing in the cache. */
+	n = s->n_stmts;
+	sqlite3_stmt *bad = NULL;
+	FAILS(store_prepare(s, "SELECT nope FROM nowhere", &bad, &e_), EIO, "no such table: nowhere");
+	FAILS(store_prepare(s, "SELECT nope FROM nowhere", &bad, &e_), EIO, f->path);
+	assert_int_equal(s->n_stmts, n);
+}
+
 /* ---- several processes ---- */
 
 static void test_concurrent_wal(void **state)
@@ -1143,6 +1214,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_wal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_mid_transaction, setup, teardown),
 	};
