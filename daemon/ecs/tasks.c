@@ -31,9 +31,22 @@ static const char *const public_ip[] = { "ENABLED", "DISABLED", NULL };
 
 /* ---- encoding ---- */
 
+/* A time in seconds, as cJSON prints the double (no trailing zeros) but
+ * without its printf("%1.15g") and sscanf() read-back: a DescribeTasks of
+ * ten tasks prints 80 of them. */
 static bool add_ms(cJSON *o, const char *name, int64_t ms)
 {
-	return !ms || json_add_number(o, name, (double)ms / 1000.0);
+	if (!ms)
+		return true;
+	if (ms < 0)
+		return json_add_number(o, name, (double)ms / 1000.0);
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%lld.%03d", (long long)(ms / 1000), (int)(ms % 1000));
+	while (buf[n - 1] == '0')
+		buf[--n] = '\0';
+	if (buf[n - 1] == '.')
+		buf[--n] = '\0';
+	return cJSON_AddRawToObject(o, name, buf) != NULL;
 }
 
 static bool add_opt(cJSON *o, const char *name, const char *v)
@@ -41,15 +54,12 @@ static bool add_opt(cJSON *o, const char *name, const char *v)
 	return !v || json_add_string(o, name, v);
 }
 
+/* JSON this daemon stored (cJSON's own output, written in one transaction
+ * to a database checked at open) goes out as it is, unparsed. */
 static int add_json(struct api_call *c, cJSON *o, const char *name, const char *json)
 {
-	cJSON *v = json ? cJSON_Parse(json) : NULL;
-	if (json && !v)
-		return api_error(c, 0, API_E_SERVER, "%s: the stored JSON does not parse", name);
-	if (v && !cJSON_AddItemToObject(o, name, v)) {
-		cJSON_Delete(v);
+	if (json && !cJSON_AddRawToObject(o, name, json))
 		return api_oom(c);
-	}
 	return 0;
 }
 
@@ -159,7 +169,7 @@ int api_get_cluster(struct api_call *c, bool create_default, char *ret)
 		struct store_cluster in = { .name = DEFAULT_CLUSTER, .arn = arn };
 		r = arn ? store_cluster_create(c->store, &in, c->now_ms, &cl, NULL, &err) : -ENOMEM;
 	} else {
-		r = store_cluster_get(c->store, ref ? ref : DEFAULT_CLUSTER, &cl, &err);
+		r = store_cluster_find(c->store, ref ? ref : DEFAULT_CLUSTER, &cl, &err);
 	}
 	if (r == -ENOENT || (r == 0 && cl->status != STORE_CLUSTER_ACTIVE && create_default))
 		return api_error(c, 0, API_E_CLUSTER_NF, "Cluster not found.");

@@ -273,6 +273,32 @@ int store_txn(struct store *s, store_txn_fn fn, void *arg, struct berth_err *err
 	return store_tx_commit(&tx, err);
 }
 
+int store_read_begin(struct store *s, struct berth_err *err)
+{
+	if (s->depth > 0)
+		return 0;
+	/* Deferred: the read lock comes with the first read. */
+	int r = store_run(s, "BEGIN", err);
+	if (r < 0)
+		return r;
+	s->depth++;
+	s->reading = true;
+	return 0;
+}
+
+void store_read_end(struct store *s)
+{
+	if (!s->reading)
+		return;
+	struct berth_err ignored = { 0 };
+	/* A read has nothing to lose: should COMMIT fail, ROLLBACK still
+	 * ends the transaction so that the next one can begin. */
+	if (store_run(s, "COMMIT", &ignored) < 0)
+		store_run(s, "ROLLBACK", &ignored);
+	s->depth--;
+	s->reading = false;
+}
+
 /* ---- open / close ---- */
 
 static void store_stmt_finalizep(sqlite3_stmt **st) { sqlite3_finalize(*st); }

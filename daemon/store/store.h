@@ -70,6 +70,15 @@ int store_schema_version(void);
 typedef int (*store_txn_fn)(struct store *s, void *arg, struct berth_err *err);
 int store_txn(struct store *s, store_txn_fn fn, void *arg, struct berth_err *err);
 
+/* A read snapshot: every read until store_read_end() sees the same state,
+ * in one transaction instead of one per read (an API read asks for a
+ * cluster, ten tasks and their containers: each transaction takes and
+ * drops WAL locks).  For reads only: a write inside could fail with EBUSY
+ * when another connection wrote after the snapshot began.  Does nothing
+ * inside an open transaction. */
+int store_read_begin(struct store *s, struct berth_err *err);
+void store_read_end(struct store *s);
+
 /* Paging.  max_results 0 means STORE_PAGE_MAX; otherwise 1..STORE_PAGE_MAX.
  * next_token is NULL for the first page, else the token of the previous
  * page: an opaque cursor (base64 of the last key returned), so pages neither
@@ -149,6 +158,10 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
  * them). */
 int store_cluster_get(struct store *s, const char *name_or_arn, struct store_cluster **ret,
 		      struct berth_err *err);
+/* store_cluster_get() without counting the cluster's tasks and services
+ * (the counts are 0): for a request that only names a cluster. */
+int store_cluster_find(struct store *s, const char *name_or_arn, struct store_cluster **ret,
+		       struct berth_err *err);
 /* Cluster ARNs ordered by name; ACTIVE ones unless include_inactive. */
 int store_cluster_list(struct store *s, bool include_inactive, const struct store_page *page,
 		       struct store_list *ret, struct berth_err *err);

@@ -32,14 +32,22 @@ void store_cluster_free(struct store_cluster *c)
 	"    AND t.last_status IN ('PROVISIONING','PENDING','ACTIVATING')),"   \
 	" (SELECT count(*) FROM services v WHERE v.cluster = c.name AND v.status = 'ACTIVE')"
 
-static int cluster_read(struct store *s, const char *name_or_arn, struct store_cluster **ret,
-			struct berth_err *err)
+/* The same columns, the counts 0: counting reads every task of the cluster. */
+#define CLUSTER_COLUMNS_NO_COUNTS \
+	"c.name, c.arn, c.status, c.created_at, c.settings_json, c.configuration_json, 0, 0, 0"
+
+static int cluster_read(struct store *s, const char *name_or_arn, bool counts,
+			struct store_cluster **ret, struct berth_err *err)
 {
+	static const char *const sql[2][2] = {
+		{ "SELECT " CLUSTER_COLUMNS_NO_COUNTS " FROM clusters c WHERE c.name = ?1",
+		  "SELECT " CLUSTER_COLUMNS_NO_COUNTS " FROM clusters c WHERE c.arn = ?1" },
+		{ "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.name = ?1",
+		  "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.arn = ?1" },
+	};
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_select_row(s, is_arn(name_or_arn)
-				    ? "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.arn = ?1"
-				    : "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.name = ?1",
-				 "cluster", name_or_arn, &st, err);
+	int r = store_select_row(s, sql[counts][is_arn(name_or_arn)], "cluster", name_or_arn, &st,
+				 err);
 	if (r < 0)
 		return r;
 
@@ -66,7 +74,13 @@ static int cluster_read(struct store *s, const char *name_or_arn, struct store_c
 int store_cluster_get(struct store *s, const char *name_or_arn, struct store_cluster **ret,
 		      struct berth_err *err)
 {
-	return cluster_read(s, name_or_arn, ret, err);
+	return cluster_read(s, name_or_arn, true, ret, err);
+}
+
+int store_cluster_find(struct store *s, const char *name_or_arn, struct store_cluster **ret,
+		       struct berth_err *err)
+{
+	return cluster_read(s, name_or_arn, false, ret, err);
 }
 
 int store_cluster_create(struct store *s, const struct store_cluster *in, int64_t now_ms,
@@ -125,7 +139,7 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
 		created = true;
 	}
 	_cleanup_(store_cluster_freep) struct store_cluster *c = NULL;
-	r = cluster_read(s, in->name, &c, err);
+	r = cluster_read(s, in->name, true, &c, err);
 	if (r < 0)
 		return r;
 	r = store_tx_commit(&tx, err);
@@ -190,7 +204,7 @@ int store_cluster_delete(struct store *s, const char *name_or_arn, struct store_
 	if (r < 0)
 		return berth_err_wrap(err, "store: cluster %s", name_or_arn);
 	_cleanup_(store_cluster_freep) struct store_cluster *c = NULL;
-	r = cluster_read(s, name_or_arn, &c, err);
+	r = cluster_read(s, name_or_arn, true, &c, err);
 	if (r < 0)
 		return r;
 	if (c->status == STORE_CLUSTER_ACTIVE && c->active_services_count > 0)

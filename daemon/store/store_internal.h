@@ -20,6 +20,7 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	unsigned depth;             /* open transaction + savepoints */
+	bool reading;               /* store_read_begin() opened the transaction */
 	/* Every statement is prepared once per connection and kept until
 	 * store_close(): preparing was about half of a DescribeTasks'
 	 * CPU.  Open addressing, a power-of-two size, at most half full. */

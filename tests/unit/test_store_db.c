@@ -1085,6 +1085,76 @@ static void test_statement_cache(void **state)
 	assert_int_equal(s->n_stmts, n);
 }
 
+/* A cluster found for a request that only names it: what
+ * store_cluster_get() says, without counting its tasks. */
+static void test_cluster_find(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	make_cluster(s, "default");
+	_cleanup_free_ char *td = make_td(s, "web");
+	struct batch b = { .td = td, .first = 0, .count = 3, .notify_fd = -1 };
+	OK(store_txn(s, batch_insert, &b, &e_));
+	_cleanup_(store_cluster_freep) struct store_cluster *full = NULL, *brief = NULL,
+							   *by_arn = NULL;
+	OK(store_cluster_get(s, "default", &full, &e_));
+	assert_int_equal(full->pending_tasks_count, 3);
+	OK(store_cluster_find(s, "default", &brief, &e_));
+	assert_string_equal(brief->name, full->name);
+	assert_string_equal(brief->arn, full->arn);
+	assert_int_equal(brief->status, full->status);
+	assert_int_equal(brief->created_at, full->created_at);
+	assert_int_equal(brief->pending_tasks_count + brief->running_tasks_count, 0);
+	OK(store_cluster_find(s, full->arn, &by_arn, &e_));
+	assert_string_equal(by_arn->name, "default");
+	struct store_cluster *none = NULL;
+	FAILS(store_cluster_find(s, "nope", &none, &e_), ENOENT, "cluster nope: not found");
+}
+
+static int read_inside(struct store *s, void *arg, struct berth_err *err)
+{
+	(void)arg;
+	int r = store_read_begin(s, err);
+	if (r < 0)
+		return r;
+	store_read_end(s);
+	struct task_buf tb;
+	task_init(&tb, 4, "default", NULL);
+	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
+	r = store_task_definition_get(s, "web", &td, err);
+	if (r < 0)
+		return r;
+	tb.t.task_definition_arn = td->arn;
+	return store_task_insert(s, &tb.t, err);
+}
+
+/* A read snapshot sees one state: a write from another connection lands
+ * after it ends; it does nothing inside a transaction. */
+static void test_read_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	make_cluster(s, "default");
+	_cleanup_free_ char *td = make_td(s, "web");
+	struct batch b = { .td = td, .first = 0, .count = 3, .notify_fd = -1 };
+	OK(store_txn(s, batch_insert, &b, &e_));
+	_cleanup_(store_closep) struct store *other = NULL;
+	OK(store_open(f->path, &other, &e_));
+
+	OK(store_read_begin(s, &e_));
+	assert_int_equal(count_tasks(s), 3);
+	b = (struct batch){ .td = td, .first = 3, .count = 1, .notify_fd = -1 };
+	OK(store_txn(other, batch_insert, &b, &e_));
+	assert_int_equal(count_tasks(s), 3);
+	store_read_end(s);
+	assert_int_equal(count_tasks(s), 4);
+	store_read_end(s);          /* none open: nothing to end */
+
+	/* Inside a transaction it neither begins nor ends one. */
+	OK(store_txn(s, read_inside, NULL, &e_));
+	assert_int_equal(count_tasks(s), 5);
+}
+
 /* ---- several processes ---- */
 
 static void test_concurrent_wal(void **state)
@@ -1215,6 +1285,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cluster_find, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_wal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_mid_transaction, setup, teardown),
 	};
