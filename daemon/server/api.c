@@ -141,6 +141,42 @@ static void send_body(struct evhttp_request *req, int status, const char *rid, c
 	send_owned(req, status, rid, strdup(body));
 }
 
+/* cJSON prints a number that is not a whole one with printf("%1.15g") and
+ * reads it back with sscanf() to check: most of the time of printing an
+ * answer full of timestamps (seconds with milliseconds).  A number that
+ * is a whole count of thousandths under 1e12 has at most 15 significant
+ * digits, so that "%lld.%03d" without its trailing zeros is the same text:
+ * every such number of the answer becomes that raw text before printing. */
+static bool fast_numbers(cJSON *item)
+{
+	for (; item; item = item->next) {
+		if (item->child && !fast_numbers(item->child))
+			return false;
+		double d = item->valuedouble;
+		/* NaN and infinities fail the range check too. */
+		if (!cJSON_IsNumber(item) || d == (double)item->valueint || !(d < 1e12 && d > -1e12))
+			continue;
+		long long m = (long long)(d * 1000.0 + (d < 0 ? -0.5 : 0.5));
+		if ((double)m / 1000.0 != d)
+			continue;
+		char buf[32];
+		long long whole = (m < 0 ? -m : m) / 1000;
+		int n = snprintf(buf, sizeof(buf), "%s%lld.%03lld", m < 0 ? "-" : "", whole,
+				 (m < 0 ? -m : m) % 1000);
+		while (buf[n - 1] == '0')
+			buf[--n] = '\0';
+		if (buf[n - 1] == '.')
+			buf[--n] = '\0';
+		char *raw = strdup(buf);
+		if (!raw)
+			return false;
+		/* Keeps the flags: a key that is a constant stays one. */
+		item->type = (item->type & ~0xff) | cJSON_Raw;
+		item->valuestring = raw;
+	}
+	return true;
+}
+
 /* extra (may be NULL; taken): more members of the body, such as
  * ConflictException's resourceIds. */
 static void send_error_with(struct api *a, struct evhttp_request *req, const char *rid,
@@ -289,7 +325,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	cJSON_Delete(c.error_members);  /* members of an error that was not raised */
-	char *s = cJSON_PrintBuffered(c.out, a->print_hint, false);
+	char *s = fast_numbers(c.out) ? cJSON_PrintBuffered(c.out, a->print_hint, false) : NULL;
 	cJSON_Delete(c.out);
 	if (!s) {
 		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");

@@ -55,7 +55,9 @@ struct store;
 
 /* Opens (creating, mode 0600) and upgrades the database at PATH.  Refuses,
  * without writing to it, a file that is not SQLite, is corrupt, is some
- * other program's database, or has a schema newer than this code knows. */
+ * other program's database, or has a schema newer than this code knows.
+ * One thread at a time uses a store (the daemon's loop): the connection is
+ * opened without SQLite's own mutexes. */
 int store_open(const char *path, struct store **ret, struct berth_err *err);
 void store_close(struct store *s);
 DEFINE_CLEANUP_FUNC(struct store, store_close)
