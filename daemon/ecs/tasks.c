@@ -63,10 +63,18 @@ static bool add_opt(cJSON *o, const char *name, const char *v)
 }
 
 /* JSON this daemon stored (cJSON's own output, written in one transaction
- * to a database checked at open) goes out as it is, unparsed. */
+ * to a database checked at open) goes out as it is, unparsed; what is not
+ * even shaped as an object or a list is refused. */
 static int add_json(struct api_call *c, cJSON *o, const char *name, const char *json)
 {
-	if (json && !put_item(o, name, cJSON_CreateRaw(json)))
+	if (!json)
+		return 0;
+	size_t n = strlen(json);
+	bool shaped = n >= 2 && ((json[0] == '{' && json[n - 1] == '}') ||
+				 (json[0] == '[' && json[n - 1] == ']'));
+	if (!shaped)
+		return api_error(c, 0, API_E_SERVER, "%s: the stored JSON does not parse", name);
+	if (!put_item(o, name, cJSON_CreateRaw(json)))
 		return api_oom(c);
 	return 0;
 }

@@ -1049,7 +1049,8 @@ static void test_statement_cache(void **state)
 	assert_ptr_not_equal(inner, outer);
 	assert_int_equal(sqlite3_step(inner), SQLITE_ROW);
 	assert_int_equal(sqlite3_step(inner), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(outer, 0), "00000000000000000000000000000000");
+	assert_string_equal((const char *)sqlite3_column_text(outer, 0),
+			    "00000000000000000000000000000000");
 	store_stmt_release(inner);
 	store_stmt_release(outer);
 	sqlite3_stmt *again;
