@@ -26,14 +26,13 @@
 #include "daemon/server/api.h"
 #include "daemon/server/api_conn.h"
 #include "daemon/server/api_decode.h"
+#include "daemon/server/api_encode.h"
 #include "daemon/server/api_guard.h"
 #include "daemon/ecs/ecs.h"
 #include "daemon/server/sigv4.h"
 
 #define TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
 #define CONTENT_TYPE "application/x-amz-json-1.1"
-#define API_PRINT_HINT_MIN 1024
-#define API_PRINT_HINT_MAX (1 << 20)
 
 struct api_listener {
 	struct api *api;
@@ -51,9 +50,7 @@ struct api {
 	struct api_config cfg;
 	struct api_listener *listeners;
 	struct api_conns *conns;        /* every listener's connections */
-	/* The size cJSON starts an answer's text at: the last answer's
-	 * (printing grows by realloc, a copy each time). */
-	int print_hint;
+	struct api_encoder enc;         /* answers as text */
 };
 
 /* body: the operation's request shape has required members, so an empty
@@ -139,42 +136,6 @@ static void send_owned(struct evhttp_request *req, int status, const char *rid, 
 static void send_body(struct evhttp_request *req, int status, const char *rid, const char *body)
 {
 	send_owned(req, status, rid, strdup(body));
-}
-
-/* cJSON prints a number that is not a whole one with printf("%1.15g") and
- * reads it back with sscanf() to check: most of the time of printing an
- * answer full of timestamps (seconds with milliseconds).  A number that
- * is a whole count of thousandths under 1e12 has at most 15 significant
- * digits, so that "%lld.%03d" without its trailing zeros is the same text:
- * every such number of the answer becomes that raw text before printing. */
-static bool fast_numbers(cJSON *item)
-{
-	for (; item; item = item->next) {
-		if (item->child && !fast_numbers(item->child))
-			return false;
-		double d = item->valuedouble;
-		/* NaN and infinities fail the range check too. */
-		if (!cJSON_IsNumber(item) || d == (double)item->valueint || !(d < 1e12 && d > -1e12))
-			continue;
-		long long m = (long long)(d * 1000.0 + (d < 0 ? -0.5 : 0.5));
-		if ((double)m / 1000.0 != d)
-			continue;
-		char buf[32];
-		long long whole = (m < 0 ? -m : m) / 1000;
-		int n = snprintf(buf, sizeof(buf), "%s%lld.%03lld", m < 0 ? "-" : "", whole,
-				 (m < 0 ? -m : m) % 1000);
-		while (buf[n - 1] == '0')
-			buf[--n] = '\0';
-		if (buf[n - 1] == '.')
-			buf[--n] = '\0';
-		char *raw = strdup(buf);
-		if (!raw)
-			return false;
-		/* Keeps the flags: a key that is a constant stays one. */
-		item->type = (item->type & ~0xff) | cJSON_Raw;
-		item->valuestring = raw;
-	}
-	return true;
 }
 
 /* extra (may be NULL; taken): more members of the body, such as
@@ -325,15 +286,12 @@ static void handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	cJSON_Delete(c.error_members);  /* members of an error that was not raised */
-	char *s = fast_numbers(c.out) ? cJSON_PrintBuffered(c.out, a->print_hint, false) : NULL;
+	char *s = api_encode(&a->enc, c.out);
 	cJSON_Delete(c.out);
 	if (!s) {
 		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
 		return;
 	}
-	size_t n = strlen(s);
-	a->print_hint = n < API_PRINT_HINT_MIN ? API_PRINT_HINT_MIN
-		      : n > API_PRINT_HINT_MAX ? API_PRINT_HINT_MAX : (int)n + 64;
 	send_owned(req, 200, rid, s);
 }
 
@@ -349,7 +307,6 @@ int api_new(struct event_base *base, struct store *store, const struct api_confi
 		return berth_errf(err, ENOMEM, "api: out of memory");
 	a->base = base;
 	a->store = store;
-	a->print_hint = API_PRINT_HINT_MIN;
 	a->cfg = *cfg;
 	struct api_conn_limits lim = {
 		.request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms
@@ -539,5 +496,6 @@ void api_free(struct api *a)
 	}
 	/* After every evhttp: they hand their connections back as they go. */
 	api_conns_free(a->conns);
+	api_encoder_done(&a->enc);
 	free(a);
 }
