@@ -424,19 +424,30 @@ int store_task_list(struct store *s, const struct store_task_filter *f,
 	if (r < 0)
 		return r;
 
+	/* "?1 IS NULL OR cluster = ?1" reads every task: a cluster, and a
+	 * service in it, are asked for with "=" so that SQLite walks
+	 * tasks_by_cluster or tasks_by_service instead (the service engine
+	 * lists each service's tasks on every pass). */
+#define TASK_LIST_FILTERS                                                   \
+	"   AND (?2 IS NULL OR task_definition_arn IN"                    \
+	"        (SELECT arn FROM task_definitions WHERE family = ?2))"   \
+	"   AND (?4 IS NULL OR started_by = ?4)"                          \
+	"   AND (?5 IS NULL OR desired_status = ?5)"                      \
+	"   AND (?6 = 0 OR last_status <> 'STOPPED')"                     \
+	"   AND (?7 IS NULL OR id > ?7)"                                  \
+	" ORDER BY id LIMIT ?8"
+	const char *sql =
+		f->cluster && f->service_name
+			? "SELECT id, arn FROM tasks WHERE cluster = ?1 AND service_name = ?3"
+			  TASK_LIST_FILTERS
+		: f->cluster
+			? "SELECT id, arn FROM tasks WHERE cluster = ?1"
+			  " AND (?3 IS NULL OR service_name = ?3)" TASK_LIST_FILTERS
+			: "SELECT id, arn FROM tasks WHERE (?1 IS NULL OR cluster = ?1)"
+			  " AND (?3 IS NULL OR service_name = ?3)" TASK_LIST_FILTERS;
+#undef TASK_LIST_FILTERS
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	r = store_prepare(s,
-			  "SELECT id, arn FROM tasks"
-			  " WHERE (?1 IS NULL OR cluster = ?1)"
-			  "   AND (?2 IS NULL OR task_definition_arn IN"
-			  "        (SELECT arn FROM task_definitions WHERE family = ?2))"
-			  "   AND (?3 IS NULL OR service_name = ?3)"
-			  "   AND (?4 IS NULL OR started_by = ?4)"
-			  "   AND (?5 IS NULL OR desired_status = ?5)"
-			  "   AND (?6 = 0 OR last_status <> 'STOPPED')"
-			  "   AND (?7 IS NULL OR id > ?7)"
-			  " ORDER BY id LIMIT ?8",
-			  &st, err);
+	r = store_prepare(s, sql, &st, err);
 	if (r < 0)
 		return r;
 	store_bind_text(st, 1, f->cluster);

@@ -742,6 +742,8 @@ static void test_task_filters(void **state)
 		{ .cluster = "default", .has_desired_status = true, .desired_status = STORE_TASK_RUNNING },
 		{ .cluster = "default", .has_desired_status = true, .desired_status = STORE_TASK_PENDING },
 		{ .not_stopped = true, .family = "web" },
+		{ .service_name = "svc" },      /* in any cluster */
+		{ .cluster = "other", .service_name = "svc", .not_stopped = true },
 	};
 	for (size_t c = 0; c < ARRAY_SIZE(cases); c++) {
 		const struct store_task_filter *fl = &cases[c];
