@@ -181,11 +181,13 @@ integration: all
 # Source rules no compiler checks: the daemon's layers include only downward;
 # every global a runtime/ object of libberth.a defines has its module's
 # prefix, and the launcher's files call each other without a loop
-# (tests/lint/runtime_symbols.sh reads the objects with nm).
+# (tests/lint/runtime_symbols.sh reads the objects with nm); the daemon's
+# store statements go through the store's cache (tests/lint/store_stmts.sh).
 RT_LIB_OBJS := $(filter build/release/obj/runtime/%,$(LIB_SRCS:%.c=build/release/obj/%.o))
 lint: $(RT_LIB_OBJS)
 	@tests/lint/layers.sh
 	@tests/lint/runtime_symbols.sh $(RT_LIB_OBJS)
+	@tests/lint/store_stmts.sh
 
 # The control plane under ASan + UBSan: the API and services suites against
 # build/asan's berth, berthd, berth-shim and berth-netpolicy.  A sanitizer

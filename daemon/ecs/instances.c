@@ -107,7 +107,7 @@ static int instance_cluster(struct api_call *c, char *ret, bool *ret_active)
 		return -1;
 	_cleanup_(store_cluster_freep) struct store_cluster *cl = NULL;
 	struct berth_err err = { 0 };
-	int r = store_cluster_get(c->store, ret, &cl, &err);
+	int r = store_cluster_find(c->store, ret, &cl, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	*ret_active = cl->status == STORE_CLUSTER_ACTIVE;

@@ -26,6 +26,7 @@
 #include "daemon/server/api.h"
 #include "daemon/server/api_conn.h"
 #include "daemon/server/api_decode.h"
+#include "daemon/server/api_encode.h"
 #include "daemon/server/api_guard.h"
 #include "daemon/ecs/ecs.h"
 #include "daemon/server/sigv4.h"
@@ -49,6 +50,7 @@ struct api {
 	struct api_config cfg;
 	struct api_listener *listeners;
 	struct api_conns *conns;        /* every listener's connections */
+	struct api_encoder enc;         /* answers as text */
 };
 
 /* body: the operation's request shape has required members, so an empty
@@ -57,31 +59,33 @@ static const struct api_op {
 	const char *name;
 	int (*fn)(struct api_call *c);
 	bool body;
+	/* Reads only: runs in one store snapshot (store_read_begin()). */
+	bool read;
 } ops[] = {
-	{ "CreateCluster", api_op_create_cluster, false },
-	{ "DescribeClusters", api_op_describe_clusters, false },
-	{ "ListClusters", api_op_list_clusters, false },
-	{ "DeleteCluster", api_op_delete_cluster, true },
-	{ "RegisterTaskDefinition", api_op_register_task_definition, true },
-	{ "DescribeTaskDefinition", api_op_describe_task_definition, true },
-	{ "ListTaskDefinitions", api_op_list_task_definitions, false },
-	{ "ListTaskDefinitionFamilies", api_op_list_task_definition_families, false },
-	{ "DeregisterTaskDefinition", api_op_deregister_task_definition, true },
-	{ "DeleteTaskDefinitions", api_op_delete_task_definitions, true },
-	{ "RunTask", api_op_run_task, true },
-	{ "StopTask", api_op_stop_task, true },
-	{ "DescribeTasks", api_op_describe_tasks, true },
-	{ "ListTasks", api_op_list_tasks, false },
-	{ "ListContainerInstances", api_op_list_container_instances, false },
-	{ "DescribeContainerInstances", api_op_describe_container_instances, true },
-	{ "CreateService", api_op_create_service, true },
-	{ "UpdateService", api_op_update_service, true },
-	{ "DeleteService", api_op_delete_service, true },
-	{ "DescribeServices", api_op_describe_services, true },
-	{ "ListServices", api_op_list_services, false },
-	{ "TagResource", api_op_tag_resource, true },
-	{ "UntagResource", api_op_untag_resource, true },
-	{ "ListTagsForResource", api_op_list_tags_for_resource, true },
+	{ "CreateCluster", api_op_create_cluster, false, false },
+	{ "DescribeClusters", api_op_describe_clusters, false, true },
+	{ "ListClusters", api_op_list_clusters, false, true },
+	{ "DeleteCluster", api_op_delete_cluster, true, false },
+	{ "RegisterTaskDefinition", api_op_register_task_definition, true, false },
+	{ "DescribeTaskDefinition", api_op_describe_task_definition, true, true },
+	{ "ListTaskDefinitions", api_op_list_task_definitions, false, true },
+	{ "ListTaskDefinitionFamilies", api_op_list_task_definition_families, false, true },
+	{ "DeregisterTaskDefinition", api_op_deregister_task_definition, true, false },
+	{ "DeleteTaskDefinitions", api_op_delete_task_definitions, true, false },
+	{ "RunTask", api_op_run_task, true, false },
+	{ "StopTask", api_op_stop_task, true, false },
+	{ "DescribeTasks", api_op_describe_tasks, true, true },
+	{ "ListTasks", api_op_list_tasks, false, true },
+	{ "ListContainerInstances", api_op_list_container_instances, false, true },
+	{ "DescribeContainerInstances", api_op_describe_container_instances, true, true },
+	{ "CreateService", api_op_create_service, true, false },
+	{ "UpdateService", api_op_update_service, true, false },
+	{ "DeleteService", api_op_delete_service, true, false },
+	{ "DescribeServices", api_op_describe_services, true, true },
+	{ "ListServices", api_op_list_services, false, true },
+	{ "TagResource", api_op_tag_resource, true, false },
+	{ "UntagResource", api_op_untag_resource, true, false },
+	{ "ListTagsForResource", api_op_list_tags_for_resource, true, true },
 };
 
 /* ---- the envelope ---- */
@@ -104,19 +108,34 @@ const char *api_reason_phrase(int status)
 	}
 }
 
-static void send_body(struct evhttp_request *req, int status, const char *rid, const char *body)
+static void free_body(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+/* body (taken): evhttp writes it from where it is, no copy. */
+static void send_owned(struct evhttp_request *req, int status, const char *rid, char *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", CONTENT_TYPE);
 	evhttp_add_header(h, "x-amzn-RequestId", rid);
-	struct evbuffer *b = evbuffer_new();
-	if (b && evbuffer_add(b, body, strlen(body)) < 0) {
+	struct evbuffer *b = body ? evbuffer_new() : NULL;
+	if (b && evbuffer_add_reference(b, body, strlen(body), free_body, NULL) < 0) {
 		evbuffer_free(b);
 		b = NULL;
 	}
+	if (!b)
+		free(body);
 	evhttp_send_reply(req, b ? status : 500, api_reason_phrase(b ? status : 500), b);
 	if (b)
 		evbuffer_free(b);
+}
+
+static void send_body(struct evhttp_request *req, int status, const char *rid, const char *body)
+{
+	send_owned(req, status, rid, strdup(body));
 }
 
 /* extra (may be NULL; taken): more members of the body, such as
@@ -251,7 +270,15 @@ static void handle(struct evhttp_request *req, void *arg)
 		.in = in,
 		.now_ms = berth_real_ms(),
 	};
-	if (op->fn(&c) < 0 || !c.out) {
+	struct berth_err err = { 0 };
+	if (op->read && store_read_begin(a->store, &err) < 0) {
+		send_error(a, req, rid, 500, API_E_SERVER, err.msg);
+		return;
+	}
+	r = op->fn(&c);
+	if (op->read)
+		store_read_end(a->store);
+	if (r < 0 || !c.out) {
 		if (!c.type)
 			api_error(&c, 0, API_E_SERVER, "%s: no response", op->name);
 		send_error_with(a, req, rid, c.status, c.type, c.message, c.error_members);
@@ -259,13 +286,13 @@ static void handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	cJSON_Delete(c.error_members);  /* members of an error that was not raised */
-	_cleanup_free_ char *s = cJSON_PrintUnformatted(c.out);
+	char *s = api_encode(&a->enc, c.out);
 	cJSON_Delete(c.out);
 	if (!s) {
 		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
 		return;
 	}
-	send_body(req, 200, rid, s);
+	send_owned(req, 200, rid, s);
 }
 
 /* ---- listeners ---- */
@@ -469,5 +496,6 @@ void api_free(struct api *a)
 	}
 	/* After every evhttp: they hand their connections back as they go. */
 	api_conns_free(a->conns);
+	api_encoder_done(&a->enc);
 	free(a);
 }

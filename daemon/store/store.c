@@ -69,12 +69,97 @@ int store_exec(struct store *s, const char *sql, struct berth_err *err)
 	return 0;
 }
 
+/* ---- the statement cache ---- */
+
+/* FNV-1a over the length and the first and last 32 bytes: the SQL of a
+ * task read is ~600 bytes, hashed on every read; statements that share
+ * both ends only share a probe chain (strcmp decides). */
+static uint64_t sql_hash(const char *sql)
+{
+	size_t len = strlen(sql);
+	uint64_t h = (0xcbf29ce484222325ULL ^ len) * 0x100000001b3ULL;
+	const unsigned char *p = (const unsigned char *)sql;
+	for (size_t i = 0; i < len && i < 32; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	for (size_t i = len > 32 ? len - 32 : len; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Doubles the table (or makes the first one) and rehashes every slot. */
+static int stmts_grow(struct store *s)
+{
+	size_t cap = s->cap_stmts ? 2 * s->cap_stmts : 64;
+	struct store_stmt_slot *t = calloc(cap, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->cap_stmts; i++) {
+		struct store_stmt_slot *e = &s->stmts[i];
+		if (!e->sql)
+			continue;
+		size_t j = e->hash & (cap - 1);
+		while (t[j].sql)
+			j = (j + 1) & (cap - 1);
+		t[j] = *e;
+	}
+	free(s->stmts);
+	s->stmts = t;
+	s->cap_stmts = cap;
+	return 0;
+}
+
 int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret, struct berth_err *err)
 {
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, ret, NULL);
+	uint64_t h = sql_hash(sql);
+	size_t mask = s->cap_stmts - 1, i = h & mask;
+	for (; s->cap_stmts && s->stmts[i].sql; i = (i + 1) & mask) {
+		struct store_stmt_slot *e = &s->stmts[i];
+		/* A busy one is in use further up the stack: take another. */
+		if (e->hash == h && strcmp(e->sql, sql) == 0 && !sqlite3_stmt_busy(e->st)) {
+			*ret = e->st;
+			return 0;
+		}
+	}
+	if (2 * (s->n_stmts + 1) > s->cap_stmts) {
+		if (stmts_grow(s) < 0)
+			return berth_errf(err, ENOMEM, "store: %s: statement cache: out of memory",
+					  s->path);
+		mask = s->cap_stmts - 1;
+		for (i = h & mask; s->stmts[i].sql; i = (i + 1) & mask)
+			;
+	}
+	_cleanup_free_ char *copy = strdup(sql);
+	if (!copy)
+		return berth_errf(err, ENOMEM, "store: %s: statement cache: out of memory", s->path);
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
 	if (rc != SQLITE_OK)
 		return store_sqlerr(s, rc, err, "store: %s: prepare", s->path);
+	s->stmts[i] = (struct store_stmt_slot){ .hash = h, .sql = TAKE_PTR(copy), .st = st };
+	s->n_stmts++;
+	*ret = st;
 	return 0;
+}
+
+int store_run(struct store *s, const char *sql, struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, sql, &st, err);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store_sqlerr(s, rc, err, "store: %s: %s", s->path, sql);
+	return 0;
+}
+
+static void stmts_free(struct store *s)
+{
+	for (size_t i = 0; i < s->cap_stmts; i++) {
+		sqlite3_finalize(s->stmts[i].st);
+		free(s->stmts[i].sql);
+	}
+	free(s->stmts);
 }
 
 int store_select_row(struct store *s, const char *sql, const char *what, const char *key,
@@ -140,7 +225,7 @@ int store_tx_begin(struct store *s, struct store_tx *tx, struct berth_err *err)
 		snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE");
 	else
 		snprintf(sql, sizeof(sql), "SAVEPOINT s%u", s->depth + 1);
-	int r = store_exec(s, sql, err);
+	int r = store_run(s, sql, err);
 	if (r < 0)
 		return r;
 	s->depth++;
@@ -156,7 +241,7 @@ int store_tx_commit(struct store_tx *tx, struct berth_err *err)
 		snprintf(sql, sizeof(sql), "COMMIT");
 	else
 		snprintf(sql, sizeof(sql), "RELEASE s%u", tx->level);
-	int r = store_exec(s, sql, err);
+	int r = store_run(s, sql, err);
 	if (r < 0)
 		return r;  /* still open: the cleanup rolls it back */
 	tx->open = false;
@@ -167,14 +252,18 @@ int store_tx_commit(struct store_tx *tx, struct berth_err *err)
 void store_tx_rollback(struct store_tx *tx)
 {
 	struct store *s = tx->s;
-	char sql[64];
-	if (tx->level == 1)
-		snprintf(sql, sizeof(sql), "ROLLBACK");
-	else
-		snprintf(sql, sizeof(sql), "ROLLBACK TO s%u; RELEASE s%u", tx->level, tx->level);
+	char sql[32];
+	struct berth_err ignored = { 0 };
 	/* A failed rollback leaves nothing to do: SQLite has already rolled
 	 * the transaction back when it reports that kind of error. */
-	sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	if (tx->level == 1) {
+		store_run(s, "ROLLBACK", &ignored);
+	} else {
+		snprintf(sql, sizeof(sql), "ROLLBACK TO s%u", tx->level);
+		store_run(s, sql, &ignored);
+		snprintf(sql, sizeof(sql), "RELEASE s%u", tx->level);
+		store_run(s, sql, &ignored);
+	}
 	tx->open = false;
 	s->depth--;
 }
@@ -191,7 +280,35 @@ int store_txn(struct store *s, store_txn_fn fn, void *arg, struct berth_err *err
 	return store_tx_commit(&tx, err);
 }
 
+int store_read_begin(struct store *s, struct berth_err *err)
+{
+	if (s->depth > 0)
+		return 0;
+	/* Deferred: the read lock comes with the first read. */
+	int r = store_run(s, "BEGIN", err);
+	if (r < 0)
+		return r;
+	s->depth++;
+	s->reading = true;
+	return 0;
+}
+
+void store_read_end(struct store *s)
+{
+	if (!s->reading)
+		return;
+	struct berth_err ignored = { 0 };
+	/* A read has nothing to lose: should COMMIT fail, ROLLBACK still
+	 * ends the transaction so that the next one can begin. */
+	if (store_run(s, "COMMIT", &ignored) < 0)
+		store_run(s, "ROLLBACK", &ignored);
+	s->depth--;
+	s->reading = false;
+}
+
 /* ---- open / close ---- */
+
+static void store_stmt_finalizep(sqlite3_stmt **st) { sqlite3_finalize(*st); }
 
 static int exec_pragma_text(struct store *s, const char *sql, const char *want,
 			    struct berth_err *err)
@@ -223,7 +340,7 @@ static int check_readable(struct store *s, struct berth_err *err)
 	/* quick_check reads every page: O(size), but the database holds
 	 * only live state and an hour of stopped tasks, and finding damage
 	 * here beats finding it mid-request. */
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_(store_stmt_finalizep) sqlite3_stmt *st = NULL;
 	rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
@@ -259,7 +376,8 @@ int store_open(const char *path, struct store **ret, struct berth_err *err)
 		return berth_errf(err, EINVAL, "store: %s: not a regular file", path);
 
 	int rc = sqlite3_open_v2(path, &s->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE |
+				 SQLITE_OPEN_NOMUTEX,
 				 NULL);
 	if (rc != SQLITE_OK)
 		return store_sqlerr(s, rc, err, "store: %s: open", path);
@@ -297,6 +415,7 @@ void store_close(struct store *s)
 		return;
 	/* sqlite3_close_v2 defers until stray statements are finalized
 	 * instead of failing with SQLITE_BUSY and leaking the handle. */
+	stmts_free(s);
 	sqlite3_close_v2(s->db);
 	free(s->path);
 	free(s);

@@ -55,7 +55,9 @@ struct store;
 
 /* Opens (creating, mode 0600) and upgrades the database at PATH.  Refuses,
  * without writing to it, a file that is not SQLite, is corrupt, is some
- * other program's database, or has a schema newer than this code knows. */
+ * other program's database, or has a schema newer than this code knows.
+ * One thread at a time uses a store (the daemon's loop): the connection is
+ * opened without SQLite's own mutexes. */
 int store_open(const char *path, struct store **ret, struct berth_err *err);
 void store_close(struct store *s);
 DEFINE_CLEANUP_FUNC(struct store, store_close)
@@ -69,6 +71,15 @@ int store_schema_version(void);
  * carry on or give up. */
 typedef int (*store_txn_fn)(struct store *s, void *arg, struct berth_err *err);
 int store_txn(struct store *s, store_txn_fn fn, void *arg, struct berth_err *err);
+
+/* A read snapshot: every read until store_read_end() sees the same state,
+ * in one transaction instead of one per read (an API read asks for a
+ * cluster, ten tasks and their containers: each transaction takes and
+ * drops WAL locks).  For reads only: a write inside could fail with EBUSY
+ * when another connection wrote after the snapshot began.  Does nothing
+ * inside an open transaction. */
+int store_read_begin(struct store *s, struct berth_err *err);
+void store_read_end(struct store *s);
 
 /* Paging.  max_results 0 means STORE_PAGE_MAX; otherwise 1..STORE_PAGE_MAX.
  * next_token is NULL for the first page, else the token of the previous
@@ -149,6 +160,10 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
  * them). */
 int store_cluster_get(struct store *s, const char *name_or_arn, struct store_cluster **ret,
 		      struct berth_err *err);
+/* store_cluster_get() without counting the cluster's tasks and services
+ * (the counts are 0): for a request that only names a cluster. */
+int store_cluster_find(struct store *s, const char *name_or_arn, struct store_cluster **ret,
+		       struct berth_err *err);
 /* Cluster ARNs ordered by name; ACTIVE ones unless include_inactive. */
 int store_cluster_list(struct store *s, bool include_inactive, const struct store_page *page,
 		       struct store_list *ret, struct berth_err *err);

@@ -32,14 +32,22 @@ void store_cluster_free(struct store_cluster *c)
 	"    AND t.last_status IN ('PROVISIONING','PENDING','ACTIVATING')),"   \
 	" (SELECT count(*) FROM services v WHERE v.cluster = c.name AND v.status = 'ACTIVE')"
 
-static int cluster_read(struct store *s, const char *name_or_arn, struct store_cluster **ret,
-			struct berth_err *err)
+/* The same columns, the counts 0: counting reads every task of the cluster. */
+#define CLUSTER_COLUMNS_NO_COUNTS \
+	"c.name, c.arn, c.status, c.created_at, c.settings_json, c.configuration_json, 0, 0, 0"
+
+static int cluster_read(struct store *s, const char *name_or_arn, bool counts,
+			struct store_cluster **ret, struct berth_err *err)
 {
+	static const char *const sql[2][2] = {
+		{ "SELECT " CLUSTER_COLUMNS_NO_COUNTS " FROM clusters c WHERE c.name = ?1",
+		  "SELECT " CLUSTER_COLUMNS_NO_COUNTS " FROM clusters c WHERE c.arn = ?1" },
+		{ "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.name = ?1",
+		  "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.arn = ?1" },
+	};
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_select_row(s, is_arn(name_or_arn)
-				    ? "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.arn = ?1"
-				    : "SELECT " CLUSTER_COLUMNS " FROM clusters c WHERE c.name = ?1",
-				 "cluster", name_or_arn, &st, err);
+	int r = store_select_row(s, sql[counts][is_arn(name_or_arn)], "cluster", name_or_arn, &st,
+				 err);
 	if (r < 0)
 		return r;
 
@@ -66,7 +74,13 @@ static int cluster_read(struct store *s, const char *name_or_arn, struct store_c
 int store_cluster_get(struct store *s, const char *name_or_arn, struct store_cluster **ret,
 		      struct berth_err *err)
 {
-	return cluster_read(s, name_or_arn, ret, err);
+	return cluster_read(s, name_or_arn, true, ret, err);
+}
+
+int store_cluster_find(struct store *s, const char *name_or_arn, struct store_cluster **ret,
+		       struct berth_err *err)
+{
+	return cluster_read(s, name_or_arn, false, ret, err);
 }
 
 int store_cluster_create(struct store *s, const struct store_cluster *in, int64_t now_ms,
@@ -90,7 +104,7 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
 		return store_sqlerr(s, rc, err, "store: cluster %s", in->name);
 	bool exists = rc == SQLITE_ROW;
 	bool active = exists && strcmp((const char *)sqlite3_column_text(st, 0), "ACTIVE") == 0;
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 
 	if (!active) {
 		/* An INACTIVE cluster comes back as a new cluster under the
@@ -112,7 +126,7 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE)
 			return store_sqlerr(s, rc, err, "store: cluster %s: create", in->name);
-		sqlite3_finalize(TAKE_PTR(st));
+		store_stmt_release(TAKE_PTR(st));
 		if (exists) {
 			r = store_prepare(s, "DELETE FROM tags WHERE resource_arn = ?1", &st, err);
 			if (r < 0)
@@ -125,7 +139,7 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
 		created = true;
 	}
 	_cleanup_(store_cluster_freep) struct store_cluster *c = NULL;
-	r = cluster_read(s, in->name, &c, err);
+	r = cluster_read(s, in->name, true, &c, err);
 	if (r < 0)
 		return r;
 	r = store_tx_commit(&tx, err);
@@ -190,7 +204,7 @@ int store_cluster_delete(struct store *s, const char *name_or_arn, struct store_
 	if (r < 0)
 		return berth_err_wrap(err, "store: cluster %s", name_or_arn);
 	_cleanup_(store_cluster_freep) struct store_cluster *c = NULL;
-	r = cluster_read(s, name_or_arn, &c, err);
+	r = cluster_read(s, name_or_arn, true, &c, err);
 	if (r < 0)
 		return r;
 	if (c->status == STORE_CLUSTER_ACTIVE && c->active_services_count > 0)
@@ -211,7 +225,7 @@ int store_cluster_delete(struct store *s, const char *name_or_arn, struct store_
 		if (n > 0)
 			return berth_errf(err, EBUSY, "store: cluster %s: still has %" PRId64 " active tasks",
 					  c->name, n);
-		sqlite3_finalize(TAKE_PTR(st));
+		store_stmt_release(TAKE_PTR(st));
 		r = store_prepare(s, "UPDATE clusters SET status = 'INACTIVE' WHERE name = ?1", &st, err);
 		if (r < 0)
 			return r;
@@ -370,7 +384,7 @@ int store_task_definition_register(struct store *s, const char *arn_base, const 
 	if (rc != SQLITE_ROW)
 		return store_sqlerr(s, rc, err, "store: task definition %s: next revision", family);
 	int64_t rev = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 
 	_cleanup_free_ char *arn = NULL;
 	if (asprintf(&arn, "%s:task-definition/%s:%" PRId64, arn_base, family, rev) < 0)
@@ -392,7 +406,7 @@ int store_task_definition_register(struct store *s, const char *arn_base, const 
 				  family, rev);
 	if (rc != SQLITE_DONE)
 		return store_sqlerr(s, rc, err, "store: task definition %s:%" PRId64, family, rev);
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	r = td_read(s, arn, false, &td, err);
@@ -584,13 +598,16 @@ int store_task_definition_purge(struct store *s, size_t *ret_n, struct berth_err
 	if (r < 0)
 		return berth_err_wrap(err, "store: task definitions: purge");
 	/* Tags first: they are found through the rows about to go. */
-	r = store_exec(s,
-		       "DELETE FROM tags WHERE resource_arn IN (SELECT d.arn FROM task_definitions d"
-		       "  WHERE d.status = 'DELETE_IN_PROGRESS'"
-		       "    AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_definition_arn = d.arn));"
-		       "DELETE FROM task_definitions WHERE status = 'DELETE_IN_PROGRESS'"
-		       "  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_definition_arn = task_definitions.arn)",
-		       err);
+	r = store_run(s,
+		      "DELETE FROM tags WHERE resource_arn IN (SELECT d.arn FROM task_definitions d"
+		      "  WHERE d.status = 'DELETE_IN_PROGRESS'"
+		      "    AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_definition_arn = d.arn))",
+		      err);
+	if (r >= 0)
+		r = store_run(s,
+			      "DELETE FROM task_definitions WHERE status = 'DELETE_IN_PROGRESS' AND NOT EXISTS"
+			      " (SELECT 1 FROM tasks t WHERE t.task_definition_arn = task_definitions.arn)",
+			      err);
 	if (r < 0)
 		return berth_err_wrap(err, "store: task definitions: purge");
 	size_t n = (size_t)sqlite3_changes(s->db);

@@ -5,13 +5,27 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "daemon/store/store.h"
+
+/* One prepared statement of the cache: SQL text (hashed) -> statement. */
+struct store_stmt_slot {
+	uint64_t hash;
+	char *sql;                  /* NULL: an empty slot */
+	sqlite3_stmt *st;
+};
 
 struct store {
 	sqlite3 *db;
 	char *path;
 	unsigned depth;             /* open transaction + savepoints */
+	bool reading;               /* store_read_begin() opened the transaction */
+	/* Every statement is prepared once per connection and kept until
+	 * store_close(): preparing was about half of a DescribeTasks'
+	 * CPU.  Open addressing, a power-of-two size, at most half full. */
+	struct store_stmt_slot *stmts;
+	size_t n_stmts, cap_stmts;
 };
 
 /* A transaction, or a savepoint when one is already open, so every store
@@ -31,16 +45,33 @@ static inline void store_tx_rollbackp(struct store_tx *tx)
 }
 #define _cleanup_tx_ _cleanup_(store_tx_rollbackp)
 
-static inline void store_stmt_finalizep(sqlite3_stmt **st) { sqlite3_finalize(*st); }
-#define _cleanup_stmt_ _cleanup_(store_stmt_finalizep)
+/* Hands a statement from store_prepare() back to the cache: reset (which
+ * ends its read of the database) and its bindings cleared.  Never
+ * sqlite3_finalize() one: the cache finalizes them at store_close(). */
+static inline void store_stmt_release(sqlite3_stmt *st)
+{
+	if (st) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+static inline void store_stmt_releasep(sqlite3_stmt **st) { store_stmt_release(*st); }
+#define _cleanup_stmt_ _cleanup_(store_stmt_releasep)
 
 /* SQLite result code → negative errno, with "<what>: <sqlite message>". */
 int store_sqlerr(struct store *s, int rc, struct berth_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 int store_errno_of(int rc);
 
+/* Runs SQL that may hold several statements (schema, migrations). */
 int store_exec(struct store *s, const char *sql, struct berth_err *err);
+/* The cached statement for sql (prepared on first use, with
+ * SQLITE_PREPARE_PERSISTENT); the caller releases it with
+ * _cleanup_stmt_ or store_stmt_release().  A statement still stepping is
+ * not handed out twice: a nested use of the same SQL gets a second one. */
 int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret, struct berth_err *err);
+/* One statement of sql, cached, stepped to its end (BEGIN, COMMIT, …). */
+int store_run(struct store *s, const char *sql, struct berth_err *err);
 /* Prepares sql (one parameter, ?1 = key) and steps it onto its first row:
  * -ENOENT "store: <what> <key>: not found" when there is none.  The
  * caller finalizes *ret, also after a failure. */

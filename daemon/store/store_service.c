@@ -72,7 +72,7 @@ static int create_check(struct store *s, const struct store_service *in, struct 
 	if (strcmp((const char *)sqlite3_column_text(st, 0), "ACTIVE") != 0)
 		return berth_errf(err, EINVAL, "store: service %s: cluster %s is INACTIVE", in->name,
 				  in->cluster);
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 	if ((r = store_prepare(s, "SELECT status, arn FROM services WHERE cluster = ?1 AND name = ?2",
 			       &st, err)) < 0)
 		return r;
@@ -87,7 +87,7 @@ static int create_check(struct store *s, const struct store_service *in, struct 
 		return berth_errf(err, EEXIST, "store: service %s: exists in cluster %s", in->name,
 				  in->cluster);
 	_cleanup_free_ char *old_arn = strdup((const char *)sqlite3_column_text(st, 1));
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 	if (!old_arn)
 		return berth_errf(err, ENOMEM, "store: service %s: out of memory", in->name);
 	if ((r = store_prepare(s, "DELETE FROM tags WHERE resource_arn = ?1", &st, err)) < 0)
@@ -95,7 +95,7 @@ static int create_check(struct store *s, const struct store_service *in, struct 
 	store_bind_text(st, 1, old_arn);
 	if ((r = step_done(s, st, in->name, err)) < 0)
 		return r;
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 	if ((r = store_prepare(s, "DELETE FROM services WHERE cluster = ?1 AND name = ?2", &st,
 			       err)) < 0)
 		return r;

@@ -140,7 +140,7 @@ static int containers_write(struct store *s, const struct store_task *t, bool re
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE)
 			return store_sqlerr(s, rc, err, "store: task %s: containers", t->id);
-		sqlite3_finalize(TAKE_PTR(st));
+		store_stmt_release(TAKE_PTR(st));
 	}
 	r = store_prepare(s,
 			  "INSERT INTO task_containers (task_id, position, name, arn, image, image_digest,"
@@ -210,7 +210,7 @@ int store_task_insert(struct store *s, struct store_task *t, struct berth_err *e
 	if (!sqlite3_column_int(st, 1))
 		return berth_errf(err, ENOENT, "store: task %s: task definition %s: not found", t->id,
 				  t->task_definition_arn);
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 
 	r = store_prepare(s,
 			  "INSERT INTO tasks (" TASK_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
@@ -263,7 +263,7 @@ int store_task_update(struct store *s, struct store_task *t, struct berth_err *e
 	task_bind(st, t);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		sqlite3_finalize(TAKE_PTR(st));
+		store_stmt_release(TAKE_PTR(st));
 		r = store_select_row(s, "SELECT version FROM tasks WHERE id = ?1", "task", t->id, &st,
 				     err);
 		if (r < 0)
@@ -401,11 +401,12 @@ int store_task_get(struct store *s, const char *id_or_arn, struct store_task **r
 	/* Two SELECTs (task, containers): a read transaction makes them one
 	 * snapshot even while another process writes. */
 	if (s->depth == 0) {
-		int r = store_exec(s, "BEGIN", err);
+		int r = store_run(s, "BEGIN", err);
 		if (r < 0)
 			return r;
 		r = task_read(s, id_or_arn, ret, err);
-		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+		struct berth_err ignored = { 0 };
+		store_run(s, "COMMIT", &ignored);   /* a read: nothing to lose */
 		return r;
 	}
 	return task_read(s, id_or_arn, ret, err);
@@ -445,19 +446,30 @@ int store_task_list(struct store *s, const struct store_task_filter *f,
 	if (r < 0)
 		return r;
 
+	/* "?1 IS NULL OR cluster = ?1" reads every task: a cluster, and a
+	 * service in it, are asked for with "=" so that SQLite walks
+	 * tasks_by_cluster or tasks_by_service instead (the service engine
+	 * lists each service's tasks on every pass). */
+#define TASK_LIST_FILTERS                                                   \
+	"   AND (?2 IS NULL OR task_definition_arn IN"                    \
+	"        (SELECT arn FROM task_definitions WHERE family = ?2))"   \
+	"   AND (?4 IS NULL OR started_by = ?4)"                          \
+	"   AND (?5 IS NULL OR desired_status = ?5)"                      \
+	"   AND (?6 = 0 OR last_status <> 'STOPPED')"                     \
+	"   AND (?7 IS NULL OR id > ?7)"                                  \
+	" ORDER BY id LIMIT ?8"
+	const char *sql =
+		f->cluster && f->service_name
+			? "SELECT id, arn FROM tasks WHERE cluster = ?1 AND service_name = ?3"
+			  TASK_LIST_FILTERS
+		: f->cluster
+			? "SELECT id, arn FROM tasks WHERE cluster = ?1"
+			  " AND (?3 IS NULL OR service_name = ?3)" TASK_LIST_FILTERS
+			: "SELECT id, arn FROM tasks WHERE (?1 IS NULL OR cluster = ?1)"
+			  " AND (?3 IS NULL OR service_name = ?3)" TASK_LIST_FILTERS;
+#undef TASK_LIST_FILTERS
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	r = store_prepare(s,
-			  "SELECT id, arn FROM tasks"
-			  " WHERE (?1 IS NULL OR cluster = ?1)"
-			  "   AND (?2 IS NULL OR task_definition_arn IN"
-			  "        (SELECT arn FROM task_definitions WHERE family = ?2))"
-			  "   AND (?3 IS NULL OR service_name = ?3)"
-			  "   AND (?4 IS NULL OR started_by = ?4)"
-			  "   AND (?5 IS NULL OR desired_status = ?5)"
-			  "   AND (?6 = 0 OR last_status <> 'STOPPED')"
-			  "   AND (?7 IS NULL OR id > ?7)"
-			  " ORDER BY id LIMIT ?8",
-			  &st, err);
+	r = store_prepare(s, sql, &st, err);
 	if (r < 0)
 		return r;
 	store_bind_text(st, 1, f->cluster);
@@ -506,7 +518,7 @@ int store_task_prune(struct store *s, int64_t stopped_before_ms, struct store_li
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return store_sqlerr(s, rc, err, "store: tasks: prune tags");
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 
 	/* Containers go with their task (ON DELETE CASCADE). */
 	r = store_prepare(s,
@@ -521,10 +533,10 @@ int store_task_prune(struct store *s, int64_t stopped_before_ms, struct store_li
 			return berth_errf(err, ENOMEM, "store: tasks: prune: out of memory");
 	if (rc != SQLITE_DONE)
 		return store_sqlerr(s, rc, err, "store: tasks: prune");
-	sqlite3_finalize(TAKE_PTR(st));
-	r = store_exec(s, "DELETE FROM run_requests WHERE NOT EXISTS (SELECT 1 FROM tasks t"
-		       " WHERE t.cluster = run_requests.cluster"
-		       " AND t.client_token = run_requests.client_token)", err);
+	store_stmt_release(TAKE_PTR(st));
+	r = store_run(s, "DELETE FROM run_requests WHERE NOT EXISTS (SELECT 1 FROM tasks t"
+		      " WHERE t.cluster = run_requests.cluster"
+		      " AND t.client_token = run_requests.client_token)", err);
 	if (r < 0)
 		return berth_err_wrap(err, "store: tasks: prune client tokens");
 	r = store_tx_commit(&tx, err);
@@ -682,7 +694,7 @@ int store_tags_put(struct store *s, const char *arn, const struct store_tag *tag
 		if (rc != SQLITE_DONE)
 			return store_sqlerr(s, rc, err, "store: %s: tag %s", arn, tags[i].key);
 	}
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 	/* The limit is on the result, so it is checked after the merge:
 	 * replacing values of existing keys never counts twice. */
 	r = store_prepare(s, "SELECT count(*) FROM tags WHERE resource_arn = ?1", &st, err);
@@ -696,7 +708,7 @@ int store_tags_put(struct store *s, const char *arn, const struct store_tag *tag
 	if (total > STORE_TAGS_MAX)
 		return berth_errf(err, EINVAL, "store: %s: %" PRId64 " tags: more than %d per resource",
 				  arn, total, STORE_TAGS_MAX);
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 	r = store_tx_commit(&tx, err);
 	if (r < 0)
 		return berth_err_wrap(err, "store: %s: tags", arn);
@@ -730,7 +742,7 @@ int store_tags_remove(struct store *s, const char *arn, const char *const *keys,
 		if (rc != SQLITE_DONE)
 			return store_sqlerr(s, rc, err, "store: %s: untag %s", arn, keys[i]);
 	}
-	sqlite3_finalize(TAKE_PTR(st));
+	store_stmt_release(TAKE_PTR(st));
 	r = store_tx_commit(&tx, err);
 	if (r < 0)
 		return berth_err_wrap(err, "store: %s: tags", arn);

@@ -9,17 +9,20 @@ pulling from a local docker-registry and running tasks in real shims.
                       createdAt, pullStartedAt, pullStoppedAt, startedAt
                       (whole ms) and the shim's own createdAt and container
                       startedAt (its STATUS on the control socket)
-  DescribeTasks/s     describe_tasks of 10 RUNNING tasks in a loop for
-                      BERTH_BENCH_API_SECONDS (default 5): 1 boto3 client,
-                      4 threads with a client each, raw HTTP on the unix
-                      socket (no SigV4, no boto3) over 1 and 4 kept-alive
-                      connections, and 1 boto3 client asking for 5 tasks
-                      (an answer under 16 KiB); the daemon's CPU time
-                      (schedstat) per request next to each
+  reads/s             DescribeTasks of 10 RUNNING tasks, ListTasks (10 tasks)
+                      and DescribeServices of 10 services side by side,
+                      each on 1 and 4 kept-alive unix-socket connections
+                      (raw HTTP, no SigV4: a client process per connection
+                      sending one prebuilt request, so that the client is
+                      not the bottleneck; its CPU per request is printed
+                      beside the daemon's) for BERTH_BENCH_API_SECONDS
+                      (default 5): req/s, p50/p99 latency, and the daemon's
+                      utime+stime per request; then DescribeTasks through
+                      boto3 (SigV4 on TCP), one client
   daemon memory       VmRSS, RssAnon and Pss (smaps_rollup) right after
                       start, with 10 tasks RUNNING, and idle at the end
 
-Medians of BERTH_BENCH_API_RUNS (default 50) starts, after one that pulls
+Medians of BERTH_BENCH_API_RUNS (default 50; 0 skips them) starts, after one that pulls
 the image; the rates are medians of 3 runs.  The daemon gets its own bridge
 berthbench1, 10.218.0.0/16, no NAT, nft table berth_bench_api and cgroup
 name berth-bench-api; this process is the shims' subreaper and reaps them.
@@ -27,7 +30,6 @@ Everything is removed at the end, and checked: no shim, veth, cgroup,
 mount, netns or zombie may be left, and the daemon must exit 0 on SIGTERM.
 """
 import ctypes
-import http.client
 import ipaddress
 import json
 import os
@@ -39,7 +41,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -51,7 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures import images as fx      # noqa: E402
 from fixtures import registry as reg   # noqa: E402
 from fixtures import tasks as tk       # noqa: E402
-from benchlib import ROOMY_INSTANCE    # noqa: E402
+from benchlib import ROOMY_INSTANCE, http_call, http_request, proc_cpu_seconds, \
+    unix_load                         # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BERTH = os.environ.get("BERTH_BIN", str(REPO / "build/release/berth"))
@@ -59,6 +61,7 @@ RUNS = int(os.environ.get("BERTH_BENCH_API_RUNS", "50"))
 SECONDS = float(os.environ.get("BERTH_BENCH_API_SECONDS", "5"))
 RATE_RUNS = 3
 TASKS = 10
+SERVICES = 10
 THREADS = 4
 POLL = float(os.environ.get("BERTH_BENCH_API_POLL_MS", "2")) / 1e3
 BRIDGE, SUBNET, NFT_TABLE, CGROUP = "berthbench1", "10.218.0.0/16", "berth_bench_api", \
@@ -150,18 +153,6 @@ class Daemon:
         if self.proc.returncode != 0:
             raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.stderr()[-2000:]}")
 
-    def cpu_seconds(self):
-        """Time on CPU of the daemon's live threads (schedstat: ns, unlike
-        the 10 ms ticks of utime and stime)."""
-        total = 0
-        for tid in os.listdir(f"/proc/{self.pid}/task"):
-            try:
-                with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except OSError:
-                pass            # a launch thread that just ended
-        return total / 1e9
-
     def memory(self):
         """{"VmRSS:", "RssAnon:", "Pss:"}: bytes."""
         out = {}
@@ -179,28 +170,6 @@ def client(d):
     return boto3.session.Session().client(
         "ecs", endpoint_url=d.endpoint, region_name=REGION, aws_access_key_id=AKID,
         aws_secret_access_key=SECRET, config=Config(retries={"total_max_attempts": 1}))
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    """One kept-alive HTTP connection to the daemon's unix socket."""
-
-    def __init__(self, path):
-        super().__init__("localhost", timeout=30)
-        self.path = str(path)
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-    def call(self, op, body):
-        self.request("POST", "/", body=body, headers={
-            "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": TARGET + op})
-        r = self.getresponse()
-        data = r.read()
-        if r.status != 200:
-            raise RuntimeError(f"{op}: HTTP {r.status}: {data[:300]!r}")
-        return data
 
 
 # ---- tasks ----
@@ -293,77 +262,48 @@ def one_start(d, ecs, td):
     }, polls
 
 
-# ---- DescribeTasks rate ----
+# ---- read rates: DescribeTasks, ListTasks, DescribeServices ----
 
-def rate(workers, seconds):
-    """Runs each worker (a no-argument callable: one request) in its own
-    thread for SECONDS; returns requests per second in all."""
-    counts = [0] * len(workers)
-    errors = []
-    start = threading.Barrier(len(workers) + 1)
-    stop_at = [0.0]
-
-    def loop(i, fn):
-        start.wait()
-        try:
-            n = 0
-            while time.monotonic() < stop_at[0]:
-                fn()
-                n += 1
-            counts[i] = n
-        except Exception as e:     # noqa: BLE001 - reported by the caller
-            errors.append(e)
-    threads = [threading.Thread(target=loop, args=(i, fn)) for i, fn in enumerate(workers)]
-    for th in threads:
-        th.start()
-    stop_at[0] = time.monotonic() + seconds
-    t0 = time.monotonic()
-    start.wait()
-    for th in threads:
-        th.join()
-    dt = time.monotonic() - t0
-    if errors:
-        raise errors[0]
-    return sum(counts) / dt, sum(counts)
+def read_ops(arns, services):
+    """(name, X-Amz-Target operation, body): the reads measured side by side."""
+    return [(f"DescribeTasks ({len(arns)} tasks)", "DescribeTasks", {"tasks": arns}),
+            (f"ListTasks ({len(arns)} tasks)", "ListTasks", {}),
+            (f"DescribeServices ({len(services)} services)", "DescribeServices",
+             {"services": services})]
 
 
-def describe_rates(d, arns):
-    """([(name, [req/s per run], daemon CPU s per request)], answer bytes)."""
-    few = arns[:TASKS // 2]
-
-    def boto(tasks):
-        def make():
-            ecs = client(d)
-            describe(ecs, tasks)        # connect and warm up outside the clock
-            return ecs, lambda: describe(ecs, tasks)
-        return make
-
-    def raw(tasks):
-        def make():
-            c = UnixHTTP(d.sock)
-            c.call("DescribeTasks", body)
-            return c, lambda: c.call("DescribeTasks", body)
-        body = json.dumps({"tasks": tasks}).encode()
-        make.size = len(make()[0].call("DescribeTasks", body))
-        return make
+def read_rates(d, arns, services):
+    """[(name, answer bytes, conns, [unix_load() per run])]: each read on 1
+    and THREADS kept-alive unix-socket connections, a client process each."""
     rows = []
-    for name, make, n in (("boto3 (SigV4, TCP), 1 client", boto(arns), 1),
-                          (f"boto3 (SigV4, TCP), {THREADS} threads", boto(arns), THREADS),
-                          ("raw HTTP, unix socket, 1 conn", raw(arns), 1),
-                          (f"raw HTTP, unix socket, {THREADS} conns", raw(arns), THREADS),
-                          (f"boto3, 1 client, {len(few)} tasks ({raw(few).size / 1024:.1f} KiB)",
-                           boto(few), 1)):
-        rates, cpu = [], []
-        for _ in range(RATE_RUNS):
-            conns, workers = zip(*(make() for _ in range(n)))
-            c0 = d.cpu_seconds()
-            r, count = rate(workers, SECONDS)
-            cpu.append((d.cpu_seconds() - c0) / count)
-            rates.append(r)
-            for c in conns:
-                c.close()
-        rows.append((name, rates, statistics.median(cpu)))
-    return rows, raw(arns).size
+    for name, op, body in read_ops(arns, services):
+        req = http_request(TARGET + op, json.dumps(body).encode())
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(d.sock))
+            status, answer = http_call(s, req)
+        if status != 200 or b'"failures":[{' in answer:
+            raise RuntimeError(f"{op}: HTTP {status}: {answer[:300]!r}")
+        for conns in (1, THREADS):
+            runs = [unix_load(str(d.sock), req, conns, SECONDS,
+                              lambda: proc_cpu_seconds(d.pid)) for _ in range(RATE_RUNS)]
+            rows.append((name, len(answer), conns, runs))
+    return rows
+
+
+def boto_rate(d, arns):
+    """DescribeTasks through boto3 (SigV4 on TCP), 1 client: [req/s per run],
+    daemon CPU s per request."""
+    ecs = client(d)
+    describe(ecs, arns)                 # connect and warm up outside the clock
+    rates, cpu = [], []
+    for _ in range(RATE_RUNS):
+        c0, n, t0 = proc_cpu_seconds(d.pid), 0, time.monotonic()
+        while time.monotonic() - t0 < SECONDS:
+            describe(ecs, arns)
+            n += 1
+        rates.append(n / (time.monotonic() - t0))
+        cpu.append((proc_cpu_seconds(d.pid) - c0) / n)
+    return rates, statistics.median(cpu)
 
 
 # ---- output ----
@@ -376,13 +316,24 @@ def start_table(samples):
         print(f"{key:<40} {statistics.median(v):10.1f} {min(v):8.1f} {max(v):8.1f}")
 
 
-def rate_table(rows, size):
-    print(f"\n{f'DescribeTasks, {TASKS} tasks ({size / 1024:.1f} KiB)':<40} {'median/s':>10} "
-          f"{'min/s':>8} {'max/s':>8} {'daemon CPU':>12}")
-    for name, rates, cpu in rows:
-        print(f"{name:<40} {statistics.median(rates):10.0f} {min(rates):8.0f} "
-              f"{max(rates):8.0f} {cpu * 1e6:9.0f} µs")
-    print(f"({RATE_RUNS} runs of {SECONDS:g} s each; daemon CPU: its time on CPU per request)")
+def rate_table(rows, boto):
+    med = statistics.median
+    print(f"\n{'reads, raw HTTP on the unix socket':<32} {'KiB':>5} {'conns':>5} {'req/s':>7} "
+          f"{'min':>6} {'max':>6} {'p50 µs':>7} {'p99 µs':>7} {'daemon µs':>9} {'client µs':>9}")
+    for name, size, conns, runs in rows:
+        rates = [r["rate"] for r in runs]
+        print(f"{name:<32} {size / 1024:5.1f} {conns:5d} {med(rates):7.0f} {min(rates):6.0f} "
+              f"{max(rates):6.0f} {med(r['p50'] for r in runs) * 1e6:7.0f} "
+              f"{med(r['p99'] for r in runs) * 1e6:7.0f} "
+              f"{med(r['daemon'] for r in runs) * 1e6:9.0f} "
+              f"{med(r['client'] for r in runs) * 1e6:9.0f}")
+    rates, cpu = boto
+    print(f"{'DescribeTasks, boto3 SigV4 TCP':<32} {'':>5} {1:5d} {med(rates):7.0f} "
+          f"{min(rates):6.0f} {max(rates):6.0f} {'':>7} {'':>7} {cpu * 1e6:9.0f}")
+    print(f"(medians of {RATE_RUNS} runs of {SECONDS:g} s; a client process per connection "
+          "sending one prebuilt request; daemon µs: its utime+stime per request; client µs: "
+          "the clients' CPU per request; targets: >= 5000 req/s on 4 connections, < 150 µs "
+          "daemon CPU per request; load: " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + ")")
 
 
 def memory_table(rows):
@@ -457,14 +408,20 @@ def bench(d, ecs, image):
         s, p = one_start(d, ecs, td)
         samples.append(s)
         polls.append(p)
-    start_table(samples)
-    print(f"(describe_tasks polls per start: median {statistics.median(polls):.0f})")
+    if samples:
+        start_table(samples)
+        print(f"(describe_tasks polls per start: median {statistics.median(polls):.0f})")
     arns = run_tasks(ecs, td, TASKS)
     wait_status(ecs, arns, "RUNNING")
+    services = [ecs.create_service(serviceName=f"bench-{i}", taskDefinition=td, desiredCount=0,
+                                   networkConfiguration=NETCFG)["service"]["serviceName"]
+                for i in range(SERVICES)]
     time.sleep(1)
     mem.append((f"{TASKS} tasks RUNNING", d.memory()))
-    rate_table(*describe_rates(d, arns))
+    rate_table(read_rates(d, arns, services), boto_rate(d, arns))
     mem.append((f"{TASKS} RUNNING, after the DescribeTasks load", d.memory()))
+    for name in services:
+        ecs.delete_service(service=name)
     stop_all(ecs)
     time.sleep(1)
     mem.append(("idle again, all tasks STOPPED", d.memory()))

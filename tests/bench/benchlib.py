@@ -168,3 +168,102 @@ def table(title, rows, unit="ms", scale=1e3, digits=2):
                          for i, w in enumerate(widths)) + "|")
     for r in cells:
         print(line(r))
+
+
+# ------------------------------------------------------------------ load
+
+def http_request(target, body):
+    """The bytes of one AWS JSON 1.1 POST (no SigV4: for the unix socket)."""
+    return (f"POST / HTTP/1.1\r\nHost: localhost\r\n"
+            f"Content-Type: application/x-amz-json-1.1\r\nX-Amz-Target: {target}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def http_call(sock, request):
+    """Sends REQUEST on the kept-alive SOCK; returns (status, body)."""
+    sock.sendall(request)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the daemon closed the connection")
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length = next(int(v) for k, _, v in (ln.partition(b":") for ln in lines[1:])
+                  if k.strip().lower() == b"content-length")
+    while len(body) < length:
+        chunk = sock.recv(max(65536, length - len(body)))
+        if not chunk:
+            raise ConnectionError("the daemon closed the connection mid-answer")
+        body += chunk
+    return status, body
+
+
+def _load_worker(path, request, start, stop_at, out):
+    """One client process: one connection, the same prebuilt request in a
+    loop from START until STOP_AT (CLOCK_MONOTONIC is system-wide)."""
+    import socket
+    import time
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    status, body = http_call(sock, request)      # warm up, outside the clock
+    if status != 200:
+        out.put(RuntimeError(f"HTTP {status}: {body[:300]!r}"))
+        return
+    start.wait()
+    lat, clock, end = [], time.perf_counter_ns, stop_at.value
+    c0 = time.process_time()
+    while time.monotonic() < end:
+        t0 = clock()
+        http_call(sock, request)
+        lat.append(clock() - t0)
+    out.put((lat, time.process_time() - c0))
+    sock.close()
+
+
+def unix_load(path, request, conns, seconds, daemon_cpu):
+    """CONNS client processes, each on its own kept-alive connection to the
+    unix socket PATH, send REQUEST for SECONDS.  Returns {"rate": req/s,
+    "p50", "p99": latency s, "daemon": daemon CPU s per request (from
+    DAEMON_CPU(), read before and after), "client": the clients' CPU s per
+    request}: a client that is not the bottleneck spends less per request
+    than its share of the wall time."""
+    import multiprocessing as mp
+    import time
+    ctx = mp.get_context("fork")
+    start, out = ctx.Barrier(conns + 1), ctx.Queue()
+    stop_at = ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_load_worker, args=(path, request, start, stop_at, out))
+             for _ in range(conns)]
+    for p in procs:
+        p.start()
+    try:
+        stop_at.value = time.monotonic() + seconds + 0.05
+        c0 = daemon_cpu()
+        t0 = time.monotonic()
+        start.wait(timeout=30)
+        results = [out.get(timeout=seconds + 60) for _ in procs]
+        dt = stop_at.value - t0
+        c1 = daemon_cpu()
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.exitcode is None:
+                p.kill()
+                p.join()
+    for r in results:
+        if isinstance(r, Exception):
+            raise r
+    lat = sorted(x for r in results for x in r[0])
+    n = len(lat)
+    return {"rate": n / dt, "p50": lat[n // 2] / 1e9, "p99": lat[min(n - 1, n * 99 // 100)] / 1e9,
+            "daemon": (c1 - c0) / n, "client": sum(r[1] for r in results) / n}
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of PID (all its threads, dead ones included)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

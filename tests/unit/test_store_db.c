@@ -20,6 +20,7 @@
 #include "common/fsutil.h"
 #include "daemon/sched/instance.h"
 #include "daemon/store/store.h"
+#include "daemon/store/store_internal.h"
 
 #define ARN_BASE "arn:aws:ecs:us-east-1:123456789012"
 #define TD_BODY "{\"containerDefinitions\":[{\"name\":\"web\",\"image\":\"busybox\"}]}"
@@ -844,6 +845,8 @@ static void test_task_filters(void **state)
 		{ .cluster = "default", .has_desired_status = true, .desired_status = STORE_TASK_RUNNING },
 		{ .cluster = "default", .has_desired_status = true, .desired_status = STORE_TASK_PENDING },
 		{ .not_stopped = true, .family = "web" },
+		{ .service_name = "svc" },      /* in any cluster */
+		{ .cluster = "other", .service_name = "svc", .not_stopped = true },
 	};
 	for (size_t c = 0; c < ARRAY_SIZE(cases); c++) {
 		const struct store_task_filter *fl = &cases[c];
@@ -1169,6 +1172,147 @@ static void test_txn(void **state)
 	assert_int_equal(count_tasks(s), 11);
 }
 
+/* ---- the statement cache ---- */
+
+static void test_statement_cache(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	make_cluster(s, "default");
+	_cleanup_free_ char *td = make_td(s, "web");
+	struct batch b = { .td = td, .first = 0, .count = 3, .notify_fd = -1 };
+	OK(store_txn(s, batch_insert, &b, &e_));
+
+	/* Reads and writes again and again prepare nothing new. */
+	assert_int_equal(count_tasks(s), 3);
+	size_t n = s->n_stmts;
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(count_tasks(s), 3);
+	assert_int_equal(s->n_stmts, n);
+	OK(store_txn(s, batch_insert, &(struct batch){ .td = td, .first = 3, .count = 1,
+						       .notify_fd = -1 }, &e_));
+	n = s->n_stmts;
+	OK(store_txn(s, batch_insert, &(struct batch){ .td = td, .first = 4, .count = 1,
+						       .notify_fd = -1 }, &e_));
+	assert_int_equal(s->n_stmts, n);
+
+	/* A statement still stepping is not handed out twice: the nested
+	 * use gets its own, and both read their own rows. */
+	const char *sql = "SELECT id FROM tasks ORDER BY id";
+	sqlite3_stmt *outer, *inner;
+	OK(store_prepare(s, sql, &outer, &e_));
+	assert_int_equal(sqlite3_step(outer), SQLITE_ROW);
+	OK(store_prepare(s, sql, &inner, &e_));
+	assert_ptr_not_equal(inner, outer);
+	assert_int_equal(sqlite3_step(inner), SQLITE_ROW);
+	assert_int_equal(sqlite3_step(inner), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(outer, 0),
+			    "00000000000000000000000000000000");
+	store_stmt_release(inner);
+	store_stmt_release(outer);
+	sqlite3_stmt *again;
+	OK(store_prepare(s, sql, &again, &e_));
+	assert_true(again == outer || again == inner);
+	store_stmt_release(again);
+
+	/* The table grows past its first size and keeps every statement. */
+	sqlite3_stmt *first[200];
+	for (int i = 0; i < 200; i++) {
+		char q[32];
+		snprintf(q, sizeof(q), "SELECT %d", i);
+		OK(store_prepare(s, q, &first[i], &e_));
+		store_stmt_release(first[i]);
+	}
+	for (int i = 0; i < 200; i++) {
+		char q[32];
+		snprintf(q, sizeof(q), "SELECT %d", i);
+		sqlite3_stmt *st;
+		OK(store_prepare(s, q, &st, &e_));
+		assert_ptr_equal(st, first[i]);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), i);
+		store_stmt_release(st);
+	}
+
+	/* SQL that does not prepare names the store and the cause, and
+	 * leaves nothing in the cache. */
+	n = s->n_stmts;
+	sqlite3_stmt *bad = NULL;
+	FAILS(store_prepare(s, "SELECT nope FROM nowhere", &bad, &e_), EIO, "no such table: nowhere");
+	FAILS(store_prepare(s, "SELECT nope FROM nowhere", &bad, &e_), EIO, f->path);
+	assert_int_equal(s->n_stmts, n);
+}
+
+/* A cluster found for a request that only names it: what
+ * store_cluster_get() says, without counting its tasks. */
+static void test_cluster_find(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	make_cluster(s, "default");
+	_cleanup_free_ char *td = make_td(s, "web");
+	struct batch b = { .td = td, .first = 0, .count = 3, .notify_fd = -1 };
+	OK(store_txn(s, batch_insert, &b, &e_));
+	_cleanup_(store_cluster_freep) struct store_cluster *full = NULL, *brief = NULL,
+							   *by_arn = NULL;
+	OK(store_cluster_get(s, "default", &full, &e_));
+	assert_int_equal(full->pending_tasks_count, 3);
+	OK(store_cluster_find(s, "default", &brief, &e_));
+	assert_string_equal(brief->name, full->name);
+	assert_string_equal(brief->arn, full->arn);
+	assert_int_equal(brief->status, full->status);
+	assert_int_equal(brief->created_at, full->created_at);
+	assert_int_equal(brief->pending_tasks_count + brief->running_tasks_count, 0);
+	OK(store_cluster_find(s, full->arn, &by_arn, &e_));
+	assert_string_equal(by_arn->name, "default");
+	struct store_cluster *none = NULL;
+	FAILS(store_cluster_find(s, "nope", &none, &e_), ENOENT, "cluster nope: not found");
+}
+
+static int read_inside(struct store *s, void *arg, struct berth_err *err)
+{
+	(void)arg;
+	int r = store_read_begin(s, err);
+	if (r < 0)
+		return r;
+	store_read_end(s);
+	struct task_buf tb;
+	task_init(&tb, 4, "default", NULL);
+	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
+	r = store_task_definition_get(s, "web", &td, err);
+	if (r < 0)
+		return r;
+	tb.t.task_definition_arn = td->arn;
+	return store_task_insert(s, &tb.t, err);
+}
+
+/* A read snapshot sees one state: a write from another connection lands
+ * after it ends; it does nothing inside a transaction. */
+static void test_read_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	make_cluster(s, "default");
+	_cleanup_free_ char *td = make_td(s, "web");
+	struct batch b = { .td = td, .first = 0, .count = 3, .notify_fd = -1 };
+	OK(store_txn(s, batch_insert, &b, &e_));
+	_cleanup_(store_closep) struct store *other = NULL;
+	OK(store_open(f->path, &other, &e_));
+
+	OK(store_read_begin(s, &e_));
+	assert_int_equal(count_tasks(s), 3);
+	b = (struct batch){ .td = td, .first = 3, .count = 1, .notify_fd = -1 };
+	OK(store_txn(other, batch_insert, &b, &e_));
+	assert_int_equal(count_tasks(s), 3);
+	store_read_end(s);
+	assert_int_equal(count_tasks(s), 4);
+	store_read_end(s);          /* none open: nothing to end */
+
+	/* Inside a transaction it neither begins nor ends one. */
+	OK(store_txn(s, read_inside, NULL, &e_));
+	assert_int_equal(count_tasks(s), 5);
+}
+
 /* ---- several processes ---- */
 
 static void test_concurrent_wal(void **state)
@@ -1300,6 +1444,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cluster_find, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_wal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_mid_transaction, setup, teardown),
 	};
