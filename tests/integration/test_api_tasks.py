@@ -147,6 +147,7 @@ def describe(ecs, arn):
 
 
 def wait_for(ecs, arn, pred, timeout, what):
+    timeout *= tk.SLOWDOWN    # the cgroup lane's qemu guest
     deadline = time.monotonic() + timeout
     while True:
         t = describe(ecs, arn)
@@ -163,8 +164,8 @@ def wait_running(ecs, arn, timeout=30):
 
 
 def wait_stopped(ecs, arns, timeout=60):
-    ecs.get_waiter("tasks_stopped").wait(tasks=arns, WaiterConfig={"Delay": 1,
-                                                                   "MaxAttempts": timeout})
+    ecs.get_waiter("tasks_stopped").wait(tasks=arns, WaiterConfig={
+        "Delay": 1, "MaxAttempts": timeout * tk.SLOWDOWN})
     return [describe(ecs, a) for a in arns]
 
 
