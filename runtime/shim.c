@@ -72,7 +72,8 @@ int shim_new(struct plan *plan, shim_diag_fn diag, void *diag_data, struct shim 
 	*s = (struct shim){
 		.diag = diag, .diag_data = diag_data, .epfd = -1, .taskdirfd = -1,
 		.logdirfd = -1, .cachedirfd = -1, .nullfd = -1, .sig_src.fd = -1, .listen_src.fd = -1,
-		.linger_src.fd = -1, .policy.errfd = -1, .ctrs = ctrs, .created_at = shim_now(),
+		.linger_src.fd = -1, .policy.errfd = -1, .policy.sock = -1, .ctrs = ctrs,
+		.created_at = shim_now(),
 	};
 	for (size_t i = 0; i < p->n_containers; i++) {
 		struct ctr *c = &ctrs[i];

@@ -78,11 +78,17 @@ struct client {
 	bool dead;              /* freed after the current batch of events */
 };
 
-/* A berth-netpolicy run in flight (shim_policy.c). */
+/* A berth-netpolicy command in flight (shim_policy.c): asked of the
+ * daemon's policy worker, or run. */
 struct policy_job {
+	int sock;               /* the worker's connection, -1: none */
 	pid_t pid;              /* 0: none */
 	int errfd;              /* its stderr */
 	char what[32];          /* "berth-netpolicy add", for messages */
+	/* To run the command after all if the worker does not answer. */
+	const struct plan *plan;
+	const char *verb;       /* static string */
+	struct in_addr addr;
 };
 
 struct shim {

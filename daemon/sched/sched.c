@@ -683,6 +683,7 @@ int sched_new(struct event_base *base, struct store *store, const struct sched_c
 	if (r < 0)
 		return r;
 	sched_worker_start(s);
+	sched_netpol_start(s);
 	struct timeval tv = { prune_period(cfg) / 1000, (prune_period(cfg) % 1000) * 1000 };
 	s->prune_ev = event_new(base, -1, EV_PERSIST, on_prune, s);
 	if (!s->prune_ev || event_add(s->prune_ev, &tv) < 0)
@@ -717,6 +718,7 @@ void sched_free(struct sched *s)
 	if (s->disk_ev)
 		event_free(s->disk_ev);
 	sched_worker_stop(s);
+	sched_netpol_stop(s);
 	img_store_free(s->images);
 	if (s->boosted)
 		setpriority(PRIO_PROCESS, (id_t)gettid(), s->nice);

@@ -37,6 +37,7 @@
 #include "common/json.h"
 #include "daemon/sched/sched_internal.h"
 #include "images/local.h"
+#include "netns/policy_worker.h"
 
 #define HELPER_OUT_MAX (8u << 20)  /* an image config is capped at 4 MiB */
 #define HELPER_ERR_MAX 2048
@@ -288,7 +289,7 @@ static size_t cli_argv(const struct sched *s, char **argv, const char *subcomman
 void sched_worker_init(struct sched *s)
 {
 	pthread_mutex_init(&s->worker_lock, NULL);
-	s->worker_sock = s->worker_pidfd = -1;
+	s->worker_sock = s->worker_pidfd = s->netpol_pidfd = -1;
 }
 
 /* The worker's socket for one request (a copy: the loop may replace the
@@ -349,23 +350,29 @@ static int worker_pull(struct sched *s, const char *ref, struct sched_helper *h,
 	return helper_collect(s->cfg.cli_bin, h, out[0], errp[0], 0, pidfd, ctlfd, ret_out, err);
 }
 
+/* Ends a worker (if any) and waits for it; *PIDFD -1 afterwards. */
+static void helper_end(struct event **ev, int *pidfd, pid_t pid)
+{
+	if (*ev)
+		event_free(*ev);
+	*ev = NULL;
+	if (*pidfd >= 0) {
+		syscall(SYS_pidfd_send_signal, *pidfd, SIGKILL, NULL, 0);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		close(*pidfd);
+	}
+	*pidfd = -1;
+}
+
 static void worker_drop(struct sched *s)
 {
-	if (s->worker_ev)
-		event_free(s->worker_ev);
-	s->worker_ev = NULL;
 	pthread_mutex_lock(&s->worker_lock);
 	if (s->worker_sock >= 0)
 		close(s->worker_sock);
 	s->worker_sock = -1;
 	pthread_mutex_unlock(&s->worker_lock);
-	if (s->worker_pidfd >= 0) {
-		syscall(SYS_pidfd_send_signal, s->worker_pidfd, SIGKILL, NULL, 0);
-		while (waitpid(s->worker_pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		close(s->worker_pidfd);
-	}
-	s->worker_pidfd = -1;
+	helper_end(&s->worker_ev, &s->worker_pidfd, s->worker_pid);
 }
 
 static void on_worker_retry(evutil_socket_t fd, short what, void *arg)
@@ -436,6 +443,70 @@ void sched_worker_stop(struct sched *s)
 		event_free(s->worker_retry_ev);
 	s->worker_retry_ev = NULL;
 	pthread_mutex_destroy(&s->worker_lock);
+}
+
+/* ---- the network policy worker (netns/policy_main.c) ------------------- */
+
+static void on_netpol_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	sched_netpol_start(arg);
+}
+
+static void on_netpol_exit(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct sched *s = arg;
+	helper_end(&s->netpol_ev, &s->netpol_pidfd, s->netpol_pid);
+	sched_say(s, "the network policy worker exited; another starts in %d s (shims exec "
+		  "berth-netpolicy meanwhile)", WORKER_RETRY_S);
+	struct timeval tv = { WORKER_RETRY_S, 0 };
+	if (!s->netpol_retry_ev)
+		s->netpol_retry_ev = evtimer_new(s->base, on_netpol_retry, s);
+	if (!s->netpol_retry_ev || evtimer_add(s->netpol_retry_ev, &tv) < 0)
+		sched_say(s, "cannot arm the network policy worker's restart");
+}
+
+/* berth-netpolicy beside the shim: the one its shims would exec. */
+static int netpol_spawn(struct sched *s, struct berth_err *err)
+{
+	char bin[4096], dir[4096];
+	const char *slash = strrchr(s->cfg.shim_bin, '/');
+	int len = slash ? (int)(slash - s->cfg.shim_bin) : 1;
+	snprintf(bin, sizeof(bin), "%.*s/berth-netpolicy", len, slash ? s->cfg.shim_bin : ".");
+	if (snprintf(dir, sizeof(dir), "%s/%s", s->cfg.run_root, NETPOLICY_WORKER_DIR) >=
+	    (int)sizeof(dir))
+		return berth_errf(err, ENAMETOOLONG, "%s: run root too long", s->cfg.run_root);
+	char *argv[] = { bin, "--worker", dir, NULL };
+	if (s->boosted)
+		setpriority(PRIO_PROCESS, (id_t)gettid(), s->nice);
+	int r = helper_spawn(argv, -1, STDERR_FILENO, STDERR_FILENO, true, &s->netpol_pid,
+			     &s->netpol_pidfd);
+	if (s->boosted)
+		setpriority(PRIO_PROCESS, (id_t)gettid(), SCHED_LOOP_NICE);
+	if (r < 0)
+		return berth_errnof(err, -r, "start %s", bin);
+	s->netpol_ev = event_new(s->base, s->netpol_pidfd, EV_READ, on_netpol_exit, s);
+	if (!s->netpol_ev || event_add(s->netpol_ev, NULL) < 0) {
+		helper_end(&s->netpol_ev, &s->netpol_pidfd, s->netpol_pid);
+		return berth_errf(err, ENOMEM, "cannot watch the network policy worker");
+	}
+	return 0;
+}
+
+void sched_netpol_start(struct sched *s)
+{
+	struct berth_err err = { 0 };
+	if (netpol_spawn(s, &err) < 0)
+		sched_say(s, "network policy worker: %s; shims exec berth-netpolicy", err.msg);
+}
+
+void sched_netpol_stop(struct sched *s)
+{
+	helper_end(&s->netpol_ev, &s->netpol_pidfd, s->netpol_pid);
+	if (s->netpol_retry_ev)
+		event_free(s->netpol_retry_ev);
+	s->netpol_retry_ev = NULL;
 }
 
 void sched_pulled_done(struct sched_pulled *p)

@@ -91,6 +91,11 @@ struct sched {
 	pid_t worker_pid;
 	struct event *worker_ev;     /* its pidfd: it exited */
 	struct event *worker_retry_ev;  /* starts the next one */
+	/* The network policy worker, `berth-netpolicy --worker` (sched_helpers.c). */
+	int netpol_pidfd;            /* -1: none; each shim then execs berth-netpolicy */
+	pid_t netpol_pid;
+	struct event *netpol_ev;     /* its pidfd: it exited */
+	struct event *netpol_retry_ev;
 	struct event *flush_ev;      /* applies the deferred writes (sched_batch.c) */
 	bool boosted;                /* the loop thread runs at SCHED_LOOP_NICE ... */
 	int nice;                    /* ... and this was its nice before */
@@ -174,6 +179,11 @@ int sched_pull(struct sched *s, struct sched_helper *h, const char *ref, struct 
 void sched_worker_init(struct sched *s);
 void sched_worker_start(struct sched *s);
 void sched_worker_stop(struct sched *s);
+/* The network policy worker, likewise (sched_worker_init() readies it):
+ * it listens on <run_root>/netpolicy/sock, which the shims try before
+ * they exec berth-netpolicy (docs/networking.md "The policy worker"). */
+void sched_netpol_start(struct sched *s);
+void sched_netpol_stop(struct sched *s);
 /* `berth-shim PLAN`; *ret_pid is the running shim's. */
 int sched_spawn_shim(struct sched *s, const char *plan, int *ret_pid, struct berth_err *err);
 /* `berth host-network …`: the bridge and NAT as CFG says. */
