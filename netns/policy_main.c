@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -121,14 +122,23 @@ static void worker_serve(int fd)
 	argv[argc] = NULL;
 	if (!client_waits(fd))
 		return;
+	/* A remove waits out an RCU grace period in the kernel (about 16 ms):
+	 * it runs in a child, so that the adds of starting tasks do not queue
+	 * behind the removes of stopping ones (SIGCHLD is ignored: no zombie). */
+	pid_t pid = argc > 0 && strcmp(argv[0], "remove") == 0 ? fork() : -1;
+	if (pid > 0)
+		return;
 	char answer[1 + 2048];
 	answer[0] = (char)run(argc, argv, answer + 1, sizeof(answer) - 1);
 	send(fd, answer, 1 + strlen(answer + 1), MSG_NOSIGNAL);
+	if (pid == 0)
+		_exit(0);
 }
 
 static int worker(const char *dir)
 {
 	int lfd = worker_listen(dir);
+	signal(SIGCHLD, SIG_IGN);
 	if (lfd < 0) {
 		fprintf(stderr, "berth-netpolicy: worker socket in %s: %s\n", dir, strerror(-lfd));
 		return 1;
