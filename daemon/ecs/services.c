@@ -141,7 +141,7 @@ static int reply_service(struct api_call *c, const char *cluster, const char *na
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
 	struct svc *v = c->svc;
-	int r = svc_view_load_tasks(v, cluster, name, &w, &err);
+	int r = svc_view_load_shown(v, cluster, name, &w, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	cJSON *s, *out = cJSON_CreateObject();
@@ -495,7 +495,7 @@ static int describe_one(struct api_call *c, const char *cluster, const cJSON *re
 		return api_error(c, 0, API_E_INVALID, "services: expected a list of strings");
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
-	int r = svc_view_load_tasks(c->svc, cluster, ref->valuestring, &w, &err);
+	int r = svc_view_load_shown(c->svc, cluster, ref->valuestring, &w, &err);
 	if (r == 0 && strcmp(w.row->cluster, cluster) != 0)
 		r = -ENOENT;
 	if (r == -ENOENT)
