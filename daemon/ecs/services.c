@@ -60,6 +60,28 @@ static bool copy_member(cJSON *dst, const cJSON *src, const char *name)
 	return true;
 }
 
+/* The view is dropped after its answer is built: its configuration's
+ * members move into the answer instead of being copied, under NAME (a
+ * literal: not copied either). */
+static bool move_member(cJSON *dst, cJSON *src, const char *name)
+{
+	cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(src, name);
+	return !v || cJSON_AddItemToObjectCS(dst, name, v) || (cJSON_Delete(v), false);
+}
+
+/* The events as stored (svc_view_encode's cJSON output of the same
+ * members, written in one transaction) go out unparsed: what is not even
+ * shaped as a list is refused. */
+static int stored_events(struct api_call *c, const struct svc_view *w, cJSON **ret)
+{
+	const char *json = w->row->events_json;
+	size_t n = json ? strlen(json) : 0;
+	if (n < 2 || json[0] != '[' || json[n - 1] != ']')
+		return api_error(c, 0, API_E_SERVER, "service %s: the stored events do not parse",
+				 w->row->name);
+	return (*ret = cJSON_CreateRaw(json)) ? 0 : api_oom(c);
+}
+
 static int deployments_json(struct api_call *c, const struct svc_view *w, cJSON *o)
 {
 	cJSON *arr = json_add_array(o, "deployments");
@@ -80,12 +102,14 @@ static int deployments_json(struct api_call *c, const struct svc_view *w, cJSON 
 	return 0;
 }
 
-static int service_json(struct api_call *c, const struct svc_view *w, bool tags, cJSON **ret)
+static int service_json(struct api_call *c, struct svc_view *w, bool tags, cJSON **ret)
 {
 	_cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
 	_cleanup_free_ char *cluster_arn = api_arn(c, "cluster", w->row->cluster);
 	struct counts n = counts_of(w, NULL);
-	cJSON *events = svc_events_json(w);
+	cJSON *events = NULL;
+	if (stored_events(c, w, &events) < 0)
+		return -1;
 	if (!o || !cluster_arn || !json_add_string(o, "serviceArn", w->row->arn) ||
 	    !json_add_string(o, "serviceName", w->row->name) ||
 	    !json_add_string(o, "clusterArn", cluster_arn) ||
@@ -95,14 +119,14 @@ static int service_json(struct api_call *c, const struct svc_view *w, bool tags,
 	    !json_add_number(o, "pendingCount", (double)n.pending) ||
 	    !json_add_string(o, "taskDefinition", w->n_deps ? w->deps[0].task_definition : NULL) ||
 	    !json_add_number(o, "createdAt", (double)w->row->created_at / 1000.0) ||
-	    !copy_member(o, w->cfg, "createdBy") || !json_add_array(o, "loadBalancers") ||
-	    !json_add_array(o, "serviceRegistries") || !events ||
+	    !move_member(o, w->cfg, "createdBy") || !json_add_array(o, "loadBalancers") ||
+	    !json_add_array(o, "serviceRegistries") ||
 	    !cJSON_AddItemToObject(o, "events", events)) {
 		cJSON_Delete(events);   /* added to O on no failure path */
 		return api_oom(c);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(echoed); i++)
-		if (!copy_member(o, w->cfg, echoed[i]))
+		if (!move_member(o, w->cfg, echoed[i]))
 			return api_oom(c);
 	if (deployments_json(c, w, o) < 0)
 		return -1;
@@ -117,7 +141,7 @@ static int reply_service(struct api_call *c, const char *cluster, const char *na
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
 	struct svc *v = c->svc;
-	int r = svc_view_load_tasks(v, cluster, name, &w, &err);
+	int r = svc_view_load_shown(v, cluster, name, &w, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	cJSON *s, *out = cJSON_CreateObject();
@@ -471,7 +495,7 @@ static int describe_one(struct api_call *c, const char *cluster, const cJSON *re
 		return api_error(c, 0, API_E_INVALID, "services: expected a list of strings");
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
-	int r = svc_view_load_tasks(c->svc, cluster, ref->valuestring, &w, &err);
+	int r = svc_view_load_shown(c->svc, cluster, ref->valuestring, &w, &err);
 	if (r == 0 && strcmp(w.row->cluster, cluster) != 0)
 		r = -ENOENT;
 	if (r == -ENOENT)

@@ -1,4 +1,5 @@
 /* daemon/server/api_encode: see api_encode.h. */
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,8 @@ static const char *keep_text(struct api_encoder *e, const char *text, size_t n)
 }
 
 /* Every number of the list ITEM (and below) that api_ms_text() can write
- * becomes that raw text. */
+ * becomes that raw text: whole ones too (cJSON prints them with "%1.15g"
+ * and sscanf() as well), but for -0, which cJSON prints "-0". */
 static int fast_numbers(struct api_encoder *e, cJSON *item)
 {
 	for (; item; item = item->next) {
@@ -77,7 +79,7 @@ static int fast_numbers(struct api_encoder *e, cJSON *item)
 			return -1;
 		char text[24];
 		size_t n;
-		if (!cJSON_IsNumber(item) || item->valuedouble == (double)item->valueint ||
+		if (!cJSON_IsNumber(item) || (item->valuedouble == 0 && signbit(item->valuedouble)) ||
 		    !(n = api_ms_text(item->valuedouble, text)))
 			continue;
 		const char *kept = keep_text(e, text, n);

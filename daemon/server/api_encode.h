@@ -26,9 +26,10 @@ struct api_encoder {
 char *api_encode(struct api_encoder *e, cJSON *out);
 void api_encoder_done(struct api_encoder *e);
 
-/* cJSON prints a number that is not a whole one with printf("%1.15g") and
- * reads it back with sscanf() to check: most of the time of printing an
- * answer full of timestamps (seconds with milliseconds).  A number that is
+/* cJSON (1.7.15) prints every number, whole ones too, with
+ * printf("%1.15g") and reads it back with sscanf() to check: most of the
+ * time of printing an answer full of timestamps (seconds with
+ * milliseconds) and counts.  A number that is
  * a whole count of thousandths under 1e12 in magnitude has at most 15
  * significant digits, so its text is "<whole>.<3 digits>" without the
  * trailing zeros, the same as cJSON's.  That text in OUT and its length,

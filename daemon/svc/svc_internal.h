@@ -96,6 +96,7 @@ struct svc_view {
 	struct store_task_definition *tds[SVC_TDS_MAX];
 	cJSON *td_bodies[SVC_TDS_MAX];
 	size_t n_tds;
+	bool shown;                          /* svc_view_load_shown's: never saved */
 };
 
 /* The row and its JSON (w->tasks stays empty) … */
@@ -103,6 +104,11 @@ int svc_view_load(struct svc *v, const char *cluster, const char *name, struct s
 		  struct berth_err *err);
 /* … and the service's tasks that are not STOPPED too. */
 int svc_view_load_tasks(struct svc *v, const char *cluster, const char *name,
+			struct svc_view *w, struct berth_err *err);
+/* … or, for an answer, the row, its configuration, deployments and tasks:
+ * the events stay text in the row, the state unread (svc_view_save
+ * refuses such a view). */
+int svc_view_load_shown(struct svc *v, const char *cluster, const char *name,
 			struct svc_view *w, struct berth_err *err);
 /* W's typed members into W's row JSON (svc_view_encode), then the store. */
 int svc_view_save(struct svc *v, struct svc_view *w, struct berth_err *err);

@@ -342,20 +342,23 @@ void svc_view_done(struct svc_view *w)
 	*w = (struct svc_view){ 0 };
 }
 
-int svc_view_parse(struct svc_view *w, struct store_service *row, struct berth_err *err)
+/* ROW into W; events and state too when FULL (a view to be saved). */
+static int view_parse(struct svc_view *w, struct store_service *row, bool full,
+		      struct berth_err *err)
 {
 	w->row = row;
+	w->shown = !full;
 	_cleanup_(cJSON_Deletep) cJSON *deps = cJSON_Parse(row->deployments_json);
-	_cleanup_(cJSON_Deletep) cJSON *events = cJSON_Parse(row->events_json);
-	_cleanup_(cJSON_Deletep) cJSON *state = cJSON_Parse(row->state_json);
+	_cleanup_(cJSON_Deletep) cJSON *events = full ? cJSON_Parse(row->events_json) : NULL;
+	_cleanup_(cJSON_Deletep) cJSON *state = full ? cJSON_Parse(row->state_json) : NULL;
 	w->cfg = cJSON_Parse(row->config_json);
-	if (!w->cfg || !cJSON_IsArray(deps) || !events || !state)
+	if (!w->cfg || !cJSON_IsArray(deps) || (full && (!events || !state)))
 		return berth_errf(err, EBADMSG, "service %s: stored JSON does not parse", row->name);
 	spec_parse(&w->spec, w->cfg);
 	size_t n = (size_t)cJSON_GetArraySize(deps);
 	const cJSON *pins = cJSON_GetObjectItemCaseSensitive(state, "pins");
-	if ((n && !(w->deps = calloc(n, sizeof(*w->deps)))) || !events_parse(w, events) ||
-	    !state_parse(&w->state, state))
+	if ((n && !(w->deps = calloc(n, sizeof(*w->deps)))) ||
+	    (full && (!events_parse(w, events) || !state_parse(&w->state, state))))
 		return berth_errf(err, ENOMEM, "service %s: out of memory", row->name);
 	for (; w->n_deps < n; w->n_deps++)
 		if (!deployment_parse(&w->deps[w->n_deps], cJSON_GetArrayItem(deps, (int)w->n_deps),
@@ -365,6 +368,11 @@ int svc_view_parse(struct svc_view *w, struct store_service *row, struct berth_e
 					  "parse", row->name);
 		}
 	return 0;
+}
+
+int svc_view_parse(struct svc_view *w, struct store_service *row, struct berth_err *err)
+{
+	return view_parse(w, row, true, err);
 }
 
 static char *print(cJSON *o)
@@ -444,8 +452,22 @@ int svc_view_load_tasks(struct svc *v, const char *cluster, const char *name,
 	return r < 0 ? r : load_tasks(v, w, err);
 }
 
+int svc_view_load_shown(struct svc *v, const char *cluster, const char *name,
+			struct svc_view *w, struct berth_err *err)
+{
+	*w = (struct svc_view){ 0 };
+	struct store_service *row = NULL;
+	int r = store_service_get(v->store, cluster, name, &row, err);
+	if (r == 0)
+		r = view_parse(w, row, false, err);
+	return r < 0 ? r : load_tasks(v, w, err);
+}
+
 int svc_view_save(struct svc *v, struct svc_view *w, struct berth_err *err)
 {
+	if (w->shown)   /* its events and state were never read: saving would drop them */
+		return berth_errf(err, EINVAL, "service %s: a view for an answer is not saved",
+				  w->row->name);
 	int r = svc_view_encode(w, err);
 	return r < 0 ? r : store_service_update(v->store, w->row, err);
 }

@@ -61,8 +61,9 @@ static void test_ms_text(void **state)
 	assert_int_equal(api_ms_text(1.0 / 0.0, text), 0);
 }
 
-/* An answer with more timestamps than one chunk holds, under a constant
- * key and in nested lists, printed twice by one encoder. */
+/* An answer with more timestamps and counts than one chunk holds (-0
+ * among them), under a constant key and in nested lists, printed twice by
+ * one encoder. */
 static void test_encode_answers(void **state)
 {
 	(void)state;
@@ -78,6 +79,10 @@ static void test_encode_answers(void **state)
 			cJSON_AddNumberToObject(t, "version", i);
 			cJSON_AddNumberToObject(t, "ratio", 1.0 / (i + 3));
 			cJSON_AddNumberToObject(t, "big", 5e9 + i);
+			cJSON_AddNumberToObject(t, "count", i - 200);
+			cJSON_AddNumberToObject(t, "zero", 0.0);
+			cJSON_AddNumberToObject(t, "negativeZero", -0.0);
+			cJSON_AddNumberToObject(t, "whole", 1e12 - 1 - i);
 			cJSON_AddStringToObject(t, "name", "x");
 		}
 		char *want = cJSON_PrintUnformatted(o);

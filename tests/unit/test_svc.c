@@ -353,6 +353,33 @@ static void test_desired_count_up_and_down(void **state)
 	assert_int_equal(look(f).n_tasks, 4);
 }
 
+/* A view for an answer (DescribeServices) has the deployments and tasks
+ * a full one has, leaves the events as stored text and is never saved:
+ * saving it would drop the events and state it did not read. */
+static void test_view_for_an_answer_is_not_saved(void **state)
+{
+	struct fixture *f = *state;
+	create(f, 2, CONFIG(200, 100));
+	reconcile(f);
+	struct seen s = look(f);
+	_cleanup_(svc_view_done) struct svc_view w = { 0 };
+	OK(svc_view_load_shown(f->v, CLUSTER, NAME, &w, &e_));
+	assert_int_equal((int)w.n_deps, s.n_deployments);
+	assert_string_equal(w.deps[0].id, s.primary);
+	assert_string_equal(w.deps[0].task_definition, s.primary_td);
+	assert_int_equal((int)w.n, s.n_tasks);
+	assert_int_equal((int)w.n_events, 0);
+	assert_non_null(strstr(w.row->events_json, "has started 2 tasks"));
+	_cleanup_free_ char *stored = strdup(w.row->events_json);
+	struct berth_err err = { 0 };
+	assert_int_equal(svc_view_save(f->v, &w, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "not saved"));
+	assert_true(said(f, "has started 2 tasks"));
+	_cleanup_(svc_view_done) struct svc_view again = { 0 };
+	OK(svc_view_load_shown(f->v, CLUSTER, NAME, &again, &e_));
+	assert_string_equal(again.row->events_json, stored);
+}
+
 /* A task stopped on purpose (StopTask) is replaced while it stops; one
  * that exits is replaced once it is STOPPED. */
 static void test_stopped_task_is_replaced(void **state)
@@ -732,6 +759,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_desired_count_up_and_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stopped_task_is_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_for_an_answer_is_not_saved, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_backoff_doubles_to_fifteen_minutes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_new_deployment_resets_backoff, setup, teardown),
