@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sanitizer/asan_interface.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -174,6 +175,11 @@ static int helper_spawn(char *const *argv, int in, int out, int errfd, bool die_
 			CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
 	int saved = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Under ASan the child's frames left their redzones in the shadow of
+	 * STACK, this thread's memory, which later calls reuse: cleared, or
+	 * ASan reports overflows there that never happened.  A no-op in a
+	 * build without ASan. */
+	ASAN_UNPOISON_MEMORY_REGION(stack, sizeof(stack));
 	if (pid < 0)
 		return -saved;
 	*ret_pid = (pid_t)pid;
