@@ -74,7 +74,8 @@ def test_tag_is_asked_each_run_and_a_stored_digest_never(proxied, catalogue):
 def pull_workers(daemon_pid):
     """pids of the daemon's pull workers (`berth … task-image --worker`)."""
     return [pid for pid, ppid, state, argv in tk.processes()
-            if ppid == daemon_pid and "--worker" in argv and state != "Z"]
+            if ppid == daemon_pid and "task-image" in argv and "--worker" in argv
+            and state != "Z"]
 
 
 def test_pull_worker_killed_is_replaced_and_tasks_still_start(proxied, catalogue):
