@@ -31,7 +31,6 @@
 #include "daemon/ecs/ecs.h"
 #include "daemon/server/sigv4.h"
 
-#define TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
 #define CONTENT_TYPE "application/x-amz-json-1.1"
 
 struct api_listener {
@@ -86,6 +85,19 @@ static const struct api_op {
 	{ "TagResource", api_op_tag_resource, true, false },
 	{ "UntagResource", api_op_untag_resource, true, false },
 	{ "ListTagsForResource", api_op_list_tags_for_resource, true, true },
+};
+
+/* The AWS JSON 1.1 services on this endpoint: X-Amz-Target is
+ * "<prefix><operation>", and the SigV4 credential scope must name the
+ * signing service of the one the request is for.  A request naming none of
+ * them is checked against the first. */
+static const struct api_service {
+	const char *prefix;
+	const char *signing;
+	const struct api_op *ops;
+	size_t n_ops;
+} services[] = {
+	{ "AmazonEC2ContainerServiceV20141113.", "ecs", ops, ARRAY_SIZE(ops) },
 };
 
 /* ---- the envelope ---- */
@@ -161,7 +173,7 @@ static void send_error(struct api *a, struct evhttp_request *req, const char *ri
 
 /* SigV4 for a TCP request: 0 when it may proceed, -1 after answering. */
 static int check_auth(struct api *a, struct evhttp_request *req, const char *rid,
-		      const void *body, size_t len)
+		      const char *signing, const void *body, size_t len)
 {
 	if (!a->cfg.credentials)        /* --insecure-no-auth */
 		return 0;
@@ -188,7 +200,7 @@ static int check_auth(struct api *a, struct evhttp_request *req, const char *rid
 	};
 	struct api_sigv4_result res;
 	struct berth_err err = { 0 };
-	int r = api_sigv4_verify(&sr, a->cfg.credentials, a->cfg.region, "ecs", time(NULL), &res, &err);
+	int r = api_sigv4_verify(&sr, a->cfg.credentials, a->cfg.region, signing, time(NULL), &res, &err);
 	if (r < 0)
 		send_error(a, req, rid, 500, API_E_SERVER, err.msg);
 	else if (!res.ok)
@@ -199,14 +211,22 @@ static int check_auth(struct api *a, struct evhttp_request *req, const char *rid
 	return ok ? 0 : -1;
 }
 
-static const struct api_op *find_op(const char *target)
+static const struct api_service *find_service(const char *target)
 {
-	if (!target || strncmp(target, TARGET_PREFIX, strlen(TARGET_PREFIX)) != 0)
+	for (size_t i = 0; target && i < ARRAY_SIZE(services); i++)
+		if (strncmp(target, services[i].prefix, strlen(services[i].prefix)) == 0)
+			return &services[i];
+	return NULL;
+}
+
+static const struct api_op *find_op(const struct api_service *svc, const char *target)
+{
+	if (!svc)
 		return NULL;
-	const char *name = target + strlen(TARGET_PREFIX);
-	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
-		if (strcmp(name, ops[i].name) == 0)
-			return &ops[i];
+	const char *name = target + strlen(svc->prefix);
+	for (size_t i = 0; i < svc->n_ops; i++)
+		if (strcmp(name, svc->ops[i].name) == 0)
+			return &svc->ops[i];
 	return NULL;
 }
 
@@ -240,11 +260,12 @@ static void handle(struct evhttp_request *req, void *arg)
 		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
 		return;
 	}
-	if (l->auth && check_auth(a, req, rid, body, len) < 0)
+	const char *target = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Amz-Target");
+	const struct api_service *svc = find_service(target);
+	if (l->auth && check_auth(a, req, rid, (svc ? svc : services)->signing, body, len) < 0)
 		return;
 
-	const char *target = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Amz-Target");
-	const struct api_op *op = find_op(target);
+	const struct api_op *op = find_op(svc, target);
 	if (!op) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), target ? "Unknown operation '%.200s'."

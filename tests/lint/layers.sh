@@ -1,6 +1,6 @@
 #!/bin/sh
 # The daemon's layers, top to bottom (docs/architecture.md):
-#   server → ecs → svc → sched → store → common
+#   server → ecs, elb, secrets → svc → lb → sched → store → common
 # A file may include its own layer's headers and those of layers below it,
 # never above; the layers under daemon/ (common, images, cgroups, netns,
 # runtime) include nothing of daemon/.  daemon/main.c and daemon/daemon.c
@@ -9,7 +9,8 @@
 cd "$(dirname "$0")/../.." || exit 2
 rank() {
 	case "$1" in
-	server) echo 5 ;; ecs) echo 4 ;; svc) echo 3 ;; sched) echo 2 ;; store) echo 1 ;;
+	server) echo 6 ;; ecs|elb|secrets) echo 5 ;; svc) echo 4 ;; lb) echo 3 ;;
+	sched) echo 2 ;; store) echo 1 ;;
 	*) echo 0 ;;
 	esac
 }
@@ -30,5 +31,5 @@ for f in daemon/*/*.[ch] common/*.[ch] images/*.[ch] cgroups/*.[ch] netns/*.[ch]
 		fi
 	done
 done
-[ $bad -eq 0 ] && echo "layers: every include points down (server → ecs → svc → sched → store → common)"
+[ $bad -eq 0 ] && echo "layers: every include points down (server → ecs, elb, secrets → svc → lb → sched → store → common)"
 exit $bad
