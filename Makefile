@@ -73,7 +73,7 @@ CLI_SRCS  := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all asan deps test lint unit unit-asan vm-lane integration integration-asan fuzz fuzz-short bench bench-scale demo clean install fresh-machine
+.PHONY: all asan deps js-deps test lint unit unit-asan vm-lane integration integration-asan fuzz fuzz-short bench bench-scale demo clean install fresh-machine
 all: $(BINS:%=build/release/%)
 
 # $(1): build flavour (release | asan)
@@ -232,6 +232,20 @@ deps:
 	  echo "make deps: installing" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@$(MAKE) --no-print-directory js-deps
+
+# The JavaScript SDK the integration suite uses as a second ECS client
+# (tests/js): exactly the versions of the committed lockfile, installed again
+# only when the lockfile changes.  Node.js comes from the machine when it has
+# one (the SDK needs Node 18 or newer), else from Debian.
+JS_STAMP := tests/js/node_modules/.berth-lock
+js-deps:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "make deps: installing nodejs npm"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	@cmp -s tests/js/package-lock.json $(JS_STAMP) || { \
+	  echo "make deps: npm ci in tests/js"; \
+	  cd tests/js && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.berth-lock; }
 
 # The proof that a newcomer's first `make demo` works: removes the packages
 # only the build needs (headers, pkg-config), cleans, then runs the demo once.

@@ -109,7 +109,9 @@ static const struct member linux_params[] = {
 };
 
 static const struct member container[] = {
-	STR_REQ("name"), STR_REQ("image"), OBJ("repositoryCredentials", repo_creds),
+	/* name and image: required, but checked by check_containers() in
+	 * ECS's words rather than as a missing member. */
+	STR("name"), STR("image"), OBJ("repositoryCredentials", repo_creds),
 	INT("cpu", 0, TASKDEF_EC2_CPU_MAX), INT("memory", 1, INT32_MAX),
 	INT("memoryReservation", 1, INT32_MAX), STRLIST("links"),
 	OBJLIST("portMappings", port_mapping), BOOL("essential"),
@@ -349,14 +351,28 @@ static int check_linux_names(struct api_call *c, const cJSON *ct, const char *na
 	return 0;
 }
 
+/* ECS's words for a bad family or container name (ClientException, as
+ * seen in the answers ECS users quote: "Family contains invalid
+ * characters.", "Container.name should not be null or empty."). */
+static int name_error(struct api_call *c, const char *what, const char *name)
+{
+	if (!*name)
+		return api_error(c, 0, API_E_CLIENT, "%s should not be null or empty.", what);
+	if (strlen(name) > API_NAME_MAX)
+		return api_error(c, 0, API_E_CLIENT, "%s is longer than %d characters.", what,
+				 API_NAME_MAX);
+	if (!api_name_valid(name))
+		return api_error(c, 0, API_E_CLIENT, "%s contains invalid characters.", what);
+	return 0;
+}
+
 /* ECS refuses at registration an image longer than 255 characters or
  * one that is not a reference; checking it here keeps a typo from
  * surfacing only at RunTask as a failed pull. */
-static int check_image(struct api_call *c, int i, const char *name, const char *image)
+static int check_image(struct api_call *c, const char *name, const char *image)
 {
 	if (!*image)
-		return api_error(c, 0, API_E_INVALID, "containerDefinitions[%d].image: must not "
-				 "be empty", i);
+		return api_error(c, 0, API_E_CLIENT, "Container.image should not be null or empty.");
 	if (strlen(image) > TASKDEF_IMAGE_MAX)
 		return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. 'image' "
 				 "is %zu characters long; the limit is %d.", name, strlen(image),
@@ -377,13 +393,13 @@ static int check_containers(struct api_call *c, const cJSON *defs, int64_t task_
 	int i = 0;
 	bool essential = false;
 	cJSON_ArrayForEach(it, defs) {
-		const char *name = cJSON_GetObjectItemCaseSensitive(it, "name")->valuestring;
-		const char *image = cJSON_GetObjectItemCaseSensitive(it, "image")->valuestring;
-		if (!api_name_valid(name))
-			return api_error(c, 0, API_E_INVALID, "containerDefinitions[%d].name: '%.255s' is "
-					 "not 1 to %d letters, numbers, underscores and hyphens", i,
-					 name, API_NAME_MAX);
-		if (check_image(c, i, name, image) < 0)
+		const cJSON *jn = cJSON_GetObjectItemCaseSensitive(it, "name");
+		const cJSON *ji = cJSON_GetObjectItemCaseSensitive(it, "image");
+		const char *name = jn ? jn->valuestring : "";
+		const char *image = ji ? ji->valuestring : "";
+		if (name_error(c, "Container.name", name) < 0)
+			return -1;
+		if (check_image(c, name, image) < 0)
 			return -1;
 		for (other = defs->child; other != it; other = other->next)
 			if (strcmp(cJSON_GetObjectItemCaseSensitive(other, "name")->valuestring, name) == 0)
@@ -498,9 +514,8 @@ int taskdef_build(struct api_call *c, cJSON **ret)
 	const cJSON *defs, *it;
 	if (api_get_string(c, c->in, "", "family", true, &family) < 0)
 		return -1;
-	if (!api_name_valid(family))
-		return api_error(c, 0, API_E_INVALID, "family: '%.255s' is not 1 to %d letters, "
-				 "numbers, underscores and hyphens", family, API_NAME_MAX);
+	if (name_error(c, "Family", family) < 0)
+		return -1;
 	if (api_get_array(c, c->in, "", "containerDefinitions", true, TASKDEF_CONTAINERS_MAX,
 			  &defs) < 0 ||
 	    check_object(c, c->in, "", request) < 0)
