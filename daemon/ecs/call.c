@@ -190,10 +190,17 @@ int api_get_include_tags(struct api_call *c, bool *ret_tags)
 	return 0;
 }
 
-int api_add_missing(struct api_call *c, cJSON *failures, const char *ref)
+int api_add_missing(struct api_call *c, cJSON *failures, const char *kind, const char *cluster,
+		    const char *ref)
 {
+	_cleanup_free_ char *arn = NULL;
+	if (strncmp(ref, "arn:", 4) != 0 &&
+	    asprintf(&arn, "arn:aws:ecs:%s:%s:%s/%s/%s", c->region, c->account_id, kind, cluster,
+		     ref) < 0)
+		return api_oom(c);
 	cJSON *f = json_add_object(failures);
-	if (!f || !json_add_string(f, "arn", ref) || !json_add_string(f, "reason", "MISSING"))
+	if (!f || !json_add_string(f, "arn", arn ? arn : ref) ||
+	    !json_add_string(f, "reason", "MISSING"))
 		return api_oom(c);
 	return 0;
 }

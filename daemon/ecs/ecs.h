@@ -120,8 +120,11 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 /* The Describe* `include` member when TAGS is all it may hold: *ret_tags
  * tells whether it was asked for. */
 int api_get_include_tags(struct api_call *c, bool *ret_tags);
-/* {"arn": REF, "reason": "MISSING"} appended to FAILURES. */
-int api_add_missing(struct api_call *c, cJSON *failures, const char *ref);
+/* {"arn": ..., "reason": "MISSING"} appended to FAILURES: REF when it is
+ * an ARN, else the ARN ECS prints for it, "arn:aws:ecs:<region>:<account>:
+ * KIND/CLUSTER/REF" (KIND "service", "task", "container-instance"). */
+int api_add_missing(struct api_call *c, cJSON *failures, const char *kind, const char *cluster,
+		    const char *ref);
 
 /* The paging members nextToken/maxResults of C->in as a store page. */
 int api_get_page(struct api_call *c, struct store_page *ret);

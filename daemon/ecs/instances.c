@@ -171,7 +171,7 @@ int api_op_describe_container_instances(struct api_call *c)
 					 "containerInstances: expected a list "
 					 "of strings");
 		if (!active || !api_is_instance(c, cluster, ref->valuestring)) {
-			if (api_add_missing(c, failures, ref->valuestring) < 0)
+			if (api_add_missing(c, failures, "container-instance", cluster, ref->valuestring) < 0)
 				return -1;
 		} else if (!done) { /* named twice: described once */
 			if (instance_json(c, cluster, tags, list) < 0)

@@ -499,7 +499,7 @@ static int describe_one(struct api_call *c, const char *cluster, const cJSON *re
 	if (r == 0 && strcmp(w.row->cluster, cluster) != 0)
 		r = -ENOENT;
 	if (r == -ENOENT)
-		return api_add_missing(c, failures, ref->valuestring);
+		return api_add_missing(c, failures, "service", cluster, ref->valuestring);
 	cJSON *o;
 	if (r < 0)
 		return api_store_error(c, r, &err);
@@ -520,6 +520,8 @@ int api_op_describe_services(struct api_call *c)
 	if (api_get_array(c, c->in, "", "services", true, 10, &refs) < 0 ||
 	    api_get_include_tags(c, &tags) < 0 || api_get_cluster(c, false, cluster) < 0)
 		return -1;
+	if (!cJSON_GetArraySize(refs))
+		return api_error(c, 0, API_E_INVALID, "Services cannot be empty.");
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	cJSON *services = out ? json_add_array(out, "services") : NULL;
 	cJSON *failures = out ? json_add_array(out, "failures") : NULL;

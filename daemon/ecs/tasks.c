@@ -585,7 +585,7 @@ static int describe_one(struct api_call *c, const char *cluster, const cJSON *re
 	_cleanup_(store_task_freep) struct store_task *t = NULL;
 	int r = task_in_cluster(c, cluster, ref->valuestring, &t);
 	if (r == -ENOENT)
-		return api_add_missing(c, failures, ref->valuestring);
+		return api_add_missing(c, failures, "task", cluster, ref->valuestring);
 	cJSON *o;
 	if (r < 0 || task_json(c, t, tags, &o) < 0)
 		return -1;
@@ -604,6 +604,8 @@ int api_op_describe_tasks(struct api_call *c)
 	if (api_get_array(c, c->in, "", "tasks", true, API_DESCRIBE_MAX, &refs) < 0 ||
 	    api_get_include_tags(c, &tags) < 0 || api_get_cluster(c, false, cluster) < 0)
 		return -1;
+	if (!cJSON_GetArraySize(refs))
+		return api_error(c, 0, API_E_INVALID, "Tasks cannot be empty.");
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	cJSON *tasks = out ? json_add_array(out, "tasks") : NULL;
 	cJSON *failures = out ? json_add_array(out, "failures") : NULL;

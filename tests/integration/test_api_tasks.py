@@ -364,7 +364,15 @@ def test_describe_unknown_is_missing_and_stop_unknown_is_invalid(ecs, tdaemon):
     ecs.create_cluster()
     out = ecs.describe_tasks(tasks=["0123456789abcdef0123456789abcdef"])
     assert out["tasks"] == []
-    assert out["failures"] == [{"arn": "0123456789abcdef0123456789abcdef", "reason": "MISSING"}]
+    # The full ARN, as ECS prints it; an ARN as given.
+    assert out["failures"] == [{"arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/default/"
+                                "0123456789abcdef0123456789abcdef", "reason": "MISSING"}]
+    other = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/default/" + "f" * 32
+    assert ecs.describe_tasks(tasks=[other])["failures"] == [{"arn": other, "reason": "MISSING"}]
+    with pytest.raises(ClientError) as e:
+        ecs.describe_tasks(tasks=[])
+    assert e.value.response["Error"] == {"Code": "InvalidParameterException",
+                                         "Message": "Tasks cannot be empty."}
     with pytest.raises(ClientError) as e:
         ecs.stop_task(task="0123456789abcdef0123456789abcdef")
     assert e.value.response["Error"]["Code"] == "InvalidParameterException"

@@ -374,7 +374,13 @@ def test_list_describe_and_daemon_strategy(ecs, sdaemon):
     pages = list(ecs.get_paginator("list_services").paginate(PaginationConfig={"PageSize": 1}))
     assert len(pages) == 2
     out = ecs.describe_services(services=["a", "nope"])
-    assert out["failures"] == [{"arn": "nope", "reason": "MISSING"}]
+    # The full ARN, as ECS prints it (deploy tools show it).
+    assert out["failures"] == [{"arn": "arn:aws:ecs:us-east-1:000000000000:service/default/nope",
+                                "reason": "MISSING"}]
+    with pytest.raises(ClientError) as e:
+        ecs.describe_services(services=[])
+    assert e.value.response["Error"] == {"Code": "InvalidParameterException",
+                                         "Message": "Services cannot be empty."}
     with pytest.raises(ClientError) as e:
         create(ecs, td, name="a")
     assert e.value.response["Error"]["Code"] == "InvalidParameterException"
