@@ -546,7 +546,9 @@ int api_op_list_services(struct api_call *c)
 		return -1;
 	struct store_list l = { 0 };
 	struct berth_err err = { 0 };
-	int r = store_service_list(c->store, cluster, false, &page, &l, &err);
+	struct store_service_filter f = { .cluster = cluster, .launch_type = lt,
+					  .scheduling_strategy = strategy };
+	int r = store_service_list(c->store, &f, &page, &l, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();

@@ -648,7 +648,7 @@ int api_op_list_tasks(struct api_call *c)
 	}
 	struct store_task_filter f = {
 		.cluster = cluster, .family = family, .service_name = service,
-		.started_by = started_by, .has_desired_status = true,
+		.started_by = started_by, .has_desired_status = true, .launch_type = launch,
 		.desired_status = desired && strcmp(desired, "STOPPED") == 0 ? STORE_TASK_STOPPED
 									     : STORE_TASK_RUNNING,
 	};

@@ -327,6 +327,7 @@ struct store_task_filter {
 	bool has_desired_status;
 	enum store_task_status desired_status;
 	bool not_stopped;           /* lastStatus != STOPPED (re-adoption on start) */
+	const char *launch_type;    /* "FARGATE", "EC2", "EXTERNAL" */
 };
 /* Task ARNs ordered by task id, matching every filter given. */
 int store_task_list(struct store *s, const struct store_task_filter *f,
@@ -399,9 +400,18 @@ int store_service_get(struct store *s, const char *cluster, const char *name_or_
 		      struct store_service **ret, struct berth_err *err);
 /* Writes every mutable member (status, desired count, the JSON). */
 int store_service_update(struct store *s, const struct store_service *v, struct berth_err *err);
-/* Service ARNs ordered by name: CLUSTER's (NULL = every cluster's),
- * ACTIVE ones, and DRAINING ones too when with_draining. */
-int store_service_list(struct store *s, const char *cluster, bool with_draining,
+/* Which services store_service_list() lists: CLUSTER's (NULL = every
+ * cluster's), ACTIVE ones and DRAINING ones too when with_draining; with
+ * the launch type and scheduling strategy of their configuration when
+ * given. */
+struct store_service_filter {
+	const char *cluster;
+	bool with_draining;
+	const char *launch_type;
+	const char *scheduling_strategy;
+};
+/* Service ARNs ordered by name. */
+int store_service_list(struct store *s, const struct store_service_filter *f,
 		       const struct store_page *page, struct store_list *ret,
 		       struct berth_err *err);
 

@@ -182,7 +182,7 @@ int store_service_get(struct store *s, const char *cluster, const char *name_or_
 	return 0;
 }
 
-int store_service_list(struct store *s, const char *cluster, bool with_draining,
+int store_service_list(struct store *s, const struct store_service_filter *f,
 		       const struct store_page *page, struct store_list *ret,
 		       struct berth_err *err)
 {
@@ -196,10 +196,15 @@ int store_service_list(struct store *s, const char *cluster, bool with_draining,
 			       " WHERE (?1 IS NULL OR cluster = ?1)"
 			       " AND (status = 'ACTIVE' OR (?2 AND status = 'DRAINING'))"
 			       " AND (?3 IS NULL OR cluster || '/' || name > ?3)"
+			       " AND (?5 IS NULL OR json_extract(config_json, '$.launchType') = ?5)"
+			       " AND (?6 IS NULL OR"
+			       "      json_extract(config_json, '$.schedulingStrategy') = ?6)"
 			       " ORDER BY cluster || '/' || name LIMIT ?4", &st, err)) < 0)
 		return r;
-	store_bind_text(st, 1, cluster);
-	sqlite3_bind_int(st, 2, with_draining);
+	store_bind_text(st, 1, f->cluster);
+	sqlite3_bind_int(st, 2, f->with_draining);
+	store_bind_text(st, 5, f->launch_type);
+	store_bind_text(st, 6, f->scheduling_strategy);
 	store_bind_text(st, 3, after);
 	sqlite3_bind_int(st, 4, limit + 1);
 	*ret = (struct store_list){ 0 };

@@ -457,6 +457,7 @@ int store_task_list(struct store *s, const struct store_task_filter *f,
 	"   AND (?5 IS NULL OR desired_status = ?5)"                      \
 	"   AND (?6 = 0 OR last_status <> 'STOPPED')"                     \
 	"   AND (?7 IS NULL OR id > ?7)"                                  \
+	"   AND (?9 IS NULL OR launch_type = ?9)"                         \
 	" ORDER BY id LIMIT ?8"
 	const char *sql =
 		f->cluster && f->service_name
@@ -480,6 +481,7 @@ int store_task_list(struct store *s, const struct store_task_filter *f,
 	sqlite3_bind_int(st, 6, f->not_stopped);
 	store_bind_text(st, 7, after);
 	sqlite3_bind_int(st, 8, limit + 1);
+	store_bind_text(st, 9, f->launch_type);
 
 	_cleanup_(store_list_clear) struct store_list l = { 0 };
 	char last[STORE_TASK_ID_LEN + 1] = "";

@@ -90,7 +90,8 @@ static int poke_all(struct svc *v, struct berth_err *err)
 	do {
 		struct store_list l = { 0 };
 		page.next_token = token;
-		int r = store_service_list(v->store, NULL, true, &page, &l, err);
+		struct store_service_filter f = { .with_draining = true };
+		int r = store_service_list(v->store, &f, &page, &l, err);
 		if (r < 0)
 			return r;
 		for (size_t i = 0; i < l.n; i++) {

@@ -351,6 +351,9 @@ def test_list_tasks_filters_and_paging(ecs, tdaemon):
     assert ecs.list_tasks(family="other", desiredStatus="STOPPED")["taskArns"] == [b]
     assert sorted(ecs.list_tasks(startedBy="me")["taskArns"]) == sorted(a)
     assert ecs.list_tasks(desiredStatus="PENDING")["taskArns"] == []
+    # launchType filters (every task here ran as FARGATE, the default).
+    assert sorted(ecs.list_tasks(launchType="FARGATE")["taskArns"]) == sorted(a)
+    assert ecs.list_tasks(launchType="EC2")["taskArns"] == []
     pages = list(ecs.get_paginator("list_tasks").paginate(PaginationConfig={"PageSize": 1}))
     assert sorted(x for p in pages for x in p["taskArns"]) == sorted(a)
     assert len(pages) == 3

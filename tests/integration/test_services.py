@@ -371,6 +371,13 @@ def test_list_describe_and_daemon_strategy(ecs, sdaemon):
     assert s["runningCount"] == 1
     arns = ecs.list_services()["serviceArns"]
     assert [a.rsplit("/", 1)[1] for a in arns] == ["a", "d"]
+    # Both filters are honoured (both services run as FARGATE, the default).
+    def names(**kw):
+        return [a.rsplit("/", 1)[1] for a in ecs.list_services(**kw)["serviceArns"]]
+    assert names(schedulingStrategy="DAEMON") == ["d"]
+    assert names(schedulingStrategy="REPLICA") == ["a"]
+    assert names(launchType="FARGATE") == ["a", "d"]
+    assert names(launchType="EC2") == []
     pages = list(ecs.get_paginator("list_services").paginate(PaginationConfig={"PageSize": 1}))
     assert len(pages) == 2
     out = ecs.describe_services(services=["a", "nope"])
