@@ -367,7 +367,7 @@ int api_op_list_clusters(struct api_call *c)
 		return -1;
 	_cleanup_(store_list_clear) struct store_list l = { 0 };
 	struct berth_err err = { 0 };
-	int r = store_cluster_list(c->store, false, &page, &l, &err);
+	int r = store_cluster_list(c->store, &page, &l, &err);
 	if (r == -EINVAL)
 		return api_error(c, 0, API_E_INVALID, "nextToken: not a token from ListClusters");
 	if (r < 0)

@@ -5,8 +5,11 @@
  * must be well formed ("arn:aws:ecs:<region>:<account>:<kind>/<id>", a
  * task definition naming its revision) or the request is an
  * InvalidParameterException; a well-formed ARN of something Berth does not
- * hold (another region or account included) is a ResourceNotFoundException,
- * for all three operations. */
+ * hold (another region or account included) is a ResourceNotFoundException
+ * for TagResource and UntagResource, and for ListTagsForResource, whose
+ * model has no such error, ClusterNotFoundException for a cluster and
+ * InvalidParameterException for the rest.  A deleted (INACTIVE) cluster
+ * keeps its tags as they were: ECS refuses to change them. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +180,25 @@ static int tag_store_error(struct api_call *c, int r, const struct berth_err *er
 	return api_store_error(c, r, err);
 }
 
+/* TagResource and UntagResource on an INACTIVE cluster: ECS's
+ * InvalidParameterException. */
+static int check_cluster_active(struct api_call *c, const char *arn)
+{
+	if (!strstr(arn, ":cluster/"))
+		return 0;
+	_cleanup_(store_cluster_freep) struct store_cluster *cl = NULL;
+	struct berth_err err = { 0 };
+	int r = store_cluster_find(c->store, arn, &cl, &err);
+	if (r == -ENOENT)
+		return 0;  /* the tag operation's own answer */
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	if (cl->status == STORE_CLUSTER_INACTIVE)
+		return api_error(c, 0, API_E_INVALID, "The specified cluster is inactive. Specify "
+				 "an active cluster and try again.");
+	return 0;
+}
+
 static int reply_empty(struct api_call *c)
 {
 	c->out = cJSON_CreateObject();
@@ -194,7 +216,7 @@ int api_op_tag_resource(struct api_call *c)
 	 * then checks each one. */
 	if (get_arn(c, &arn) < 0 ||
 	    api_get_array(c, c->in, "", "tags", true, STORE_TAGS_MAX, &arr) < 0 ||
-	    api_parse_tags(c, &tags) < 0)
+	    api_parse_tags(c, &tags) < 0 || check_cluster_active(c, arn) < 0)
 		return -1;
 	struct berth_err err = { 0 };
 	int r = tags.n ? store_tags_put(c->store, arn, tags.v, tags.n, &err)
@@ -234,6 +256,8 @@ int api_op_untag_resource(struct api_call *c)
 					 "such tags cannot be removed", i);
 		keys[i++] = it->valuestring;
 	}
+	if (check_cluster_active(c, arn) < 0)
+		return -1;
 	struct berth_err err = { 0 };
 	int r = n ? store_tags_remove(c->store, arn, keys, n, &err)
 		  : store_resource_exists(c->store, arn, &err);
@@ -251,8 +275,13 @@ int api_op_list_tags_for_resource(struct api_call *c)
 		return -1;
 	struct berth_err err = { 0 };
 	int r = store_resource_exists(c->store, arn, &err);
+	if (r == -ENOENT && strstr(arn, ":cluster/"))
+		return api_error(c, 0, API_E_CLUSTER_NF, "Cluster not found.");
+	if (r == -ENOENT)
+		return api_error(c, 0, API_E_INVALID, "The specified resource could not be "
+				 "found: %.512s", arn);
 	if (r < 0)
-		return tag_store_error(c, r, &err);
+		return api_store_error(c, r, &err);
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	if (!out)
 		return api_oom(c);

@@ -164,8 +164,9 @@ int store_cluster_get(struct store *s, const char *name_or_arn, struct store_clu
  * (the counts are 0): for a request that only names a cluster. */
 int store_cluster_find(struct store *s, const char *name_or_arn, struct store_cluster **ret,
 		       struct berth_err *err);
-/* Cluster ARNs ordered by name; ACTIVE ones unless include_inactive. */
-int store_cluster_list(struct store *s, bool include_inactive, const struct store_page *page,
+/* Cluster ARNs ordered by name, INACTIVE (deleted) ones too: ECS keeps
+ * listing a deleted cluster for a while. */
+int store_cluster_list(struct store *s, const struct store_page *page,
 		       struct store_list *ret, struct berth_err *err);
 /* ACTIVE → INACTIVE (an INACTIVE one is returned as is).  -ENOTEMPTY
  * while it has ACTIVE services, -EBUSY while it holds tasks that are not

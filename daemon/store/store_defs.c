@@ -151,7 +151,7 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
 	return 0;
 }
 
-int store_cluster_list(struct store *s, bool include_inactive, const struct store_page *page,
+int store_cluster_list(struct store *s, const struct store_page *page,
 		       struct store_list *ret, struct berth_err *err)
 {
 	int limit;
@@ -163,14 +163,13 @@ int store_cluster_list(struct store *s, bool include_inactive, const struct stor
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	r = store_prepare(s,
 			  "SELECT name, arn FROM clusters"
-			  " WHERE (?1 IS NULL OR name > ?1) AND (?2 OR status = 'ACTIVE')"
-			  " ORDER BY name LIMIT ?3",
+			  " WHERE (?1 IS NULL OR name > ?1)"
+			  " ORDER BY name LIMIT ?2",
 			  &st, err);
 	if (r < 0)
 		return r;
 	store_bind_text(st, 1, after);
-	sqlite3_bind_int(st, 2, include_inactive);
-	sqlite3_bind_int(st, 3, limit + 1);
+	sqlite3_bind_int(st, 2, limit + 1);
 
 	_cleanup_(store_list_clear) struct store_list l = { 0 };
 	_cleanup_free_ char *last = NULL;  /* not `after`: that one is bound */

@@ -100,8 +100,18 @@ def test_task_definition_tags(ecs):
 def test_inactive_cluster_tags(ecs):
     # A deleted cluster stays, INACTIVE and describable, with its tags;
     # creating it again brings it back without them.
+    # Its tags cannot change then, as in ECS.
     ecs.create_cluster(clusterName="tmp", tags=[{"key": "a", "value": "1"}])
     ecs.delete_cluster(cluster="tmp")
+    assert tags_of(ecs, cluster_arn("tmp")) == [{"key": "a", "value": "1"}]
+    inactive = ("InvalidParameterException",
+                "The specified cluster is inactive. Specify an active cluster and try again.")
+    for call in (lambda: ecs.tag_resource(resourceArn=cluster_arn("tmp"),
+                                          tags=[{"key": "b", "value": "2"}]),
+                 lambda: ecs.untag_resource(resourceArn=cluster_arn("tmp"), tagKeys=["a"])):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error(e) == inactive
     assert tags_of(ecs, cluster_arn("tmp")) == [{"key": "a", "value": "1"}]
     ecs.create_cluster(clusterName="tmp")
     assert tags_of(ecs, cluster_arn("tmp")) == []
@@ -163,12 +173,19 @@ def test_unknown_resource(ecs):
     for arn in unknown:
         for call in (lambda: ecs.tag_resource(resourceArn=arn, tags=[{"key": "a", "value": "b"}]),
                      lambda: ecs.tag_resource(resourceArn=arn, tags=[]),
-                     lambda: ecs.untag_resource(resourceArn=arn, tagKeys=["a"]),
-                     lambda: ecs.list_tags_for_resource(resourceArn=arn)):
+                     lambda: ecs.untag_resource(resourceArn=arn, tagKeys=["a"])):
             with pytest.raises(ClientError) as e:
                 call()
             assert error(e) == ("ResourceNotFoundException",
                                 "The specified resource could not be found."), arn
+        # ListTagsForResource's model has no ResourceNotFoundException.
+        with pytest.raises(ClientError) as e:
+            ecs.list_tags_for_resource(resourceArn=arn)
+        if ":cluster/" in arn:
+            assert error(e) == ("ClusterNotFoundException", "Cluster not found."), arn
+        else:
+            assert error(e) == ("InvalidParameterException",
+                                f"The specified resource could not be found: {arn}"), arn
 
 
 @pytest.mark.parametrize("arn", [
@@ -249,7 +266,7 @@ def test_aws_cli(daemon, tmpdir_short):
 
     p = aws_cli(daemon, tmpdir_short, "list-tags-for-resource", "--resource-arn",
                 cluster_arn("nope"), check=False)
-    assert p.returncode != 0 and "ResourceNotFoundException" in p.stderr
+    assert p.returncode != 0 and "ClusterNotFoundException" in p.stderr
     p = aws_cli(daemon, tmpdir_short, "tag-resource", "--resource-arn", "not-an-arn",
                 "--tags", "key=a,value=b", check=False)
     assert p.returncode != 0 and "InvalidParameterException" in p.stderr
