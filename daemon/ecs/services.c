@@ -190,6 +190,8 @@ static int check_network(struct api_call *c, const cJSON *nc)
 	cJSON_ArrayForEach(s, subnets)
 		if (!cJSON_IsString(s))
 			return api_error(c, 0, API_E_INVALID, "%ssubnets: expected strings", p);
+	if (vpc && !cJSON_GetArraySize(subnets))
+		return api_error(c, 0, API_E_INVALID, "subnets can not be empty.");
 	return 0;
 }
 
@@ -222,6 +224,12 @@ static int check_members(struct api_call *c)
 					 "load balancers, service discovery or Service Connect",
 					 refused[i]);
 	}
+	const char *lt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in, "launchType"));
+	const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in,
+										"schedulingStrategy"));
+	if (lt && st && strcmp(lt, "FARGATE") == 0 && strcmp(st, "DAEMON") == 0)
+		return api_error(c, 0, API_E_INVALID, "The DAEMON scheduling strategy is not "
+				 "supported with the FARGATE launch type.");
 	o = cJSON_GetObjectItemCaseSensitive(c->in, "deploymentController");
 	s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type"));
 	if (s && strcmp(s, "ECS") != 0)
@@ -263,10 +271,16 @@ static int config_of(struct api_call *c, cJSON **ret)
 	     !cJSON_AddNumberToObject(dc, "maximumPercent", 200)) ||
 	    (!cJSON_GetObjectItemCaseSensitive(dc, "minimumHealthyPercent") &&
 	     !cJSON_AddNumberToObject(dc, "minimumHealthyPercent", 100)) ||
-	    (!cJSON_GetObjectItemCaseSensitive(cfg, "launchType") &&
-	     !cJSON_AddStringToObject(cfg, "launchType", "FARGATE")) ||
 	    (!cJSON_GetObjectItemCaseSensitive(cfg, "schedulingStrategy") &&
 	     !cJSON_AddStringToObject(cfg, "schedulingStrategy", "REPLICA")))
+		return api_oom(c);
+	/* No launch type: FARGATE, but EC2 for a DAEMON service (Fargate
+	 * runs no daemons). */
+	const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg,
+										"schedulingStrategy"));
+	if (!cJSON_GetObjectItemCaseSensitive(cfg, "launchType") &&
+	    !cJSON_AddStringToObject(cfg, "launchType", strcmp(st, "DAEMON") == 0 ? "EC2"
+										 : "FARGATE"))
 		return api_oom(c);
 	*ret = TAKE_PTR(cfg);
 	return 0;

@@ -491,8 +491,25 @@ static int task_size(struct api_call *c, cJSON *body, int64_t *ret_cpu, int64_t 
 	return 0;
 }
 
-static int check_fargate(struct api_call *c, const char *network_mode, int64_t cpu, int64_t mem)
+/* What Fargate's task isolation rules out: the host's PID namespace and any
+ * IPC namespace setting (Fargate supports pidMode "task" only, and no
+ * ipcMode). */
+static const char *fargate_conflict(const cJSON *body)
 {
+	const char *pid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "pidMode"));
+	if (pid && strcmp(pid, "host") == 0)
+		return "Fargate does not support pidMode 'host'.";
+	if (cJSON_GetObjectItemCaseSensitive(body, "ipcMode"))
+		return "Fargate does not support ipcMode.";
+	return NULL;
+}
+
+static int check_fargate(struct api_call *c, const cJSON *body, const char *network_mode,
+			 int64_t cpu, int64_t mem)
+{
+	const char *conflict = fargate_conflict(body);
+	if (conflict)
+		return api_error(c, 0, API_E_CLIENT, "%s", conflict);
 	if (!cpu)
 		return api_error(c, 0, API_E_CLIENT, "Fargate requires that 'cpu' be defined at the "
 				 "task level.");
@@ -557,7 +574,7 @@ int taskdef_build(struct api_call *c, cJSON **ret)
 	const cJSON *nm = cJSON_GetObjectItemCaseSensitive(body, "networkMode");
 	const char *network_mode = nm ? nm->valuestring : NULL;
 	const cJSON *req = cJSON_GetObjectItemCaseSensitive(body, "requiresCompatibilities");
-	if (requires(req, "FARGATE") && check_fargate(c, network_mode, cpu, mem) < 0)
+	if (requires(req, "FARGATE") && check_fargate(c, body, network_mode, cpu, mem) < 0)
 		return -1;
 	if (!requires(req, "FARGATE") && cpu &&
 	    (cpu < TASKDEF_EC2_CPU_MIN || cpu > TASKDEF_EC2_CPU_MAX))
@@ -580,7 +597,7 @@ int taskdef_build(struct api_call *c, cJSON **ret)
 	    !cJSON_AddItemToArray(compat, cJSON_CreateString("EC2")))
 		return api_oom(c);
 	if (network_mode && strcmp(network_mode, "awsvpc") == 0 && units_fargate_fits(cpu, mem) &&
-	    !cJSON_AddItemToArray(compat, cJSON_CreateString("FARGATE")))
+	    !fargate_conflict(body) && !cJSON_AddItemToArray(compat, cJSON_CreateString("FARGATE")))
 		return api_oom(c);
 	if (requires(req, "EXTERNAL") && !cJSON_AddItemToArray(compat, cJSON_CreateString("EXTERNAL")))
 		return api_oom(c);

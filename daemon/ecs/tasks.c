@@ -320,6 +320,8 @@ static int parse_network(struct api_call *c, struct run_req *q)
 		return -1;
 	if (vpc && !subnets)
 		return api_error(c, 0, API_E_INVALID, "%ssubnets: required", p);
+	if (vpc && !cJSON_GetArraySize(subnets))
+		return api_error(c, 0, API_E_INVALID, "subnets can not be empty.");
 	if (vpc && cJSON_GetArraySize(subnets) > 16)
 		return api_error(c, 0, API_E_INVALID, "%ssubnets: at most 16", p);
 	if (vpc && cJSON_GetArraySize(subnets))
@@ -346,7 +348,7 @@ static int parse_run(struct api_call *c, struct run_req *q)
 				 "hyphens, underscores and slashes", STARTED_BY_MAX);
 	if (q->group && (!*q->group || strlen(q->group) > GROUP_MAX))
 		return api_error(c, 0, API_E_INVALID, "group: 1 to %d characters", GROUP_MAX);
-	return api_get_cluster(c, true, q->cluster);
+	return 0;
 }
 
 /* Is FARGATE among the definition's computed compatibilities? */
@@ -487,17 +489,22 @@ static int run_retry(struct api_call *c, const struct run_req *q)
 int api_op_run_task(struct api_call *c)
 {
 	_cleanup_(run_req_done) struct run_req q = { 0 };
-	if (parse_run(c, &q) < 0)
+	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
+	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
+	/* A named cluster must exist first; the default one is made only
+	 * once the request is valid: ECS creates none for a RunTask it
+	 * refuses. */
+	const char *ref = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in, "cluster"));
+	bool dflt = !ref || strcmp(ref, DEFAULT_CLUSTER) == 0;
+	if (parse_run(c, &q) < 0 || (!dflt && api_get_cluster(c, true, q.cluster) < 0) ||
+	    api_runnable_definition(c, q.td_ref, q.overrides,
+				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
+				    q.launch_type, &td, &body) < 0 ||
+	    (dflt && api_get_cluster(c, true, q.cluster) < 0))
 		return -1;
 	int retry = q.client_token ? run_retry(c, &q) : 0;
 	if (retry != 0)
 		return retry < 0 ? -1 : 0;
-	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
-	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
-	if (api_runnable_definition(c, q.td_ref, q.overrides,
-				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
-				    q.launch_type, &td, &body) < 0)
-		return -1;
 	_cleanup_free_ char *request = q.client_token ? cJSON_PrintUnformatted(c->in) : NULL;
 	if (q.client_token && !request)
 		return api_oom(c);

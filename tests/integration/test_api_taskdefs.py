@@ -293,7 +293,7 @@ def test_defaults_and_size_normalisation(ecs):
                                         {"name": "b", "image": "busybox", "essential": False,
                                          "cpu": 10}])
     assert td["cpu"] == "1024" and td["memory"] == "2048"
-    assert td["compatibilities"] == ["EC2", "FARGATE"]
+    assert td["compatibilities"] == ["EC2"]
     a, b = td["containerDefinitions"]
     assert a["essential"] is True and a["cpu"] == 0
     assert a["portMappings"] == [{"containerPort": 80, "protocol": "tcp", "hostPort": 80}]
@@ -593,6 +593,13 @@ def with_container(**kw):
     ("RegisterTaskDefinition", td_body(ephemeralStorage={"sizeInGiB": 500}),
      "InvalidParameterException", "ephemeralStorage.sizeInGiB"),
     ("RegisterTaskDefinition", td_body(pidMode="vm"), "InvalidParameterException", "pidMode"),
+    # Fargate's isolation: no host PID namespace, no IPC namespace setting.
+    ("RegisterTaskDefinition", td_body(pidMode="host", requiresCompatibilities=["FARGATE"],
+                                       networkMode="awsvpc", cpu="256", memory="512"),
+     "ClientException", "Fargate does not support pidMode 'host'."),
+    ("RegisterTaskDefinition", td_body(ipcMode="task", requiresCompatibilities=["FARGATE"],
+                                       networkMode="awsvpc", cpu="256", memory="512"),
+     "ClientException", "Fargate does not support ipcMode."),
     ("RegisterTaskDefinition", td_body(runtimePlatform={"cpuArchitecture": "MIPS"}),
      "InvalidParameterException", "runtimePlatform.cpuArchitecture"),
     ("RegisterTaskDefinition", td_body(tags=[{"value": "v"}]), "InvalidParameterException",
@@ -671,7 +678,8 @@ def test_every_register_member_is_accepted(daemon):
                     {"name": "d2", "dockerVolumeConfiguration": {"scope": "task"}},
                     {"name": "efs", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}],
         "placementConstraints": [{"type": "memberOf", "expression": "attribute:x == y"}],
-        "requiresCompatibilities": ["EC2", "FARGATE"], "cpu": "1 vCPU", "memory": "2 GB",
+        # ipcMode rules Fargate out (ECS: not supported on Fargate).
+        "requiresCompatibilities": ["EC2"], "cpu": "1 vCPU", "memory": "2 GB",
         "tags": [{"key": "k", "value": "v"}], "pidMode": "task", "ipcMode": "none",
         "proxyConfiguration": {"type": "APPMESH", "containerName": "main",
                                "properties": [{"name": "AppPorts", "value": "80"}]},

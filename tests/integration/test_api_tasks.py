@@ -421,8 +421,7 @@ def test_unsupported_members_are_refused_at_run(ecs, tdaemon, case):
         run(ecs, td)
     err = e.value.response["Error"]
     assert err["Code"] == "ClientException" and word in err["Message"], err
-    assert ecs.list_tasks(desiredStatus="STOPPED")["taskArns"] == []
-    assert ecs.list_tasks()["taskArns"] == []
+    assert ecs.list_clusters()["clusterArns"] == []  # nothing made, not even the cluster
 
 
 def test_bridge_network_mode_is_refused(ecs, tdaemon):
@@ -508,6 +507,8 @@ BAD = [
     ("RunTask", {"taskDefinition": "x", "networkConfiguration": {"awsvpcConfiguration": {}}},
      "subnets"),
     ("RunTask", {"taskDefinition": "x", "networkConfiguration": {"awsvpcConfiguration": {
+        "subnets": []}}}, "subnets can not be empty."),
+    ("RunTask", {"taskDefinition": "x", "networkConfiguration": {"awsvpcConfiguration": {
         "subnets": ["s"], "assignPublicIp": "MAYBE"}}}, "assignPublicIp"),
     ("RunTask", {"taskDefinition": "x", "tags": [{"key": "aws:x", "value": "v"}]}, "aws:"),
     ("RunTask", {"taskDefinition": "x", "group": ""}, "group"),
@@ -539,6 +540,18 @@ def test_malformed_task_requests(tdaemon, op, body, field):
     # The daemon keeps serving, and nothing was recorded.
     status, doc = raw(tdaemon, "ListTasks", {"desiredStatus": "STOPPED"})
     assert status == 200 and doc["taskArns"] == []
+
+
+def test_refused_run_task_creates_no_cluster(tdaemon):
+    """ECS makes the default cluster for a RunTask it runs, not for one it
+    refuses; a named cluster that does not exist is reported first."""
+    for body in ({"taskDefinition": "nosuch:1"},
+                 {"taskDefinition": "nosuch:1", "cluster": "default"}):
+        status, doc = raw(tdaemon, "RunTask", body)
+        assert (status, doc["__type"]) == (400, "ClientException"), doc
+    status, doc = raw(tdaemon, "RunTask", {"taskDefinition": "nosuch:1", "cluster": "nope"})
+    assert (status, doc["__type"]) == (400, "ClusterNotFoundException"), doc
+    assert raw(tdaemon, "ListClusters", {})[1]["clusterArns"] == []
 
 
 def test_client_token_makes_run_task_idempotent(ecs, tdaemon):

@@ -376,8 +376,20 @@ def test_list_describe_and_daemon_strategy(ecs, sdaemon):
         return [a.rsplit("/", 1)[1] for a in ecs.list_services(**kw)["serviceArns"]]
     assert names(schedulingStrategy="DAEMON") == ["d"]
     assert names(schedulingStrategy="REPLICA") == ["a"]
-    assert names(launchType="FARGATE") == ["a", "d"]
-    assert names(launchType="EC2") == []
+    assert names(launchType="FARGATE") == ["a"]
+    assert names(launchType="EC2") == ["d"]     # a DAEMON service's default, as ECS
+    assert svc(ecs, "d")["launchType"] == "EC2"
+    assert [t["launchType"] for t in running_tasks(ecs, "d")] == ["EC2"]
+    with pytest.raises(ClientError) as e:
+        create(ecs, td, name="f", schedulingStrategy="DAEMON", launchType="FARGATE")
+    assert e.value.response["Error"] == {
+        "Code": "InvalidParameterException",
+        "Message": "The DAEMON scheduling strategy is not supported with the FARGATE "
+                   "launch type."}
+    with pytest.raises(ClientError) as e:
+        create(ecs, td, name="s", networkConfiguration={"awsvpcConfiguration": {"subnets": []}})
+    assert e.value.response["Error"] == {"Code": "InvalidParameterException",
+                                         "Message": "subnets can not be empty."}
     pages = list(ecs.get_paginator("list_services").paginate(PaginationConfig={"PageSize": 1}))
     assert len(pages) == 2
     out = ecs.describe_services(services=["a", "nope"])
