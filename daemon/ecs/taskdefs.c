@@ -256,14 +256,19 @@ int api_op_deregister_task_definition(struct api_call *c)
 	const char *ref;
 	if (get_ref(c, &ref) < 0)
 		return -1;
+	/* ECS's words for a reference without a usable revision. */
+	const char *slash = strncmp(ref, "arn:", 4) == 0 ? strrchr(ref, '/') : NULL;
+	const char *colon = strrchr(slash ? slash : ref, ':');
+	if (!colon || colon == ref)
+		return api_error(c, 0, API_E_CLIENT, "Revision is missing.");
 	if (!names_revision(ref))
-		return api_error(c, 0, API_E_CLIENT, "taskDefinition: '%.255s' names no revision; "
-				 "give family:revision or a task definition ARN.", ref);
+		return api_error(c, 0, API_E_CLIENT, "Invalid revision number. Number: %.64s",
+				 colon + 1);
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	struct berth_err err = { 0 };
 	int r = store_task_definition_deregister(c->store, ref, c->now_ms, &td, &err);
 	if (r == -ENOENT)
-		return api_error(c, 0, API_E_CLIENT, "The specified task definition does not exist.");
+		return api_error(c, 0, API_E_CLIENT, "Unable to describe task definition.");
 	if (r == -EINVAL)   /* DELETE_IN_PROGRESS */
 		return api_error(c, 0, API_E_CLIENT, "taskDefinition: %s is being deleted and cannot "
 				 "be deregistered.", ref);

@@ -293,7 +293,7 @@ def test_defaults_and_size_normalisation(ecs):
                                         {"name": "b", "image": "busybox", "essential": False,
                                          "cpu": 10}])
     assert td["cpu"] == "1024" and td["memory"] == "2048"
-    assert td["compatibilities"] == ["EC2"]
+    assert td["compatibilities"] == ["EC2", "FARGATE"]
     a, b = td["containerDefinitions"]
     assert a["essential"] is True and a["cpu"] == 0
     assert a["portMappings"] == [{"containerPort": 80, "protocol": "tcp", "hostPort": 80}]
@@ -387,10 +387,16 @@ def test_list_families(ecs):
 def test_deregister_and_delete_lifecycle(ecs, daemon):
     for _ in range(3):
         register(ecs, family="life")
-    code, msg = error_of(ecs.deregister_task_definition, taskDefinition="life")
-    assert code == "ClientException" and "revision" in msg
-    code, _ = error_of(ecs.deregister_task_definition, taskDefinition="life:9")
-    assert code == "ClientException"
+    # ECS's own texts.
+    for ref, msg in (("life", "Revision is missing."),
+                     (f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/life",
+                      "Revision is missing."),
+                     ("life:foo", "Invalid revision number. Number: foo"),
+                     ("life:0", "Invalid revision number. Number: 0"),
+                     ("life:9", "Unable to describe task definition."),
+                     ("nope:1", "Unable to describe task definition.")):
+        assert error_of(ecs.deregister_task_definition, taskDefinition=ref) == \
+            ("ClientException", msg), ref
     td = ecs.deregister_task_definition(taskDefinition="life:1")["taskDefinition"]
     assert_computed(td, "life", 1, "INACTIVE")
     again = ecs.deregister_task_definition(taskDefinition=td_arn("life", 1))["taskDefinition"]
@@ -696,7 +702,7 @@ def test_every_register_member_is_accepted(daemon):
     sent = {k: v for k, v in body.items() if k not in ("tags", "cpu", "memory")}
     assert_sent_comes_back(sent, td)
     assert td["cpu"] == "1024" and td["memory"] == "2048"
-    assert td["compatibilities"] == ["EC2", "FARGATE"]
+    assert td["compatibilities"] == ["EC2"]
     assert doc["tags"] == [{"key": "k", "value": "v"}]
 
 
