@@ -190,6 +190,55 @@ int api_get_include_tags(struct api_call *c, bool *ret_tags)
 	return 0;
 }
 
+static const char *const strategy_types[] = { "random", "spread", "binpack", NULL };
+
+int api_check_platform(struct api_call *c)
+{
+	const char *v;
+	const cJSON *ps, *it;
+	if (api_get_string(c, c->in, "", "platformVersion", false, &v) < 0 ||
+	    api_get_array(c, c->in, "", "placementStrategy", false, 5, &ps) < 0)
+		return -1;
+	if (v && strcmp(v, "LATEST") != 0 && strcmp(v, "1.4.0") != 0)
+		return api_error(c, 0, API_E_INVALID, "The specified platform does not exist.");
+	int i = 0;
+	cJSON_ArrayForEach(it, ps) {
+		char path[32];
+		const char *type, *field;
+		snprintf(path, sizeof(path), "placementStrategy[%d].", i++);
+		if (!cJSON_IsObject(it))
+			return api_error(c, 0, API_E_INVALID, "%.*s: expected an object",
+					 (int)strlen(path) - 1, path);
+		if (api_get_enum(c, it, path, "type", false, strategy_types, &type) < 0 ||
+		    api_get_string(c, it, path, "field", false, &field) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* null, [], {} and false ask for nothing: such a member is as absent. */
+static bool asks_nothing(const cJSON *m)
+{
+	return cJSON_IsNull(m) || cJSON_IsFalse(m) ||
+	       ((cJSON_IsArray(m) || cJSON_IsObject(m)) && !m->child);
+}
+
+int api_refuse_members(struct api_call *c, const cJSON *obj, const char *path,
+		       const char *const *handled)
+{
+	const cJSON *m;
+	cJSON_ArrayForEach(m, obj) {
+		bool known = asks_nothing(m);
+		for (size_t i = 0; handled[i] && !known; i++)
+			known = strcmp(m->string, handled[i]) == 0;
+		if (!known)
+			return api_error(c, 0, API_E_UNSUPPORTED, "%s%.128s: Berth does not support "
+					 "this member here (docs/api.md, \"Member policy\").", path,
+					 m->string);
+	}
+	return 0;
+}
+
 int api_add_missing(struct api_call *c, cJSON *failures, const char *kind, const char *cluster,
 		    const char *ref)
 {

@@ -30,6 +30,10 @@ static const char *const insights_values[] = { "enabled", "disabled", "enhanced"
 static const char *const setting_names[] = { "containerInsights", NULL };
 static const char *const exec_logging[] = { "NONE", "DEFAULT", "OVERRIDE", NULL };
 static const char *const capacity_providers[] = { "FARGATE", "FARGATE_SPOT", NULL };
+/* The members a cluster's capacity_json holds. */
+static const char *const capacity_members[] = {
+	"capacityProviders", "defaultCapacityProviderStrategy",
+};
 
 /* A stored JSON member (settings, configuration) added under NAME. */
 static int add_stored(struct api_call *c, cJSON *o, const char *name, const char *json)
@@ -40,6 +44,25 @@ static int add_stored(struct api_call *c, cJSON *o, const char *name, const char
 	if (!cJSON_AddItemToObject(o, name, v)) {
 		cJSON_Delete(v);
 		return api_oom(c);
+	}
+	return 0;
+}
+
+/* capacityProviders and defaultCapacityProviderStrategy, as stored ([] for
+ * none). */
+static int add_capacity(struct api_call *c, cJSON *o, const char *json)
+{
+	_cleanup_(cJSON_Deletep) cJSON *cap = json ? cJSON_Parse(json) : cJSON_CreateObject();
+	if (!cap)
+		return api_error(c, 0, API_E_SERVER, "cluster: stored capacity providers do not parse");
+	for (size_t i = 0; i < ARRAY_SIZE(capacity_members); i++) {
+		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(cap, capacity_members[i]);
+		if (!v)
+			v = cJSON_CreateArray();
+		if (!v || !cJSON_AddItemToObject(o, capacity_members[i], v)) {
+			cJSON_Delete(v);
+			return api_oom(c);
+		}
 	}
 	return 0;
 }
@@ -59,10 +82,10 @@ static int cluster_json(struct api_call *c, const struct store_cluster *cl, unsi
 	    !json_add_number(o, "activeServicesCount", (double)cl->active_services_count) ||
 	    /* Per-launch-type statistics are not kept: the counts above are
 	     * the cluster's only figures. */
-	    !json_add_array(o, "statistics") ||
-	    !json_add_array(o, "capacityProviders") ||
-	    !json_add_array(o, "defaultCapacityProviderStrategy"))
+	    !json_add_array(o, "statistics"))
 		return api_oom(c);
+	if (add_capacity(c, o, cl->capacity_json) < 0)
+		return -1;
 	if ((include & INC_TAGS) && api_add_tags(c, o, cl->arn) < 0)
 		return -1;
 	if (include & INC_SETTINGS) {
@@ -173,11 +196,16 @@ static int parse_configuration(struct api_call *c, char **ret)
 	return *ret ? 0 : api_oom(c);
 }
 
-static int parse_capacity(struct api_call *c)
+/* capacityProviders (FARGATE, FARGATE_SPOT) and a default strategy drawn
+ * from them, into *ret as stored ({...}, or NULL when neither is given).
+ * REQUIRED: both must be there (PutClusterCapacityProviders). */
+static int parse_capacity(struct api_call *c, bool required, char **ret)
 {
 	const cJSON *providers, *strategy, *it;
-	if (api_get_array(c, c->in, "", "capacityProviders", false, 6, &providers) < 0 ||
-	    api_get_array(c, c->in, "", "defaultCapacityProviderStrategy", false, 6, &strategy) < 0)
+	*ret = NULL;
+	if (api_get_array(c, c->in, "", "capacityProviders", required, 6, &providers) < 0 ||
+	    api_get_array(c, c->in, "", "defaultCapacityProviderStrategy", required, 6,
+			  &strategy) < 0)
 		return -1;
 	int i = 0;
 	cJSON_ArrayForEach(it, providers) {
@@ -214,6 +242,23 @@ static int parse_capacity(struct api_call *c)
 			return api_error(c, 0, API_E_INVALID, "%scapacityProvider: '%.255s' is not in "
 					 "capacityProviders", path, name);
 	}
+	if (!providers && !strategy)
+		return 0;
+	_cleanup_(cJSON_Deletep) cJSON *cap = cJSON_CreateObject();
+	const cJSON *given[] = { providers, strategy };
+	for (size_t k = 0; cap && k < ARRAY_SIZE(capacity_members); k++) {
+		cJSON *v = given[k] ? cJSON_Duplicate(given[k], true) : cJSON_CreateArray();
+		if (!v || !cJSON_AddItemToObject(cap, capacity_members[k], v)) {
+			cJSON_Delete(v);
+			return api_oom(c);
+		}
+	}
+	*ret = cap ? cJSON_PrintUnformatted(cap) : NULL;
+	return *ret ? 0 : api_oom(c);
+}
+
+static int refuse_service_connect(struct api_call *c)
+{
 	const cJSON *scd;
 	if (api_get_object(c, c->in, "", "serviceConnectDefaults", false, &scd) < 0)
 		return -1;
@@ -255,10 +300,11 @@ int api_op_create_cluster(struct api_call *c)
 	if (!api_name_valid(name))
 		return api_error(c, 0, API_E_INVALID, "clusterName: '%.255s' is not 1 to %d letters, "
 				 "numbers, underscores and hyphens", name, API_NAME_MAX);
-	_cleanup_free_ char *settings = NULL, *configuration = NULL;
+	_cleanup_free_ char *settings = NULL, *configuration = NULL, *capacity = NULL;
 	_cleanup_(api_tags_in_done) struct api_tags_in tags = { 0 };
 	if (parse_settings(c, &settings) < 0 || parse_configuration(c, &configuration) < 0 ||
-	    parse_capacity(c) < 0 || api_parse_tags(c, &tags) < 0)
+	    parse_capacity(c, false, &capacity) < 0 || refuse_service_connect(c) < 0 ||
+	    api_parse_tags(c, &tags) < 0)
 		return -1;
 	_cleanup_free_ char *arn = api_arn(c, "cluster", name);
 	if (!arn)
@@ -268,6 +314,7 @@ int api_op_create_cluster(struct api_call *c)
 		.arn = arn,
 		.settings_json = settings,
 		.configuration_json = configuration,
+		.capacity_json = capacity,
 	};
 	struct create_txn t = { .in = &in, .tags = &tags, .now_ms = c->now_ms };
 	struct berth_err err = { 0 };
@@ -410,6 +457,33 @@ int api_op_delete_cluster(struct api_call *c)
 	if (r == -ENOTEMPTY)
 		return api_error(c, 0, "ClusterContainsServicesException",
 				 "The Cluster cannot be deleted while Services are active.");
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	return reply_cluster(c, cl);
+}
+
+/* ---- PutClusterCapacityProviders ---- */
+
+int api_op_put_cluster_capacity_providers(struct api_call *c)
+{
+	const char *ref;
+	_cleanup_free_ char *capacity = NULL;
+	if (api_get_string(c, c->in, "", "cluster", true, &ref) < 0 ||
+	    parse_capacity(c, true, &capacity) < 0)
+		return -1;
+	_cleanup_(store_cluster_freep) struct store_cluster *cl = NULL;
+	struct berth_err err = { 0 };
+	int r = store_cluster_find(c->store, ref, &cl, &err);
+	if (r == 0 && cl->status != STORE_CLUSTER_ACTIVE)
+		r = -ENOENT;
+	if (r == 0)
+		r = store_cluster_set_capacity(c->store, cl->name, capacity, &err);
+	if (r == -ENOENT)
+		return api_error(c, 0, API_E_CLUSTER_NF, "Cluster not found.");
+	if (r < 0)
+		return api_store_error(c, r, &err);
+	store_cluster_free(TAKE_PTR(cl));
+	r = store_cluster_get(c->store, ref, &cl, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	return reply_cluster(c, cl);

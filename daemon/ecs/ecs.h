@@ -120,6 +120,18 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 /* The Describe* `include` member when TAGS is all it may hold: *ret_tags
  * tells whether it was asked for. */
 int api_get_include_tags(struct api_call *c, bool *ret_tags);
+/* RunTask's, CreateService's and UpdateService's platformVersion (Fargate's
+ * one version here, 1.4.0, which LATEST names; anything else is ECS's "The
+ * specified platform does not exist.") and placementStrategy (well formed,
+ * then nothing to do: every strategy picks the one instance). */
+int api_check_platform(struct api_call *c);
+/* Every member of OBJ that asks for something (not null, [], {} or false)
+ * must be in HANDLED (NULL-terminated): one Berth honours or accepts as a
+ * no-op, as docs/api.md's "Member policy" lists them.  Any other is an
+ * UnsupportedFeatureException naming PATH and the member, so nothing a
+ * request asks for is dropped in silence. */
+int api_refuse_members(struct api_call *c, const cJSON *obj, const char *path,
+		       const char *const *handled);
 /* {"arn": ..., "reason": "MISSING"} appended to FAILURES: REF when it is
  * an ARN, else the ARN ECS prints for it, "arn:aws:ecs:<region>:<account>:
  * KIND/CLUSTER/REF" (KIND "service", "task", "container-instance"). */
@@ -150,6 +162,7 @@ int api_op_create_cluster(struct api_call *c);
 int api_op_describe_clusters(struct api_call *c);
 int api_op_list_clusters(struct api_call *c);
 int api_op_delete_cluster(struct api_call *c);
+int api_op_put_cluster_capacity_providers(struct api_call *c);
 
 /* The host's container instance in CLUSTER (a name):
  * "arn:aws:ecs:<region>:<account>:container-instance/<cluster>/<id>",

@@ -22,6 +22,23 @@ static const char *const propagate[] = { "TASK_DEFINITION", "SERVICE", "NONE", N
 static const char *const public_ip[] = { "ENABLED", "DISABLED", NULL };
 
 /* Members of the request echoed in the Service as given. */
+/* The members each operation answers for (docs/api.md "Member policy");
+ * anything else a request asks for is refused. */
+static const char *const create_members[] = {
+	"cluster", "serviceName", "taskDefinition", "desiredCount", "clientToken", "launchType",
+	"deploymentConfiguration", "networkConfiguration", "healthCheckGracePeriodSeconds",
+	"schedulingStrategy", "deploymentController", "tags", "platformVersion",
+	"placementStrategy", "propagateTags", "enableECSManagedTags", NULL,
+};
+static const char *const update_members[] = {
+	"cluster", "service", "taskDefinition", "desiredCount", "forceNewDeployment",
+	"deploymentConfiguration", "networkConfiguration", "healthCheckGracePeriodSeconds",
+	"platformVersion", "placementStrategy", "propagateTags", "enableECSManagedTags", NULL,
+};
+static const char *const deployment_members[] = {
+	"maximumPercent", "minimumHealthyPercent", "deploymentCircuitBreaker", NULL,
+};
+
 static const char *const echoed[] = {
 	"launchType", "networkConfiguration", "deploymentConfiguration", "schedulingStrategy",
 	"healthCheckGracePeriodSeconds", "placementConstraints", "placementStrategy",
@@ -162,7 +179,10 @@ static int check_deployment_config(struct api_call *c, const cJSON *dc)
 	const cJSON *cb;
 	bool have, b;
 	int64_t n;
-	if (api_get_int(c, dc, p, "maximumPercent", false, 0, 2000, &have, &n) < 0 ||
+	/* alarms, bake time, lifecycle hooks and the BLUE_GREEN, LINEAR and
+	 * CANARY strategies are refused: only a rolling update runs here. */
+	if (api_refuse_members(c, dc, p, deployment_members) < 0 ||
+	    api_get_int(c, dc, p, "maximumPercent", false, 0, 2000, &have, &n) < 0 ||
 	    api_get_int(c, dc, p, "minimumHealthyPercent", false, 0, 100, &have, &n) < 0 ||
 	    api_get_object(c, dc, p, "deploymentCircuitBreaker", false, &cb) < 0)
 		return -1;
@@ -197,7 +217,7 @@ static int check_network(struct api_call *c, const cJSON *nc)
 
 /* The request's members Berth reads, type-checked; refusals of what it
  * cannot do. */
-static int check_members(struct api_call *c)
+static int check_members(struct api_call *c, const char *const *handled)
 {
 	const char *s;
 	const cJSON *o, *a;
@@ -213,7 +233,7 @@ static int check_members(struct api_call *c)
 	    api_get_object(c, c->in, "", "deploymentConfiguration", false, &o) < 0 ||
 	    (o && check_deployment_config(c, o) < 0) ||
 	    api_get_object(c, c->in, "", "networkConfiguration", false, &o) < 0 ||
-	    (o && check_network(c, o) < 0))
+	    (o && check_network(c, o) < 0) || api_check_platform(c) < 0)
 		return -1;
 	static const char *const refused[] = { "loadBalancers", "serviceRegistries",
 					       "serviceConnectConfiguration", "volumeConfigurations" };
@@ -235,7 +255,16 @@ static int check_members(struct api_call *c)
 	if (s && strcmp(s, "ECS") != 0)
 		return api_error(c, 0, API_E_UNSUPPORTED, "deploymentController.type %s: only the "
 				 "ECS (rolling update) deployment controller is supported", s);
-	return 0;
+	/* Tags on service tasks are not written yet: asking for them is
+	 * refused rather than dropped. */
+	s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in, "propagateTags"));
+	if (s && strcmp(s, "NONE") != 0)
+		return api_error(c, 0, API_E_UNSUPPORTED, "propagateTags %s: Berth does not "
+				 "propagate tags to a service's tasks (only NONE)", s);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->in, "enableECSManagedTags")))
+		return api_error(c, 0, API_E_UNSUPPORTED, "enableECSManagedTags: Berth does not "
+				 "tag a service's tasks");
+	return api_refuse_members(c, c->in, "", handled);
 }
 
 /* REF resolved to a definition a task can run now: its ARN into RET. */
@@ -355,7 +384,8 @@ int api_op_create_service(struct api_call *c)
 	    api_get_string(c, c->in, "", "taskDefinition", true, &ref) < 0 ||
 	    api_get_int(c, c->in, "", "desiredCount", false, 0, DESIRED_MAX, &have, &desired) < 0 ||
 	    api_get_client_token(c, SERVICE_TOKEN_MAX, &token) < 0 ||
-	    check_members(c) < 0 || api_parse_tags(c, &tags) < 0 || api_get_cluster(c, true, cluster) < 0)
+	    check_members(c, create_members) < 0 || api_parse_tags(c, &tags) < 0 ||
+	    api_get_cluster(c, true, cluster) < 0)
 		return -1;
 	if (!api_name_valid(name))
 		return api_error(c, 0, API_E_INVALID, "serviceName: '%.255s' is not 1 to %d letters, "
@@ -458,7 +488,8 @@ int api_op_update_service(struct api_call *c)
 	    api_get_int(c, c->in, "", "desiredCount", false, 0, DESIRED_MAX, &have_count,
 			&desired) < 0 ||
 	    api_get_bool(c, c->in, "", "forceNewDeployment", &have_force, &force) < 0 ||
-	    check_members(c) < 0 || service_ref(c, cluster, &w) < 0 || merge_config(c, &w) < 0)
+	    check_members(c, update_members) < 0 || service_ref(c, cluster, &w) < 0 ||
+	    merge_config(c, &w) < 0)
 		return -1;
 	if (have_count && w.spec.strategy != SVC_DAEMON)
 		w.row->desired_count = desired;

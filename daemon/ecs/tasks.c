@@ -28,6 +28,20 @@
 static const char *const launch_types[] = { "EC2", "FARGATE", "EXTERNAL", NULL };
 static const char *const desired_statuses[] = { "RUNNING", "PENDING", "STOPPED", NULL };
 static const char *const public_ip[] = { "ENABLED", "DISABLED", NULL };
+/* What RunTask answers for (docs/api.md "Member policy"); anything else a
+ * request asks for is refused.  placementStrategy is a no-op as on any
+ * one-instance cluster: every strategy picks the same instance. */
+static const char *const run_members[] = {
+	"cluster", "count", "group", "launchType", "networkConfiguration", "overrides",
+	"startedBy", "tags", "taskDefinition", "clientToken", "platformVersion",
+	"placementStrategy", "capacityProviderStrategy", "propagateTags", "enableECSManagedTags",
+	NULL,
+};
+static const char *const propagate_values[] = { "TASK_DEFINITION", "SERVICE", "NONE", NULL };
+static const char *const override_members[] = { "containerOverrides", "cpu", "memory", NULL };
+static const char *const container_override_members[] = {
+	"name", "command", "environment", "cpu", "memory", "memoryReservation", NULL,
+};
 
 /* ---- encoding ---- */
 
@@ -203,6 +217,8 @@ struct run_req {
 	const char *subnet;         /* awsvpcConfiguration.subnets[0] */
 	const cJSON *security_groups; /* awsvpcConfiguration.securityGroups */
 	struct api_tags_in tags;
+	bool propagate_td;          /* propagateTags TASK_DEFINITION */
+	bool managed_tags;          /* enableECSManagedTags */
 };
 
 static bool charset(const char *s, const char *set)
@@ -239,7 +255,8 @@ static int parse_container_override(struct api_call *c, const cJSON *co, int i)
 	if (!cJSON_IsObject(co))
 		return api_error(c, 0, API_E_INVALID, "%.*s: expected an object",
 				 (int)strlen(path) - 1, path);
-	if (api_get_string(c, co, path, "name", false, &s) < 0 ||
+	if (api_refuse_members(c, co, path, container_override_members) < 0 ||
+	    api_get_string(c, co, path, "name", false, &s) < 0 ||
 	    parse_strings(c, co, path, "command", &arr) < 0 ||
 	    api_get_array(c, co, path, "environment", false, 1000, &arr) < 0)
 		return -1;
@@ -275,7 +292,8 @@ static int parse_overrides(struct api_call *c, struct run_req *q)
 				 "at most %d", OVERRIDES_MAX);
 	const cJSON *arr, *co;
 	const char *s;
-	if (api_get_array(c, q->overrides, "overrides.", "containerOverrides", false, 100, &arr) < 0 ||
+	if (api_refuse_members(c, q->overrides, "overrides.", override_members) < 0 ||
+	    api_get_array(c, q->overrides, "overrides.", "containerOverrides", false, 100, &arr) < 0 ||
 	    api_get_string(c, q->overrides, "overrides.", "cpu", false, &s) < 0 ||
 	    api_get_string(c, q->overrides, "overrides.", "memory", false, &s) < 0)
 		return -1;
@@ -329,6 +347,73 @@ static int parse_network(struct api_call *c, struct run_req *q)
 	return 0;
 }
 
+/* capacityProviderStrategy: FARGATE and FARGATE_SPOT run alike on this
+ * host (nothing is reclaimed), as FARGATE tasks; ECS's rules: not with a
+ * launchType, and only providers the cluster has. */
+static int parse_capacity_strategy(struct api_call *c, struct run_req *q)
+{
+	const cJSON *arr, *it;
+	if (api_get_array(c, c->in, "", "capacityProviderStrategy", false, 6, &arr) < 0)
+		return -1;
+	if (!cJSON_GetArraySize(arr))
+		return 0;
+	if (q->launch_type)
+		return api_error(c, 0, API_E_INVALID, "Specifying both a launch type and capacity "
+				 "provider strategy is not supported. Remove one and try again.");
+	/* The default cluster may not exist yet: then it has no providers. */
+	_cleanup_(store_cluster_freep) struct store_cluster *cl = NULL;
+	struct berth_err err = { 0 };
+	int r = store_cluster_find(c->store, q->cluster[0] ? q->cluster : DEFAULT_CLUSTER, &cl,
+				   &err);
+	if (r < 0 && r != -ENOENT)
+		return api_store_error(c, r, &err);
+	_cleanup_(cJSON_Deletep) cJSON *cap = cl && cl->capacity_json
+						      ? cJSON_Parse(cl->capacity_json) : NULL;
+	const cJSON *have_list = cJSON_GetObjectItemCaseSensitive(cap, "capacityProviders");
+	int i = 0;
+	cJSON_ArrayForEach(it, arr) {
+		char path[40];
+		const char *name;
+		bool have;
+		int64_t n;
+		snprintf(path, sizeof(path), "capacityProviderStrategy[%d].", i++);
+		if (!cJSON_IsObject(it))
+			return api_error(c, 0, API_E_INVALID, "%.*s: expected an object",
+					 (int)strlen(path) - 1, path);
+		if (api_get_string(c, it, path, "capacityProvider", true, &name) < 0 ||
+		    api_get_int(c, it, path, "weight", false, 0, 1000, &have, &n) < 0 ||
+		    api_get_int(c, it, path, "base", false, 0, 100000, &have, &n) < 0)
+			return -1;
+		bool associated = false;
+		const cJSON *p;
+		cJSON_ArrayForEach(p, have_list)
+			associated |= cJSON_IsString(p) && strcmp(p->valuestring, name) == 0;
+		if (!associated)
+			return api_error(c, 0, API_E_INVALID, "The specified capacity provider strategy "
+					 "cannot contain a capacity provider that is not associated "
+					 "with the cluster. Associate the capacity provider with the "
+					 "cluster or specify a valid capacity provider and try again.");
+	}
+	q->launch_type = "FARGATE";
+	return 0;
+}
+
+/* propagateTags TASK_DEFINITION copies the definition's tags to each task;
+ * enableECSManagedTags adds aws:ecs:clusterName, as ECS does. */
+static int parse_tag_options(struct api_call *c, struct run_req *q)
+{
+	const char *p;
+	bool have;
+	if (api_get_enum(c, c->in, "", "propagateTags", false, propagate_values, &p) < 0 ||
+	    api_get_bool(c, c->in, "", "enableECSManagedTags", &have, &q->managed_tags) < 0)
+		return -1;
+	if (p && strcmp(p, "SERVICE") == 0)
+		return api_error(c, 0, API_E_INVALID, "propagateTags SERVICE: a task RunTask "
+				 "starts belongs to no service; use TASK_DEFINITION or NONE.");
+	q->propagate_td = p && strcmp(p, "TASK_DEFINITION") == 0;
+	return 0;
+}
+
 static int parse_run(struct api_call *c, struct run_req *q)
 {
 	bool have;
@@ -338,7 +423,9 @@ static int parse_run(struct api_call *c, struct run_req *q)
 	    api_get_string(c, c->in, "", "startedBy", false, &q->started_by) < 0 ||
 	    api_get_string(c, c->in, "", "group", false, &q->group) < 0 ||
 	    api_get_client_token(c, CLIENT_TOKEN_MAX, &q->client_token) < 0 ||
-	    parse_overrides(c, q) < 0 || parse_network(c, q) < 0 || api_parse_tags(c, &q->tags) < 0)
+	    parse_overrides(c, q) < 0 || parse_network(c, q) < 0 || api_parse_tags(c, &q->tags) < 0 ||
+	    api_check_platform(c) < 0 || parse_tag_options(c, q) < 0 ||
+	    api_refuse_members(c, c->in, "", run_members) < 0)
 		return -1;
 	if (!have)
 		q->count = 1;
@@ -402,7 +489,33 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 struct run_extra {
 	const struct run_req *q;
 	const char *request_json;   /* the request, recorded under its clientToken */
+	const char *td_arn;
 };
+
+/* A new task's tags: the definition's (propagateTags), ECS's managed
+ * ones, then the request's, each later one winning on a key. */
+static int tag_task(struct store *s, const struct run_extra *x, const char *arn,
+		    struct berth_err *err)
+{
+	const struct run_req *q = x->q;
+	int r = 0;
+	if (q->propagate_td) {
+		struct store_tag *tags = NULL;
+		size_t n = 0;
+		r = store_tags_list(s, x->td_arn, &tags, &n, err);
+		if (r == 0 && n)
+			r = store_tags_put(s, arn, tags, n, err);
+		store_tags_free(tags, n);
+	}
+	if (r == 0 && q->managed_tags) {
+		struct store_tag managed = { .key = (char *)"aws:ecs:clusterName",
+					     .value = (char *)q->cluster };
+		r = store_tags_put(s, arn, &managed, 1, err);
+	}
+	if (r == 0 && q->tags.n)
+		r = store_tags_put(s, arn, q->tags.v, q->tags.n, err);
+	return r;
+}
 
 static int run_extra_fn(struct store *s, void *arg, const struct store_task *tasks, size_t n,
 			struct berth_err *err)
@@ -411,8 +524,8 @@ static int run_extra_fn(struct store *s, void *arg, const struct store_task *tas
 	const struct run_req *q = x->q;
 	int r = q->client_token ? store_run_request_put(s, q->cluster, q->client_token,
 							x->request_json, err) : 0;
-	for (size_t i = 0; r == 0 && q->tags.n && i < n; i++)
-		r = store_tags_put(s, tasks[i].arn, q->tags.v, q->tags.n, err);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = tag_task(s, x, tasks[i].arn, err);
 	return r;
 }
 
@@ -497,6 +610,7 @@ int api_op_run_task(struct api_call *c)
 	const char *ref = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in, "cluster"));
 	bool dflt = !ref || strcmp(ref, DEFAULT_CLUSTER) == 0;
 	if (parse_run(c, &q) < 0 || (!dflt && api_get_cluster(c, true, q.cluster) < 0) ||
+	    parse_capacity_strategy(c, &q) < 0 ||
 	    api_runnable_definition(c, q.td_ref, q.overrides,
 				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
 				    q.launch_type, &td, &body) < 0 ||
@@ -508,7 +622,7 @@ int api_op_run_task(struct api_call *c)
 	_cleanup_free_ char *request = q.client_token ? cJSON_PrintUnformatted(c->in) : NULL;
 	if (q.client_token && !request)
 		return api_oom(c);
-	struct run_extra x = { &q, request };
+	struct run_extra x = { &q, request, td->arn };
 	struct sched_run_req rq = {
 		.task = { .cluster = q.cluster, .td = td, .body = body, .overrides = q.overrides,
 			  .group = q.group, .started_by = q.started_by,
@@ -530,7 +644,7 @@ int api_op_run_task(struct api_call *c)
 	const char *ids[SCHED_RUN_MAX];
 	for (size_t i = 0; i < res.n; i++)
 		ids[i] = res.ids[i];
-	return reply_run(c, ids, res.n, q.tags.n > 0, &f) < 0 ? -1 : 0;
+	return reply_run(c, ids, res.n, q.tags.n > 0 || q.propagate_td || q.managed_tags, &f) < 0 ? -1 : 0;
 }
 
 /* ---- StopTask / DescribeTasks ---- */

@@ -140,6 +140,9 @@ struct store_cluster {
 	int64_t created_at;
 	char *settings_json;        /* ECS "settings" array, or NULL */
 	char *configuration_json;   /* ECS "configuration" object, or NULL */
+	/* {"capacityProviders": [...], "defaultCapacityProviderStrategy":
+	 * [...]}, or NULL for none */
+	char *capacity_json;
 	/* Derived from the tasks table on every read, never stored, so they
 	 * cannot drift from the tasks they count. */
 	int64_t running_tasks_count;   /* lastStatus RUNNING */
@@ -156,6 +159,10 @@ DEFINE_CLEANUP_FUNC(struct store_cluster, store_cluster_free)
  * settings and without its old tags.  ret_created may be NULL. */
 int store_cluster_create(struct store *s, const struct store_cluster *in, int64_t now_ms,
 			 struct store_cluster **ret, bool *ret_created, struct berth_err *err);
+/* Replaces an ACTIVE cluster's capacity_json; -ENOENT when there is no
+ * ACTIVE cluster NAME. */
+int store_cluster_set_capacity(struct store *s, const char *name, const char *capacity_json,
+			       struct berth_err *err);
 /* By name or ARN; INACTIVE clusters are found too (DescribeClusters shows
  * them). */
 int store_cluster_get(struct store *s, const char *name_or_arn, struct store_cluster **ret,

@@ -22,6 +22,7 @@ void store_cluster_free(struct store_cluster *c)
 	free(c->arn);
 	free(c->settings_json);
 	free(c->configuration_json);
+	free(c->capacity_json);
 	free(c);
 }
 
@@ -30,11 +31,13 @@ void store_cluster_free(struct store_cluster *c)
 	" (SELECT count(*) FROM tasks t WHERE t.cluster = c.name AND t.last_status = 'RUNNING')," \
 	" (SELECT count(*) FROM tasks t WHERE t.cluster = c.name" \
 	"    AND t.last_status IN ('PROVISIONING','PENDING','ACTIVATING')),"   \
-	" (SELECT count(*) FROM services v WHERE v.cluster = c.name AND v.status = 'ACTIVE')"
+	" (SELECT count(*) FROM services v WHERE v.cluster = c.name AND v.status = 'ACTIVE'),"   \
+	" c.capacity_json"
 
 /* The same columns, the counts 0: counting reads every task of the cluster. */
 #define CLUSTER_COLUMNS_NO_COUNTS \
-	"c.name, c.arn, c.status, c.created_at, c.settings_json, c.configuration_json, 0, 0, 0"
+	"c.name, c.arn, c.status, c.created_at, c.settings_json, c.configuration_json, 0, 0, 0," \
+	" c.capacity_json"
 
 static int cluster_read(struct store *s, const char *name_or_arn, bool counts,
 			struct store_cluster **ret, struct berth_err *err)
@@ -65,9 +68,28 @@ static int cluster_read(struct store *s, const char *name_or_arn, bool counts,
 	c->running_tasks_count = sqlite3_column_int64(st, 6);
 	c->pending_tasks_count = sqlite3_column_int64(st, 7);
 	c->active_services_count = sqlite3_column_int64(st, 8);
+	c->capacity_json = store_col_dup(st, 9, &oom);
 	if (oom)
 		return berth_errf(err, ENOMEM, "store: cluster %s: out of memory", name_or_arn);
 	*ret = TAKE_PTR(c);
+	return 0;
+}
+
+int store_cluster_set_capacity(struct store *s, const char *name, const char *capacity_json,
+			       struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "UPDATE clusters SET capacity_json = ?2"
+			      " WHERE name = ?1 AND status = 'ACTIVE'", &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, name);
+	store_bind_text(st, 2, capacity_json);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: cluster %s: capacity providers", name);
+	if (!sqlite3_changes(s->db))
+		return berth_errf(err, ENOENT, "store: cluster %s: no such ACTIVE cluster", name);
 	return 0;
 }
 
@@ -111,10 +133,12 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
 		 * same name and ARN, as ECS does: fresh settings, no old tags. */
 		r = store_prepare(s,
 				  "INSERT INTO clusters (name, arn, status, created_at, settings_json,"
-				  " configuration_json) VALUES (?1, ?2, 'ACTIVE', ?3, ?4, ?5)"
+				  " configuration_json, capacity_json)"
+				  " VALUES (?1, ?2, 'ACTIVE', ?3, ?4, ?5, ?6)"
 				  " ON CONFLICT (name) DO UPDATE SET arn = excluded.arn, status = 'ACTIVE',"
 				  " created_at = excluded.created_at, settings_json = excluded.settings_json,"
-				  " configuration_json = excluded.configuration_json",
+				  " configuration_json = excluded.configuration_json,"
+				  " capacity_json = excluded.capacity_json",
 				  &st, err);
 		if (r < 0)
 			return r;
@@ -123,6 +147,7 @@ int store_cluster_create(struct store *s, const struct store_cluster *in, int64_
 		sqlite3_bind_int64(st, 3, now_ms);
 		store_bind_text(st, 4, in->settings_json);
 		store_bind_text(st, 5, in->configuration_json);
+		store_bind_text(st, 6, in->capacity_json);
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE)
 			return store_sqlerr(s, rc, err, "store: cluster %s: create", in->name);

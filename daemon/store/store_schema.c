@@ -147,6 +147,10 @@ static const char *const migrations[] = {
 	"  request_json TEXT NOT NULL,"
 	"  PRIMARY KEY (cluster, client_token)"
 	") STRICT, WITHOUT ROWID;",
+
+	/* 3 → 4: a cluster's capacity providers and default strategy, as
+	 * CreateCluster and PutClusterCapacityProviders set them. */
+	"ALTER TABLE clusters ADD COLUMN capacity_json TEXT;",
 };
 
 int store_schema_version(void)

@@ -632,8 +632,10 @@ static int tag_key_check(const char *arn, const char *key, struct berth_err *err
 		return berth_errf(err, EINVAL, "store: %s: tag key %.32s…: longer than %d characters",
 				  arn, key, STORE_TAG_KEY_MAX);
 	/* ECS reserves the aws: prefix for its own tags: users may neither
-	 * set nor remove them. */
-	if (strncasecmp(key, "aws:", 4) == 0)
+	 * set nor remove them (the API refuses them); the store takes only
+	 * the managed tags ECS itself adds (enableECSManagedTags). */
+	if (strncasecmp(key, "aws:", 4) == 0 && strcmp(key, "aws:ecs:clusterName") != 0 &&
+	    strcmp(key, "aws:ecs:serviceName") != 0)
 		return berth_errf(err, EINVAL, "store: %s: tag key %s: the aws: prefix is reserved", arn,
 				  key);
 	return 0;

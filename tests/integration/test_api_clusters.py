@@ -465,6 +465,40 @@ def test_create_accepts_fargate_providers_and_configuration(ecs):
     assert c["configuration"] == cfg
     d = ecs.describe_clusters(clusters=["f"], include=["CONFIGURATIONS"])["clusters"][0]
     assert d["configuration"] == cfg
+    # The providers are kept, as ECS keeps them (they were dropped once).
+    strategy = [{"capacityProvider": "FARGATE", "weight": 1, "base": 0}]
+    for x in (c, d):
+        assert x["capacityProviders"] == ["FARGATE", "FARGATE_SPOT"], x
+        assert x["defaultCapacityProviderStrategy"] == strategy, x
+
+
+def test_put_cluster_capacity_providers(ecs):
+    ecs.create_cluster(clusterName="p")
+    spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 2, "base": 1}]
+    c = ecs.put_cluster_capacity_providers(cluster="p", capacityProviders=["FARGATE_SPOT"],
+                                           defaultCapacityProviderStrategy=spot)["cluster"]
+    assert c["capacityProviders"] == ["FARGATE_SPOT"]
+    assert c["defaultCapacityProviderStrategy"] == spot
+    d = ecs.describe_clusters(clusters=["p"])["clusters"][0]
+    assert (d["capacityProviders"], d["defaultCapacityProviderStrategy"]) == (["FARGATE_SPOT"], spot)
+    # Emptied again: both lists empty.
+    c = ecs.put_cluster_capacity_providers(cluster="p", capacityProviders=[],
+                                           defaultCapacityProviderStrategy=[])["cluster"]
+    assert c["capacityProviders"] == [] and c["defaultCapacityProviderStrategy"] == []
+    for kw, code in (({"cluster": "nope"}, "ClusterNotFoundException"),
+                     ({"cluster": "p", "capacityProviders": ["MY_ASG"]},
+                      "InvalidParameterException"),
+                     ({"cluster": "p", "defaultCapacityProviderStrategy": spot},
+                      "InvalidParameterException")):
+        args = {"capacityProviders": [], "defaultCapacityProviderStrategy": [], **kw}
+        with pytest.raises(ClientError) as e:
+            ecs.put_cluster_capacity_providers(**args)
+        assert e.value.response["Error"]["Code"] == code, (kw, e.value.response)
+    ecs.delete_cluster(cluster="p")
+    with pytest.raises(ClientError) as e:
+        ecs.put_cluster_capacity_providers(cluster="p", capacityProviders=[],
+                                           defaultCapacityProviderStrategy=[])
+    assert e.value.response["Error"]["Code"] == "ClusterNotFoundException"
 
 
 # ---- the aws CLI ----

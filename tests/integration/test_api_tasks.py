@@ -554,6 +554,65 @@ def test_refused_run_task_creates_no_cluster(tdaemon):
     assert raw(tdaemon, "ListClusters", {})[1]["clusterArns"] == []
 
 
+def test_capacity_provider_strategy(ecs, tdaemon):
+    """FARGATE and FARGATE_SPOT run alike here, as FARGATE tasks; ECS's
+    rules: only providers the cluster has, never with a launchType."""
+    td = register(ecs, tdaemon, [sh("app", IDLE)], family="cap")
+    spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    not_associated = ("The specified capacity provider strategy cannot contain a capacity "
+                      "provider that is not associated with the cluster. Associate the capacity "
+                      "provider with the cluster or specify a valid capacity provider and try "
+                      "again.")
+    # The default cluster does not exist, so it has no providers: refused,
+    # and nothing made.
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td, capacityProviderStrategy=spot, networkConfiguration=NETCFG)
+    assert e.value.response["Error"] == {"Code": "InvalidParameterException",
+                                         "Message": not_associated}
+    assert ecs.list_clusters()["clusterArns"] == []
+    ecs.create_cluster(clusterName="cp", capacityProviders=["FARGATE_SPOT"])
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(cluster="cp", taskDefinition=td, launchType="FARGATE",
+                     capacityProviderStrategy=spot, networkConfiguration=NETCFG)
+    assert e.value.response["Error"] == {
+        "Code": "InvalidParameterException",
+        "Message": "Specifying both a launch type and capacity provider strategy is not "
+                   "supported. Remove one and try again."}
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(cluster="cp", taskDefinition=td, networkConfiguration=NETCFG,
+                     capacityProviderStrategy=[{"capacityProvider": "FARGATE"}])
+    assert e.value.response["Error"]["Message"] == not_associated
+    (t,) = run(ecs, td, cluster="cp", capacityProviderStrategy=spot)
+    assert t["launchType"] == "FARGATE"
+    ecs.stop_task(cluster="cp", task=t["taskArn"])
+    ecs.get_waiter("tasks_stopped").wait(cluster="cp", tasks=[t["taskArn"]], WaiterConfig={
+        "Delay": 1, "MaxAttempts": 60 * tk.SLOWDOWN})
+
+
+def test_propagated_and_managed_tags(ecs, tdaemon):
+    """propagateTags TASK_DEFINITION and enableECSManagedTags tag the task
+    as ECS does; the request's own tags win on a shared key."""
+    td = ecs.register_task_definition(
+        family="tagged", networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[dict(sh("app", IDLE), image=image(tdaemon, "busybox"))],
+        tags=[{"key": "team", "value": "td"}, {"key": "tier", "value": "web"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    (t,) = run(ecs, td, propagateTags="TASK_DEFINITION", enableECSManagedTags=True,
+               tags=[{"key": "team", "value": "mine"}])
+    want = [{"key": "aws:ecs:clusterName", "value": "default"},
+            {"key": "team", "value": "mine"}, {"key": "tier", "value": "web"}]
+    assert sorted(t["tags"], key=lambda x: x["key"]) == want
+    assert ecs.list_tags_for_resource(resourceArn=t["taskArn"])["tags"] == want
+    (plain,) = run(ecs, td)
+    assert ecs.list_tags_for_resource(resourceArn=plain["taskArn"])["tags"] == []
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td, propagateTags="SERVICE", networkConfiguration=NETCFG)
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    for x in (t, plain):
+        ecs.stop_task(task=x["taskArn"])
+    wait_stopped(ecs, [t["taskArn"], plain["taskArn"]])
+
+
 def test_client_token_makes_run_task_idempotent(ecs, tdaemon):
     """RunTask's clientToken, as ECS: the same request again (a client's
     retry) answers with the tasks the first one made and starts none;
