@@ -548,8 +548,10 @@ def test_wrong_region_is_refused(daemon):
     with pytest.raises(ClientError) as e:
         bad.list_clusters()
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    assert e.value.response["Error"]["Code"] in ("InvalidSignatureException",
-                                                 "UnrecognizedClientException")
+    # AWS: the scope names another region, so the signature is invalid.
+    assert e.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert "Credential should be scoped to a valid region" in \
+        e.value.response["Error"]["Message"]
 
 
 def test_unknown_access_key_is_unrecognized(daemon):

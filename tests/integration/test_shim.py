@@ -354,7 +354,9 @@ def test_stop_timeout_sigkills_container_ignoring_sigterm(env):
             c.stop()
         final = t.wait_stopped(30, es)
         elapsed = time.monotonic() - t0
-    assert 2.0 <= elapsed < 10, f"stop took {elapsed:.2f}s with stopTimeout 2"
+    # 2 s of grace, then SIGKILL at once (the lane's emulated guest is
+    # SLOWDOWN times slower).
+    assert 2.0 <= elapsed < 2 + 2 * tk.SLOWDOWN, f"stop took {elapsed:.2f}s with stopTimeout 2"
     s = container(final, "stubborn")
     assert s["exitCode"] == 137, s
     assert final["stoppedAt"] - final["stoppingAt"] >= 1.9, final
@@ -412,7 +414,8 @@ def test_depends_on_success_that_cannot_hold_stops_task(env):
     y = container(final, "y")
     assert y["lastStatus"] == "STOPPED" and "startedAt" not in y and "pid" not in y, y
     assert container(final, "z")["exitCode"] == 0, "z did not get a clean SIGTERM"
-    assert final.get("stopCode") in ("TaskFailedToStart", "EssentialContainerExited"), final
+    # y, essential, can never start: the task failed to start.
+    assert final.get("stopCode") == "TaskFailedToStart", final
     assert final.get("stoppedReason"), final
 
 
@@ -802,14 +805,14 @@ def test_missing_layer_is_a_start_failure(env):
     t = env.task([ctr("app", [env.root / "no-such-layer"], argv=["/bin/true"])])
     t.write_plan()
     rc, out, err = t.run_shim(timeout=30)
-    if rc == 0:
-        t.pid = int(out)
-        final = t.wait_stopped(30)
-        app = container(final, "app")
-        assert "CannotStartContainerError" in app.get("reason", ""), app
-        assert final["stopCode"] == "TaskFailedToStart", final
-    else:
-        assert rc == 1 and "berth-shim: " in err, (rc, out, err)
+    # docs/runtime.md: a layer that is not there fails the container's
+    # start (the plan itself is well formed), it is not a plan refusal.
+    assert rc == 0, (rc, out, err)
+    t.pid = int(out)
+    final = t.wait_stopped(30)
+    app = container(final, "app")
+    assert "CannotStartContainerError" in app.get("reason", ""), app
+    assert final["stopCode"] == "TaskFailedToStart", final
 
 
 def test_nonessential_start_failure_stops_only_itself(env):
