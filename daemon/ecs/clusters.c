@@ -462,29 +462,72 @@ int api_op_delete_cluster(struct api_call *c)
 	return reply_cluster(c, cl);
 }
 
-/* ---- PutClusterCapacityProviders ---- */
+/* ---- PutClusterCapacityProviders, UpdateCluster, UpdateClusterSettings ---- */
 
-int api_op_put_cluster_capacity_providers(struct api_call *c)
+/* The cluster the request names (required), ACTIVE, changed by FN, then
+ * answered as it is now. */
+static int change_cluster(struct api_call *c,
+			  int (*fn)(struct api_call *c, const char *name, void *arg), void *arg)
 {
 	const char *ref;
-	_cleanup_free_ char *capacity = NULL;
-	if (api_get_string(c, c->in, "", "cluster", true, &ref) < 0 ||
-	    parse_capacity(c, true, &capacity) < 0)
+	if (api_get_string(c, c->in, "", "cluster", true, &ref) < 0)
 		return -1;
 	_cleanup_(store_cluster_freep) struct store_cluster *cl = NULL;
 	struct berth_err err = { 0 };
 	int r = store_cluster_find(c->store, ref, &cl, &err);
-	if (r == 0 && cl->status != STORE_CLUSTER_ACTIVE)
-		r = -ENOENT;
-	if (r == 0)
-		r = store_cluster_set_capacity(c->store, cl->name, capacity, &err);
-	if (r == -ENOENT)
+	if (r == -ENOENT || (r == 0 && cl->status != STORE_CLUSTER_ACTIVE))
 		return api_error(c, 0, API_E_CLUSTER_NF, "Cluster not found.");
 	if (r < 0)
 		return api_store_error(c, r, &err);
+	if (fn(c, cl->name, arg) < 0)
+		return -1;
 	store_cluster_free(TAKE_PTR(cl));
 	r = store_cluster_get(c->store, ref, &cl, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	return reply_cluster(c, cl);
+}
+
+static int set_capacity(struct api_call *c, const char *name, void *arg)
+{
+	(void)arg;
+	_cleanup_free_ char *capacity = NULL;
+	struct berth_err err = { 0 };
+	if (parse_capacity(c, true, &capacity) < 0)
+		return -1;
+	int r = store_cluster_set_capacity(c->store, name, capacity, &err);
+	return r < 0 ? api_store_error(c, r, &err) : 0;
+}
+
+int api_op_put_cluster_capacity_providers(struct api_call *c)
+{
+	return change_cluster(c, set_capacity, NULL);
+}
+
+/* ARG: true when `configuration` may be given too (UpdateCluster). */
+static int update_cluster(struct api_call *c, const char *name, void *arg)
+{
+	bool full = *(bool *)arg;
+	_cleanup_free_ char *settings = NULL, *configuration = NULL;
+	const cJSON *arr;
+	if (!full && api_get_array(c, c->in, "", "settings", true, 10, &arr) < 0)
+		return -1;
+	if (parse_settings(c, &settings) < 0 ||
+	    (full && (parse_configuration(c, &configuration) < 0 || refuse_service_connect(c) < 0)))
+		return -1;
+	struct berth_err err = { 0 };
+	int r = store_cluster_update(c->store, name, settings, configuration, &err);
+	return r < 0 ? api_store_error(c, r, &err) : 0;
+}
+
+int api_op_update_cluster(struct api_call *c)
+{
+	bool full = true;
+	return change_cluster(c, update_cluster, &full);
+}
+
+int api_op_update_cluster_settings(struct api_call *c)
+{
+	bool full = false;
+	return change_cluster(c, update_cluster, &full);
 }

@@ -163,6 +163,8 @@ int api_op_describe_clusters(struct api_call *c);
 int api_op_list_clusters(struct api_call *c);
 int api_op_delete_cluster(struct api_call *c);
 int api_op_put_cluster_capacity_providers(struct api_call *c);
+int api_op_update_cluster(struct api_call *c);
+int api_op_update_cluster_settings(struct api_call *c);
 
 /* The host's container instance in CLUSTER (a name):
  * "arn:aws:ecs:<region>:<account>:container-instance/<cluster>/<id>",

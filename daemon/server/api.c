@@ -66,6 +66,8 @@ static const struct api_op {
 	{ "ListClusters", api_op_list_clusters, false, true },
 	{ "DeleteCluster", api_op_delete_cluster, true, false },
 	{ "PutClusterCapacityProviders", api_op_put_cluster_capacity_providers, true, false },
+	{ "UpdateCluster", api_op_update_cluster, true, false },
+	{ "UpdateClusterSettings", api_op_update_cluster_settings, true, false },
 	{ "RegisterTaskDefinition", api_op_register_task_definition, true, false },
 	{ "DescribeTaskDefinition", api_op_describe_task_definition, true, true },
 	{ "ListTaskDefinitions", api_op_list_task_definitions, false, true },

@@ -159,6 +159,10 @@ DEFINE_CLEANUP_FUNC(struct store_cluster, store_cluster_free)
  * settings and without its old tags.  ret_created may be NULL. */
 int store_cluster_create(struct store *s, const struct store_cluster *in, int64_t now_ms,
 			 struct store_cluster **ret, bool *ret_created, struct berth_err *err);
+/* Replaces an ACTIVE cluster's settings_json and configuration_json, each
+ * only when not NULL; -ENOENT when there is no ACTIVE cluster NAME. */
+int store_cluster_update(struct store *s, const char *name, const char *settings_json,
+			 const char *configuration_json, struct berth_err *err);
 /* Replaces an ACTIVE cluster's capacity_json; -ENOENT when there is no
  * ACTIVE cluster NAME. */
 int store_cluster_set_capacity(struct store *s, const char *name, const char *capacity_json,

@@ -75,6 +75,27 @@ static int cluster_read(struct store *s, const char *name_or_arn, bool counts,
 	return 0;
 }
 
+int store_cluster_update(struct store *s, const char *name, const char *settings_json,
+			 const char *configuration_json, struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "UPDATE clusters SET"
+			      " settings_json = coalesce(?2, settings_json),"
+			      " configuration_json = coalesce(?3, configuration_json)"
+			      " WHERE name = ?1 AND status = 'ACTIVE'", &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, name);
+	store_bind_text(st, 2, settings_json);
+	store_bind_text(st, 3, configuration_json);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: cluster %s: update", name);
+	if (!sqlite3_changes(s->db))
+		return berth_errf(err, ENOENT, "store: cluster %s: no such ACTIVE cluster", name);
+	return 0;
+}
+
 int store_cluster_set_capacity(struct store *s, const char *name, const char *capacity_json,
 			       struct berth_err *err)
 {

@@ -472,6 +472,35 @@ def test_create_accepts_fargate_providers_and_configuration(ecs):
         assert x["defaultCapacityProviderStrategy"] == strategy, x
 
 
+def test_update_cluster_and_settings(ecs):
+    ecs.create_cluster(clusterName="u")
+    on = [{"name": "containerInsights", "value": "enabled"}]
+    c = ecs.update_cluster_settings(cluster="u", settings=on)["cluster"]
+    assert c["settings"] == on
+    cfg = {"executeCommandConfiguration": {"logging": "DEFAULT"}}
+    off = [{"name": "containerInsights", "value": "disabled"}]
+    c = ecs.update_cluster(cluster="u", settings=off, configuration=cfg)["cluster"]
+    assert c["settings"] == off and c["configuration"] == cfg
+    d = ecs.describe_clusters(clusters=["u"], include=["SETTINGS", "CONFIGURATIONS"])
+    assert d["clusters"][0]["settings"] == off and d["clusters"][0]["configuration"] == cfg
+    # Only what is given changes.
+    c = ecs.update_cluster(cluster="u", settings=on)["cluster"]
+    assert c["settings"] == on and c["configuration"] == cfg
+    for call, kw, code in (
+            (ecs.update_cluster, {"cluster": "nope"}, "ClusterNotFoundException"),
+            (ecs.update_cluster_settings, {"cluster": "nope", "settings": on},
+             "ClusterNotFoundException"),
+            (ecs.update_cluster_settings, {"cluster": "u", "settings": [
+                {"name": "containerInsights", "value": "loud"}]}, "InvalidParameterException"),
+            (ecs.update_cluster, {"cluster": "u", "serviceConnectDefaults": {"namespace": "n"}},
+             "UnsupportedFeatureException")):
+        with pytest.raises(ClientError) as e:
+            call(**kw)
+        assert e.value.response["Error"]["Code"] == code, (kw, e.value.response)
+    assert ecs.describe_clusters(clusters=["u"], include=["SETTINGS"])["clusters"][0][
+        "settings"] == on
+
+
 def test_put_cluster_capacity_providers(ecs):
     ecs.create_cluster(clusterName="p")
     spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 2, "base": 1}]

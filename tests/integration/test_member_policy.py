@@ -158,6 +158,7 @@ def world(daemon):
         "CreateService": {"serviceName": "policy-new", "taskDefinition": arn,
                           "desiredCount": 0, "networkConfiguration": NETCFG},
         "UpdateService": {"service": "there"},
+        "UpdateCluster": {"cluster": "default"},
         "ListContainerInstances": {},
     }
 
