@@ -182,6 +182,7 @@ int api_op_list_task_definition_families(struct api_call *c);
 int api_op_deregister_task_definition(struct api_call *c);
 int api_op_delete_task_definitions(struct api_call *c);
 
+int api_op_start_task(struct api_call *c);
 int api_op_run_task(struct api_call *c);
 int api_op_stop_task(struct api_call *c);
 int api_op_describe_tasks(struct api_call *c);

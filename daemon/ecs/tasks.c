@@ -37,6 +37,10 @@ static const char *const run_members[] = {
 	"placementStrategy", "capacityProviderStrategy", "propagateTags", "enableECSManagedTags",
 	NULL,
 };
+static const char *const start_members[] = {
+	"cluster", "containerInstances", "group", "networkConfiguration", "overrides", "startedBy",
+	"tags", "taskDefinition", "propagateTags", "enableECSManagedTags", NULL,
+};
 static const char *const propagate_values[] = { "TASK_DEFINITION", "SERVICE", "NONE", NULL };
 static const char *const override_members[] = { "containerOverrides", "cpu", "memory", NULL };
 static const char *const container_override_members[] = {
@@ -125,7 +129,11 @@ static int task_json(struct api_call *c, const struct store_task *t, bool tags, 
 	char az[64];
 	snprintf(az, sizeof(az), "%sa", c->region);
 	bool fargate = t->launch_type && strcmp(t->launch_type, "FARGATE") == 0;
-	if (!o || !cluster_arn || !put_str(o, "taskArn", t->arn) ||
+	/* An EC2 task names its container instance (the host), as on ECS;
+	 * a Fargate one has none. */
+	_cleanup_free_ char *instance = fargate ? NULL : api_instance_arn(c, t->cluster);
+	if (!o || !cluster_arn || (!fargate && !instance) || !put_str(o, "taskArn", t->arn) ||
+	    (instance && !put_str(o, "containerInstanceArn", instance)) ||
 	    !put_str(o, "clusterArn", cluster_arn) ||
 	    !put_str(o, "taskDefinitionArn", t->task_definition_arn) ||
 	    !add_opt(o, "group", t->group) || !add_opt(o, "startedBy", t->started_by) ||
@@ -414,7 +422,7 @@ static int parse_tag_options(struct api_call *c, struct run_req *q)
 	return 0;
 }
 
-static int parse_run(struct api_call *c, struct run_req *q)
+static int parse_run(struct api_call *c, struct run_req *q, const char *const *members)
 {
 	bool have;
 	if (api_get_string(c, c->in, "", "taskDefinition", true, &q->td_ref) < 0 ||
@@ -425,7 +433,7 @@ static int parse_run(struct api_call *c, struct run_req *q)
 	    api_get_client_token(c, CLIENT_TOKEN_MAX, &q->client_token) < 0 ||
 	    parse_overrides(c, q) < 0 || parse_network(c, q) < 0 || api_parse_tags(c, &q->tags) < 0 ||
 	    api_check_platform(c) < 0 || parse_tag_options(c, q) < 0 ||
-	    api_refuse_members(c, c->in, "", run_members) < 0)
+	    api_refuse_members(c, c->in, "", members) < 0)
 		return -1;
 	if (!have)
 		q->count = 1;
@@ -599,6 +607,9 @@ static int run_retry(struct api_call *c, const struct run_req *q)
 											       : 1;
 }
 
+static int run_tasks(struct api_call *c, struct run_req *qp,
+		     const struct store_task_definition *td, const cJSON *body);
+
 int api_op_run_task(struct api_call *c)
 {
 	_cleanup_(run_req_done) struct run_req q = { 0 };
@@ -609,7 +620,7 @@ int api_op_run_task(struct api_call *c)
 	 * refuses. */
 	const char *ref = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in, "cluster"));
 	bool dflt = !ref || strcmp(ref, DEFAULT_CLUSTER) == 0;
-	if (parse_run(c, &q) < 0 || (!dflt && api_get_cluster(c, true, q.cluster) < 0) ||
+	if (parse_run(c, &q, run_members) < 0 || (!dflt && api_get_cluster(c, true, q.cluster) < 0) ||
 	    parse_capacity_strategy(c, &q) < 0 ||
 	    api_runnable_definition(c, q.td_ref, q.overrides,
 				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
@@ -619,10 +630,50 @@ int api_op_run_task(struct api_call *c)
 	int retry = q.client_token ? run_retry(c, &q) : 0;
 	if (retry != 0)
 		return retry < 0 ? -1 : 0;
+	return run_tasks(c, &q, td, body);
+}
+
+/* StartTask: RunTask's path, with a task on each container instance named;
+ * the host is the only one, and the tasks are EC2's. */
+int api_op_start_task(struct api_call *c)
+{
+	_cleanup_(run_req_done) struct run_req q = { 0 };
+	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
+	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
+	const cJSON *insts, *it;
+	const char *ref = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in, "cluster"));
+	bool dflt = !ref || strcmp(ref, DEFAULT_CLUSTER) == 0;
+	if (api_get_array(c, c->in, "", "containerInstances", true, 10, &insts) < 0 ||
+	    parse_run(c, &q, start_members) < 0 || api_get_cluster(c, !dflt, q.cluster) < 0)
+		return -1;
+	if (!cJSON_GetArraySize(insts))
+		return api_error(c, 0, API_E_INVALID, "containerInstances can not be empty.");
+	int i = 0;
+	cJSON_ArrayForEach(it, insts) {
+		if (!cJSON_IsString(it) || !api_is_instance(c, q.cluster, it->valuestring))
+			return api_error(c, 0, API_E_INVALID, "containerInstances[%d]: not a container "
+					 "instance of cluster %s (the host is its only one)", i, q.cluster);
+		i++;
+	}
+	q.count = i;
+	q.launch_type = "EC2";
+	if (api_runnable_definition(c, q.td_ref, q.overrides,
+				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
+				    q.launch_type, &td, &body) < 0)
+		return -1;
+	return run_tasks(c, &q, td, body);
+}
+
+/* The tasks Q asks for, recorded and launched; the answer RunTask and
+ * StartTask give. */
+static int run_tasks(struct api_call *c, struct run_req *qp,
+		     const struct store_task_definition *td, const cJSON *body)
+{
+	const struct run_req q = *qp;
 	_cleanup_free_ char *request = q.client_token ? cJSON_PrintUnformatted(c->in) : NULL;
 	if (q.client_token && !request)
 		return api_oom(c);
-	struct run_extra x = { &q, request, td->arn };
+	struct run_extra x = { qp, request, td->arn };
 	struct sched_run_req rq = {
 		.task = { .cluster = q.cluster, .td = td, .body = body, .overrides = q.overrides,
 			  .group = q.group, .started_by = q.started_by,

@@ -75,6 +75,7 @@ static const struct api_op {
 	{ "DeregisterTaskDefinition", api_op_deregister_task_definition, true, false },
 	{ "DeleteTaskDefinitions", api_op_delete_task_definitions, true, false },
 	{ "RunTask", api_op_run_task, true, false },
+	{ "StartTask", api_op_start_task, true, false },
 	{ "StopTask", api_op_stop_task, true, false },
 	{ "DescribeTasks", api_op_describe_tasks, true, true },
 	{ "ListTasks", api_op_list_tasks, false, true },

@@ -615,6 +615,32 @@ def test_propagated_and_managed_tags(ecs, tdaemon):
     wait_stopped(ecs, [t["taskArn"], plain["taskArn"]])
 
 
+def test_start_task_on_the_host(ecs, tdaemon):
+    """StartTask runs on the container instance it names: the host, a task
+    per entry, launch type EC2."""
+    td = register(ecs, tdaemon, [sh("app", IDLE)], family="started")
+    with pytest.raises(ClientError) as e:
+        ecs.start_task(taskDefinition=td, containerInstances=["x"], networkConfiguration=NETCFG)
+    assert e.value.response["Error"]["Code"] == "ClusterNotFoundException"
+    ecs.create_cluster()
+    (host,) = ecs.list_container_instances()["containerInstanceArns"]
+    for bad, word in (([], "can not be empty"), (["not-the-host"], "containerInstances[0]")):
+        with pytest.raises(ClientError) as e:
+            ecs.start_task(taskDefinition=td, containerInstances=bad,
+                           networkConfiguration=NETCFG)
+        err = e.value.response["Error"]
+        assert err["Code"] == "InvalidParameterException" and word in err["Message"], err
+    out = ecs.start_task(taskDefinition=td, containerInstances=[host], startedBy="starter",
+                         networkConfiguration=NETCFG)
+    assert out["failures"] == [], out
+    (t,) = out["tasks"]
+    assert t["launchType"] == "EC2" and t["startedBy"] == "starter"
+    assert t["containerInstanceArn"] == host                 # an EC2 task names its instance
+    assert wait_running(ecs, t["taskArn"])["lastStatus"] == "RUNNING"
+    ecs.stop_task(task=t["taskArn"])
+    wait_stopped(ecs, [t["taskArn"]])
+
+
 def test_client_token_makes_run_task_idempotent(ecs, tdaemon):
     """RunTask's clientToken, as ECS: the same request again (a client's
     retry) answers with the tasks the first one made and starts none;

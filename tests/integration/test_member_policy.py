@@ -159,6 +159,9 @@ def world(daemon):
                           "desiredCount": 0, "networkConfiguration": NETCFG},
         "UpdateService": {"service": "there"},
         "UpdateCluster": {"cluster": "default"},
+        "StartTask": {"taskDefinition": arn, "networkConfiguration": NETCFG,
+                      "containerInstances": raw(daemon, "ListContainerInstances", {})[1][
+                          "containerInstanceArns"]},
         "ListContainerInstances": {},
     }
 
