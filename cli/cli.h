@@ -14,6 +14,9 @@
 #define BERTH_DEFAULT_SOCKET "/run/berth/berth.sock"
 #define BERTH_DEFAULT_LOG_ROOT "/var/log/berth"
 #define BERTH_DEFAULT_CLUSTER "default"
+/* The subnet id `berth run` and `berth service create` give RunTask and
+ * CreateService: a label of the daemon's one subnet (its --subnet). */
+#define BERTH_CLI_SUBNET "subnet-berth"
 
 struct cli {
 	const char *root;

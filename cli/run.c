@@ -166,8 +166,9 @@ static cJSON *run_request(const char *cluster, const char *td_arn)
 	_cleanup_(cJSON_Deletep) cJSON *req = cJSON_CreateObject();
 	cJSON *nc = req ? cJSON_AddObjectToObject(req, "networkConfiguration") : NULL;
 	cJSON *vpc = nc ? cJSON_AddObjectToObject(nc, "awsvpcConfiguration") : NULL;
-	/* No subnets: the daemon's own (its --subnet). */
-	if (!vpc || !cJSON_AddArrayToObject(vpc, "subnets") ||
+	/* One subnet, the daemon's (its --subnet): ECS refuses an empty list. */
+	cJSON *subnets = vpc ? cJSON_AddArrayToObject(vpc, "subnets") : NULL;
+	if (!subnets || !cJSON_AddItemToArray(subnets, cJSON_CreateString(BERTH_CLI_SUBNET)) ||
 	    (strcmp(cluster, BERTH_DEFAULT_CLUSTER) &&
 	     !cJSON_AddStringToObject(req, "cluster", cluster)) ||
 	    !cJSON_AddStringToObject(req, "taskDefinition", td_arn) ||

@@ -211,8 +211,9 @@ static cJSON *create_request(const char *cluster, const char *name, const struct
 	_cleanup_(cJSON_Deletep) cJSON *req = service_request(cluster, o);
 	cJSON *nc = req ? cJSON_AddObjectToObject(req, "networkConfiguration") : NULL;
 	cJSON *vpc = nc ? cJSON_AddObjectToObject(nc, "awsvpcConfiguration") : NULL;
-	/* No subnets: the daemon's own (its --subnet), as `berth run`. */
-	if (!vpc || !cJSON_AddArrayToObject(vpc, "subnets") ||
+	/* One subnet, the daemon's (its --subnet), as `berth run`. */
+	cJSON *subnets = vpc ? cJSON_AddArrayToObject(vpc, "subnets") : NULL;
+	if (!subnets || !cJSON_AddItemToArray(subnets, cJSON_CreateString(BERTH_CLI_SUBNET)) ||
 	    !cJSON_AddStringToObject(req, "serviceName", name) ||
 	    (o->strategy && !cJSON_AddStringToObject(req, "schedulingStrategy", o->strategy)))
 		return NULL;

@@ -93,7 +93,7 @@ def test_create_ls_inspect_scale_events_rm(svc_cli):
     assert s["deploymentConfiguration"]["maximumPercent"] == 200
     assert s["deploymentConfiguration"]["minimumHealthyPercent"] == 100
     assert "deploymentCircuitBreaker" not in s["deploymentConfiguration"]
-    assert s["networkConfiguration"] == {"awsvpcConfiguration": {"subnets": []}}
+    assert s["networkConfiguration"] == {"awsvpcConfiguration": {"subnets": ["subnet-berth"]}}
     assert ls_rows(c) == [["web", "ACTIVE", "2", "2", "0", "web:1", "COMPLETED"]]
     (listed,) = c.json("service", "ls")
     assert listed["serviceArn"] == s["serviceArn"] and listed["desiredCount"] == 2

@@ -141,8 +141,8 @@ def test_register_errors(cli, tmpdir_short):
     assert err == ("berth: RegisterTaskDefinition: InvalidParameterException: "
                    "containerDefinitions: a value is required\n")
     rc, out, err = cli("register", write_td(tmpdir_short, web(family="bad name")))
-    assert rc == 1 and err.startswith("berth: RegisterTaskDefinition: InvalidParameterException: "
-                                      "family: ")
+    assert (rc, err) == (1, "berth: RegisterTaskDefinition: ClientException: Family contains "
+                            "invalid characters.\n")
 
 
 def test_task_definitions_lists_every_page(cli, daemon, tmpdir_short):
