@@ -35,6 +35,9 @@
  * a background process holding a pipe) is waited for. */
 #define EXEC_DRAIN_MS 2000
 #define EXEC_REPLY_MAX 65536
+/* Berth's own failure or a refusal, as `berth run`'s and docker's: the
+ * command's own exit codes stay unambiguous. */
+#define EXEC_FAILED 125
 
 struct exec_opts {
 	bool interactive, tty;
@@ -419,7 +422,7 @@ int cmd_exec(struct cli *c, int argc, char **argv)
 		.help = "Runs CMD inside a RUNNING container of task TASK (its id or ARN), with\n"
 			"the container's namespaces, cgroup, user, capabilities, seccomp profile,\n"
 			"environment and working directory, and exits with its exit code (128+N\n"
-			"after signal N).\n\n"
+			"after signal N; 125: refused, or berth failed).\n\n"
 			"  -i, --interactive  pass our standard input to CMD (else it reads EOF)\n"
 			"  -t, --tty          give CMD a new terminal in the container; ours is\n"
 			"                     put in raw mode and relayed (window size, ^C)\n"
@@ -432,7 +435,7 @@ int cmd_exec(struct cli *c, int argc, char **argv)
 	char id[ECS_TASK_ID_LEN + 1];
 	struct berth_err err = { 0 };
 	if (ecs_task_id(argv[first], id, &err) < 0)
-		return cli_fail(&err);
+		return cli_fail(&err), EXEC_FAILED;
 	if (first + 1 >= argc) {
 		fprintf(stderr, "berth: exec in task %s: no command given\nusage: %s\n", id,
 			cmd.usage);
@@ -456,5 +459,5 @@ int cmd_exec(struct cli *c, int argc, char **argv)
 	session_close(&s);
 	if (o.tty)
 		sigprocmask(SIG_SETMASK, &old, NULL);
-	return r < 0 ? cli_fail(&err) : s.code;
+	return r < 0 ? (cli_fail(&err), EXEC_FAILED) : s.code;
 }

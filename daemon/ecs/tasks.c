@@ -130,7 +130,7 @@ static int task_json(struct api_call *c, const struct store_task *t, bool tags, 
 	    !add_ms(o, "startedAt", t->started_at) || !add_ms(o, "stoppingAt", t->stopping_at) ||
 	    !add_ms(o, "executionStoppedAt", t->execution_stopped_at) ||
 	    !add_ms(o, "stoppedAt", t->stopped_at) ||
-	    !put_item(o, "enableExecuteCommand", cJSON_CreateFalse()))
+	    !put_item(o, "enableExecuteCommand", cJSON_CreateBool(t->enable_execute_command)))
 		return api_oom(c);
 	if (t->last_status == STORE_TASK_RUNNING &&
 	    (!put_str(o, "connectivity", "CONNECTED") ||
@@ -203,6 +203,7 @@ struct run_req {
 	const char *subnet;         /* awsvpcConfiguration.subnets[0] */
 	const cJSON *security_groups; /* awsvpcConfiguration.securityGroups */
 	struct api_tags_in tags;
+	bool enable_execute_command;
 };
 
 static bool charset(const char *s, const char *set)
@@ -329,13 +330,15 @@ static int parse_network(struct api_call *c, struct run_req *q)
 
 static int parse_run(struct api_call *c, struct run_req *q)
 {
-	bool have;
+	bool have, have_exec;
 	if (api_get_string(c, c->in, "", "taskDefinition", true, &q->td_ref) < 0 ||
 	    api_get_int(c, c->in, "", "count", false, 1, RUN_COUNT_MAX, &have, &q->count) < 0 ||
 	    api_get_enum(c, c->in, "", "launchType", false, launch_types, &q->launch_type) < 0 ||
 	    api_get_string(c, c->in, "", "startedBy", false, &q->started_by) < 0 ||
 	    api_get_string(c, c->in, "", "group", false, &q->group) < 0 ||
 	    api_get_client_token(c, CLIENT_TOKEN_MAX, &q->client_token) < 0 ||
+	    api_get_bool(c, c->in, "", "enableExecuteCommand", &have_exec,
+			 &q->enable_execute_command) < 0 ||
 	    parse_overrides(c, q) < 0 || parse_network(c, q) < 0 || api_parse_tags(c, &q->tags) < 0)
 		return -1;
 	if (!have)
@@ -507,7 +510,7 @@ int api_op_run_task(struct api_call *c)
 			  .group = q.group, .started_by = q.started_by,
 			  .client_token = q.client_token, .launch_type = q.launch_type,
 			  .subnet = q.subnet, .security_groups = q.security_groups,
-			  .now_ms = c->now_ms },
+			  .now_ms = c->now_ms, .enable_execute_command = q.enable_execute_command },
 		.count = (size_t)q.count, .in_txn = run_extra_fn, .arg = &x,
 	};
 	struct sched_run_result res;

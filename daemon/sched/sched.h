@@ -111,6 +111,7 @@ struct sched_task_req {
 	const char *const *pins;                   /* per container: a digest or NULL */
 	size_t n_pins;
 	int64_t now_ms;
+	bool enable_execute_command;               /* recorded and reported only */
 };
 
 /* ---- the two transitions the layers above ask for ----------------------

@@ -147,6 +147,10 @@ static const char *const migrations[] = {
 	"  request_json TEXT NOT NULL,"
 	"  PRIMARY KEY (cluster, client_token)"
 	") STRICT, WITHOUT ROWID;",
+
+	/* 3 → 4: a task's enableExecuteCommand (RunTask's or its service's). */
+	"ALTER TABLE tasks ADD COLUMN enable_execute_command INTEGER NOT NULL DEFAULT 0"
+	"  CHECK (enable_execute_command IN (0, 1));",
 };
 
 int store_schema_version(void)

@@ -23,8 +23,8 @@ import pytest
 
 from fixtures import images as fx
 from fixtures import tasks as tk
-from test_api_tasks import (describe, ecs, register, run, sh, task_id, tdaemon,  # noqa: F401
-                            tmp_tasks, wait_running, wait_stopped)
+from test_api_tasks import (NETCFG, describe, ecs, register, run, sh, task_id,  # noqa: F401
+                            tdaemon, tmp_tasks, wait_running, wait_stopped)
 from test_cli_tasks import BERTH_BIN, ENV, no_sanitizer_report
 
 PROBE_SRC = Path(__file__).resolve().parents[1] / "fixtures" / "exec_probe.c"
@@ -291,25 +291,47 @@ def test_refusals_name_the_task_and_container(ecs, tdaemon, start):
                                sh("side", "exec sleep 1000", essential=False),
                                sh("once", "exit 0", essential=False)])
     rc, _, err = exec_run(tdaemon, tid, "--", "true")
-    assert rc == 1 and f"task {tid} has 3 containers (app, side, once)" in err, err
+    assert rc == 125 and f"task {tid} has 3 containers (app, side, once)" in err, err
     rc, _, err = exec_run(tdaemon, "--container", "nope", tid, "--", "true")
-    assert rc == 1 and f'task {tid} has no container "nope"' in err, err
+    assert rc == 125 and f'task {tid} has no container "nope"' in err, err
     tk.poll_until(lambda: describe(ecs, tid)["containers"][2]["lastStatus"] == "STOPPED" or None,
                   30, "container once STOPPED")
     rc, _, err = exec_run(tdaemon, "--container", "once", tid, "--", "true")
-    assert rc == 1 and f"container once of task {tid} is STOPPED" in err, err
+    assert rc == 125 and f"container once of task {tid} is STOPPED" in err, err
     rc, _, err = exec_run(tdaemon, "--container", "side", tid)
     assert rc == 2 and f"exec in task {tid}: no command given" in err, err
     rc, _, err = exec_run(tdaemon, "--container", "side", tid, "--", "no-such-command")
-    assert rc == 1 and 'exec: "no-such-command": executable file not found' in err, err
+    assert rc == 125 and 'exec: "no-such-command": executable file not found' in err, err
     rc, out, err = exec_run(tdaemon, "--container", "side", tid, "--", "echo", "fine")
     assert (rc, out) == (0, "fine\n"), err
 
     unknown = "0123456789abcdef0123456789abcdef"
     rc, _, err = exec_run(tdaemon, unknown, "--", "true")
-    assert rc == 1 and f"task {unknown}: not found" in err, err
+    assert rc == 125 and f"task {unknown}: not found" in err, err
 
     ecs.stop_task(task=tid)
     wait_stopped(ecs, [describe(ecs, tid)["taskArn"]])
     rc, _, err = exec_run(tdaemon, "--container", "app", tid, "--", "true")
-    assert rc == 1 and f"task {tid} is STOPPED" in err, err
+    assert rc == 125 and f"task {tid} is STOPPED" in err, err
+
+
+# ---- enableExecuteCommand ----
+
+def test_tasks_report_enable_execute_command(ecs, tdaemon):
+    """As RunTask or CreateService gave it (DescribeTasks, validated by
+    botocore's model on the way in and out)."""
+    td = register(ecs, tdaemon, [sh("app", "exec sleep 1000")])
+    (on,) = run(ecs, td, enableExecuteCommand=True)
+    (off,) = run(ecs, td)
+    assert on["enableExecuteCommand"] is True and off["enableExecuteCommand"] is False
+    assert describe(ecs, on["taskArn"])["enableExecuteCommand"] is True
+    assert describe(ecs, off["taskArn"])["enableExecuteCommand"] is False
+    ecs.create_service(serviceName="execd", taskDefinition=td, desiredCount=1,
+                       networkConfiguration=NETCFG, enableExecuteCommand=True)
+    (svc_task,) = tk.poll_until(lambda: ecs.list_tasks(serviceName="execd")["taskArns"], 30,
+                                "the service's task")
+    assert describe(ecs, svc_task)["enableExecuteCommand"] is True
+    ecs.delete_service(service="execd", force=True)
+    for arn in (on["taskArn"], off["taskArn"]):
+        ecs.stop_task(task=arn)
+    wait_stopped(ecs, [on["taskArn"], off["taskArn"], svc_task])
