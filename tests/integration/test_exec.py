@@ -8,11 +8,13 @@ in the task tries TIOCSTI on every terminal it can reach and lists its
 descriptors; the operator's terminal must receive nothing and the process
 must hold nothing but its pipes or its own pty."""
 import errno
+import json
 import fcntl
 import os
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import termios
@@ -335,3 +337,33 @@ def test_tasks_report_enable_execute_command(ecs, tdaemon):
     for arn in (on["taskArn"], off["taskArn"]):
         ecs.stop_task(task=arn)
     wait_stopped(ecs, [on["taskArn"], off["taskArn"], svc_task])
+
+
+def test_exec_socket_is_root_only_and_refuses_malformed_requests(tdaemon):
+    path = f"{tdaemon.sock}.exec"
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    r, w = os.pipe()
+    cases = [
+        (b"not json", [], "not a JSON object"),
+        (b'{"command": ["true"]}', [], "no task named"),
+        (b'{"task": "0123456789abcdef0123456789abcdef", "command": "true"}', [r, w, w],
+         "no command given"),
+        (b'{"task": "0123456789abcdef0123456789abcdef", "command": ["true"], "tty": 1}', [],
+         "tty must be a boolean"),
+        (b'{"task": "0123456789abcdef0123456789abcdef", "command": ["true"]}', [r, w, w, w],
+         "too many descriptors"),
+        (b'{"task": "0123456789abcdef0123456789abcdef", "command": ["true"]}', [r, w, w],
+         "task 0123456789abcdef0123456789abcdef: not found"),
+    ]
+    try:
+        for payload, fds, why in cases:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+                s.settimeout(30)
+                s.connect(path)
+                socket.send_fds(s, [payload], fds)
+                reply = json.loads(s.recv(65536))
+                assert reply["ok"] is False and why in reply["error"], (payload, reply)
+                assert s.recv(65536) == b""       # then the daemon hangs up
+    finally:
+        os.close(r)
+        os.close(w)
