@@ -82,13 +82,14 @@ static char *request_json(const char *task, const struct exec_opts *o, char **cm
 	if (!argv)
 		return NULL;
 	for (int i = 0; i < n; i++)
-		cJSON_AddItemToArray(argv, cJSON_CreateString(cmd[i]));
-	cJSON_AddStringToObject(req, "task", task);
-	if (o->container)
-		cJSON_AddStringToObject(req, "container", o->container);
-	cJSON_AddBoolToObject(req, "tty", o->tty);
-	cJSON_AddNumberToObject(req, "rows", ws->ws_row);
-	cJSON_AddNumberToObject(req, "cols", ws->ws_col);
+		if (!cJSON_AddItemToArray(argv, cJSON_CreateString(cmd[i])))
+			return NULL;
+	if (!cJSON_AddStringToObject(req, "task", task) ||
+	    (o->container && !cJSON_AddStringToObject(req, "container", o->container)) ||
+	    !cJSON_AddBoolToObject(req, "tty", o->tty) ||
+	    !cJSON_AddNumberToObject(req, "rows", ws->ws_row) ||
+	    !cJSON_AddNumberToObject(req, "cols", ws->ws_col))
+		return NULL;
 	return cJSON_PrintUnformatted(req);
 }
 
@@ -358,8 +359,8 @@ static int make_pipes(struct session *s, bool interactive, int theirs[3], struct
 	return 0;
 }
 
-static int start(const char *task, const struct exec_opts *o, char **cmd, int n,
-		 struct session *s, struct berth_err *err, const char *api_socket)
+static int start(const char *api_socket, const char *task, const struct exec_opts *o, char **cmd,
+		 int n, struct session *s, struct berth_err *err)
 {
 	struct winsize ws = { 0 };
 	if (o->tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) < 0 &&
@@ -448,7 +449,7 @@ int cmd_exec(struct cli *c, int argc, char **argv)
 	struct raw_tty raw = { 0 };
 	sigset_t old;
 	sigemptyset(&old);
-	int r = start(id, &o, argv + first + 1, argc - first - 1, &s, &err, c->socket);
+	int r = start(c->socket, id, &o, argv + first + 1, argc - first - 1, &s, &err);
 	if (r >= 0 && o.tty)
 		r = s.sigfd = open_signals(&old, &err);
 	if (r >= 0 && o.tty && o.interactive && isatty(STDIN_FILENO))

@@ -75,11 +75,11 @@ static char *shim_request(const struct sched_exec_req *q, const char *container)
 		cJSON_Delete(cmd);
 		return NULL;
 	}
-	cJSON_AddStringToObject(o, "op", "exec");
-	cJSON_AddStringToObject(o, "container", container);
-	cJSON_AddBoolToObject(o, "tty", q->tty);
-	cJSON_AddNumberToObject(o, "rows", q->rows);
-	cJSON_AddNumberToObject(o, "cols", q->cols);
+	if (!cJSON_AddStringToObject(o, "op", "exec") ||
+	    !cJSON_AddStringToObject(o, "container", container) ||
+	    !cJSON_AddBoolToObject(o, "tty", q->tty) || !cJSON_AddNumberToObject(o, "rows", q->rows) ||
+	    !cJSON_AddNumberToObject(o, "cols", q->cols))
+		return NULL;
 	char *text = cJSON_PrintUnformatted(o);
 	char *line = text ? realloc(text, strlen(text) + 2) : NULL;
 	if (!line) {
