@@ -25,6 +25,7 @@ import pytest
 
 from fixtures import images as fx
 from fixtures import tasks as tk
+from test_api_clusters import make_client
 from test_api_tasks import (NETCFG, describe, ecs, register, run, sh, task_id,  # noqa: F401
                             tdaemon, tmp_tasks, wait_running, wait_stopped)
 from test_cli_tasks import BERTH_BIN, ENV, no_sanitizer_report
@@ -367,3 +368,34 @@ def test_exec_socket_is_root_only_and_refuses_malformed_requests(tdaemon):
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_session_survives_a_daemon_restart(ecs, tdaemon):
+    """The daemon only hands the session over: kill -9 it mid-session and
+    the session goes on; the next daemon serves exec again."""
+    td = register(ecs, tdaemon, [sh("app", "exec sleep 1000")])
+    (t,) = run(ecs, td)
+    arn = wait_running(ecs, t["taskArn"])["taskArn"]
+    tid = arn.rsplit("/", 1)[1]
+    script = ["sh", "-c", "read x; echo got:$x; exit 4"]
+    p = subprocess.Popen(berth(tdaemon, "-i", tid, "--", *script), env=ENV, text=True,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        tk.poll_until(lambda: exec_pids(tdaemon, tid, "app", script), 30, "the exec'd sh")
+        tdaemon.proc.kill()
+        tdaemon.proc.wait()
+        out, err = p.communicate("hi\n", timeout=30 * tk.SLOWDOWN)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    no_sanitizer_report(err)
+    assert (p.returncode, out) == (4, "got:hi\n"), err
+
+    d2 = tdaemon.restart("daemon2").wait_ready()
+    tdaemon.__dict__.update(d2.__dict__)      # the fixture stops the new one
+    rc, out, err = exec_run(d2, tid, "--", "echo", "again")
+    assert (rc, out) == (0, "again\n"), err
+    ecs2 = make_client(d2)
+    ecs2.stop_task(task=arn)
+    wait_stopped(ecs2, [arn])
