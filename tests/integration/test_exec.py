@@ -180,8 +180,10 @@ def test_pipes_exit_code_env_user_rootfs_and_cgroup(ecs, tdaemon, start):
     exit code returned; the process is the container's: its env, user,
     working directory, rootfs (a file the container wrote), cgroup."""
     tid = start([sh("app", "echo from-the-container > /tmp/mark; exec sleep 1000",
-                                  environment=[{"name": "GREETING", "value": "hi there"}],
-                                  user="1000", workingDirectory="/home/app")])
+                    environment=[{"name": "GREETING", "value": "hi there"}],
+                    user="1000", workingDirectory="/home/app",
+                    ulimits=[{"name": "nofile", "softLimit": 512, "hardLimit": 1024}],
+                    linuxParameters={"capabilities": {"drop": ["NET_RAW", "CHOWN"]}})])
     rc, out, err = exec_run(tdaemon, tid, "--", "sh", "-c", "echo out; echo err >&2; exit 7")
     assert (rc, out, err) == (7, "out\n", "err\n")
 
@@ -199,6 +201,20 @@ def test_pipes_exit_code_env_user_rootfs_and_cgroup(ecs, tdaemon, start):
     # Inside the container's cgroup namespace, at its root: the
     # container's own cgroup.
     assert lines[4:] in (["0::/"], []) or all(line.endswith(":/") for line in lines[4:]), lines
+
+    # Its security profile and limits are the container's own (pid 1's,
+    # read on the host).
+    (init,) = set(exec_pids(tdaemon, tid, "app", ["sleep", "1000"]))
+    keys = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp", "Uid",
+            "Gid", "Groups")
+    want = [line for line in Path(f"/proc/{init}/status").read_text().splitlines()
+            if line.split(":")[0] in keys]
+    rc, out, err = exec_run(tdaemon, tid, "--", "cat", "/proc/self/status")
+    assert rc == 0, err
+    assert [line for line in out.splitlines() if line.split(":")[0] in keys] == want
+    rc, out, err = exec_run(tdaemon, tid, "--", "cat", "/proc/self/limits")
+    assert rc == 0, err
+    assert out == Path(f"/proc/{init}/limits").read_text()
 
     # Counted in the container's cgroup on the host, and killed when the
     # client goes away.
