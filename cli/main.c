@@ -33,6 +33,7 @@ static const struct command commands[] = {
 	{ "ps", cmd_ps, "list tasks (-a: stopped ones too)" },
 	{ "logs", cmd_logs, "print (-f: follow) a container's output" },
 	{ "stop", cmd_stop, "stop a task" },
+	{ "exec", cmd_exec, "run a command in a running task's container (-it: a terminal)" },
 	{ "inspect", cmd_inspect, "print a task as JSON" },
 	{ "register", cmd_register, "register a task definition from a JSON file" },
 	{ "task-definitions", cmd_task_definitions, "list task definitions" },

@@ -2,6 +2,7 @@
 #include "common/fdpass.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,9 +31,11 @@ int berth_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t
 	return (size_t)k == len ? 0 : -EMSGSIZE;
 }
 
-ssize_t berth_recv_fds(int sock, void *buf, size_t len, int *fds, size_t n, int flags)
+ssize_t berth_recv_fds_upto(int sock, void *buf, size_t len, int *fds, size_t max,
+			   size_t *ret_n, int flags)
 {
-	if (n > BERTH_FDPASS_MAX)
+	*ret_n = 0;
+	if (max > BERTH_FDPASS_MAX)
 		return -EINVAL;
 	char cbuf[CMSG_SPACE(BERTH_FDPASS_MAX * sizeof(int))];
 	struct iovec iov = { buf, len };
@@ -45,6 +48,7 @@ ssize_t berth_recv_fds(int sock, void *buf, size_t len, int *fds, size_t n, int 
 		return -errno;
 	int got[BERTH_FDPASS_MAX];
 	size_t ngot = 0;
+	bool over = false;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -52,17 +56,35 @@ ssize_t berth_recv_fds(int sock, void *buf, size_t len, int *fds, size_t n, int 
 		for (size_t i = 0; i < m; i++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (ngot < BERTH_FDPASS_MAX)
+			if (ngot < max) {
 				got[ngot++] = fd;
-			else
+			} else {
 				close(fd);
+				over = true;
+			}
 		}
 	}
-	if (k > 0 && ngot == n && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		memcpy(fds, got, n * sizeof(int));
+	if (k > 0 && !over && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		memcpy(fds, got, ngot * sizeof(int));
+		*ret_n = ngot;
 		return k;
 	}
 	for (size_t i = 0; i < ngot; i++)
 		close(got[i]);
-	return k == 0 && ngot == 0 ? 0 : -EBADMSG;
+	return k == 0 && ngot == 0 && !over ? 0 : -EBADMSG;
+}
+
+ssize_t berth_recv_fds(int sock, void *buf, size_t len, int *fds, size_t n, int flags)
+{
+	int got[BERTH_FDPASS_MAX];
+	size_t ngot;
+	ssize_t k = berth_recv_fds_upto(sock, buf, len, got, n, &ngot, flags);
+	if (k > 0 && ngot != n) {
+		for (size_t i = 0; i < ngot; i++)
+			close(got[i]);
+		return -EBADMSG;
+	}
+	if (k > 0)
+		memcpy(fds, got, n * sizeof(int));
+	return k;
 }

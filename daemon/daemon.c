@@ -13,6 +13,7 @@
 #include "common/fsutil.h"
 #include "daemon/server/api.h"
 #include "daemon/server/credentials.h"
+#include "daemon/server/exec_gate.h"
 #include "daemon/daemon.h"
 #include "daemon/server/log_limit.h"
 #include "daemon/sched/sched.h"
@@ -231,9 +232,15 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	r = api_new(base, store, &cfg, &api, err);
 	if (r < 0)
 		return r;
+	/* `berth exec`: a socket beside each unix API socket. */
+	_cleanup_(exec_gate_freep) struct exec_gate *gate = NULL;
+	if ((r = exec_gate_new(base, sched, &gate, err)) < 0)
+		return r;
 	for (size_t i = 0; i < n; i++) {
 		if (!specs[i].tcp) {
 			r = api_listen_unix(api, specs[i].path, err);
+			if (r >= 0)
+				r = exec_gate_listen(gate, specs[i].path, err);
 			if (r < 0)
 				return r;
 			say(o, "berth daemon: listening on unix:%s\n", specs[i].path);

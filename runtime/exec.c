@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -58,6 +59,12 @@ static int grandchild_run(struct exec_child *c, struct berth_err *err)
 	 * namespace its own cgroup reads "/", as the container's do. */
 	if (r >= 0 && setns(s->target_pidfd, CLONE_NEWCGROUP) < 0)
 		r = rt_cerrnof(err, errno, "join the container's cgroup namespace");
+	/* A new session whose controlling terminal is the pty on fd 0: the
+	 * terminal's foreground process group is ours from here on. */
+	if (r >= 0 && s->ctty && setsid() < 0)
+		r = rt_cerrnof(err, errno, "setsid");
+	if (r >= 0 && s->ctty && ioctl(0, TIOCSCTTY, 0) < 0)
+		r = rt_cerrnof(err, errno, "take the terminal as controlling terminal");
 	const struct rt_child_profile prof = {
 		.stdio = inherit, .ulimits = s->ulimits, .n_ulimits = s->n_ulimits, .sec = c->sec,
 		.uid = s->uid, .gid = s->gid, .groups = s->groups, .n_groups = s->n_groups,

@@ -1,5 +1,5 @@
 /* Running a further process inside a running container: health-check
- * probes now, ECS Exec later (docs/runtime.md, "Health checks").
+ * probes and `berth exec` (docs/runtime.md, "Health checks" and "Exec").
  *
  * rt_exec_in() joins the target's mount, pid, uts, ipc, net and cgroup
  * namespaces with one setns() on the container's pidfd (Linux >= 5.8),
@@ -28,6 +28,7 @@
 #ifndef BERTH_RT_EXEC_H
 #define BERTH_RT_EXEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -61,6 +62,11 @@ struct rt_exec_spec {
 	const int *self_join_fds;     /* as in struct rt_spec */
 	size_t n_self_join_fds;
 	int stdio[3];                 /* dup2'd to 0, 1, 2; -1: inherit ours */
+	/* stdio[0] is a terminal (a pty slave) to become the process's
+	 * controlling terminal: it starts a session of its own (setsid) and
+	 * takes the terminal with TIOCSCTTY, so the line discipline's ^C
+	 * reaches it as SIGINT (`berth exec -t`). */
+	bool ctty;
 	int seccomp_cache_dirfd;      /* see rt_security_prepare(); -1: none */
 };
 

@@ -186,6 +186,7 @@ void shim_free(struct shim *s)
 	if (!s)
 		return;
 	shim_ctl_free(s);
+	shim_exec_free(s);
 	shim_task_free(s);
 	if (s->sig_src.fd >= 0) {
 		close(s->sig_src.fd);

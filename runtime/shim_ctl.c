@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/fdpass.h"
 #include "common/fsutil.h"
 #include "common/json.h"
 
@@ -278,6 +279,17 @@ static void op_status(struct shim *s, struct client *c, bool subscribe)
 	}
 }
 
+static void op_exec(struct shim *s, struct client *c, const cJSON *req)
+{
+	struct berth_err err = { 0 };
+	size_t n = c->n_fds;
+	c->n_fds = 0;
+	if (shim_exec_start(s, req, c->fds, n, &err) < 0)
+		send_error(s, c, err.msg);
+	else
+		client_send(s, c, ok_reply());
+}
+
 static void handle_line(struct shim *s, struct client *c, const char *line, size_t len)
 {
 	_cleanup_(cJSON_Deletep) cJSON *req = cJSON_ParseWithLength(line, len);
@@ -294,6 +306,8 @@ static void handle_line(struct shim *s, struct client *c, const char *line, size
 		op_stop(s, c, req);
 	} else if (!strcmp(op->valuestring, "stats")) {
 		op_stats(s, c);
+	} else if (!strcmp(op->valuestring, "exec")) {
+		op_exec(s, c, req);
 	} else {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "unknown op \"%.100s\"", op->valuestring);
@@ -329,6 +343,23 @@ static int grow_in(struct client *c)
 	return 0;
 }
 
+/* recv(), keeping the descriptors an exec request carries (SCM_RIGHTS;
+ * only root reaches the socket).  n or -errno. */
+static ssize_t client_recv(struct client *c)
+{
+	int fds[ARRAY_SIZE(c->fds)];
+	size_t n_fds = 0;
+	ssize_t n = berth_recv_fds_upto(c->src.fd, c->in + c->in_len, c->in_cap - c->in_len, fds,
+					ARRAY_SIZE(fds), &n_fds, MSG_DONTWAIT);
+	for (size_t i = 0; i < n_fds; i++) {
+		if (c->n_fds < ARRAY_SIZE(c->fds))
+			c->fds[c->n_fds++] = fds[i];
+		else
+			close(fds[i]);
+	}
+	return n;
+}
+
 static void client_read(struct shim *s, struct client *c)
 {
 	for (;;) {
@@ -342,10 +373,10 @@ static void client_read(struct shim *s, struct client *c)
 			c->dead = true;
 			return;
 		}
-		ssize_t n = recv(c->src.fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
+		ssize_t n = client_recv(c);
+		if (n == -EINTR)
 			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n == -EAGAIN)
 			return;
 		if (n <= 0) {
 			/* Hung up (or half-closed): answer what it asked, a last
@@ -564,6 +595,8 @@ bool shim_ctl_flushed(const struct shim *s)
 static void client_free(struct shim *s, struct client *c)
 {
 	shim_src_close(s, &c->src);
+	for (size_t i = 0; i < c->n_fds; i++)
+		close(c->fds[i]);
 	free(c->in);
 	free(c->out);
 	free(c);
@@ -571,6 +604,7 @@ static void client_free(struct shim *s, struct client *c)
 
 void shim_ctl_sweep(struct shim *s)
 {
+	shim_exec_sweep(s);
 	for (struct client **pp = &s->clients; *pp;) {
 		struct client *c = *pp;
 		if (c->dead) {

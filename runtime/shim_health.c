@@ -61,25 +61,8 @@ static int probe_spawn(struct shim *s, struct ctr *c, struct berth_err *err)
 {
 	const struct plan_container *pc = c->pc;
 	struct rt_exec_spec spec;
-	rt_exec_spec_init(&spec);
-	spec.target_pidfd = c->proc.pidfd;
+	shim_exec_spec(s, c, &spec);
 	spec.argv = (const char *const *)pc->health.cfg.argv;
-	spec.env = (const char *const *)c->env;
-	spec.cwd = pc->working_dir && pc->working_dir[0] ? pc->working_dir : NULL;
-	spec.uid = c->user.uid;
-	spec.gid = c->user.gid;
-	spec.groups = c->user.groups;
-	spec.n_groups = c->user.n_groups;
-	spec.ulimits = pc->ulimits;
-	spec.n_ulimits = pc->n_ulimits;
-	spec.cap_add = (const char *const *)pc->cap_add.v;
-	spec.n_cap_add = pc->cap_add.n;
-	spec.cap_drop = (const char *const *)pc->cap_drop.v;
-	spec.n_cap_drop = pc->cap_drop.n;
-	spec.cgroup_fd = cg_group_dirfd(c->cg);   /* v2; -EOPNOTSUPP on v1 */
-	spec.self_join_fds = c->join_fds;         /* v1 */
-	spec.n_self_join_fds = c->n_join_fds;
-	spec.seccomp_cache_dirfd = s->cachedirfd;
 	/* Probe output is not the container's: it does not go to its log. */
 	for (int i = 0; i < 3; i++)
 		spec.stdio[i] = s->nullfd;

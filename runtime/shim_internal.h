@@ -62,6 +62,16 @@ struct ctr {
 	struct shim_src due_src, probe_src, probe_kill_src;
 };
 
+/* A `berth exec` process (shim_exec.c): its pidfd and the client's
+ * connection, which gets its exit code. */
+struct shim_exec {
+	struct shim_exec *next;
+	struct ctr *ctr;
+	struct rt_proc proc;
+	struct shim_src pid_src, conn_src;
+	bool dead;              /* ended; freed between batches of events */
+};
+
 #define CLIENT_IN_MAX (1u << 20)   /* longest request line */
 #define CLIENT_OUT_MAX (8u << 20)  /* a reader this far behind is dropped */
 
@@ -76,6 +86,8 @@ struct client {
 	bool events;            /* subscribed with {"op":"events"} */
 	bool close_after_flush;
 	bool dead;              /* freed after the current batch of events */
+	int fds[4];             /* received with its requests (SCM_RIGHTS) */
+	size_t n_fds;
 };
 
 /* A berth-netpolicy command in flight (shim_policy.c): asked of the
@@ -116,6 +128,7 @@ struct shim {
 	double created_at, started_at, stopping_at, stopped_at;
 	unsigned start_seq;
 	struct client *clients;
+	struct shim_exec *execs;
 	bool recorded;          /* exit.json written, task-stopped sent */
 };
 
@@ -143,6 +156,21 @@ int shim_health_start(struct shim *s, struct ctr *c, struct berth_err *err);
 void shim_health_stop(struct shim *s, struct ctr *c);
 void shim_health_free(struct ctr *c);
 enum rt_health_status shim_health_task(const struct shim *s);
+
+/* shim_exec.c: `berth exec` (docs/runtime.md "Exec").  spec gets the
+ * container's profile (user, env, cwd, limits, capabilities, cgroup), as
+ * for its health probes; the caller adds argv and stdio. */
+struct rt_exec_spec;
+void shim_exec_spec(const struct shim *s, const struct ctr *c, struct rt_exec_spec *spec);
+/* {"op":"exec"}: fds[0] is the client's connection, fds[1..3] its pipes
+ * (none with "tty"); every fd is consumed.  A refusal is also sent to
+ * the client. */
+int shim_exec_start(struct shim *s, const cJSON *req, int *fds, size_t n_fds,
+		    struct berth_err *err);
+/* At teardown: every process killed and reaped, its client told. */
+void shim_exec_end_all(struct shim *s);
+void shim_exec_sweep(struct shim *s);
+void shim_exec_free(struct shim *s);
 
 /* shim_policy.c: `berth-netpolicy VERB` for the plan's task (the agent
  * does not link libnftables, netns/host.c).  addr INADDR_ANY: remove

@@ -523,6 +523,7 @@ static void ctr_teardown(struct shim *s, struct ctr *c)
 void shim_task_teardown(struct shim *s)
 {
 	struct berth_err err = { 0 };
+	shim_exec_end_all(s);
 	for (size_t i = 0; i < s->plan->n_containers; i++)
 		ctr_teardown(s, &s->ctrs[i]);
 	if (s->task_cg && cg_group_destroy(TAKE_PTR(s->task_cg), &err) < 0)

@@ -28,12 +28,13 @@ static const char *const create_members[] = {
 	"cluster", "serviceName", "taskDefinition", "desiredCount", "clientToken", "launchType",
 	"deploymentConfiguration", "networkConfiguration", "healthCheckGracePeriodSeconds",
 	"schedulingStrategy", "deploymentController", "tags", "platformVersion",
-	"placementStrategy", "propagateTags", "enableECSManagedTags", NULL,
+	"placementStrategy", "propagateTags", "enableECSManagedTags", "enableExecuteCommand", NULL,
 };
 static const char *const update_members[] = {
 	"cluster", "service", "taskDefinition", "desiredCount", "forceNewDeployment",
 	"deploymentConfiguration", "networkConfiguration", "healthCheckGracePeriodSeconds",
-	"platformVersion", "placementStrategy", "propagateTags", "enableECSManagedTags", NULL,
+	"platformVersion", "placementStrategy", "propagateTags", "enableECSManagedTags",
+	"enableExecuteCommand", NULL,
 };
 static const char *const deployment_members[] = {
 	"maximumPercent", "minimumHealthyPercent", "deploymentCircuitBreaker", NULL,

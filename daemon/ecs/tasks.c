@@ -35,11 +35,12 @@ static const char *const run_members[] = {
 	"cluster", "count", "group", "launchType", "networkConfiguration", "overrides",
 	"startedBy", "tags", "taskDefinition", "clientToken", "platformVersion",
 	"placementStrategy", "capacityProviderStrategy", "propagateTags", "enableECSManagedTags",
-	NULL,
+	"enableExecuteCommand", NULL,
 };
 static const char *const start_members[] = {
 	"cluster", "containerInstances", "group", "networkConfiguration", "overrides", "startedBy",
-	"tags", "taskDefinition", "propagateTags", "enableECSManagedTags", NULL,
+	"tags", "taskDefinition", "propagateTags", "enableECSManagedTags", "enableExecuteCommand",
+	NULL,
 };
 static const char *const propagate_values[] = { "TASK_DEFINITION", "SERVICE", "NONE", NULL };
 static const char *const override_members[] = { "containerOverrides", "cpu", "memory", NULL };
@@ -152,7 +153,7 @@ static int task_json(struct api_call *c, const struct store_task *t, bool tags, 
 	    !add_ms(o, "startedAt", t->started_at) || !add_ms(o, "stoppingAt", t->stopping_at) ||
 	    !add_ms(o, "executionStoppedAt", t->execution_stopped_at) ||
 	    !add_ms(o, "stoppedAt", t->stopped_at) ||
-	    !put_item(o, "enableExecuteCommand", cJSON_CreateFalse()))
+	    !put_item(o, "enableExecuteCommand", cJSON_CreateBool(t->enable_execute_command)))
 		return api_oom(c);
 	if (t->last_status == STORE_TASK_RUNNING &&
 	    (!put_str(o, "connectivity", "CONNECTED") ||
@@ -227,6 +228,7 @@ struct run_req {
 	struct api_tags_in tags;
 	bool propagate_td;          /* propagateTags TASK_DEFINITION */
 	bool managed_tags;          /* enableECSManagedTags */
+	bool enable_execute_command;
 };
 
 static bool charset(const char *s, const char *set)
@@ -424,13 +426,15 @@ static int parse_tag_options(struct api_call *c, struct run_req *q)
 
 static int parse_run(struct api_call *c, struct run_req *q, const char *const *members)
 {
-	bool have;
+	bool have, have_exec;
 	if (api_get_string(c, c->in, "", "taskDefinition", true, &q->td_ref) < 0 ||
 	    api_get_int(c, c->in, "", "count", false, 1, RUN_COUNT_MAX, &have, &q->count) < 0 ||
 	    api_get_enum(c, c->in, "", "launchType", false, launch_types, &q->launch_type) < 0 ||
 	    api_get_string(c, c->in, "", "startedBy", false, &q->started_by) < 0 ||
 	    api_get_string(c, c->in, "", "group", false, &q->group) < 0 ||
 	    api_get_client_token(c, CLIENT_TOKEN_MAX, &q->client_token) < 0 ||
+	    api_get_bool(c, c->in, "", "enableExecuteCommand", &have_exec,
+			 &q->enable_execute_command) < 0 ||
 	    parse_overrides(c, q) < 0 || parse_network(c, q) < 0 || api_parse_tags(c, &q->tags) < 0 ||
 	    api_check_platform(c) < 0 || parse_tag_options(c, q) < 0 ||
 	    api_refuse_members(c, c->in, "", members) < 0)
@@ -679,7 +683,7 @@ static int run_tasks(struct api_call *c, struct run_req *qp,
 			  .group = q.group, .started_by = q.started_by,
 			  .client_token = q.client_token, .launch_type = q.launch_type,
 			  .subnet = q.subnet, .security_groups = q.security_groups,
-			  .now_ms = c->now_ms },
+			  .now_ms = c->now_ms, .enable_execute_command = q.enable_execute_command },
 		.count = (size_t)q.count, .in_txn = run_extra_fn, .arg = &x,
 	};
 	struct sched_run_result res;

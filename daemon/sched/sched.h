@@ -111,6 +111,7 @@ struct sched_task_req {
 	const char *const *pins;                   /* per container: a digest or NULL */
 	size_t n_pins;
 	int64_t now_ms;
+	bool enable_execute_command;               /* recorded and reported only */
 };
 
 /* ---- the two transitions the layers above ask for ----------------------
@@ -210,5 +211,25 @@ int64_t sched_instance_registered_at(const struct sched *s);
  * operator's reserve (--disk-reserve); -ENOSPC with a message saying how
  * much is free otherwise.  New tasks (and so their pulls) wait for room. */
 int sched_disk_room(const struct sched *s, struct berth_err *err);
+
+/* `berth exec` (docs/task-environment.md "berth exec"): what the
+ * client asked for, checked against the store (the task exists and is
+ * RUNNING, the container exists and is RUNNING; no container named is
+ * the task's only one), then handed to the task's shim with FDS: fds[0]
+ * is the client's connection, which the shim answers from then on, and
+ * without TTY fds[1..3] are the pipes the process gets as stdin, stdout
+ * and stderr.  The caller keeps and closes its FDS either way.  A
+ * refusal names the task and container: -ENOENT (unknown task or
+ * container), -EINVAL (not RUNNING, no command, several containers and
+ * none named). */
+struct sched_exec_req {
+	const char *task;           /* id or ARN */
+	const char *container;      /* or NULL */
+	const struct cJSON *command;  /* array of strings */
+	bool tty;
+	int rows, cols;             /* the client's window; 0 if none */
+};
+int sched_exec(struct sched *s, const struct sched_exec_req *q, const int *fds, size_t n_fds,
+	       struct berth_err *err);
 
 #endif

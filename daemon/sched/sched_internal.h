@@ -128,6 +128,10 @@ void sched_batch_free(struct sched *s);
 void sched_task_dir(const struct sched *s, const char *id, char *buf, size_t n);
 void sched_sock_path(const struct sched *s, const char *id, char *buf, size_t n);
 
+/* A blocking connection to task ID's shim (send and receive time out),
+ * or -errno. */
+int sched_shim_connect(struct sched *s, const char *id, struct berth_err *err);
+
 /* A new entry for task ID on S's list, or NULL (out of memory). */
 struct sched_task *sched_task_new(struct sched *s, const char *id);
 

@@ -112,6 +112,7 @@ int sched_task_record(const struct sched *s, const struct sched_task_req *q, str
 	t->memory = size_string(taskplan_task_memory(q->body, q->overrides));
 	t->desired_status = STORE_TASK_RUNNING;
 	t->last_status = STORE_TASK_PROVISIONING;
+	t->enable_execute_command = q->enable_execute_command;
 	t->created_at = q->now_ms;
 	t->overrides_json = q->overrides ? cJSON_PrintUnformatted(q->overrides)
 					 : strdup("{\"containerOverrides\":[]}");

@@ -432,7 +432,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		sched_shim_gone(s, id);
 }
 
-static int shim_connect(struct sched *s, const char *id, struct berth_err *err)
+int sched_shim_connect(struct sched *s, const char *id, struct berth_err *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	sched_sock_path(s, id, sa.sun_path, sizeof(sa.sun_path));
@@ -457,7 +457,7 @@ static int send_line(int fd, const char *id, const char *line, struct berth_err 
 
 int sched_follow(struct sched_task *t, struct berth_err *err)
 {
-	_cleanup_close_ int fd = shim_connect(t->s, t->id, err);
+	_cleanup_close_ int fd = sched_shim_connect(t->s, t->id, err);
 	if (fd < 0)
 		return fd;
 	int r = send_line(fd, t->id, "{\"op\":\"events\"}", err);
@@ -520,7 +520,7 @@ static void on_req_event(struct bufferevent *bev, short what, void *arg)
  * tearing down answer slowly. */
 int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err)
 {
-	_cleanup_close_ int fd = shim_connect(s, id, err);
+	_cleanup_close_ int fd = sched_shim_connect(s, id, err);
 	if (fd < 0)
 		return fd;
 	int r = send_line(fd, id, line, err);

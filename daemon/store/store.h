@@ -291,6 +291,7 @@ struct store_task {
 	char *overrides_json;       /* task.overrides as echoed, or NULL */
 	char *attachments_json;     /* task.attachments (the ENI) as echoed, or NULL */
 	int shim_pid;               /* 0 when no shim runs */
+	bool enable_execute_command;  /* as RunTask / CreateService gave it */
 	size_t n_containers;
 	struct store_container *containers;  /* in task definition order */
 };

@@ -151,6 +151,10 @@ static const char *const migrations[] = {
 	/* 3 → 4: a cluster's capacity providers and default strategy, as
 	 * CreateCluster and PutClusterCapacityProviders set them. */
 	"ALTER TABLE clusters ADD COLUMN capacity_json TEXT;",
+
+	/* 4 → 5: a task's enableExecuteCommand (RunTask's or its service's). */
+	"ALTER TABLE tasks ADD COLUMN enable_execute_command INTEGER NOT NULL DEFAULT 0"
+	"  CHECK (enable_execute_command IN (0, 1));",
 };
 
 int store_schema_version(void)

@@ -64,8 +64,9 @@ int store_task_new_id(char ret[STORE_TASK_ID_LEN + 1], struct berth_err *err)
 	" client_token, launch_type, cpu, memory, desired_status, last_status, version," \
 	" health_status, stop_code, stopped_reason, connectivity, connectivity_at,"      \
 	" created_at, pull_started_at, pull_stopped_at, started_at, stopping_at,"        \
-	" execution_stopped_at, stopped_at, overrides_json, attachments_json, shim_pid"
-enum { TASK_NCOLS = 29, COL_VERSION = 13 };
+	" execution_stopped_at, stopped_at, overrides_json, attachments_json, shim_pid,"  \
+	" enable_execute_command"
+enum { TASK_NCOLS = 30, COL_VERSION = 13 };
 
 static void task_bind(sqlite3_stmt *st, const struct store_task *t)
 {
@@ -98,6 +99,7 @@ static void task_bind(sqlite3_stmt *st, const struct store_task *t)
 	store_bind_text(st, 27, t->overrides_json);
 	store_bind_text(st, 28, t->attachments_json);
 	store_bind_ms(st, 29, t->shim_pid);
+	sqlite3_bind_int(st, 30, t->enable_execute_command);
 }
 
 static int task_validate(const struct store_task *t, struct berth_err *err)
@@ -215,7 +217,7 @@ int store_task_insert(struct store *s, struct store_task *t, struct berth_err *e
 	r = store_prepare(s,
 			  "INSERT INTO tasks (" TASK_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
 			  " ?9, ?10, ?11, ?12, ?13, 1, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,"
-			  " ?25, ?26, ?27, ?28, ?29)",
+			  " ?25, ?26, ?27, ?28, ?29, ?30)",
 			  &st, err);
 	if (r < 0)
 		return r;
@@ -255,7 +257,7 @@ int store_task_update(struct store *s, struct store_task *t, struct berth_err *e
 			  " connectivity = ?18, connectivity_at = ?19, pull_started_at = ?21,"
 			  " pull_stopped_at = ?22, started_at = ?23, stopping_at = ?24,"
 			  " execution_stopped_at = ?25, stopped_at = ?26, overrides_json = ?27,"
-			  " attachments_json = ?28, shim_pid = ?29"
+			  " attachments_json = ?28, shim_pid = ?29, enable_execute_command = ?30"
 			  " WHERE id = ?1 AND version = ?14 RETURNING version",
 			  &st, err);
 	if (r < 0)
@@ -386,6 +388,7 @@ static int task_read(struct store *s, const char *id_or_arn, struct store_task *
 	t->overrides_json = store_col_dup(st, 26, &oom);
 	t->attachments_json = store_col_dup(st, 27, &oom);
 	t->shim_pid = (int)store_col_ms(st, 28);
+	t->enable_execute_command = sqlite3_column_int(st, 29) != 0;
 	if (oom)
 		return berth_errf(err, ENOMEM, "store: task %s: out of memory", id_or_arn);
 	r = containers_read(s, t, err);

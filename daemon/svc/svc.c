@@ -134,6 +134,7 @@ static int launch_one(struct svc *v, struct svc_view *w, const struct svc_deploy
 		.subnet = w->spec.subnet, .td = td, .body = body, .now_ms = now,
 		.security_groups = w->spec.security_groups, .pins = pins,
 		.n_pins = svc_pins_for(dep, body, pins, ARRAY_SIZE(pins)),
+		.enable_execute_command = w->spec.enable_execute_command,
 	};
 	char id[STORE_TASK_ID_LEN + 1];
 	r = v->engine.launch(v->engine.arg, &l, id, err);

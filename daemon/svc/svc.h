@@ -62,6 +62,7 @@ struct svc_launch {
 	const char *const *pins;                  /* per container: a digest or NULL */
 	size_t n_pins;
 	int64_t now_ms;
+	bool enable_execute_command;
 };
 
 /* What the service scheduler asks of the task engine, and all it asks:

@@ -32,6 +32,7 @@ static int launch(void *arg, const struct svc_launch *l, char id[STORE_TASK_ID_L
 			.started_by = l->deployment_id, .launch_type = l->launch_type,
 			.subnet = l->subnet, .service_name = l->service_name, .now_ms = l->now_ms,
 			.security_groups = l->security_groups, .pins = l->pins, .n_pins = l->n_pins,
+			.enable_execute_command = l->enable_execute_command,
 		},
 		.count = 1,
 	};

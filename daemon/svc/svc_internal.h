@@ -38,6 +38,7 @@ struct svc_spec {
 	const cJSON *network;                /* networkConfiguration, or NULL */
 	const char *subnet;                  /* awsvpcConfiguration.subnets[0], or NULL */
 	const cJSON *security_groups;        /* awsvpcConfiguration.securityGroups, or NULL */
+	bool enable_execute_command;         /* given to its tasks */
 };
 
 enum svc_dep_status { SVC_DEP_PRIMARY, SVC_DEP_ACTIVE };

@@ -88,6 +88,8 @@ static void spec_parse(struct svc_spec *s, const cJSON *cfg)
 		.subnet = cJSON_GetStringValue(cJSON_GetArrayItem(
 			cJSON_GetObjectItemCaseSensitive(vpc, "subnets"), 0)),
 		.security_groups = cJSON_GetObjectItemCaseSensitive(vpc, "securityGroups"),
+		.enable_execute_command =
+			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "enableExecuteCommand")),
 	};
 }
 

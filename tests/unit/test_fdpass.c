@@ -75,11 +75,43 @@ static void test_wrong_messages_are_refused_and_closed(void **state)
 	assert_int_equal(berth_send_fds(0, "", 0, NULL, 0, 0), -EINVAL);
 }
 
+/* Up to MAX: any count from none to MAX arrives; more is refused, and
+ * every descriptor of a refused message is closed. */
+static void test_upto_takes_any_count_up_to_max(void **state)
+{
+	(void)state;
+	int before = open_fds();
+	int sv[2], p[2], got[3];
+	size_t n = 9;
+	seqpacket(sv);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	char buf[8];
+	assert_int_equal(berth_send_fds(sv[0], "none", 4, NULL, 0, 0), 0);
+	assert_int_equal(berth_recv_fds_upto(sv[1], buf, sizeof(buf), got, 3, &n, 0), 4);
+	assert_int_equal(n, 0);
+	const int three[] = { p[0], p[1], p[1] };
+	assert_int_equal(berth_send_fds(sv[0], "three", 5, three, 3, 0), 0);
+	assert_int_equal(berth_recv_fds_upto(sv[1], buf, sizeof(buf), got, 3, &n, 0), 5);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(fcntl(got[i], F_GETFD) & FD_CLOEXEC);
+		close(got[i]);
+	}
+	const int four[] = { p[0], p[1], p[1], p[0] };
+	assert_int_equal(berth_send_fds(sv[0], "four", 4, four, 4, 0), 0);
+	assert_int_equal(berth_recv_fds_upto(sv[1], buf, sizeof(buf), got, 3, &n, 0), -EBADMSG);
+	assert_int_equal(n, 0);
+	for (int i = 0; i < 2; i++)
+		close(p[i]), close(sv[i]);
+	assert_int_equal(open_fds(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_message_and_fds_arrive_cloexec),
 		cmocka_unit_test(test_wrong_messages_are_refused_and_closed),
+		cmocka_unit_test(test_upto_takes_any_count_up_to_max),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
