@@ -18,6 +18,7 @@
 #include "daemon/sched/sched.h"
 #include "daemon/svc/svc.h"
 #include "daemon/store/store.h"
+#include "daemon/store/store_secrets.h"
 
 DEFINE_CLEANUP_FUNC(struct event_base, event_base_free)
 DEFINE_CLEANUP_FUNC(struct event, event_free)
@@ -186,6 +187,14 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	r = store_open(db, &store, err);
 	if (r < 0)
 		return r;
+	/* The host key sealing SSM and Secrets Manager values: created on
+	 * first start, refused when it is not the database's (store_secrets.h). */
+	_cleanup_free_ char *key_path = NULL;
+	if (asprintf(&key_path, "%s/%s", root, STORE_KEY_FILE) < 0)
+		return berth_errf(err, ENOMEM, "out of memory");
+	_cleanup_(store_key_freep) struct store_key *key = NULL;
+	if ((r = store_key_open(store, key_path, &key, err)) < 0)
+		return r;
 
 	_cleanup_(event_base_freep) struct event_base *base = new_loop();
 	if (!base)
@@ -221,6 +230,7 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		.log = o->log,
 		.sched = sched,
 		.svc = svc,
+		.secrets_key = key,
 		.request_timeout_ms = o->request_timeout_ms,
 		.max_connections = o->max_connections,
 		.max_connections_per_source = o->max_connections_per_source,
