@@ -129,8 +129,8 @@ static void on_task_stopped(void *arg, const struct store_task *t)
 }
 
 static int start_sched(const struct daemon_opts *o, struct event_base *base, struct store *store,
-		       const char *root, const char *run_root, const struct sched_hooks *hooks,
-		       struct sched **ret, struct berth_err *err)
+		       const struct store_key *key, const char *root, const char *run_root,
+		       const struct sched_hooks *hooks, struct sched **ret, struct berth_err *err)
 {
 	char shim[4096], cli[4096];
 	int r = 0;
@@ -159,6 +159,7 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 							: SCHED_DEFAULT_LOG_RETENTION_MS,
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
 		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
+		.secrets_key = key,
 		.policy = o->policy,
 		.log = o->log,
 		.hooks = *hooks,
@@ -209,7 +210,7 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	struct svc *svc = NULL;      /* the hooks' argument: NULL while sched adopts */
 	struct sched_hooks hooks = { on_task_changed, on_task_stopped, &svc };
 	_cleanup_(sched_freep) struct sched *sched = NULL;
-	r = start_sched(o, base, store, root, run_root, &hooks, &sched, err);
+	r = start_sched(o, base, store, key, root, run_root, &hooks, &sched, err);
 	if (r < 0)
 		return r;
 	/* Freed before the scheduler whose tasks it watches. */

@@ -20,6 +20,7 @@
 #include "daemon/sched/sched_internal.h"
 #include "daemon/sched/units.h"
 #include "daemon/sched/taskplan.h"
+#include "daemon/sched/tasksecrets.h"
 #include "images/store.h"
 
 #define PRUNE_PERIOD_MAX_MS 60000
@@ -97,6 +98,7 @@ static void launch_done_free(struct sched_task *t)
 	t->n_pins = 0;
 	free(TAKE_PTR(t->td_json));
 	free(TAKE_PTR(t->ov_json));
+	tasksecrets_free(TAKE_PTR(t->secrets));
 	free(TAKE_PTR(t->groups));
 }
 
@@ -133,8 +135,57 @@ int64_t sched_instance_registered_at(const struct sched *s)
 
 /* ---- the launch worker (no store, no loop: only its own sched_task) ---- */
 
+/* The plan without the secrets' values (*ret_public, NULL when the task
+ * has none), for write_public_plan() once the shim has read it. */
+static int plan_text(struct sched_task *t, const cJSON *td, const cJSON *ov,
+		     const struct taskplan_image *ti, struct taskplan_env *env, char **ret,
+		     char **ret_public)
+{
+	struct berth_err *err = &t->err;
+	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
+	*ret = *ret_public = NULL;
+	if (t->secrets) {
+		int r = taskplan_build(td, ov, ti, env, &plan, err);
+		if (r < 0)
+			return r;
+		*ret_public = cJSON_PrintUnformatted(plan);
+		cJSON_Delete(TAKE_PTR(plan));
+		if (!*ret_public)
+			return berth_errf(err, ENOMEM, "out of memory");
+	}
+	env->secrets = t->secrets;
+	int r = taskplan_build(td, ov, ti, env, &plan, err);
+	tasksecrets_free(TAKE_PTR(t->secrets));  /* the plan holds them now */
+	if (r < 0)
+		return r;
+	/* The values are in PLAN's strings: wiped before it is freed. */
+	*ret = cJSON_PrintUnformatted(plan);
+	tasksecrets_free(TAKE_PTR(plan));
+	return *ret ? 0 : berth_errf(err, ENOMEM, "out of memory");
+}
+
+/* The plan with the secrets' values lives on disk only until the shim has
+ * read it (it has when it answers, started or not): then the plan file,
+ * which the daemon reads again for clean-up, holds none of them. */
+static void write_public_plan(struct sched *s, struct sched_task *t, char *public_text)
+{
+	char task_dir[4096];
+	sched_task_dir(s, t->id, task_dir, sizeof(task_dir));
+	struct berth_err err = { 0 };
+	_cleanup_close_ int dfd = open(task_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || berth_write_atomic_at(dfd, "plan.json", public_text, strlen(public_text),
+					     0600, &err) < 0) {
+		/* Never leave the values behind: no plan file is better. */
+		if (dfd < 0 || unlinkat(dfd, "plan.json", 0) < 0)
+			sched_say(s, "task %s: cannot remove its plan file's secrets: %s", t->id,
+				  err.msg[0] ? err.msg : strerror(errno));
+	}
+	free(public_text);
+}
+
 static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, const cJSON *ov,
-		      struct sched_pulled *imgs, size_t n, char *path, size_t path_n)
+		      struct sched_pulled *imgs, size_t n, char *path, size_t path_n,
+		      char **ret_public)
 {
 	struct berth_err *err = &t->err;
 	struct taskplan_image ti[TASKDEF_CONTAINERS_MAX];
@@ -155,13 +206,10 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		.log_max_size = policy_log_max_size(&s->cfg.policy),
 		.log_max_files = policy_log_max_files(&s->cfg.policy),
 	};
-	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
-	int r = taskplan_build(td, ov, ti, &env, &plan, err);
+	_cleanup_(tasksecrets_free_textp) char *text = NULL;
+	int r = plan_text(t, td, ov, ti, &env, &text, ret_public);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *text = cJSON_PrintUnformatted(plan);
-	if (!text)
-		return berth_errf(err, ENOMEM, "out of memory");
 	_cleanup_close_ int dfd = -1;
 	if ((r = berth_open_dir_p(task_dir, 0700, &dfd, err)) < 0 ||
 	    (r = berth_write_atomic_at(dfd, "plan.json", text, strlen(text), 0600, err)) < 0)
@@ -186,6 +234,8 @@ static void *launch_thread(void *arg)
 	t->digests = calloc(n ? n : 1, sizeof(*t->digests));
 	t->rc = t->digests && n <= TASKDEF_CONTAINERS_MAX ? 0
 			: berth_errf(&t->err, ENOMEM, "out of memory");
+	if (t->rc == 0 && t->secrets_rc < 0)
+		t->rc = t->secrets_rc;  /* before any pull, as ECS reads them first */
 	const cJSON *cd;
 	size_t i = 0;
 	cJSON_ArrayForEach(cd, cds) {
@@ -207,12 +257,16 @@ static void *launch_thread(void *arg)
 	char plan[4200];
 	if (t->rc == 0 && atomic_load(&t->cancel))
 		t->rc = -ECANCELED;
+	char *public_plan = NULL;
 	if (t->rc == 0)
-		t->rc = write_plan(s, t, td, ov, imgs, n, plan, sizeof(plan));
+		t->rc = write_plan(s, t, td, ov, imgs, n, plan, sizeof(plan), &public_plan);
 	/* Once the plan is written the shim starts: a StopTask from now on
 	 * stops the shim, and a daemon restart finds the plan and the shim. */
 	if (t->rc == 0)
 		t->rc = sched_spawn_shim(s, plan, &t->shim_pid, &t->err);
+	if (public_plan)
+		write_public_plan(s, t, public_plan);
+	tasksecrets_free(TAKE_PTR(t->secrets));
 	for (i = 0; i < n && i < TASKDEF_CONTAINERS_MAX; i++)
 		sched_pulled_done(&imgs[i]);
 	char one = 1;
@@ -412,6 +466,17 @@ static int copy_pins(struct sched_task *lt, const struct store_task *t)
 	return 0;
 }
 
+/* On the loop, where the store is: the thread only carries the values
+ * (or the reason they could not be read) into the plan. */
+static void resolve_secrets(struct sched *s, struct sched_task *t)
+{
+	_cleanup_(cJSON_Deletep) cJSON *td = cJSON_Parse(t->td_json);
+	t->secrets_rc = td ? tasksecrets_resolve(s->store, s->cfg.secrets_key, s->cfg.region,
+						 s->cfg.account_id, berth_real_ms(), td,
+						 &t->secrets, &t->err)
+			   : berth_errf(&t->err, ENOMEM, "out of memory");
+}
+
 int sched_launch(struct sched *s, const struct store_task *st, const char *td_json,
 		 struct berth_err *err)
 {
@@ -431,6 +496,7 @@ int sched_launch(struct sched *s, const struct store_task *st, const char *td_js
 		 event_add(t->done_ev, NULL) < 0)
 		r = berth_errf(err, ENOMEM, "task %s: cannot watch its launch", id);
 	if (r == 0) {
+		resolve_secrets(s, t);
 		t->pull_started_ms = berth_real_ms();
 		mark_pending(s, id, t->pull_started_ms);
 		int rc = pthread_create(&t->thread, NULL, launch_thread, t);
