@@ -82,6 +82,7 @@ struct ref {
 	char name[NAME_MAX_LEN + 1];
 	int64_t version;            /* 0: the latest */
 	const char *selector;       /* ":3" as given, or NULL */
+	bool short_arn;             /* "parameter/x": "x", else "/x" */
 };
 
 /* 0 with *r, or -1 after a ValidationException. */
@@ -104,7 +105,8 @@ static int parse_ref(struct api_call *c, const char *in, struct ref *r)
 	memcpy(r->name, s, n);
 	r->name[n] = 0;
 	/* An ARN of a name without '/' has one: "parameter/x" is "x". */
-	if (s != in && !strchr(r->name + 1, '/'))
+	r->short_arn = s != in && !strchr(r->name + 1, '/');
+	if (r->short_arn)
 		memmove(r->name, r->name + 1, n);
 	r->version = 0;
 	r->selector = colon;
@@ -287,6 +289,11 @@ static int get_one(struct api_call *c, const char *ref_text, bool decrypt, cJSON
 	struct berth_err err = { 0 };
 	_cleanup_(store_param_freep) struct store_param *p = NULL;
 	int r = store_param_get(c->store, c->secrets_key, ref.name, ref.version, decrypt, &p, &err);
+	if (r == -ENOENT && ref.short_arn) {
+		char slashed[NAME_MAX_LEN + 2];
+		snprintf(slashed, sizeof(slashed), "/%s", ref.name);
+		r = store_param_get(c->store, c->secrets_key, slashed, ref.version, decrypt, &p, &err);
+	}
 	if (r < 0)
 		return store_fail(c, r, &err, ref.name, ref.version);
 	return param_json(c, p, ref.selector, o);

@@ -179,6 +179,10 @@ def test_ssm_boto3_versions_paths_and_paging(ssm):
     p = ssm.get_parameter(Name=f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/plain:2")["Parameter"]
     assert p["Value"] == "top2" and p["Selector"] == ":2"
     assert error_code(ssm.get_parameter, Name="plain:9") == "ParameterVersionNotFound"
+    # The ARN of a one-level path ("/one") has the same form as a plain name's.
+    ssm.put_parameter(Name="/one", Value="slashed", Type="String")
+    assert ssm.get_parameter(Name=f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/one")[
+        "Parameter"]["Value"] == "slashed"
     r = ssm.get_parameters(Names=["plain", "/svc/a/p0", "nope", "plain:7"])
     assert [x["Name"] for x in r["Parameters"]] == ["plain", "/svc/a/p0"]
     assert r["InvalidParameters"] == ["nope", "plain:7"]
@@ -189,6 +193,7 @@ def test_ssm_boto3_versions_paths_and_paging(ssm):
         Path="/svc", Recursive=True, PaginationConfig={"PageSize": 2})
     got = [x["Name"] for pg in pages for x in pg["Parameters"]]
     assert got == ["/svc/a/deep/x"] + [f"/svc/a/p{i}" for i in range(5)]
+    assert [x["Name"] for x in ssm.get_parameters_by_path(Path="/")["Parameters"]] == ["/one"]
     d = ssm.describe_parameters(ParameterFilters=[
         {"Key": "Name", "Option": "BeginsWith", "Values": ["/svc/a/p"]}])["Parameters"]
     assert len(d) == 5 and all(x["Type"] == "String" for x in d)

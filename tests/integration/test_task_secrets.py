@@ -28,6 +28,7 @@ VALUES = {
     "API_KEY": "sm-whole-d41c9b02",
     "PREVIOUS": "sm-previous-3f6a8e90",
     "BY_NAME": "sm-by-name-c2d7a615",
+    "BY_VERSION": "sm-by-version-e8b14a07",
 }
 
 
@@ -61,12 +62,15 @@ def put_values(d):
     key = sm.create_secret(Name="app/key", SecretString=VALUES["PREVIOUS"])["ARN"]
     sm.put_secret_value(SecretId=key, SecretString=VALUES["API_KEY"])
     sm.create_secret(Name="by-name-only", SecretString=VALUES["BY_NAME"])
-    return api, key
+    ver = sm.create_secret(Name="app/ver", SecretString=VALUES["BY_VERSION"])
+    sm.put_secret_value(SecretId="app/ver", SecretString="a-later-value")
+    return api, key, f"{ver['ARN']}:::{ver['VersionId']}"
 
 
 def test_secrets_reach_the_environment_and_nowhere_else(ecs, tdaemon):
-    api, key = put_values(tdaemon)
+    api, key, by_version = put_values(tdaemon)
     secrets = [
+        {"name": "BY_VERSION", "valueFrom": by_version},
         {"name": "DB_PASSWORD", "valueFrom": "/app/db/password"},
         {"name": "PLAIN", "valueFrom": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/plain"},
         {"name": "API_TOKEN", "valueFrom": f"{api}:token::"},
@@ -130,7 +134,7 @@ def stop_reason(ecs, d, secrets):
 
 
 def test_a_secret_that_cannot_be_read_stops_the_task_with_ecs_reason(ecs, tdaemon):
-    api, _ = put_values(tdaemon)
+    api, _, _ = put_values(tdaemon)
     assert stop_reason(ecs, tdaemon, [{"name": "X", "valueFrom": "/no/such"}]) == (
         PULL + "unable to retrieve secrets from ssm: invalid parameters: /no/such")
     gone = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:gone-AbCdEf"
