@@ -136,7 +136,7 @@ int64_t sched_instance_registered_at(const struct sched *s)
 /* ---- the launch worker (no store, no loop: only its own sched_task) ---- */
 
 /* The plan without the secrets' values (*ret_public, NULL when the task
- * has none), for write_public_plan() once the shim has read it. */
+ * has none) and with them (*ret). */
 static int plan_text(struct sched_task *t, const cJSON *td, const cJSON *ov,
 		     const struct taskplan_image *ti, struct taskplan_env *env, char **ret,
 		     char **ret_public)
@@ -164,28 +164,27 @@ static int plan_text(struct sched_task *t, const cJSON *td, const cJSON *ov,
 	return *ret ? 0 : berth_errf(err, ENOMEM, "out of memory");
 }
 
-/* The plan with the secrets' values lives on disk only until the shim has
- * read it (it has when it answers, started or not): then the plan file,
- * which the daemon reads again for clean-up, holds none of them. */
-static void write_public_plan(struct sched *s, struct sched_task *t, char *public_text)
+/* The plan with the secrets' values is a file of its own that only the
+ * shim reads, once, at start: it is removed as soon as the shim answers
+ * (started or not), and a restarted daemon removes one its death left
+ * behind.  plan.json, which the daemon reads again (clean-up after a
+ * shim died), never holds them. */
+#define START_PLAN "start-plan.json"
+
+static void forget_start_plan(struct sched *s, const char *id)
 {
-	char task_dir[4096];
-	sched_task_dir(s, t->id, task_dir, sizeof(task_dir));
-	struct berth_err err = { 0 };
-	_cleanup_close_ int dfd = open(task_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || berth_write_atomic_at(dfd, "plan.json", public_text, strlen(public_text),
-					     0600, &err) < 0) {
-		/* Never leave the values behind: no plan file is better. */
-		if (dfd < 0 || unlinkat(dfd, "plan.json", 0) < 0)
-			sched_say(s, "task %s: cannot remove its plan file's secrets: %s", t->id,
-				  err.msg[0] ? err.msg : strerror(errno));
-	}
-	free(public_text);
+	char dir[4096], path[4200];
+	sched_task_dir(s, id, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/" START_PLAN, dir);
+	if (unlink(path) < 0 && errno != ENOENT)
+		sched_say(s, "task %s: cannot remove %s: %s", id, path, strerror(errno));
 }
 
+/* The plan files; PATH is the one the shim is to read.  *ret_start_plan:
+ * START_PLAN may exist now. */
 static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, const cJSON *ov,
 		      struct sched_pulled *imgs, size_t n, char *path, size_t path_n,
-		      char **ret_public)
+		      bool *ret_start_plan)
 {
 	struct berth_err *err = &t->err;
 	struct taskplan_image ti[TASKDEF_CONTAINERS_MAX];
@@ -207,14 +206,19 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		.log_max_files = policy_log_max_files(&s->cfg.policy),
 	};
 	_cleanup_(tasksecrets_free_textp) char *text = NULL;
-	int r = plan_text(t, td, ov, ti, &env, &text, ret_public);
+	_cleanup_free_ char *public = NULL;
+	int r = plan_text(t, td, ov, ti, &env, &text, &public);
 	if (r < 0)
 		return r;
+	const char *disk = public ? public : text;
 	_cleanup_close_ int dfd = -1;
 	if ((r = berth_open_dir_p(task_dir, 0700, &dfd, err)) < 0 ||
-	    (r = berth_write_atomic_at(dfd, "plan.json", text, strlen(text), 0600, err)) < 0)
+	    (r = berth_write_atomic_at(dfd, "plan.json", disk, strlen(disk), 0600, err)) < 0)
 		return r;
-	snprintf(path, path_n, "%s/plan.json", task_dir);
+	*ret_start_plan = public != NULL;
+	if (public && (r = berth_write_atomic_at(dfd, START_PLAN, text, strlen(text), 0600, err)) < 0)
+		return r;
+	snprintf(path, path_n, "%s/%s", task_dir, public ? START_PLAN : "plan.json");
 	return 0;
 }
 
@@ -257,15 +261,15 @@ static void *launch_thread(void *arg)
 	char plan[4200];
 	if (t->rc == 0 && atomic_load(&t->cancel))
 		t->rc = -ECANCELED;
-	char *public_plan = NULL;
+	bool start_plan = false;
 	if (t->rc == 0)
-		t->rc = write_plan(s, t, td, ov, imgs, n, plan, sizeof(plan), &public_plan);
+		t->rc = write_plan(s, t, td, ov, imgs, n, plan, sizeof(plan), &start_plan);
 	/* Once the plan is written the shim starts: a StopTask from now on
 	 * stops the shim, and a daemon restart finds the plan and the shim. */
 	if (t->rc == 0)
 		t->rc = sched_spawn_shim(s, plan, &t->shim_pid, &t->err);
-	if (public_plan)
-		write_public_plan(s, t, public_plan);
+	if (start_plan)
+		forget_start_plan(s, t->id);
 	tasksecrets_free(TAKE_PTR(t->secrets));
 	for (i = 0; i < n && i < TASKDEF_CONTAINERS_MAX; i++)
 		sched_pulled_done(&imgs[i]);
@@ -614,6 +618,7 @@ static bool adopt(struct sched *s, const char *arn)
 	struct berth_err err = { 0 };
 	const char *id = strrchr(arn, '/');
 	id = id ? id + 1 : arn;
+	forget_start_plan(s, id);  /* if this daemon's predecessor died starting it */
 	struct sched_task *t = sched_task_new(s, id);
 	if (!t) {
 		sched_say(s, "task %s: out of memory", id);

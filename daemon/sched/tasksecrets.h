@@ -12,9 +12,9 @@
  *   <name>                                                a parameter of that
  *       name, else (Berth only) a secret of that name
  *
- * Resolved values exist only in memory and in the plan file the shim
- * reads (0600, in the 0700 task directory), which is rewritten without
- * them once the shim has read it (sched.c). */
+ * Resolved values exist only in memory and in the plan the shim starts
+ * from (start-plan.json: 0600, in the 0700 task directory), removed once
+ * the shim has read it (sched.c); plan.json never holds them. */
 #ifndef BERTH_DAEMON_TASKSECRETS_H
 #define BERTH_DAEMON_TASKSECRETS_H
 

@@ -3,7 +3,8 @@ Secrets Manager become a real task's environment variables (by parameter
 name, parameter ARN, secret ARN, ECS's json-key / version-stage /
 version-id form), and appear nowhere else: not in DescribeTasks, `berth
 inspect`, the daemon's log, the shim's log, the run dir or the plan file
-(0600, rewritten without them once the shim has read it).  A secret that
+(0600, without them; the shim's start plan that has them is removed once
+the shim has read it).  A secret that
 cannot be read stops the task with ECS's ResourceInitializationError."""
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from fixtures import tasks as tk
-from test_api_clusters import ACCOUNT, BERTH_BIN, REGION
+from test_api_clusters import ACCOUNT, BERTH_BIN, REGION, make_client
 from test_api_secrets import client
 from test_api_tasks import (describe, ecs, log_lines, register, run, sh,  # noqa: F401
                             task_id, tdaemon, tmp_tasks, wait_stopped)
@@ -110,6 +111,8 @@ def test_secrets_reach_the_environment_and_nowhere_else(ecs, tdaemon):
     assert (st.st_mode & 0o777) == 0o600 and st.st_uid == 0, oct(st.st_mode)
     assert (task_dir.stat().st_mode & 0o077) == 0
     assert "DB_PASSWORD" not in plan.read_text()
+    # The plan the shim started from, with the values, is gone.
+    assert not (task_dir / "start-plan.json").exists()
     # Not in the run dir, the task's files, the logs (but the container's
     # own output, which printed them), the daemon's log.
     own_log = tdaemon.logs / task_id(t) / "app.log"
@@ -175,3 +178,29 @@ def test_register_refuses_a_secret_name_that_is_no_variable_name(ecs, tdaemon):
         register(ecs, tdaemon, [sh("app", "true", secrets=[{"name": "A=B",
                                                            "valueFrom": "/x"}])])
     assert e.value.response["Error"]["Code"] == "ClientException"
+
+
+def test_a_restarted_daemon_removes_a_start_plan_its_predecessor_left(ecs, tdaemon):
+    """The daemon dies between writing the start plan and removing it: the
+    next one removes it before anything else, and the task runs on."""
+    put_values(tdaemon)
+    td = register(ecs, tdaemon, [sh("app", "exec sleep 300", secrets=[
+        {"name": "DB_PASSWORD", "valueFrom": "/app/db/password"}])], family="left")
+    (t0,) = run(ecs, td)
+    arn = t0["taskArn"]
+    tk.poll_until(lambda: describe(ecs, arn)["lastStatus"] == "RUNNING", 60 * tk.SLOWDOWN,
+                  "the task to run")
+    tdaemon.proc.kill()
+    tdaemon.proc.wait()
+    # What a death at the wrong moment leaves: the start plan, values and all.
+    left = tdaemon.root / "tasks" / task_id(t0) / "start-plan.json"
+    left.write_text(json.dumps({"DB_PASSWORD": VALUES["DB_PASSWORD"]}))
+    left.chmod(0o600)
+    d2 = tdaemon.restart("daemon2").wait_ready()
+    tdaemon.__dict__.update(d2.__dict__)      # the fixture stops the new one
+    assert not left.exists()
+    ecs2 = make_client(d2)
+    assert describe(ecs2, arn)["lastStatus"] == "RUNNING"
+    assert leaks(list(files_under(d2.run, d2.root / "tasks"))) == []
+    ecs2.stop_task(task=arn)
+    wait_stopped(ecs2, [arn])
