@@ -28,9 +28,10 @@ int api_op_sm_describe_secret(struct api_call *c);
 int api_op_sm_list_secrets(struct api_call *c);
 int api_op_sm_delete_secret(struct api_call *c);
 
-/* The error type a failed operation reports, in the service's own terms:
- * the member readers' InvalidParameterException becomes SERVICE_INVALID
- * and ServerException SERVICE_INTERNAL. */
+/* Runs operation FN and reports its failure in the service's own terms:
+ * the member readers' InvalidParameterException becomes SERVICE_INVALID,
+ * ServerException SERVICE_INTERNAL (the one 5xx).  Without a host key
+ * nothing runs. */
 int secrets_call(struct api_call *c, int (*fn)(struct api_call *c), const char *service_invalid,
 		 const char *service_internal);
 

@@ -524,19 +524,3 @@ SM_OP(api_op_sm_put_secret_value, put_secret_value)
 SM_OP(api_op_sm_describe_secret, describe_secret)
 SM_OP(api_op_sm_list_secrets, list_secrets)
 SM_OP(api_op_sm_delete_secret, delete_secret)
-
-int secrets_call(struct api_call *c, int (*fn)(struct api_call *c), const char *service_invalid,
-		 const char *service_internal)
-{
-	if (!c->secrets_key)
-		return api_error(c, 500, service_internal, "the daemon has no secrets key");
-	int r = fn(c);
-	if (r < 0 && c->type && strcmp(c->type, API_E_INVALID) == 0)
-		c->type = service_invalid;
-	if (r < 0 && c->type && strcmp(c->type, API_E_SERVER) == 0)
-		c->type = service_internal;
-	/* Only the service's internal error is a 5xx: clients retry those. */
-	if (r < 0 && c->type == service_internal)
-		c->status = 500;
-	return r;
-}
