@@ -474,6 +474,9 @@ static int copy_pins(struct sched_task *lt, const struct store_task *t)
  * (or the reason they could not be read) into the plan. */
 static void resolve_secrets(struct sched *s, struct sched_task *t)
 {
+	/* Most definitions have none: no second parse on the loop for them. */
+	if (!strstr(t->td_json, "\"secrets\""))
+		return;
 	_cleanup_(cJSON_Deletep) cJSON *td = cJSON_Parse(t->td_json);
 	t->secrets_rc = td ? tasksecrets_resolve(s->store, s->cfg.secrets_key, s->cfg.region,
 						 s->cfg.account_id, berth_real_ms(), td,
