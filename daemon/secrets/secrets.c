@@ -18,3 +18,19 @@ int secrets_call(struct api_call *c, int (*fn)(struct api_call *c), const char *
 		c->status = 500;
 	return r;
 }
+
+const char *secrets_unkept(const struct api_call *c, const char *const *names)
+{
+	for (size_t i = 0; names[i]; i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->in, names[i]);
+		if (v && !cJSON_IsNull(v) && !(cJSON_IsArray(v) && !cJSON_GetArraySize(v)) &&
+		    !(cJSON_IsString(v) && !*v->valuestring))
+			return names[i];
+	}
+	return NULL;
+}
+
+bool secrets_add_date(cJSON *o, const char *name, int64_t ms)
+{
+	return json_add_number(o, name, (double)ms / 1000.0);
+}

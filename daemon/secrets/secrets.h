@@ -35,4 +35,12 @@ int api_op_sm_delete_secret(struct api_call *c);
 int secrets_call(struct api_call *c, int (*fn)(struct api_call *c), const char *service_invalid,
 		 const char *service_internal);
 
+/* The first of the members NAMES (NULL-terminated) the request sets —
+ * not null, not an empty list or string — or NULL: members Berth does not
+ * keep are refused rather than dropped. */
+const char *secrets_unkept(const struct api_call *c, const char *const *names);
+
+/* A timestamp member: epoch seconds with the milliseconds, as AWS JSON 1.1. */
+bool secrets_add_date(cJSON *o, const char *name, int64_t ms);
+
 #endif

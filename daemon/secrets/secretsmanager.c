@@ -100,11 +100,6 @@ static int find_secret(struct api_call *c, const char *id, bool deleted_ok,
 	return 0;
 }
 
-static bool add_date(cJSON *o, const char *name, int64_t ms)
-{
-	return json_add_number(o, name, (double)ms / 1000.0);
-}
-
 static cJSON *stage_list(char *const *stages, size_t n)
 {
 	cJSON *a = cJSON_CreateArray();
@@ -188,13 +183,11 @@ static int read_value(struct api_call *c, struct value_in *v, char *uuid)
 
 static int refuse_unkept(struct api_call *c)
 {
-	static const char *const unkept[] = { "Tags", "AddReplicaRegions", "Type" };
-	for (size_t i = 0; i < ARRAY_SIZE(unkept); i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->in, unkept[i]);
-		if (v && !cJSON_IsNull(v) && !(cJSON_IsArray(v) && !cJSON_GetArraySize(v)))
-			return api_error(c, 0, E_REQUEST, "%s: Berth's Secrets Manager keeps no tags, "
-					 "replicas or managed secret types", unkept[i]);
-	}
+	static const char *const unkept[] = { "Tags", "AddReplicaRegions", "Type", NULL };
+	const char *m = secrets_unkept(c, unkept);
+	if (m)
+		return api_error(c, 0, E_REQUEST, "%s: Berth's Secrets Manager keeps no tags, "
+				 "replicas or managed secret types", m);
 	return 0;
 }
 
@@ -258,7 +251,7 @@ static int value_json(struct api_call *c, const struct store_secret *s,
 	    !json_add_string(o, "Name", s->name) || !json_add_string(o, "VersionId", v->version_id) ||
 	    !json_add_string(o, v->binary ? "SecretBinary" : "SecretString",
 			     v->binary ? b64 : (const char *)v->data) ||
-	    !add_date(o, "CreatedDate", v->created_at))
+	    !secrets_add_date(o, "CreatedDate", v->created_at))
 		return api_oom(c);
 	c->out = TAKE_PTR(o);
 	return 0;
@@ -372,9 +365,9 @@ static int secret_json(struct api_call *c, const struct store_secret *s, const c
 	    (s->description && !json_add_string(o, "Description", s->description)) ||
 	    (s->kms_key_id && !json_add_string(o, "KmsKeyId", s->kms_key_id)) ||
 	    !cJSON_AddBoolToObject(o, "RotationEnabled", 0) ||
-	    !add_date(o, "LastChangedDate", s->changed_at) ||
-	    (s->deleted_at && !add_date(o, "DeletedDate", s->deleted_at)) ||
-	    !add_date(o, "CreatedDate", s->created_at))
+	    !secrets_add_date(o, "LastChangedDate", s->changed_at) ||
+	    (s->deleted_at && !secrets_add_date(o, "DeletedDate", s->deleted_at)) ||
+	    !secrets_add_date(o, "CreatedDate", s->created_at))
 		return api_oom(c);
 	cJSON *map = cJSON_AddObjectToObject(o, versions);
 	for (size_t i = 0; map && i < s->n_versions; i++) {
@@ -508,7 +501,7 @@ static int delete_secret(struct api_call *c)
 	c->out = cJSON_CreateObject();
 	if (!c->out || !json_add_string(c->out, "ARN", s->arn) ||
 	    !json_add_string(c->out, "Name", s->name) ||
-	    !add_date(c->out, "DeletionDate", force ? c->now_ms : when))
+	    !secrets_add_date(c->out, "DeletionDate", force ? c->now_ms : when))
 		return api_oom(c);
 	return 0;
 }

@@ -123,11 +123,6 @@ static int parse_ref(struct api_call *c, const char *in, struct ref *r)
 
 /* ---- answers ---- */
 
-static bool add_date(cJSON *o, const char *name, int64_t ms)
-{
-	return json_add_number(o, name, (double)ms / 1000.0);
-}
-
 static int param_json(struct api_call *c, const struct store_param *p, const char *selector,
 		      cJSON *o)
 {
@@ -135,7 +130,7 @@ static int param_json(struct api_call *c, const struct store_param *p, const cha
 	if (!arn || !json_add_string(o, "Name", p->name) || !json_add_string(o, "Type", p->type) ||
 	    !json_add_string(o, "Value", p->value) || !json_add_number(o, "Version", (double)p->version) ||
 	    (selector && !json_add_string(o, "Selector", selector)) ||
-	    !add_date(o, "LastModifiedDate", p->modified_at) || !json_add_string(o, "ARN", arn) ||
+	    !secrets_add_date(o, "LastModifiedDate", p->modified_at) || !json_add_string(o, "ARN", arn) ||
 	    !json_add_string(o, "DataType", p->data_type))
 		return api_oom(c);
 	return 0;
@@ -148,7 +143,7 @@ static int meta_json(struct api_call *c, const struct store_param *p, cJSON *o)
 	snprintf(user, sizeof(user), "arn:aws:iam::%s:root", c->account_id);
 	if (!json_add_string(o, "Name", p->name) || !json_add_string(o, "Type", p->type) ||
 	    (strcmp(p->type, "SecureString") == 0 && !json_add_string(o, "KeyId", "alias/aws/ssm")) ||
-	    !add_date(o, "LastModifiedDate", p->modified_at) ||
+	    !secrets_add_date(o, "LastModifiedDate", p->modified_at) ||
 	    !json_add_string(o, "LastModifiedUser", user) ||
 	    (p->description && !json_add_string(o, "Description", p->description)) ||
 	    (p->allowed_pattern && !json_add_string(o, "AllowedPattern", p->allowed_pattern)) ||
@@ -192,14 +187,11 @@ static int check_pattern(struct api_call *c, const char *pattern, const char *va
 /* Members Berth does not keep: refused rather than dropped. */
 static int refuse_unkept(struct api_call *c)
 {
-	static const char *const unkept[] = { "Tags", "Policies" };
-	for (size_t i = 0; i < ARRAY_SIZE(unkept); i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->in, unkept[i]);
-		if (v && !cJSON_IsNull(v) && !(cJSON_IsArray(v) && !cJSON_GetArraySize(v)) &&
-		    !(cJSON_IsString(v) && !*v->valuestring))
-			return api_error(c, 0, E_VALIDATION, "%s: Berth does not keep parameter %s",
-					 unkept[i], strcmp(unkept[i], "Tags") ? "policies" : "tags");
-	}
+	static const char *const unkept[] = { "Tags", "Policies", NULL };
+	const char *m = secrets_unkept(c, unkept);
+	if (m)
+		return api_error(c, 0, E_VALIDATION, "%s: Berth does not keep parameter %s", m,
+				 strcmp(m, "Tags") ? "policies" : "tags");
 	return 0;
 }
 
