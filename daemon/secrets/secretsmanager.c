@@ -316,7 +316,8 @@ static int put_secret_value(struct api_call *c)
 	if (api_get_string(c, c->in, "", "SecretId", true, &id) < 0 || read_value(c, &v, uuid) < 0 ||
 	    read_stages(c, stages, &n_stages) < 0)
 		return -1;
-	if (cJSON_GetObjectItemCaseSensitive(c->in, "RotationToken"))
+	static const char *const rotation[] = { "RotationToken", NULL };
+	if (secrets_unkept(c, rotation))
 		return api_error(c, 0, E_REQUEST, "RotationToken: Berth's Secrets Manager does not "
 				 "rotate secrets");
 	if (!v.present)

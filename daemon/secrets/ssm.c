@@ -350,7 +350,8 @@ static int read_filters(struct api_call *c, bool all, struct store_param_filter 
 	const cJSON *arr, *it;
 	if (api_get_array(c, c->in, "", "ParameterFilters", false, 50, &arr) < 0)
 		return -1;
-	if (cJSON_GetObjectItemCaseSensitive(c->in, "Filters"))
+	static const char *const old_filters[] = { "Filters", NULL };
+	if (secrets_unkept(c, old_filters))
 		return api_error(c, 0, "InvalidFilterKey", "Filters: Berth takes ParameterFilters "
 				 "only");
 	cJSON_ArrayForEach(it, arr) {
