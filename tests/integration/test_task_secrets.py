@@ -93,8 +93,9 @@ def test_secrets_reach_the_environment_and_nowhere_else(ecs, tdaemon):
     for k, v in VALUES.items():
         assert env.get(k) == v, (k, env.get(k))
 
-    t = describe(ecs, arn)
-    assert t["lastStatus"] == "RUNNING", t
+    # (The container can print before the task is recorded RUNNING.)
+    t = tk.poll_until(lambda: (lambda t: t["lastStatus"] == "RUNNING" and t)(describe(ecs, arn)),
+                      30 * tk.SLOWDOWN, "the task RUNNING")
     # Not in the API's answers, nor `berth inspect`.
     answers = json.dumps(ecs.describe_tasks(tasks=[arn]), default=str)
     answers += json.dumps(ecs.list_tasks(), default=str)
