@@ -438,8 +438,14 @@ def test_values_are_sealed_at_rest_and_rows_cannot_be_swapped(tmpdir_short):
 def start_fails(tmp, what):
     """A daemon on TMP that must refuse to start; its stderr."""
     d = Daemon(tmp, name="refused")
-    rc = d.proc.wait(timeout=30 * tk.SLOWDOWN)
-    d._stderr.close()
+    try:
+        rc = d.proc.wait(timeout=30 * tk.SLOWDOWN)
+    except subprocess.TimeoutExpired:
+        d.proc.kill()
+        d.proc.wait()
+        rc = 0
+    finally:
+        d._stderr.close()
     assert rc != 0, f"the daemon started with {what}"
     return d.stderr()
 
