@@ -19,6 +19,7 @@
 #include "daemon/sched/sched.h"
 #include "daemon/svc/svc.h"
 #include "daemon/store/store.h"
+#include "daemon/store/store_secrets.h"
 
 DEFINE_CLEANUP_FUNC(struct event_base, event_base_free)
 DEFINE_CLEANUP_FUNC(struct event, event_free)
@@ -129,8 +130,8 @@ static void on_task_stopped(void *arg, const struct store_task *t)
 }
 
 static int start_sched(const struct daemon_opts *o, struct event_base *base, struct store *store,
-		       const char *root, const char *run_root, const struct sched_hooks *hooks,
-		       struct sched **ret, struct berth_err *err)
+		       const struct store_key *key, const char *root, const char *run_root,
+		       const struct sched_hooks *hooks, struct sched **ret, struct berth_err *err)
 {
 	char shim[4096], cli[4096];
 	int r = 0;
@@ -159,6 +160,7 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 							: SCHED_DEFAULT_LOG_RETENTION_MS,
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
 		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
+		.secrets_key = key,
 		.policy = o->policy,
 		.log = o->log,
 		.hooks = *hooks,
@@ -187,6 +189,14 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	r = store_open(db, &store, err);
 	if (r < 0)
 		return r;
+	/* The host key sealing SSM and Secrets Manager values: created on
+	 * first start, refused when it is not the database's (store_secrets.h). */
+	_cleanup_free_ char *key_path = NULL;
+	if (asprintf(&key_path, "%s/%s", root, STORE_KEY_FILE) < 0)
+		return berth_errf(err, ENOMEM, "out of memory");
+	_cleanup_(store_key_freep) struct store_key *key = NULL;
+	if ((r = store_key_open(store, key_path, &key, err)) < 0)
+		return r;
 
 	_cleanup_(event_base_freep) struct event_base *base = new_loop();
 	if (!base)
@@ -201,7 +211,7 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	struct svc *svc = NULL;      /* the hooks' argument: NULL while sched adopts */
 	struct sched_hooks hooks = { on_task_changed, on_task_stopped, &svc };
 	_cleanup_(sched_freep) struct sched *sched = NULL;
-	r = start_sched(o, base, store, root, run_root, &hooks, &sched, err);
+	r = start_sched(o, base, store, key, root, run_root, &hooks, &sched, err);
 	if (r < 0)
 		return r;
 	/* Freed before the scheduler whose tasks it watches. */
@@ -222,6 +232,7 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		.log = o->log,
 		.sched = sched,
 		.svc = svc,
+		.secrets_key = key,
 		.request_timeout_ms = o->request_timeout_ms,
 		.max_connections = o->max_connections,
 		.max_connections_per_source = o->max_connections_per_source,

@@ -16,6 +16,7 @@
 #include "daemon/store/store.h"
 
 struct sched;
+struct store_key;
 struct svc;
 
 /* ECS error types used by more than one operation. */
@@ -38,6 +39,7 @@ struct api_call {
 	struct svc *svc;             /* keeps the services' tasks running */
 	const char *region;
 	const char *account_id;
+	const struct store_key *secrets_key;  /* seals SSM and Secrets Manager values */
 	const cJSON *in;
 	cJSON *out;
 	int64_t now_ms;              /* one instant per request */

@@ -8,6 +8,7 @@
 
 #include "common/json.h"
 #include "daemon/sched/policy.h"
+#include "daemon/sched/tasksecrets.h"
 #include "daemon/ecs/taskdef.h"
 #include "images/ref.h"
 
@@ -387,6 +388,31 @@ static int check_image(struct api_call *c, const char *name, const char *image)
 
 /* The container checks ECS makes beyond types, on the stored copy (nulls
  * gone).  TASK_MEMORY is 0 when the task sets none. */
+/* secrets[]: each name an environment variable's (not empty, no '=') and
+ * each valueFrom one Berth can read (daemon/sched/tasksecrets.h). */
+static int check_secrets(struct api_call *c, const cJSON *ct, int i)
+{
+	const cJSON *sec;
+	int j = 0;
+	cJSON_ArrayForEach(sec, cJSON_GetObjectItemCaseSensitive(ct, "secrets")) {
+		const char *name = json_str(sec, "name"), *vf = json_str(sec, "valueFrom");
+		if (!*name || strchr(name, '='))
+			return api_error(c, 0, API_E_CLIENT, "containerDefinitions[%d].secrets[%d].name: "
+					 "'%.255s' is not an environment variable name", i, j, name);
+		struct tasksecret_ref ref;
+		struct berth_err err = { 0 };
+		int r = tasksecret_parse(vf, &ref, &err);
+		if (r == -ENOMEM)
+			return api_oom(c);
+		if (r < 0)
+			return api_error(c, 0, API_E_CLIENT, "containerDefinitions[%d].secrets[%d]: %s",
+					 i, j, err.msg);
+		tasksecret_ref_done(&ref);
+		j++;
+	}
+	return 0;
+}
+
 static int check_containers(struct api_call *c, const cJSON *defs, int64_t task_memory)
 {
 	const cJSON *it, *other;
@@ -419,7 +445,7 @@ static int check_containers(struct api_call *c, const cJSON *defs, int64_t task_
 			return api_error(c, 0, API_E_CLIENT, "The '%s' setting for container '%s' is "
 					 "greater than for the task.", mem > task_memory ? "memory"
 					 : "memoryReservation", name);
-		if (check_linux_names(c, it, name) < 0)
+		if (check_linux_names(c, it, name) < 0 || check_secrets(c, it, i) < 0)
 			return -1;
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(it, "essential");
 		essential |= !e || cJSON_IsTrue(e);

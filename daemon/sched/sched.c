@@ -20,6 +20,7 @@
 #include "daemon/sched/sched_internal.h"
 #include "daemon/sched/units.h"
 #include "daemon/sched/taskplan.h"
+#include "daemon/sched/tasksecrets.h"
 #include "images/store.h"
 
 #define PRUNE_PERIOD_MAX_MS 60000
@@ -97,6 +98,7 @@ static void launch_done_free(struct sched_task *t)
 	t->n_pins = 0;
 	free(TAKE_PTR(t->td_json));
 	free(TAKE_PTR(t->ov_json));
+	tasksecrets_free(TAKE_PTR(t->secrets));
 	free(TAKE_PTR(t->groups));
 }
 
@@ -133,8 +135,56 @@ int64_t sched_instance_registered_at(const struct sched *s)
 
 /* ---- the launch worker (no store, no loop: only its own sched_task) ---- */
 
+/* The plan without the secrets' values (*ret_public, NULL when the task
+ * has none) and with them (*ret). */
+static int plan_text(struct sched_task *t, const cJSON *td, const cJSON *ov,
+		     const struct taskplan_image *ti, struct taskplan_env *env, char **ret,
+		     char **ret_public)
+{
+	struct berth_err *err = &t->err;
+	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
+	*ret = *ret_public = NULL;
+	if (t->secrets) {
+		int r = taskplan_build(td, ov, ti, env, &plan, err);
+		if (r < 0)
+			return r;
+		*ret_public = cJSON_PrintUnformatted(plan);
+		cJSON_Delete(TAKE_PTR(plan));
+		if (!*ret_public)
+			return berth_errf(err, ENOMEM, "out of memory");
+	}
+	env->secrets = t->secrets;
+	int r = taskplan_build(td, ov, ti, env, &plan, err);
+	tasksecrets_free(TAKE_PTR(t->secrets));  /* the plan holds them now */
+	if (r < 0)
+		return r;
+	/* The values are in PLAN's strings: wiped before it is freed. */
+	*ret = cJSON_PrintUnformatted(plan);
+	tasksecrets_free(TAKE_PTR(plan));
+	return *ret ? 0 : berth_errf(err, ENOMEM, "out of memory");
+}
+
+/* The plan with the secrets' values is a file of its own that only the
+ * shim reads, once, at start: it is removed as soon as the shim answers
+ * (started or not), and a restarted daemon removes one its death left
+ * behind.  plan.json, which the daemon reads again (clean-up after a
+ * shim died), never holds them. */
+#define START_PLAN "start-plan.json"
+
+static void forget_start_plan(struct sched *s, const char *id)
+{
+	char dir[4096], path[4200];
+	sched_task_dir(s, id, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/" START_PLAN, dir);
+	if (unlink(path) < 0 && errno != ENOENT)
+		sched_say(s, "task %s: cannot remove %s: %s", id, path, strerror(errno));
+}
+
+/* The plan files; PATH is the one the shim is to read.  *ret_start_plan:
+ * START_PLAN may exist now. */
 static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, const cJSON *ov,
-		      struct sched_pulled *imgs, size_t n, char *path, size_t path_n)
+		      struct sched_pulled *imgs, size_t n, char *path, size_t path_n,
+		      bool *ret_start_plan)
 {
 	struct berth_err *err = &t->err;
 	struct taskplan_image ti[TASKDEF_CONTAINERS_MAX];
@@ -155,18 +205,20 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		.log_max_size = policy_log_max_size(&s->cfg.policy),
 		.log_max_files = policy_log_max_files(&s->cfg.policy),
 	};
-	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
-	int r = taskplan_build(td, ov, ti, &env, &plan, err);
+	_cleanup_(tasksecrets_free_textp) char *text = NULL;
+	_cleanup_free_ char *public = NULL;
+	int r = plan_text(t, td, ov, ti, &env, &text, &public);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *text = cJSON_PrintUnformatted(plan);
-	if (!text)
-		return berth_errf(err, ENOMEM, "out of memory");
+	const char *disk = public ? public : text;
 	_cleanup_close_ int dfd = -1;
 	if ((r = berth_open_dir_p(task_dir, 0700, &dfd, err)) < 0 ||
-	    (r = berth_write_atomic_at(dfd, "plan.json", text, strlen(text), 0600, err)) < 0)
+	    (r = berth_write_atomic_at(dfd, "plan.json", disk, strlen(disk), 0600, err)) < 0)
 		return r;
-	snprintf(path, path_n, "%s/plan.json", task_dir);
+	*ret_start_plan = public != NULL;
+	if (public && (r = berth_write_atomic_at(dfd, START_PLAN, text, strlen(text), 0600, err)) < 0)
+		return r;
+	snprintf(path, path_n, "%s/%s", task_dir, public ? START_PLAN : "plan.json");
 	return 0;
 }
 
@@ -186,6 +238,8 @@ static void *launch_thread(void *arg)
 	t->digests = calloc(n ? n : 1, sizeof(*t->digests));
 	t->rc = t->digests && n <= TASKDEF_CONTAINERS_MAX ? 0
 			: berth_errf(&t->err, ENOMEM, "out of memory");
+	if (t->rc == 0 && t->secrets_rc < 0)
+		t->rc = t->secrets_rc;  /* before any pull, as ECS reads them first */
 	const cJSON *cd;
 	size_t i = 0;
 	cJSON_ArrayForEach(cd, cds) {
@@ -207,12 +261,16 @@ static void *launch_thread(void *arg)
 	char plan[4200];
 	if (t->rc == 0 && atomic_load(&t->cancel))
 		t->rc = -ECANCELED;
+	bool start_plan = false;
 	if (t->rc == 0)
-		t->rc = write_plan(s, t, td, ov, imgs, n, plan, sizeof(plan));
+		t->rc = write_plan(s, t, td, ov, imgs, n, plan, sizeof(plan), &start_plan);
 	/* Once the plan is written the shim starts: a StopTask from now on
 	 * stops the shim, and a daemon restart finds the plan and the shim. */
 	if (t->rc == 0)
 		t->rc = sched_spawn_shim(s, plan, &t->shim_pid, &t->err);
+	if (start_plan)
+		forget_start_plan(s, t->id);
+	tasksecrets_free(TAKE_PTR(t->secrets));
 	for (i = 0; i < n && i < TASKDEF_CONTAINERS_MAX; i++)
 		sched_pulled_done(&imgs[i]);
 	char one = 1;
@@ -412,6 +470,20 @@ static int copy_pins(struct sched_task *lt, const struct store_task *t)
 	return 0;
 }
 
+/* On the loop, where the store is: the thread only carries the values
+ * (or the reason they could not be read) into the plan. */
+static void resolve_secrets(struct sched *s, struct sched_task *t)
+{
+	/* Most definitions have none: no second parse on the loop for them. */
+	if (!strstr(t->td_json, "\"secrets\""))
+		return;
+	_cleanup_(cJSON_Deletep) cJSON *td = cJSON_Parse(t->td_json);
+	t->secrets_rc = td ? tasksecrets_resolve(s->store, s->cfg.secrets_key, s->cfg.region,
+						 s->cfg.account_id, berth_real_ms(), td,
+						 &t->secrets, &t->err)
+			   : berth_errf(&t->err, ENOMEM, "out of memory");
+}
+
 int sched_launch(struct sched *s, const struct store_task *st, const char *td_json,
 		 struct berth_err *err)
 {
@@ -431,6 +503,7 @@ int sched_launch(struct sched *s, const struct store_task *st, const char *td_js
 		 event_add(t->done_ev, NULL) < 0)
 		r = berth_errf(err, ENOMEM, "task %s: cannot watch its launch", id);
 	if (r == 0) {
+		resolve_secrets(s, t);
 		t->pull_started_ms = berth_real_ms();
 		mark_pending(s, id, t->pull_started_ms);
 		int rc = pthread_create(&t->thread, NULL, launch_thread, t);
@@ -548,6 +621,7 @@ static bool adopt(struct sched *s, const char *arn)
 	struct berth_err err = { 0 };
 	const char *id = strrchr(arn, '/');
 	id = id ? id + 1 : arn;
+	forget_start_plan(s, id);  /* if this daemon's predecessor died starting it */
 	struct sched_task *t = sched_task_new(s, id);
 	if (!t) {
 		sched_say(s, "task %s: out of memory", id);

@@ -40,6 +40,7 @@
 #include "common/err.h"
 #include "daemon/sched/policy.h"
 #include "daemon/store/store.h"
+#include "daemon/store/store_secrets.h"
 #include "images/limits.h"
 #include "images/registry.h"
 
@@ -81,6 +82,9 @@ struct sched_config {
 	int64_t task_retention_ms;   /* STOPPED tasks stay describable this long */
 	int64_t log_retention_ms;    /* log dirs of finished tasks are kept this long */
 	const char *region, *account_id;
+	/* Reads container secrets' values (tasksecrets.h); NULL: a task with
+	 * secrets does not start. */
+	const struct store_key *secrets_key;
 	struct berth_policy policy;  /* what tasks may ask for (daemon/policy.h) */
 	FILE *log;                   /* one line per task transition problem; NULL = quiet */
 	struct sched_hooks hooks;

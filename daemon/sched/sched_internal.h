@@ -45,6 +45,11 @@ struct sched_task {
 	struct sched_helper helper;  /* the `berth task-image` running, if any */
 	char *td_json, *ov_json;
 	char *groups;                /* security groups, ',' between; NULL: none */
+	/* The containers' secrets, resolved on the loop (tasksecrets.h), or
+	 * NULL; secrets_rc < 0 (t->err says why) when one could not be read:
+	 * the launch then stops before pulling. */
+	cJSON *secrets;
+	int secrets_rc;
 	int64_t pull_started_ms, pull_stopped_ms;
 	int rc;                      /* 0: a shim runs */
 	bool pull_failed;            /* else a set-up failure */

@@ -32,8 +32,8 @@ static const struct refusal {
 	{ "privileged", "Berth does not run privileged containers" },
 	{ "mountPoints", "volumes are not supported yet" },
 	{ "volumesFrom", "volumes are not supported yet" },
-	{ "secrets", "secrets (Secrets Manager / SSM) are not supported" },
-	{ "environmentFiles", "environment files from S3 are not supported" },
+	{ "environmentFiles", "environment files are read from S3, which Berth does not have; "
+			      "give the variables in environment, or secrets" },
 	{ "repositoryCredentials", "per-container registry credentials are not supported; "
 				   "give the daemon --registry-auth instead" },
 	{ "links", "links need the bridge network mode; awsvpc containers share localhost" },
@@ -132,8 +132,9 @@ static int check_overrides(const cJSON *td, const cJSON *ov, struct berth_err *e
 					  "container in the TaskDefinition.", n);
 		if (is_set(member(co, "environmentFiles")))
 			return berth_errf(err, ENOTSUP, "overrides.containerOverrides[%d]."
-					  "environmentFiles: environment files from S3 are not "
-					  "supported", i);
+					  "environmentFiles: environment files are read from S3, "
+					  "which Berth does not have; give the variables in "
+					  "environment", i);
 		i++;
 	}
 	int64_t v;
@@ -510,6 +511,14 @@ static cJSON *task_plan(const cJSON *td, const cJSON *ov, const struct taskplan_
 	return p;
 }
 
+/* The container's resolved secrets (tasksecrets.h) last: they win over
+ * every other source of the same name. */
+static bool add_secrets(cJSON *pc, const cJSON *secrets, int i)
+{
+	return !secrets || env_merge_list(cJSON_GetObjectItemCaseSensitive(pc, "environment"),
+					  cJSON_GetArrayItem(secrets, i));
+}
+
 int taskplan_build(const cJSON *td, const cJSON *overrides, const struct taskplan_image *images,
 		   const struct taskplan_env *env, cJSON **ret, struct berth_err *err)
 {
@@ -525,9 +534,11 @@ int taskplan_build(const cJSON *td, const cJSON *overrides, const struct taskpla
 			cJSON_Delete(pc);
 			return berth_errf(err, ENOMEM, "out of memory");
 		}
-		int r = container_plan(cd, overrides, &images[i++], env, pc, err);
+		int r = container_plan(cd, overrides, &images[i], env, pc, err);
 		if (r < 0)
 			return r;
+		if (!add_secrets(pc, env->secrets, (int)i++))
+			return berth_errf(err, ENOMEM, "out of memory");
 	}
 	*ret = TAKE_PTR(p);
 	return 0;

@@ -15,7 +15,8 @@
  *                the definition sets a non-empty entryPoint of its own
  *                (moby's merge() drops Cmd then too)
  *   environment  image Env, then definition environment, then override
- *                environment; a later name replaces an earlier one
+ *                environment, then the resolved secrets; a later name
+ *                replaces an earlier one
  *   user, workingDirectory   definition's, else the image's
  *   cpu, memory, memoryReservation   override's, else definition's
  *
@@ -49,6 +50,9 @@ struct taskplan_env {
 	 * container gets; 0 = as the definition says. */
 	unsigned long long log_max_size;
 	unsigned log_max_files;
+	/* Resolved container secrets: per container definition, in order,
+	 * an array of {"name", "value"} (tasksecrets.h); NULL: none. */
+	const cJSON *secrets;
 };
 
 /* A container's pulled image: its config blob (the image config JSON) and

@@ -29,6 +29,7 @@
 #include "daemon/server/api_encode.h"
 #include "daemon/server/api_guard.h"
 #include "daemon/ecs/ecs.h"
+#include "daemon/secrets/secrets.h"
 #include "daemon/server/sigv4.h"
 
 #define CONTENT_TYPE "application/x-amz-json-1.1"
@@ -91,6 +92,24 @@ static const struct api_op {
 	{ "ListTagsForResource", api_op_list_tags_for_resource, true, true },
 };
 
+static const struct api_op ssm_ops[] = {
+	{ "PutParameter", api_op_ssm_put_parameter, true, false },
+	{ "GetParameter", api_op_ssm_get_parameter, true, true },
+	{ "GetParameters", api_op_ssm_get_parameters, true, true },
+	{ "GetParametersByPath", api_op_ssm_get_parameters_by_path, true, true },
+	{ "DescribeParameters", api_op_ssm_describe_parameters, false, true },
+	{ "DeleteParameter", api_op_ssm_delete_parameter, true, false },
+};
+
+static const struct api_op sm_ops[] = {
+	{ "CreateSecret", api_op_sm_create_secret, true, false },
+	{ "GetSecretValue", api_op_sm_get_secret_value, true, true },
+	{ "PutSecretValue", api_op_sm_put_secret_value, true, false },
+	{ "DescribeSecret", api_op_sm_describe_secret, true, true },
+	{ "ListSecrets", api_op_sm_list_secrets, false, true },
+	{ "DeleteSecret", api_op_sm_delete_secret, true, false },
+};
+
 /* The AWS JSON 1.1 services on this endpoint: X-Amz-Target is
  * "<prefix><operation>", and the SigV4 credential scope must name the
  * signing service of the one the request is for.  A request naming none of
@@ -102,6 +121,8 @@ static const struct api_service {
 	size_t n_ops;
 } services[] = {
 	{ "AmazonEC2ContainerServiceV20141113.", "ecs", ops, ARRAY_SIZE(ops) },
+	{ "AmazonSSM.", "ssm", ssm_ops, ARRAY_SIZE(ssm_ops) },
+	{ "secretsmanager.", "secretsmanager", sm_ops, ARRAY_SIZE(sm_ops) },
 };
 
 /* ---- the envelope ---- */
@@ -292,6 +313,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		.svc = a->cfg.svc,
 		.region = a->cfg.region,
 		.account_id = a->cfg.account_id,
+		.secrets_key = a->cfg.secrets_key,
 		.in = in,
 		.now_ms = berth_real_ms(),
 	};

@@ -30,6 +30,7 @@
 
 struct event_base;
 struct sched;
+struct store_key;
 struct svc;
 
 /* Largest request body served; larger ones get a 413 ClientException
@@ -57,6 +58,7 @@ struct api_config {
 	size_t max_connections, max_connections_per_source;
 	struct sched *sched;       /* the task engine RunTask/StopTask drive */
 	struct svc *svc;           /* the service scheduler the service operations poke */
+	const struct store_key *secrets_key;  /* SSM and Secrets Manager values */
 };
 
 struct api;

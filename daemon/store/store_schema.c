@@ -3,7 +3,8 @@
  * migrations[i] takes the database from user_version i to i + 1.  Append
  * only: a released migration is never edited, because databases out there
  * already ran it; a change is a new migration (services, deployments and
- * service events are migration 2, RunTask's client tokens 3).  Each one runs in its own
+ * service events are migration 2, RunTask's client tokens 3, SSM parameters
+ * and secrets 4).  Each one runs in its own
  * transaction together with the user_version bump, so a crash mid-upgrade
  * leaves the previous version intact and the next open retries.
  *
@@ -155,6 +156,57 @@ static const char *const migrations[] = {
 	/* 4 → 5: a task's enableExecuteCommand (RunTask's or its service's). */
 	"ALTER TABLE tasks ADD COLUMN enable_execute_command INTEGER NOT NULL DEFAULT 0"
 	"  CHECK (enable_execute_command IN (0, 1));",
+
+	/* 5 → 6: SSM parameters and Secrets Manager secrets
+	 * (store_secrets.h).  Values are sealed blobs, never plaintext;
+	 * sealed_check holds one sealed under the host key so that a wrong
+	 * key file is refused at start.  A stage names exactly one version
+	 * of its secret: the primary key says so. */
+	"CREATE TABLE sealed_check ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  sealed BLOB NOT NULL"
+	") STRICT;"
+	"CREATE TABLE ssm_parameters ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  version INTEGER NOT NULL CHECK (version >= 1),"
+	"  description TEXT,"
+	"  allowed_pattern TEXT,"
+	"  tier TEXT NOT NULL,"
+	"  data_type TEXT NOT NULL"
+	") STRICT;"
+	"CREATE TABLE ssm_parameter_versions ("
+	"  name TEXT NOT NULL REFERENCES ssm_parameters(name) ON DELETE CASCADE,"
+	"  version INTEGER NOT NULL,"
+	"  type TEXT NOT NULL CHECK (type IN ('String','StringList','SecureString')),"
+	"  sealed BLOB NOT NULL,"
+	"  modified_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (name, version)"
+	") STRICT;"
+	"CREATE TABLE sm_secrets ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  arn TEXT NOT NULL UNIQUE,"
+	"  description TEXT,"
+	"  kms_key_id TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  changed_at INTEGER NOT NULL,"
+	"  deleted_at INTEGER,"
+	"  deletion_date INTEGER"
+	") STRICT;"
+	"CREATE TABLE sm_versions ("
+	"  arn TEXT NOT NULL REFERENCES sm_secrets(arn) ON DELETE CASCADE,"
+	"  version_id TEXT NOT NULL,"
+	"  is_binary INTEGER NOT NULL CHECK (is_binary IN (0, 1)),"
+	"  sealed BLOB NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (arn, version_id)"
+	") STRICT;"
+	"CREATE TABLE sm_stages ("
+	"  arn TEXT NOT NULL,"
+	"  stage TEXT NOT NULL,"
+	"  version_id TEXT NOT NULL,"
+	"  PRIMARY KEY (arn, stage),"
+	"  FOREIGN KEY (arn, version_id) REFERENCES sm_versions(arn, version_id) ON DELETE CASCADE"
+	") STRICT;",
 };
 
 int store_schema_version(void)

@@ -7,6 +7,7 @@ Every response body a test sees (boto3's, the CLI's, raw ones) is validated
 against botocore's own ECS service model: member names, types, required
 members and enums.  The daemon runs fresh per test; at teardown it must exit 0
 on SIGTERM, remove its socket, and (ASan build) report nothing."""
+import base64
 import datetime
 import http.client
 import json
@@ -91,6 +92,10 @@ def validate(shape, value, path="$"):
         assert (lo is None or value >= lo) and (hi is None or value <= hi), f"{path}: range"
     elif t == "boolean":
         assert isinstance(value, bool), f"{path}: expected a boolean"
+    elif t == "blob":
+        # AWS JSON 1.1: base64 text.
+        assert isinstance(value, str), f"{path}: expected base64 text, got {value!r}"
+        base64.b64decode(value, validate=True)
     elif t in ("double", "float"):
         assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{path}"
     elif t == "timestamp":

@@ -407,7 +407,8 @@ REFUSED = {
     "privileged": ({"privileged": True}, "privileged"),
     "mountPoints": ({"mountPoints": [{"sourceVolume": "v", "containerPath": "/v"}]},
                     "mountPoints"),
-    "secrets": ({"secrets": [{"name": "S", "valueFrom": "arn:aws:ssm:x"}]}, "secrets"),
+    "environmentFiles": ({"environmentFiles": [{"value": "arn:aws:s3:::b/e.env", "type": "s3"}]},
+                         "S3"),
     "devices": ({"linuxParameters": {"devices": [{"hostPath": "/dev/kvm"}]}}, "devices"),
 }
 
