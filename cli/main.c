@@ -37,6 +37,7 @@ static const struct command commands[] = {
 	{ "register", cmd_register, "register a task definition from a JSON file" },
 	{ "task-definitions", cmd_task_definitions, "list task definitions" },
 	{ "service", cmd_service, "services: create, update, ls, inspect, rm, events" },
+	{ "volume", cmd_volume, "named volumes: ls, rm" },
 	{ "pull", cmd_pull, "pull an image from a registry into the local store" },
 	{ "images", cmd_images, "list the images in the local store" },
 	{ "rmi", cmd_rmi, "remove an image and garbage-collect what nothing uses" },

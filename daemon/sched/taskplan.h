@@ -49,6 +49,11 @@ struct taskplan_env {
 	 * container gets; 0 = as the definition says. */
 	unsigned long long log_max_size;
 	unsigned log_max_files;
+	/* Volumes (daemon/sched/volumes.h): named volumes' directory and
+	 * the operator's allowed host-path prefixes. */
+	const char *volumes_dir;
+	const char *const *host_paths;
+	size_t n_host_paths;
 };
 
 /* A container's pulled image: its config blob (the image config JSON) and

@@ -664,7 +664,8 @@ def test_every_register_member_is_accepted(daemon):
                     {"name": "d2", "dockerVolumeConfiguration": {"scope": "task"}},
                     {"name": "efs", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}],
         "placementConstraints": [{"type": "memberOf", "expression": "attribute:x == y"}],
-        "requiresCompatibilities": ["EC2", "FARGATE"], "cpu": "1 vCPU", "memory": "2 GB",
+        # Not FARGATE: Fargate-compatible definitions take no host.sourcePath.
+        "requiresCompatibilities": ["EC2"], "cpu": "1 vCPU", "memory": "2 GB",
         "tags": [{"key": "k", "value": "v"}], "pidMode": "task", "ipcMode": "none",
         "proxyConfiguration": {"type": "APPMESH", "containerName": "main",
                                "properties": [{"name": "AppPorts", "value": "80"}]},
