@@ -122,9 +122,9 @@ static int cmd_help(struct cli *c, int argc, char **argv)
 	const struct command *k = find_command(argv[first]);
 	if (!k)
 		return unknown_command("help: ", argv[first]);
-	/* Only service has SUBCOMMANDs: another word could be an argument the
-	 * command acts on (`run IMAGE --help` runs IMAGE with --help). */
-	if (first + 1 < argc && k->run != cmd_service) {
+	/* Only service and volume have SUBCOMMANDs: another word could be an
+	 * argument the command acts on (`run IMAGE --help` runs IMAGE with --help). */
+	if (first + 1 < argc && k->run != cmd_service && k->run != cmd_volume) {
 		fprintf(stderr, "berth: help: %s has no subcommands\nusage: %s\n", k->name, cmd.usage);
 		return 2;
 	}

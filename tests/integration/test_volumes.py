@@ -7,15 +7,21 @@ Berth refuses, and an image whose symlinks aim the mount point elsewhere.
 
 Real tasks: a daemon on the test network pulling from the test registry;
 every test checks nothing of its tasks is left on the host."""
+import http.client
+import json
 import os
 import signal
 import subprocess
 from pathlib import Path
 
+import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
 import pytest
 from botocore.exceptions import ClientError
 
 from fixtures import tasks as tk
+from test_api_clusters import AKID, REGION, SECRET
 from test_api_tasks import (NETCFG, TaskDaemon, finish, image, log_lines, make_client,  # noqa: F401
                             register, sh, tmp_tasks, wait_running, wait_stopped)
 from test_cli_tasks import BERTH_BIN
@@ -301,3 +307,28 @@ def test_unsupported_volume_members_refused_at_run_task(start, volume, member):
         ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG)
     code, msg = client_error(e)
     assert code == "ClientException" and f"volumes[0] (v): {member}" in msg, msg
+
+
+def test_berth_operations_over_signed_tcp(start):
+    """ListVolumes over TCP: signed for the signing name `berth` it
+    answers; signed for `ecs` the signature does not check out."""
+    d, ecs = start()
+
+    def call(service):
+        req = botocore.awsrequest.AWSRequest(
+            method="POST", url=d.endpoint + "/", data=b"{}",
+            headers={"Content-Type": "application/x-amz-json-1.1",
+                     "X-Amz-Target": "BerthV20261208.ListVolumes"})
+        botocore.auth.SigV4Auth(botocore.credentials.Credentials(AKID, SECRET), service,
+                                REGION).add_auth(req)
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        try:
+            c.request("POST", "/", body=b"{}", headers=dict(req.headers.items()))
+            r = c.getresponse()
+            return r.status, json.loads(r.read() or b"{}")
+        finally:
+            c.close()
+    assert call("berth") == (200, {"volumes": []})
+    assert call("ecs") == (403, {
+        "__type": "InvalidSignatureException",
+        "message": "Credential should be scoped to correct service: 'berth'."})
