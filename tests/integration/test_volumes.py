@@ -332,3 +332,17 @@ def test_berth_operations_over_signed_tcp(start):
     assert call("ecs") == (403, {
         "__type": "InvalidSignatureException",
         "message": "Credential should be scoped to correct service: 'berth'."})
+
+
+def test_task_volume_counts_against_ephemeral_storage(start):
+    """A task filling its task volume is stopped like one filling its
+    writable layer: the volume is the task's disk too."""
+    d, ecs = start("--default-ephemeral-storage", "20", "--disk-check-interval", "200ms")
+    t = run_to_end(d, ecs, [sh("big", "dd if=/dev/zero of=/v/f bs=1M count=64 2>/dev/null; "
+                                      "sleep 600", stopTimeout=2, mountPoints=[
+                                          {"sourceVolume": "v", "containerPath": "/v"}])],
+                   [{"name": "v"}], family="full")
+    assert t["stopCode"] == "TerminationNotice", t
+    assert t["stoppedReason"].startswith(
+        "Task stopped: its containers' writable layers and task volumes hold "), t
+    assert not (task_dir(d, t) / "volumes").exists()
