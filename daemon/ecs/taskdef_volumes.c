@@ -2,8 +2,8 @@
  * on `volumes`, `mountPoints` and `volumesFrom` (taskdef.h), on the stored
  * copy (types already checked, nulls gone).  The messages are ECS's where
  * ECS's are known ("Unknown volume 'x'.", "host.sourcePath should not be
- * blank.", "Fargate compatible task definitions do not support
- * sourcePath"). */
+ * blank.", "Invalid 'volumesFrom' setting. Unknown container: 'x'.",
+ * "Fargate compatible task definitions do not support sourcePath"). */
 #include <string.h>
 
 #include "common/json.h"
@@ -102,10 +102,8 @@ static int visit(struct api_call *c, const cJSON *defs, int i, unsigned char *co
 		const char *src = json_str(vf, "sourceContainer");
 		int t = container_index(defs, src);
 		if (t < 0)
-			return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. "
-					 "volumesFrom.sourceContainer '%.255s' is not a container "
-					 "in the task definition.", json_str(ct, "name"),
-					 src ? src : "null");
+			return api_error(c, 0, API_E_CLIENT, "Invalid 'volumesFrom' setting. Unknown "
+					 "container: '%.255s'.", src ? src : "null");
 		if (color[t] == GREY)
 			return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. "
 					 "volumesFrom: '%s' takes volumes from it in turn (a "

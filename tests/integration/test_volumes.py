@@ -271,7 +271,7 @@ def test_host_path_prefix_must_not_expose_berth_or_root(tmp_tasks, task_net, reg
     ([{"mountPoints": [{"sourceVolume": "v", "containerPath": "rel"}]}], [{"name": "v"}],
      "must be an absolute path"),
     ([{"volumesFrom": [{"sourceContainer": "ghost"}]}], [],
-     "volumesFrom.sourceContainer 'ghost' is not a container"),
+     "Invalid 'volumesFrom' setting. Unknown container: 'ghost'."),
     ([{"volumesFrom": [{"sourceContainer": "c1"}]}, {"volumesFrom": [{"sourceContainer": "c0"}]}],
      [], "a cycle"),
     ([{}], [{"name": "v"}, {"name": "v"}], "Duplicate volume name 'v'."),
