@@ -610,7 +610,7 @@ static int volume_target(int rootfd, const char *dest, bool dir, int *ret, struc
 static int mount_binds(int rootfd, const struct rt_mounts *m, struct berth_err *err)
 {
 	for (size_t i = 0; i < m->n_binds; i++) {
-		struct stat st;
+		struct stat st = { 0 };
 		_cleanup_close_ int target = -1;
 		int r = fstat(m->bind_fds[i], &st) < 0 ? rt_cerrnof(err, errno, "stat") : 0;
 		bool dir = S_ISDIR(st.st_mode);

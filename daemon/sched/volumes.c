@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -279,6 +280,18 @@ static bool volume_name_ok(const char *s)
 					       "0123456789_-") == n;
 }
 
+static int push_name(char ***names, size_t *n, const char *name)
+{
+	char **grown = realloc(*names, (*n + 1) * sizeof(**names));
+	if (!grown)
+		return -ENOMEM;
+	*names = grown;
+	if (!(grown[*n] = strdup(name)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -289,40 +302,48 @@ static void named_dir(const struct sched *s, char *buf, size_t n)
 	snprintf(buf, n, "%s/" VOLUMES_DIR, s->cfg.root);
 }
 
+/* The volume names in DIR (none when it does not exist yet), sorted. */
+static int read_names(const char *dir, char ***names, size_t *n, struct berth_err *err)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	if (!d && errno != ENOENT)
+		return berth_errnof(err, errno, "named volumes %s", dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		if (!volume_name_ok(de->d_name) ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (push_name(names, n, de->d_name) < 0)
+			return berth_errf(err, ENOMEM, "out of memory");
+	}
+	if (*n)
+		qsort(*names, *n, sizeof(**names), by_name);
+	return 0;
+}
+
+static bool add_volume(cJSON *arr, const char *name)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return false;
+	}
+	return cJSON_AddStringToObject(o, "name", name) &&
+	       cJSON_AddStringToObject(o, "driver", "local");
+}
+
 int volumes_list(const struct sched *s, cJSON **ret, struct berth_err *err)
 {
 	char dir[PATH_MAX];
 	named_dir(s, dir, sizeof(dir));
 	_cleanup_(cJSON_Deletep) cJSON *arr = cJSON_CreateArray();
-	_cleanup_closedir_ DIR *d = opendir(dir);
-	if (!arr)
-		return berth_errf(err, ENOMEM, "out of memory");
-	if (!d && errno != ENOENT)
-		return berth_errnof(err, errno, "named volumes %s", dir);
 	char **names = NULL;
 	size_t n = 0;
-	struct dirent *de;
-	int r = 0;
-	while (d && r == 0 && (de = readdir(d))) {
-		if (!volume_name_ok(de->d_name) || de->d_type != DT_DIR)
-			continue;
-		char **grown = realloc(names, (n + 1) * sizeof(*names));
-		if (!grown || !(grown[n] = strdup(de->d_name)))
-			r = berth_errf(err, ENOMEM, "out of memory");
-		names = grown ? grown : names;
-		n += grown && grown[n];
-	}
-	if (n)
-		qsort(names, n, sizeof(*names), by_name);
+	int r = arr ? read_names(dir, &names, &n, err) : berth_errf(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		cJSON *o = r == 0 ? cJSON_CreateObject() : NULL;
-		if (r == 0 && (!o || !cJSON_AddItemToArray(arr, o))) {
-			cJSON_Delete(o);
+		if (r == 0 && !add_volume(arr, names[i]))
 			r = berth_errf(err, ENOMEM, "out of memory");
-		} else if (r == 0 && (!cJSON_AddStringToObject(o, "name", names[i]) ||
-				      !cJSON_AddStringToObject(o, "driver", "local"))) {
-			r = berth_errf(err, ENOMEM, "out of memory");
-		}
 		free(names[i]);
 	}
 	free(names);
