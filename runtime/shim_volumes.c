@@ -114,6 +114,27 @@ static int claim(const struct plan_volume *v, int fd, const struct rt_user *u,
 			    (unsigned)u->gid);
 }
 
+static size_t depth(const char *path)
+{
+	size_t n = 0;
+	for (; *path; path++)
+		n += *path == '/';
+	return n;
+}
+
+/* Parents before children (stable), as Docker orders mounts: /data/sub
+ * listed before /data would otherwise end up hidden under it. */
+static void sort_by_depth(struct rt_bind *b, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct rt_bind x = b[i];
+		size_t j = i;
+		for (; j > 0 && depth(b[j - 1].dest) > depth(x.dest); j--)
+			b[j] = b[j - 1];
+		b[j] = x;
+	}
+}
+
 int shim_volumes_binds(struct shim *s, struct ctr *c, struct rt_bind *binds,
 		       struct berth_err *err)
 {
@@ -128,5 +149,6 @@ int shim_volumes_binds(struct shim *s, struct ctr *c, struct rt_bind *binds,
 		binds[i] = (struct rt_bind){ .dest = m->container_path, .source_fd = fd,
 					     .writable = !m->readonly };
 	}
+	sort_by_depth(binds, c->pc->n_mounts);
 	return 0;
 }

@@ -110,6 +110,18 @@ def test_volumes_from_and_read_only(start):
     assert " ro," in lines[3] or " ro " in lines[3], lines
 
 
+def test_nested_mount_points_in_any_order(start):
+    """/a/b listed before /a still shows: parents are mounted first."""
+    d, ecs = start()
+    t = run_to_end(d, ecs, [
+        sh("c", "echo inner > /a/b/f; echo outer > /a/g; ls /a", mountPoints=[
+            {"sourceVolume": "inner", "containerPath": "/a/b"},
+            {"sourceVolume": "outer", "containerPath": "/a"}]),
+    ], [{"name": "inner"}, {"name": "outer"}])
+    assert container(t, "c")["exitCode"] == 0, (t, out(d, t, "c"))
+    assert out(d, t, "c") == ["b", "g"]
+
+
 def test_image_symlinks_cannot_redirect_the_mount(start):
     """/data -> /srv/target resolves inside the rootfs; /up -> ../../.. stays
     at the container's root; /magic -> /proc/self/root/... is refused."""
