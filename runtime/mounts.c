@@ -106,12 +106,14 @@ static int set_attr(int mfd, unsigned attr, bool recursive, const char *what,
 
 /* ---- parent: the overlay ------------------------------------------------ */
 
-/* Returns 1 when the kernel lacks what this path needs (fsopen, or
- * overlayfs's "lowerdir+", new in 6.8) so the caller uses mount(2). */
-static int overlay_fsmount(const struct rt_rootfs *r, int *ret, struct berth_err *err)
+/* An overlay fs context with LOWERDIRS (top first) in *ret_fsfd.  Returns
+ * 1 when the kernel lacks what this path needs (fsopen, or overlayfs's
+ * "lowerdir+", new in 6.8). */
+static int overlay_open(const char *const *lowerdirs, size_t n, int *ret_fsfd,
+			struct berth_err *err)
 {
-	for (size_t i = 0; i < r->n_lowerdirs; i++)
-		if (strlen(r->lowerdirs[i]) >= FSCONFIG_STR_MAX)
+	for (size_t i = 0; i < n; i++)
+		if (strlen(lowerdirs[i]) >= FSCONFIG_STR_MAX)
 			return 1;
 	_cleanup_close_ int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fsfd < 0 && errno == ENOSYS)
@@ -120,13 +122,51 @@ static int overlay_fsmount(const struct rt_rootfs *r, int *ret, struct berth_err
 		return berth_errnof(err, errno, "overlay: fsopen");
 	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0)
 		return fs_err(err, fsfd, errno, "overlay");
-	for (size_t i = 0; i < r->n_lowerdirs; i++) {
-		if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", r->lowerdirs[i], 0) == 0)
+	for (size_t i = 0; i < n; i++) {
+		if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowerdirs[i], 0) == 0)
 			continue;
 		if (i == 0 && errno == EINVAL)
 			return 1;
 		return fs_err(err, fsfd, errno, "overlay: lowerdir");
 	}
+	*ret_fsfd = TAKE_FD(fsfd);
+	return 0;
+}
+
+int rt_mounts_image_view(const char *const *lowerdirs, size_t n, int *ret,
+			 struct berth_err *err)
+{
+	/* overlayfs wants two layers at least when it has no upper dir. */
+	if (n == 1) {
+		if ((*ret = open(lowerdirs[0], O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+			return berth_errnof(err, errno, "layer %s", lowerdirs[0]);
+		return 0;
+	}
+	_cleanup_close_ int fsfd = -1;
+	int r = overlay_open(lowerdirs, n, &fsfd, err);
+	if (r > 0)
+		return berth_errf(err, EOPNOTSUPP, "the image's view: needs overlayfs's "
+				  "lowerdir+ (Linux 6.8) and layer paths under %d bytes",
+				  FSCONFIG_STR_MAX);
+	if (r < 0)
+		return r;
+	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return fs_err(err, fsfd, errno, "overlay");
+	int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | ATTR_NOSUID_NODEV_NOEXEC);
+	if (mfd < 0)
+		return berth_errnof(err, errno, "overlay: fsmount");
+	*ret = mfd;
+	return 0;
+}
+
+/* Returns 1 when the kernel lacks what this path needs (overlay_open) so
+ * the caller uses mount(2). */
+static int overlay_fsmount(const struct rt_rootfs *r, int *ret, struct berth_err *err)
+{
+	_cleanup_close_ int fsfd = -1;
+	int o = overlay_open(r->lowerdirs, r->n_lowerdirs, &fsfd, err);
+	if (o != 0)
+		return o;
 	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", r->upperdir, 0) < 0 ||
 	    fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", r->workdir, 0) < 0)
 		return fs_err(err, fsfd, errno, "overlay");

@@ -71,6 +71,13 @@ int rt_mounts_prepare(const struct rt_rootfs *rootfs, const struct rt_bind *bind
 		      size_t n_binds, struct rt_mounts *ret, struct berth_err *err);
 void rt_mounts_release(struct rt_mounts *m);
 
+/* The image's files as a read-only (nosuid, nodev, noexec) detached
+ * overlay of LOWERDIRS (top first), or the one layer itself; for reading
+ * (a volume's copy of what the image has at its mount point).  *ret is
+ * the view's root.  -EOPNOTSUPP on kernels without overlayfs's lowerdir+. */
+int rt_mounts_image_view(const char *const *lowerdirs, size_t n, int *ret,
+			 struct berth_err *err);
+
 /* Child side.  In a fresh mount, pid, ipc (and, for sysfs, net) namespace,
  * as root with all capabilities: makes / rprivate, attaches the overlay,
  * pivot_root(".", ".") and detaches the old root, then mounts /proc, /dev

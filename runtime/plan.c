@@ -538,7 +538,8 @@ static int parse_mount(const struct plan *p, const cJSON *e, const char *mw,
 	int r;
 	if ((r = req_str(e, mw, "sourceVolume", &vol, err)) < 0 ||
 	    (r = req_str(e, mw, "containerPath", &m->container_path, err)) < 0 ||
-	    (r = opt_bool(e, mw, "readOnly", &m->readonly, err)) < 0)
+	    (r = opt_bool(e, mw, "readOnly", &m->readonly, err)) < 0 ||
+	    (r = opt_bool(e, mw, "imageVolume", &m->image_volume, err)) < 0)
 		return r;
 	for (m->volume = 0; m->volume < p->n_volumes; m->volume++)
 		if (!strcmp(p->volumes[m->volume].name, vol))

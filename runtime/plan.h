@@ -17,7 +17,7 @@
  *   volumes[]             task level: {name, root, path, create, shared},
  *                         names unique, root absolute; create: path is one
  *                         component the shim may create under root
- *   mountPoints[]         {sourceVolume, containerPath, readOnly}: a volume
+ *   mountPoints[]         {sourceVolume, containerPath, readOnly, imageVolume}: a volume
  *                         of the task, an absolute path other than "/"
  *                         without "..", unique within the container
  *                         (the daemon has already expanded volumesFrom)
@@ -85,6 +85,7 @@ struct plan_mount {
 	size_t volume;           /* into plan.volumes */
 	char *container_path;
 	bool readonly;
+	bool image_volume;       /* the image declares a VOLUME here: seed an empty volume */
 };
 
 struct plan_container {

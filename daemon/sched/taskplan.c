@@ -464,7 +464,7 @@ static int container_plan(const cJSON *td, const cJSON *cd, const cJSON *ov,
 	for (size_t i = 0; i < ARRAY_SIZE(passed_through); i++)
 		if (!copy_to(pc, passed_through[i], member(cd, passed_through[i])))
 			return berth_errf(err, ENOMEM, "out of memory");
-	return volumes_container_plan(td, cd, pc, err);
+	return volumes_container_plan(td, cd, img, pc, err);
 }
 
 /* "a,b" → network.securityGroups ["a", "b"]. */

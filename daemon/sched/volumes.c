@@ -234,37 +234,55 @@ static bool has_path(const cJSON *mounts, const char *path)
 	return false;
 }
 
+static bool add_mount(cJSON *out, const char *vol, const char *path, bool ro, bool image_volume)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddItemToArray(out, o)) {
+		cJSON_Delete(o);
+		return false;
+	}
+	return cJSON_AddStringToObject(o, "sourceVolume", vol) &&
+	       cJSON_AddStringToObject(o, "containerPath", path) &&
+	       cJSON_AddBoolToObject(o, "readOnly", ro) &&
+	       (!image_volume || cJSON_AddTrueToObject(o, "imageVolume"));
+}
+
 /* CD's own mountPoints, then (DEPTH levels deep at most: registration
  * refuses cycles) those of the containers it takes volumesFrom, read-only
  * when either says so.  A path already there keeps its first mount, so a
- * container's own mount wins over an inherited one, as under Docker. */
-static bool add_mounts(const cJSON *td, const cJSON *cd, bool ro, int depth, cJSON *out)
+ * container's own mount wins over an inherited one, as under Docker.
+ * IMG_VOLUMES: CD's image's config Volumes ({"/path": {}}), whose paths
+ * are seeded from the image (ECS's VOLUME rule); NULL for an inherited
+ * mount, which its own container seeds. */
+static bool add_mounts(const cJSON *td, const cJSON *cd, const cJSON *img_volumes, bool ro,
+		       int depth, cJSON *out)
 {
 	const cJSON *m, *vf;
 	cJSON_ArrayForEach(m, member(cd, "mountPoints")) {
 		const char *vol = json_str(m, "sourceVolume"), *path = json_str(m, "containerPath");
 		if (!vol || !path || has_path(out, path))
 			continue;
-		cJSON *o = cJSON_CreateObject();
-		if (!o || !cJSON_AddItemToArray(out, o) || !cJSON_AddStringToObject(o, "sourceVolume", vol) ||
-		    !cJSON_AddStringToObject(o, "containerPath", path) ||
-		    !cJSON_AddBoolToObject(o, "readOnly", ro || cJSON_IsTrue(member(m, "readOnly"))))
+		bool seed = cJSON_GetObjectItemCaseSensitive(img_volumes, path) != NULL;
+		if (!add_mount(out, vol, path, ro || cJSON_IsTrue(member(m, "readOnly")), seed))
 			return false;
 	}
 	cJSON_ArrayForEach(vf, member(cd, "volumesFrom")) {
 		const cJSON *src = container_named(td, json_str(vf, "sourceContainer"));
 		if (src && depth > 0 &&
-		    !add_mounts(td, src, ro || cJSON_IsTrue(member(vf, "readOnly")), depth - 1, out))
+		    !add_mounts(td, src, NULL, ro || cJSON_IsTrue(member(vf, "readOnly")), depth - 1,
+				out))
 			return false;
 	}
 	return true;
 }
 
-int volumes_container_plan(const cJSON *td, const cJSON *cd, cJSON *pc, struct berth_err *err)
+int volumes_container_plan(const cJSON *td, const cJSON *cd, const cJSON *img, cJSON *pc,
+			   struct berth_err *err)
 {
 	_cleanup_(cJSON_Deletep) cJSON *arr = cJSON_CreateArray();
 	int depth = cJSON_GetArraySize(member(td, "containerDefinitions"));
-	if (!arr || !add_mounts(td, cd, false, depth, arr))
+	const cJSON *iv = member(img, "Volumes");
+	if (!arr || !add_mounts(td, cd, cJSON_IsObject(iv) ? iv : NULL, false, depth, arr))
 		return berth_errf(err, ENOMEM, "out of memory");
 	if (cJSON_GetArraySize(arr) && !cJSON_AddItemToObject(pc, "mountPoints", TAKE_PTR(arr)))
 		return berth_errf(err, ENOMEM, "out of memory");

@@ -44,10 +44,14 @@ int volumes_check_prefixes(const struct berth_policy *p, const char *const *dirs
 			   struct berth_err *err);
 
 /* The plan's task-level "volumes" (into PLAN) and container CD's
- * "mountPoints" with its volumesFrom expanded (into PC). */
+ * "mountPoints" with its volumesFrom expanded (into PC); IMG is CD's image
+ * config's "config" (or NULL): a mount at one of its Volumes paths is
+ * marked "imageVolume", for the shim to seed an empty volume with what the
+ * image has there, as ECS does for a Dockerfile's VOLUME. */
 int volumes_plan(const cJSON *td, const struct taskplan_env *e, cJSON *plan,
 		 struct berth_err *err);
-int volumes_container_plan(const cJSON *td, const cJSON *cd, cJSON *pc, struct berth_err *err);
+int volumes_container_plan(const cJSON *td, const cJSON *cd, const cJSON *img, cJSON *pc,
+			   struct berth_err *err);
 
 struct sched;
 

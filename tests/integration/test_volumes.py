@@ -110,6 +110,25 @@ def test_volumes_from_and_read_only(start):
     assert " ro," in lines[3] or " ro " in lines[3], lines
 
 
+def test_empty_volume_seeded_from_the_images_volume(start):
+    """ECS's VOLUME rule: an empty volume mounted where the image declares
+    a VOLUME gets the image's files there, owners and modes too (set-id
+    bits dropped), links as links; a container without the VOLUME (the
+    reader) sees them through the same volume."""
+    d, ecs = start()
+    t = run_to_end(d, ecs, [
+        sh("c", "stat -c '%u:%g %a %n' /seed /seed/a /seed/suid; stat -c %h /seed/hl; "
+                "readlink /seed/link; cat /seed/sub/b; sleep 30", image=image(d, "volume-seed"),
+           essential=False,
+           mountPoints=[{"sourceVolume": "v", "containerPath": "/seed"}]),
+        sh("r", "while ! test -f /r/sub/b; do sleep 0.1; done; cat /r/a",
+           mountPoints=[{"sourceVolume": "v", "containerPath": "/r"}]),
+    ], [{"name": "v"}])
+    assert out(d, t, "c") == ["1000:1000 750 /seed", "1000:1000 640 /seed/a",
+                              "0:0 755 /seed/suid", "2", "a", "nested"], (t, out(d, t, "c"))
+    assert out(d, t, "r") == ["from the image"]
+
+
 def test_nested_mount_points_in_any_order(start):
     """/a/b listed before /a still shows: parents are mounted first."""
     d, ecs = start()

@@ -91,7 +91,7 @@ static void plan_volumes(void **state)
 	cJSON_ArrayForEach(cd, cJSON_GetObjectItem(td, "containerDefinitions")) {
 		cJSON *pc = cJSON_CreateObject();
 		cJSON_AddItemToArray(ctrs, pc);
-		assert_int_equal(volumes_container_plan(td, cd, pc, &err), 0);
+		assert_int_equal(volumes_container_plan(td, cd, NULL, pc, &err), 0);
 		if (want[i])
 			assert_json(cJSON_GetObjectItem(pc, "mountPoints"), want[i], "mountPoints");
 		else
@@ -116,6 +116,27 @@ static void plan_volumes(void **state)
 	assert_int_equal(p->containers[2].mounts[0].volume, 2);
 	assert_true(p->containers[2].mounts[0].readonly);
 	assert_string_equal(p->containers[2].mounts[1].container_path, "/l");
+}
+
+/* Only a container's own mounts at its image's VOLUME paths are seeded
+ * from the image; inherited ones are their own container's business. */
+static void image_volumes_marked(void **state)
+{
+	(void)state;
+	_cleanup_(cJSON_Deletep) cJSON *td = parse(TD), *img = parse(
+		"{\"Volumes\":{\"/s\":{},\"/elsewhere\":{}}}");
+	const cJSON *defs = cJSON_GetObjectItem(td, "containerDefinitions");
+	struct berth_err err = { 0 };
+	_cleanup_(cJSON_Deletep) cJSON *a = cJSON_CreateObject(), *c = cJSON_CreateObject();
+	assert_int_equal(volumes_container_plan(td, cJSON_GetArrayItem(defs, 0), img, a, &err), 0);
+	assert_int_equal(volumes_container_plan(td, cJSON_GetArrayItem(defs, 2), img, c, &err), 0);
+	assert_json(cJSON_GetObjectItem(a, "mountPoints"),
+		    "[{\"sourceVolume\":\"scratch\",\"containerPath\":\"/s\",\"readOnly\":false,"
+		    "\"imageVolume\":true},"
+		    "{\"sourceVolume\":\"logs\",\"containerPath\":\"/l\",\"readOnly\":true}]", "a");
+	const cJSON *m;
+	cJSON_ArrayForEach(m, cJSON_GetObjectItem(c, "mountPoints"))
+		assert_null(cJSON_GetObjectItem(m, "imageVolume"));
 }
 
 struct refusal {
@@ -244,6 +265,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(plan_volumes),
+		cmocka_unit_test(image_volumes_marked),
 		cmocka_unit_test(refused_members),
 		cmocka_unit_test(host_policy),
 		cmocka_unit_test(allowed_prefixes),
