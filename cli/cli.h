@@ -103,6 +103,7 @@ int cmd_stop(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
 int cmd_service(struct cli *c, int argc, char **argv);
 int cmd_exec(struct cli *c, int argc, char **argv);
+int cmd_volume(struct cli *c, int argc, char **argv);
 
 /* Progress display of a pull: bars redrawn in place on a TTY, one plain
  * line per layer state change otherwise. */

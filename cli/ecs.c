@@ -47,10 +47,14 @@ const char *ecs_error_type(const struct ecs *e)
 	return e->type;
 }
 
+/* OP is an ECS operation, or a whole target ("BerthV20261208.ListVolumes"). */
 static struct curl_slist *request_headers(const char *op)
 {
 	char target[256];
-	snprintf(target, sizeof(target), ECS_TARGET_PREFIX "%s", op);
+	if (strchr(op, '.'))
+		snprintf(target, sizeof(target), "X-Amz-Target: %s", op);
+	else
+		snprintf(target, sizeof(target), ECS_TARGET_PREFIX "%s", op);
 	struct curl_slist *h = curl_slist_append(NULL, target), *n;
 	const char *more[] = { "Content-Type: application/x-amz-json-1.1",
 			       "Expect:" /* no 100-continue round trip */ };

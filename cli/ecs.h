@@ -23,7 +23,9 @@ int ecs_open(const char *socket_path, struct ecs **ret, struct berth_err *err);
 void ecs_close(struct ecs *e);
 DEFINE_CLEANUP_FUNC(struct ecs, ecs_close)
 
-/* Calls op with req as the body (NULL: {}), and returns the parsed answer
+/* Calls op (an ECS operation, or a whole X-Amz-Target of another service
+ * on the endpoint, such as Berth's own "BerthV20261208.ListVolumes") with
+ * req as the body (NULL: {}), and returns the parsed answer
  * in *ret (the caller frees it with cJSON_Delete).  Fails with:
  *  - "cannot reach the berth daemon at PATH: <cause>" when nothing answers;
  *  - "<Op>: <__type>: <message>" for an ECS error body (-EPROTO; the type

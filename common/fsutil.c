@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,4 +192,18 @@ int berth_exe_sibling(const char *name, char *buf, size_t n, struct berth_err *e
 		return berth_errf(err, ENAMETOOLONG, "the path of %s is too long", name);
 	snprintf(buf + dir, n - dir, "/%s", name);
 	return 0;
+}
+
+bool berth_path_clean(const char *s)
+{
+	if (s[0] != '/' || !s[1] || strlen(s) >= PATH_MAX)
+		return false;
+	for (const char *c = s + 1;;) {
+		size_t n = strcspn(c, "/");
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && !strncmp(c, "..", 2)))
+			return false;
+		if (!c[n])
+			return true;
+		c += n + 1;
+	}
 }

@@ -4,6 +4,7 @@
 #ifndef BERTH_FSUTIL_H
 #define BERTH_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -41,6 +42,10 @@ int berth_fsync_dir_at(int dirfd, const char *name, struct berth_err *err);
 /* DIR/NAME into buf, DIR being the directory of this executable
  * (/proc/self/exe): how berth, berthd and berth-shim find each other. */
 int berth_exe_sibling(const char *name, char *buf, size_t n, struct berth_err *err);
+
+/* "/a/b": absolute, other than "/", no empty, "." or ".." component, no
+ * trailing '/', shorter than PATH_MAX. */
+bool berth_path_clean(const char *s);
 
 /* rm -rf dirfd/name without following symlinks; a missing name is fine. */
 int berth_rm_rf_at(int dirfd, const char *name, struct berth_err *err);

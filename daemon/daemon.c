@@ -17,6 +17,7 @@
 #include "daemon/daemon.h"
 #include "daemon/server/log_limit.h"
 #include "daemon/sched/sched.h"
+#include "daemon/sched/volumes.h"
 #include "daemon/svc/svc.h"
 #include "daemon/store/store.h"
 #include "daemon/store/store_secrets.h"
@@ -141,6 +142,9 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 	const char *log_root = o->log_root ? o->log_root : DAEMON_DEFAULT_LOG_ROOT;
 	if ((r = berth_mkdir_p(log_root, 0755, err)) < 0)
 		return berth_err_wrap(err, "--log-root %s", log_root);
+	if ((r = volumes_check_prefixes(&o->policy, (const char *const[]){ root, run_root, log_root },
+					3, err)) < 0)
+		return r;
 	struct sched_config sc = {
 		.root = root, .run_root = run_root, .log_root = log_root,
 		.shim_bin = o->shim_bin ? o->shim_bin : shim,

@@ -12,6 +12,7 @@
 
 #include "common/cleanup.h"
 #include "daemon/daemon.h"
+#include "daemon/sched/volumes.h"
 #include "runtime/log.h"
 
 static const char usage_text[] =
@@ -25,6 +26,7 @@ static const char usage_text[] =
 	"             " IMG_LIMIT_OPTS "\n"
 	"             [--request-timeout DURATION] [--max-connections N] [--max-connections-per-source N]\n"
 	"             [--allow-capabilities CAP,...] [--allow-ulimits NAME,...]\n"
+	"             [--allow-host-path PREFIX]...\n"
 	"             [--default-task-memory MIB] [--default-task-cpu UNITS]\n"
 	"             [--instance-cpu UNITS] [--instance-memory MIB] [--reserved-memory MIB]\n"
 	"             [--log-max-size SIZE] [--log-max-file N] [--default-ephemeral-storage MIB]\n"
@@ -120,7 +122,7 @@ static int add_listen(const char **v, size_t *n, const char *opt, const char *ar
 enum {
 	OPT_LOG_ROOT = 256, OPT_SUBNET, OPT_BRIDGE, OPT_NO_NAT, OPT_NFT_TABLE, OPT_CGROUP,
 	OPT_BLOCKED, OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
-	OPT_ALLOW_CAPS, OPT_ALLOW_ULIMITS, OPT_TASK_MEMORY, OPT_TASK_CPU, OPT_INSTANCE_CPU,
+	OPT_ALLOW_CAPS, OPT_ALLOW_ULIMITS, OPT_ALLOW_HOST_PATH, OPT_TASK_MEMORY, OPT_TASK_CPU, OPT_INSTANCE_CPU,
 	OPT_INSTANCE_MEMORY, OPT_RESERVED_MEMORY, OPT_LOG_MAX_SIZE, OPT_LOG_MAX_FILE,
 	OPT_EPHEMERAL, OPT_DISK_CHECK, OPT_DISK_RESERVE,
 	OPT_PULL_LIMIT,
@@ -150,6 +152,7 @@ static const struct option opts[] = {
 	{ "service-healthy-after", required_argument, NULL, OPT_HEALTHY_AFTER },
 	{ "allow-capabilities", required_argument, NULL, OPT_ALLOW_CAPS },
 	{ "allow-ulimits", required_argument, NULL, OPT_ALLOW_ULIMITS },
+	{ "allow-host-path", required_argument, NULL, OPT_ALLOW_HOST_PATH },
 	{ "default-task-memory", required_argument, NULL, OPT_TASK_MEMORY },
 	{ "default-task-cpu", required_argument, NULL, OPT_TASK_CPU },
 	{ "instance-cpu", required_argument, NULL, OPT_INSTANCE_CPU },
@@ -178,6 +181,7 @@ static int set_policy_opt(struct berth_policy *p, int ch, const char *arg)
 	switch (ch) {
 	case OPT_ALLOW_CAPS: return policy_list(policy_allow_capabilities, p, arg);
 	case OPT_ALLOW_ULIMITS: return policy_list(policy_allow_ulimits, p, arg);
+	case OPT_ALLOW_HOST_PATH: return policy_list(volumes_allow_host_path, p, arg);
 	case OPT_TASK_MEMORY:
 		return parse_units("default-task-memory", arg, 6, &p->default_task_memory);
 	case OPT_TASK_CPU: return parse_units("default-task-cpu", arg, 128, &p->default_task_cpu);

@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -103,12 +106,14 @@ static int set_attr(int mfd, unsigned attr, bool recursive, const char *what,
 
 /* ---- parent: the overlay ------------------------------------------------ */
 
-/* Returns 1 when the kernel lacks what this path needs (fsopen, or
- * overlayfs's "lowerdir+", new in 6.8) so the caller uses mount(2). */
-static int overlay_fsmount(const struct rt_rootfs *r, int *ret, struct berth_err *err)
+/* An overlay fs context with LOWERDIRS (top first) in *ret_fsfd.  Returns
+ * 1 when the kernel lacks what this path needs (fsopen, or overlayfs's
+ * "lowerdir+", new in 6.8). */
+static int overlay_open(const char *const *lowerdirs, size_t n, int *ret_fsfd,
+			struct berth_err *err)
 {
-	for (size_t i = 0; i < r->n_lowerdirs; i++)
-		if (strlen(r->lowerdirs[i]) >= FSCONFIG_STR_MAX)
+	for (size_t i = 0; i < n; i++)
+		if (strlen(lowerdirs[i]) >= FSCONFIG_STR_MAX)
 			return 1;
 	_cleanup_close_ int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fsfd < 0 && errno == ENOSYS)
@@ -117,13 +122,51 @@ static int overlay_fsmount(const struct rt_rootfs *r, int *ret, struct berth_err
 		return berth_errnof(err, errno, "overlay: fsopen");
 	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0)
 		return fs_err(err, fsfd, errno, "overlay");
-	for (size_t i = 0; i < r->n_lowerdirs; i++) {
-		if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", r->lowerdirs[i], 0) == 0)
+	for (size_t i = 0; i < n; i++) {
+		if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowerdirs[i], 0) == 0)
 			continue;
 		if (i == 0 && errno == EINVAL)
 			return 1;
 		return fs_err(err, fsfd, errno, "overlay: lowerdir");
 	}
+	*ret_fsfd = TAKE_FD(fsfd);
+	return 0;
+}
+
+int rt_mounts_image_view(const char *const *lowerdirs, size_t n, int *ret,
+			 struct berth_err *err)
+{
+	/* overlayfs wants two layers at least when it has no upper dir. */
+	if (n == 1) {
+		if ((*ret = open(lowerdirs[0], O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+			return berth_errnof(err, errno, "layer %s", lowerdirs[0]);
+		return 0;
+	}
+	_cleanup_close_ int fsfd = -1;
+	int r = overlay_open(lowerdirs, n, &fsfd, err);
+	if (r > 0)
+		return berth_errf(err, EOPNOTSUPP, "the image's view: needs overlayfs's "
+				  "lowerdir+ (Linux 6.8) and layer paths under %d bytes",
+				  FSCONFIG_STR_MAX);
+	if (r < 0)
+		return r;
+	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return fs_err(err, fsfd, errno, "overlay");
+	int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | ATTR_NOSUID_NODEV_NOEXEC);
+	if (mfd < 0)
+		return berth_errnof(err, errno, "overlay: fsmount");
+	*ret = mfd;
+	return 0;
+}
+
+/* Returns 1 when the kernel lacks what this path needs (overlay_open) so
+ * the caller uses mount(2). */
+static int overlay_fsmount(const struct rt_rootfs *r, int *ret, struct berth_err *err)
+{
+	_cleanup_close_ int fsfd = -1;
+	int o = overlay_open(r->lowerdirs, r->n_lowerdirs, &fsfd, err);
+	if (o != 0)
+		return o;
 	if (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", r->upperdir, 0) < 0 ||
 	    fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", r->workdir, 0) < 0)
 		return fs_err(err, fsfd, errno, "overlay");
@@ -223,24 +266,28 @@ static int validate(const struct rt_rootfs *r, const struct rt_bind *binds, size
 	if (!abs_clean(r->upperdir) || !abs_clean(r->workdir))
 		return berth_errf(err, EINVAL, "rootfs: upperdir and workdir must be absolute paths");
 	for (size_t i = 0; i < n; i++)
-		if (!abs_clean(binds[i].source) || !abs_clean(binds[i].dest) ||
+		if ((binds[i].source && !abs_clean(binds[i].source)) ||
+		    (!binds[i].source && binds[i].source_fd < 0) || !abs_clean(binds[i].dest) ||
 		    !strcmp(binds[i].dest, "/"))
 			return berth_errf(err, EINVAL, "bind %s: source and dest must be absolute "
 					  "paths without '..'", binds[i].dest ? binds[i].dest : "?");
 	return 0;
 }
 
-/* A read-only, nosuid, nodev clone of the host path (recursive, as
- * Docker's rbind).  open_tree() pins the source now, in the host mount
- * namespace, so a later change of the host path cannot redirect it. */
+/* A nosuid, nodev clone of the host path (recursive, as Docker's rbind),
+ * read-only unless a writable volume.  open_tree() pins the source now,
+ * in the host mount namespace, so a later change of the host path cannot
+ * redirect it; a volume's source is the fd its owner opened safely. */
 static int clone_bind(const struct rt_bind *b, int *ret, struct berth_err *err)
 {
-	_cleanup_close_ int fd = open_tree(AT_FDCWD, b->source,
-					   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE;
+	_cleanup_close_ int fd = b->source ? open_tree(AT_FDCWD, b->source, flags)
+					   : open_tree(b->source_fd, "", flags | AT_EMPTY_PATH);
 	if (fd < 0)
-		return berth_errnof(err, errno, "bind %s: source %s", b->dest, b->source);
-	int r = set_attr(fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true,
-			 b->dest, err);
+		return berth_errnof(err, errno, "bind %s: source %s", b->dest,
+				    b->source ? b->source : "(volume)");
+	unsigned attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b->writable ? 0 : MOUNT_ATTR_RDONLY);
+	int r = set_attr(fd, attr, true, b->dest, err);
 	if (r < 0)
 		return r;
 	*ret = TAKE_FD(fd);
@@ -265,13 +312,15 @@ int rt_mounts_prepare(const struct rt_rootfs *rootfs, const struct rt_bind *bind
 	ret->bind_fds = malloc(n_binds * sizeof(int));
 	const char **dests = calloc(n_binds, sizeof(char *));
 	ret->bind_dests = dests;
-	if (!ret->bind_fds || !dests)
+	ret->bind_volume = calloc(n_binds, sizeof(bool));
+	if (!ret->bind_fds || !dests || !ret->bind_volume)
 		return berth_errnof(err, ENOMEM, "binds");
 	for (size_t i = 0; i < n_binds; i++) {
 		r = clone_bind(&binds[i], &ret->bind_fds[i], err);
 		if (r < 0)
 			return r;
 		dests[i] = binds[i].dest;
+		ret->bind_volume[i] = !binds[i].source;
 		ret->n_binds++;
 	}
 	return 0;
@@ -287,6 +336,7 @@ void rt_mounts_release(struct rt_mounts *m)
 		close(m->bind_fds[i]);
 	free(m->bind_fds);
 	free((void *)m->bind_dests);
+	free(m->bind_volume);
 	free(m->legacy_opts);
 	*m = (struct rt_mounts){ .overlay_fd = -1, .legacy_dirfd = -1 };
 }
@@ -519,14 +569,94 @@ static int bind_target(int rootfd, const char *dest, bool dir, int *ret, struct 
 	return 0;
 }
 
+/* rel (relative to the container's root) opened as the container would
+ * resolve it: symlinks inside the rootfs, never a /proc magic link.
+ * -errno. */
+static int open_in_root(int rootfd, const char *rel, int flags)
+{
+	struct open_how how = { .flags = (uint64_t)(flags | O_PATH | O_CLOEXEC),
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	int fd;
+	/* EAGAIN: a rename somewhere raced the lookup; try again. */
+	while ((fd = (int)syscall(SYS_openat2, rootfd, rel[0] ? rel : ".", &how, sizeof(how))) < 0 &&
+	       errno == EAGAIN)
+		;
+	return fd < 0 ? -errno : fd;
+}
+
+/* rel[0..end) (a prefix ending at a component) opened in the root; a
+ * missing last component is created first, as a directory unless FILE.
+ * -errno. */
+static int open_or_create(int rootfd, char *rel, size_t end, bool file)
+{
+	char save = rel[end];
+	rel[end] = '\0';
+	int fd = open_in_root(rootfd, rel, 0);
+	if (fd == -ENOENT) {
+		char *slash = strrchr(rel, '/');
+		if (slash)
+			*slash = '\0';
+		int parent = open_in_root(rootfd, slash ? rel : "", O_DIRECTORY);
+		if (slash)
+			*slash = '/';
+		const char *name = slash ? slash + 1 : rel;
+		if (parent >= 0) {
+			int r = file ? mknodat(parent, name, S_IFREG | 0644, 0) : mkdirat(parent, name, 0755);
+			fd = r < 0 && errno != EEXIST ? -errno : open_in_root(rootfd, rel, 0);
+			close(parent);
+		} else {
+			fd = parent;
+		}
+	}
+	rel[end] = save;
+	return fd;
+}
+
+/* A volume's mount point: each component of dest resolved anew from the
+ * container's root (so a symlink anywhere on the way stays inside it),
+ * missing ones created.  Not /, /proc or /sys, wherever symlinks lead. */
+static int volume_target(int rootfd, const char *dest, bool dir, int *ret, struct berth_err *err)
+{
+	char rel[PATH_MAX];
+	if (snprintf(rel, sizeof(rel), "%s", dest + 1) >= (int)sizeof(rel))
+		return rt_cerrf(err, ENAMETOOLONG, "path too long");
+	size_t len = strlen(rel);
+	int fd = -1;
+	for (size_t i = 0; i <= len; i++) {
+		if (rel[i] != '/' && rel[i] != '\0')
+			continue;
+		if (fd >= 0)
+			close(fd);
+		fd = open_or_create(rootfd, rel, i, i == len && !dir);
+		if (fd == -ELOOP)
+			return rt_cerrf(err, ELOOP, "mount point: a symlink on the way is a /proc "
+					"magic link or loops");
+		if (fd < 0)
+			return rt_cerrnof(err, -fd, "mount point");
+	}
+	_cleanup_close_ int target = fd;
+	struct stat st, root;
+	struct statfs sfs;
+	if (fstat(target, &st) < 0 || fstat(rootfd, &root) < 0 || fstatfs(target, &sfs) < 0)
+		return rt_cerrnof(err, errno, "mount point");
+	if (st.st_dev == root.st_dev && st.st_ino == root.st_ino)
+		return rt_cerrf(err, EPERM, "mount point resolves to the container's /");
+	if (sfs.f_type == PROC_SUPER_MAGIC || sfs.f_type == SYSFS_MAGIC)
+		return rt_cerrf(err, EPERM, "mount point resolves into /proc or /sys");
+	*ret = TAKE_FD(target);
+	return 0;
+}
+
 static int mount_binds(int rootfd, const struct rt_mounts *m, struct berth_err *err)
 {
 	for (size_t i = 0; i < m->n_binds; i++) {
-		struct stat st;
+		struct stat st = { 0 };
 		_cleanup_close_ int target = -1;
 		int r = fstat(m->bind_fds[i], &st) < 0 ? rt_cerrnof(err, errno, "stat") : 0;
+		bool dir = S_ISDIR(st.st_mode);
 		if (r >= 0)
-			r = bind_target(rootfd, m->bind_dests[i], S_ISDIR(st.st_mode), &target, err);
+			r = m->bind_volume[i] ? volume_target(rootfd, m->bind_dests[i], dir, &target, err)
+					      : bind_target(rootfd, m->bind_dests[i], dir, &target, err);
 		if (r >= 0)
 			r = attach_at(m->bind_fds[i], target, "bind", err);
 		if (r < 0)

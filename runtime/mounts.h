@@ -36,12 +36,21 @@ struct rt_rootfs {
 	bool readonly;         /* readonlyRootFilesystem: / remounted ro */
 };
 
-/* A host file or directory bind-mounted read-only (nosuid, nodev) at dest
- * inside the container, e.g. the task's /etc/resolv.conf and /etc/hosts.
+/* A host file or directory bind-mounted (recursively, nosuid, nodev) at
+ * dest inside the container.  Two kinds:
+ *   - a task file (source set), e.g. /etc/resolv.conf: read-only; dest's
+ *     path inside the rootfs may hold no symlink;
+ *   - a volume (source NULL, source_fd an fd of the already-opened host
+ *     directory): read-only unless writable; dest is resolved inside the
+ *     rootfs (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so an
+ *     image's symlink there stays inside the container and a /proc magic
+ *     link is refused, and it may not land on /, /proc or /sys.
  * A missing dest (and its parents) is created in the rootfs. */
 struct rt_bind {
-	const char *source;  /* absolute host path */
+	const char *source;  /* absolute host path; NULL: source_fd */
 	const char *dest;    /* absolute container path */
+	int source_fd;       /* a volume's directory (O_PATH is enough) */
+	bool writable;       /* a volume mounted read-write */
 };
 
 /* What the parent prepared; plain data, inherited by the child. */
@@ -50,8 +59,9 @@ struct rt_mounts {
 	char *legacy_opts;      /* legacy: mount(2) data "lowerdir=…,upperdir=…,workdir=…" */
 	int legacy_dirfd;       /* legacy: layers' parent to fchdir to, or -1 */
 	const char *legacy_target; /* legacy: mounted over the upperdir (see mounts.c) */
-	int *bind_fds;          /* open_tree() clones, read-only */
+	int *bind_fds;          /* open_tree() clones */
 	const char *const *bind_dests;
+	bool *bind_volume;      /* dest resolved the volume way (struct rt_bind) */
 	size_t n_binds;
 	bool readonly;
 };
@@ -60,6 +70,13 @@ struct rt_mounts {
 int rt_mounts_prepare(const struct rt_rootfs *rootfs, const struct rt_bind *binds,
 		      size_t n_binds, struct rt_mounts *ret, struct berth_err *err);
 void rt_mounts_release(struct rt_mounts *m);
+
+/* The image's files as a read-only (nosuid, nodev, noexec) detached
+ * overlay of LOWERDIRS (top first), or the one layer itself; for reading
+ * (a volume's copy of what the image has at its mount point).  *ret is
+ * the view's root.  -EOPNOTSUPP on kernels without overlayfs's lowerdir+. */
+int rt_mounts_image_view(const char *const *lowerdirs, size_t n, int *ret,
+			 struct berth_err *err);
 
 /* Child side.  In a fresh mount, pid, ipc (and, for sysfs, net) namespace,
  * as root with all capabilities: makes / rprivate, attaches the overlay,

@@ -189,6 +189,54 @@ static int check_abs(const char *where, const char *key, const char *path, struc
 
 /* ---- task level --------------------------------------------------------- */
 
+static int parse_volume(const cJSON *e, const char *vw, struct plan_volume *v,
+			struct berth_err *err)
+{
+	if (!cJSON_IsObject(e))
+		return berth_errf(err, EINVAL, "%.*s: not an object", (int)strlen(vw) - 1, vw);
+	int r;
+	if ((r = req_str(e, vw, "name", &v->name, err)) < 0 ||
+	    (r = req_str(e, vw, "root", &v->root, err)) < 0 ||
+	    (r = str_or(e, vw, "path", "", &v->path, err)) < 0 ||
+	    (r = opt_bool(e, vw, "create", &v->create, err)) < 0 ||
+	    (r = opt_bool(e, vw, "shared", &v->shared, err)) < 0)
+		return r;
+	if (!name_ok(v->name, PLAN_NAME_MAX, "_-"))
+		return berth_errf(err, EINVAL, "%sname \"%s\": must be 1-%d letters, digits, '_' "
+				  "or '-'", vw, v->name, PLAN_NAME_MAX);
+	if (strcmp(v->root, "/") && !berth_path_clean(v->root))
+		return berth_errf(err, EINVAL, "%sroot \"%s\": not a clean absolute path", vw,
+				  v->root);
+	if (v->create ? !name_ok(v->path, PLAN_NAME_MAX, "_.-") || v->path[0] == '.'
+		      : v->path[0] == '/')
+		return berth_errf(err, EINVAL, "%spath \"%s\": %s", vw, v->path, v->create
+				  ? "a volume to create is one name" : "not relative to root");
+	return 0;
+}
+
+static int parse_volumes(const cJSON *root, struct plan *p, struct berth_err *err)
+{
+	const cJSON *a = NULL;
+	int r = opt_array(root, "", "volumes", &a, err);
+	size_t n = (size_t)cJSON_GetArraySize(a);
+	if (r < 0 || n == 0)
+		return r;
+	if (!(p->volumes = calloc(n, sizeof(*p->volumes))))
+		return berth_errf(err, ENOMEM, "volumes: out of memory");
+	for (const cJSON *e = a->child; e; e = e->next) {
+		size_t i = p->n_volumes++;
+		char vw[WHERE_MAX];
+		snprintf(vw, sizeof(vw), "volumes[%zu].", i);
+		if ((r = parse_volume(e, vw, &p->volumes[i], err)) < 0)
+			return r;
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(p->volumes[k].name, p->volumes[i].name))
+				return berth_errf(err, EINVAL, "%sname \"%s\": used twice", vw,
+						  p->volumes[i].name);
+	}
+	return 0;
+}
+
 static int parse_network(const cJSON *root, struct plan_network *n, struct berth_err *err)
 {
 	const cJSON *o = NULL;
@@ -479,6 +527,58 @@ static int parse_container(const cJSON *o, size_t i, struct plan_container *c,
 	return parse_health(o, w, &c->health, err);
 }
 
+/* ---- mountPoints (after the task's volumes) ------------------------------ */
+
+static int parse_mount(const struct plan *p, const cJSON *e, const char *mw,
+		       struct plan_mount *m, struct berth_err *err)
+{
+	_cleanup_free_ char *vol = NULL;
+	if (!cJSON_IsObject(e))
+		return berth_errf(err, EINVAL, "%.*s: not an object", (int)strlen(mw) - 1, mw);
+	int r;
+	if ((r = req_str(e, mw, "sourceVolume", &vol, err)) < 0 ||
+	    (r = req_str(e, mw, "containerPath", &m->container_path, err)) < 0 ||
+	    (r = opt_bool(e, mw, "readOnly", &m->readonly, err)) < 0 ||
+	    (r = opt_bool(e, mw, "imageVolume", &m->image_volume, err)) < 0)
+		return r;
+	for (m->volume = 0; m->volume < p->n_volumes; m->volume++)
+		if (!strcmp(p->volumes[m->volume].name, vol))
+			break;
+	if (m->volume == p->n_volumes)
+		return berth_errf(err, EINVAL, "%ssourceVolume \"%s\": no such volume in the task",
+				  mw, vol);
+	if (!berth_path_clean(m->container_path))
+		return berth_errf(err, EINVAL, "%scontainerPath \"%s\": not an absolute path "
+				  "other than / without '.' or '..'", mw, m->container_path);
+	return 0;
+}
+
+static int parse_mounts(struct plan *p, const cJSON *o, size_t i, struct berth_err *err)
+{
+	struct plan_container *c = &p->containers[i];
+	char w[WHERE_MAX];
+	snprintf(w, sizeof(w), "containers[%zu].", i);
+	const cJSON *a = NULL;
+	int r = opt_array(o, w, "mountPoints", &a, err);
+	size_t n = (size_t)cJSON_GetArraySize(a);
+	if (r < 0 || n == 0)
+		return r;
+	if (!(c->mounts = calloc(n, sizeof(*c->mounts))))
+		return berth_errf(err, ENOMEM, "%smountPoints: out of memory", w);
+	for (const cJSON *e = a->child; e; e = e->next) {
+		size_t k = c->n_mounts++;
+		char mw[WHERE_MAX + 32];
+		snprintf(mw, sizeof(mw), "%smountPoints[%zu].", w, k);
+		if ((r = parse_mount(p, e, mw, &c->mounts[k], err)) < 0)
+			return r;
+		for (size_t j = 0; j < k; j++)
+			if (!strcmp(c->mounts[j].container_path, c->mounts[k].container_path))
+				return berth_errf(err, EINVAL, "%scontainerPath \"%s\": used twice",
+						  mw, c->mounts[k].container_path);
+	}
+	return 0;
+}
+
 /* ---- dependsOn ---------------------------------------------------------- */
 
 static int parse_condition(const char *s, enum plan_condition *ret)
@@ -641,7 +741,7 @@ static int parse_containers(const cJSON *root, struct plan *p, struct berth_err 
 		return r;
 	size_t i = 0;
 	for (const cJSON *e = a->child; e; e = e->next, i++)
-		if ((r = parse_deps(p, e, i, err)) < 0)
+		if ((r = parse_deps(p, e, i, err)) < 0 || (r = parse_mounts(p, e, i, err)) < 0)
 			return r;
 	return check_cycles(p, err);
 }
@@ -658,6 +758,8 @@ int plan_parse(const char *text, size_t len, struct plan **ret, struct berth_err
 	if (!p)
 		return berth_errf(err, ENOMEM, "plan: out of memory");
 	int r = parse_task(root, p, err);
+	if (r >= 0)
+		r = parse_volumes(root, p, err);
 	if (r >= 0)
 		r = parse_containers(root, p, err);
 	if (r < 0)
@@ -699,6 +801,9 @@ static void container_free(struct plan_container *c)
 	free(c->ulimits);
 	strv_free(&c->cap_add);
 	strv_free(&c->cap_drop);
+	for (size_t i = 0; i < c->n_mounts; i++)
+		free(c->mounts[i].container_path);
+	free(c->mounts);
 }
 
 void plan_free(struct plan *p)
@@ -708,6 +813,12 @@ void plan_free(struct plan *p)
 	for (size_t i = 0; i < p->n_containers; i++)
 		container_free(&p->containers[i]);
 	free(p->containers);
+	for (size_t i = 0; i < p->n_volumes; i++) {
+		free(p->volumes[i].name);
+		free(p->volumes[i].root);
+		free(p->volumes[i].path);
+	}
+	free(p->volumes);
 	free(p->task_id);
 	free(p->task_dir);
 	free(p->run_dir);

@@ -14,6 +14,13 @@
  *                         retries 1..10 (3), startPeriod 0..300 (0)
  *                         (runtime/health.h converts and checks them)
  *   cpu, memory, …        non-negative integers (memory in MiB)
+ *   volumes[]             task level: {name, root, path, create, shared},
+ *                         names unique, root absolute; create: path is one
+ *                         component the shim may create under root
+ *   mountPoints[]         {sourceVolume, containerPath, readOnly, imageVolume}: a volume
+ *                         of the task, an absolute path other than "/"
+ *                         without "..", unique within the container
+ *                         (the daemon has already expanded volumesFrom)
  *
  * After plan_parse() succeeds every field holds a valid value (defaults
  * filled in), so the shim needs no further checks. */
@@ -64,6 +71,23 @@ struct plan_health {
 	struct rt_health_config cfg;  /* argv to run, defaults filled in */
 };
 
+/* A task volume: the host directory root/path, opened beneath root
+ * (RESOLVE_BENEATH: a symlink in path cannot leave it). */
+struct plan_volume {
+	char *name;
+	char *root;     /* absolute */
+	char *path;     /* relative to root; "" is root itself */
+	bool create;    /* mkdir root (-p) and path if missing: task and named volumes */
+	bool shared;    /* a named volume: held (flock LOCK_SH) while the task runs */
+};
+
+struct plan_mount {
+	size_t volume;           /* into plan.volumes */
+	char *container_path;
+	bool readonly;
+	bool image_volume;       /* the image declares a VOLUME here: seed an empty volume */
+};
+
 struct plan_container {
 	char *name;
 	struct plan_strv layers;       /* as in the plan: bottom first */
@@ -84,6 +108,8 @@ struct plan_container {
 	uint64_t memory_mib, memory_reservation_mib;
 	uint32_t cpu;
 	struct rt_log_opts log_opts;
+	struct plan_mount *mounts;
+	size_t n_mounts;
 };
 
 /* Per-task networking only: the bridge is ensured (cheap), NAT and the
@@ -103,6 +129,8 @@ struct plan {
 	uint64_t pids_max;
 	char *task_dir, *run_dir, *log_dir, *cgroup_name;
 	struct plan_network network;
+	struct plan_volume *volumes;
+	size_t n_volumes;
 	struct plan_container *containers;
 	size_t n_containers;
 };

@@ -59,7 +59,7 @@ static int remove_net(const struct plan *p, struct berth_err *err)
 	return r;
 }
 
-/* The per-container upper and work dirs. */
+/* The per-container upper and work dirs (the task volumes follow). */
 static int remove_containers(const struct plan *p, struct berth_err *err)
 {
 	_cleanup_free_ char *dir = NULL;
@@ -88,6 +88,7 @@ static const struct {
 	{ remove_cgroups, false },
 	{ remove_net, true },
 	{ remove_containers, false },
+	{ shim_volumes_remove, false },
 	{ remove_socket, false },
 };
 

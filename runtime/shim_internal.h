@@ -122,6 +122,7 @@ struct shim {
 	struct policy_job policy;
 	char hostname[256];
 	struct ctr *ctrs;
+	int *vol_fds;           /* per plan volume (shim_volumes.c); NULL: none */
 	enum task_status status;
 	const char *stop_code;  /* static string */
 	char *stopped_reason;
@@ -148,6 +149,15 @@ void shim_src_close(struct shim *s, struct shim_src *src);
 /* shim_start.c: on failure c is CTR_RUNNING if it was started but cannot
  * be watched (the caller kills it), else untouched. */
 int shim_start_ctr(struct shim *s, struct ctr *c, struct berth_err *err);
+
+/* shim_volumes.c: open opens every plan volume at set-up; binds fills
+ * binds[0..n_mounts) for container c (its user resolved); remove deletes
+ * the task volumes (<taskDir>/volumes), also for shim_cleanup(). */
+int shim_volumes_open(struct shim *s, struct berth_err *err);
+void shim_volumes_close(struct shim *s);
+int shim_volumes_binds(struct shim *s, struct ctr *c, struct rt_bind *binds,
+		       struct berth_err *err);
+int shim_volumes_remove(const struct plan *p, struct berth_err *err);
 
 /* shim_health.c: probes every interval while the container runs; a
  * status change is emitted as health-changed and re-runs shim_task_progress(). */

@@ -94,8 +94,10 @@ static int prepare(struct shim *s, struct ctr *c, struct start_ctx *x, struct be
 	return r;
 }
 
+#define TASK_FILE_BINDS 3
+
 static void fill_spec(struct shim *s, struct ctr *c, struct start_ctx *x, struct rt_spec *spec,
-		      struct rt_bind binds[3])
+		      struct rt_bind *binds)
 {
 	const struct plan_container *pc = c->pc;
 	binds[0] = (struct rt_bind){ .source = x->hosts, .dest = "/etc/hosts" };
@@ -123,7 +125,7 @@ static void fill_spec(struct shim *s, struct ctr *c, struct start_ctx *x, struct
 	spec->cap_drop = (const char *const *)pc->cap_drop.v;
 	spec->n_cap_drop = pc->cap_drop.n;
 	spec->binds = binds;
-	spec->n_binds = 3;
+	spec->n_binds = TASK_FILE_BINDS + pc->n_mounts;
 	spec->cgroup_fd = cg_group_dirfd(c->cg);   /* v2; -EOPNOTSUPP on v1 */
 	spec->self_join_fds = c->join_fds;         /* v1 */
 	spec->n_self_join_fds = c->n_join_fds;
@@ -159,8 +161,13 @@ int shim_start_ctr(struct shim *s, struct ctr *c, struct berth_err *err)
 {
 	struct start_ctx x = { .out = { -1, -1 }, .errp = { -1, -1 } };
 	struct rt_spec spec;
-	struct rt_bind binds[3];
-	int r = prepare(s, c, &x, err);
+	_cleanup_free_ struct rt_bind *binds = calloc(TASK_FILE_BINDS + c->pc->n_mounts,
+						      sizeof(*binds));
+	int r = binds ? prepare(s, c, &x, err) : berth_errf(err, ENOMEM, "out of memory");
+	/* Volumes after the task's files, so nothing of ours is ever created
+	 * inside a volume (a volume over /etc hides them instead). */
+	if (r >= 0)
+		r = shim_volumes_binds(s, c, binds + TASK_FILE_BINDS, err);
 	if (r >= 0) {
 		fill_spec(s, c, &x, &spec, binds);
 		r = rt_start(&spec, &c->proc, err);

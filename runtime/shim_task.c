@@ -133,6 +133,8 @@ int shim_task_setup(struct shim *s, struct berth_err *err)
 	if (r >= 0)
 		r = berth_open_dir_p(cache, 0700, &s->cachedirfd, err);
 	if (r >= 0)
+		r = shim_volumes_open(s, err);
+	if (r >= 0)
 		r = setup_net(s, err);
 	if (r >= 0)
 		r = setup_cgroups(s, err);
@@ -537,6 +539,10 @@ void shim_task_teardown(struct shim *s)
 	if (s->net_up && net_task_teardown(s->net, s->plan->task_id, s->nt.addr, &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
 	s->net_up = false;
+	/* Every container is gone: nothing mounts a volume any more. */
+	shim_volumes_close(s);
+	if (shim_volumes_remove(s->plan, &err) < 0)
+		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
 	if (s->taskdirfd >= 0 && unlinkat(s->taskdirfd, "containers", AT_REMOVEDIR) < 0 &&
 	    errno != ENOENT)
 		shim_diagf(s, "task %s: remove %s/containers: %s", s->plan->task_id,
@@ -562,6 +568,7 @@ void shim_task_free(struct shim *s)
 		free(c->reason);
 		free(c->dir);
 	}
+	shim_volumes_close(s);
 	cg_group_free(s->task_cg);
 	cg_driver_free(s->cgd);
 	net_close(s->net);

@@ -602,6 +602,8 @@ int taskdef_build(struct api_call *c, cJSON **ret)
 	const cJSON *req = cJSON_GetObjectItemCaseSensitive(body, "requiresCompatibilities");
 	if (requires(req, "FARGATE") && check_fargate(c, body, network_mode, cpu, mem) < 0)
 		return -1;
+	if (taskdef_check_volumes(c, body, requires(req, "FARGATE")) < 0)
+		return -1;
 	if (!requires(req, "FARGATE") && cpu &&
 	    (cpu < TASKDEF_EC2_CPU_MIN || cpu > TASKDEF_EC2_CPU_MAX))
 		return api_error(c, 0, API_E_CLIENT, "Invalid 'cpu' setting for task: %" PRId64

@@ -29,4 +29,11 @@
  * caller overlays arn, revision, status and the times. */
 int taskdef_build(struct api_call *c, cJSON **ret);
 
+/* taskdef_volumes.c: volumes (names, host.sourcePath), every container's
+ * mountPoints (a volume of the definition, absolute and unique
+ * containerPath) and volumesFrom (a container of the definition, no
+ * cycle), and what Fargate-compatible definitions may not have; -1 after
+ * api_error(ClientException). */
+int taskdef_check_volumes(struct api_call *c, const cJSON *body, bool fargate);
+
 #endif

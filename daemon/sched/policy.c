@@ -9,6 +9,7 @@
 
 #include "common/cleanup.h"
 #include "daemon/sched/policy.h"
+#include "daemon/sched/volumes.h"
 
 /* ECS's KernelCapabilities values (without ALL), in its order. */
 static const char *const capabilities[] = {
@@ -272,5 +273,5 @@ int policy_check(const struct berth_policy *p, const cJSON *td, struct berth_err
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	return volumes_check_host(p, td, err);
 }

@@ -19,6 +19,9 @@
  *                 storage (`--default-ephemeral-storage`, 20 GiB, without
  *                 ephemeralStorage); new tasks wait while the disk under
  *                 --root has less than `--disk-reserve` (1 GiB) free.
+ *   host paths    a volume's host.sourcePath only beneath a prefix the
+ *                 operator allows (`--allow-host-path /srv/data`,
+ *                 repeatable; daemon/sched/volumes.h).
  *   the instance  the host registers as one ECS container instance with
  *                 CPU (nproc × 1024) and memory (MemTotal minus
  *                 `--reserved-memory`); `--instance-cpu`/`--instance-memory`
@@ -44,6 +47,7 @@
 #define POLICY_DEFAULT_EPHEMERAL_STORAGE 20480 /* MiB: Fargate's 20 GiB */
 #define POLICY_DEFAULT_DISK_CHECK_MS 10000
 #define POLICY_DEFAULT_DISK_RESERVE 1024 /* MiB kept free under --root */
+#define POLICY_HOST_PATHS_MAX 16
 
 struct berth_policy {
 	uint64_t caps;		     /* bit i: policy capability i may be added */
@@ -59,6 +63,9 @@ struct berth_policy {
 	int64_t ephemeral_storage;   /* MiB without ephemeralStorage; 0 = the default */
 	int64_t disk_check_ms;	     /* 0 = POLICY_DEFAULT_DISK_CHECK_MS */
 	int64_t disk_reserve;	     /* MiB; 0 = POLICY_DEFAULT_DISK_RESERVE, -1 = none */
+	/* --allow-host-path: canonical absolute prefixes (daemon/sched/volumes.h) */
+	const char *host_paths[POLICY_HOST_PATHS_MAX];
+	size_t n_host_paths;
 };
 
 /* Is NAME a capability ECS accepts in linuxParameters.capabilities

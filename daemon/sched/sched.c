@@ -21,6 +21,7 @@
 #include "daemon/sched/units.h"
 #include "daemon/sched/taskplan.h"
 #include "daemon/sched/tasksecrets.h"
+#include "daemon/sched/volumes.h"
 #include "images/store.h"
 
 #define PRUNE_PERIOD_MAX_MS 60000
@@ -191,8 +192,9 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 	for (size_t i = 0; i < n; i++)
 		ti[i] = (struct taskplan_image){ imgs[i].config, (const char *const *)imgs[i].layers,
 						 imgs[i].n_layers };
-	char task_dir[4096], log_dir[4096], ipam[4096];
+	char task_dir[4096], log_dir[4096], ipam[4096], volumes[4096];
 	sched_task_dir(s, t->id, task_dir, sizeof(task_dir));
+	snprintf(volumes, sizeof(volumes), "%s/" VOLUMES_DIR, s->cfg.root);
 	snprintf(log_dir, sizeof(log_dir), "%s/%s", s->cfg.log_root, t->id);
 	snprintf(ipam, sizeof(ipam), "%s/ipam", s->cfg.root);
 	struct taskplan_env env = {
@@ -204,6 +206,8 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		.default_memory = policy_task_memory(&s->cfg.policy),
 		.log_max_size = policy_log_max_size(&s->cfg.policy),
 		.log_max_files = policy_log_max_files(&s->cfg.policy),
+		.volumes_dir = volumes, .host_paths = s->cfg.policy.host_paths,
+		.n_host_paths = s->cfg.policy.n_host_paths,
 	};
 	_cleanup_(tasksecrets_free_textp) char *text = NULL;
 	_cleanup_free_ char *public = NULL;

@@ -2,7 +2,8 @@
  * reserve.
  *
  * Every --disk-check-interval the writable layers of each task a shim runs
- * (<taskDir>/containers: the overlay upper and work dirs) are measured in
+ * (<taskDir>/containers: the overlay upper and work dirs) and its task
+ * volumes (<taskDir>/volumes) are measured in
  * allocated blocks; a task above its ephemeral storage (the definition's
  * ephemeralStorage.sizeInGiB, else --default-ephemeral-storage) is stopped
  * with stopCode TerminationNotice and a stoppedReason that says so.  The
@@ -108,6 +109,13 @@ static void check_task(struct sched *s, struct sched_task *t)
 		return;
 	struct walk w = { 0 };
 	walk_dir(dfd, 0, &w);
+	/* Task volumes (<taskDir>/volumes) are the task's disk too, as on
+	 * Fargate; named volumes and host paths are the operator's. */
+	snprintf(path, sizeof(path), "%s/volumes", dir);
+	int vfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	const char *what = vfd >= 0 ? "writable layers and task volumes" : "writable layers";
+	if (vfd >= 0)
+		walk_dir(vfd, 0, &w);
 	if (!t->disk_limit_mib)
 		t->disk_limit_mib = task_limit(s, t->id);
 	if (!w.too_big && w.bytes <= (uint64_t)t->disk_limit_mib * MIB)
@@ -115,16 +123,16 @@ static void check_task(struct sched *s, struct sched_task *t)
 	char reason[256];
 	if (w.too_big)
 		snprintf(reason, sizeof(reason),
-			 "Task stopped: its containers' writable layers "
+			 "Task stopped: its containers' %s "
 			 "hold more than %d entries or %d directory levels, over what its "
 			 "ephemeral "
 			 "storage (%" PRId64 " MiB) is measured for",
-			 SCHED_DISK_WALK_MAX, SCHED_DISK_DEPTH_MAX, t->disk_limit_mib);
+			 what, SCHED_DISK_WALK_MAX, SCHED_DISK_DEPTH_MAX, t->disk_limit_mib);
 	else
 		snprintf(reason, sizeof(reason),
-			 "Task stopped: its containers' writable layers "
+			 "Task stopped: its containers' %s "
 			 "hold %" PRIu64 " MiB, over its ephemeral storage of %" PRId64 " MiB",
-			 w.bytes / MIB, t->disk_limit_mib);
+			 what, w.bytes / MIB, t->disk_limit_mib);
 	stop_over(s, t->id, reason);
 }
 

@@ -8,6 +8,7 @@
 #include "common/json.h"
 #include "daemon/sched/units.h"
 #include "daemon/sched/taskplan.h"
+#include "daemon/sched/volumes.h"
 #include "runtime/log.h"
 
 static const cJSON *member(const cJSON *o, const char *name)
@@ -30,8 +31,6 @@ static const struct refusal {
 	const char *why;
 } container_refusals[] = {
 	{ "privileged", "Berth does not run privileged containers" },
-	{ "mountPoints", "volumes are not supported yet" },
-	{ "volumesFrom", "volumes are not supported yet" },
 	{ "environmentFiles", "environment files are read from S3, which Berth does not have; "
 			      "give the variables in environment, or secrets" },
 	{ "repositoryCredentials", "per-container registry credentials are not supported; "
@@ -151,6 +150,8 @@ static int check_overrides(const cJSON *td, const cJSON *ov, struct berth_err *e
 int taskplan_check(const cJSON *td, const cJSON *overrides, struct berth_err *err)
 {
 	int r = check_task(td, err);
+	if (r == 0)
+		r = volumes_check(td, err);
 	if (r < 0)
 		return r;
 	const cJSON *cd;
@@ -428,8 +429,9 @@ static bool add_log(cJSON *pc, const cJSON *cd, const struct taskplan_env *e)
 	return true;
 }
 
-static int container_plan(const cJSON *cd, const cJSON *ov, const struct taskplan_image *im,
-			  const struct taskplan_env *e, cJSON *pc, struct berth_err *err)
+static int container_plan(const cJSON *td, const cJSON *cd, const cJSON *ov,
+			  const struct taskplan_image *im, const struct taskplan_env *e, cJSON *pc,
+			  struct berth_err *err)
 {
 	const char *cname = json_str(cd, "name");
 	const cJSON *co = override_for(ov, cname);
@@ -463,7 +465,7 @@ static int container_plan(const cJSON *cd, const cJSON *ov, const struct taskpla
 	for (size_t i = 0; i < ARRAY_SIZE(passed_through); i++)
 		if (!copy_to(pc, passed_through[i], member(cd, passed_through[i])))
 			return berth_errf(err, ENOMEM, "out of memory");
-	return 0;
+	return volumes_container_plan(td, cd, img, pc, err);
 }
 
 /* "a,b" → network.securityGroups ["a", "b"]. */
@@ -526,6 +528,9 @@ int taskplan_build(const cJSON *td, const cJSON *overrides, const struct taskpla
 	cJSON *ctrs = p ? cJSON_AddArrayToObject(p, "containers") : NULL;
 	if (!ctrs)
 		return berth_errf(err, ENOMEM, "out of memory");
+	int vr = volumes_plan(td, env, p, err);
+	if (vr < 0)
+		return vr;
 	const cJSON *cd;
 	size_t i = 0;
 	cJSON_ArrayForEach(cd, member(td, "containerDefinitions")) {
@@ -534,7 +539,7 @@ int taskplan_build(const cJSON *td, const cJSON *overrides, const struct taskpla
 			cJSON_Delete(pc);
 			return berth_errf(err, ENOMEM, "out of memory");
 		}
-		int r = container_plan(cd, overrides, &images[i], env, pc, err);
+		int r = container_plan(td, cd, overrides, &images[i], env, pc, err);
 		if (r < 0)
 			return r;
 		if (!add_secrets(pc, env->secrets, (int)i++))

@@ -53,6 +53,11 @@ struct taskplan_env {
 	/* Resolved container secrets: per container definition, in order,
 	 * an array of {"name", "value"} (tasksecrets.h); NULL: none. */
 	const cJSON *secrets;
+	/* Volumes (daemon/sched/volumes.h): named volumes' directory and
+	 * the operator's allowed host-path prefixes. */
+	const char *volumes_dir;
+	const char *const *host_paths;
+	size_t n_host_paths;
 };
 
 /* A container's pulled image: its config blob (the image config JSON) and

@@ -28,6 +28,7 @@
 #include "daemon/server/api_decode.h"
 #include "daemon/server/api_encode.h"
 #include "daemon/server/api_guard.h"
+#include "daemon/ecs/berth_volumes.h"
 #include "daemon/ecs/ecs.h"
 #include "daemon/secrets/secrets.h"
 #include "daemon/server/sigv4.h"
@@ -110,6 +111,12 @@ static const struct api_op sm_ops[] = {
 	{ "DeleteSecret", api_op_sm_delete_secret, true, false },
 };
 
+/* Berth's own (daemon/ecs/berth_volumes.h). */
+static const struct api_op berth_ops[] = {
+	{ "ListVolumes", api_op_list_volumes, false, false },
+	{ "DeleteVolume", api_op_delete_volume, true, false },
+};
+
 /* The AWS JSON 1.1 services on this endpoint: X-Amz-Target is
  * "<prefix><operation>", and the SigV4 credential scope must name the
  * signing service of the one the request is for.  A request naming none of
@@ -123,6 +130,7 @@ static const struct api_service {
 	{ "AmazonEC2ContainerServiceV20141113.", "ecs", ops, ARRAY_SIZE(ops) },
 	{ "AmazonSSM.", "ssm", ssm_ops, ARRAY_SIZE(ssm_ops) },
 	{ "secretsmanager.", "secretsmanager", sm_ops, ARRAY_SIZE(sm_ops) },
+	{ BERTH_TARGET_PREFIX, "berth", berth_ops, ARRAY_SIZE(berth_ops) },
 };
 
 /* ---- the envelope ---- */

@@ -684,7 +684,8 @@ def test_every_register_member_is_accepted(daemon):
                     {"name": "d2", "dockerVolumeConfiguration": {"scope": "task"}},
                     {"name": "efs", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}],
         "placementConstraints": [{"type": "memberOf", "expression": "attribute:x == y"}],
-        # ipcMode rules Fargate out (ECS: not supported on Fargate).
+        # Not FARGATE: ipcMode rules Fargate out (ECS: not supported on Fargate),
+        # and Fargate-compatible definitions take no host.sourcePath.
         "requiresCompatibilities": ["EC2"], "cpu": "1 vCPU", "memory": "2 GB",
         "tags": [{"key": "k", "value": "v"}], "pidMode": "task", "ipcMode": "none",
         "proxyConfiguration": {"type": "APPMESH", "containerName": "main",

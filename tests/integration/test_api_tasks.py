@@ -405,8 +405,6 @@ def test_stop_names_its_cluster_and_the_first_stop_stays(ecs, tdaemon):
 
 REFUSED = {
     "privileged": ({"privileged": True}, "privileged"),
-    "mountPoints": ({"mountPoints": [{"sourceVolume": "v", "containerPath": "/v"}]},
-                    "mountPoints"),
     "environmentFiles": ({"environmentFiles": [{"value": "arn:aws:s3:::b/e.env", "type": "s3"}]},
                          "S3"),
     "devices": ({"linuxParameters": {"devices": [{"hostPath": "/dev/kvm"}]}}, "devices"),
@@ -416,8 +414,7 @@ REFUSED = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_unsupported_members_are_refused_at_run(ecs, tdaemon, case):
     extra, word = REFUSED[case]
-    kw = {"volumes": [{"name": "v"}]} if case == "mountPoints" else {}
-    td = register(ecs, tdaemon, [dict(name="app", **extra)], **kw)
+    td = register(ecs, tdaemon, [dict(name="app", **extra)])
     with pytest.raises(ClientError) as e:
         run(ecs, td)
     err = e.value.response["Error"]

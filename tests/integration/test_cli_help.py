@@ -12,7 +12,7 @@ from test_cli_tasks import BERTH_BIN, ENV, REPO, no_sanitizer_report
 # What berth runs: every one of them must be in the usage and in docs/cli.md.
 COMMANDS = {"run", "ps", "logs", "stop", "exec", "inspect", "register", "task-definitions",
             "service", "pull", "images", "rmi", "inspect-image", "daemon", "help", "version",
-            "task-image", "host-network"}
+            "task-image", "host-network", "volume"}
 SERVICE_SUBCOMMANDS = {"create", "update", "ls", "inspect", "rm", "events"}
 
 

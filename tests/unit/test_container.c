@@ -461,7 +461,8 @@ static void test_bind_and_ulimits(void **state)
 	char src[128];
 	snprintf(src, sizeof(src), "%s/resolv.conf", fx->dir);
 	write_at(AT_FDCWD, src, "nameserver 10.89.0.1\n", 0644);
-	struct rt_bind b[] = { { src, "/etc/resolv.conf" }, { src, "/new/dir/hosts" } };
+	struct rt_bind b[] = { { .source = src, .dest = "/etc/resolv.conf" },
+			       { .source = src, .dest = "/new/dir/hosts" } };
 	struct rt_ulimit ul[] = { { RLIMIT_NOFILE, 100, 200 } };
 	struct rt_spec s;
 	base_spec(&s, (const char *[]){ "sh", "-c", "cat /etc/resolv.conf /new/dir/hosts; "

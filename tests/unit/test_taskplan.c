@@ -632,8 +632,6 @@ static void check_container_members(void **state)
 		{ TD2("", ",\"privileged\":true"), NULL, ENOTSUP, "containerDefinitions[1] (side): "
 		  "privileged: Berth does not run privileged containers" },
 		MEMBER("privileged", "true", "false"),
-		MEMBER("mountPoints", "[{\"sourceVolume\":\"v\",\"containerPath\":\"/d\"}]", "[]"),
-		MEMBER("volumesFrom", "[{\"sourceContainer\":\"web\"}]", "[]"),
 		MEMBER("environmentFiles", "[{\"value\":\"arn:aws:s3:::b/e\",\"type\":\"s3\"}]", "[]"),
 		MEMBER("repositoryCredentials", "{\"credentialsParameter\":\"arn:x\"}", "null"),
 		MEMBER("links", "[\"web\"]", "[]"),
