@@ -26,6 +26,7 @@
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "netns/net.h"
 #include "runtime/container.h"
 #include "runtime/health.h"
 #include "runtime/log.h"
@@ -90,8 +91,15 @@ struct plan_container {
  * policy's rules are the daemon's host-level business (net_rules_ensure);
  * the task's elements in nft_table's sets are its own (security groups:
  * docs/networking.md "Network policy"). */
+enum plan_net_mode { PLAN_NET_AWSVPC, PLAN_NET_BRIDGE };
+
 struct plan_network {
+	enum plan_net_mode mode;       /* "mode": awsvpc (default) or bridge */
 	char *bridge, *subnet, *ipam_dir, *nft_table;
+	/* bridge mode's published ports, "tcp:HOSTPORT:PORT" as
+	 * net_publish_parse() reads them (berth-netpolicy --publish). */
+	char publish[NET_PUBLISH_MAX][24];
+	size_t n_publish;
 	struct plan_strv security_groups; /* at most NET_GROUPS_MAX; none: default */
 	char *hostname;                /* NULL: derived from the address */
 };

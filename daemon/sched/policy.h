@@ -24,6 +24,11 @@
  *                 `--reserved-memory`); `--instance-cpu`/`--instance-memory`
  *                 override them.
  *
+ *   networks      bridge-mode tasks' dynamic host ports come from
+ *                 `--host-port-range` (49153-65535, ECS's); networkMode
+ *                 host only with `--allow-host-network` (the task shares
+ *                 the host's network stack: docs/networking.md).
+ *
  * A zeroed struct is the default policy.  Names are ECS's: the capability
  * and ulimit lists RegisterTaskDefinition accepts. */
 #ifndef BERTH_DAEMON_POLICY_H
@@ -59,6 +64,8 @@ struct berth_policy {
 	int64_t ephemeral_storage;   /* MiB without ephemeralStorage; 0 = the default */
 	int64_t disk_check_ms;	     /* 0 = POLICY_DEFAULT_DISK_CHECK_MS */
 	int64_t disk_reserve;	     /* MiB; 0 = POLICY_DEFAULT_DISK_RESERVE, -1 = none */
+	unsigned host_port_min, host_port_max; /* 0 = 49153-65535 (daemon/sched/ports.h) */
+	bool allow_host_network;     /* networkMode host may run */
 };
 
 /* Is NAME a capability ECS accepts in linuxParameters.capabilities

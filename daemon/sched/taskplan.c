@@ -36,7 +36,7 @@ static const struct refusal {
 	{ "environmentFiles", "environment files from S3 are not supported" },
 	{ "repositoryCredentials", "per-container registry credentials are not supported; "
 				   "give the daemon --registry-auth instead" },
-	{ "links", "links need the bridge network mode; awsvpc containers share localhost" },
+	{ "links", "links are not supported; the containers of a task share localhost" },
 	{ "disableNetworking", "every container shares the task's network namespace" },
 	{ "hostname", "awsvpc tasks take their hostname from the task address" },
 	{ "dnsServers", "awsvpc tasks use the host's resolvers" },
@@ -91,12 +91,40 @@ static int check_container(const cJSON *cd, int i, struct berth_err *err)
 			      ARRAY_SIZE(linux_refusals), where, err);
 }
 
-static int check_task(const cJSON *td, struct berth_err *err)
+/* ---- network modes (docs/networking.md "Network modes") ---------------- */
+
+/* awsvpc (also when unset) and bridge: the task's own namespace on the
+ * bridge; bridge publishes its port mappings on the host. */
+static int check_network(const cJSON *td, struct berth_err *err)
 {
 	const char *nm = json_str(td, "networkMode");
-	if (nm && strcmp(nm, "awsvpc") != 0)
-		return berth_errf(err, ENOTSUP, "networkMode %s: Berth runs every task in awsvpc "
-				  "mode (its own network namespace and address)", nm);
+	if (nm && strcmp(nm, "awsvpc") != 0 && strcmp(nm, "bridge") != 0)
+		return berth_errf(err, ENOTSUP, "networkMode %s: Berth runs tasks in awsvpc or "
+				  "bridge mode", nm);
+	return 0;
+}
+
+/* network.mode and, in bridge mode, network.publish: the host ports
+ * placement gave the task (E->publish, "tcp:HOSTPORT:PORT" strings). */
+static bool add_network_mode(cJSON *net, const cJSON *td, const struct taskplan_env *e)
+{
+	const char *nm = json_str(td, "networkMode");
+	bool bridge = nm && strcmp(nm, "bridge") == 0;
+	if (!cJSON_AddStringToObject(net, "mode", bridge ? "bridge" : "awsvpc"))
+		return false;
+	if (!bridge || !e->publish)
+		return true;
+	cJSON *copy = cJSON_Duplicate(e->publish, true);
+	if (copy && cJSON_AddItemToObject(net, "publish", copy))
+		return true;
+	cJSON_Delete(copy);
+	return false;
+}
+
+static int check_task(const cJSON *td, struct berth_err *err)
+{
+	if (check_network(td, err) < 0)
+		return -ENOTSUP;
 	static const char *const shared_ns[] = { "pidMode", "ipcMode" };
 	for (size_t i = 0; i < ARRAY_SIZE(shared_ns); i++)
 		if (json_str(td, shared_ns[i]))
@@ -498,7 +526,7 @@ static cJSON *task_plan(const cJSON *td, const cJSON *ov, const struct taskplan_
 	    !cJSON_AddStringToObject(p, "runDir", e->run_dir) ||
 	    !cJSON_AddStringToObject(p, "logDir", e->log_dir) ||
 	    !cJSON_AddStringToObject(p, "cgroupName", e->cgroup_name) ||
-	    !cJSON_AddStringToObject(net, "mode", "awsvpc") ||
+	    !add_network_mode(net, td, e) ||
 	    !cJSON_AddStringToObject(net, "bridge", e->bridge) ||
 	    !cJSON_AddStringToObject(net, "subnet", e->subnet) ||
 	    !cJSON_AddStringToObject(net, "ipamDir", e->ipam_dir) ||

@@ -1,0 +1,340 @@
+"""Network modes and published ports (docs/networking.md "Network modes"
+and "Published ports", issue 13): bridge-mode tasks publish their
+portMappings on the host through nftables DNAT in Berth's own table, with
+dynamic host ports from the operator's range, ECS's RESOURCE:PORTS when a
+port is taken, networkBindings as ECS shows them, ports released at stop
+and known again after a daemon kill -9.
+
+Traffic goes only to 127.0.0.1 (the published ports, as a host client
+reaches them) and to addresses of the session's test bridge; every answer
+boto3 sees is validated against botocore's model (make_client)."""
+import socket
+import subprocess
+
+import pytest
+from botocore.exceptions import ClientError
+
+from fixtures import tasks as tk
+from fixtures.registry import free_port
+from test_api_clusters import make_client
+from test_api_tasks import (IDLE, TaskDaemon, describe, finish, http_get, image, sh,  # noqa: F401
+                            task_id, tdaemon, tmp_tasks, wait_running, wait_stopped)
+from test_netpolicy import DROP_WAIT, connect_from
+
+# The task's own address as the page, so a client knows which task answered.
+WEB = ('trap "exit 0" TERM; mkdir -p /tmp/www; hostname > /tmp/www/index.html; '
+       'httpd -f -p 8080 -h /tmp/www & wait')
+
+
+def register_mode(ecs, d, mode, containers, family="ports"):
+    for c in containers:
+        c.setdefault("image", image(d, "busybox"))
+        c.setdefault("stopTimeout", 2)
+    td = ecs.register_task_definition(family=family, networkMode=mode, cpu="256",
+                                      memory="512", containerDefinitions=containers)
+    return td["taskDefinition"]["taskDefinitionArn"]
+
+
+def web(*mappings):
+    return sh("web", WEB, portMappings=list(mappings))
+
+
+def run_bridge(ecs, td, count=1):
+    out = ecs.run_task(taskDefinition=td, count=count)
+    assert out["failures"] == [], out
+    return [wait_running(ecs, t["taskArn"]) for t in out["tasks"]]
+
+
+def bindings(task, container="web"):
+    (c,) = [c for c in task["containers"] if c["name"] == container]
+    return c["networkBindings"]
+
+
+def published(d):
+    """The elements of the DNAT map, as `nft` prints them."""
+    out = subprocess.run(["nft", "list", "map", "ip", d.net.nft_table, "published"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split("elements = {", 1)[1].split("}", 1)[0].split(",") if "elements" in out \
+        else []
+
+
+def page(port):
+    """The page 127.0.0.1:PORT serves, or None while nothing answers."""
+    try:
+        return http_get(f"http://127.0.0.1:{port}/", timeout=2)[1].strip()
+    except OSError:
+        return None
+
+
+def hostname_of(task):
+    ip = task["containers"][0]["networkInterfaces"][0]["privateIpv4Address"]
+    return "ip-" + ip.replace(".", "-")
+
+
+def stop(ecs, tasks):
+    arns = [t["taskArn"] for t in tasks]
+    for a in arns:
+        ecs.stop_task(task=a)
+    return wait_stopped(ecs, arns)
+
+
+@pytest.fixture
+def ecs(tdaemon):
+    return make_client(tdaemon)
+
+
+def test_bridge_tasks_serve_on_distinct_dynamic_host_ports(ecs, tdaemon):
+    """Two tasks of one bridge-mode definition (hostPort absent): distinct
+    ports of ECS's range, networkBindings as ECS shows them, each port
+    reaching its own task from the host on 127.0.0.1; after the stop no
+    DNAT element is left and the ports are free again."""
+    td = register_mode(ecs, tdaemon, "bridge", [web({"containerPort": 8080})])
+    tasks = run_bridge(ecs, td, count=2)
+    ports = []
+    for t in tasks:
+        assert t["lastStatus"] == "RUNNING", t
+        (b,) = bindings(t)
+        assert b == {"bindIP": "0.0.0.0", "containerPort": 8080, "hostPort": b["hostPort"],
+                     "protocol": "tcp"}, b
+        assert 49153 <= b["hostPort"] <= 65535, b
+        ports.append(b["hostPort"])
+    assert ports[0] != ports[1], ports
+    for t, port in zip(tasks, ports):
+        assert tk.poll_until(lambda: page(port), 20, f"127.0.0.1:{port}") == hostname_of(t)
+    assert len(published(tdaemon)) == 2
+    for t in stop(ecs, tasks):
+        assert bindings(t)[0]["hostPort"] in ports     # still shown, as ECS does
+    assert published(tdaemon) == []
+    # The ports are free: a fixed hostPort on one of them runs.
+    td2 = register_mode(ecs, tdaemon, "bridge", [web({"containerPort": 8080,
+                                                      "hostPort": ports[0]})], family="fixed")
+    (t,) = run_bridge(ecs, td2)
+    assert bindings(t)[0]["hostPort"] == ports[0]
+    assert tk.poll_until(lambda: page(ports[0]), 20, "the fixed port") == hostname_of(t)
+    stop(ecs, [t])
+    assert published(tdaemon) == []
+
+
+def test_taken_host_port_is_a_resource_ports_failure(ecs, tdaemon):
+    """A fixed hostPort held by a running task, or by a host process, does
+    not place: RunTask answers a failures entry RESOURCE:PORTS and makes
+    no task, as ECS does for a task that does not fit."""
+    port = free_port()
+    td = register_mode(ecs, tdaemon, "bridge", [web({"containerPort": 8080, "hostPort": port})])
+    (first,) = run_bridge(ecs, td)
+    out = ecs.run_task(taskDefinition=td)
+    assert out["tasks"] == [], out
+    (f,) = out["failures"]
+    assert f["reason"] == "RESOURCE:PORTS", f
+    assert f["arn"].startswith("arn:aws:ecs:") and ":container-instance/" in f["arn"], f
+    assert str(port) in f.get("detail", ""), f
+    assert len(ecs.list_tasks()["taskArns"]) == 1
+    stop(ecs, [first])
+    # A host listener holds the port: never shadowed by a task's DNAT.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        held = s.getsockname()[1]
+        td2 = register_mode(ecs, tdaemon, "bridge",
+                            [web({"containerPort": 8080, "hostPort": held})], family="held")
+        out = ecs.run_task(taskDefinition=td2)
+        assert out["tasks"] == [] and out["failures"][0]["reason"] == "RESOURCE:PORTS", out
+    assert published(tdaemon) == []
+
+
+def test_udp_mapping_reaches_the_task(ecs, tdaemon):
+    """A UDP mapping: a datagram to 127.0.0.1:<hostPort> arrives on the
+    container port in the task's namespace, and the answer comes back."""
+    td = register_mode(ecs, tdaemon, "bridge", [
+        sh("app", IDLE, portMappings=[{"containerPort": 5353, "protocol": "udp"}])])
+    (t,) = run_bridge(ecs, td)
+    (b,) = bindings(t, "app")
+    assert b["protocol"] == "udp" and b["containerPort"] == 5353, b
+    # The listener runs in the task's namespace (the test's own python:
+    # busybox has no UDP server) and echoes one datagram.
+    echo = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.bind(('0.0.0.0', 5353)); print('up', flush=True); d, a = s.recvfrom(100); "
+            "s.sendto(d.upper(), a)")
+    netns = tdaemon.run / "netns" / task_id(t)
+    p = subprocess.Popen(["nsenter", f"--net={netns}", "/usr/bin/python3", "-c", echo],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "up"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(5)
+            c.sendto(b"ping", ("127.0.0.1", b["hostPort"]))
+            assert c.recvfrom(100)[0] == b"PING"
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+    stop(ecs, [t])
+    assert published(tdaemon) == []
+
+
+def test_ports_are_known_again_after_daemon_kill9(tmp_tasks, task_net, registry_anon):
+    """With a range of one port: the task holding it survives a daemon
+    kill -9; the new daemon does not hand the port to another task
+    (RESOURCE:PORTS), still publishes it, and frees it at the stop."""
+    port = free_port()
+    d = TaskDaemon(tmp_tasks, task_net, ["--host-port-range", f"{port}-{port}"],
+                   registry=registry_anon).wait_ready()
+    live = [d]
+    try:
+        ecs = make_client(d)
+        td = register_mode(ecs, d, "bridge", [web({"containerPort": 8080})])
+        (t,) = run_bridge(ecs, td)
+        assert bindings(t)[0]["hostPort"] == port
+        assert tk.poll_until(lambda: page(port), 20, "the published port") == hostname_of(t)
+        shims = set(tk.shim_processes(d.tmp))
+
+        d.proc.kill()
+        d.proc.wait()
+        d2 = d.restart("daemon2").wait_ready()
+        live.append(d2)
+        ecs2 = make_client(d2)
+        assert describe(ecs2, t["taskArn"])["lastStatus"] == "RUNNING"
+        out = ecs2.run_task(taskDefinition=td)
+        assert out["tasks"] == [] and out["failures"][0]["reason"] == "RESOURCE:PORTS", out
+        assert set(tk.shim_processes(d2.tmp)) == shims
+        assert page(port) == hostname_of(t)
+        assert len(published(d2)) == 1
+        stop(ecs2, [t])
+        assert published(d2) == []
+        (t2,) = run_bridge(ecs2, td)
+        assert bindings(t2)[0]["hostPort"] == port
+        stop(ecs2, [t2])
+    finally:
+        finish(live[-1], task_net)
+
+
+# A UDP datagram as a raw Ethernet frame from eth0 (what a task with
+# NET_RAW can send): argv destination address, port, destination MAC.
+RAW_UDP = """
+import socket, struct, sys
+dst, port, dmac = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3].replace(":", ""))
+src = socket.inet_aton(sys.argv[4])
+data = b"localnet-probe"
+udp = struct.pack("!HHHH", 40000, port, 8 + len(data), 0) + data
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src,
+                 socket.inet_aton(dst))
+c = sum(struct.unpack("!10H", ip))
+while c >> 16:
+    c = (c & 0xFFFF) + (c >> 16)
+ip = ip[:10] + struct.pack("!H", ~c & 0xFFFF) + ip[12:]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+mac = s.getsockname()[4]      # the namespace's eth0 (nsenter keeps the host's /sys)
+for _ in range(3):
+    s.send(dmac + mac + b"\\x08\\x00" + ip + udp)
+print("sent")
+"""
+
+
+def received(sock):
+    sock.settimeout(DROP_WAIT)
+    try:
+        return sock.recv(100)
+    except socket.timeout:
+        return None
+
+
+def localnet_drops(d):
+    out = subprocess.run(["nft", "list", "chain", "ip", d.net.nft_table, "localnet"],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(int(line.split("packets ")[1].split()[0]) for line in out.splitlines()
+               if "127.0.0.0/8" in line and "packets" in line)
+
+
+def test_route_localnet_gives_tasks_no_way_to_host_loopback(ecs, tdaemon):
+    """route_localnet on the bridge (for the host's own 127.0.0.1 clients
+    of published ports) would let a task's packet to 127.0.0.1 be routed to
+    the host's loopback services, even one whose port the host opens to
+    tasks.  A raw frame to 127.0.0.1 through the gateway is dropped (and
+    counted); the same frame to the gateway's address on that open port
+    arrives, so the frames are right."""
+    net = tdaemon.net
+    gw = str(net.net.network_address + 1)
+    gw_mac = "02:be:" + ":".join(f"{int(x):02x}" for x in gw.split("."))
+    with open(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet") as f:
+        assert f.read().strip() == "1"
+    td = register_mode(ecs, tdaemon, "bridge", [sh("app", IDLE)])
+    (t,) = run_bridge(ecs, td)
+    netns = tdaemon.run / "netns" / task_id(t)
+    ip = t["containers"][0]["networkInterfaces"][0]["privateIpv4Address"]
+    lo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    lo.bind(("127.0.0.1", 0))
+    port = lo.getsockname()[1]
+    gw_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    gw_sock.bind((gw, port))
+    elem = f"{{ udp . {port} }}"
+    subprocess.run(["nft", "add", "element", "ip", net.nft_table, "host_ports", elem], check=True)
+    try:
+        before = localnet_drops(tdaemon)
+        for dst in ("127.0.0.1", gw):
+            out = subprocess.run(["nsenter", f"--net={netns}", "/usr/bin/python3", "-c", RAW_UDP, dst,
+                                  str(port), gw_mac, ip], capture_output=True, text=True)
+            assert out.stdout.strip() == "sent", out.stderr
+        assert received(gw_sock) == b"localnet-probe", "the control frame did not arrive"
+        assert received(lo) is None, "a task reached the host's 127.0.0.1"
+        assert localnet_drops(tdaemon) >= before + 3
+    finally:
+        subprocess.run(["nft", "delete", "element", "ip", net.nft_table, "host_ports", elem])
+        lo.close()
+        gw_sock.close()
+        stop(ecs, [t])
+
+
+def test_published_port_is_not_reachable_from_a_task(ecs, tdaemon):
+    """The host is closed to tasks: a task connecting to the gateway on
+    another task's published port is not forwarded there (the DNAT applies
+    to traffic from outside the bridge only)."""
+    td = register_mode(ecs, tdaemon, "bridge", [web({"containerPort": 8080})])
+    (server,) = run_bridge(ecs, td)
+    port = bindings(server)[0]["hostPort"]
+    tk.poll_until(lambda: page(port), 20, "the published port")
+    td2 = register_mode(ecs, tdaemon, "bridge", [sh("app", IDLE)], family="client")
+    (client,) = run_bridge(ecs, td2)
+    gw = str(tdaemon.net.net.network_address + 1)
+    out = connect_from(tdaemon.run / "netns" / task_id(client), gw, port)
+    assert out == "dropped", out
+    stop(ecs, [server, client])
+
+
+# ---- what RegisterTaskDefinition and RunTask refuse ----
+
+def mapping(**kw):
+    return dict({"containerPort": 8080}, **kw)
+
+
+BAD_MAPPINGS = [
+    ("bridge", [mapping(containerPort=0)], "Invalid 'containerPort' setting for container 'web'"),
+    ("bridge", [mapping(hostPort=65536)], "hostPort"),
+    ("bridge", [mapping(containerPort=65536)], "containerPort"),
+    ("bridge", [mapping(protocol="sctp")], "protocol"),
+    ("bridge", [mapping(containerPort=1000 + i) for i in range(100)], "at most 64"),
+    ("bridge", [mapping(), mapping(hostPort=9000)], "containerPort 8080/tcp is mapped twice"),
+    ("bridge", [mapping(hostPort=9000), mapping(containerPort=81, hostPort=9000)],
+     "hostPort 9000/tcp is already used"),
+    ("awsvpc", [mapping(hostPort=9090)],
+     "When networkMode=awsvpc, the host ports and container ports in port mappings must "
+     "match."),
+    ("none", [mapping()], "networkMode=none"),
+]
+
+
+@pytest.mark.parametrize("mode,mappings,words", BAD_MAPPINGS)
+def test_bad_port_mappings_are_refused_at_register(ecs, tdaemon, mode, mappings, words):
+    with pytest.raises(ClientError) as e:
+        register_mode(ecs, tdaemon, mode, [web(*mappings)])
+    err = e.value.response["Error"]
+    assert err["Code"] in ("ClientException", "InvalidParameterException"), err
+    assert words in err["Message"], err
+    assert ecs.list_task_definitions()["taskDefinitionArns"] == []
+
+
+def test_same_port_twice_over_udp_and_tcp_is_fine(ecs, tdaemon):
+    register_mode(ecs, tdaemon, "bridge", [web(mapping(hostPort=9000),
+                                               mapping(protocol="udp", hostPort=9000))])
