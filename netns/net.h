@@ -118,6 +118,12 @@ int net_task_reserve(struct net *net, const char *task_id, struct net_task *ret,
 		     struct berth_err *err);
 int net_task_build(struct net *net, const struct net_task *t, struct berth_err *err);
 
+/* networkMode none: the task's namespace with only lo, up; no address,
+ * no veth, nothing on the bridge (t->addr is INADDR_ANY).  -EEXIST as
+ * net_task_setup; net_task_teardown removes it. */
+int net_task_isolated(struct net *net, const char *task_id, struct net_task *ret,
+		      struct berth_err *err);
+
 /* Removes the task's veth pair, unmounts and deletes its netns file and
  * releases its address (addr from net_task_setup, or INADDR_ANY to look it
  * up in IPAM).  Idempotent: pieces already gone are fine; the first error
@@ -176,7 +182,9 @@ uint32_t net_port_group(const char *bridge);
  * nameservers a task cannot reach, each noted in a comment) and dirfd/hosts
  * (localhost and the task address as hostname), both 0644, for
  * bind-mounting into every container of the task.  hostname: RFC 1123,
- * at most 253 chars. */
+ * at most 253 chars.  A task without an address (task->addr INADDR_ANY:
+ * none mode, host mode) gets the host's resolv.conf as it is and its
+ * hostname on 127.0.1.1. */
 int net_task_write_files(struct net *net, const struct net_task *task, const char *hostname,
 			 int dirfd, struct berth_err *err);
 

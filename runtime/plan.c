@@ -222,12 +222,17 @@ static int parse_network(const cJSON *root, struct plan_network *n, struct berth
 	_cleanup_free_ char *mode = NULL;
 	if ((r = str_or(o, w, "mode", "awsvpc", &mode, err)) < 0)
 		return r;
-	if (strcmp(mode, "awsvpc") == 0)
-		n->mode = PLAN_NET_AWSVPC;
-	else if (strcmp(mode, "bridge") == 0)
-		n->mode = PLAN_NET_BRIDGE;
-	else
-		return berth_errf(err, EINVAL, "network.mode \"%s\": awsvpc or bridge", mode);
+	static const char *const modes[] = {
+		[PLAN_NET_AWSVPC] = "awsvpc", [PLAN_NET_BRIDGE] = "bridge",
+		[PLAN_NET_NONE] = "none", [PLAN_NET_HOST] = "host",
+	};
+	size_t m = 0;
+	while (m < ARRAY_SIZE(modes) && strcmp(mode, modes[m]) != 0)
+		m++;
+	if (m == ARRAY_SIZE(modes))
+		return berth_errf(err, EINVAL, "network.mode \"%s\": awsvpc, bridge, none or host",
+				  mode);
+	n->mode = (enum plan_net_mode)m;
 	if ((r = parse_publish(o, n, err)) < 0)
 		return r;
 	if ((r = str_or(o, w, "bridge", "berth0", &n->bridge, err)) < 0 ||

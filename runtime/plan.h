@@ -91,10 +91,13 @@ struct plan_container {
  * policy's rules are the daemon's host-level business (net_rules_ensure);
  * the task's elements in nft_table's sets are its own (security groups:
  * docs/networking.md "Network policy"). */
-enum plan_net_mode { PLAN_NET_AWSVPC, PLAN_NET_BRIDGE };
+/* awsvpc and bridge: the task's namespace on the bridge; none: a
+ * namespace with only lo; host: no namespace of its own (the daemon
+ * allows it only when the operator opted in). */
+enum plan_net_mode { PLAN_NET_AWSVPC, PLAN_NET_BRIDGE, PLAN_NET_NONE, PLAN_NET_HOST };
 
 struct plan_network {
-	enum plan_net_mode mode;       /* "mode": awsvpc (default) or bridge */
+	enum plan_net_mode mode;       /* "mode": awsvpc (default), bridge, none, host */
 	char *bridge, *subnet, *ipam_dir, *nft_table;
 	/* bridge mode's published ports, "tcp:HOSTPORT:PORT" as
 	 * net_publish_parse() reads them (berth-netpolicy --publish). */

@@ -85,10 +85,11 @@ int policy_allow_ulimits(struct berth_policy *p, const char *list, struct berth_
  * the reserve leaves no memory. */
 int policy_host_resources(struct berth_policy *p, struct berth_err *err);
 
-/* 0 when every container of the task definition TD asks only for what P
- * allows; -EPERM with a message naming the container, the member and
- * what the operator allows ("containerDefinitions[0] (web):
- * linuxParameters.capabilities.add: SYS_ADMIN is not allowed …"). */
+/* 0 when the task definition TD (its networkMode, and every container)
+ * asks only for what P allows; -EPERM with a message naming the member
+ * (the container too) and what the operator allows
+ * ("containerDefinitions[0] (web): linuxParameters.capabilities.add:
+ * SYS_ADMIN is not allowed …"). */
 int policy_check(const struct berth_policy *p, const cJSON *td, struct berth_err *err);
 
 /* The default limits and the log maxima with P's settings. */

@@ -35,7 +35,7 @@ bool ports_needed(const cJSON *td)
 {
 	const char *nm = json_str(td, "networkMode");
 	const cJSON *cd;
-	if (!nm || strcmp(nm, "bridge") != 0)
+	if (!nm || (strcmp(nm, "bridge") != 0 && strcmp(nm, "host") != 0))
 		return false;
 	cJSON_ArrayForEach(cd, member(td, "containerDefinitions"))
 		if (cJSON_GetArraySize(member(cd, "portMappings")) > 0)

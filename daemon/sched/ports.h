@@ -32,7 +32,9 @@ struct ports_used {
 	uint32_t cursor;  /* where the next dynamic search starts */
 };
 
-/* Whether TD runs in bridge mode with at least one port mapping. */
+/* Whether TD runs in bridge or host mode (where a mapping's hostPort is
+ * its containerPort, bound by the task itself on the host's stack) with
+ * at least one port mapping. */
 bool ports_needed(const cJSON *td);
 
 /* *U = the host ports every task not STOPPED holds. */

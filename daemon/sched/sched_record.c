@@ -135,8 +135,14 @@ int sched_task_record(const struct sched *s, const struct sched_task_req *q, str
 	t->overrides_json = q->overrides ? cJSON_PrintUnformatted(q->overrides)
 					 : strdup("{\"containerOverrides\":[]}");
 	_cleanup_free_ char *groups = groups_of(q);
-	t->attachments_json = groups ? sched_eni_json(s, t->id, att, q->subnet, groups,
-						      "PRECREATED", NULL) : NULL;
+	/* none and host mode: no interface of the task's own to show. */
+	const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(q->body,
+									       "networkMode"));
+	if (nm && (strcmp(nm, "none") == 0 || strcmp(nm, "host") == 0))
+		t->attachments_json = strdup("[]");
+	else if (groups)
+		t->attachments_json = sched_eni_json(s, t->id, att, q->subnet, groups,
+						     "PRECREATED", NULL);
 	if (!t->arn || !t->group || !t->overrides_json || !t->attachments_json ||
 	    add_containers(s, q, t) < 0 || add_bindings(t, bindings) < 0)
 		return berth_errf(err, ENOMEM, "task %s: out of memory", t->id);

@@ -94,23 +94,22 @@ static int check_container(const cJSON *cd, int i, struct berth_err *err)
 /* ---- network modes (docs/networking.md "Network modes") ---------------- */
 
 /* awsvpc (also when unset) and bridge: the task's own namespace on the
- * bridge; bridge publishes its port mappings on the host. */
-static int check_network(const cJSON *td, struct berth_err *err)
+ * bridge, bridge publishing its port mappings on the host; none: a
+ * namespace with only lo; host: the host's (policy_check() decides
+ * whether the operator allows it).  RegisterTaskDefinition allows no
+ * other value. */
+static const char *network_mode(const cJSON *td)
 {
 	const char *nm = json_str(td, "networkMode");
-	if (nm && strcmp(nm, "awsvpc") != 0 && strcmp(nm, "bridge") != 0)
-		return berth_errf(err, ENOTSUP, "networkMode %s: Berth runs tasks in awsvpc or "
-				  "bridge mode", nm);
-	return 0;
+	return nm ? nm : "awsvpc";
 }
 
 /* network.mode and, in bridge mode, network.publish: the host ports
  * placement gave the task (E->publish, "tcp:HOSTPORT:PORT" strings). */
 static bool add_network_mode(cJSON *net, const cJSON *td, const struct taskplan_env *e)
 {
-	const char *nm = json_str(td, "networkMode");
-	bool bridge = nm && strcmp(nm, "bridge") == 0;
-	if (!cJSON_AddStringToObject(net, "mode", bridge ? "bridge" : "awsvpc"))
+	bool bridge = strcmp(network_mode(td), "bridge") == 0;
+	if (!cJSON_AddStringToObject(net, "mode", network_mode(td)))
 		return false;
 	if (!bridge || !e->publish)
 		return true;
@@ -123,8 +122,6 @@ static bool add_network_mode(cJSON *net, const cJSON *td, const struct taskplan_
 
 static int check_task(const cJSON *td, struct berth_err *err)
 {
-	if (check_network(td, err) < 0)
-		return -ENOTSUP;
 	static const char *const shared_ns[] = { "pidMode", "ipcMode" };
 	for (size_t i = 0; i < ARRAY_SIZE(shared_ns); i++)
 		if (json_str(td, shared_ns[i]))

@@ -303,6 +303,71 @@ def test_published_port_is_not_reachable_from_a_task(ecs, tdaemon):
     stop(ecs, [server, client])
 
 
+# ---- none and host ----
+
+def test_none_mode_has_only_loopback(ecs, tdaemon):
+    """networkMode none: the task's namespace holds lo and nothing else;
+    no address, no veth on the bridge, no interface in DescribeTasks."""
+    td = register_mode(ecs, tdaemon, "none", [sh("app", IDLE)])
+    (t,) = run_bridge(ecs, td)
+    assert t["lastStatus"] == "RUNNING", t
+    assert t["attachments"] == [] and t["containers"][0]["networkInterfaces"] == [], t
+    netns = tdaemon.run / "netns" / task_id(t)
+    links = subprocess.run(["nsenter", f"--net={netns}", "ip", "-o", "link"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert [line.split(":")[1].strip() for line in links] == ["lo"], links
+    addrs = subprocess.run(["nsenter", f"--net={netns}", "ip", "-o", "-4", "addr"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "127.0.0.1/8" in addrs and addrs.count("inet ") == 1, addrs
+    bridge_ports = subprocess.run(["ip", "-o", "link", "show", "master", tdaemon.net.bridge],
+                                  capture_output=True, text=True).stdout
+    assert bridge_ports.strip() == "", bridge_ports
+    stop(ecs, [t])
+    assert not netns.exists()
+
+
+def test_host_mode_is_refused_without_the_opt_in(ecs, tdaemon):
+    td = register_mode(ecs, tdaemon, "host", [sh("app", IDLE)])
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td)
+    err = e.value.response["Error"]
+    assert err["Code"] == "ClientException", err
+    assert "networkMode host" in err["Message"] and "--allow-host-network" in err["Message"]
+    assert ecs.list_tasks()["taskArns"] == []
+
+
+def test_host_mode_with_the_opt_in_shares_the_host_stack(tmp_tasks, task_net, registry_anon):
+    """--allow-host-network: the task's containers are in the host's network
+    namespace, listen on the host's ports themselves (networkBindings as
+    ECS shows them), and a second task wanting the same port does not
+    place (RESOURCE:PORTS)."""
+    d = TaskDaemon(tmp_tasks, task_net, ["--allow-host-network"],
+                   registry=registry_anon).wait_ready()
+    try:
+        ecs = make_client(d)
+        port = free_port()
+        script = (f'trap "exit 0" TERM; readlink /proc/self/ns/net; mkdir -p /tmp/www; '
+                  f'echo host-mode > /tmp/www/index.html; '
+                  f'httpd -f -p 127.0.0.1:{port} -h /tmp/www & wait')
+        td = register_mode(ecs, d, "host", [
+            sh("web", script, portMappings=[{"containerPort": port}])])
+        (t,) = run_bridge(ecs, td)
+        assert bindings(t) == [{"bindIP": "0.0.0.0", "containerPort": port, "hostPort": port,
+                                "protocol": "tcp"}], t
+        assert t["attachments"] == [], t
+        assert tk.poll_until(lambda: page(port), 20, "the host-mode httpd") == "host-mode"
+        logs = d.logs / task_id(t) / "web.log"
+        line = tk.parse_cri(logs.read_text().splitlines()[0])[3]
+        assert line == subprocess.run(["readlink", "/proc/self/ns/net"], capture_output=True,
+                                      text=True).stdout.strip()
+        out = ecs.run_task(taskDefinition=td)
+        assert out["tasks"] == [] and out["failures"][0]["reason"] == "RESOURCE:PORTS", out
+        assert published(d) == []      # nothing to publish: the task binds the port itself
+        stop(ecs, [t])
+    finally:
+        finish(d, task_net)
+
+
 # ---- what RegisterTaskDefinition and RunTask refuse ----
 
 def mapping(**kw):

@@ -159,6 +159,17 @@ static void test_bridge_publish(void **state)
 	assert_int_equal(pub.proto, IPPROTO_TCP);
 	assert_int_equal(pub.host_port, 49153);
 	assert_int_equal(pub.container_port, 80);
+	static const char *const modes[] = { "none", "host" };
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		char text[512];
+		snprintf(text, sizeof(text), HEAD "\"network\":{\"mode\":\"%s\"},"
+			 "\"containers\":[" CTR("web", "") "]}", modes[i]);
+		_cleanup_(plan_freep) struct plan *q = parse_ok(text);
+		assert_int_equal(q->network.mode, i ? PLAN_NET_HOST : PLAN_NET_NONE);
+		snprintf(text, sizeof(text), HEAD "\"network\":{\"mode\":\"%s\",\"publish\":"
+			 "[\"tcp:80:80\"]},\"containers\":[" CTR("web", "") "]}", modes[i]);
+		refused(text, "network.publish: only in bridge mode");
+	}
 	/* 65 ports: one more than berth-netpolicy takes. */
 	char json[4096] = HEAD "\"network\":{\"mode\":\"bridge\",\"publish\":[";
 	for (int i = 0; i <= NET_PUBLISH_MAX; i++)
