@@ -488,9 +488,9 @@ static int check_mappings(struct api_call *c, const cJSON *defs, const cJSON *cd
 			return api_error(c, 0, API_E_CLIENT, "Container '%s': containerPort %d/%s is "
 					 "mapped twice.", name, cport, mapping_proto(pm));
 		if (port_clash(defs, pm, "hostPort"))
-			return api_error(c, 0, API_E_CLIENT, "Container '%s': hostPort %d/%s is "
-					 "already used by another port mapping of the task "
-					 "definition.", name, hport, mapping_proto(pm));
+			return api_error(c, 0, API_E_CLIENT, "%s host port '%d' is mapped multiple "
+					 "times in task.", strcmp(mapping_proto(pm), "udp") ? "TCP"
+					 : "UDP", hport);
 		if (++*total > NET_PUBLISH_MAX)
 			return api_error(c, 0, API_E_CLIENT, "Too many port mappings: Berth publishes "
 					 "at most %d per task definition.", NET_PUBLISH_MAX);

@@ -19,10 +19,10 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "daemon/sched/instance.h"
 #include "daemon/sched/policy.h"
 #include "daemon/store/store.h"
 
-#define INSTANCE_NO_PORTS "RESOURCE:PORTS"
 #define PORTS_DYNAMIC_MIN 49153  /* ECS's ephemeral range */
 #define PORTS_DYNAMIC_MAX 65535
 

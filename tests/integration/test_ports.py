@@ -8,6 +8,8 @@ and known again after a daemon kill -9.
 Traffic goes only to 127.0.0.1 (the published ports, as a host client
 reaches them) and to addresses of the session's test bridge; every answer
 boto3 sees is validated against botocore's model (make_client)."""
+import os
+import signal
 import socket
 import subprocess
 
@@ -20,6 +22,7 @@ from test_api_clusters import make_client
 from test_api_tasks import (IDLE, TaskDaemon, describe, finish, http_get, image, sh,  # noqa: F401
                             task_id, tdaemon, tmp_tasks, wait_running, wait_stopped)
 from test_netpolicy import DROP_WAIT, connect_from
+from test_services import messages, running_tasks, sdaemon, stable, svc  # noqa: F401
 
 # The task's own address as the page, so a client knows which task answered.
 WEB = ('trap "exit 0" TERM; mkdir -p /tmp/www; hostname > /tmp/www/index.html; '
@@ -210,6 +213,24 @@ def test_ports_are_known_again_after_daemon_kill9(tmp_tasks, task_net, registry_
         finish(live[-1], task_net)
 
 
+def test_killed_shim_leaves_no_published_port(ecs, tdaemon):
+    """The task agent killed with SIGKILL: the daemon's cleanup of the dead
+    shim removes its DNAT elements, and the port is free for the next
+    task."""
+    port = free_port()
+    td = register_mode(ecs, tdaemon, "bridge", [web({"containerPort": 8080, "hostPort": port})])
+    (t,) = run_bridge(ecs, td)
+    assert len(published(tdaemon)) == 1
+    (shim,) = tk.shim_processes(tdaemon.tmp)
+    os.kill(shim, signal.SIGKILL)
+    tk.reap(shim)
+    wait_stopped(ecs, [t["taskArn"]], 30)
+    assert published(tdaemon) == []
+    (t2,) = run_bridge(ecs, td)
+    assert tk.poll_until(lambda: page(port), 20, "the port again") == hostname_of(t2)
+    stop(ecs, [t2])
+
+
 # A UDP datagram as a raw Ethernet frame from eth0 (what a task with
 # NET_RAW can send): argv destination address, port, destination MAC.
 RAW_UDP = """
@@ -303,6 +324,30 @@ def test_published_port_is_not_reachable_from_a_task(ecs, tdaemon):
     stop(ecs, [server, client])
 
 
+def test_service_of_bridge_tasks_and_a_fixed_port_it_cannot_place(sdaemon):
+    """A service of bridge-mode tasks: each on its own dynamic port, each
+    serving its own task; a service of fixed-port tasks places one, and
+    its event says why not the second (RESOURCE:PORTS)."""
+    ecs = make_client(sdaemon)
+    ecs.create_cluster()
+    td = register_mode(ecs, sdaemon, "bridge", [web({"containerPort": 8080})])
+    ecs.create_service(serviceName="dyn", taskDefinition=td, desiredCount=2)
+    stable(ecs, "dyn")
+    tasks = running_tasks(ecs, "dyn")
+    ports = {bindings(t)[0]["hostPort"]: t for t in tasks}
+    assert len(ports) == 2, tasks
+    for port, t in ports.items():
+        assert tk.poll_until(lambda: page(port), 20, f"service port {port}") == hostname_of(t)
+    port = free_port()
+    fixed = register_mode(ecs, sdaemon, "bridge", [web({"containerPort": 8080, "hostPort": port})],
+                          family="fixed")
+    ecs.create_service(serviceName="fixed", taskDefinition=fixed, desiredCount=2)
+    tk.poll_until(lambda: any("is already using a port required by your task" in m
+                              for m in messages(svc(ecs, "fixed"))), 30,
+                  "the service's event for the port")
+    assert len(running_tasks(ecs, "fixed")) <= 1
+
+
 # ---- none and host ----
 
 def test_none_mode_has_only_loopback(ecs, tdaemon):
@@ -382,7 +427,7 @@ BAD_MAPPINGS = [
     ("bridge", [mapping(containerPort=1000 + i) for i in range(100)], "at most 64"),
     ("bridge", [mapping(), mapping(hostPort=9000)], "containerPort 8080/tcp is mapped twice"),
     ("bridge", [mapping(hostPort=9000), mapping(containerPort=81, hostPort=9000)],
-     "hostPort 9000/tcp is already used"),
+     "TCP host port '9000' is mapped multiple times in task."),
     ("awsvpc", [mapping(hostPort=9090)],
      "When networkMode=awsvpc, the host ports and container ports in port mappings must "
      "match."),
@@ -398,6 +443,19 @@ def test_bad_port_mappings_are_refused_at_register(ecs, tdaemon, mode, mappings,
     assert err["Code"] in ("ClientException", "InvalidParameterException"), err
     assert words in err["Message"], err
     assert ecs.list_task_definitions()["taskDefinitionArns"] == []
+
+
+@pytest.mark.parametrize("mode", ["bridge", "none", "host"])
+def test_network_configuration_only_for_awsvpc(ecs, tdaemon, mode):
+    td = register_mode(ecs, tdaemon, mode, [sh("app", IDLE)])
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td, networkConfiguration={"awsvpcConfiguration": {
+            "subnets": ["subnet-0berthtest"]}})
+    err = e.value.response["Error"]
+    assert err["Code"] == "InvalidParameterException", err
+    assert err["Message"] == ("Network Configuration is not valid for the given networkMode "
+                              "of this task definition."), err
+    assert ecs.list_tasks()["taskArns"] == []
 
 
 def test_same_port_twice_over_udp_and_tcp_is_fine(ecs, tdaemon):
