@@ -134,9 +134,9 @@ static cJSON *binding(unsigned container_port, unsigned host_port, const char *p
 }
 
 /* One portMappings entry of container NAME: its binding into ARR, its
- * port into U; NULL, or RESOURCE:PORTS. */
-static const char *assign_one(const struct berth_policy *p, struct ports_used *u, const cJSON *pm,
-			      const char *name, cJSON *arr, char *detail, size_t detail_n)
+ * port into U.  0, 1 when it does not fit (DETAIL says why), -ENOMEM. */
+static int assign_one(const struct berth_policy *p, struct ports_used *u, const cJSON *pm,
+		      const char *name, cJSON *arr, char *detail, size_t detail_n)
 {
 	const char *proto = json_str(pm, "protocol") ? json_str(pm, "protocol") : "tcp";
 	const cJSON *cp = member(pm, "containerPort"), *hp = member(pm, "hostPort");
@@ -144,18 +144,39 @@ static const char *assign_one(const struct berth_policy *p, struct ports_used *u
 	if (host && !port_free(u, proto, host)) {
 		snprintf(detail, detail_n, "container %s: host port %s %u is in use", name, proto,
 			 host);
-		return INSTANCE_NO_PORTS;
+		return 1;
 	}
 	if (!host && !(host = dynamic_port(p, u, proto))) {
 		snprintf(detail, detail_n, "container %s: no free %s host port in the dynamic "
 			 "range", name, proto);
-		return INSTANCE_NO_PORTS;
+		return 1;
 	}
 	hold(u, proto, host);
 	cJSON *b = binding(cJSON_IsNumber(cp) ? (unsigned)cp->valuedouble : 0, host, proto);
-	if (!b || !cJSON_AddItemToArray(arr, b))
-		cJSON_Delete(b);
-	return NULL;
+	if (b && cJSON_AddItemToArray(arr, b))
+		return 0;
+	cJSON_Delete(b);
+	return -ENOMEM;
+}
+
+/* Every mapping of TD into ALL (an array per container) and U. */
+static int assign_all(const struct berth_policy *p, struct ports_used *u, const cJSON *td,
+		      cJSON *all, char *detail, size_t detail_n)
+{
+	const cJSON *cd, *pm;
+	cJSON_ArrayForEach(cd, member(td, "containerDefinitions")) {
+		cJSON *arr = cJSON_CreateArray();
+		if (!arr || !cJSON_AddItemToArray(all, arr)) {
+			cJSON_Delete(arr);
+			return -ENOMEM;
+		}
+		cJSON_ArrayForEach(pm, member(cd, "portMappings")) {
+			int r = assign_one(p, u, pm, json_str(cd, "name"), arr, detail, detail_n);
+			if (r != 0)
+				return r;
+		}
+	}
+	return 0;
 }
 
 const char *ports_assign(const struct berth_policy *p, struct ports_used *u, const cJSON *td,
@@ -168,22 +189,13 @@ const char *ports_assign(const struct berth_policy *p, struct ports_used *u, con
 	if (!tmp || !all)
 		return NULL;
 	*tmp = *u;
-	const cJSON *cd, *pm;
-	cJSON_ArrayForEach(cd, member(td, "containerDefinitions")) {
-		cJSON *arr = cJSON_CreateArray();
-		if (!arr || !cJSON_AddItemToArray(all, arr)) {
-			cJSON_Delete(arr);
-			return NULL;
-		}
-		cJSON_ArrayForEach(pm, member(cd, "portMappings")) {
-			const char *why = assign_one(p, tmp, pm, json_str(cd, "name"), arr, detail,
-						     detail_n);
-			if (why)
-				return why;
-		}
+	int r = assign_all(p, tmp, td, all, detail, detail_n);
+	if (r > 0)
+		return INSTANCE_NO_PORTS;
+	if (r == 0) {
+		*u = *tmp;
+		*ret = TAKE_PTR(all);
 	}
-	*u = *tmp;
-	*ret = TAKE_PTR(all);
 	return NULL;
 }
 

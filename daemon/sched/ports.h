@@ -40,12 +40,12 @@ bool ports_needed(const cJSON *td);
 /* *U = the host ports every task not STOPPED holds. */
 int ports_load(struct store *s, struct ports_used *u, struct berth_err *err);
 
-/* Host ports for every portMappings entry of TD (bridge mode), taken in
- * U: *RET is a new array with, per container definition, the array of its
- * networkBindings as DescribeTasks shows them ({bindIP, containerPort,
- * hostPort, protocol}).  NULL when it fits (ENOMEM: *RET NULL and
- * "RESOURCE:PORTS" is not returned), else INSTANCE_NO_PORTS with DETAIL
- * saying which port. */
+/* Host ports for every portMappings entry of TD (bridge or host mode),
+ * taken in U: *RET is a new array with, per container definition, the
+ * array of its networkBindings as DescribeTasks shows them ({bindIP,
+ * containerPort, hostPort, protocol}).  NULL when it fits (out of memory:
+ * NULL with *RET NULL, U unchanged), else INSTANCE_NO_PORTS with DETAIL
+ * saying which port, U unchanged. */
 const char *ports_assign(const struct berth_policy *p, struct ports_used *u, const cJSON *td,
 			 cJSON **ret, char *detail, size_t detail_n);
 

@@ -45,7 +45,31 @@ def web(*mappings):
 def run_bridge(ecs, td, count=1):
     out = ecs.run_task(taskDefinition=td, count=count)
     assert out["failures"] == [], out
-    return [wait_running(ecs, t["taskArn"]) for t in out["tasks"]]
+    tasks = [wait_running(ecs, t["taskArn"]) for t in out["tasks"]]
+    for t in tasks:
+        assert_routed_to_our_bridge(t)
+    return tasks
+
+
+def assert_routed_to_our_bridge(task):
+    """The host routes the task's address to this session's bridge: a
+    test session beside this one that took the same subnet would take the
+    DNATed traffic, and every published-port check would fail for that."""
+    nis = task["containers"][0]["networkInterfaces"]
+    if not nis:
+        return
+    ip = nis[0]["privateIpv4Address"]
+    out = subprocess.run(["ip", "-o", "route", "get", ip], capture_output=True,
+                         text=True).stdout
+    bridges = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
+    assert f" dev {task_bridge(task)} " in out, \
+        f"{ip} is routed elsewhere ({out.strip()}): another bridge holds the subnet?\n{bridges}"
+
+
+def task_bridge(task):
+    eni = task["attachments"][0]["details"]
+    subnet = {d["name"]: d["value"] for d in eni}["subnetId"]
+    return subnet.split("subnet-", 1)[1]
 
 
 def bindings(task, container="web"):
