@@ -142,6 +142,52 @@ def test_bridge_tasks_serve_on_distinct_dynamic_host_ports(ecs, tdaemon):
     assert published(tdaemon) == []
 
 
+@pytest.fixture
+def outside():
+    """A client outside the host's bridge: a namespace of the test's own on
+    a veth link to the host, the host end holding the link's first
+    address, as a LAN client reaches the host."""
+    name = f"bcli{os.getpid() % 100000}"
+    subnet = tk.pick_test_subnet(prefix="10.217")
+    host_ip, client_ip = subnet.replace(".0/24", ".1"), subnet.replace(".0/24", ".2")
+    cmds = [["ip", "netns", "add", name],
+            ["ip", "link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", name],
+            ["ip", "addr", "add", f"{host_ip}/24", "dev", name],
+            ["ip", "link", "set", name, "up"],
+            ["ip", "-n", name, "addr", "add", f"{client_ip}/24", "dev", "eth0"],
+            ["ip", "-n", name, "link", "set", "eth0", "up"],
+            ["ip", "-n", name, "link", "set", "lo", "up"]]
+    try:
+        for c in cmds:
+            subprocess.run(c, check=True, capture_output=True)
+        yield name, host_ip
+    finally:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_published_port_from_another_interface(ecs, tdaemon, outside):
+    """A client on another link of the host reaches a bridge task on the
+    host's address of that link and the published port (prerouting DNAT,
+    then forwarded into the subnet), and nothing else of the subnet."""
+    ns, host_ip = outside
+    td = register_mode(ecs, tdaemon, "bridge", [web({"containerPort": 8080})])
+    (t,) = run_bridge(ecs, td)
+    port = bindings(t)[0]["hostPort"]
+    tk.poll_until(lambda: page(port), 20, "the published port")
+    fetch = ("import sys, urllib.request\n"
+             "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())")
+    out = subprocess.run(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", fetch,
+                          f"http://{host_ip}:{port}/"], capture_output=True, text=True)
+    assert out.stdout.strip() == hostname_of(t), out.stderr
+    # The task's own address is not routed from the LAN, published or not.
+    ip = t["containers"][0]["networkInterfaces"][0]["privateIpv4Address"]
+    subprocess.run(["ip", "-n", ns, "route", "add", tdaemon.net.subnet, "via", host_ip],
+                   check=True)
+    assert connect_from(f"/run/netns/{ns}", ip, 8080) == "dropped"
+    stop(ecs, [t])
+
+
 def test_taken_host_port_is_a_resource_ports_failure(ecs, tdaemon):
     """A fixed hostPort held by a running task, or by a host process, does
     not place: RunTask answers a failures entry RESOURCE:PORTS and makes
