@@ -31,6 +31,7 @@ static const char usage_text[] =
 	"             [--instance-cpu UNITS] [--instance-memory MIB] [--reserved-memory MIB]\n"
 	"             [--log-max-size SIZE] [--log-max-file N] [--default-ephemeral-storage MIB]\n"
 	"             [--disk-check-interval DURATION] [--disk-reserve MIB]\n"
+	"             [--host-port-range LOW-HIGH] [--allow-host-network]\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -124,7 +125,7 @@ enum {
 	OPT_BLOCKED, OPT_TASK_RET, OPT_LOG_RET, OPT_REG_AUTH, OPT_INSECURE_REG, OPT_SHIM, OPT_HEALTHY_AFTER,
 	OPT_ALLOW_CAPS, OPT_ALLOW_ULIMITS, OPT_ALLOW_HOST_PATH, OPT_TASK_MEMORY, OPT_TASK_CPU, OPT_INSTANCE_CPU,
 	OPT_INSTANCE_MEMORY, OPT_RESERVED_MEMORY, OPT_LOG_MAX_SIZE, OPT_LOG_MAX_FILE,
-	OPT_EPHEMERAL, OPT_DISK_CHECK, OPT_DISK_RESERVE,
+	OPT_EPHEMERAL, OPT_DISK_CHECK, OPT_DISK_RESERVE, OPT_HOST_PORTS, OPT_HOST_NET,
 	OPT_PULL_LIMIT,
 	OPT_REQ_TIMEOUT, OPT_MAX_CONNS, OPT_MAX_CONNS_SRC,
 };
@@ -163,6 +164,8 @@ static const struct option opts[] = {
 	{ "default-ephemeral-storage", required_argument, NULL, OPT_EPHEMERAL },
 	{ "disk-check-interval", required_argument, NULL, OPT_DISK_CHECK },
 	{ "disk-reserve", required_argument, NULL, OPT_DISK_RESERVE },
+	{ "host-port-range", required_argument, NULL, OPT_HOST_PORTS },
+	{ "allow-host-network", no_argument, NULL, OPT_HOST_NET },
 	{ "pull-timeout", required_argument, NULL, OPT_PULL_LIMIT },
 	{ "layer-timeout", required_argument, NULL, OPT_PULL_LIMIT },
 	{ "max-layer-size", required_argument, NULL, OPT_PULL_LIMIT },
@@ -173,6 +176,19 @@ static const struct option opts[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
+
+/* "49153-65535": bridge-mode tasks' dynamic host ports, 1024 and up (the
+ * privileged ports are the host's services'). */
+static int parse_port_range(const char *s, struct berth_policy *p)
+{
+	unsigned lo, hi;
+	char tail;
+	if (sscanf(s, "%5u-%5u%c", &lo, &hi, &tail) != 2 || lo < 1024 || hi > 65535 || lo > hi)
+		return bad_opt("host-port-range", s, "LOW-HIGH with 1024 <= LOW <= HIGH <= 65535");
+	p->host_port_min = lo;
+	p->host_port_max = hi;
+	return 0;
+}
 
 /* A policy option (daemon/policy.h) into P: 0, or -1 after printing why not. */
 static int set_policy_opt(struct berth_policy *p, int ch, const char *arg)
@@ -193,6 +209,8 @@ static int set_policy_opt(struct berth_policy *p, int ch, const char *arg)
 		return parse_units("default-ephemeral-storage", arg, 1, &p->ephemeral_storage);
 	case OPT_DISK_CHECK: return parse_duration("disk-check-interval", arg, &p->disk_check_ms);
 	case OPT_DISK_RESERVE: return parse_reserve("disk-reserve", arg, &p->disk_reserve);
+	case OPT_HOST_PORTS: return parse_port_range(arg, p);
+	case OPT_HOST_NET: p->allow_host_network = true; return 0;
 	case OPT_LOG_MAX_SIZE:
 		if (rt_log_parse_size(arg, &p->log_max_size, &err) < 0 || !p->log_max_size)
 			return bad_opt("log-max-size", arg, "a size above 0 such as 10m or 1g");

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 
-enum { OPT_BLOCK = 0x100, OPT_TASK, OPT_IP, OPT_GROUP };
+enum { OPT_BLOCK = 0x100, OPT_TASK, OPT_IP, OPT_GROUP, OPT_PUBLISH };
 
 static const struct option opts[] = {
 	{ "bridge", required_argument, NULL, 'b' },
@@ -17,6 +17,7 @@ static const struct option opts[] = {
 	{ "task", required_argument, NULL, OPT_TASK },
 	{ "ip", required_argument, NULL, OPT_IP },
 	{ "group", required_argument, NULL, OPT_GROUP },
+	{ "publish", required_argument, NULL, OPT_PUBLISH },
 	{ 0 },
 };
 
@@ -38,6 +39,10 @@ static int set_opt(struct net_args *a, int ch, const char *arg)
 			return -EINVAL;
 		a->groups[a->n_groups++] = arg;
 		return 0;
+	case OPT_PUBLISH:
+		if (a->n_publish == NET_PUBLISH_MAX)
+			return -EINVAL;
+		return net_publish_parse(arg, &a->publish[a->n_publish++]);
 	default: return -EINVAL;
 	}
 }

@@ -15,10 +15,13 @@ struct net_args {
 	const char *task, *ip;   /* --task --ip */
 	const char *groups[NET_GROUPS_MAX];  /* --group, repeatable */
 	size_t n_groups;
+	struct net_publish publish[NET_PUBLISH_MAX];  /* --publish tcp:H:C, repeatable */
+	size_t n_publish;
 };
 
 /* Parses argv[1..] (getopt_long, from the start): 0, or -EINVAL for an
- * unknown option, a missing argument or more than NET_GROUPS_MAX groups.
+ * unknown option, a missing argument, more than NET_GROUPS_MAX groups or
+ * NET_PUBLISH_MAX published ports, or a --publish net_publish_parse() refuses.
  * The strings point into argv. */
 int net_args_parse(int argc, char **argv, struct net_args *ret);
 

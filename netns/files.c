@@ -117,14 +117,20 @@ int net_task_write_files(struct net *net, const struct net_task *task, const cha
 {
 	if (!hostname_ok(hostname))
 		return berth_errf(err, EINVAL, "task %s: invalid hostname \"%s\"", task->id, hostname);
+	/* Without an address of its own (none mode, or host mode on the
+	 * host's stack), the host's resolv.conf as it is: its loopback
+	 * nameservers are the host's own, reachable in host mode, and in none
+	 * mode nothing is.  The hostname is 127.0.1.1's, as Debian has it. */
+	bool own = task->addr.s_addr != htonl(INADDR_ANY);
 	_cleanup_free_ char *resolv = NULL;
-	int r = build_resolv(net, &resolv, err);
+	int r = own ? build_resolv(net, &resolv, err) : read_resolv(net->resolv_conf, &resolv, err);
 	if (r < 0)
 		return berth_err_wrap(err, "task %s: resolv.conf", task->id);
 	if ((r = berth_write_file_at(dirfd, "resolv.conf", resolv, strlen(resolv), 0644, err)) < 0)
 		return berth_err_wrap(err, "task %s", task->id);
-	char ip[INET_ADDRSTRLEN], hosts[512];
-	inet_ntop(AF_INET, &task->addr, ip, sizeof(ip));
+	char ip[INET_ADDRSTRLEN] = "127.0.1.1", hosts[512];
+	if (own)
+		inet_ntop(AF_INET, &task->addr, ip, sizeof(ip));
 	int n = snprintf(hosts, sizeof(hosts),
 			 "127.0.0.1\tlocalhost\n"
 			 "::1\tlocalhost ip6-localhost ip6-loopback\n"

@@ -57,10 +57,26 @@ static int ip_forward_restore(struct net *net, struct berth_err *err)
 	return 0;
 }
 
+/* The host's own connections to 127.0.0.1:<published port> are DNATed
+ * to a task and leave through the bridge with their loopback source:
+ * without route_localnet on the bridge, the kernel drops them as
+ * martians.  The rules (rules.c) are in place before it is turned on,
+ * and drop whatever a task sends to 127.0.0.0/8, which route_localnet
+ * would otherwise route to the host's loopback services. */
+static int route_localnet_on(struct net *net, struct berth_err *err)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/route_localnet", net->bridge);
+	int r = net_sysctl_on(path);
+	return r < 0 ? berth_errnof(err, -r, "write %s", path) : 0;
+}
+
 int net_rules_ensure(struct net *net, struct berth_err *err)
 {
 	int r = net->nat ? ip_forward_on(net, err) : ip_forward_restore(net, err);
-	return r < 0 ? r : net_rules_apply(net, err);
+	if (r == 0)
+		r = net_rules_apply(net, err);
+	return r < 0 ? r : route_localnet_on(net, err);
 }
 
 int net_bridge_remove(struct net *net, struct berth_err *err)

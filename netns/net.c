@@ -270,3 +270,22 @@ void net_close(struct net *net)
 	free(net->fallback_resolv_conf);
 	free(net);
 }
+
+/* "tcp:49153:80": shared by berth-netpolicy and the shim's plan. */
+int net_publish_parse(const char *s, struct net_publish *ret)
+{
+	char proto[4], tail;
+	unsigned long h, c;
+	if (!s || sscanf(s, "%3[a-z]:%lu:%lu%c", proto, &h, &c, &tail) != 3 || h < 1 || h > 65535 ||
+	    c < 1 || c > 65535 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789:") != strlen(s))
+		return -EINVAL;
+	if (strcmp(proto, "tcp") == 0)
+		ret->proto = IPPROTO_TCP;
+	else if (strcmp(proto, "udp") == 0)
+		ret->proto = IPPROTO_UDP;
+	else
+		return -EINVAL;
+	ret->host_port = (uint16_t)h;
+	ret->container_port = (uint16_t)c;
+	return 0;
+}

@@ -118,6 +118,12 @@ int net_task_reserve(struct net *net, const char *task_id, struct net_task *ret,
 		     struct berth_err *err);
 int net_task_build(struct net *net, const struct net_task *t, struct berth_err *err);
 
+/* networkMode none: the task's namespace with only lo, up; no address,
+ * no veth, nothing on the bridge (t->addr is INADDR_ANY).  -EEXIST as
+ * net_task_setup; net_task_teardown removes it. */
+int net_task_isolated(struct net *net, const char *task_id, struct net_task *ret,
+		      struct berth_err *err);
+
 /* Removes the task's veth pair, unmounts and deletes its netns file and
  * releases its address (addr from net_task_setup, or INADDR_ANY to look it
  * up in IPAM).  Idempotent: pieces already gone are fine; the first error
@@ -142,6 +148,30 @@ int net_policy_task_add(struct net *net, const char *task_id, struct in_addr add
 int net_policy_task_remove(struct net *net, const char *task_id, struct in_addr addr,
 			   struct berth_err *err);
 
+/* A published port of a bridge-mode task: traffic to host_port (TCP or
+ * UDP) on any host address, from outside or from the host itself
+ * (127.0.0.1 included), is DNATed to the task's address and
+ * container_port (docs/networking.md "Published ports"). */
+#define NET_PUBLISH_MAX 64  /* per task */
+struct net_publish {
+	uint8_t proto;            /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t host_port, container_port;  /* 1..65535 */
+};
+
+/* "tcp:49153:80" → *ret; -EINVAL when it is not PROTO:HOST:CONTAINER with
+ * proto tcp or udp and ports 1..65535. */
+int net_publish_parse(const char *s, struct net_publish *ret);
+
+/* net_policy_task_add, and the task's published ports (at most
+ * NET_PUBLISH_MAX, no host port twice per protocol) as elements of the
+ * map `published` in the same transaction.  A stale element for one of
+ * those host ports (a task whose removal failed) is replaced: the daemon,
+ * which hands out host ports, has found the port free.
+ * net_policy_task_remove deletes the task's published ports too. */
+int net_policy_task_add_ports(struct net *net, const char *task_id, struct in_addr addr,
+			      const char *const *groups, size_t n_groups,
+			      const struct net_publish *pub, size_t n_pub, struct berth_err *err);
+
 /* The 32-bit id of a security group in the rules: a hash of the name. */
 uint32_t net_group_id(const char *group);
 
@@ -152,7 +182,9 @@ uint32_t net_port_group(const char *bridge);
  * nameservers a task cannot reach, each noted in a comment) and dirfd/hosts
  * (localhost and the task address as hostname), both 0644, for
  * bind-mounting into every container of the task.  hostname: RFC 1123,
- * at most 253 chars. */
+ * at most 253 chars.  A task without an address (task->addr INADDR_ANY:
+ * none mode, host mode) gets the host's resolv.conf as it is and its
+ * hostname on 127.0.1.1. */
 int net_task_write_files(struct net *net, const struct net_task *task, const char *hostname,
 			 int dirfd, struct berth_err *err);
 

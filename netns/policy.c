@@ -12,11 +12,17 @@
  * data), and since every members element has its sgk twin, no stale group
  * can hide without one; on that failure it purges as a removal does and
  * adds again, in one transaction.  The listing is the costly part (most
- * of it libnftables fetching its cache), so a normal start skips it. */
+ * of it libnftables fetching its cache), so a normal start skips it.
+ *
+ * A bridge-mode task's published ports are elements of the ip table's
+ * map `published` (protocol . host port → address . container port),
+ * added and purged with the rest: purged are those mapping to the
+ * task's address and those of the host ports the task is given now. */
 #include "netns/internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +36,27 @@ struct purge {
 	char ifname[IFNAMSIZ];
 	char ips[PURGE_MAX][INET_ADDRSTRLEN];
 	size_t n_ips;
+	const struct net_publish *pub;  /* the host ports the task takes now */
+	size_t n_pub;
 };
+
+/* The task's elements: its groups and published ports. */
+struct task_elems {
+	const char *const *groups;
+	size_t n_groups;
+	const struct net_publish *pub;
+	size_t n_pub;
+};
+
+static const char *proto_name(uint8_t proto)
+{
+	return proto == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+static bool port_ok(unsigned long v)
+{
+	return v >= 1 && v <= 65535;
+}
 
 uint32_t net_group_id(const char *group)
 {
@@ -123,24 +149,55 @@ static void purge_groups(const cJSON *listing, const struct purge *p, FILE *out,
 	}
 }
 
-static int list_table(struct net *net, cJSON **ret, struct berth_err *err)
+static int list_json(struct net *net, const char *what, cJSON **ret, struct berth_err *err)
 {
 	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "list table bridge %s\n", net->nft_table);
+	snprintf(cmd, sizeof(cmd), "list %s %s\n", what, net->nft_table);
 	_cleanup_free_ char *text = NULL;
 	int r = net_nft_run(net, cmd, true, &text, "list", err);
 	if (r < 0)
 		return r;
 	if (!(*ret = cJSON_Parse(text)))
-		return berth_errf(err, EIO, "nftables table bridge %s: list: unreadable JSON",
+		return berth_errf(err, EIO, "nftables %s %s: list: unreadable JSON", what,
 				  net->nft_table);
 	return 0;
 }
 
-/* The task's new elements: port binding, then group k in slot k. */
-static void add_task(struct net *net, const char *ifname, struct in_addr addr,
-		     const char *const *groups, size_t n, FILE *out)
+/* Whether P gives the task host port PORT of protocol PROTO ("tcp"). */
+static bool purge_has_port(const struct purge *p, const char *proto, double port)
 {
+	for (size_t i = 0; i < p->n_pub; i++)
+		if (strcmp(proto_name(p->pub[i].proto), proto) == 0 && p->pub[i].host_port == port)
+			return true;
+	return false;
+}
+
+/* The published ports to the task's addresses, and any element of the
+ * host ports it takes now. */
+static void purge_published(const cJSON *listing, const struct purge *p, FILE *out, const char *t)
+{
+	const cJSON *e;
+	cJSON_ArrayForEach(e, elements(listing, "published")) {
+		const cJSON *key = cJSON_GetArrayItem(e, 0), *val = cJSON_GetArrayItem(e, 1);
+		const char *proto = cJSON_GetStringValue(part(key, 0));
+		const cJSON *port = part(key, 1);
+		const char *ip = cJSON_GetStringValue(part(val, 0));
+		if (!proto || (strcmp(proto, "tcp") && strcmp(proto, "udp")) || !cJSON_IsNumber(port) ||
+		    !port_ok((unsigned long)port->valuedouble) || !ip_ok(ip))
+			continue;
+		if (purge_has_ip(p, ip) || purge_has_port(p, proto, port->valuedouble))
+			fprintf(out, "delete element ip %s published { %s . %u }\n", t, proto,
+				(unsigned)port->valuedouble);
+	}
+}
+
+/* The task's new elements: port binding, then group k in slot k, then
+ * its published ports. */
+static void add_task(struct net *net, const char *ifname, struct in_addr addr,
+		     const struct task_elems *te, FILE *out)
+{
+	const char *const *groups = te->groups;
+	size_t n = te->n_groups;
 	const char *t = net->nft_table;
 	char ip[INET_ADDRSTRLEN];
 	uint8_t m[6];
@@ -155,21 +212,25 @@ static void add_task(struct net *net, const char *ifname, struct in_addr addr,
 		if (id)
 			fprintf(out, "add element bridge %s members { %s . %u }\n", t, ip, id);
 	}
+	for (size_t i = 0; i < te->n_pub; i++)
+		fprintf(out, "add element ip %s published { %s . %u : %s . %u }\n", t,
+			proto_name(te->pub[i].proto), te->pub[i].host_port, ip,
+			te->pub[i].container_port);
 }
 
 /* The script of a task's change: with purge, deletions of whatever the
  * listing holds of its veth and addr (unless INADDR_ANY); with add, its
  * new elements.  malloc'd into *ret ("" when there is nothing to do). */
 static int task_script(struct net *net, const char *task_id, struct in_addr addr, bool purge,
-		       bool add, const char *const *groups, size_t n, char **ret,
-		       struct berth_err *err)
+		       const struct task_elems *add, char **ret, struct berth_err *err)
 {
-	struct purge p = { 0 };
+	struct purge p = { .pub = add ? add->pub : NULL, .n_pub = add ? add->n_pub : 0 };
 	net_host_ifname(task_id, p.ifname);
 	if (addr.s_addr != htonl(INADDR_ANY))
 		inet_ntop(AF_INET, &addr, p.ips[p.n_ips++], INET_ADDRSTRLEN);
-	_cleanup_(cJSON_Deletep) cJSON *listing = NULL;
-	if (purge && list_table(net, &listing, err) < 0)
+	_cleanup_(cJSON_Deletep) cJSON *listing = NULL, *published = NULL;
+	if (purge && (list_json(net, "table bridge", &listing, err) < 0 ||
+		      list_json(net, "table ip", &published, err) < 0))
 		return berth_err_wrap(err, "task %s", task_id);
 	size_t len = 0;
 	FILE *out = open_memstream(ret, &len);
@@ -178,9 +239,10 @@ static int task_script(struct net *net, const char *task_id, struct in_addr addr
 	if (purge) {
 		purge_ports(listing, &p, out, net->nft_table);
 		purge_groups(listing, &p, out, net->nft_table);
+		purge_published(published, &p, out, net->nft_table);
 	}
 	if (add)
-		add_task(net, p.ifname, addr, groups, n, out);
+		add_task(net, p.ifname, addr, add, out);
 	if (fclose(out) != 0) {
 		free(TAKE_PTR(*ret));
 		return berth_errf(err, ENOMEM, "task %s: out of memory", task_id);
@@ -189,10 +251,10 @@ static int task_script(struct net *net, const char *task_id, struct in_addr addr
 }
 
 static int task_run(struct net *net, const char *task_id, struct in_addr addr, bool purge,
-		    bool add, const char *const *groups, size_t n, struct berth_err *err)
+		    const struct task_elems *add, struct berth_err *err)
 {
 	_cleanup_free_ char *script = NULL;
-	int r = task_script(net, task_id, addr, purge, add, groups, n, &script, err);
+	int r = task_script(net, task_id, addr, purge, add, &script, err);
 	if (r < 0 || !*script)
 		return r;
 	r = net_nft_run(net, script, false, NULL, add ? "add task" : "remove task", err);
@@ -209,22 +271,51 @@ static int check_task(const char *task_id, size_t n, struct berth_err *err)
 	return 0;
 }
 
-int net_policy_task_add(struct net *net, const char *task_id, struct in_addr addr,
-			const char *const *groups, size_t n_groups, struct berth_err *err)
+/* At most NET_PUBLISH_MAX ports, each valid, no host port twice. */
+static int check_publish(const char *task_id, const struct net_publish *pub, size_t n,
+			 struct berth_err *err)
+{
+	if (n > NET_PUBLISH_MAX)
+		return berth_errf(err, EINVAL, "task %s: %zu published ports, at most %d", task_id,
+				  n, NET_PUBLISH_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if ((pub[i].proto != IPPROTO_TCP && pub[i].proto != IPPROTO_UDP) ||
+		    !port_ok(pub[i].host_port) || !port_ok(pub[i].container_port))
+			return berth_errf(err, EINVAL, "task %s: published port %zu: not a TCP or "
+					  "UDP port 1-65535", task_id, i);
+		for (size_t j = 0; j < i; j++)
+			if (pub[j].proto == pub[i].proto && pub[j].host_port == pub[i].host_port)
+				return berth_errf(err, EINVAL, "task %s: host port %s %u published "
+						  "twice", task_id, proto_name(pub[i].proto),
+						  pub[i].host_port);
+	}
+	return 0;
+}
+
+int net_policy_task_add_ports(struct net *net, const char *task_id, struct in_addr addr,
+			      const char *const *groups, size_t n_groups,
+			      const struct net_publish *pub, size_t n_pub, struct berth_err *err)
 {
 	int r = check_task(task_id, n_groups, err);
-	if (r < 0)
+	if (r < 0 || (r = check_publish(task_id, pub, n_pub, err)) < 0)
 		return r;
 	if (addr.s_addr == htonl(INADDR_ANY))
 		return berth_errf(err, EINVAL, "task %s: no address", task_id);
-	if (task_run(net, task_id, addr, false, true, groups, n_groups, NULL) == 0)
+	const struct task_elems te = { groups, n_groups, pub, n_pub };
+	if (task_run(net, task_id, addr, false, &te, NULL) == 0)
 		return 0;
-	return task_run(net, task_id, addr, true, true, groups, n_groups, err);
+	return task_run(net, task_id, addr, true, &te, err);
+}
+
+int net_policy_task_add(struct net *net, const char *task_id, struct in_addr addr,
+			const char *const *groups, size_t n_groups, struct berth_err *err)
+{
+	return net_policy_task_add_ports(net, task_id, addr, groups, n_groups, NULL, 0, err);
 }
 
 int net_policy_task_remove(struct net *net, const char *task_id, struct in_addr addr,
 			   struct berth_err *err)
 {
 	int r = check_task(task_id, 0, err);
-	return r < 0 ? r : task_run(net, task_id, addr, true, false, NULL, 0, err);
+	return r < 0 ? r : task_run(net, task_id, addr, true, NULL, err);
 }

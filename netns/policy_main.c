@@ -1,6 +1,7 @@
 /* berth-netpolicy (add|remove) --bridge B --subnet S --nft-table T
- * --run-root R --ipam-dir D --task ID [--ip A] [--group G]...: a task's
- * network policy elements (netns/policy.c), for berth-shim, which does
+ * --run-root R --ipam-dir D --task ID [--ip A] [--group G]...
+ * [--publish PROTO:HOSTPORT:PORT]...: a task's network policy elements and
+ * published ports (netns/policy.c), for berth-shim, which does
  * not link libnftables.  A binary of its own rather than a `berth`
  * command: it maps only libnftables, libnl and cJSON, so it starts in a
  * fifth of the CPU time `berth` (libcurl, libarchive, …) needs, twice per
@@ -31,7 +32,7 @@
 
 static const char usage[] = "usage: berth-netpolicy (add|remove) --bridge B --subnet S "
 			    "--nft-table T --run-root R --ipam-dir D --task ID [--ip A] "
-			    "[--group G]...\n"
+			    "[--group G]... [--publish tcp|udp:HOSTPORT:PORT]...\n"
 			    "       berth-netpolicy --worker DIR\n";
 
 /* One command (argv[0] the verb): its exit status, and its stderr text in
@@ -56,7 +57,8 @@ static int run(int argc, char **argv, char *msg, size_t size)
 	if (r >= 0)
 		r = net_open(&a.cfg, &net, &err);
 	if (r >= 0)
-		r = add ? net_policy_task_add(net, a.task, addr, a.groups, a.n_groups, &err)
+		r = add ? net_policy_task_add_ports(net, a.task, addr, a.groups, a.n_groups,
+						    a.publish, a.n_publish, &err)
 			: net_policy_task_remove(net, a.task, addr, &err);
 	if (r < 0) {
 		snprintf(msg, size, "berth-netpolicy: %s\n", err.msg);

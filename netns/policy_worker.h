@@ -9,6 +9,6 @@
 #define NETPOLICY_WORKER_DIR "netpolicy"      /* under the daemon's run root, 0700 */
 #define NETPOLICY_WORKER_SOCK "sock"          /* in it, 0600 */
 #define NETPOLICY_WORKER_REQ_MAX 8192
-#define NETPOLICY_WORKER_ARGS_MAX (20 + 2 * NET_GROUPS_MAX)
+#define NETPOLICY_WORKER_ARGS_MAX (20 + 2 * NET_GROUPS_MAX + 2 * NET_PUBLISH_MAX)
 
 #endif

@@ -9,8 +9,12 @@
  *               set elements (policy.c), never rules.
  *   ip <t>      input: nothing from the bridge reaches the host but replies
  *               and the allowed host ports; forward: nothing is routed into
- *               the subnet but replies; postrouting: the egress masquerade
- *               (NAT on only).
+ *               the subnet but replies and published ports; postrouting:
+ *               the egress masquerade (NAT on only).  The published ports
+ *               of bridge-mode tasks: DNAT of the map `published` for
+ *               traffic to a host address from outside the bridge and from
+ *               the host itself, and the 127.0.0.0/8 guard that
+ *               route_localnet on the bridge needs (host.c).
  *
  * Each script runs as one nftables transaction: concurrent or repeated
  * applies converge to the same rules, a half-applied state is never
@@ -145,6 +149,39 @@ static void bridge_rules(struct net *net, struct script *s)
 	emit(s, "add rule bridge %s peers drop\nadd rule bridge %s arp_peers drop\n", t, t);
 }
 
+/* Published ports (docs/networking.md "Published ports").  A connection
+ * to a host address and a published port, from another interface or
+ * from the host itself, goes to the task; one from a task does not (the
+ * host is closed to tasks, and the DNAT would skip the security groups).
+ * A connection from 127.0.0.1 leaves through the bridge only with
+ * route_localnet on it, and is masqueraded to the gateway so that the
+ * task's reply comes back; route_localnet also lets packets from a task
+ * to 127.0.0.0/8 be routed to the host's loopback services, so those
+ * are dropped first, before any other hook sees them. */
+static void published_rules(struct net *net, struct script *s)
+{
+	const char *t = net->nft_table, *b = net->bridge;
+	emit(s, "add map ip %s published { type inet_proto . inet_service : "
+		"ipv4_addr . inet_service; }\n"
+		"add chain ip %s localnet { type filter hook prerouting priority -300; "
+		"policy accept; }\n"
+		"flush chain ip %s localnet\n"
+		"add rule ip %s localnet iifname \"%s\" ip daddr 127.0.0.0/8 counter drop\n"
+		"add rule ip %s localnet iifname \"%s\" ip saddr 127.0.0.0/8 counter drop\n",
+	     t, t, t, t, b, t, b);
+	emit(s, "add chain ip %s publish_in { type nat hook prerouting priority -100; policy accept; }\n"
+		"flush chain ip %s publish_in\n"
+		"add rule ip %s publish_in iifname != \"%s\" fib daddr type local "
+		"dnat ip to meta l4proto . th dport map @published\n"
+		"add chain ip %s publish_local { type nat hook output priority -100; "
+		"policy accept; }\n"
+		"flush chain ip %s publish_local\n"
+		"add rule ip %s publish_local fib daddr type local "
+		"dnat ip to meta l4proto . th dport map @published\n"
+		"add rule ip %s postrouting oifname \"%s\" ip saddr 127.0.0.0/8 masquerade\n",
+	     t, t, t, b, t, t, t, t, b);
+}
+
 static void ip_rules(struct net *net, struct script *s)
 {
 	const char *t = net->nft_table, *b = net->bridge;
@@ -163,8 +200,9 @@ static void ip_rules(struct net *net, struct script *s)
 		"flush chain ip %s forward\n"
 		"add rule ip %s forward oifname \"%s\" iifname != \"%s\" "
 		"ct state established,related accept\n"
+		"add rule ip %s forward oifname \"%s\" iifname != \"%s\" ct status dnat accept\n"
 		"add rule ip %s forward oifname \"%s\" iifname != \"%s\" drop\n", t, t, t, b, b, t, b,
-	     b);
+	     b, t, b, b);
 	/* Priority 100 is srcnat.  Traffic between tasks and to the host stays
 	 * inside the subnet and is never masqueraded. */
 	emit(s, "add chain ip %s postrouting { type nat hook postrouting priority 100; "
@@ -173,6 +211,7 @@ static void ip_rules(struct net *net, struct script *s)
 	if (net->nat)
 		emit(s, "add rule ip %s postrouting ip saddr %s ip daddr != %s masquerade "
 			"comment \"berth %s\"\n", t, cidr, cidr, b);
+	published_rules(net, s);
 }
 
 int net_rules_apply(struct net *net, struct berth_err *err)

@@ -324,6 +324,22 @@ int net_task_setup(struct net *net, const char *task_id, struct net_task *ret,
 	return 0;
 }
 
+int net_task_isolated(struct net *net, const char *task_id, struct net_task *ret,
+		      struct berth_err *err)
+{
+	struct net_task t;
+	int r = task_init(net, task_id, &t, err);
+	_cleanup_(nl_socket_freep) struct nl_sock *ns_nl = NULL;
+	if (r < 0 || (r = netns_create(net, &t, &ns_nl, err)) < 0)
+		return r < 0 ? berth_err_wrap(err, "task %s", task_id) : r;
+	if ((r = link_up(ns_nl, "lo", NULL, err)) < 0) {
+		netns_remove(net, &t, NULL);
+		return berth_err_wrap(err, "task %s", task_id);
+	}
+	*ret = t;
+	return 0;
+}
+
 int net_task_teardown(struct net *net, const char *task_id, struct in_addr addr,
 		      struct berth_err *err)
 {

@@ -237,6 +237,29 @@ static int parse_volumes(const cJSON *root, struct plan *p, struct berth_err *er
 	return 0;
 }
 
+/* network.publish: bridge mode's ports, each "tcp:HOSTPORT:PORT". */
+static int parse_publish(const cJSON *o, struct plan_network *n, struct berth_err *err)
+{
+	const cJSON *arr = NULL, *e;
+	int r = opt_array(o, "network.", "publish", &arr, err);
+	if (r < 0 || !arr)
+		return r;
+	if (n->mode != PLAN_NET_BRIDGE && cJSON_GetArraySize(arr) > 0)
+		return berth_errf(err, EINVAL, "network.publish: only in bridge mode");
+	if (cJSON_GetArraySize(arr) > NET_PUBLISH_MAX)
+		return berth_errf(err, EINVAL, "network.publish: %d ports, at most %d",
+				  cJSON_GetArraySize(arr), NET_PUBLISH_MAX);
+	cJSON_ArrayForEach(e, arr) {
+		struct net_publish pub;
+		const char *v = cJSON_GetStringValue(e);
+		if (!v || strlen(v) >= sizeof(n->publish[0]) || net_publish_parse(v, &pub) < 0)
+			return berth_errf(err, EINVAL, "network.publish[%zu]: not \"tcp|udp:HOSTPORT:"
+					  "PORT\" with ports 1-65535", n->n_publish);
+		snprintf(n->publish[n->n_publish++], sizeof(n->publish[0]), "%s", v);
+	}
+	return 0;
+}
+
 static int parse_network(const cJSON *root, struct plan_network *n, struct berth_err *err)
 {
 	const cJSON *o = NULL;
@@ -247,8 +270,19 @@ static int parse_network(const cJSON *root, struct plan_network *n, struct berth
 	_cleanup_free_ char *mode = NULL;
 	if ((r = str_or(o, w, "mode", "awsvpc", &mode, err)) < 0)
 		return r;
-	if (strcmp(mode, "awsvpc"))
-		return berth_errf(err, EINVAL, "network.mode \"%s\": only awsvpc is supported", mode);
+	static const char *const modes[] = {
+		[PLAN_NET_AWSVPC] = "awsvpc", [PLAN_NET_BRIDGE] = "bridge",
+		[PLAN_NET_NONE] = "none", [PLAN_NET_HOST] = "host",
+	};
+	size_t m = 0;
+	while (m < ARRAY_SIZE(modes) && strcmp(mode, modes[m]) != 0)
+		m++;
+	if (m == ARRAY_SIZE(modes))
+		return berth_errf(err, EINVAL, "network.mode \"%s\": awsvpc, bridge, none or host",
+				  mode);
+	n->mode = (enum plan_net_mode)m;
+	if ((r = parse_publish(o, n, err)) < 0)
+		return r;
 	if ((r = str_or(o, w, "bridge", "berth0", &n->bridge, err)) < 0 ||
 	    (r = str_or(o, w, "subnet", "10.89.0.0/16", &n->subnet, err)) < 0 ||
 	    (r = str_or(o, w, "ipamDir", "/var/lib/berth/ipam", &n->ipam_dir, err)) < 0 ||

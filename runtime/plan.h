@@ -33,6 +33,7 @@
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "netns/net.h"
 #include "runtime/container.h"
 #include "runtime/health.h"
 #include "runtime/log.h"
@@ -116,8 +117,18 @@ struct plan_container {
  * policy's rules are the daemon's host-level business (net_rules_ensure);
  * the task's elements in nft_table's sets are its own (security groups:
  * docs/networking.md "Network policy"). */
+/* awsvpc and bridge: the task's namespace on the bridge; none: a
+ * namespace with only lo; host: no namespace of its own (the daemon
+ * allows it only when the operator opted in). */
+enum plan_net_mode { PLAN_NET_AWSVPC, PLAN_NET_BRIDGE, PLAN_NET_NONE, PLAN_NET_HOST };
+
 struct plan_network {
+	enum plan_net_mode mode;       /* "mode": awsvpc (default), bridge, none, host */
 	char *bridge, *subnet, *ipam_dir, *nft_table;
+	/* bridge mode's published ports, "tcp:HOSTPORT:PORT" as
+	 * net_publish_parse() reads them (berth-netpolicy --publish). */
+	char publish[NET_PUBLISH_MAX][24];
+	size_t n_publish;
 	struct plan_strv security_groups; /* at most NET_GROUPS_MAX; none: default */
 	char *hostname;                /* NULL: derived from the address */
 };

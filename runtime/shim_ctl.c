@@ -84,7 +84,7 @@ cJSON *shim_ctl_status_json(const struct shim *s)
 	add_time(o, "stoppingAt", s->stopping_at);
 	add_time(o, "stoppedAt", s->stopped_at);
 	cJSON_AddNumberToObject(o, "shimPid", getpid());
-	if (s->nt.id[0])
+	if (s->nt.addr.s_addr)  /* none and host mode have no address to report */
 		cJSON_AddItemToObject(o, "network", network_json(s));
 	cJSON *a = cJSON_AddArrayToObject(o, "containers");
 	for (size_t i = 0; i < s->plan->n_containers; i++)

@@ -86,6 +86,8 @@ static void policy_argv(const struct plan *p, const char *verb, struct in_addr a
 	size_t n_g = n->security_groups.n ? n->security_groups.n : 1;
 	for (size_t i = 0; strcmp(verb, "add") == 0 && i < n_g; i++)
 		argv[k++] = "--group", argv[k++] = g[i];
+	for (size_t i = 0; strcmp(verb, "add") == 0 && i < n->n_publish; i++)
+		argv[k++] = "--publish", argv[k++] = n->publish[i];
 	argv[k] = NULL;
 }
 

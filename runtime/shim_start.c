@@ -109,7 +109,8 @@ static void fill_spec(struct shim *s, struct ctr *c, struct start_ctx *x, struct
 		.upperdir = x->upper, .workdir = x->work, .readonly = pc->readonly_rootfs,
 	};
 	spec->hostname = s->hostname;
-	spec->netns_path = s->nt.netns_path;
+	/* Host mode: no namespace to join, the host's stays. */
+	spec->netns_path = s->nt.netns_path[0] ? s->nt.netns_path : NULL;
 	spec->argv = (const char *const *)pc->argv.v;
 	spec->env = (const char *const *)c->env;
 	spec->cwd = pc->working_dir && pc->working_dir[0] ? pc->working_dir : NULL;

@@ -66,6 +66,57 @@ void shim_task_net_config(const struct plan *p, struct net_config *cfg)
 	cfg->nft_table = p->network.nft_table;
 }
 
+/* awsvpc and bridge: an address, the namespace and veth on the bridge.
+ * The policy elements are added while the rest is set up (shim_task_setup
+ * waits for them): until they are in, the task's port sends nothing. */
+static int setup_bridged(struct shim *s, struct berth_err *err)
+{
+	const struct plan *p = s->plan;
+	int r = net_bridge_ensure(s->net, err);
+	if (r >= 0)
+		r = net_task_reserve(s->net, p->task_id, &s->nt, err);
+	if (r < 0)
+		return r;
+	s->net_up = true;
+	if ((r = shim_policy_start(p, "add", s->nt.addr, &s->policy, err)) < 0)
+		return r;
+	return net_task_build(s->net, &s->nt, err);
+}
+
+/* The task's namespace per its mode (docs/networking.md "Network
+ * modes"): host mode has none, its containers stay in the shim's, the
+ * host's. */
+static int setup_mode(struct shim *s, struct berth_err *err)
+{
+	const struct plan *p = s->plan;
+	switch (p->network.mode) {
+	case PLAN_NET_NONE: {
+		int r = net_task_isolated(s->net, p->task_id, &s->nt, err);
+		s->net_up = r >= 0;
+		return r;
+	}
+	case PLAN_NET_HOST:
+		snprintf(s->nt.id, sizeof(s->nt.id), "%s", p->task_id);
+		return 0;
+	default:
+		return setup_bridged(s, err);
+	}
+}
+
+/* ip-10-89-0-5 as EC2 names an instance; the host's name in host mode;
+ * without an address, the task id's first 12 digits, as Docker names a
+ * container. */
+static void default_hostname(struct shim *s)
+{
+	uint32_t a = ntohl(s->nt.addr.s_addr);
+	if (a)
+		snprintf(s->hostname, sizeof(s->hostname), "ip-%u-%u-%u-%u", a >> 24,
+			 (a >> 16) & 255, (a >> 8) & 255, a & 255);
+	else if (s->plan->network.mode != PLAN_NET_HOST ||
+		 gethostname(s->hostname, sizeof(s->hostname) - 1) < 0)
+		snprintf(s->hostname, sizeof(s->hostname), "%.12s", s->plan->task_id);
+}
+
 static int setup_net(struct shim *s, struct berth_err *err)
 {
 	const struct plan *p = s->plan;
@@ -73,25 +124,13 @@ static int setup_net(struct shim *s, struct berth_err *err)
 	shim_task_net_config(p, &cfg);
 	int r = net_open(&cfg, &s->net, err);
 	if (r >= 0)
-		r = net_bridge_ensure(s->net, err);
-	if (r >= 0)
-		r = net_task_reserve(s->net, p->task_id, &s->nt, err);
+		r = setup_mode(s, err);
 	if (r < 0)
 		return r;
-	s->net_up = true;
-	/* The policy elements are added while the rest is set up (shim_task_setup
-	 * waits for them): until they are in, the task's port sends nothing. */
-	if ((r = shim_policy_start(p, "add", s->nt.addr, &s->policy, err)) < 0 ||
-	    (r = net_task_build(s->net, &s->nt, err)) < 0)
-		return r;
-	if (p->network.hostname) {
+	if (p->network.hostname)
 		snprintf(s->hostname, sizeof(s->hostname), "%s", p->network.hostname);
-	} else {
-		/* As EC2 names an instance: ip-10-89-0-5. */
-		uint32_t a = ntohl(s->nt.addr.s_addr);
-		snprintf(s->hostname, sizeof(s->hostname), "ip-%u-%u-%u-%u", a >> 24,
-			 (a >> 16) & 255, (a >> 8) & 255, a & 255);
-	}
+	else
+		default_hostname(s);
 	if ((r = net_task_write_files(s->net, &s->nt, s->hostname, s->taskdirfd, err)) < 0)
 		return r;
 	char line[sizeof(s->hostname) + 1];
@@ -534,7 +573,8 @@ void shim_task_teardown(struct shim *s)
 	 * failed): an address never returns to IPAM with them. */
 	if (shim_policy_wait(&s->policy, &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
-	if (s->net_up && shim_policy_run(s->plan, "remove", s->nt.addr, &err) < 0)
+	if (s->net_up && s->nt.addr.s_addr && shim_policy_run(s->plan, "remove", s->nt.addr,
+							     &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);
 	if (s->net_up && net_task_teardown(s->net, s->plan->task_id, s->nt.addr, &err) < 0)
 		shim_diagf(s, "task %s: %s", s->plan->task_id, err.msg);

@@ -11,6 +11,7 @@
 #include "daemon/sched/tasksecrets.h"
 #include "daemon/ecs/taskdef.h"
 #include "images/ref.h"
+#include "netns/net.h"
 
 /* ---- member tables ---- */
 
@@ -457,6 +458,101 @@ static int check_containers(struct api_call *c, const cJSON *defs, int64_t task_
 	return 0;
 }
 
+/* ---- port mappings against the network mode (docs/networking.md) ---- */
+
+static int mapping_port(const cJSON *pm, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(pm, name);
+	return cJSON_IsNumber(v) ? (int)v->valuedouble : 0;
+}
+
+static const char *mapping_proto(const cJSON *pm)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(pm, "protocol");
+	return cJSON_IsString(v) ? v->valuestring : "tcp";
+}
+
+/* Whether a mapping before PM in LIST has PM's protocol and PORT as its
+ * NAME port; *REACHED when PM is in LIST. */
+static bool clash_in(const cJSON *list, const cJSON *pm, const char *name, int port,
+		     bool *reached)
+{
+	const cJSON *o;
+	cJSON_ArrayForEach(o, list) {
+		if (o == pm) {
+			*reached = true;
+			return false;
+		}
+		if (mapping_port(o, name) == port && strcmp(mapping_proto(o), mapping_proto(pm)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Whether an earlier mapping of any container of DEFS has PM's protocol
+ * and NAME port; port 0 never clashes. */
+static bool port_clash(const cJSON *defs, const cJSON *pm, const char *name)
+{
+	int port = mapping_port(pm, name);
+	bool reached = false;
+	const cJSON *cd;
+	cJSON_ArrayForEach(cd, defs) {
+		if (port && clash_in(cJSON_GetObjectItemCaseSensitive(cd, "portMappings"), pm, name,
+				     port, &reached))
+			return true;
+		if (reached)
+			break;
+	}
+	return false;
+}
+
+/* One container's mappings: a containerPort each, awsvpc's and host's
+ * host ports equal to it, no container port twice, none in mode none. */
+static int check_mappings(struct api_call *c, const cJSON *defs, const cJSON *cd,
+			  const char *mode, size_t *total)
+{
+	const char *name = cJSON_GetObjectItemCaseSensitive(cd, "name")->valuestring;
+	bool same_port = strcmp(mode, "awsvpc") == 0 || strcmp(mode, "host") == 0;
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(cd, "portMappings"), *pm;
+	cJSON_ArrayForEach(pm, list) {
+		bool reached = false;
+		int cport = mapping_port(pm, "containerPort"), hport = mapping_port(pm, "hostPort");
+		if (strcmp(mode, "none") == 0)
+			return api_error(c, 0, API_E_CLIENT, "Container '%s': port mappings are not "
+					 "allowed when networkMode=none.", name);
+		if (cport < 1)
+			return api_error(c, 0, API_E_CLIENT, "Invalid 'containerPort' setting for "
+					 "container '%s'.", name);
+		if (same_port && hport && hport != cport)
+			return api_error(c, 0, API_E_CLIENT, "When networkMode=%s, the host ports and "
+					 "container ports in port mappings must match.", mode);
+		if (clash_in(list, pm, "containerPort", cport, &reached))
+			return api_error(c, 0, API_E_CLIENT, "Container '%s': containerPort %d/%s is "
+					 "mapped twice.", name, cport, mapping_proto(pm));
+		if (port_clash(defs, pm, "hostPort"))
+			return api_error(c, 0, API_E_CLIENT, "%s host port '%d' is mapped multiple "
+					 "times in task.", strcmp(mapping_proto(pm), "udp") ? "TCP"
+					 : "UDP", hport);
+		if (++*total > NET_PUBLISH_MAX)
+			return api_error(c, 0, API_E_CLIENT, "Too many port mappings: Berth publishes "
+					 "at most %d per task definition.", NET_PUBLISH_MAX);
+	}
+	return 0;
+}
+
+static int check_port_mappings(struct api_call *c, const cJSON *defs, const char *network_mode)
+{
+	const cJSON *cd;
+	size_t total = 0;
+	/* RegisterTaskDefinition's default mode is bridge on EC2; Berth's,
+	 * when the member is absent, is awsvpc (docs/networking.md). */
+	const char *mode = network_mode ? network_mode : "awsvpc";
+	cJSON_ArrayForEach(cd, defs)
+		if (check_mappings(c, defs, cd, mode, &total) < 0)
+			return -1;
+	return 0;
+}
+
 /* Each container with ECS's defaults; host ports of awsvpc/host mappings
  * are the container ports, as ECS fills them. */
 static bool container_defaults(cJSON *ct, const char *network_mode)
@@ -599,6 +695,8 @@ int taskdef_build(struct api_call *c, cJSON **ret)
 		return -1;
 	const cJSON *nm = cJSON_GetObjectItemCaseSensitive(body, "networkMode");
 	const char *network_mode = nm ? nm->valuestring : NULL;
+	if (check_port_mappings(c, cdefs, network_mode) < 0)
+		return -1;
 	const cJSON *req = cJSON_GetObjectItemCaseSensitive(body, "requiresCompatibilities");
 	if (requires(req, "FARGATE") && check_fargate(c, body, network_mode, cpu, mem) < 0)
 		return -1;

@@ -481,6 +481,10 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 	if (nm && strcmp(nm, "awsvpc") == 0 && !has_netcfg)
 		return api_error(c, 0, API_E_INVALID, "Network Configuration must be provided when "
 				 "networkMode 'awsvpc' is specified.");
+	/* ECS's too: bridge, host and none tasks have no interface to configure. */
+	if (nm && strcmp(nm, "awsvpc") != 0 && has_netcfg)
+		return api_error(c, 0, API_E_INVALID, "Network Configuration is not valid for the "
+				 "given networkMode of this task definition.");
 	/* ECS's rule: every Fargate task has a hard memory limit and a CPU
 	 * quota, its task cpu and memory. */
 	if (launch_type && strcmp(launch_type, "FARGATE") == 0 && !fargate_compatible(*ret_body))

@@ -23,6 +23,7 @@
 #define INSTANCE_NO_MEMORY "RESOURCE:MEMORY"
 #define INSTANCE_NO_CPU "RESOURCE:CPU"
 #define INSTANCE_NO_DISK "RESOURCE:DISK" /* Berth's: the host's disk reserve */
+#define INSTANCE_NO_PORTS "RESOURCE:PORTS" /* a host port (daemon/sched/ports.h) */
 
 struct instance_usage {
 	int64_t cpu, memory;	  /* reserved by tasks not STOPPED, every cluster */

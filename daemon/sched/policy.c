@@ -257,10 +257,24 @@ static int check_ulimits(const struct berth_policy *p, const cJSON *cd, const ch
 	return 0;
 }
 
+/* networkMode host gives the task the host's network stack: every host
+ * service, the cloud metadata address, no policy, no security groups. */
+static int check_network(const struct berth_policy *p, const cJSON *td, struct berth_err *err)
+{
+	const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(td, "networkMode"));
+	if (nm && strcmp(nm, "host") == 0 && !p->allow_host_network)
+		return berth_errf(err, EPERM, "networkMode host: the task would share the host's "
+				  "network stack; this daemon allows it only when started with "
+				  "--allow-host-network");
+	return 0;
+}
+
 int policy_check(const struct berth_policy *p, const cJSON *td, struct berth_err *err)
 {
 	const cJSON *cd;
 	int i = 0;
+	if (check_network(p, td, err) < 0)
+		return -EPERM;
 	cJSON_ArrayForEach(cd, cJSON_GetObjectItemCaseSensitive(td, "containerDefinitions")) {
 		const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd,
 											 "name"));

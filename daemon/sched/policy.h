@@ -27,6 +27,11 @@
  *                 `--reserved-memory`); `--instance-cpu`/`--instance-memory`
  *                 override them.
  *
+ *   networks      bridge-mode tasks' dynamic host ports come from
+ *                 `--host-port-range` (49153-65535, ECS's); networkMode
+ *                 host only with `--allow-host-network` (the task shares
+ *                 the host's network stack: docs/networking.md).
+ *
  * A zeroed struct is the default policy.  Names are ECS's: the capability
  * and ulimit lists RegisterTaskDefinition accepts. */
 #ifndef BERTH_DAEMON_POLICY_H
@@ -66,6 +71,8 @@ struct berth_policy {
 	/* --allow-host-path: canonical absolute prefixes (daemon/sched/volumes.h) */
 	const char *host_paths[POLICY_HOST_PATHS_MAX];
 	size_t n_host_paths;
+	unsigned host_port_min, host_port_max; /* 0 = 49153-65535 (daemon/sched/ports.h) */
+	bool allow_host_network;     /* networkMode host may run */
 };
 
 /* Is NAME a capability ECS accepts in linuxParameters.capabilities
@@ -85,10 +92,11 @@ int policy_allow_ulimits(struct berth_policy *p, const char *list, struct berth_
  * the reserve leaves no memory. */
 int policy_host_resources(struct berth_policy *p, struct berth_err *err);
 
-/* 0 when every container of the task definition TD asks only for what P
- * allows; -EPERM with a message naming the container, the member and
- * what the operator allows ("containerDefinitions[0] (web):
- * linuxParameters.capabilities.add: SYS_ADMIN is not allowed …"). */
+/* 0 when the task definition TD (its networkMode, and every container)
+ * asks only for what P allows; -EPERM with a message naming the member
+ * (the container too) and what the operator allows
+ * ("containerDefinitions[0] (web): linuxParameters.capabilities.add:
+ * SYS_ADMIN is not allowed …"). */
 int policy_check(const struct berth_policy *p, const cJSON *td, struct berth_err *err);
 
 /* The default limits and the log maxima with P's settings. */

@@ -17,6 +17,7 @@
 #include "common/fsutil.h"
 #include "common/time.h"
 #include "common/json.h"
+#include "daemon/sched/ports.h"
 #include "daemon/sched/sched_internal.h"
 #include "daemon/sched/units.h"
 #include "daemon/sched/taskplan.h"
@@ -101,6 +102,7 @@ static void launch_done_free(struct sched_task *t)
 	free(TAKE_PTR(t->ov_json));
 	tasksecrets_free(TAKE_PTR(t->secrets));
 	free(TAKE_PTR(t->groups));
+	free(TAKE_PTR(t->publish));
 }
 
 void sched_task_forget(struct sched_task *t)
@@ -209,6 +211,10 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		.volumes_dir = volumes, .host_paths = s->cfg.policy.host_paths,
 		.n_host_paths = s->cfg.policy.n_host_paths,
 	};
+	_cleanup_(cJSON_Deletep) cJSON *publish = t->publish ? cJSON_Parse(t->publish) : NULL;
+	if (t->publish && !publish)
+		return berth_errf(err, ENOMEM, "out of memory");
+	env.publish = publish;
 	_cleanup_(tasksecrets_free_textp) char *text = NULL;
 	_cleanup_free_ char *public = NULL;
 	int r = plan_text(t, td, ov, ti, &env, &text, &public);
@@ -460,6 +466,23 @@ static void mark_pending(struct sched *s, const char *id, int64_t now)
 	sched_write_later(s, id, mark_pending_apply, at, free);
 }
 
+/* The host ports placement gave the task, as the launch thread's own
+ * copy of the plan's network.publish (NULL when it publishes none). */
+static int copy_publish(struct sched_task *lt, const struct store_task *t)
+{
+	const char *nets[TASKDEF_CONTAINERS_MAX];
+	size_t n = t->n_containers < TASKDEF_CONTAINERS_MAX ? t->n_containers
+							    : TASKDEF_CONTAINERS_MAX;
+	for (size_t i = 0; i < n; i++)
+		nets[i] = t->containers[i].network_json;
+	_cleanup_(cJSON_Deletep) cJSON *list = ports_publish_list(nets, n);
+	if (!list)
+		return -ENOMEM;
+	if (cJSON_GetArraySize(list) == 0)
+		return 0;
+	return (lt->publish = cJSON_PrintUnformatted(list)) ? 0 : -ENOMEM;
+}
+
 /* The recorded imageDigests, as the launch thread's own copy. */
 static int copy_pins(struct sched_task *lt, const struct store_task *t)
 {
@@ -499,7 +522,8 @@ int sched_launch(struct sched *s, const struct store_task *st, const char *td_js
 	t->ov_json = st->overrides_json ? strdup(st->overrides_json) : NULL;
 	t->groups = sched_task_groups(st->attachments_json);
 	int r = 0;
-	if (!t->td_json || (st->overrides_json && !t->ov_json) || copy_pins(t, st) < 0)
+	if (!t->td_json || (st->overrides_json && !t->ov_json) || copy_pins(t, st) < 0 ||
+	    copy_publish(t, st) < 0)
 		r = berth_errf(err, ENOMEM, "out of memory");
 	else if (pipe2(t->done_pipe, O_CLOEXEC) < 0)
 		r = berth_errnof(err, errno, "task %s: pipe", id);

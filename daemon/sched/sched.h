@@ -145,15 +145,17 @@ struct sched_run_result {
 	char ids[SCHED_RUN_MAX][STORE_TASK_ID_LEN + 1];
 	/* Why the other count - n tasks did not fit on the host's container
 	 * instance: INSTANCE_NO_MEMORY, _CPU or _DISK (daemon/sched/instance.h),
-	 * NULL when all did; DETAIL says more ("" when nothing: the disk's
-	 * free space for _DISK). */
+	 * _PORTS (daemon/sched/ports.h), NULL when all did; DETAIL says more
+	 * ("" when nothing: the disk's free space for _DISK, the port for
+	 * _PORTS). */
 	const char *unplaced;
 	char detail[BERTH_ERR_MAX];
 };
 
 /* Places Q's tasks on the host one by one as ECS does (its registered CPU
- * and memory less what tasks not STOPPED reserve, instance_place(); none
- * while the disk is below the reserve, sched_disk_room()), records those
+ * and memory less what tasks not STOPPED reserve, instance_place(); the
+ * host ports of a bridge-mode task, ports_assign(); none while the disk
+ * is below the reserve, sched_disk_room()), records those
  * that fit PROVISIONING (sched_task_record()) and inserts them with
  * Q->in_txn's writes in one store transaction, then launches each
  * (sched_launch()).  *RET says which were made and why the rest were not.

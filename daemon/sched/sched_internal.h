@@ -50,6 +50,7 @@ struct sched_task {
 	 * the launch then stops before pulling. */
 	cJSON *secrets;
 	int secrets_rc;
+	char *publish;               /* the plan's network.publish (JSON), or NULL */
 	int64_t pull_started_ms, pull_stopped_ms;
 	int rc;                      /* 0: a shim runs */
 	bool pull_failed;            /* else a set-up failure */
@@ -108,6 +109,7 @@ struct sched {
 	struct shim_req *reqs;       /* requests whose answer is awaited (sched_watch.c) */
 	char instance_id[INSTANCE_ID_LEN + 1];  /* the host's container instance */
 	int64_t started_ms;          /* when it registered: the daemon's start */
+	uint32_t port_cursor;        /* the next dynamic host port searched (ports.h) */
 };
 
 void sched_say(struct sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -218,11 +220,12 @@ int sched_launch(struct sched *s, const struct store_task *t, const char *td_jso
 		 struct berth_err *err);
 
 /* Fills T (zeroed by the caller) as a PROVISIONING task with a new id,
- * its ARN, containers and ENI attachment, ready for store_task_insert().
+ * its ARN, containers and ENI attachment, ready for store_task_insert();
+ * BINDINGS (or NULL): its containers' networkBindings (ports.h).
  * Strings not allocated here point into Q; free with
  * sched_task_record_clear(). */
 int sched_task_record(const struct sched *s, const struct sched_task_req *q, struct store_task *t,
-		      struct berth_err *err);
+		      const struct cJSON *bindings, struct berth_err *err);
 void sched_task_record_clear(struct store_task *t);
 
 /* The second half of sched_stop_task(), for a task whose desiredStatus is

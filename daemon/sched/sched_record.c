@@ -8,6 +8,7 @@
 
 #include "common/json.h"
 #include "daemon/sched/instance.h"
+#include "daemon/sched/ports.h"
 #include "daemon/sched/sched_internal.h"
 #include "daemon/sched/taskplan.h"
 
@@ -31,6 +32,7 @@ void sched_task_record_clear(struct store_task *t)
 	for (size_t i = 0; i < t->n_containers; i++) {
 		free(t->containers[i].arn);
 		free(t->containers[i].runtime_id);
+		free(t->containers[i].network_json);
 	}
 	free(t->containers);
 	free(t->arn);
@@ -88,8 +90,25 @@ static char *groups_of(const struct sched_task_req *q)
 	return out;
 }
 
+/* Container i's network_json starts as its published ports (BINDINGS[i],
+ * ports.h), which the shim's reports keep. */
+static int add_bindings(struct store_task *t, const cJSON *bindings)
+{
+	for (size_t i = 0; bindings && i < t->n_containers; i++) {
+		_cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+		cJSON *b = cJSON_Duplicate(cJSON_GetArrayItem(bindings, (int)i), true);
+		if (!o || !b || !cJSON_AddItemToObject(o, "networkBindings", b)) {
+			cJSON_Delete(b);
+			return -ENOMEM;
+		}
+		if (!(t->containers[i].network_json = cJSON_PrintUnformatted(o)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int sched_task_record(const struct sched *s, const struct sched_task_req *q, struct store_task *t,
-		      struct berth_err *err)
+		      const cJSON *bindings, struct berth_err *err)
 {
 	int r = store_task_new_id(t->id, err);
 	if (r < 0)
@@ -117,18 +136,49 @@ int sched_task_record(const struct sched *s, const struct sched_task_req *q, str
 	t->overrides_json = q->overrides ? cJSON_PrintUnformatted(q->overrides)
 					 : strdup("{\"containerOverrides\":[]}");
 	_cleanup_free_ char *groups = groups_of(q);
-	t->attachments_json = groups ? sched_eni_json(s, t->id, att, q->subnet, groups,
-						      "PRECREATED", NULL) : NULL;
+	/* none and host mode: no interface of the task's own to show. */
+	const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(q->body,
+									       "networkMode"));
+	if (nm && (strcmp(nm, "none") == 0 || strcmp(nm, "host") == 0))
+		t->attachments_json = strdup("[]");
+	else if (groups)
+		t->attachments_json = sched_eni_json(s, t->id, att, q->subnet, groups,
+						     "PRECREATED", NULL);
 	if (!t->arn || !t->group || !t->overrides_json || !t->attachments_json ||
-	    add_containers(s, q, t) < 0)
+	    add_containers(s, q, t) < 0 || add_bindings(t, bindings) < 0)
 		return berth_errf(err, ENOMEM, "task %s: out of memory", t->id);
 	return 0;
 }
 
+/* The host ports of the next task, when its definition publishes any:
+ * NULL (placed, BINDINGS[i] its networkBindings per container), or why
+ * not. */
+static const char *place_ports(struct sched *s, const struct sched_run_req *q,
+			       struct ports_used **u, cJSON **bindings,
+			       struct sched_run_result *ret, struct berth_err *err, int *r)
+{
+	if (!ports_needed(q->task.body))
+		return NULL;
+	if (!*u && (!(*u = calloc(1, sizeof(**u))) ||
+		    (*r = ports_load(s->store, *u, err)) < 0)) {
+		if (!*u)
+			*r = berth_errf(err, ENOMEM, "out of memory");
+		return INSTANCE_NO_PORTS;
+	}
+	(*u)->cursor = s->port_cursor;
+	const char *why = ports_assign(&s->cfg.policy, *u, q->task.body, bindings, ret->detail,
+				       sizeof(ret->detail));
+	s->port_cursor = (*u)->cursor;
+	if (!why && !*bindings)
+		*r = berth_errf(err, ENOMEM, "out of memory");
+	return why;
+}
+
 /* How many of Q's tasks fit on the host's container instance, placed in
- * turn as ECS does; RET->unplaced (and detail) say why the next did not. */
+ * turn as ECS does; RET->unplaced (and detail) say why the next did not.
+ * BINDINGS[i]: the host ports of task i, or NULL (ports.h). */
 static int place(struct sched *s, const struct sched_run_req *q, struct sched_run_result *ret,
-		 size_t *ret_n, struct berth_err *err)
+		 cJSON **bindings, size_t *ret_n, struct berth_err *err)
 {
 	struct berth_err disk = { 0 };
 	*ret_n = 0;
@@ -141,9 +191,15 @@ static int place(struct sched *s, const struct sched_run_req *q, struct sched_ru
 	int r = instance_usage(s->store, q->task.cluster, &u, err);
 	if (r < 0)
 		return r;
-	while (*ret_n < q->count &&
-	       !(ret->unplaced = instance_place(&s->cfg.policy, &u, q->task.body, q->task.overrides)))
+	_cleanup_free_ struct ports_used *ports = NULL;
+	while (*ret_n < q->count) {
+		ret->unplaced = instance_place(&s->cfg.policy, &u, q->task.body, q->task.overrides);
+		if (!ret->unplaced)
+			ret->unplaced = place_ports(s, q, &ports, &bindings[*ret_n], ret, err, &r);
+		if (r < 0 || ret->unplaced)
+			return r;
 		(*ret_n)++;
+	}
 	return 0;
 }
 
@@ -192,14 +248,13 @@ int sched_run_task(struct sched *s, const struct sched_run_req *q, struct sched_
 		return berth_errf(err, EINVAL, "run %zu tasks: 1 to %d at a time", q->count,
 				  SCHED_RUN_MAX);
 	size_t n;
-	int r = place(s, q, ret, &n, err);
-	if (r < 0)
-		return r;
-	if (n == 0)
-		return berth_errf(err, ENOSPC, "%s", ret->unplaced);
+	cJSON *bindings[SCHED_RUN_MAX] = { 0 };
+	int r = place(s, q, ret, bindings, &n, err);
 	struct store_task tasks[SCHED_RUN_MAX] = { 0 };
+	if (r == 0 && n == 0)
+		r = berth_errf(err, ENOSPC, "%s", ret->unplaced);
 	for (size_t i = 0; r == 0 && i < n; i++)
-		r = sched_task_record(s, &q->task, &tasks[i], err);
+		r = sched_task_record(s, &q->task, &tasks[i], bindings[i], err);
 	struct run_insert ri = { q, tasks, n };
 	if (r == 0)
 		r = store_txn(s->store, insert_fn, &ri, err);
@@ -209,7 +264,9 @@ int sched_run_task(struct sched *s, const struct sched_run_req *q, struct sched_
 		ret->n = n;
 		r = launch_all(s, q, tasks, n, err);
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < SCHED_RUN_MAX; i++) {
 		sched_task_record_clear(&tasks[i]);
+		cJSON_Delete(bindings[i]);
+	}
 	return r;
 }

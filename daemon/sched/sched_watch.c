@@ -100,6 +100,28 @@ static int attachment_of(const struct store_task *t, char **ret_id, char **ret_s
 	return 0;
 }
 
+/* The container's networkInterfaces: the task's address; its
+ * networkBindings (the published ports placement gave it) stay. */
+static bool set_container_network(struct store_container *k, const char *att, const char *ip)
+{
+	_cleanup_(cJSON_Deletep) cJSON *old = k->network_json ? cJSON_Parse(k->network_json) : NULL;
+	cJSON *bindings = cJSON_DetachItemFromObjectCaseSensitive(old, "networkBindings");
+	_cleanup_(cJSON_Deletep) cJSON *cn = cJSON_CreateObject();
+	cJSON *nis = cn ? json_add_array(cn, "networkInterfaces") : NULL;
+	cJSON *ni = nis ? json_add_object(nis) : NULL;
+	if (!bindings)
+		bindings = cJSON_CreateArray();
+	if (!ni || !bindings || !cJSON_AddItemToObject(cn, "networkBindings", bindings)) {
+		cJSON_Delete(bindings);
+		return false;
+	}
+	_cleanup_free_ char *text = NULL;
+	if (json_add_string(ni, "attachmentId", att) &&
+	    json_add_string(ni, "privateIpv4Address", ip))
+		text = cJSON_PrintUnformatted(cn);
+	return text && sched_set_str(&k->network_json, text);
+}
+
 static bool set_network(struct sched *s, struct store_task *t, const cJSON *net, bool final)
 {
 	const char *ip = json_str(net, "ipv4Address");
@@ -113,15 +135,8 @@ static bool set_network(struct sched *s, struct store_task *t, const cJSON *net,
 						  final ? "DELETED" : "ATTACHED", net);
 	if (eni && sched_set_str(&t->attachments_json, eni))
 		changed = true;
-	_cleanup_(cJSON_Deletep) cJSON *cn = cJSON_CreateObject();
-	cJSON *nis = cn ? json_add_array(cn, "networkInterfaces") : NULL;
-	cJSON *ni = nis ? json_add_object(nis) : NULL;
-	_cleanup_free_ char *text = NULL;
-	if (ni && json_add_string(ni, "attachmentId", att) &&
-	    json_add_string(ni, "privateIpv4Address", ip) && json_add_array(cn, "networkBindings"))
-		text = cJSON_PrintUnformatted(cn);
-	for (size_t i = 0; text && i < t->n_containers; i++)
-		changed |= sched_set_str(&t->containers[i].network_json, text);
+	for (size_t i = 0; i < t->n_containers; i++)
+		changed |= set_container_network(&t->containers[i], att, ip);
 	return changed;
 }
 

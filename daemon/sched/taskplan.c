@@ -35,7 +35,7 @@ static const struct refusal {
 			      "give the variables in environment, or secrets" },
 	{ "repositoryCredentials", "per-container registry credentials are not supported; "
 				   "give the daemon --registry-auth instead" },
-	{ "links", "links need the bridge network mode; awsvpc containers share localhost" },
+	{ "links", "links are not supported; the containers of a task share localhost" },
 	{ "disableNetworking", "every container shares the task's network namespace" },
 	{ "hostname", "awsvpc tasks take their hostname from the task address" },
 	{ "dnsServers", "awsvpc tasks use the host's resolvers" },
@@ -90,12 +90,37 @@ static int check_container(const cJSON *cd, int i, struct berth_err *err)
 			      ARRAY_SIZE(linux_refusals), where, err);
 }
 
-static int check_task(const cJSON *td, struct berth_err *err)
+/* ---- network modes (docs/networking.md "Network modes") ---------------- */
+
+/* awsvpc (also when unset) and bridge: the task's own namespace on the
+ * bridge, bridge publishing its port mappings on the host; none: a
+ * namespace with only lo; host: the host's (policy_check() decides
+ * whether the operator allows it).  RegisterTaskDefinition allows no
+ * other value. */
+static const char *network_mode(const cJSON *td)
 {
 	const char *nm = json_str(td, "networkMode");
-	if (nm && strcmp(nm, "awsvpc") != 0)
-		return berth_errf(err, ENOTSUP, "networkMode %s: Berth runs every task in awsvpc "
-				  "mode (its own network namespace and address)", nm);
+	return nm ? nm : "awsvpc";
+}
+
+/* network.mode and, in bridge mode, network.publish: the host ports
+ * placement gave the task (E->publish, "tcp:HOSTPORT:PORT" strings). */
+static bool add_network_mode(cJSON *net, const cJSON *td, const struct taskplan_env *e)
+{
+	bool bridge = strcmp(network_mode(td), "bridge") == 0;
+	if (!cJSON_AddStringToObject(net, "mode", network_mode(td)))
+		return false;
+	if (!bridge || !e->publish)
+		return true;
+	cJSON *copy = cJSON_Duplicate(e->publish, true);
+	if (copy && cJSON_AddItemToObject(net, "publish", copy))
+		return true;
+	cJSON_Delete(copy);
+	return false;
+}
+
+static int check_task(const cJSON *td, struct berth_err *err)
+{
 	static const char *const shared_ns[] = { "pidMode", "ipcMode" };
 	for (size_t i = 0; i < ARRAY_SIZE(shared_ns); i++)
 		if (json_str(td, shared_ns[i]))
@@ -501,7 +526,7 @@ static cJSON *task_plan(const cJSON *td, const cJSON *ov, const struct taskplan_
 	    !cJSON_AddStringToObject(p, "runDir", e->run_dir) ||
 	    !cJSON_AddStringToObject(p, "logDir", e->log_dir) ||
 	    !cJSON_AddStringToObject(p, "cgroupName", e->cgroup_name) ||
-	    !cJSON_AddStringToObject(net, "mode", "awsvpc") ||
+	    !add_network_mode(net, td, e) ||
 	    !cJSON_AddStringToObject(net, "bridge", e->bridge) ||
 	    !cJSON_AddStringToObject(net, "subnet", e->subnet) ||
 	    !cJSON_AddStringToObject(net, "ipamDir", e->ipam_dir) ||

@@ -42,6 +42,9 @@ struct taskplan_env {
 	const char *cgroup_name;
 	const char *bridge, *subnet, *ipam_dir, *nft_table;
 	const char *security_groups; /* joined by ','; NULL: none (the shim's default) */
+	/* Bridge mode: the host ports placement gave the task, an array of
+	 * "tcp:HOSTPORT:PORT" strings (daemon/sched/ports.h); NULL: none. */
+	const cJSON *publish;
 	/* The limits of a task whose definition (and overrides) set no task
 	 * cpu / memory (daemon/policy.h), raised to what its containers
 	 * ask for together; 0 = none. */

@@ -218,16 +218,18 @@ static void stop_surplus(struct svc *v, struct svc_view *w, const struct bounds 
 }
 
 /* ECS's event for a task the container instance has no room for (WHY:
- * RESOURCE:MEMORY or RESOURCE:CPU), once while it stays the newest. */
+ * RESOURCE:MEMORY, :CPU, :DISK or :PORTS), once while it stays the newest. */
 static void unplaced(struct svc *v, struct svc_view *w, const char *why, int64_t now)
 {
-	char msg[512];
-	snprintf(msg, sizeof(msg), "was unable to place a task because no container instance met "
-		 "all of its requirements. The closest matching (container-instance %s) has "
-		 "insufficient %s available. For more information, see the Troubleshooting "
-		 "section of the Amazon ECS Developer Guide.", v->engine.instance_id,
+	char msg[512], lack[64];
+	snprintf(lack, sizeof(lack), "has insufficient %s available",
 		 strcmp(why, INSTANCE_NO_CPU) == 0 ? "CPU units" :
 		 strcmp(why, INSTANCE_NO_DISK) == 0 ? "disk space" : "memory");
+	snprintf(msg, sizeof(msg), "was unable to place a task because no container instance met "
+		 "all of its requirements. The closest matching (container-instance %s) %s. For "
+		 "more information, see the Troubleshooting section of the Amazon ECS Developer "
+		 "Guide.", v->engine.instance_id, strcmp(why, INSTANCE_NO_PORTS) == 0
+		 ? "is already using a port required by your task" : lack);
 	char full[800];
 	snprintf(full, sizeof(full), "(service %s) %s", w->row->name, msg);
 	if (!w->n_events || !w->events[0].message || strcmp(w->events[0].message, full) != 0)

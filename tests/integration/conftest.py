@@ -292,13 +292,15 @@ def shim_session(registry_anon, catalogue):
     _set_child_subreaper()
     root = Path(tempfile.mkdtemp(prefix=f"berth-shimtest-{os.getpid()}-", dir="/tmp"))
     os.chmod(root, 0o755)
-    net = tk.TestNet(TEST_BRIDGE, tk.pick_test_subnet(), TEST_NFT_TABLE,
-                     f"berth-test-{os.getpid()}")
-    net.remove()        # a crashed earlier session's
+    try:
+        net = tk.claim_test_net(TEST_BRIDGE, "10.213", TEST_NFT_TABLE,
+                                f"berth-test-{os.getpid()}", BERTH_BIN, root / "hostnet")
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     store = root / "store"
     layers = {}
     try:
-        net.setup(BERTH_BIN, root / "hostnet")
         for name in ("busybox", "multilayer"):
             f = catalogue[name]
             p = subprocess.run([BERTH_BIN, "--root", str(store), "pull", "--insecure-registry",
@@ -443,11 +445,14 @@ def task_net():
     if os.geteuid() != 0:
         pytest.fail("task tests need root")
     _set_child_subreaper()
-    net = tk.TestNet(f"berthd{os.getpid() % 100000}", tk.pick_test_subnet(prefix="10.214"),
-                     f"berth_dtest_{os.getpid()}", f"berth-dtest-{os.getpid()}")
+    hostnet = tempfile.mkdtemp(prefix=f"berth-dtest-{os.getpid()}-", dir="/tmp")
     forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    net = tk.claim_test_net(f"berthd{os.getpid() % 100000}", "10.214",
+                            f"berth_dtest_{os.getpid()}", f"berth-dtest-{os.getpid()}",
+                            BERTH_BIN, hostnet)
     yield net
     net.remove()
+    shutil.rmtree(hostnet, ignore_errors=True)
     tk.remove_cgroup_roots(net.cgroup_name)
     # NAT turned ip_forward on: a host-wide setting the tests put back.
     Path("/proc/sys/net/ipv4/ip_forward").write_text(forward)

@@ -422,15 +422,6 @@ def test_unsupported_members_are_refused_at_run(ecs, tdaemon, case):
     assert ecs.list_clusters()["clusterArns"] == []  # nothing made, not even the cluster
 
 
-def test_bridge_network_mode_is_refused(ecs, tdaemon):
-    td = ecs.register_task_definition(family="br", networkMode="bridge", containerDefinitions=[
-        {"name": "app", "image": image(tdaemon, "busybox"), "memory": 64}])["taskDefinition"]
-    with pytest.raises(ClientError) as e:
-        ecs.run_task(taskDefinition=td["taskDefinitionArn"])
-    assert e.value.response["Error"]["Code"] == "ClientException"
-    assert "networkMode bridge" in e.value.response["Error"]["Message"]
-
-
 def test_awsvpc_needs_network_configuration(ecs, tdaemon):
     td = register(ecs, tdaemon, [sh("app", "true")])
     with pytest.raises(ClientError) as e:

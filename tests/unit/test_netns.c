@@ -480,6 +480,41 @@ static void test_task_inside(void **state)
 	assert_true(c.default_route_ok);
 }
 
+/* What a none-mode namespace holds: the names of its interfaces. */
+static void list_links(struct in_ns *c)
+{
+	struct if_nameindex *ifs = if_nameindex();
+	for (struct if_nameindex *i = ifs; i && i->if_index; i++)
+		if (strcmp(i->if_name, "lo") != 0)
+			c->eth0_has_addr = true;   /* any interface but lo */
+	if_freenameindex(ifs);
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) == 0)
+		for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+			if (!strcmp(i->ifa_name, "lo"))
+				c->lo_up = i->ifa_flags & IFF_UP;
+	freeifaddrs(ifa);
+}
+
+static void test_task_isolated(void **state)
+{
+	struct fixture *f = fx(state);
+	struct berth_err err = { 0 };
+	struct net_task t;
+	const char *id = task_id(f, "isolated");
+	assert_int_equal(net_task_isolated(f->net, id, &t, &err), 0);
+	assert_int_equal(t.addr.s_addr, htonl(INADDR_ANY));
+	assert_true(mounted(t.netns_path));
+	assert_int_equal(if_nametoindex(t.host_ifname), 0);
+	struct in_ns c = { .path = t.netns_path, .fn = list_links, .task = &t };
+	run_in_ns(&c);
+	assert_true(c.lo_up);
+	assert_false(c.eth0_has_addr);
+	assert_int_equal(net_task_isolated(f->net, id, &t, &err), -EEXIST);
+	assert_int_equal(net_task_teardown(f->net, id, t.addr, &err), 0);
+	assert_int_equal(access(t.netns_path, F_OK), -1);
+}
+
 static void test_host_reaches_task(void **state)
 {
 	struct fixture *f = fx(state);
@@ -821,6 +856,49 @@ static void test_policy_stale_elements_replaced(void **state)
 	assert_null(strstr(after, inet_ntoa(a)));
 }
 
+/* Published ports: added with the task's elements, a host port left
+ * behind by another address taken over (the daemon found it free), all of
+ * the task's deleted by its removal; a bad or repeated port changes
+ * nothing. */
+static void test_policy_published_ports(void **state)
+{
+	struct fixture *f = fx(state);
+	struct berth_err err = { 0 };
+	char net_ip[INET_ADDRSTRLEN];
+	snprintf(net_ip, sizeof(net_ip), "%.*s", (int)strcspn(f->subnet, "/"), f->subnet);
+	struct in_addr old, now;
+	assert_int_equal(inet_pton(AF_INET, net_ip, &old), 1);
+	now.s_addr = htonl(ntohl(old.s_addr) + 211);
+	old.s_addr = htonl(ntohl(old.s_addr) + 210);
+	const char *g[] = { "sg" };
+	const struct net_publish first[] = { { IPPROTO_TCP, 40001, 80 }, { IPPROTO_UDP, 40001, 53 } };
+	const struct net_publish second[] = { { IPPROTO_TCP, 40001, 8080 } };
+	const char *gone = task_id(f, "pub-old"), *id = task_id(f, "pub-new");
+	assert_int_equal(net_policy_task_add_ports(f->net, gone, old, g, 1, first, 2, &err), 0);
+	_cleanup_free_ char *one = nft_table_text("ip", f->table);
+	char want[96];
+	snprintf(want, sizeof(want), "tcp . 40001 : %s . 80", inet_ntoa(old));
+	assert_non_null(strstr(one, want));
+	snprintf(want, sizeof(want), "udp . 40001 : %s . 53", inet_ntoa(old));
+	assert_non_null(strstr(one, want));
+	/* The old task's removal failed; its TCP port goes to a new task. */
+	assert_int_equal(net_policy_task_add_ports(f->net, id, now, g, 1, second, 1, &err), 0);
+	_cleanup_free_ char *two = nft_table_text("ip", f->table);
+	snprintf(want, sizeof(want), "tcp . 40001 : %s . 8080", inet_ntoa(now));
+	assert_non_null(strstr(two, want));
+	snprintf(want, sizeof(want), "%s . 80", inet_ntoa(old));
+	assert_null(strstr(two, want));
+	const struct net_publish twice[] = { { IPPROTO_TCP, 40002, 1 }, { IPPROTO_TCP, 40002, 2 } };
+	assert_int_equal(net_policy_task_add_ports(f->net, id, now, g, 1, twice, 2, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "host port tcp 40002 published twice"));
+	const struct net_publish zero[] = { { IPPROTO_TCP, 0, 80 } };
+	assert_int_equal(net_policy_task_add_ports(f->net, id, now, g, 1, zero, 1, &err), -EINVAL);
+	assert_int_equal(net_policy_task_remove(f->net, id, (struct in_addr){ 0 }, &err), 0);
+	assert_int_equal(net_policy_task_remove(f->net, gone, (struct in_addr){ 0 }, &err), 0);
+	_cleanup_free_ char *after = nft_table_text("ip", f->table);
+	assert_null(strstr(after, "40001"));
+}
+
 /* A task sends only from its own address and MAC. */
 static void test_policy_spoofing_dropped(void **state)
 {
@@ -962,8 +1040,9 @@ static void test_nat_on_off(void **state)
 	_cleanup_free_ char *again = nft_table_text("ip", f->table);
 	assert_non_null(again);
 	assert_ptr_equal(strstr(strstr(again, rule) + 1, rule), NULL);
-	/* NAT off: no masquerade, ip_forward as it was before the tests (off
-	 * again if Berth turned it on), the policy stays. */
+	/* NAT off: no egress masquerade (the one for the host's own 127.0.0.1
+	 * clients of published ports stays), ip_forward as it was before the
+	 * tests (off again if Berth turned it on), the policy stays. */
 	struct net_config cfg = f->cfg;
 	cfg.nat = false;
 	_cleanup_(net_closep) struct net *off = NULL;
@@ -971,7 +1050,8 @@ static void test_nat_on_off(void **state)
 	assert_int_equal(net_rules_ensure(off, &err), 0);
 	_cleanup_free_ char *gone = nft_table_text("ip", f->table);
 	assert_non_null(gone);
-	assert_null(strstr(gone, "masquerade"));
+	assert_null(strstr(gone, rule));
+	assert_non_null(strstr(gone, "ip saddr 127.0.0.0/8 masquerade"));
 	assert_non_null(strstr(gone, "drop"));
 	assert_int_equal(read_ip_forward(), f->ip_forward);
 	assert_int_equal(net_rules_ensure(f->net, &err), 0);
@@ -1069,6 +1149,7 @@ static int run_all(void)
 		T(test_ipam_alloc_release_persist),
 		T(test_ipam_concurrent_processes),
 		T(test_task_inside),
+		T(test_task_isolated),
 		T(test_host_reaches_task),
 		T(test_two_tasks_reach_each_other),
 		T(test_teardown_leaves_nothing),
@@ -1079,6 +1160,7 @@ static int run_all(void)
 		T(test_policy_host_unreachable),
 		T(test_policy_security_groups),
 		T(test_policy_stale_elements_replaced),
+		T(test_policy_published_ports),
 		T(test_policy_spoofing_dropped),
 		T(test_policy_blocked_address),
 		T(test_policy_egress_masqueraded),

@@ -145,6 +145,41 @@ static void test_full(void **state)
 	assert_int_equal(plan_container_index(p, "nope"), -1);
 }
 
+static void test_bridge_publish(void **state)
+{
+	(void)state;
+	_cleanup_(plan_freep) struct plan *p = parse_ok(
+		HEAD "\"network\":{\"mode\":\"bridge\",\"publish\":[\"tcp:49153:80\","
+		"\"udp:5353:53\"]},\"containers\":[" CTR("web", "") "]}");
+	assert_int_equal(p->network.mode, PLAN_NET_BRIDGE);
+	assert_int_equal(p->network.n_publish, 2);
+	assert_string_equal(p->network.publish[1], "udp:5353:53");
+	struct net_publish pub;
+	assert_int_equal(net_publish_parse(p->network.publish[0], &pub), 0);
+	assert_int_equal(pub.proto, IPPROTO_TCP);
+	assert_int_equal(pub.host_port, 49153);
+	assert_int_equal(pub.container_port, 80);
+	static const char *const modes[] = { "none", "host" };
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		char text[512];
+		snprintf(text, sizeof(text), HEAD "\"network\":{\"mode\":\"%s\"},"
+			 "\"containers\":[" CTR("web", "") "]}", modes[i]);
+		_cleanup_(plan_freep) struct plan *q = parse_ok(text);
+		assert_int_equal(q->network.mode, i ? PLAN_NET_HOST : PLAN_NET_NONE);
+		snprintf(text, sizeof(text), HEAD "\"network\":{\"mode\":\"%s\",\"publish\":"
+			 "[\"tcp:80:80\"]},\"containers\":[" CTR("web", "") "]}", modes[i]);
+		refused(text, "network.publish: only in bridge mode");
+	}
+	/* 65 ports: one more than berth-netpolicy takes. */
+	char json[4096] = HEAD "\"network\":{\"mode\":\"bridge\",\"publish\":[";
+	for (int i = 0; i <= NET_PUBLISH_MAX; i++)
+		snprintf(json + strlen(json), sizeof(json) - strlen(json), "%s\"tcp:%d:80\"",
+			 i ? "," : "", 1000 + i);
+	snprintf(json + strlen(json), sizeof(json) - strlen(json),
+		 "]},\"containers\":[" CTR("web", "") "]}");
+	refused(json, "network.publish: 65 ports, at most 64");
+}
+
 static void test_health_defaults_and_none(void **state)
 {
 	(void)state;
@@ -183,7 +218,17 @@ static void test_refuse_syntax_and_task(void **state)
 	refused(HEAD "\"cgroupName\":\"a/b\"}", "cgroupName \"a/b\"");
 	refused(HEAD "\"cgroupName\":\"agent\"}", "cgroupName \"agent\"");
 	refused(HEAD "\"network\":[]}", "network: not an object");
-	refused(HEAD "\"network\":{\"mode\":\"bridge\"}}", "network.mode \"bridge\": only awsvpc");
+	refused(HEAD "\"network\":{\"mode\":\"nat\"}}", "network.mode \"nat\": ");
+	refused(HEAD "\"network\":{\"publish\":[\"tcp:80:80\"]}}",
+		"network.publish: only in bridge mode");
+	refused(HEAD "\"network\":{\"mode\":\"bridge\",\"publish\":[\"sctp:80:80\"]}}",
+		"network.publish[0]: not \"tcp|udp:HOSTPORT:PORT\"");
+	refused(HEAD "\"network\":{\"mode\":\"bridge\",\"publish\":[\"tcp:0:80\"]}}",
+		"network.publish[0]: ");
+	refused(HEAD "\"network\":{\"mode\":\"bridge\",\"publish\":[\"tcp:80:65536\"]}}",
+		"network.publish[0]: ");
+	refused(HEAD "\"network\":{\"mode\":\"bridge\",\"publish\":[\"tcp:80:80x\"]}}",
+		"network.publish[0]: ");
 	refused(HEAD "\"network\":{\"ipamDir\":\"x\"}}", "network.ipamDir \"x\"");
 	refused(HEAD "\"network\":{\"securityGroups\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]}}",
 		"network.securityGroups: 6 groups, at most 5");
@@ -340,6 +385,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_bridge_publish),
 		cmocka_unit_test(test_health_defaults_and_none),
 		cmocka_unit_test(test_refuse_syntax_and_task),
 		cmocka_unit_test(test_refuse_container_fields),

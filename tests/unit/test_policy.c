@@ -59,6 +59,30 @@ static void default_allows_only_sys_ptrace(void **state)
 	assert_non_null(strstr(err.msg, ": SYS_ADMIN is not allowed"));
 }
 
+static void host_network_only_by_opt_in(void **state)
+{
+	(void)state;
+	struct berth_policy p = { 0 };
+	struct berth_err err = { 0 };
+	static const char *const modes[] = { "awsvpc", "bridge", "none", "host" };
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		char text[256];
+		snprintf(text, sizeof(text),
+			 "{\"networkMode\":\"%s\",\"containerDefinitions\":[{\"name\":\"web\"}]}",
+			 modes[i]);
+		_cleanup_(cJSON_Deletep) cJSON *td = cJSON_Parse(text);
+		bool host = strcmp(modes[i], "host") == 0;
+		p.allow_host_network = false;
+		assert_int_equal(policy_check(&p, td, &err), host ? -EPERM : 0);
+		if (host)
+			assert_non_null(strstr(err.msg, "networkMode host: the task would share the "
+							"host's network stack; this daemon allows it "
+							"only when started with --allow-host-network"));
+		p.allow_host_network = true;
+		assert_int_equal(policy_check(&p, td, &err), 0);
+	}
+}
+
 static void operator_widens_capabilities(void **state)
 {
 	(void)state;
@@ -185,6 +209,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(default_allows_only_sys_ptrace),
+		cmocka_unit_test(host_network_only_by_opt_in),
 		cmocka_unit_test(operator_widens_capabilities),
 		cmocka_unit_test(ulimits_nofile_only_by_default),
 		cmocka_unit_test(known_names),
