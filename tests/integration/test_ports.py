@@ -448,7 +448,7 @@ def test_host_mode_is_refused_without_the_opt_in(ecs, tdaemon):
     err = e.value.response["Error"]
     assert err["Code"] == "ClientException", err
     assert "networkMode host" in err["Message"] and "--allow-host-network" in err["Message"]
-    assert ecs.list_tasks()["taskArns"] == []
+    assert ecs.list_clusters()["clusterArns"] == []  # nothing made, not even the cluster
 
 
 def test_host_mode_with_the_opt_in_shares_the_host_stack(tmp_tasks, task_net, registry_anon):
@@ -525,7 +525,7 @@ def test_network_configuration_only_for_awsvpc(ecs, tdaemon, mode):
     assert err["Code"] == "InvalidParameterException", err
     assert err["Message"] == ("Network Configuration is not valid for the given networkMode "
                               "of this task definition."), err
-    assert ecs.list_tasks()["taskArns"] == []
+    assert ecs.list_clusters()["clusterArns"] == []  # nothing made, not even the cluster
 
 
 def test_same_port_twice_over_udp_and_tcp_is_fine(ecs, tdaemon):
