@@ -257,6 +257,22 @@ static int parse_capacity(struct api_call *c, bool required, char **ret)
 	return *ret ? 0 : api_oom(c);
 }
 
+/* A new cluster's settings when CreateCluster gives none: the account's
+ * containerInsights default (PutAccountSettingDefault), as on ECS. */
+static int insights_default(struct api_call *c, char **ret)
+{
+	_cleanup_free_ char *value = NULL;
+	if (api_account_default(c, "containerInsights", &value) < 0)
+		return -1;
+	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateArray();
+	cJSON *s = out ? json_add_object(out) : NULL;
+	if (!s || !json_add_string(s, "name", "containerInsights") ||
+	    !json_add_string(s, "value", value))
+		return api_oom(c);
+	*ret = cJSON_PrintUnformatted(out);
+	return *ret ? 0 : api_oom(c);
+}
+
 static int refuse_service_connect(struct api_call *c)
 {
 	const cJSON *scd;
@@ -304,7 +320,7 @@ int api_op_create_cluster(struct api_call *c)
 	_cleanup_(api_tags_in_done) struct api_tags_in tags = { 0 };
 	if (parse_settings(c, &settings) < 0 || parse_configuration(c, &configuration) < 0 ||
 	    parse_capacity(c, false, &capacity) < 0 || refuse_service_connect(c) < 0 ||
-	    api_parse_tags(c, &tags) < 0)
+	    api_parse_tags(c, &tags) < 0 || (!settings && insights_default(c, &settings) < 0))
 		return -1;
 	_cleanup_free_ char *arn = api_arn(c, "cluster", name);
 	if (!arn)

@@ -164,6 +164,13 @@ int api_op_create_cluster(struct api_call *c);
 int api_op_describe_clusters(struct api_call *c);
 int api_op_list_clusters(struct api_call *c);
 int api_op_delete_cluster(struct api_call *c);
+int api_op_put_account_setting(struct api_call *c);
+int api_op_put_account_setting_default(struct api_call *c);
+int api_op_list_account_settings(struct api_call *c);
+int api_op_delete_account_setting(struct api_call *c);
+/* The account's default (the root's effective value) of setting NAME,
+ * one account.c knows, into *ret (freed by the caller). */
+int api_account_default(struct api_call *c, const char *name, char **ret);
 int api_op_put_cluster_capacity_providers(struct api_call *c);
 int api_op_update_cluster(struct api_call *c);
 int api_op_update_cluster_settings(struct api_call *c);

@@ -452,4 +452,23 @@ int store_tags_remove(struct store *s, const char *arn, const char *const *keys,
 int store_tags_list(struct store *s, const char *arn, struct store_tag **ret, size_t *ret_n,
 		    struct berth_err *err);
 
+/* ---- account settings (store_account.c) ---- */
+
+/* One setting of one principal (an IAM ARN; the account's default is
+ * under arn:aws:iam::<account>:root). */
+struct store_account_setting {
+	char *principal;
+	char *name;
+	char *value;
+};
+int store_account_setting_put(struct store *s, const char *principal, const char *name,
+			      const char *value, struct berth_err *err);
+/* -ENOENT when PRINCIPAL has no NAME setting. */
+int store_account_setting_delete(struct store *s, const char *principal, const char *name,
+				 struct berth_err *err);
+/* Every setting of every principal, by name then principal. */
+int store_account_settings_list(struct store *s, struct store_account_setting **ret,
+				size_t *ret_n, struct berth_err *err);
+void store_account_settings_free(struct store_account_setting *v, size_t n);
+
 #endif

@@ -207,6 +207,15 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (arn, stage),"
 	"  FOREIGN KEY (arn, version_id) REFERENCES sm_versions(arn, version_id) ON DELETE CASCADE"
 	") STRICT;",
+
+	/* 6 → 7: ECS account settings, per principal (the account's default
+	 * under its root ARN). */
+	"CREATE TABLE account_settings ("
+	"  principal TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  PRIMARY KEY (principal, name)"
+	") STRICT, WITHOUT ROWID;",
 };
 
 int store_schema_version(void)

@@ -506,6 +506,60 @@ def test_update_cluster_and_settings(ecs):
         "settings"] == on
 
 
+def test_account_settings(ecs):
+    root = f"arn:aws:iam::{ACCOUNT}:root"
+    user = f"arn:aws:iam::{ACCOUNT}:user/ops"
+    eff = ecs.list_account_settings(effectiveSettings=True)["settings"]
+    assert {x["name"]: x["value"] for x in eff} == {
+        "serviceLongArnFormat": "enabled", "taskLongArnFormat": "enabled",
+        "containerInstanceLongArnFormat": "enabled", "awsvpcTrunking": "disabled",
+        "containerInsights": "disabled"}
+    assert all(x["principalArn"] == root for x in eff)
+    assert ecs.list_account_settings()["settings"] == []          # nothing set yet
+
+    # The account default is what a new cluster gets, as on ECS.
+    s = ecs.put_account_setting_default(name="containerInsights", value="enabled")["setting"]
+    assert s == {"name": "containerInsights", "value": "enabled", "principalArn": root}
+    c = ecs.create_cluster(clusterName="insightful")["cluster"]
+    assert c["settings"] == [{"name": "containerInsights", "value": "enabled"}]
+
+    s = ecs.put_account_setting(name="awsvpcTrunking", value="enabled", principalArn=user)
+    assert s["setting"]["principalArn"] == user
+    mine = ecs.list_account_settings(principalArn=user, effectiveSettings=True)["settings"]
+    got = {x["name"]: (x["value"], x["principalArn"]) for x in mine}
+    assert got["awsvpcTrunking"] == ("enabled", user)
+    assert got["containerInsights"] == ("enabled", root)         # the default shows through
+    assert ecs.list_account_settings(principalArn=user)["settings"] == [
+        {"name": "awsvpcTrunking", "value": "enabled", "principalArn": user}]
+    assert [x["name"] for x in ecs.list_account_settings(
+        effectiveSettings=True, value="enabled")["settings"]] == [
+        "serviceLongArnFormat", "taskLongArnFormat", "containerInstanceLongArnFormat",
+        "containerInsights"]
+    pages = list(ecs.get_paginator("list_account_settings").paginate(
+        effectiveSettings=True, PaginationConfig={"PageSize": 2}))
+    assert [len(p["settings"]) for p in pages] == [2, 2, 1]
+
+    gone = ecs.delete_account_setting(name="awsvpcTrunking", principalArn=user)["setting"]
+    assert gone == {"name": "awsvpcTrunking", "value": "enabled", "principalArn": user}
+    assert ecs.list_account_settings(principalArn=user)["settings"] == []
+    for call, kw in ((ecs.delete_account_setting, {"name": "awsvpcTrunking",
+                                                   "principalArn": user}),
+                     (ecs.put_account_setting, {"name": "taskLongArnFormat",
+                                                "value": "disabled"}),
+                     (ecs.put_account_setting, {"name": "containerInsights", "value": "loud"}),
+                     (ecs.put_account_setting, {"name": "fargateVirtualization",
+                                                "value": "enabled"}),
+                     (ecs.put_account_setting, {"name": "awsvpcTrunking", "value": "enabled",
+                                                "principalArn": "arn:aws:iam::999999999999:root"}),
+                     (ecs.list_account_settings, {"nextToken": "garbage"})):
+        with pytest.raises(ClientError) as e:
+            call(**kw)
+        assert e.value.response["Error"]["Code"] == "InvalidParameterException", kw
+    # The settings are durable: what was refused changed nothing.
+    assert ecs.list_account_settings()["settings"] == [
+        {"name": "containerInsights", "value": "enabled", "principalArn": root}]
+
+
 def test_put_cluster_capacity_providers(ecs):
     ecs.create_cluster(clusterName="p")
     spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 2, "base": 1}]

@@ -1,0 +1,90 @@
+/* daemon/store/store_account: ECS account settings (PutAccountSetting and
+ * its kin), one row per principal and setting name. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/store/store_internal.h"
+
+int store_account_setting_put(struct store *s, const char *principal, const char *name,
+			      const char *value, struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "INSERT INTO account_settings (principal, name, value)"
+			      " VALUES (?1, ?2, ?3) ON CONFLICT (principal, name)"
+			      " DO UPDATE SET value = excluded.value", &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, principal);
+	store_bind_text(st, 2, name);
+	store_bind_text(st, 3, value);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: account setting %s of %s", name, principal);
+	return 0;
+}
+
+int store_account_setting_delete(struct store *s, const char *principal, const char *name,
+				 struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "DELETE FROM account_settings WHERE principal = ?1 AND name = ?2",
+			      &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, principal);
+	store_bind_text(st, 2, name);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: account setting %s of %s", name, principal);
+	if (!sqlite3_changes(s->db))
+		return berth_errf(err, ENOENT, "store: account setting %s of %s: not set", name,
+				  principal);
+	return 0;
+}
+
+void store_account_settings_free(struct store_account_setting *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].principal);
+		free(v[i].name);
+		free(v[i].value);
+	}
+	free(v);
+}
+
+int store_account_settings_list(struct store *s, struct store_account_setting **ret,
+				size_t *ret_n, struct berth_err *err)
+{
+	*ret = NULL;
+	*ret_n = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "SELECT principal, name, value FROM account_settings"
+			      " ORDER BY name, principal", &st, err);
+	if (r < 0)
+		return r;
+	struct store_account_setting *v = NULL;
+	size_t n = 0;
+	int rc;
+	bool oom = false;
+	while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_account_setting *nv = realloc(v, (n + 1) * sizeof(*v));
+		if (!nv) {
+			oom = true;
+			break;
+		}
+		v = nv;
+		v[n].principal = store_col_dup(st, 0, &oom);
+		v[n].name = store_col_dup(st, 1, &oom);
+		v[n].value = store_col_dup(st, 2, &oom);
+		n++;
+	}
+	if (oom || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
+		store_account_settings_free(v, n);
+		return oom ? berth_errf(err, ENOMEM, "store: account settings: out of memory")
+			   : store_sqlerr(s, rc, err, "store: account settings");
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
