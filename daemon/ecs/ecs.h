@@ -164,6 +164,19 @@ int api_op_create_cluster(struct api_call *c);
 int api_op_describe_clusters(struct api_call *c);
 int api_op_list_clusters(struct api_call *c);
 int api_op_delete_cluster(struct api_call *c);
+int api_op_put_attributes(struct api_call *c);
+int api_op_list_attributes(struct api_call *c);
+int api_op_delete_attributes(struct api_call *c);
+/* CLUSTER's container instance's attributes, the agent's then the
+ * operator's (PutAttributes), as [{name, value}]. */
+int api_instance_attributes(struct api_call *c, const char *cluster, cJSON **ret);
+/* placementConstraints (an array, or NULL) of a request for COUNT tasks on
+ * CLUSTER's one container instance: *ret_placed of them may run, the
+ * others fail for *ret_unplaced (ECS's reason).  memberOf evaluates the
+ * instance's attributes ("attribute:NAME == VALUE", "!=", "exists",
+ * "!exists"); distinctInstance leaves one. */
+int api_check_placement(struct api_call *c, const char *cluster, const cJSON *constraints,
+			int64_t count, const char **ret_unplaced, int64_t *ret_placed);
 int api_op_put_account_setting(struct api_call *c);
 int api_op_put_account_setting_default(struct api_call *c);
 int api_op_list_account_settings(struct api_call *c);

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/utsname.h>
 
 #include "daemon/ecs/ecs.h"
 #include "daemon/sched/instance.h"
@@ -46,29 +45,6 @@ static bool add_resources(cJSON *o, const char *name, int64_t cpu, int64_t memor
 	       add_resource(arr, "PORTS", 0) && add_resource(arr, "PORTS_UDP", 0);
 }
 
-static bool add_attribute(cJSON *arr, const char *name, const char *value)
-{
-	cJSON *o = json_add_object(arr);
-	return o && json_add_string(o, "name", name) && (!value || json_add_string(o, "value", value));
-}
-
-static bool add_attributes(const struct api_call *c, cJSON *o)
-{
-	struct utsname u;
-	const char *arch = uname(&u) == 0 ? u.machine : "unknown";
-	if (strcmp(arch, "aarch64") == 0)
-		arch = "arm64";
-	char az[64];
-	snprintf(az, sizeof(az), "%sa", c->region);
-	cJSON *arr = json_add_array(o, "attributes");
-	return arr && add_attribute(arr, "ecs.os-type", "linux") &&
-	       add_attribute(arr, "ecs.os-family", "LINUX") &&
-	       add_attribute(arr, "ecs.cpu-architecture", arch) &&
-	       add_attribute(arr, "ecs.availability-zone", az) &&
-	       add_attribute(arr, "ecs.capability.task-eni", NULL) &&
-	       add_attribute(arr, "ecs.capability.container-health-check", NULL);
-}
-
 static int instance_json(struct api_call *c, const char *cluster, bool tags, cJSON *arr)
 {
 	struct instance_usage u;
@@ -91,11 +67,18 @@ static int instance_json(struct api_call *c, const char *cluster, bool tags, cJS
 	    !json_add_string(o, "status", "ACTIVE") ||
 	    !cJSON_AddBoolToObject(o, "agentConnected", 1) ||
 	    !json_add_number(o, "runningTasksCount", (double)u.running) ||
-	    !json_add_number(o, "pendingTasksCount", (double)u.pending) || !add_attributes(c, o) ||
+	    !json_add_number(o, "pendingTasksCount", (double)u.pending) ||
 	    !json_add_number(o, "registeredAt",
 			    (double)sched_instance_registered_at(c->sched) / 1000.0) ||
 	    !json_add_array(o, "attachments") || (tags && !json_add_array(o, "tags")))
 		return api_oom(c);
+	cJSON *attrs;
+	if (api_instance_attributes(c, cluster, &attrs) < 0)
+		return -1;
+	if (!cJSON_AddItemToObject(o, "attributes", attrs)) {
+		cJSON_Delete(attrs);
+		return api_oom(c);
+	}
 	return 0;
 }
 

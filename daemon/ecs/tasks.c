@@ -35,7 +35,7 @@ static const char *const run_members[] = {
 	"cluster", "count", "group", "launchType", "networkConfiguration", "overrides",
 	"startedBy", "tags", "taskDefinition", "clientToken", "platformVersion",
 	"placementStrategy", "capacityProviderStrategy", "propagateTags", "enableECSManagedTags",
-	"enableExecuteCommand", NULL,
+	"enableExecuteCommand", "placementConstraints", NULL,
 };
 static const char *const start_members[] = {
 	"cluster", "containerInstances", "group", "networkConfiguration", "overrides", "startedBy",
@@ -229,6 +229,10 @@ struct run_req {
 	bool propagate_td;          /* propagateTags TASK_DEFINITION */
 	bool managed_tags;          /* enableECSManagedTags */
 	bool enable_execute_command;
+	/* What placementConstraints leave: count of the asked, the others
+	 * failing for UNPLACED. */
+	int64_t asked;
+	const char *unplaced;
 };
 
 static bool charset(const char *s, const char *set)
@@ -618,6 +622,20 @@ static int run_retry(struct api_call *c, const struct run_req *q)
 static int run_tasks(struct api_call *c, struct run_req *qp,
 		     const struct store_task_definition *td, const cJSON *body);
 
+/* placementConstraints against the one container instance: how many of
+ * the count may run. */
+static int place(struct api_call *c, struct run_req *q)
+{
+	const cJSON *pc;
+	int64_t placed;
+	q->asked = q->count;
+	if (api_get_array(c, c->in, "", "placementConstraints", false, 10, &pc) < 0 ||
+	    api_check_placement(c, q->cluster, pc, q->count, &q->unplaced, &placed) < 0)
+		return -1;
+	q->count = placed;
+	return 0;
+}
+
 int api_op_run_task(struct api_call *c)
 {
 	_cleanup_(run_req_done) struct run_req q = { 0 };
@@ -633,7 +651,7 @@ int api_op_run_task(struct api_call *c)
 	    api_runnable_definition(c, q.td_ref, q.overrides,
 				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
 				    q.launch_type, &td, &body) < 0 ||
-	    (dflt && api_get_cluster(c, true, q.cluster) < 0))
+	    (dflt && api_get_cluster(c, true, q.cluster) < 0) || place(c, &q) < 0)
 		return -1;
 	int retry = q.client_token ? run_retry(c, &q) : 0;
 	if (retry != 0)
@@ -663,7 +681,7 @@ int api_op_start_task(struct api_call *c)
 					 "instance of cluster %s (the host is its only one)", i, q.cluster);
 		i++;
 	}
-	q.count = i;
+	q.count = q.asked = i;
 	q.launch_type = "EC2";
 	if (api_runnable_definition(c, q.td_ref, q.overrides,
 				    cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration") != NULL,
@@ -678,6 +696,11 @@ static int run_tasks(struct api_call *c, struct run_req *qp,
 		     const struct store_task_definition *td, const cJSON *body)
 {
 	const struct run_req q = *qp;
+	if (!q.count) {   /* placementConstraints left none to run */
+		struct run_failures none = { .n_failed = q.asked, .why = q.unplaced,
+					     .cluster = q.cluster };
+		return reply_run(c, NULL, 0, false, &none) < 0 ? -1 : 0;
+	}
 	_cleanup_free_ char *request = q.client_token ? cJSON_PrintUnformatted(c->in) : NULL;
 	if (q.client_token && !request)
 		return api_oom(c);
@@ -698,7 +721,8 @@ static int run_tasks(struct api_call *c, struct run_req *qp,
 	if (r < 0 && !(r == -ENOSPC && res.unplaced))
 		return api_store_error(c, r, &err);
 	/* The tasks that did not fit fail as ECS reports them. */
-	struct run_failures f = { .n_failed = q.count - (int64_t)res.n, .why = res.unplaced,
+	struct run_failures f = { .n_failed = q.asked - (int64_t)res.n,
+				  .why = res.unplaced ? res.unplaced : q.unplaced,
 				  .detail = res.detail[0] ? res.detail : NULL, .cluster = q.cluster };
 	const char *ids[SCHED_RUN_MAX];
 	for (size_t i = 0; i < res.n; i++)

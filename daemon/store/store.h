@@ -471,4 +471,14 @@ int store_account_settings_list(struct store *s, struct store_account_setting **
 				size_t *ret_n, struct berth_err *err);
 void store_account_settings_free(struct store_account_setting *v, size_t n);
 
+/* Custom attributes of CLUSTER's container instance (the host): a name and
+ * a value (NULL: none), as store_tag key and value. */
+int store_attribute_put(struct store *s, const char *cluster, const char *name,
+			const char *value, struct berth_err *err);
+int store_attribute_delete(struct store *s, const char *cluster, const char *name,
+			   struct berth_err *err);
+/* By name; freed with store_tags_free(). */
+int store_attributes_list(struct store *s, const char *cluster, struct store_tag **ret,
+			  size_t *ret_n, struct berth_err *err);
+
 #endif

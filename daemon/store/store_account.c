@@ -88,3 +88,76 @@ int store_account_settings_list(struct store *s, struct store_account_setting **
 	*ret_n = n;
 	return 0;
 }
+
+/* ---- custom container instance attributes (PutAttributes), per cluster:
+ * the host is each cluster's one container instance. */
+
+int store_attribute_put(struct store *s, const char *cluster, const char *name,
+			const char *value, struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "INSERT INTO instance_attributes (cluster, name, value)"
+			      " VALUES (?1, ?2, ?3) ON CONFLICT (cluster, name)"
+			      " DO UPDATE SET value = excluded.value", &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, cluster);
+	store_bind_text(st, 2, name);
+	store_bind_text(st, 3, value);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: cluster %s: attribute %s", cluster, name);
+	return 0;
+}
+
+int store_attribute_delete(struct store *s, const char *cluster, const char *name,
+			   struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "DELETE FROM instance_attributes WHERE cluster = ?1 AND name = ?2",
+			      &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, cluster);
+	store_bind_text(st, 2, name);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: cluster %s: attribute %s", cluster, name);
+	return 0;
+}
+
+int store_attributes_list(struct store *s, const char *cluster, struct store_tag **ret,
+			  size_t *ret_n, struct berth_err *err)
+{
+	*ret = NULL;
+	*ret_n = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "SELECT name, value FROM instance_attributes WHERE cluster = ?1"
+			      " ORDER BY name", &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, cluster);
+	struct store_tag *v = NULL;
+	size_t n = 0;
+	int rc;
+	bool oom = false;
+	while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_tag *nv = realloc(v, (n + 1) * sizeof(*v));
+		if (!nv) {
+			oom = true;
+			break;
+		}
+		v = nv;
+		v[n].key = store_col_dup(st, 0, &oom);
+		v[n].value = store_col_dup(st, 1, &oom);
+		n++;
+	}
+	if (oom || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
+		store_tags_free(v, n);
+		return oom ? berth_errf(err, ENOMEM, "store: attributes: out of memory")
+			   : store_sqlerr(s, rc, err, "store: cluster %s: attributes", cluster);
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}

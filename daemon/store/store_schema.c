@@ -209,12 +209,19 @@ static const char *const migrations[] = {
 	") STRICT;",
 
 	/* 6 → 7: ECS account settings, per principal (the account's default
-	 * under its root ARN). */
+	 * under its root ARN), and container instance attributes. */
 	"CREATE TABLE account_settings ("
 	"  principal TEXT NOT NULL,"
 	"  name TEXT NOT NULL,"
 	"  value TEXT NOT NULL,"
 	"  PRIMARY KEY (principal, name)"
+	") STRICT, WITHOUT ROWID;"
+	/* Custom attributes of each cluster's one container instance. */
+	"CREATE TABLE instance_attributes ("
+	"  cluster TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  value TEXT,"
+	"  PRIMARY KEY (cluster, name)"
 	") STRICT, WITHOUT ROWID;",
 };
 

@@ -630,6 +630,56 @@ def test_start_task_on_the_host(ecs, tdaemon):
     wait_stopped(ecs, [t["taskArn"]])
 
 
+def test_attributes_and_placement_constraints(ecs, tdaemon):
+    """Custom attributes on the host's container instance, and RunTask's
+    memberOf and distinctInstance evaluated against it, as ECS does."""
+    td = register(ecs, tdaemon, [sh("app", IDLE)], family="placed")
+    ecs.create_cluster()
+    (host,) = ecs.list_container_instances()["containerInstanceArns"]
+    out = ecs.put_attributes(attributes=[{"name": "stack", "value": "prod", "targetId": host,
+                                          "targetType": "container-instance"},
+                                         {"name": "gpu", "targetId": host}])
+    assert {a["name"] for a in out["attributes"]} == {"stack", "gpu"}
+    (inst,) = ecs.describe_container_instances(containerInstances=[host])["containerInstances"]
+    assert {"name": "stack", "value": "prod"} in inst["attributes"]
+    assert {"name": "gpu"} in inst["attributes"]
+    assert {"name": "ecs.os-type", "value": "linux"} in inst["attributes"]
+    listed = ecs.list_attributes(targetType="container-instance", attributeName="stack")
+    assert listed["attributes"] == [{"name": "stack", "value": "prod",
+                                     "targetType": "container-instance", "targetId": host}]
+    for attrs, code in (([{"name": "x", "targetId": "not-the-host"}], "TargetNotFoundException"),
+                        ([{"name": "ecs.os-type", "targetId": host}], "InvalidParameterException"),
+                        ([{"name": "x"}], "InvalidParameterException"),
+                        ([{"name": f"a{i}", "targetId": host} for i in range(9)],
+                         "AttributeLimitExceededException")):
+        with pytest.raises(ClientError) as e:
+            ecs.put_attributes(attributes=attrs)
+        assert e.value.response["Error"]["Code"] == code, attrs
+
+    member = lambda expr: [{"type": "memberOf", "expression": expr}]  # noqa: E731
+    for expr in ("attribute:stack == prod", "attribute:gpu exists", "attribute:stack != dev",
+                 "attribute:ecs.os-type == linux", "attribute:nope !exists"):
+        (t,) = run(ecs, td, placementConstraints=member(expr))
+        ecs.stop_task(task=t["taskArn"])
+    out = ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG, count=2,
+                       placementConstraints=member("attribute:stack == dev"))
+    assert out["tasks"] == [] and [f["reason"] for f in out["failures"]] == [
+        "MemberOf placement constraint unsatisfied."] * 2, out
+    out = ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG, count=3,
+                       placementConstraints=[{"type": "distinctInstance"}])
+    assert len(out["tasks"]) == 1 and [f["reason"] for f in out["failures"]] == [
+        "DistinctInstance placement constraint unsatisfied."] * 2, out
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG,
+                     placementConstraints=member("attribute:stack =~ pr.*"))
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    ecs.delete_attributes(attributes=[{"name": "stack", "targetId": host}])
+    out = ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG,
+                       placementConstraints=member("attribute:stack == prod"))
+    assert out["tasks"] == [], out
+    stop_all_tasks(tdaemon)
+
+
 def test_client_token_makes_run_task_idempotent(ecs, tdaemon):
     """RunTask's clientToken, as ECS: the same request again (a client's
     retry) answers with the tasks the first one made and starts none;
