@@ -164,6 +164,8 @@ int api_op_create_cluster(struct api_call *c);
 int api_op_describe_clusters(struct api_call *c);
 int api_op_list_clusters(struct api_call *c);
 int api_op_delete_cluster(struct api_call *c);
+int api_op_update_task_protection(struct api_call *c);
+int api_op_get_task_protection(struct api_call *c);
 int api_op_put_attributes(struct api_call *c);
 int api_op_list_attributes(struct api_call *c);
 int api_op_delete_attributes(struct api_call *c);

@@ -70,6 +70,8 @@ static const struct api_op {
 	{ "PutClusterCapacityProviders", api_op_put_cluster_capacity_providers, true, false },
 	{ "UpdateCluster", api_op_update_cluster, true, false },
 	{ "UpdateClusterSettings", api_op_update_cluster_settings, true, false },
+	{ "UpdateTaskProtection", api_op_update_task_protection, true, false },
+	{ "GetTaskProtection", api_op_get_task_protection, true, true },
 	{ "PutAttributes", api_op_put_attributes, true, false },
 	{ "ListAttributes", api_op_list_attributes, true, true },
 	{ "DeleteAttributes", api_op_delete_attributes, true, false },

@@ -477,6 +477,12 @@ int store_attribute_put(struct store *s, const char *cluster, const char *name,
 			const char *value, struct berth_err *err);
 int store_attribute_delete(struct store *s, const char *cluster, const char *name,
 			   struct berth_err *err);
+/* Task scale-in protection: ARN protected until EXPIRES_AT (ms), or not
+ * at all when EXPIRES_AT is 0.  get: *ret 0 when none. */
+int store_task_protection_set(struct store *s, const char *arn, int64_t expires_at,
+			      struct berth_err *err);
+int store_task_protection_get(struct store *s, const char *arn, int64_t *ret,
+			      struct berth_err *err);
 /* By name; freed with store_tags_free(). */
 int store_attributes_list(struct store *s, const char *cluster, struct store_tag **ret,
 			  size_t *ret_n, struct berth_err *err);

@@ -1,5 +1,6 @@
 /* daemon/store/store_account: ECS account settings (PutAccountSetting and
- * its kin), one row per principal and setting name. */
+ * its kin), one row per principal and setting name; the container
+ * instance's custom attributes; task scale-in protection. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,5 +160,44 @@ int store_attributes_list(struct store *s, const char *cluster, struct store_tag
 	}
 	*ret = v;
 	*ret_n = n;
+	return 0;
+}
+
+/* ---- task protection ---- */
+
+int store_task_protection_set(struct store *s, const char *arn, int64_t expires_at,
+			      struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, expires_at
+			      ? "INSERT INTO task_protection (task_arn, expires_at) VALUES (?1, ?2)"
+				" ON CONFLICT (task_arn) DO UPDATE SET expires_at = excluded.expires_at"
+			      : "DELETE FROM task_protection WHERE task_arn = ?1", &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, arn);
+	if (expires_at)
+		sqlite3_bind_int64(st, 2, expires_at);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: task %s: protection", arn);
+	return 0;
+}
+
+int store_task_protection_get(struct store *s, const char *arn, int64_t *ret,
+			      struct berth_err *err)
+{
+	*ret = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "SELECT expires_at FROM task_protection WHERE task_arn = ?1",
+			      &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, arn);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: task %s: protection", arn);
 	return 0;
 }

@@ -209,7 +209,8 @@ static const char *const migrations[] = {
 	") STRICT;",
 
 	/* 6 → 7: ECS account settings, per principal (the account's default
-	 * under its root ARN), and container instance attributes. */
+	 * under its root ARN), container instance attributes and task
+	 * protection. */
 	"CREATE TABLE account_settings ("
 	"  principal TEXT NOT NULL,"
 	"  name TEXT NOT NULL,"
@@ -222,6 +223,11 @@ static const char *const migrations[] = {
 	"  name TEXT NOT NULL,"
 	"  value TEXT,"
 	"  PRIMARY KEY (cluster, name)"
+	") STRICT, WITHOUT ROWID;"
+	/* Task scale-in protection (UpdateTaskProtection), until expires_at. */
+	"CREATE TABLE task_protection ("
+	"  task_arn TEXT PRIMARY KEY NOT NULL,"
+	"  expires_at INTEGER NOT NULL"
 	") STRICT, WITHOUT ROWID;",
 };
 

@@ -189,6 +189,15 @@ static void stop_unhealthy(struct svc *v, struct svc_view *w, const struct bound
 			st[i] = T_STOPPING;
 }
 
+/* UpdateTaskProtection: not stopped for scale-in or a deployment while
+ * protected, as on ECS.  A store error counts as unprotected. */
+static bool is_protected(struct svc *v, const struct store_task *t, int64_t now)
+{
+	int64_t until = 0;
+	struct berth_err err = { 0 };
+	return store_task_protection_get(v->store, t->arn, &until, &err) == 0 && until > now;
+}
+
 /* Old deployments' tasks, and the primary's beyond the desired count:
  * not-yet-healthy ones freely, healthy ones while the healthy count stays
  * at or above minimumHealthyPercent. */
@@ -208,6 +217,8 @@ static void stop_surplus(struct svc *v, struct svc_view *w, const struct bounds 
 			    (mine && extra <= 0))
 				continue;
 			if (healthy && !mine && n->healthy - 1 < b->min_healthy)
+				continue;
+			if (is_protected(v, t, now))
 				continue;
 			if (stop_task(v, w, w->tasks[i], reason, now, stopped) < 0)
 				continue;

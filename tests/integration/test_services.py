@@ -362,6 +362,32 @@ def test_delete_service_drains_every_task(ecs, sdaemon):
     assert e.value.response["Error"]["Code"] == "ServiceNotFoundException"
 
 
+def test_protected_task_survives_scale_in(ecs, sdaemon):
+    """UpdateTaskProtection: scale-in passes over a protected task until its
+    protection is lifted, as on ECS; only a service's RUNNING tasks."""
+    td = register(ecs, sdaemon, [sh("app", IDLE, stopTimeout=2)], family="web")
+    create(ecs, td, count=2)
+    stable(ecs)
+    keep, other = sorted(t["taskArn"] for t in running_tasks(ecs))
+    out = ecs.update_task_protection(cluster="default", tasks=[keep, "f" * 32], protectionEnabled=True,
+                                     expiresInMinutes=60)
+    (p,) = out["protectedTasks"]
+    assert p["taskArn"] == keep and p["protectionEnabled"] is True and "expirationDate" in p
+    assert [f["reason"] for f in out["failures"]] == ["MISSING"]
+    got = ecs.get_task_protection(cluster="default", tasks=[keep, other])["protectedTasks"]
+    assert [(x["taskArn"], x["protectionEnabled"]) for x in got] == [(keep, True), (other, False)]
+    ecs.update_service(service="web", desiredCount=0)
+    tk.poll_until(lambda: [t["taskArn"] for t in running_tasks(ecs)] == [keep], 30,
+                  "the unprotected task to stop")
+    assert ecs.describe_tasks(tasks=[keep])["tasks"][0]["desiredStatus"] == "RUNNING"
+    ecs.update_task_protection(cluster="default", tasks=[keep], protectionEnabled=False)
+    tk.poll_until(lambda: running_tasks(ecs) == [], 30, "the task to stop once unprotected")
+    (lone,) = ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG)["tasks"]
+    out = ecs.update_task_protection(cluster="default", tasks=[lone["taskArn"]], protectionEnabled=True)
+    assert out["protectedTasks"] == [] and out["failures"][0]["reason"] == "TASK_NOT_VALID"
+    ecs.stop_task(task=lone["taskArn"])
+
+
 def test_list_describe_and_daemon_strategy(ecs, sdaemon):
     td = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
     create(ecs, td, name="a", count=0)
