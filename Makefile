@@ -12,14 +12,14 @@ DEB_PKGS := build-essential dpkg-dev pkg-config clang clang-format libclang-rt-1
 	busybox-static zstd docker-registry apache2-utils skopeo podman runc \
 	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 libcap-dev libseccomp-dev \
 	qemu-system-x86 linux-image-amd64 python3 e2fsprogs kmod \
-	libevent-dev python3-botocore python3-boto3 awscli
+	libevent-dev python3-botocore python3-boto3 awscli libxml2-dev
 # The last line is the cgroup v2 lane (tests/vm/run): qemu TCG boots Debian's
 # kernel; python3 runs the runner (it writes the initramfs cpio itself, so no
 # cpio), mkfs.ext4 makes the scratch disk, busybox-static is the guest's init
 # and the guest's modprobe is the host's kmod.
 
 PKGS    := libcurl libarchive libcjson libcrypto libnl-3.0 libnl-route-3.0 libnftables \
-	   libseccomp libcap sqlite3 libevent
+	   libseccomp libcap sqlite3 libevent libxml-2.0
 CSTD    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -I.
 # Computed when make reads this file, so a target that installs the packages

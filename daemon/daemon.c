@@ -11,6 +11,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "daemon/elb/elb.h"
 #include "daemon/server/api.h"
 #include "daemon/server/credentials.h"
 #include "daemon/daemon.h"
@@ -213,6 +214,16 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		return r;
 	svc = services;
 
+	/* The load balancers' API (daemon/elb), its state in the store. */
+	struct elb_config ec = {
+		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
+		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
+		.dns_name = o->lb_address, .log = o->log,
+	};
+	_cleanup_(elb_freep) struct elb *elb = NULL;
+	if ((r = elb_new(base, store, &ec, &elb, err)) < 0)
+		return r;
+
 	struct api_config cfg = {
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
 		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
@@ -221,6 +232,7 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		.log = o->log,
 		.sched = sched,
 		.svc = svc,
+		.elb = elb,
 		.request_timeout_ms = o->request_timeout_ms,
 		.max_connections = o->max_connections,
 		.max_connections_per_source = o->max_connections_per_source,

@@ -29,6 +29,7 @@
 #include "daemon/store/store.h"
 
 struct event_base;
+struct elb;
 struct sched;
 struct svc;
 
@@ -57,6 +58,7 @@ struct api_config {
 	size_t max_connections, max_connections_per_source;
 	struct sched *sched;       /* the task engine RunTask/StopTask drive */
 	struct svc *svc;           /* the service scheduler the service operations poke */
+	struct elb *elb;           /* the ELBv2 API (Query requests); NULL = none */
 };
 
 struct api;
