@@ -98,6 +98,7 @@ int cmd_ps(struct cli *c, int argc, char **argv);
 int cmd_inspect(struct cli *c, int argc, char **argv);
 int cmd_stop(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
+int cmd_lb(struct cli *c, int argc, char **argv);
 int cmd_service(struct cli *c, int argc, char **argv);
 
 /* Progress display of a pull: bars redrawn in place on a TTY, one plain

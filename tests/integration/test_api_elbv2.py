@@ -467,3 +467,30 @@ def test_state_survives_restart(tmpdir_short):
     finally:
         d.stop()
 
+
+
+def berth(d, *args):
+    p = subprocess.run([os.environ.get("BERTH_BIN", "build/release/berth"), "--socket",
+                        str(d.sock), *args], capture_output=True, text=True, timeout=60)
+    return p
+
+
+def test_cli_lb_ls_and_targets(daemon, elb):
+    lb, tg = make_lb_tg(elb)
+    port = tk_free_port()
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
+    elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.7"}])
+    p = berth(daemon, "lb", "ls")
+    assert p.returncode == 0, p.stderr
+    head, row = p.stdout.splitlines()
+    assert head.split() == ["NAME", "TYPE", "STATE", "ADDRESS", "LISTENERS"]
+    assert row.split() == ["web", "application", "active", "127.0.0.1", f"{port}/HTTP"]
+    for name in ("web-tg", tg["TargetGroupArn"]):
+        p = berth(daemon, "lb", "targets", name)
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.splitlines()
+        assert lines[0].split()[:4] == ["TARGET", "PORT", "STATE", "REASON"]
+        assert lines[1].split()[:2] == ["127.0.0.7", "8080"]
+    p = berth(daemon, "lb", "targets", "nope")
+    assert p.returncode == 1 and "TargetGroupNotFound" in p.stderr, p.stderr
