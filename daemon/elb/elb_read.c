@@ -14,9 +14,13 @@
 
 #include "daemon/elb/elb_internal.h"
 
-/* Bounds a hostile form cannot exceed: list positions and nesting. */
+/* Bounds a hostile form cannot exceed: list positions, nesting, and the
+ * number of fields (each is placed by a scan of its parent's members, so
+ * their count bounds the work a 1 MiB body can ask for; the largest
+ * request, RegisterTargets with 1000 targets, has about 2000). */
 #define FORM_INDEX_MAX 1000
 #define FORM_DEPTH_MAX 12
+#define FORM_FIELDS_MAX 4096
 
 __attribute__((format(printf, 3, 4)))
 static int bad(char *msg, size_t len, const char *fmt, ...)
@@ -162,11 +166,19 @@ int elb_query_parse(const char *body, size_t len, cJSON **ret, char *msg, size_t
 		return bad(msg, msglen, "out of memory");
 	struct evkeyvalq q;
 	TAILQ_INIT(&q);
-	if (*s && evhttp_parse_query_str(s, &q) < 0)
+	if (*s && evhttp_parse_query_str(s, &q) < 0) {
+		evhttp_clear_headers(&q);
 		return bad(msg, msglen, "The request body is not a form (key=value&…)");
+	}
 	int r = 0;
+	size_t n = 0;
 	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, &q, next)
+		if (++n > FORM_FIELDS_MAX)
+			r = bad(msg, msglen, "The request has more than %d parameters", FORM_FIELDS_MAX);
 	TAILQ_FOREACH(kv, &q, next) {
+		if (r < 0)
+			break;
 		_cleanup_free_ char *key = evhttp_uridecode(kv->key, 1, NULL);
 		if (!key) {
 			r = bad(msg, msglen, "out of memory");

@@ -11,6 +11,7 @@ import datetime
 import http.client
 import os
 import subprocess
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -446,6 +447,59 @@ def test_bad_requests(daemon):
     assert len(elb.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]) == 1
     assert daemon.proc.poll() is None
     assert len(elb.recorder.seen) >= 35
+
+
+def test_hostile_forms(daemon):
+    """Forms no SDK sends: the daemon refuses each in ELB's words, quickly."""
+    v = {"Action": "DescribeLoadBalancers", "Version": "2015-12-01"}
+    many = dict(v, **{f"x{i}": "1" for i in range(5000)})
+    bad = [many, dict(v, **{"Names.member.1000": "a"}), dict(v, **{"Names.member.0": "a"}),
+           dict(v, **{"Names.member.x": "a"}), dict(v, **{"Names": "a", "Names.member.1": "b"}),
+           dict(v, **{"Names..member.1": "a"}), dict(v, **{"Na mes": "a"}),
+           dict(v, **{"Names.member.1": "\x01"}), dict(v, **{"A." * 30 + "B": "a"})]
+    for form in bad:
+        t = time.monotonic()
+        status, code = raw_query(daemon, form)
+        assert (status, code) == (400, "ValidationError"), list(form)[-1]
+        assert time.monotonic() - t < 5
+    status, code = raw_query(daemon, v)
+    assert (status, code) == (200, None)
+
+
+def test_tag_values_round_trip(elb):
+    lb = elb.create_load_balancer(Name="tags")["LoadBalancers"][0]
+    value = "a b+c&d=e/é <x>"
+    elb.add_tags(ResourceArns=[lb["LoadBalancerArn"]], Tags=[{"Key": "k", "Value": value}])
+    got = elb.describe_tags(ResourceArns=[lb["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]
+    assert got == [{"Key": "k", "Value": value}]
+
+
+def test_drain_ends_on_time_across_a_restart(tmpdir_short):
+    d = Daemon(tmpdir_short, extra=("--lb-address", "127.0.0.1")).wait_ready()
+    try:
+        elb = make_elbv2(d)
+        tg = elb.create_target_group(Name="d", Protocol="HTTP", Port=80,
+                                     TargetType="ip")["TargetGroups"][0]
+        arn = tg["TargetGroupArn"]
+        elb.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "3"}])
+        elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.8"}, {"Id": "127.0.0.9"}])
+        elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.8"}])
+        start = time.monotonic()
+    finally:
+        d.stop()
+    d = Daemon(tmpdir_short, extra=("--lb-address", "127.0.0.1"), name="again").wait_ready()
+    try:
+        elb = make_elbv2(d)
+
+        def ids():
+            h = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+            return sorted(x["Target"]["Id"] for x in h)
+        assert ids() == ["127.0.0.8", "127.0.0.9"]
+        tk.poll_until(lambda: ids() == ["127.0.0.9"], 20, "the drained target to go")
+        assert time.monotonic() - start >= 3
+    finally:
+        d.stop()
 
 
 def test_state_survives_restart(tmpdir_short):
