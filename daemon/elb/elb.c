@@ -393,3 +393,35 @@ int elb_insert(struct elb_call *c, enum elb_kind kind, const char *arn, const ch
 				kind == ELB_LB ? "load balancer" : "target group", name);
 	return res < 0 ? elb_fail_store(c, res, &err, NULL, NULL) : 0;
 }
+
+int elb_describe(struct elb_call *c, const struct elb_describe *q)
+{
+	struct store_elb_res *rs = NULL;
+	size_t n = 0;
+	struct berth_err err = { 0 };
+	int r = store_elb_res_list(c->e->store, kind_words[q->kind], q->parent, &rs, &n, &err);
+	if (r < 0)
+		return elb_fail_store(c, r, &err, NULL, NULL);
+	cJSON *items = cJSON_CreateArray();
+	r = items ? elb_check_found(c, q->kind, rs, n, q->arns, q->names)
+		  : elb_fail(c, "InternalFailure", "out of memory");
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (!elb_wanted(&rs[i], q->arns, q->names))
+			continue;
+		_cleanup_(cJSON_Deletep) cJSON *doc = cJSON_Parse(rs[i].doc_json);
+		cJSON *o = doc ? q->out(c, &rs[i], doc) : NULL;
+		if (o && q->keep && !q->keep(c, o, q->arg)) {
+			cJSON_Delete(o);
+			continue;
+		}
+		if (!o || !cJSON_AddItemToArray(items, o))
+			r = elb_fail(c, "InternalFailure", "%s %s: unreadable", kind_words[q->kind],
+				     rs[i].arn);
+	}
+	store_elb_res_array_free(rs, n);
+	if (r < 0) {
+		cJSON_Delete(items);
+		return -1;
+	}
+	return elb_put_page(c, q->list, items, q->from, q->size);
+}

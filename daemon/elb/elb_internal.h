@@ -129,6 +129,21 @@ bool elb_actions_use(const cJSON *actions, const char *tg_arn);
 const char *elb_default_rule_arn(const cJSON *listener_doc);
 /* Sorts rules (objects with a numeric "Priority" string) by priority. */
 void elb_sort_rules(cJSON *items);
+/* A Describe* answer: KIND's resources (PARENT's only, unless NULL), the
+ * ones in ARNS or NAMES when given (an unknown one: KIND's NotFound), each
+ * as OUT makes it and KEEP (NULL: all) keeps it, as the page FROM, SIZE of
+ * the answer's LIST. */
+struct elb_describe {
+	enum elb_kind kind;
+	const char *parent;
+	const cJSON *arns, *names;
+	cJSON *(*out)(struct elb_call *c, const struct store_elb_res *r, const cJSON *doc);
+	bool (*keep)(struct elb_call *c, const cJSON *item, const void *arg);
+	const void *arg;
+	const char *list;
+	int from, size;
+};
+int elb_describe(struct elb_call *c, const struct elb_describe *q);
 /* A new resource: the row and its JSON. */
 int elb_insert(struct elb_call *c, enum elb_kind kind, const char *arn, const char *name,
 	       const char *parent, const cJSON *doc);

@@ -151,37 +151,21 @@ int elb_check_found(struct elb_call *c, enum elb_kind kind, const struct store_e
 	return 0;
 }
 
+static cJSON *lb_item(struct elb_call *c, const struct store_elb_res *r, const cJSON *doc)
+{
+	return lb_out(c->e, r, doc);
+}
+
 int elb_op_describe_load_balancers(struct elb_call *c)
 {
-	int from, size;
-	cJSON *arns = elb_take_list(c, c->in, "LoadBalancerArns", 20);
-	cJSON *names = elb_take_list(c, c->in, "Names", 20);
-	if (c->code[0] || elb_take_page(c, &from, &size) < 0 || elb_check_all_read(c) < 0)
+	struct elb_describe q = { .kind = ELB_LB, .out = lb_item, .list = "LoadBalancers" };
+	q.arns = elb_take_list(c, c->in, "LoadBalancerArns", 20);
+	q.names = elb_take_list(c, c->in, "Names", 20);
+	if (c->code[0] || elb_take_page(c, &q.from, &q.size) < 0 || elb_check_all_read(c) < 0)
 		return -1;
-	if (arns && names)
+	if (q.arns && q.names)
 		return elb_fail(c, "ValidationError", "LoadBalancerArns and Names cannot be used together");
-	struct store_elb_res *rs = NULL;
-	size_t n = 0;
-	struct berth_err err = { 0 };
-	int r = store_elb_res_list(c->e->store, "loadbalancer", NULL, &rs, &n, &err);
-	if (r < 0)
-		return elb_fail_store(c, r, &err, NULL, NULL);
-	cJSON *items = cJSON_CreateArray();
-	r = elb_check_found(c, ELB_LB, rs, n, arns, names);
-	for (size_t i = 0; r == 0 && items && i < n; i++) {
-		if (!elb_wanted(&rs[i], arns, names))
-			continue;
-		_cleanup_(cJSON_Deletep) cJSON *doc = cJSON_Parse(rs[i].doc_json);
-		cJSON *o = doc ? lb_out(c->e, &rs[i], doc) : NULL;
-		if (!o || !cJSON_AddItemToArray(items, o))
-			r = elb_fail(c, "InternalFailure", "load balancer %s: unreadable", rs[i].arn);
-	}
-	store_elb_res_array_free(rs, n);
-	if (r < 0) {
-		cJSON_Delete(items);
-		return -1;
-	}
-	return elb_put_page(c, "LoadBalancers", items, from, size);
+	return elb_describe(c, &q);
 }
 
 int elb_op_delete_load_balancer(struct elb_call *c)

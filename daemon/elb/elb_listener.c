@@ -117,41 +117,26 @@ int elb_op_create_listener(struct elb_call *c)
 	return answer_one(c, &r, doc);
 }
 
+static cJSON *listener_item(struct elb_call *c, const struct store_elb_res *r, const cJSON *doc)
+{
+	(void)c;
+	return listener_out(r, doc);
+}
+
 int elb_op_describe_listeners(struct elb_call *c)
 {
-	int from, size;
-	const char *lb = elb_take_str(c, c->in, "LoadBalancerArn");
-	cJSON *arns = elb_take_list(c, c->in, "ListenerArns", 20);
-	if (c->code[0] || elb_take_page(c, &from, &size) < 0 || elb_check_all_read(c) < 0)
+	struct elb_describe q = { .kind = ELB_LISTENER, .out = listener_item, .list = "Listeners" };
+	q.parent = elb_take_str(c, c->in, "LoadBalancerArn");
+	q.arns = elb_take_list(c, c->in, "ListenerArns", 20);
+	if (c->code[0] || elb_take_page(c, &q.from, &q.size) < 0 || elb_check_all_read(c) < 0)
 		return -1;
-	if (!lb == !arns)
+	if (!q.parent == !q.arns)
 		return elb_fail(c, "ValidationError", "Either LoadBalancerArn or ListenerArns must be"
 				" given (not both)");
 	_cleanup_(cJSON_Deletep) cJSON *lb_doc = NULL;
-	if (lb && elb_load(c, ELB_LB, lb, NULL, &lb_doc) < 0)
+	if (q.parent && elb_load(c, ELB_LB, q.parent, NULL, &lb_doc) < 0)
 		return -1;
-	struct store_elb_res *rs = NULL;
-	size_t n = 0;
-	struct berth_err err = { 0 };
-	int r = store_elb_res_list(c->e->store, "listener", lb, &rs, &n, &err);
-	if (r < 0)
-		return elb_fail_store(c, r, &err, NULL, NULL);
-	cJSON *items = cJSON_CreateArray();
-	r = items ? elb_check_found(c, ELB_LISTENER, rs, n, arns, NULL) : -1;
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		if (!elb_wanted(&rs[i], arns, NULL))
-			continue;
-		_cleanup_(cJSON_Deletep) cJSON *doc = cJSON_Parse(rs[i].doc_json);
-		cJSON *o = doc ? listener_out(&rs[i], doc) : NULL;
-		if (!o || !cJSON_AddItemToArray(items, o))
-			r = elb_fail(c, "InternalFailure", "listener %s: unreadable", rs[i].arn);
-	}
-	store_elb_res_array_free(rs, n);
-	if (r < 0) {
-		cJSON_Delete(items);
-		return -1;
-	}
-	return elb_put_page(c, "Listeners", items, from, size);
+	return elb_describe(c, &q);
 }
 
 int elb_op_modify_listener(struct elb_call *c)

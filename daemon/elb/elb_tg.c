@@ -231,46 +231,32 @@ int elb_op_create_target_group(struct elb_call *c)
 	return answer_one(c, &r, doc);
 }
 
+/* DescribeTargetGroups' LoadBalancerArn: the groups that load balancer uses. */
+static bool used_by(struct elb_call *c, const cJSON *item, const void *lb)
+{
+	(void)c;
+	return elb_array_has(cJSON_GetObjectItemCaseSensitive(item, "LoadBalancerArns"), lb);
+}
+
 int elb_op_describe_target_groups(struct elb_call *c)
 {
-	int from, size;
+	struct elb_describe q = { .kind = ELB_TG, .out = tg_out, .list = "TargetGroups" };
 	const char *lb = elb_take_str(c, c->in, "LoadBalancerArn");
-	cJSON *arns = elb_take_list(c, c->in, "TargetGroupArns", 20);
-	cJSON *names = elb_take_list(c, c->in, "Names", 20);
-	if (c->code[0] || elb_take_page(c, &from, &size) < 0 || elb_check_all_read(c) < 0)
+	q.arns = elb_take_list(c, c->in, "TargetGroupArns", 20);
+	q.names = elb_take_list(c, c->in, "Names", 20);
+	if (c->code[0] || elb_take_page(c, &q.from, &q.size) < 0 || elb_check_all_read(c) < 0)
 		return -1;
-	if (!!lb + !!arns + !!names > 1)
+	if (!!lb + !!q.arns + !!q.names > 1)
 		return elb_fail(c, "ValidationError", "LoadBalancerArn, TargetGroupArns and Names"
 				" cannot be used together");
 	_cleanup_(cJSON_Deletep) cJSON *lb_doc = NULL;
 	if (lb && elb_load(c, ELB_LB, lb, NULL, &lb_doc) < 0)
 		return -1;
-	struct store_elb_res *rs = NULL;
-	size_t n = 0;
-	struct berth_err err = { 0 };
-	int r = store_elb_res_list(c->e->store, "targetgroup", NULL, &rs, &n, &err);
-	if (r < 0)
-		return elb_fail_store(c, r, &err, NULL, NULL);
-	cJSON *items = cJSON_CreateArray();
-	r = items ? elb_check_found(c, ELB_TG, rs, n, arns, names) : -1;
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		if (!elb_wanted(&rs[i], arns, names))
-			continue;
-		_cleanup_(cJSON_Deletep) cJSON *doc = cJSON_Parse(rs[i].doc_json);
-		cJSON *o = doc ? tg_out(c, &rs[i], doc) : NULL;
-		if (o && lb && !elb_array_has(cJSON_GetObjectItem(o, "LoadBalancerArns"), lb)) {
-			cJSON_Delete(o);
-			continue;
-		}
-		if (!o || !cJSON_AddItemToArray(items, o))
-			r = elb_fail(c, "InternalFailure", "target group %s: unreadable", rs[i].arn);
+	if (lb) {
+		q.keep = used_by;
+		q.arg = lb;
 	}
-	store_elb_res_array_free(rs, n);
-	if (r < 0) {
-		cJSON_Delete(items);
-		return -1;
-	}
-	return elb_put_page(c, "TargetGroups", items, from, size);
+	return elb_describe(c, &q);
 }
 
 int elb_op_modify_target_group(struct elb_call *c)
