@@ -135,7 +135,7 @@ build/fuzz/obj/%.o: %.c
 # compiled with coverage at all.
 FUZZ_LIB_SRCS := $(wildcard common/*.c) images/digest.c images/ref.c images/manifest.c \
 	images/unpack.c daemon/server/sigv4.c daemon/server/credentials.c daemon/server/api_guard.c \
-	daemon/server/api_decode.c
+	daemon/server/api_decode.c daemon/elb/elb_form.c daemon/elb/elb_xml.c
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_SRCS:%.c=build/fuzz/obj/%.o)
 	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 

@@ -456,7 +456,12 @@ def test_hostile_forms(daemon):
     bad = [many, dict(v, **{"Names.member.1000": "a"}), dict(v, **{"Names.member.0": "a"}),
            dict(v, **{"Names.member.x": "a"}), dict(v, **{"Names": "a", "Names.member.1": "b"}),
            dict(v, **{"Names..member.1": "a"}), dict(v, **{"Na mes": "a"}),
-           dict(v, **{"Names.member.1": "\x01"}), dict(v, **{"A." * 30 + "B": "a"})]
+           dict(v, **{"Names.member.1": "\x01"}), dict(v, **{"A." * 30 + "B": "a"}),
+           # Not UTF-8 (a stray continuation byte, an overlong '/', beyond
+           # U+10FFFF), and names no member has.
+           dict(v, **{"Names.member.1": b"a\xbc\x90"}), dict(v, **{"Names.member.1": b"\xc0\xaf"}),
+           dict(v, **{"Names.member.1": b"\xf7\x92\x8b\xa4"}), dict(v, **{"member.1": "a"}),
+           dict(v, **{"Names.member": "a"}), dict(v, **{"Names.1x": "a"})]
     for form in bad:
         t = time.monotonic()
         status, code = raw_query(daemon, form)
