@@ -118,10 +118,13 @@ static int read_health_check(struct elb_call *c, cJSON *doc)
 		cJSON_DeleteItemFromObjectCaseSensitive(doc, "HealthCheckPath");
 		cJSON_DeleteItemFromObjectCaseSensitive(doc, "Matcher");
 	}
-	if (json_int(doc, "HealthCheckTimeoutSeconds", 0) >= json_int(doc, "HealthCheckIntervalSeconds", 0))
-		return elb_fail(c, "ValidationError", "Health check timeout (%d s) must be smaller"
-				" than the interval (%d s)", (int)json_int(doc, "HealthCheckTimeoutSeconds", 0),
-				(int)json_int(doc, "HealthCheckIntervalSeconds", 0));
+	/* As ELB: an HTTP check's timeout is below its interval, a TCP one's
+	 * (default 10 s) at most its interval. */
+	int timeout = (int)json_int(doc, "HealthCheckTimeoutSeconds", 0);
+	int interval = (int)json_int(doc, "HealthCheckIntervalSeconds", 0);
+	if (http ? timeout >= interval : timeout > interval)
+		return elb_fail(c, "ValidationError", "Health check timeout (%d s) must be %s the"
+				" interval (%d s)", timeout, http ? "smaller than" : "at most", interval);
 	return 0;
 }
 

@@ -325,6 +325,23 @@ def test_aws_cli(daemon, tmpdir_short):
     assert [x["LoadBalancerName"] for x in out["LoadBalancers"]] == ["cli"]
     p = aws_elbv2(daemon, tmpdir_short, "describe-load-balancers", "--names", "nope", check=False)
     assert p.returncode != 0 and "LoadBalancerNotFound" in p.stderr
+    # Nested members the CLI serialises itself: actions, health checks, tags.
+    tg = json.loads(aws_elbv2(daemon, tmpdir_short, "create-target-group", "--name", "cli-tg",
+                              "--protocol", "TCP", "--port", "9000", "--target-type", "ip",
+                              "--health-check-interval-seconds", "10", "--tags",
+                              "Key=team,Value=edge").stdout)["TargetGroups"][0]
+    assert tg["HealthCheckIntervalSeconds"] == 10 and tg["HealthCheckProtocol"] == "TCP"
+    port = tk_free_port()
+    out = json.loads(aws_elbv2(daemon, tmpdir_short, "create-listener", "--load-balancer-arn",
+                               out["LoadBalancers"][0]["LoadBalancerArn"], "--protocol", "TCP",
+                               "--port", str(port), "--default-actions",
+                               json.dumps([{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+                                   {"TargetGroupArn": tg["TargetGroupArn"], "Weight": 5}]}}])).stdout)
+    action = out["Listeners"][0]["DefaultActions"][0]
+    assert action["ForwardConfig"]["TargetGroups"][0]["Weight"] == 5
+    out = json.loads(aws_elbv2(daemon, tmpdir_short, "describe-tags", "--resource-arns",
+                               tg["TargetGroupArn"]).stdout)
+    assert out["TagDescriptions"][0]["Tags"] == [{"Key": "team", "Value": "edge"}]
 
 
 # ---- bad requests ----
