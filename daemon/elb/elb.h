@@ -53,6 +53,12 @@ DEFINE_CLEANUP_FUNC(struct elb, elb_free)
 void elb_serve(struct elb *e, const char *body, size_t len, const char *request_id,
 	       int *ret_status, char **ret_body);
 
+/* Task T of an ECS service changed or stopped: registers it in the
+ * target groups of the service's loadBalancers while it is RUNNING, and
+ * starts draining it once it is to stop (elb_ecs.c).  A NULL E (no API
+ * yet, while the scheduler adopts tasks) does nothing. */
+void elb_task_changed(struct elb *e, const struct store_task *t);
+
 /* An <ErrorResponse> for the front end's own refusals (signature, size):
  * CODE in ELB's words (the JSON protocol's "…Exception" names are mapped). */
 char *elb_error_xml(const char *code, const char *message, const char *request_id);
