@@ -375,9 +375,35 @@ int elb_put_page(struct elb_call *c, const char *list, cJSON *items, int from, i
 	return 0;
 }
 
+/* ELB's default quotas, per region there and per host here: a bound on
+ * what one client can make the daemon hold and hand to HAProxy. */
+#define LOAD_BALANCERS_MAX 50
+#define TARGET_GROUPS_MAX 3000
+
+static int check_quota(struct elb_call *c, enum elb_kind kind)
+{
+	int max = kind == ELB_LB ? LOAD_BALANCERS_MAX : kind == ELB_TG ? TARGET_GROUPS_MAX : 0;
+	if (!max)
+		return 0;  /* listeners and rules have theirs per parent */
+	struct store_elb_res *rs = NULL;
+	size_t n = 0;
+	struct berth_err err = { 0 };
+	int r = store_elb_res_list(c->e->store, kind_words[kind], NULL, &rs, &n, &err);
+	store_elb_res_array_free(rs, n);
+	if (r < 0)
+		return elb_fail_store(c, r, &err, NULL, NULL);
+	if (n >= (size_t)max)
+		return elb_fail(c, kind == ELB_LB ? "TooManyLoadBalancers" : "TooManyTargetGroups",
+				"There are %zu %s already: at most %d", n, kind == ELB_LB ?
+				"load balancers" : "target groups", max);
+	return 0;
+}
+
 int elb_insert(struct elb_call *c, enum elb_kind kind, const char *arn, const char *name,
 	       const char *parent, const cJSON *doc)
 {
+	if (check_quota(c, kind) < 0)
+		return -1;
 	_cleanup_free_ char *s = cJSON_PrintUnformatted(doc);
 	if (!s)
 		return elb_fail(c, "InternalFailure", "out of memory");

@@ -83,6 +83,10 @@ static int read_health_check(struct elb_call *c, cJSON *doc)
 	if (proto && strcmp(proto, "HTTP") != 0 && strcmp(proto, "TCP") != 0)
 		return elb_fail(c, "ValidationError", "Health check protocol '%.20s' is not supported"
 				" (HTTP or TCP)", proto);
+	if (proto && strcmp(proto, "TCP") == 0 && strcmp(json_str(doc, "Protocol"), "HTTP") == 0)
+		return elb_fail(c, "ValidationError", "Health check protocol TCP is not supported for"
+				" target groups with protocol HTTP (an application load balancer checks"
+				" over HTTP)");
 	if (proto && set_str(c, doc, "HealthCheckProtocol", proto) < 0)
 		return -1;
 	const char *port = elb_take_str(c, c->in, "HealthCheckPort");

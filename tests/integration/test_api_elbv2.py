@@ -288,6 +288,14 @@ def test_rules_path_and_host(elb):
     assert code_of(e) == "ResourceInUse"
 
 
+def test_quota(elb):
+    for i in range(50):
+        elb.create_load_balancer(Name=f"lb{i}")
+    with pytest.raises(ClientError) as e:
+        elb.create_load_balancer(Name="one-too-many")
+    assert code_of(e) == "TooManyLoadBalancers"
+
+
 def test_paging(elb):
     for i in range(5):
         elb.create_target_group(Name=f"tg{i}", Protocol="TCP", Port=80 + i, TargetType="ip")
@@ -419,6 +427,8 @@ def test_bad_requests(daemon):
                                          HealthCheckPath="/x"), "ValidationError"),
         (lambda: elb.create_target_group(Name="x", Protocol="HTTP", Port=80,
                                          TargetType="lambda"), "ValidationError"),
+        (lambda: elb.create_target_group(Name="x", Protocol="HTTP", Port=80,
+                                         HealthCheckProtocol="TCP"), "ValidationError"),
         (lambda: elb.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": "169.254.169.254"}]),
          "InvalidTarget"),
         (lambda: elb.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": "not-an-ip"}]),
