@@ -1,0 +1,301 @@
+/* daemon/lb against a real HAProxy and real targets on 127.0.0.1
+ * (tests/fixtures/lb_backend: each answers its own id). */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/time.h"
+#include "daemon/lb/lb.h"
+
+#define MAX_BACKENDS 4
+#define DEADLINE_MS 15000
+
+struct backend {
+	pid_t pid;
+	int port;
+	char id[16];
+};
+
+struct fx {
+	char dir[64];
+	struct event_base *base;
+	struct lb *lb;
+	struct backend be[MAX_BACKENDS];
+	size_t n_be;
+	CURL *curl;
+};
+
+static const char *run_dir(struct fx *f, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/lb", f->dir);
+	return buf;
+}
+
+/* Starts a target answering ID with STATUS; its port is in the result. */
+static struct backend *backend_start(struct fx *f, const char *id, int status)
+{
+	char exe[4096], st[16];
+	struct berth_err err = { 0 };
+	assert_int_equal(berth_exe_sibling("lb_backend", exe, sizeof(exe), &err), 0);
+	snprintf(st, sizeof(st), "%d", status);
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		execl(exe, exe, id, st, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	char line[16] = "";
+	FILE *in = fdopen(p[0], "r");
+	assert_non_null(fgets(line, sizeof(line), in));
+	fclose(in);
+	struct backend *b = &f->be[f->n_be++];
+	b->pid = pid;
+	b->port = atoi(line);
+	snprintf(b->id, sizeof(b->id), "%s", id);
+	assert_true(b->port > 0);
+	return b;
+}
+
+/* A port nothing listens on now (the kernel's pick). */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/berth-lb-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->base = event_base_new();
+	char rd[128];
+	struct lb_config cfg = { .run_dir = run_dir(f, rd, sizeof(rd)), .bind_address = "127.0.0.1" };
+	struct berth_err err = { 0 };
+	int r = lb_new(f->base, &cfg, &f->lb, &err);
+	if (r < 0)
+		fail_msg("lb_new: %s", err.msg);
+	f->curl = curl_easy_init();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	lb_free(f->lb);
+	for (size_t i = 0; i < f->n_be; i++) {
+		kill(f->be[i].pid, SIGKILL);
+		waitpid(f->be[i].pid, NULL, 0);
+	}
+	curl_easy_cleanup(f->curl);
+	event_base_free(f->base);
+	char rd[128];
+	/* No socket file, no pid file left: lb_free removed them. */
+	_cleanup_closedir_ DIR *d = opendir(run_dir(f, rd, sizeof(rd)));
+	for (struct dirent *e; d && (e = readdir(d));)
+		assert_true(strcmp(e->d_name, "admin.sock") != 0 && strcmp(e->d_name, "master.sock") != 0 &&
+			    strcmp(e->d_name, "haproxy.pid") != 0);
+	assert_int_equal(berth_rm_rf_at(AT_FDCWD, f->dir, NULL), 0);
+	free(f);
+	return 0;
+}
+
+static size_t collect(char *ptr, size_t size, size_t n, void *ud)
+{
+	char *out = ud;
+	size_t have = strlen(out), k = size * n;
+	if (have + k >= 256)
+		k = 255 - have;
+	memcpy(out + have, ptr, k);
+	out[have + k] = '\0';
+	return size * n;
+}
+
+/* GET http://127.0.0.1:PORT/PATH (Host: HOST); the status, BODY the answer. */
+static long get(struct fx *f, int port, const char *path, const char *host, char body[256])
+{
+	char url[256], hh[160];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	body[0] = '\0';
+	struct curl_slist *hdrs = NULL;
+	if (host) {
+		snprintf(hh, sizeof(hh), "Host: %s", host);
+		hdrs = curl_slist_append(NULL, hh);
+	}
+	curl_easy_setopt(f->curl, CURLOPT_URL, url);
+	curl_easy_setopt(f->curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(f->curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(f->curl, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(f->curl, CURLOPT_TIMEOUT_MS, 5000L);
+	long code = 0;
+	if (curl_easy_perform(f->curl) == CURLE_OK)
+		curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_setopt(f->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hdrs);
+	return code;
+}
+
+static void apply_ok(struct fx *f, const struct lb_state *s)
+{
+	struct berth_err err = { 0 };
+	int r = lb_apply(f->lb, s, &err);
+	if (r < 0)
+		fail_msg("lb_apply: %s", err.msg);
+}
+
+static enum lb_target_state health(struct fx *f, const char *group, const struct backend *b,
+				   struct lb_target_health *h)
+{
+	struct berth_err err = { 0 };
+	int r = lb_target_health(f->lb, group, "127.0.0.1", b->port, h, &err);
+	if (r < 0)
+		fail_msg("lb_target_health: %s", err.msg);
+	return h->state;
+}
+
+/* Runs the loop until target B of GROUP is in WANT. */
+static void wait_health(struct fx *f, const char *group, const struct backend *b,
+			enum lb_target_state want, struct lb_target_health *h)
+{
+	int64_t end = berth_mono_ms() + DEADLINE_MS;
+	while (health(f, group, b, h) != want) {
+		if (berth_mono_ms() > end)
+			fail_msg("target %s: state %d, reason %s, not %d", b->id, h->state, h->reason, want);
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		usleep(20000);
+	}
+}
+
+/* The worker's pid from `show info` on the Runtime API. */
+static long worker_pid(struct fx *f)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/lb/admin.sock", f->dir);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, "show info\n", 10), 10);
+	char buf[8192];
+	size_t n = 0;
+	ssize_t k;
+	while (n < sizeof(buf) - 1 && (k = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)k;
+	buf[n] = '\0';
+	char *p = strstr(buf, "\nPid: ");
+	assert_non_null(p);
+	return atol(p + 6);
+}
+
+#define HC_FAST { LB_HTTP, "/health", 0, 1, 1, 1, 2, "200" }
+
+/* One HTTP listener forwarding to group "web" with TARGETS. */
+struct one {
+	struct lb_target t[MAX_BACKENDS];
+	struct lb_group g;
+	struct lb_forward fw;
+	struct lb_listener l;
+	struct lb_state s;
+};
+
+static void one_init(struct one *o, int port, struct backend **bs, size_t n)
+{
+	memset(o, 0, sizeof(*o));
+	for (size_t i = 0; i < n; i++)
+		o->t[i] = (struct lb_target){ "127.0.0.1", bs[i]->port, 1, false };
+	o->g = (struct lb_group){ "web", LB_HTTP, HC_FAST, 0, o->t, n };
+	o->fw = (struct lb_forward){ "web", 1 };
+	o->l = (struct lb_listener){ "http", port, LB_HTTP, { LB_ACTION_FORWARD, &o->fw, 1, 0, NULL, NULL }, NULL, 0 };
+	o->s = (struct lb_state){ &o->l, 1, &o->g, 1 };
+}
+
+/* N requests on fresh connections: how many each backend answered. */
+static void spread(struct fx *f, int port, int n, int counts[MAX_BACKENDS])
+{
+	memset(counts, 0, sizeof(int) * MAX_BACKENDS);
+	curl_easy_setopt(f->curl, CURLOPT_FORBID_REUSE, 1L);
+	for (int i = 0; i < n; i++) {
+		char body[256];
+		assert_int_equal(get(f, port, "/", NULL, body), 200);
+		for (size_t j = 0; j < f->n_be; j++)
+			counts[j] += strcmp(body, f->be[j].id) == 0;
+	}
+	curl_easy_setopt(f->curl, CURLOPT_FORBID_REUSE, 0L);
+}
+
+static void test_spread_and_drain(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[2] = { backend_start(f, "A", 200), backend_start(f, "B", 200) };
+	int port = free_port(), c[MAX_BACKENDS];
+	struct one o;
+	one_init(&o, port, bs, 2);
+	apply_ok(f, &o.s);
+	struct lb_target_health h;
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	assert_int_equal(h.last_code, 200);
+	wait_health(f, "web", bs[1], LB_HEALTHY, &h);
+	spread(f, port, 20, c);
+	assert_int_equal(c[0] + c[1], 20);
+	assert_true(c[0] >= 5 && c[1] >= 5);
+
+	/* Drained: no new connection goes to B, and HAProxy was not reloaded. */
+	long pid = worker_pid(f);
+	o.t[1].draining = true;
+	apply_ok(f, &o.s);
+	health(f, "web", bs[1], &h);
+	assert_int_equal(h.state, LB_DRAINING);
+	assert_string_equal(h.reason, "Target.DeregistrationInProgress");
+	spread(f, port, 10, c);
+	assert_int_equal(c[0], 10);
+
+	/* A third target added, B removed: still the same worker. */
+	bs[1] = backend_start(f, "C", 200);
+	one_init(&o, port, bs, 2);
+	apply_ok(f, &o.s);
+	wait_health(f, "web", bs[1], LB_HEALTHY, &h);
+	spread(f, port, 20, c);
+	assert_int_equal(c[1], 0);
+	assert_true(c[0] >= 5 && c[2] >= 5);
+	assert_int_equal(worker_pid(f), pid);
+	struct berth_err err = { 0 };
+	assert_int_equal(lb_target_health(f->lb, "web", "127.0.0.1", f->be[1].port, &h, &err), -ENOENT);
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_spread_and_drain, setup, teardown),
+	};
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return r;
+}
