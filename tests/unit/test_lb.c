@@ -288,12 +288,287 @@ static void test_spread_and_drain(void **state)
 	assert_int_equal(lb_target_health(f->lb, "web", "127.0.0.1", f->be[1].port, &h, &err), -ENOENT);
 }
 
+static void test_unhealthy_gets_no_traffic(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[2] = { backend_start(f, "A", 200), backend_start(f, "E", 500) };
+	int port = free_port(), c[MAX_BACKENDS];
+	struct one o;
+	one_init(&o, port, bs, 2);
+	apply_ok(f, &o.s);
+	struct lb_target_health h;
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	wait_health(f, "web", bs[1], LB_UNHEALTHY, &h);
+	assert_string_equal(h.reason, "Target.ResponseCodeMismatch");
+	assert_int_equal(h.last_code, 500);
+	spread(f, port, 10, c);
+	assert_int_equal(c[0], 10);
+
+	/* Nothing listens on a target's port: it fails its checks. */
+	o.t[1].port = free_port();
+	apply_ok(f, &o.s);
+	struct backend gone = { 0, o.t[1].port, "gone" };
+	wait_health(f, "web", &gone, LB_UNHEALTHY, &h);
+	assert_string_equal(h.reason, "Target.FailedHealthChecks");
+
+	/* A group no listener forwards to: its targets are unused. */
+	struct lb_group g2[2] = { o.g, { "spare", LB_HTTP, HC_FAST, 0, o.t, 1 } };
+	o.s.groups = g2;
+	o.s.n_groups = 2;
+	apply_ok(f, &o.s);
+	health(f, "spare", bs[0], &h);
+	assert_int_equal(h.state, LB_UNUSED);
+	assert_string_equal(h.reason, "Target.NotInUse");
+}
+
+/* Killed: restarted by the event loop, serving the same state. */
+static void test_restart_after_kill(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	int port = free_port();
+	struct one o;
+	one_init(&o, port, bs, 1);
+	apply_ok(f, &o.s);
+	struct lb_target_health h;
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	/* A target added after the last reload survives the restart too. */
+	struct backend *b2 = backend_start(f, "B", 200);
+	bs[0] = b2;
+	struct lb_target t2[2] = { o.t[0], { "127.0.0.1", b2->port, 1, false } };
+	o.g.targets = t2;
+	o.g.n_targets = 2;
+	apply_ok(f, &o.s);
+	wait_health(f, "web", b2, LB_HEALTHY, &h);
+
+	_cleanup_free_ char *pid_s = NULL;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/lb/haproxy.pid", f->dir);
+	assert_int_equal(berth_read_file_at(AT_FDCWD, path, 64, &pid_s, NULL, NULL), 0);
+	pid_t old = atoi(pid_s);
+	assert_int_equal(kill(old, SIGKILL), 0);
+	int64_t end = berth_mono_ms() + DEADLINE_MS;
+	char body[256];
+	bool a = false, b = false;
+	curl_easy_setopt(f->curl, CURLOPT_FORBID_REUSE, 1L);
+	while (!(a && b)) {
+		assert_true(berth_mono_ms() < end);
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		if (get(f, port, "/", NULL, body) == 200) {
+			a |= strcmp(body, "A") == 0;
+			b |= strcmp(body, "B") == 0;
+		} else {
+			usleep(20000);
+		}
+	}
+	free(pid_s);
+	pid_s = NULL;
+	assert_int_equal(berth_read_file_at(AT_FDCWD, path, 64, &pid_s, NULL, NULL), 0);
+	assert_int_not_equal(atoi(pid_s), old);
+}
+
+static void test_rules_and_fixed_response(void **state)
+{
+	struct fx *f = *state;
+	struct backend *a = backend_start(f, "api", 200), *w = backend_start(f, "www", 200);
+	int port = free_port();
+	struct lb_target ta = { "127.0.0.1", a->port, 1, false }, tw = { "127.0.0.1", w->port, 1, false };
+	struct lb_group g[2] = { { "api", LB_HTTP, HC_FAST, 0, &ta, 1 }, { "www", LB_HTTP, HC_FAST, 0, &tw, 1 } };
+	struct lb_forward fa = { "api", 1 }, fw = { "www", 1 };
+	const char *paths[] = { "/api/*", "/v?/x" }, *hosts[] = { "*.Example.com" }, *fpaths[] = { "/fixed" };
+	/* A body no quoting survives: quotes, a newline, '#', a backslash. */
+	const char *body = "{\"a\": 'b'}\n# not a comment \\x41 %[src]";
+	struct lb_rule rules[3] = {
+		{ 20, NULL, 0, hosts, 1, { LB_ACTION_FORWARD, &fw, 1, 0, NULL, NULL } },
+		{ 10, paths, 2, NULL, 0, { LB_ACTION_FORWARD, &fa, 1, 0, NULL, NULL } },
+		{ 5, fpaths, 1, NULL, 0, { LB_ACTION_FIXED, NULL, 0, 418, "application/json", body } },
+	};
+	struct lb_listener l = { "http", port, LB_HTTP,
+				 { LB_ACTION_FIXED, NULL, 0, 404, "text/plain", "no route" }, rules, 3 };
+	struct lb_state s = { &l, 1, g, 2 };
+	apply_ok(f, &s);
+	struct lb_target_health h;
+	wait_health(f, "api", a, LB_HEALTHY, &h);
+	wait_health(f, "www", w, LB_HEALTHY, &h);
+	char out[256];
+	assert_int_equal(get(f, port, "/api/users", "www.example.com", out), 200);
+	assert_string_equal(out, "api");     /* priority 10 before 20 */
+	assert_int_equal(get(f, port, "/v2/x", NULL, out), 200);
+	assert_string_equal(out, "api");
+	assert_int_equal(get(f, port, "/v22/x", NULL, out), 404);
+	assert_string_equal(out, "no route");
+	assert_int_equal(get(f, port, "/", "WWW.example.COM:8080", out), 200);
+	assert_string_equal(out, "www");
+	assert_int_equal(get(f, port, "/", "example.com", out), 404);
+	assert_int_equal(get(f, port, "/fixed", "www.example.com", out), 418);
+	assert_string_equal(out, body);
+	char *ct = NULL;
+	curl_easy_getinfo(f->curl, CURLINFO_CONTENT_TYPE, &ct);
+	assert_string_equal(ct, "application/json");
+}
+
+/* A network LB: raw TCP through, both ways. */
+static void test_tcp_listener(void **state)
+{
+	struct fx *f = *state;
+	struct backend *b = backend_start(f, "raw", 200);
+	int port = free_port();
+	struct lb_target t = { "127.0.0.1", b->port, 1, false };
+	struct lb_group g = { "tcp", LB_TCP, { LB_TCP, NULL, 0, 1, 1, 1, 2, NULL }, 0, &t, 1 };
+	struct lb_forward fw = { "tcp", 1 };
+	struct lb_listener l = { "nlb", port, LB_TCP, { LB_ACTION_FORWARD, &fw, 1, 0, NULL, NULL }, NULL, 0 };
+	struct lb_state s = { &l, 1, &g, 1 };
+	apply_ok(f, &s);
+	struct lb_target_health h;
+	wait_health(f, "tcp", b, LB_HEALTHY, &h);
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	const char req[] = "NOT-HTTP\r\n\r\n";
+	assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	char buf[512];
+	size_t n = 0;
+	ssize_t k;
+	while (!strstr(buf, "\r\n\r\nraw") && (k = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0) {
+		n += (size_t)k;
+		buf[n] = '\0';
+	}
+	assert_non_null(strstr(buf, "\r\n\r\nraw"));
+}
+
+/* A port someone else holds: -EADDRINUSE naming it; the served state stays. */
+static void test_port_in_use(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	int port = free_port();
+	struct one o;
+	one_init(&o, port, bs, 1);
+	apply_ok(f, &o.s);
+	struct lb_target_health h;
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+
+	_cleanup_close_ int taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	assert_int_equal(bind(taken, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(taken, 1), 0);
+	assert_int_equal(getsockname(taken, (struct sockaddr *)&sa, &sl), 0);
+	struct lb_listener two[2] = { o.l, o.l };
+	two[1].name = "second";
+	two[1].port = ntohs(sa.sin_port);
+	struct lb_state s2 = { two, 2, &o.g, 1 };
+	struct berth_err err = { 0 };
+	assert_int_equal(lb_apply(f->lb, &s2, &err), -EADDRINUSE);
+	char want[32];
+	snprintf(want, sizeof(want), "port %d", two[1].port);
+	assert_non_null(strstr(err.msg, want));
+	char body[256];
+	assert_int_equal(get(f, port, "/", NULL, body), 200);
+	assert_string_equal(body, "A");
+	/* And a later change still works from the served state. */
+	apply_ok(f, &o.s);
+	assert_int_equal(get(f, port, "/", NULL, body), 200);
+}
+
+static void refused(struct fx *f, const struct lb_state *s, const char *what)
+{
+	struct berth_err err = { 0 };
+	int r = lb_apply(f->lb, s, &err);
+	if (r != -EINVAL)
+		fail_msg("%s: lb_apply returned %d (%s), not -EINVAL", what, r, err.msg);
+}
+
+/* Strings that would write HAProxy config if pasted: refused, and the
+ * served state is untouched. */
+static void test_injection_refused(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	int port = free_port(), evil_port = free_port();
+	struct one o;
+	one_init(&o, port, bs, 1);
+	apply_ok(f, &o.s);
+	struct lb_target_health h;
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	char evil[128];
+	snprintf(evil, sizeof(evil), "/a\n    bind 127.0.0.1:%d", evil_port);
+	const char *paths[] = { evil }, *hosts[] = { "a.com if TRUE" };
+	struct lb_rule ru = { 1, paths, 1, NULL, 0, o.l.default_action };
+	o.l.rules = &ru;
+	o.l.n_rules = 1;
+	refused(f, &o.s, "newline in a path pattern");
+	ru.n_paths = 0;
+	ru.hosts = hosts;
+	ru.n_hosts = 1;
+	refused(f, &o.s, "space in a host pattern");
+	o.l.n_rules = 0;
+	o.l.name = "http x";
+	refused(f, &o.s, "listener name with a space");
+	o.l.name = "http";
+	o.g.name = "web\nlisten x";
+	o.fw.group = o.g.name;
+	refused(f, &o.s, "group name with a newline");
+	o.g.name = o.fw.group = "web";
+	o.g.hc.path = "/h ealth\" #";
+	refused(f, &o.s, "health check path with a space and a quote");
+	o.g.hc.path = "/health";
+	o.g.hc.matcher = "200 if TRUE";
+	refused(f, &o.s, "matcher with words");
+	o.g.hc.matcher = "200";
+	o.t[0].addr = "127.0.0.1:1 backup";
+	refused(f, &o.s, "target address with keywords");
+	o.t[0].addr = "127.0.0.1";
+	struct lb_action fixed = { LB_ACTION_FIXED, NULL, 0, 200, "text/plain\nx: y", "hi" };
+	o.l.default_action = fixed;
+	refused(f, &o.s, "content type with a newline");
+	char body[256];
+	assert_int_equal(get(f, port, "/", NULL, body), 200);
+	assert_string_equal(body, "A");
+	/* Nothing listens on the port the path pattern tried to bind. */
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)evil_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), -1);
+}
+
+/* ELB's weighted forward: weight 0 gets nothing, the rest share. */
+static void test_weighted_forward(void **state)
+{
+	struct fx *f = *state;
+	struct backend *a = backend_start(f, "A", 200), *b = backend_start(f, "B", 200);
+	int port = free_port(), c[MAX_BACKENDS];
+	struct lb_target ta = { "127.0.0.1", a->port, 1, false }, tb = { "127.0.0.1", b->port, 1, false };
+	struct lb_group g[2] = { { "ga", LB_HTTP, HC_FAST, 0, &ta, 1 }, { "gb", LB_HTTP, HC_FAST, 0, &tb, 1 } };
+	struct lb_forward fw[2] = { { "ga", 1 }, { "gb", 0 } };
+	struct lb_listener l = { "http", port, LB_HTTP, { LB_ACTION_FORWARD, fw, 2, 0, NULL, NULL }, NULL, 0 };
+	struct lb_state s = { &l, 1, g, 2 };
+	apply_ok(f, &s);
+	struct lb_target_health h;
+	wait_health(f, "ga", a, LB_HEALTHY, &h);
+	wait_health(f, "gb", b, LB_HEALTHY, &h);
+	spread(f, port, 10, c);
+	assert_int_equal(c[0], 10);
+	fw[1].weight = 1;
+	apply_ok(f, &s);
+	spread(f, port, 40, c);
+	assert_true(c[0] >= 5 && c[1] >= 5);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_spread_and_drain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unhealthy_gets_no_traffic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_after_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rules_and_fixed_response, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_listener, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_injection_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_weighted_forward, setup, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
