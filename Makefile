@@ -108,6 +108,10 @@ build/$(1)/tests/lb_backend: build/$(1)/obj/tests/fixtures/lb_backend.o
 	@mkdir -p $$(@D)
 	$$(CC) $$(OPT_$(1)) -o $$@ $$^
 build/$(1)/tests/test_lb: | build/$(1)/tests/lb_backend
+# The load balancer benchmark's driver (tests/bench/lb.py).
+build/$(1)/tests/lb_serve: build/$(1)/obj/tests/bench/lb_serve.o build/$(1)/libberth.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
 
 -include $$(shell find build/$(1) -name '*.d' 2>/dev/null)
 endef
@@ -217,7 +221,7 @@ test: deps
 	@$(MAKE) --no-print-directory integration INTEGRATION_SKIP="$(INTEGRATION_ASAN)"
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all build/release/tests/lb_serve build/release/tests/lb_backend
 	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/bench/run.py
 
 # N tasks at once (default 1000; not part of bench: it holds the host for

@@ -369,9 +369,10 @@ int lb_new(struct event_base *base, const struct lb_config *cfg, struct lb **ret
 		r = r < 0 ? r : berth_errnof(err, errno, "chmod 0700 %s", lb->run_dir);
 	if (r == 0) {
 		stop_leftover(lb);
-		unlinkat(lb->dirfd, "servers.state", 0);
+		/* No state from an earlier HAProxy: its servers' health is stale. */
+		r = berth_write_file_at(lb->dirfd, "servers.state", "1\n", 2, 0600, err);
 		const struct lb_state none = { 0 };
-		if ((r = lb_conf_render(lb, &none, true, &empty, err)) == 0 &&
+		if (r == 0 && (r = lb_conf_render(lb, &none, true, &empty, err)) == 0 &&
 		    (r = write_cfg(lb, "haproxy.cfg", empty, err)) == 0)
 			r = lb_proc_start(lb, err);
 	}
