@@ -306,18 +306,21 @@ int lb_apply(struct lb *lb, const struct lb_state *state, struct berth_err *err)
  * line naming this run dir's master socket. */
 static void stop_leftover(struct lb *lb)
 {
-	_cleanup_free_ char *pid_s = NULL, *cmdline = NULL;
-	size_t len = 0;
+	_cleanup_free_ char *pid_s = NULL;
 	if (berth_read_file_at(lb->dirfd, "haproxy.pid", 64, &pid_s, NULL, NULL) < 0)
 		return;
 	int pid = atoi(pid_s);
-	char path[64], sock[4200];
+	char path[64], sock[4200], cmdline[8192];
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	if (pid <= 1 || berth_read_file_at(AT_FDCWD, path, 65536, &cmdline, &len, NULL) < 0)
+	/* /proc files have no size: read, not berth_read_file_at(). */
+	_cleanup_close_ int fd = pid > 1 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	ssize_t len = fd >= 0 ? read(fd, cmdline, sizeof(cmdline) - 1) : -1;
+	if (len <= 0)
 		return;
+	cmdline[len] = '\0';
 	snprintf(sock, sizeof(sock), "%s/master.sock,mode,600", lb->run_dir);
 	bool ours = false;
-	for (size_t off = 0; off < len; off += strlen(cmdline + off) + 1)
+	for (ssize_t off = 0; off < len; off += (ssize_t)strlen(cmdline + off) + 1)
 		ours |= strcmp(cmdline + off, sock) == 0;
 	_cleanup_close_ int pidfd = ours ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
 	if (pidfd < 0)

@@ -568,6 +568,107 @@ static void test_weighted_forward(void **state)
 	assert_true(c[0] >= 5 && c[1] >= 5);
 }
 
+/* Requests to PORT for MS milliseconds on one keep-alive client in a
+ * child process; its pipe gets "ok failed". */
+static pid_t load_start(int port, int ms, int *ret_fd)
+{
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct fx c = { .curl = curl_easy_init() };
+		int ok = 0, failed = 0;
+		char body[256];
+		for (int64_t end = berth_mono_ms() + ms; berth_mono_ms() < end;)
+			get(&c, port, "/", NULL, body) == 200 ? ok++ : failed++;
+		dprintf(p[1], "%d %d\n", ok, failed);
+		_exit(0);
+	}
+	close(p[1]);
+	*ret_fd = p[0];
+	return pid;
+}
+
+/* Reloads (a rule added, changed, removed) under load: not one failed
+ * request, as the old worker finishes what it has. */
+static void test_reload_is_hitless(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	int port = free_port();
+	struct one o;
+	one_init(&o, port, bs, 1);
+	apply_ok(f, &o.s);
+	struct lb_target_health h;
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	long pid = worker_pid(f);
+	int fd;
+	pid_t child = load_start(port, 3000, &fd);
+	const char *paths[] = { "/nothing/*" };
+	struct lb_rule ru = { 1, paths, 1, NULL, 0, { LB_ACTION_FIXED, NULL, 0, 404, NULL, NULL } };
+	usleep(300000);
+	o.l.rules = &ru;
+	o.l.n_rules = 1;
+	apply_ok(f, &o.s);
+	usleep(300000);
+	paths[0] = "/none/*";
+	apply_ok(f, &o.s);
+	usleep(300000);
+	o.l.n_rules = 0;
+	apply_ok(f, &o.s);
+	assert_int_not_equal(worker_pid(f), pid);
+	char line[64] = "";
+	assert_true(read(fd, line, sizeof(line) - 1) > 0);
+	close(fd);
+	waitpid(child, NULL, 0);
+	int ok = 0, failed = -1;
+	assert_int_equal(sscanf(line, "%d %d", &ok, &failed), 2);
+	assert_int_equal(failed, 0);
+	assert_true(ok > 10);
+}
+
+/* A daemon killed with -9 leaves its HAProxy running on the ports: the
+ * next one in the same run dir stops it and serves. */
+static void test_leftover_haproxy_replaced(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	int port = free_port();
+	struct one o;
+	one_init(&o, port, bs, 1);
+	lb_free(f->lb);
+	f->lb = NULL;
+	char rd[128];
+	run_dir(f, rd, sizeof(rd));
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		/* The "daemon": serves, then dies without stopping HAProxy. */
+		struct event_base *base = event_base_new();
+		struct lb_config cfg = { .run_dir = rd, .bind_address = "127.0.0.1" };
+		struct lb *lb;
+		struct berth_err err = { 0 };
+		_exit(lb_new(base, &cfg, &lb, &err) == 0 && lb_apply(lb, &o.s, &err) == 0 ? 0 : 1);
+	}
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	char body[256];
+	int64_t end = berth_mono_ms() + DEADLINE_MS;
+	while (get(f, port, "/", NULL, body) != 200)   /* the orphan serves */
+		assert_true(berth_mono_ms() < end);
+	struct lb_config cfg = { .run_dir = rd, .bind_address = "127.0.0.1" };
+	struct berth_err err = { 0 };
+	if (lb_new(f->base, &cfg, &f->lb, &err) < 0)
+		fail_msg("lb_new over a leftover: %s", err.msg);
+	apply_ok(f, &o.s);
+	struct lb_target_health h;
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	assert_int_equal(get(f, port, "/", NULL, body), 200);
+	assert_string_equal(body, "A");
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -581,6 +682,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_injection_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_weighted_forward, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_is_hitless, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_haproxy_replaced, setup, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
