@@ -24,15 +24,6 @@
 
 #define LB_DEL_TRIES 20
 
-static const struct lb_applied *find_applied(const struct lb_applied *v, size_t n, const char *group,
-					     const char *addr, int port)
-{
-	for (size_t i = 0; i < n; i++)
-		if (v[i].port == port && strcmp(v[i].group, group) == 0 && strcmp(v[i].addr, addr) == 0)
-			return &v[i];
-	return NULL;
-}
-
 static int applied_from(const struct lb_state *s, struct lb_applied **ret, size_t *ret_n)
 {
 	size_t n = 0;
@@ -101,11 +92,22 @@ int lb_program_targets(struct lb *lb, struct berth_err *err)
 	return 0;
 }
 
-/* A target HAProxy has not checked yet is down until it passes
- * `rise` checks, as ELB's "initial" target gets no traffic. */
-static int start_down(struct lb *lb, const struct lb_applied *a, struct berth_err *err)
+/* A server that is new to HAProxy is in maintenance (added so, or
+ * `disabled` in the config) with no check done: it leaves maintenance down,
+ * to turn up after `rise` checks, as ELB's "initial" target gets no
+ * traffic. */
+static int activate(struct lb *lb, const struct lb_applied *a, struct berth_err *err)
 {
-	return cmd_quiet(lb, err, "set server", a, " health down");
+	char srv[LB_SRV_NAME_MAX], tail[2 * LB_NAME_MAX + 64];
+	lb_conf_server_name(a->addr, a->port, srv);
+	/* Leaving maintenance sets it up: down in the same command line, so
+	 * no request is dispatched in between. */
+	snprintf(tail, sizeof(tail), "; set server g_%s/%s health down", a->group, srv);
+	int r;
+	if ((r = cmd_quiet(lb, err, "enable health", a, "")) < 0 ||
+	    (r = cmd_quiet(lb, err, "enable server", a, tail)) < 0)
+		return r;
+	return a->draining ? program_target(lb, a, err) : 0;
 }
 
 static int add_target(struct lb *lb, const struct lb_applied *a, struct berth_err *err)
@@ -119,11 +121,7 @@ static int add_target(struct lb *lb, const struct lb_applied *a, struct berth_er
 		return r;
 	if (!strstr(out, "New server registered"))
 		return berth_errf(err, EPROTO, "HAProxy: add server g_%s/%s: %s", a->group, srv, out);
-	/* A new server is in maintenance with its checks off. */
-	if ((r = cmd_quiet(lb, err, "enable health", a, "")) < 0 || (r = start_down(lb, a, err)) < 0 ||
-	    (r = cmd_quiet(lb, err, "enable server", a, "")) < 0)
-		return r;
-	return a->draining ? program_target(lb, a, err) : 0;
+	return activate(lb, a, err);
 }
 
 /* Out of rotation, its sessions cut, then deleted: HAProxy deletes only a
@@ -154,13 +152,13 @@ static int diff_targets(struct lb *lb, const struct lb_applied *nv, size_t nn, s
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < lb->n_targets; i++) {
 		const struct lb_applied *o = &lb->targets[i];
-		const struct lb_applied *n = find_applied(nv, nn, o->group, o->addr, o->port);
+		const struct lb_applied *n = lb_applied_find(nv, nn, o->group, o->addr, o->port);
 		if (o->used && (!n || !n->used))
 			r = del_target(lb, o, err);
 	}
 	for (size_t i = 0; r == 0 && i < nn; i++) {
 		const struct lb_applied *n = &nv[i];
-		const struct lb_applied *o = find_applied(lb->targets, lb->n_targets, n->group, n->addr, n->port);
+		const struct lb_applied *o = lb_applied_find(lb->targets, lb->n_targets, n->group, n->addr, n->port);
 		if (!n->used)
 			continue;
 		if (!o || !o->used)
@@ -267,11 +265,11 @@ int lb_apply(struct lb *lb, const struct lb_state *state, struct berth_err *err)
 	int r = lb_conf_validate(state, err);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *skel = NULL, *cfg = NULL;
+	_cleanup_free_ char *skel = NULL, *cfg = NULL, *next = NULL;
 	_cleanup_free_ struct lb_applied *nv = NULL;
 	size_t nn = 0;
-	if ((r = lb_conf_render(lb, state, false, &skel, err)) < 0 ||
-	    (r = lb_conf_render(lb, state, true, &cfg, err)) < 0)
+	if ((r = lb_conf_render(lb, state, LB_CONF_SKELETON, &skel, err)) < 0 ||
+	    (r = lb_conf_render(lb, state, LB_CONF_SERVING, &cfg, err)) < 0)
 		return r;
 	if ((r = applied_from(state, &nv, &nn)) < 0)
 		return berth_errnof(err, -r, "load balancer state");
@@ -284,21 +282,21 @@ int lb_apply(struct lb *lb, const struct lb_state *state, struct berth_err *err)
 		}
 		lb_logf(lb, "%s: reloading instead", e.msg);
 	}
-	if ((r = reload(lb, state, cfg, err)) < 0)
+	if ((r = lb_conf_render(lb, state, LB_CONF_RELOAD, &next, err)) < 0 ||
+	    (r = reload(lb, state, next, err)) < 0)
 		return r;
-	struct lb_applied *old = lb->targets;
-	size_t n_old = lb->n_targets;
-	lb->targets = NULL;
+	for (size_t i = 0; r == 0 && i < nn; i++)
+		if (nv[i].used && !lb_served(lb, nv[i].group, nv[i].addr, nv[i].port))
+			r = activate(lb, &nv[i], err);
 	put_applied(lb, TAKE_PTR(nv), nn);
 	free(lb->skeleton);
 	lb->skeleton = TAKE_PTR(skel);
-	r = save_ports(lb, state);
-	for (size_t i = 0; r == 0 && i < nn; i++)
-		if (lb->targets[i].used && !find_applied(old, n_old, lb->targets[i].group,
-							   lb->targets[i].addr, lb->targets[i].port))
-			r = start_down(lb, &lb->targets[i], err);
-	free(old);
-	return r < 0 ? r : lb_program_targets(lb, err);
+	if (r == 0 && save_ports(lb, state) < 0)
+		r = berth_errf(err, ENOMEM, "load balancer state");
+	if (r == 0)
+		r = lb_program_targets(lb, err);
+	/* A restart must not bring the new targets up in maintenance. */
+	return r < 0 ? r : write_cfg(lb, "haproxy.cfg", cfg, err);
 }
 
 /* A HAProxy an earlier daemon left running (killed with -9) still holds
@@ -375,7 +373,7 @@ int lb_new(struct event_base *base, const struct lb_config *cfg, struct lb **ret
 		/* No state from an earlier HAProxy: its servers' health is stale. */
 		r = berth_write_file_at(lb->dirfd, "servers.state", "1\n", 2, 0600, err);
 		const struct lb_state none = { 0 };
-		if (r == 0 && (r = lb_conf_render(lb, &none, true, &empty, err)) == 0 &&
+		if (r == 0 && (r = lb_conf_render(lb, &none, LB_CONF_SERVING, &empty, err)) == 0 &&
 		    (r = write_cfg(lb, "haproxy.cfg", empty, err)) == 0)
 			r = lb_proc_start(lb, err);
 	}

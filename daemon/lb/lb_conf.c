@@ -42,6 +42,21 @@ static bool chars_ok(const char *s, size_t max, const char *extra)
 	return true;
 }
 
+const struct lb_applied *lb_applied_find(const struct lb_applied *v, size_t n, const char *group,
+					 const char *addr, int port)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].port == port && strcmp(v[i].group, group) == 0 && strcmp(v[i].addr, addr) == 0)
+			return &v[i];
+	return NULL;
+}
+
+bool lb_served(const struct lb *lb, const char *group, const char *addr, int port)
+{
+	const struct lb_applied *a = lb_applied_find(lb->targets, lb->n_targets, group, addr, port);
+	return a && a->used;
+}
+
 const struct lb_group *lb_conf_group(const struct lb_state *s, const char *name)
 {
 	for (size_t i = 0; i < s->n_groups; i++)
@@ -289,7 +304,7 @@ void lb_conf_server_opts(const struct lb_group *g, char buf[LB_SRV_OPTS_MAX])
 		snprintf(buf + n, LB_SRV_OPTS_MAX - n, " slowstart %ds", g->slow_start_s);
 }
 
-static void put_backend(FILE *f, const struct lb_group *g, bool with_servers)
+static void put_backend(FILE *f, const struct lb *lb, const struct lb_group *g, enum lb_conf_kind kind)
 {
 	const struct lb_health_check *h = &g->hc;
 	fprintf(f, "\nbackend g_%s\n    mode %s\n    balance roundrobin\n", g->name,
@@ -306,12 +321,14 @@ static void put_backend(FILE *f, const struct lb_group *g, bool with_servers)
 	lb_conf_server_opts(g, opts);
 	/* The skeleton names the keywords too: a change of them reloads. */
 	fprintf(f, "    # servers: %s\n", opts);
-	for (size_t i = 0; with_servers && i < g->n_targets; i++) {
+	for (size_t i = 0; kind != LB_CONF_SKELETON && i < g->n_targets; i++) {
 		char name[LB_SRV_NAME_MAX];
 		const struct lb_target *t = &g->targets[i];
+		/* ELB's "initial": no traffic before its first checks pass. */
+		bool fresh = kind == LB_CONF_RELOAD && !lb_served(lb, g->name, t->addr, t->port);
 		lb_conf_server_name(t->addr, t->port, name);
-		fprintf(f, "    server %s %s:%d %s weight %d\n", name, t->addr, t->port, opts,
-			t->draining ? 0 : t->weight);
+		fprintf(f, "    server %s %s:%d %s weight %d%s\n", name, t->addr, t->port, opts,
+			t->draining ? 0 : t->weight, fresh ? " disabled" : "");
 	}
 }
 
@@ -432,7 +449,7 @@ static void put_global(FILE *f, const struct lb *lb)
 	      "    retries 3\n", f);
 }
 
-int lb_conf_render(const struct lb *lb, const struct lb_state *s, bool with_servers,
+int lb_conf_render(const struct lb *lb, const struct lb_state *s, enum lb_conf_kind kind,
 		   char **ret, struct berth_err *err)
 {
 	char *buf = NULL;
@@ -446,7 +463,7 @@ int lb_conf_render(const struct lb *lb, const struct lb_state *s, bool with_serv
 		r = put_frontend(f, lb, &s->listeners[i]);
 	for (size_t i = 0; i < s->n_groups; i++)
 		if (lb_conf_group_used(s, s->groups[i].name))
-			put_backend(f, &s->groups[i], with_servers);
+			put_backend(f, lb, &s->groups[i], kind);
 	if (fclose(f) != 0 && r == 0)
 		r = -errno;
 	if (r < 0) {

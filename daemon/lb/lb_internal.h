@@ -48,10 +48,18 @@ struct lb {
 
 /* lb_conf.c */
 int lb_conf_validate(const struct lb_state *s, struct berth_err *err);
-/* The haproxy.cfg for S; WITH_SERVERS false gives the skeleton that
- * decides whether a change needs a reload. */
-int lb_conf_render(const struct lb *lb, const struct lb_state *s, bool with_servers,
+enum lb_conf_kind {
+	LB_CONF_SKELETON,         /* no servers: equal skeletons need no reload */
+	LB_CONF_SERVING,          /* every server as it is: what a restart reads */
+	LB_CONF_RELOAD,           /* servers not in lb->targets yet come up in maintenance */
+};
+/* The haproxy.cfg for S. */
+int lb_conf_render(const struct lb *lb, const struct lb_state *s, enum lb_conf_kind kind,
 		   char **ret, struct berth_err *err);
+const struct lb_applied *lb_applied_find(const struct lb_applied *v, size_t n, const char *group,
+					 const char *addr, int port);
+/* Whether HAProxy has this target as a server now (lb->targets). */
+bool lb_served(const struct lb *lb, const char *group, const char *addr, int port);
 void lb_conf_server_name(const char *addr, int port, char buf[LB_SRV_NAME_MAX]);
 void lb_conf_server_opts(const struct lb_group *g, char buf[LB_SRV_OPTS_MAX]);
 /* The group named NAME in S, or NULL. */
