@@ -61,9 +61,12 @@ static void set(struct lb_target_health *h, enum lb_target_state st, const char 
 }
 
 /* HAProxy's status ("UP", "UP 1/3", "DOWN", "DOWN 1/2", "NOLB", "MAINT",
- * "no check") and last check ("L7OK", "L7STS", "L4TOUT", "INI", …). */
+ * "no check") and last check ("L7OK", "L7STS", "L4TOUT", "INI", "* L7OK", …). */
 static void map_state(const char *status, const char *check, struct lb_target_health *h)
 {
+	/* "* " marks a check under way: the status is the last one's. */
+	if (strncmp(check, "* ", 2) == 0)
+		check += 2;
 	if (strncmp(status, "UP", 2) == 0 || strcmp(status, "no check") == 0)
 		set(h, LB_HEALTHY, "");
 	else if (!*check || strcmp(check, "INI") == 0)

@@ -311,6 +311,13 @@ static void test_unhealthy_gets_no_traffic(void **state)
 	wait_health(f, "web", &gone, LB_UNHEALTHY, &h);
 	assert_string_equal(h.reason, "Target.FailedHealthChecks");
 
+	/* A target that never answers: its checks time out. */
+	struct backend *hang = backend_start(f, "H", 0);
+	o.t[1].port = hang->port;
+	apply_ok(f, &o.s);
+	wait_health(f, "web", hang, LB_UNHEALTHY, &h);
+	assert_string_equal(h.reason, "Target.Timeout");
+
 	/* A group no listener forwards to: its targets are unused. */
 	struct lb_group g2[2] = { o.g, { "spare", LB_HTTP, HC_FAST, 0, o.t, 1 } };
 	o.s.groups = g2;
