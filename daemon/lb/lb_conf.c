@@ -409,8 +409,11 @@ static int put_frontend(FILE *f, const struct lb *lb, const struct lb_listener *
 	bool http = l->proto == LB_HTTP;
 	fprintf(f, "\nfrontend l_%s\n    mode %s\n    bind %s:%d\n", l->name, http ? "http" : "tcp",
 		lb->bind ? lb->bind : "", l->port);
+	/* The headers ELB adds for its targets. */
 	if (http)
-		fputs("    option forwardfor\n", f);
+		fputs("    option forwardfor\n"
+		      "    http-request set-header X-Forwarded-Proto http\n"
+		      "    http-request set-header X-Forwarded-Port %[dst_port]\n", f);
 	fprintf(f, "    %s-request %sset-var(txn.lb_r) rand(%d)\n", http ? "http" : "tcp",
 		http ? "" : "content ", LB_DRAW);
 	_cleanup_free_ const struct lb_rule **order = calloc(l->n_rules + 1, sizeof(*order));
