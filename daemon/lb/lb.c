@@ -64,9 +64,11 @@ static int cmd_quiet(struct lb *lb, struct berth_err *err, const char *verb, con
 	int r = lb_proc_cmd(lb, &out, err, "%s g_%s/%s%s", verb, a->group, srv, tail);
 	if (r < 0)
 		return r;
-	out[strcspn(out, "\n")] = '\0';
-	if (*out)
-		return berth_errf(err, EPROTO, "HAProxy: %s g_%s/%s%s: %s", verb, a->group, srv, tail, out);
+	/* Commands joined by ';' answer one after the other. */
+	char *what = out + strspn(out, " \n");
+	what[strcspn(what, "\n")] = '\0';
+	if (*what)
+		return berth_errf(err, EPROTO, "HAProxy: %s g_%s/%s%s: %s", verb, a->group, srv, tail, what);
 	return 0;
 }
 
