@@ -55,8 +55,8 @@ static int applied_from(const struct lb_state *s, struct lb_applied **ret, size_
 }
 
 /* A command whose answer is empty when it worked. */
-static int cmd_quiet(struct lb *lb, struct berth_err *err, const char *verb, const struct lb_applied *a,
-		     const char *tail)
+static int cmd_quiet(struct lb *lb, struct berth_err *err, const char *verb,
+		     const struct lb_applied *a, const char *tail)
 {
 	char srv[LB_SRV_NAME_MAX];
 	lb_conf_server_name(a->addr, a->port, srv);
@@ -68,7 +68,8 @@ static int cmd_quiet(struct lb *lb, struct berth_err *err, const char *verb, con
 	char *what = out + strspn(out, " \n");
 	what[strcspn(what, "\n")] = '\0';
 	if (*what)
-		return berth_errf(err, EPROTO, "HAProxy: %s g_%s/%s%s: %s", verb, a->group, srv, tail, what);
+		return berth_errf(err, EPROTO, "HAProxy: %s g_%s/%s%s: %s", verb, a->group, srv,
+				  tail, what);
 	return 0;
 }
 
@@ -122,7 +123,8 @@ static int add_target(struct lb *lb, const struct lb_applied *a, struct berth_er
 	if (r < 0)
 		return r;
 	if (!strstr(out, "New server registered"))
-		return berth_errf(err, EPROTO, "HAProxy: add server g_%s/%s: %s", a->group, srv, out);
+		return berth_errf(err, EPROTO, "HAProxy: add server g_%s/%s: %s", a->group, srv,
+				  out);
 	return activate(lb, a, err);
 }
 
@@ -146,7 +148,8 @@ static int del_target(struct lb *lb, const struct lb_applied *a, struct berth_er
 			return 0;
 		poll(NULL, 0, 25);
 	}
-	return berth_errf(err, EBUSY, "HAProxy: del server g_%s/%s: still has connections", a->group, srv);
+	return berth_errf(err, EBUSY, "HAProxy: del server g_%s/%s: still has connections",
+			  a->group, srv);
 }
 
 static int diff_targets(struct lb *lb, const struct lb_applied *nv, size_t nn, struct berth_err *err)
@@ -160,7 +163,8 @@ static int diff_targets(struct lb *lb, const struct lb_applied *nv, size_t nn, s
 	}
 	for (size_t i = 0; r == 0 && i < nn; i++) {
 		const struct lb_applied *n = &nv[i];
-		const struct lb_applied *o = lb_applied_find(lb->targets, lb->n_targets, n->group, n->addr, n->port);
+		const struct lb_applied *o = lb_applied_find(lb->targets, lb->n_targets, n->group,
+							     n->addr, n->port);
 		if (!n->used)
 			continue;
 		if (!o || !o->used)
@@ -182,7 +186,8 @@ static int ports_free(struct lb *lb, const struct lb_state *s, struct berth_err 
 			served |= lb->ports[j] == l->port;
 		if (served)
 			continue;
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)l->port) };
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_port = htons((uint16_t)l->port) };
 		if (lb->bind)
 			inet_pton(AF_INET, lb->bind, &sa.sin_addr);
 		_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -190,8 +195,8 @@ static int ports_free(struct lb *lb, const struct lb_state *s, struct berth_err 
 		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 			return berth_errnof(err, errno, "listener %s: port %d", l->name, l->port);
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-			return berth_errnof(err, errno, "listener %s: port %d on %s", l->name, l->port,
-					    lb->bind ? lb->bind : "every address");
+			return berth_errnof(err, errno, "listener %s: port %d on %s", l->name,
+					    l->port, lb->bind ? lb->bind : "every address");
 	}
 	return 0;
 }
@@ -336,14 +341,21 @@ static int check_config(const struct lb_config *cfg, struct berth_err *err)
 {
 	struct in_addr a;
 	if (!cfg->run_dir || cfg->run_dir[0] != '/')
-		return berth_errf(err, EINVAL, "load balancer: the run dir must be an absolute path");
+		return berth_errf(err, EINVAL,
+				  "load balancer: the run dir must be an absolute path");
 	/* It is written into haproxy.cfg and -S as it is; the socket paths
 	 * must fit a sockaddr_un. */
-	if (strlen(cfg->run_dir) + sizeof("/master.sock") > sizeof(((struct sockaddr_un *)0)->sun_path) ||
+	if (strlen(cfg->run_dir) + sizeof("/master.sock") >
+		    sizeof(((struct sockaddr_un *)0)->sun_path) ||
 	    strpbrk(cfg->run_dir, " \t\n\r\"'\\#$%,"))
-		return berth_errf(err, EINVAL, "load balancer: run dir %s: at most 95 characters, no space, quote, backslash, '#', '$', '%%' or ','", cfg->run_dir);
+		return berth_errf(err, EINVAL,
+				  "load balancer: run dir %s: at most 95 characters, no space, "
+				  "quote, backslash, '#', '$', '%%' or ','",
+				  cfg->run_dir);
 	if (cfg->bind_address && inet_pton(AF_INET, cfg->bind_address, &a) != 1)
-		return berth_errf(err, EINVAL, "load balancer: bind address %s is not an IPv4 address", cfg->bind_address);
+		return berth_errf(err, EINVAL,
+				  "load balancer: bind address %s is not an IPv4 address",
+				  cfg->bind_address);
 	return 0;
 }
 

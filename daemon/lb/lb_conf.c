@@ -46,7 +46,8 @@ const struct lb_applied *lb_applied_find(const struct lb_applied *v, size_t n, c
 					 const char *addr, int port)
 {
 	for (size_t i = 0; i < n; i++)
-		if (v[i].port == port && strcmp(v[i].group, group) == 0 && strcmp(v[i].addr, addr) == 0)
+		if (v[i].port == port && strcmp(v[i].group, group) == 0 &&
+		    strcmp(v[i].addr, addr) == 0)
 			return &v[i];
 	return NULL;
 }
@@ -120,18 +121,32 @@ static int check_hc(const struct lb_group *g, struct berth_err *err)
 {
 	const struct lb_health_check *h = &g->hc;
 	if (h->interval_s < 1 || h->interval_s > 300 || h->timeout_s < 1 || h->timeout_s > 120)
-		return berth_errf(err, EINVAL, "target group %s: the health check interval must be 1-300 s and its timeout 1-120 s", g->name);
-	if (h->healthy_threshold < 1 || h->healthy_threshold > 10 ||
-	    h->unhealthy_threshold < 1 || h->unhealthy_threshold > 10)
-		return berth_errf(err, EINVAL, "target group %s: the health check thresholds must be 1-10", g->name);
+		return berth_errf(err, EINVAL,
+				  "target group %s: the health check interval must be 1-300 s and "
+				  "its timeout 1-120 s",
+				  g->name);
+	if (h->healthy_threshold < 1 || h->healthy_threshold > 10 || h->unhealthy_threshold < 1 ||
+	    h->unhealthy_threshold > 10)
+		return berth_errf(err, EINVAL,
+				  "target group %s: the health check thresholds must be 1-10",
+				  g->name);
 	if (h->port < 0 || h->port > 65535)
-		return berth_errf(err, EINVAL, "target group %s: health check port %d is not a port", g->name, h->port);
+		return berth_errf(err, EINVAL, "target group %s: health check port %d is not a port",
+				  g->name, h->port);
 	if (h->proto != LB_HTTP)
 		return 0;
-	if (h->path && (h->path[0] != '/' || !chars_ok(h->path, LB_HC_PATH_MAX, "/._~!$&'()*+,;=:@%?-")))
-		return berth_errf(err, EINVAL, "target group %s: health check path: must start with '/' and hold at most %d printable characters, no space, quote or backslash", g->name, LB_HC_PATH_MAX);
+	if (h->path &&
+	    (h->path[0] != '/' || !chars_ok(h->path, LB_HC_PATH_MAX, "/._~!$&'()*+,;=:@%?-")))
+		return berth_errf(err, EINVAL,
+				  "target group %s: health check path: must start with '/' and "
+				  "hold at most %d printable characters, no space, quote or "
+				  "backslash",
+				  g->name, LB_HC_PATH_MAX);
 	if (h->matcher && !matcher_ok(h->matcher))
-		return berth_errf(err, EINVAL, "target group %s: health check matcher: HTTP codes 100-599 as \"200\", \"200-299\" or \"200,302\"", g->name);
+		return berth_errf(err, EINVAL,
+				  "target group %s: health check matcher: HTTP codes 100-599 as "
+				  "\"200\", \"200-299\" or \"200,302\"",
+				  g->name);
 	return 0;
 }
 
@@ -139,12 +154,14 @@ static int check_group(const struct lb_state *s, size_t gi, struct berth_err *er
 {
 	const struct lb_group *g = &s->groups[gi];
 	if (!name_ok(g->name))
-		return berth_errf(err, EINVAL, "target group name: 1-%d letters, digits, '_' or '-'", LB_NAME_MAX);
+		return berth_errf(err, EINVAL, "target group name: 1-%d letters, digits, '_' or '-'",
+				  LB_NAME_MAX);
 	for (size_t i = 0; i < gi; i++)
 		if (strcmp(s->groups[i].name, g->name) == 0)
 			return berth_errf(err, EINVAL, "target group %s: named twice", g->name);
 	if (g->slow_start_s < 0 || g->slow_start_s > 900)
-		return berth_errf(err, EINVAL, "target group %s: slow start must be 0-900 s", g->name);
+		return berth_errf(err, EINVAL, "target group %s: slow start must be 0-900 s",
+				  g->name);
 	int r = check_hc(g, err);
 	if (r < 0)
 		return r;
@@ -152,12 +169,19 @@ static int check_group(const struct lb_state *s, size_t gi, struct berth_err *er
 		const struct lb_target *t = &g->targets[i];
 		struct in_addr a;
 		if (!t->addr || inet_pton(AF_INET, t->addr, &a) != 1)
-			return berth_errf(err, EINVAL, "target group %s: target %s is not an IPv4 address", g->name, t->addr ? t->addr : "(null)");
+			return berth_errf(err, EINVAL,
+					  "target group %s: target %s is not an IPv4 address",
+					  g->name, t->addr ? t->addr : "(null)");
 		if (t->port < 1 || t->port > 65535 || t->weight < 0 || t->weight > 256)
-			return berth_errf(err, EINVAL, "target group %s: target %s:%d: port 1-65535 and weight 0-256", g->name, t->addr, t->port);
+			return berth_errf(err, EINVAL,
+					  "target group %s: target %s:%d: port 1-65535 and weight "
+					  "0-256",
+					  g->name, t->addr, t->port);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(g->targets[j].addr, t->addr) == 0 && g->targets[j].port == t->port)
-				return berth_errf(err, EINVAL, "target group %s: target %s:%d registered twice", g->name, t->addr, t->port);
+				return berth_errf(err, EINVAL,
+						  "target group %s: target %s:%d registered twice",
+						  g->name, t->addr, t->port);
 	}
 	return 0;
 }
@@ -171,29 +195,49 @@ static int check_action(const struct lb_state *s, const struct lb_listener *l,
 {
 	if (a->kind == LB_ACTION_FIXED) {
 		if (l->proto != LB_HTTP)
-			return berth_errf(err, EINVAL, "listener %s: a fixed response needs an HTTP listener", l->name);
+			return berth_errf(err, EINVAL,
+					  "listener %s: a fixed response needs an HTTP listener",
+					  l->name);
 		if (a->status < 200 || a->status > 599 || (a->status >= 300 && a->status < 400))
-			return berth_errf(err, EINVAL, "listener %s: fixed response status %d: 2XX, 4XX or 5XX", l->name, a->status);
+			return berth_errf(err, EINVAL,
+					  "listener %s: fixed response status %d: 2XX, 4XX or 5XX",
+					  l->name, a->status);
 		bool known = !a->content_type;
 		for (size_t i = 0; !known && i < ARRAY_SIZE(content_types); i++)
 			known = strcmp(a->content_type, content_types[i]) == 0;
 		if (!known)
-			return berth_errf(err, EINVAL, "listener %s: fixed response content type: one of text/plain, text/css, text/html, application/javascript, application/json", l->name);
+			return berth_errf(err, EINVAL,
+					  "listener %s: fixed response content type: one of "
+					  "text/plain, text/css, text/html, "
+					  "application/javascript, application/json",
+					  l->name);
 		if (a->body && strlen(a->body) > LB_BODY_MAX)
-			return berth_errf(err, EINVAL, "listener %s: fixed response body: at most %d bytes", l->name, LB_BODY_MAX);
+			return berth_errf(err, EINVAL,
+					  "listener %s: fixed response body: at most %d bytes",
+					  l->name, LB_BODY_MAX);
 		return 0;
 	}
 	if (a->kind != LB_ACTION_FORWARD || a->n_forward == 0)
-		return berth_errf(err, EINVAL, "listener %s: an action forwards to target groups or answers a fixed response", l->name);
+		return berth_errf(err, EINVAL,
+				  "listener %s: an action forwards to target groups or answers a "
+				  "fixed response",
+				  l->name);
 	for (size_t i = 0; i < a->n_forward; i++) {
 		const struct lb_forward *f = &a->forward[i];
 		const struct lb_group *g = f->group ? lb_conf_group(s, f->group) : NULL;
 		if (!g)
-			return berth_errf(err, ENOENT, "listener %s: target group %s is not in the state", l->name, f->group ? f->group : "(null)");
+			return berth_errf(err, ENOENT,
+					  "listener %s: target group %s is not in the state",
+					  l->name, f->group ? f->group : "(null)");
 		if (g->proto != l->proto)
-			return berth_errf(err, EINVAL, "listener %s: target group %s has another protocol than the listener", l->name, g->name);
+			return berth_errf(err, EINVAL,
+					  "listener %s: target group %s has another protocol than "
+					  "the listener",
+					  l->name, g->name);
 		if (f->weight < 0 || f->weight > 999)
-			return berth_errf(err, EINVAL, "listener %s: target group %s: weight %d: 0-999", l->name, g->name, f->weight);
+			return berth_errf(err, EINVAL,
+					  "listener %s: target group %s: weight %d: 0-999", l->name,
+					  g->name, f->weight);
 	}
 	return 0;
 }
@@ -204,14 +248,21 @@ static int check_rule(const struct lb_state *s, const struct lb_listener *l,
 	if (l->proto != LB_HTTP)
 		return berth_errf(err, EINVAL, "listener %s: rules need an HTTP listener", l->name);
 	if (ru->n_paths + ru->n_hosts == 0)
-		return berth_errf(err, EINVAL, "listener %s: rule %d has no condition", l->name, ru->priority);
+		return berth_errf(err, EINVAL, "listener %s: rule %d has no condition", l->name,
+				  ru->priority);
 	/* ELB's character sets for the two conditions. */
 	for (size_t i = 0; i < ru->n_paths; i++)
 		if (!chars_ok(ru->paths[i], LB_PATTERN_MAX, "_-.$/~\"'@:+&*?"))
-			return berth_errf(err, EINVAL, "listener %s: rule %d: path pattern: 1-%d characters of A-Z a-z 0-9 _ - . $ / ~ \" ' @ : + & * ?", l->name, ru->priority, LB_PATTERN_MAX);
+			return berth_errf(err, EINVAL,
+					  "listener %s: rule %d: path pattern: 1-%d characters of "
+					  "A-Z a-z 0-9 _ - . $ / ~ \" ' @ : + & * ?",
+					  l->name, ru->priority, LB_PATTERN_MAX);
 	for (size_t i = 0; i < ru->n_hosts; i++)
 		if (!chars_ok(ru->hosts[i], LB_PATTERN_MAX, "-.*?"))
-			return berth_errf(err, EINVAL, "listener %s: rule %d: host header: 1-%d characters of A-Z a-z 0-9 - . * ?", l->name, ru->priority, LB_PATTERN_MAX);
+			return berth_errf(err, EINVAL,
+					  "listener %s: rule %d: host header: 1-%d characters of "
+					  "A-Z a-z 0-9 - . * ?",
+					  l->name, ru->priority, LB_PATTERN_MAX);
 	return check_action(s, l, &ru->action, err);
 }
 
@@ -219,14 +270,17 @@ static int check_listener(const struct lb_state *s, size_t li, struct berth_err 
 {
 	const struct lb_listener *l = &s->listeners[li];
 	if (!name_ok(l->name))
-		return berth_errf(err, EINVAL, "listener name: 1-%d letters, digits, '_' or '-'", LB_NAME_MAX);
+		return berth_errf(err, EINVAL, "listener name: 1-%d letters, digits, '_' or '-'",
+				  LB_NAME_MAX);
 	if (l->port < 1 || l->port > 65535)
-		return berth_errf(err, EINVAL, "listener %s: port %d is not a port", l->name, l->port);
+		return berth_errf(err, EINVAL, "listener %s: port %d is not a port", l->name,
+				  l->port);
 	for (size_t i = 0; i < li; i++) {
 		if (strcmp(s->listeners[i].name, l->name) == 0)
 			return berth_errf(err, EINVAL, "listener %s: named twice", l->name);
 		if (s->listeners[i].port == l->port)
-			return berth_errf(err, EADDRINUSE, "listener %s: port %d is listener %s's", l->name, l->port, s->listeners[i].name);
+			return berth_errf(err, EADDRINUSE, "listener %s: port %d is listener %s's",
+					  l->name, l->port, s->listeners[i].name);
 	}
 	int r = check_action(s, l, &l->default_action, err);
 	for (size_t i = 0; r == 0 && i < l->n_rules; i++)
@@ -296,15 +350,16 @@ void lb_conf_server_name(const char *addr, int port, char buf[LB_SRV_NAME_MAX])
 void lb_conf_server_opts(const struct lb_group *g, char buf[LB_SRV_OPTS_MAX])
 {
 	const struct lb_health_check *h = &g->hc;
-	int n = snprintf(buf, LB_SRV_OPTS_MAX, "check inter %ds fall %d rise %d",
-			 h->interval_s, h->unhealthy_threshold, h->healthy_threshold);
+	int n = snprintf(buf, LB_SRV_OPTS_MAX, "check inter %ds fall %d rise %d", h->interval_s,
+			 h->unhealthy_threshold, h->healthy_threshold);
 	if (h->port > 0)
 		n += snprintf(buf + n, LB_SRV_OPTS_MAX - n, " port %d", h->port);
 	if (g->slow_start_s > 0)
 		snprintf(buf + n, LB_SRV_OPTS_MAX - n, " slowstart %ds", g->slow_start_s);
 }
 
-static void put_backend(FILE *f, const struct lb *lb, const struct lb_group *g, enum lb_conf_kind kind)
+static void put_backend(FILE *f, const struct lb *lb, const struct lb_group *g,
+			enum lb_conf_kind kind)
 {
 	const struct lb_health_check *h = &g->hc;
 	fprintf(f, "\nbackend g_%s\n    mode %s\n    balance roundrobin\n", g->name,
@@ -366,8 +421,8 @@ static void put_action(FILE *f, const struct lb_action *a, const char *rule, boo
 		int bound = (int)((long)cum * LB_DRAW / (total ? total : (int)a->n_forward));
 		if (total && fw->weight == 0)
 			continue;
-		fprintf(f, "    %s-request %sset-var(txn.lb_be) str(g_%s) if", http ? "http" : "tcp",
-			http ? "" : "content ", fw->group);
+		fprintf(f, "    %s-request %sset-var(txn.lb_be) str(g_%s) if",
+			http ? "http" : "tcp", http ? "" : "content ", fw->group);
 		put_conds(f, rule);
 		if (bound < LB_DRAW)
 			fprintf(f, " { var(txn.lb_r) -m int lt %d }", bound);
@@ -413,7 +468,8 @@ static int put_frontend(FILE *f, const struct lb *lb, const struct lb_listener *
 	if (http)
 		fputs("    option forwardfor\n"
 		      "    http-request set-header X-Forwarded-Proto http\n"
-		      "    http-request set-header X-Forwarded-Port %[dst_port]\n", f);
+		      "    http-request set-header X-Forwarded-Port %[dst_port]\n",
+		      f);
 	fprintf(f, "    %s-request %sset-var(txn.lb_r) rand(%d)\n", http ? "http" : "tcp",
 		http ? "" : "content ", LB_DRAW);
 	_cleanup_free_ const struct lb_rule **order = calloc(l->n_rules + 1, sizeof(*order));
@@ -431,12 +487,13 @@ static int put_frontend(FILE *f, const struct lb *lb, const struct lb_listener *
 
 static void put_global(FILE *f, const struct lb *lb)
 {
-	fprintf(f, "# Written by berthd (daemon/lb); every change is overwritten.\n"
-		   "global\n"
-		   "    stats socket %s/admin.sock mode 600 level admin expose-fd listeners\n"
-		   "    stats timeout 30s\n"
-		   "    server-state-file %s/servers.state\n"
-		   "    hard-stop-after 15m\n",
+	fprintf(f,
+		"# Written by berthd (daemon/lb); every change is overwritten.\n"
+		"global\n"
+		"    stats socket %s/admin.sock mode 600 level admin expose-fd listeners\n"
+		"    stats timeout 30s\n"
+		"    server-state-file %s/servers.state\n"
+		"    hard-stop-after 15m\n",
 		lb->run_dir, lb->run_dir);
 	/* HAProxy parses what clients send: its workers run as nobody. */
 	if (lb->as_root)
@@ -449,7 +506,8 @@ static void put_global(FILE *f, const struct lb *lb)
 	      "    timeout http-request 10s\n"
 	      "    timeout http-keep-alive 60s\n"
 	      "    option redispatch\n"
-	      "    retries 3\n", f);
+	      "    retries 3\n",
+	      f);
 }
 
 int lb_conf_render(const struct lb *lb, const struct lb_state *s, enum lb_conf_kind kind,

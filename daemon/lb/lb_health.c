@@ -89,7 +89,8 @@ int lb_target_health(struct lb *lb, const char *group, const char *addr, int por
 		    strcmp(lb->targets[i].addr, addr) == 0)
 			a = &lb->targets[i];
 	if (!a)
-		return berth_errf(err, ENOENT, "target group %s: target %s:%d is not registered", group, addr, port);
+		return berth_errf(err, ENOENT, "target group %s: target %s:%d is not registered",
+				  group, addr, port);
 	if (!a->used) {
 		set(ret, LB_UNUSED, "Target.NotInUse");
 		return 0;
@@ -111,7 +112,9 @@ int lb_target_health(struct lb *lb, const char *group, const char *addr, int por
 	snprintf(px, sizeof(px), "g_%s", group);
 	lb_conf_server_name(addr, port, sv);
 	if (!find_row(out, px, sv, cols))
-		return berth_errf(err, ENOENT, "target group %s: target %s:%d: not in HAProxy's statistics", group, addr, port);
+		return berth_errf(err, ENOENT,
+				  "target group %s: target %s:%d: not in HAProxy's statistics",
+				  group, addr, port);
 	map_state(cols[COL_STATUS], cols[COL_CHECK], ret);
 	ret->last_code = atoi(cols[COL_CODE]);
 	return 0;

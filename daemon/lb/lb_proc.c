@@ -83,7 +83,8 @@ static int sock_ask(struct lb *lb, const char *sock, const char *cmd, char **ret
 	for (;;) {
 		if (cap - n < 4096) {
 			if (cap >= LB_ANSWER_MAX)
-				return berth_errf(err, EFBIG, "HAProxy %s: answer over %u bytes", sock, LB_ANSWER_MAX);
+				return berth_errf(err, EFBIG, "HAProxy %s: answer over %u bytes",
+						  sock, LB_ANSWER_MAX);
 			char *nb = realloc(buf, cap = cap ? 2 * cap : 8192);
 			if (!nb)
 				return berth_errf(err, ENOMEM, "HAProxy %s", sock);
@@ -250,7 +251,10 @@ static int wait_ready(struct lb *lb, struct berth_err *err)
 			return 0;
 		if (exited(lb, 20)) {
 			int st = reap(lb);
-			return berth_errf(err, EIO, "HAProxy exited at start (status %d): a listener's port in use, or see its log", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+			return berth_errf(err, EIO,
+					  "HAProxy exited at start (status %d): a listener's port "
+					  "in use, or see its log",
+					  WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 		}
 	}
 	return berth_errf(err, ETIMEDOUT, "HAProxy did not start within %d ms", LB_START_MS);
@@ -267,9 +271,11 @@ int lb_proc_start(struct lb *lb, struct berth_err *err)
 	if (r < 0)
 		return r;
 	lb->pidfd = (int)syscall(SYS_pidfd_open, lb->pid, 0);
-	lb->ev_exit = lb->pidfd >= 0 ? event_new(lb->base, lb->pidfd, EV_READ, on_master_exit, lb) : NULL;
+	lb->ev_exit = lb->pidfd >= 0 ? event_new(lb->base, lb->pidfd, EV_READ, on_master_exit, lb)
+				     : NULL;
 	if (!lb->ev_exit || event_add(lb->ev_exit, NULL) < 0) {
-		r = berth_errnof(err, errno ? errno : ENOMEM, "watch HAProxy (pid %d)", (int)lb->pid);
+		r = berth_errnof(err, errno ? errno : ENOMEM, "watch HAProxy (pid %d)",
+				 (int)lb->pid);
 		lb_proc_stop(lb);
 		return r;
 	}
@@ -298,7 +304,8 @@ static void schedule_restart(struct lb *lb)
 {
 	struct timeval tv = { lb->backoff_ms / 1000, (lb->backoff_ms % 1000) * 1000 };
 	evtimer_add(lb->ev_restart, &tv);
-	lb->backoff_ms = lb->backoff_ms * 2 > LB_BACKOFF_MAX_MS ? LB_BACKOFF_MAX_MS : lb->backoff_ms * 2;
+	lb->backoff_ms = lb->backoff_ms * 2 > LB_BACKOFF_MAX_MS ? LB_BACKOFF_MAX_MS
+								: lb->backoff_ms * 2;
 }
 
 static void restart(struct lb *lb)
@@ -355,12 +362,15 @@ int lb_proc_reload(struct lb *lb, struct berth_err *err)
 		if (show_proc(lb, &now, &e) == 0 && now.reloads > before.reloads)
 			break;
 		if (berth_mono_ms() > deadline)
-			return berth_errf(err, ETIMEDOUT, "reload HAProxy: no new worker within %d ms", LB_START_MS);
+			return berth_errf(err, ETIMEDOUT,
+					  "reload HAProxy: no new worker within %d ms", LB_START_MS);
 		if (exited(lb, 0))
 			return berth_errf(err, EIO, "reload HAProxy: the master exited");
 		sleep_ms(10);
 	}
 	if (now.failed > 0)
-		return berth_errf(err, EIO, "reload HAProxy: the new configuration failed to load (a listener's port taken?); the previous one is still served");
+		return berth_errf(err, EIO,
+				  "reload HAProxy: the new configuration failed to load (a "
+				  "listener's port taken?); the previous one is still served");
 	return 0;
 }

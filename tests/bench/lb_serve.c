@@ -49,8 +49,9 @@ int main(int argc, char **argv)
 		t[i] = (struct lb_target){ "127.0.0.1", atoi(argv[3 + i]), 1, false };
 	struct lb_group g = { "bench", LB_HTTP, { LB_HTTP, "/", 0, 1, 1, 1, 2, "200" }, 0, t, n };
 	struct lb_forward fw = { "bench", 1 };
-	struct lb_listener l = { "bench", atoi(argv[2]), LB_HTTP,
-				 { LB_ACTION_FORWARD, &fw, 1, 0, NULL, NULL }, NULL, 0 };
+	struct lb_listener l = { "bench", atoi(argv[2]),
+				 LB_HTTP, { LB_ACTION_FORWARD, &fw, 1, 0, NULL, NULL },
+				 NULL,	  0 };
 	struct lb_state s = { &l, 1, &g, 1 };
 	struct event_base *base = event_base_new();
 	struct lb_config cfg = { .run_dir = argv[1], .bind_address = "127.0.0.1", .log = stderr };
@@ -63,7 +64,8 @@ int main(int argc, char **argv)
 	while (r == 0 && !all_healthy(lb, t, n)) {
 		if (berth_mono_ms() > end) {
 			r = -ETIMEDOUT;
-			snprintf(err.msg, sizeof(err.msg), "the targets did not turn healthy in 15 s");
+			snprintf(err.msg, sizeof(err.msg),
+				 "the targets did not turn healthy in 15 s");
 		}
 		usleep(20000);
 	}

@@ -97,7 +97,8 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	f->base = event_base_new();
 	char rd[128];
-	struct lb_config cfg = { .run_dir = run_dir(f, rd, sizeof(rd)), .bind_address = "127.0.0.1" };
+	struct lb_config cfg = { .run_dir = run_dir(f, rd, sizeof(rd)),
+				 .bind_address = "127.0.0.1" };
 	struct berth_err err = { 0 };
 	int r = lb_new(f->base, &cfg, &f->lb, &err);
 	if (r < 0)
@@ -121,7 +122,8 @@ static int teardown(void **state)
 	/* No socket file, no pid file left: lb_free removed them. */
 	_cleanup_closedir_ DIR *d = opendir(run_dir(f, rd, sizeof(rd)));
 	for (struct dirent *e; d && (e = readdir(d));)
-		assert_true(strcmp(e->d_name, "admin.sock") != 0 && strcmp(e->d_name, "master.sock") != 0 &&
+		assert_true(strcmp(e->d_name, "admin.sock") != 0 &&
+			    strcmp(e->d_name, "master.sock") != 0 &&
 			    strcmp(e->d_name, "haproxy.pid") != 0);
 	assert_int_equal(berth_rm_rf_at(AT_FDCWD, f->dir, NULL), 0);
 	free(f);
@@ -188,7 +190,8 @@ static void wait_health(struct fx *f, const char *group, const struct backend *b
 	int64_t end = berth_mono_ms() + DEADLINE_MS;
 	while (health(f, group, b, h) != want) {
 		if (berth_mono_ms() > end)
-			fail_msg("target %s: state %d, reason %s, not %d", b->id, h->state, h->reason, want);
+			fail_msg("target %s: state %d, reason %s, not %d", b->id, h->state,
+				 h->reason, want);
 		event_base_loop(f->base, EVLOOP_NONBLOCK);
 		usleep(20000);
 	}
@@ -213,7 +216,10 @@ static long worker_pid(struct fx *f)
 	return atol(p + 6);
 }
 
-#define HC_FAST { LB_HTTP, "/health", 0, 1, 1, 1, 2, "200" }
+#define HC_FAST \
+	{ \
+		LB_HTTP, "/health", 0, 1, 1, 1, 2, "200" \
+	}
 
 /* One HTTP listener forwarding to group "web" with TARGETS. */
 struct one {
@@ -231,7 +237,9 @@ static void one_init(struct one *o, int port, struct backend **bs, size_t n)
 		o->t[i] = (struct lb_target){ "127.0.0.1", bs[i]->port, 1, false };
 	o->g = (struct lb_group){ "web", LB_HTTP, HC_FAST, 0, o->t, n };
 	o->fw = (struct lb_forward){ "web", 1 };
-	o->l = (struct lb_listener){ "http", port, LB_HTTP, { LB_ACTION_FORWARD, &o->fw, 1, 0, NULL, NULL }, NULL, 0 };
+	o->l = (struct lb_listener){ "http",  port,
+				     LB_HTTP, { LB_ACTION_FORWARD, &o->fw, 1, 0, NULL, NULL },
+				     NULL,    0 };
 	o->s = (struct lb_state){ &o->l, 1, &o->g, 1 };
 }
 
@@ -285,7 +293,8 @@ static void test_spread_and_drain(void **state)
 	assert_true(c[0] >= 5 && c[2] >= 5);
 	assert_int_equal(worker_pid(f), pid);
 	struct berth_err err = { 0 };
-	assert_int_equal(lb_target_health(f->lb, "web", "127.0.0.1", f->be[1].port, &h, &err), -ENOENT);
+	assert_int_equal(lb_target_health(f->lb, "web", "127.0.0.1", f->be[1].port, &h, &err),
+			 -ENOENT);
 }
 
 static void test_unhealthy_gets_no_traffic(void **state)
@@ -391,10 +400,13 @@ static void test_rules_and_fixed_response(void **state)
 	struct fx *f = *state;
 	struct backend *a = backend_start(f, "api", 200), *w = backend_start(f, "www", 200);
 	int port = free_port();
-	struct lb_target ta = { "127.0.0.1", a->port, 1, false }, tw = { "127.0.0.1", w->port, 1, false };
-	struct lb_group g[2] = { { "api", LB_HTTP, HC_FAST, 0, &ta, 1 }, { "www", LB_HTTP, HC_FAST, 0, &tw, 1 } };
+	struct lb_target ta = { "127.0.0.1", a->port, 1, false },
+			 tw = { "127.0.0.1", w->port, 1, false };
+	struct lb_group g[2] = { { "api", LB_HTTP, HC_FAST, 0, &ta, 1 },
+				 { "www", LB_HTTP, HC_FAST, 0, &tw, 1 } };
 	struct lb_forward fa = { "api", 1 }, fw = { "www", 1 };
-	const char *paths[] = { "/api/*", "/v?/x" }, *hosts[] = { "*.Example.com" }, *fpaths[] = { "/fixed" };
+	const char *paths[] = { "/api/*", "/v?/x" }, *hosts[] = { "*.Example.com" },
+		   *fpaths[] = { "/fixed" };
 	/* A body no quoting survives: quotes, a newline, '#', a backslash. */
 	const char *body = "{\"a\": 'b'}\n# not a comment \\x41 %[src]";
 	struct lb_rule rules[3] = {
@@ -402,8 +414,10 @@ static void test_rules_and_fixed_response(void **state)
 		{ 10, paths, 2, NULL, 0, { LB_ACTION_FORWARD, &fa, 1, 0, NULL, NULL } },
 		{ 5, fpaths, 1, NULL, 0, { LB_ACTION_FIXED, NULL, 0, 418, "application/json", body } },
 	};
-	struct lb_listener l = { "http", port, LB_HTTP,
-				 { LB_ACTION_FIXED, NULL, 0, 404, "text/plain", "no route" }, rules, 3 };
+	struct lb_listener l = {
+		"http", port, LB_HTTP, { LB_ACTION_FIXED, NULL, 0, 404, "text/plain", "no route" },
+		rules,	3
+	};
 	struct lb_state s = { &l, 1, g, 2 };
 	apply_ok(f, &s);
 	struct lb_target_health h;
@@ -411,7 +425,7 @@ static void test_rules_and_fixed_response(void **state)
 	wait_health(f, "www", w, LB_HEALTHY, &h);
 	char out[256];
 	assert_int_equal(get(f, port, "/api/users", "www.example.com", out), 200);
-	assert_string_equal(out, "api");     /* priority 10 before 20 */
+	assert_string_equal(out, "api"); /* priority 10 before 20 */
 	assert_int_equal(get(f, port, "/v2/x", NULL, out), 200);
 	assert_string_equal(out, "api");
 	assert_int_equal(get(f, port, "/v22/x", NULL, out), 404);
@@ -435,13 +449,15 @@ static void test_tcp_listener(void **state)
 	struct lb_target t = { "127.0.0.1", b->port, 1, false };
 	struct lb_group g = { "tcp", LB_TCP, { LB_TCP, NULL, 0, 1, 1, 1, 2, NULL }, 0, &t, 1 };
 	struct lb_forward fw = { "tcp", 1 };
-	struct lb_listener l = { "nlb", port, LB_TCP, { LB_ACTION_FORWARD, &fw, 1, 0, NULL, NULL }, NULL, 0 };
+	struct lb_listener l = { "nlb", port, LB_TCP, { LB_ACTION_FORWARD, &fw, 1, 0, NULL, NULL },
+				 NULL,	0 };
 	struct lb_state s = { &l, 1, &g, 1 };
 	apply_ok(f, &s);
 	struct lb_target_health h;
 	wait_health(f, "tcp", b, LB_HEALTHY, &h);
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	const char req[] = "NOT-HTTP\r\n\r\n";
@@ -547,7 +563,8 @@ static void test_injection_refused(void **state)
 	assert_string_equal(body, "A");
 	/* Nothing listens on the port the path pattern tried to bind. */
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)evil_port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)evil_port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), -1);
 }
@@ -558,10 +575,13 @@ static void test_weighted_forward(void **state)
 	struct fx *f = *state;
 	struct backend *a = backend_start(f, "A", 200), *b = backend_start(f, "B", 200);
 	int port = free_port(), c[MAX_BACKENDS];
-	struct lb_target ta = { "127.0.0.1", a->port, 1, false }, tb = { "127.0.0.1", b->port, 1, false };
-	struct lb_group g[2] = { { "ga", LB_HTTP, HC_FAST, 0, &ta, 1 }, { "gb", LB_HTTP, HC_FAST, 0, &tb, 1 } };
+	struct lb_target ta = { "127.0.0.1", a->port, 1, false },
+			 tb = { "127.0.0.1", b->port, 1, false };
+	struct lb_group g[2] = { { "ga", LB_HTTP, HC_FAST, 0, &ta, 1 },
+				 { "gb", LB_HTTP, HC_FAST, 0, &tb, 1 } };
 	struct lb_forward fw[2] = { { "ga", 1 }, { "gb", 0 } };
-	struct lb_listener l = { "http", port, LB_HTTP, { LB_ACTION_FORWARD, fw, 2, 0, NULL, NULL }, NULL, 0 };
+	struct lb_listener l = { "http", port, LB_HTTP, { LB_ACTION_FORWARD, fw, 2, 0, NULL, NULL },
+				 NULL,	 0 };
 	struct lb_state s = { &l, 1, g, 2 };
 	apply_ok(f, &s);
 	struct lb_target_health h;
@@ -663,7 +683,7 @@ static void test_leftover_haproxy_replaced(void **state)
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	char body[256];
 	int64_t end = berth_mono_ms() + DEADLINE_MS;
-	while (get(f, port, "/", NULL, body) != 200)   /* the orphan serves */
+	while (get(f, port, "/", NULL, body) != 200) /* the orphan serves */
 		assert_true(berth_mono_ms() < end);
 	struct lb_config cfg = { .run_dir = rd, .bind_address = "127.0.0.1" };
 	struct berth_err err = { 0 };
