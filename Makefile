@@ -12,7 +12,7 @@ DEB_PKGS := build-essential dpkg-dev pkg-config clang clang-format libclang-rt-1
 	busybox-static zstd docker-registry apache2-utils skopeo podman runc \
 	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 libcap-dev libseccomp-dev \
 	qemu-system-x86 linux-image-amd64 python3 e2fsprogs kmod \
-	libevent-dev python3-botocore python3-boto3 awscli libxml2-dev
+	libevent-dev python3-botocore python3-boto3 awscli libxml2-dev haproxy wrk
 # The last line is the cgroup v2 lane (tests/vm/run): qemu TCG boots Debian's
 # kernel; python3 runs the runner (it writes the initramfs cpio itself, so no
 # cpio), mkfs.ext4 makes the scratch disk, busybox-static is the guest's init
@@ -101,6 +101,17 @@ build/$(1)/berth-netpolicy: build/$(1)/obj/$(NETPOL_MAIN:.c=.o) build/$(1)/libbe
 build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o build/$(1)/libberth.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS) -lcmocka
+
+# The load balancer's test target (tests/fixtures/lb_backend.c), beside
+# the unit tests that start it.
+build/$(1)/tests/lb_backend: build/$(1)/obj/tests/fixtures/lb_backend.o
+	@mkdir -p $$(@D)
+	$$(CC) $$(OPT_$(1)) -o $$@ $$^
+build/$(1)/tests/test_lb: | build/$(1)/tests/lb_backend
+# The load balancer benchmark's driver (tests/bench/lb.py).
+build/$(1)/tests/lb_serve: build/$(1)/obj/tests/bench/lb_serve.o build/$(1)/libberth.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
 
 -include $$(shell find build/$(1) -name '*.d' 2>/dev/null)
 endef
@@ -210,7 +221,7 @@ test: deps
 	@$(MAKE) --no-print-directory integration INTEGRATION_SKIP="$(INTEGRATION_ASAN)"
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all build/release/tests/lb_serve build/release/tests/lb_backend
 	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/bench/run.py
 
 # N tasks at once (default 1000; not part of bench: it holds the host for
