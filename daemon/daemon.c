@@ -12,6 +12,7 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "daemon/elb/elb.h"
+#include "daemon/lb/lb.h"
 #include "daemon/server/api.h"
 #include "daemon/server/credentials.h"
 #include "daemon/daemon.h"
@@ -19,6 +20,9 @@
 #include "daemon/sched/sched.h"
 #include "daemon/svc/svc.h"
 #include "daemon/store/store.h"
+
+/* lb.h declares no scope cleanup of its own. */
+DEFINE_CLEANUP_FUNC(struct lb, lb_free)
 
 DEFINE_CLEANUP_FUNC(struct event_base, event_base_free)
 DEFINE_CLEANUP_FUNC(struct event, event_free)
@@ -205,13 +209,21 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	if (!sigterm || !sigint || event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
 		return berth_errf(err, ENOMEM, "cannot watch SIGTERM/SIGINT");
 
-	/* The load balancers' API (daemon/elb), its state in the store:
-	 * before the task engine, whose hooks tell it about services' tasks
-	 * (adopted ones too), and freed after it. */
+	/* The load balancers: HAProxy (daemon/lb) serving what the ELBv2 API
+	 * (daemon/elb) keeps in the store, re-applied now; before the task
+	 * engine, whose hooks tell the API about services' tasks (adopted
+	 * ones too), and freed after it. */
+	_cleanup_free_ char *lb_dir = NULL;
+	if (asprintf(&lb_dir, "%s/lb", run_root) < 0)
+		return berth_errf(err, ENOMEM, "out of memory");
+	struct lb_config lc = { .run_dir = lb_dir, .bind_address = o->lb_address, .log = o->log };
+	_cleanup_(lb_freep) struct lb *lb = NULL;
+	if ((r = lb_new(base, &lc, &lb, err)) < 0)
+		return r;
 	struct elb_config ec = {
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
 		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
-		.dns_name = o->lb_address, .log = o->log,
+		.dns_name = o->lb_address, .lb = lb, .log = o->log,
 	};
 	_cleanup_(elb_freep) struct elb *elb = NULL;
 	if ((r = elb_new(base, store, &ec, &elb, err)) < 0)

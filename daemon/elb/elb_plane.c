@@ -1,5 +1,6 @@
 /* daemon/elb/elb_plane: the stored state handed to the data plane
- * (daemon/lb/lb.h), and the drain timer. */
+ * (daemon/lb/lb.h) whole, target health read from it, and the drain
+ * timer. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,26 +10,26 @@
 
 #include "common/time.h"
 #include "daemon/elb/elb_internal.h"
+#include "daemon/elb/elb_state.h"
+#include "daemon/lb/lb.h"
 
-/* The data plane (daemon/lb, HAProxy) is not part of this build yet: the
- * state is kept and answered about, and nothing is served. */
 int elb_plane_apply(struct elb *e, struct berth_err *err)
 {
-	(void)e;
-	(void)err;
-	return 0;
+	if (!e->cfg.lb)
+		return 0;
+	_cleanup_(elb_state_freep) struct elb_state *p = NULL;
+	int r = elb_state_build(e->store, berth_real_ms(), &p, err);
+	return r < 0 ? r : lb_apply(e->cfg.lb, elb_state_get(p), err);
 }
 
 int elb_plane_health(struct elb *e, const char *tg_arn, const char *addr, int port,
 		     struct lb_target_health *ret, struct berth_err *err)
 {
-	(void)e;
-	(void)tg_arn;
-	(void)addr;
-	(void)port;
-	(void)ret;
-	(void)err;
-	return -ENODEV;
+	if (!e->cfg.lb)
+		return -ENODEV;
+	char name[40];
+	elb_plane_name(tg_arn, name);
+	return lb_target_health(e->cfg.lb, name, addr, port, ret, err);
 }
 
 /* ---- draining ---- */

@@ -580,3 +580,170 @@ def test_cli_lb_ls_and_targets(daemon, elb):
         assert lines[1].split()[:2] == ["127.0.0.7", "8080"]
     p = berth(daemon, "lb", "targets", "nope")
     assert p.returncode == 1 and "TargetGroupNotFound" in p.stderr, p.stderr
+
+
+# ---- end to end: HAProxy serving what the API asked for ----
+
+class Backend:
+    """An HTTP server on 127.0.0.1 in this process: answers NAME on every
+    path, and on /health the status in self.health."""
+
+    def __init__(self, name):
+        import http.server
+        import threading
+        backend = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                code = backend.health if self.path == "/health" else 200
+                body = backend.name.encode()
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.name, self.health = name, 200
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def backends():
+    bs = [Backend("one"), Backend("two")]
+    yield bs
+    for b in bs:
+        b.stop()
+
+
+def get(port, path="/", host=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path, headers={"Host": host} if host else {})
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        c.close()
+
+
+def try_get(port, path="/", host=None):
+    """get(), or None while the listener is not (yet) serving."""
+    try:
+        return get(port, path, host)
+    except OSError:
+        return None
+
+
+def health(elb, arn):
+    h = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    return {x["Target"]["Port"]: (x["TargetHealth"]["State"], x["TargetHealth"].get("Reason"))
+            for x in h}
+
+
+def serving_group(elb, backends, name="e2e"):
+    lb = elb.create_load_balancer(Name=name)["LoadBalancers"][0]
+    tg = elb.create_target_group(Name=f"{name}-tg", Protocol="HTTP", Port=80, TargetType="ip",
+                                 HealthCheckPath="/health", HealthCheckIntervalSeconds=5,
+                                 HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
+                                 UnhealthyThresholdCount=2)["TargetGroups"][0]
+    arn = tg["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1", "Port": b.port}
+                                                      for b in backends])
+    port = tk_free_port()
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": arn}])
+    return lb, arn, port
+
+
+def test_requests_spread_health_and_drain(daemon, elb, backends):
+    lb, arn, port = serving_group(elb, backends)
+    want = {b.port: ("healthy", None) for b in backends}
+    tk.poll_until(lambda: health(elb, arn) == want, 40, "both targets healthy")
+    seen = {get(port)[1] for _ in range(20)}
+    assert seen == {"one", "two"}
+    # A failing health check: unhealthy with the code, no traffic.
+    backends[1].health = 500
+    tk.poll_until(lambda: health(elb, arn)[backends[1].port] ==
+                  ("unhealthy", "Target.ResponseCodeMismatch"), 40, "target two unhealthy")
+    assert {get(port) for _ in range(10)} == {(200, "one")}
+    backends[1].health = 200
+    tk.poll_until(lambda: health(elb, arn) == want, 40, "target two healthy again")
+    # Deregistered: draining for the delay, then gone; traffic to the other.
+    elb.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "2"}])
+    elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1",
+                                                         "Port": backends[0].port}])
+    assert health(elb, arn)[backends[0].port] == ("draining", "Target.DeregistrationInProgress")
+    assert {get(port) for _ in range(10)} == {(200, "two")}
+    tk.poll_until(lambda: list(health(elb, arn)) == [backends[1].port], 20, "the drain to end")
+
+
+def test_rules_route_and_network_lb_forwards_tcp(daemon, elb, backends):
+    lb, arn, port = serving_group(elb, backends[:1], name="rules")
+    tg2 = elb.create_target_group(Name="two", Protocol="HTTP", Port=backends[1].port,
+                                  TargetType="ip", HealthCheckIntervalSeconds=5,
+                                  HealthCheckTimeoutSeconds=2,
+                                  HealthyThresholdCount=2)["TargetGroups"][0]
+    elb.register_targets(TargetGroupArn=tg2["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    larn = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"][0]["ListenerArn"]
+    elb.create_rule(ListenerArn=larn, Priority=1, Conditions=[
+        {"Field": "path-pattern", "Values": ["/two/*"]}],
+        Actions=[{"Type": "forward", "TargetGroupArn": tg2["TargetGroupArn"]}])
+    elb.create_rule(ListenerArn=larn, Priority=2, Conditions=[
+        {"Field": "host-header", "Values": ["teapot.example"]}],
+        Actions=[{"Type": "fixed-response", "FixedResponseConfig": {
+            "StatusCode": "418", "ContentType": "text/plain", "MessageBody": "short"}}])
+    tk.poll_until(lambda: try_get(port, "/two/x") == (200, "two") and try_get(port) == (200, "one"),
+                  40, "both groups serving")
+    assert get(port, "/", host="teapot.example") == (418, "short")
+    # A network load balancer forwards raw TCP.
+    nlb = elb.create_load_balancer(Name="tcp", Type="network")["LoadBalancers"][0]
+    ttg = elb.create_target_group(Name="tcp-tg", Protocol="TCP", Port=backends[1].port,
+                                  TargetType="ip", HealthCheckIntervalSeconds=5,
+                                  HealthCheckTimeoutSeconds=2,
+                                  HealthyThresholdCount=2)["TargetGroups"][0]
+    elb.register_targets(TargetGroupArn=ttg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    tport = tk_free_port()
+    elb.create_listener(LoadBalancerArn=nlb["LoadBalancerArn"], Protocol="TCP", Port=tport,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": ttg["TargetGroupArn"]}])
+    tk.poll_until(lambda: try_get(tport) == (200, "two"), 40, "the TCP listener forwarding")
+
+
+def test_listener_port_taken_by_another_program(daemon, elb, backends):
+    import socket
+    lb = elb.create_load_balancer(Name="taken")["LoadBalancers"][0]
+    tg = elb.create_target_group(Name="taken-tg", Protocol="HTTP", Port=80,
+                                 TargetType="ip")["TargetGroups"][0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(ClientError) as e:
+            elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP",
+                                Port=s.getsockname()[1], DefaultActions=[
+                                    {"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
+    assert code_of(e) == "DuplicateListener"
+    assert elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] == []
+
+
+def test_served_again_after_restart(tmpdir_short, backends):
+    d = Daemon(tmpdir_short, extra=("--lb-address", "127.0.0.1")).wait_ready()
+    try:
+        elb = make_elbv2(d)
+        lb, arn, port = serving_group(elb, backends)
+        tk.poll_until(lambda: (try_get(port) or (0,))[0] == 200, 40, "the listener serving")
+    finally:
+        d.stop()
+    d = Daemon(tmpdir_short, extra=("--lb-address", "127.0.0.1"), name="again").wait_ready()
+    try:
+        tk.poll_until(lambda: (try_get(port) or (0,))[0] == 200, 40,
+                      "the listener serving after the restart")
+    finally:
+        d.stop()
