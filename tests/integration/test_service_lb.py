@@ -7,8 +7,26 @@ from botocore.exceptions import ClientError
 
 from fixtures import tasks as tk
 from test_api_elbv2 import make_elbv2
-from test_api_tasks import register, sh, tmp_tasks  # noqa: F401
-from test_services import IDLE, create, ecs, running_tasks, sdaemon, stable  # noqa: F401
+from test_api_clusters import make_client
+from test_api_tasks import TaskDaemon, finish, register, sh, tmp_tasks  # noqa: F401
+from test_services import (HEALTHY_AFTER, IDLE, create, running_tasks, stable,
+                           stop_services_and_tasks)
+
+
+@pytest.fixture
+def sdaemon(tmp_tasks, task_net, registry_anon):
+    """test_services.py's daemon, its listeners bound to 127.0.0.1 only."""
+    d = TaskDaemon(tmp_tasks, task_net, HEALTHY_AFTER + ["--lb-address", "127.0.0.1"],
+                   registry=registry_anon).wait_ready()
+    yield d
+    finish(d, task_net, stop_services_and_tasks)
+
+
+@pytest.fixture
+def ecs(sdaemon):
+    c = make_client(sdaemon)
+    c.create_cluster()
+    return c
 
 
 def task_ip(t):
@@ -73,3 +91,35 @@ def test_load_balancers_refused(ecs, sdaemon):
         assert e.value.response["Error"]["Code"] == "InvalidParameterException"
         assert words in e.value.response["Error"]["Message"], e.value.response["Error"]
     assert ecs.list_services()["serviceArns"] == []
+
+
+def test_service_behind_a_load_balancer_serves_every_task(ecs, sdaemon):
+    """Two awsvpc tasks answering their hostname (busybox httpd) behind an
+    application load balancer on 127.0.0.1: requests reach both."""
+    from test_api_elbv2 import get, tk_free_port
+    elb = make_elbv2(sdaemon)
+    lb = elb.create_load_balancer(Name="web")["LoadBalancers"][0]
+    arn = elb.create_target_group(Name="web", Protocol="HTTP", Port=80, TargetType="ip",
+                                  HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                  HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    port = tk_free_port()
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": arn}])
+    serve = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"
+    td = register(ecs, sdaemon, [sh("app", serve, portMappings=[{"containerPort": 8080}])],
+                  family="web")
+    create(ecs, td, count=2, loadBalancers=[
+        {"targetGroupArn": arn, "containerName": "app", "containerPort": 8080}])
+    stable(ecs)
+
+    def healthy():
+        h = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        return len(h) == 2 and {x["TargetHealth"]["State"] for x in h} == {"healthy"}
+    tk.poll_until(healthy, 60, "both tasks healthy in the target group")
+    answers = set()
+    for _ in range(20):
+        status, body = get(port)
+        assert status == 200
+        answers.add(body.strip())
+    assert len(answers) == 2, answers
+    ecs.delete_service(service="web", force=True)
