@@ -74,8 +74,8 @@ static int call(struct ecs *e, const char *action, const char *params, xmlDocPtr
 	xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
 	if (!root) {
 		free_doc(&doc);
-		return berth_errf(err, EBADMSG, "%s: HTTP %ld: the answer is not XML: %.200s", action,
-				  status, body);
+		return berth_errf(err, EBADMSG, "%s: HTTP %ld: the answer is not XML: %.200s",
+				  action, status, body);
 	}
 	if (status != 200) {
 		char code[128], msg[512];
@@ -136,14 +136,16 @@ static int lb_ls(struct cli *c, int argc, char **argv)
 	_cleanup_(ecs_closep) struct ecs *e = NULL;
 	_cleanup_(free_doc) xmlDocPtr doc = NULL;
 	xmlNodePtr res;
-	if (ecs_open(c->socket, &e, &err) < 0 || call(e, "DescribeLoadBalancers", "", &doc, &res, &err) < 0)
+	if (ecs_open(c->socket, &e, &err) < 0 ||
+	    call(e, "DescribeLoadBalancers", "", &doc, &res, &err) < 0)
 		return cli_fail(&err);
 	_cleanup_(table_done) struct table tab = TABLE_INIT(ls_cols);
 	for (xmlNodePtr m = child(child(res, "LoadBalancers"), "member"); m; m = m->next) {
 		if (m->type != XML_ELEMENT_NODE)
 			continue;
 		char name[64], type[16], state[32], dns[256], arn[512], ls[512];
-		if (listeners(e, text(m, "LoadBalancerArn", arn, sizeof(arn)), ls, sizeof(ls), &err) < 0)
+		if (listeners(e, text(m, "LoadBalancerArn", arn, sizeof(arn)), ls, sizeof(ls),
+			      &err) < 0)
 			return cli_fail(&err);
 		const char *row[] = { text(m, "LoadBalancerName", name, sizeof(name)),
 				      text(m, "Type", type, sizeof(type)),
@@ -160,7 +162,8 @@ static int lb_ls(struct cli *c, int argc, char **argv)
 static int tg_arn(struct ecs *e, const char *arg, char *out, size_t len, struct berth_err *err)
 {
 	bool is_arn = strncmp(arg, "arn:", 4) == 0;
-	_cleanup_free_ char *params = param(is_arn ? "TargetGroupArns.member.1" : "Names.member.1", arg);
+	_cleanup_free_ char *params = param(is_arn ? "TargetGroupArns.member.1" : "Names.member.1",
+					    arg);
 	if (!params)
 		return berth_errf(err, ENOMEM, "out of memory");
 	_cleanup_(free_doc) xmlDocPtr doc = NULL;
@@ -180,8 +183,10 @@ static int lb_targets(struct cli *c, int argc, char **argv)
 {
 	const struct cli_cmd cmd = {
 		.usage = "berth lb targets TARGET-GROUP",
-		.help = "Lists a target group's targets (TARGET-GROUP: its name or ARN) with their\n"
-			"health as the load balancer sees it: initial, healthy, unhealthy, draining\n"
+		.help = "Lists a target group's targets (TARGET-GROUP: its name or ARN) with "
+			"their\n"
+			"health as the load balancer sees it: initial, healthy, unhealthy, "
+			"draining\n"
 			"or unused, and why.\n",
 	};
 	int first, rc = cli_parse_args(c, argc, argv, &cmd, 1, 1, &first);
@@ -205,7 +210,8 @@ static int lb_targets(struct cli *c, int argc, char **argv)
 			continue;
 		char id[64], port[16], state[32], reason[64], desc[256];
 		xmlNodePtr t = child(m, "Target"), h = child(m, "TargetHealth");
-		const char *row[] = { text(t, "Id", id, sizeof(id)), text(t, "Port", port, sizeof(port)),
+		const char *row[] = { text(t, "Id", id, sizeof(id)),
+				      text(t, "Port", port, sizeof(port)),
 				      text(h, "State", state, sizeof(state)),
 				      text(h, "Reason", reason, sizeof(reason)),
 				      text(h, "Description", desc, sizeof(desc)) };
@@ -235,7 +241,8 @@ static void lb_usage(FILE *f, bool head)
 	for (size_t i = 0; i < ARRAY_SIZE(subcommands); i++)
 		fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
 	fprintf(f, "\nThe load balancers are managed with the ELBv2 API (aws elbv2, boto3):\n"
-		"docs/load-balancing.md.  `berth lb SUBCOMMAND --help` tells each one's options.\n");
+		   "docs/load-balancing.md.  `berth lb SUBCOMMAND --help` tells each one's "
+		   "options.\n");
 }
 
 int cmd_lb(struct cli *c, int argc, char **argv)

@@ -21,11 +21,15 @@ static int container_port(struct api_call *c, const cJSON *body, const char *nam
 		cJSON_ArrayForEach(pm, cJSON_GetObjectItemCaseSensitive(ctr, "portMappings"))
 			if (json_int(pm, "containerPort", -1) == port)
 				return 0;
-		return api_error(c, 0, API_E_INVALID, "The container %s did not have a container port"
-				 " %lld defined.", name, (long long)port);
+		return api_error(c, 0, API_E_INVALID,
+				 "The container %s did not have a container port"
+				 " %lld defined.",
+				 name, (long long)port);
 	}
-	return api_error(c, 0, API_E_INVALID, "The container %s does not exist in the task"
-			 " definition.", name);
+	return api_error(c, 0, API_E_INVALID,
+			 "The container %s does not exist in the task"
+			 " definition.",
+			 name);
 }
 
 /* The target group must be the ELBv2 API's, of target type ip (awsvpc
@@ -36,16 +40,21 @@ static int target_group(struct api_call *c, const char *arn)
 	struct berth_err err = { 0 };
 	int res = store_elb_res_get(c->store, arn, &r, &err);
 	if (res == -ENOENT || (res == 0 && strcmp(r->kind, "targetgroup") != 0))
-		return api_error(c, 0, API_E_INVALID, "The target group with targetGroupArn %.300s"
-				 " does not exist.", arn);
+		return api_error(c, 0, API_E_INVALID,
+				 "The target group with targetGroupArn %.300s"
+				 " does not exist.",
+				 arn);
 	if (res < 0)
 		return api_store_error(c, res, &err);
 	_cleanup_(cJSON_Deletep) cJSON *doc = cJSON_Parse(r->doc_json);
 	const char *type = json_str(doc, "TargetType");
 	if (!type || strcmp(type, "ip") != 0)
-		return api_error(c, 0, API_E_INVALID, "The provided target group %s has target type"
-				 " %s, which is incompatible with the awsvpc network mode specified in"
-				 " the task definition.", arn, type ? type : "?");
+		return api_error(c, 0, API_E_INVALID,
+				 "The provided target group %s has target type"
+				 " %s, which is incompatible with the awsvpc network mode "
+				 "specified in"
+				 " the task definition.",
+				 arn, type ? type : "?");
 	return 0;
 }
 
@@ -55,8 +64,10 @@ int api_check_load_balancers(struct api_call *c, const char *td_arn)
 	if (!lbs || (cJSON_IsArray(lbs) && !cJSON_GetArraySize(lbs)))
 		return 0;
 	if (!cJSON_IsArray(lbs) || cJSON_GetArraySize(lbs) > LOAD_BALANCERS_MAX)
-		return api_error(c, 0, API_E_INVALID, "loadBalancers: a list of at most %d load"
-				 " balancers", LOAD_BALANCERS_MAX);
+		return api_error(c, 0, API_E_INVALID,
+				 "loadBalancers: a list of at most %d load"
+				 " balancers",
+				 LOAD_BALANCERS_MAX);
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	struct berth_err err = { 0 };
 	int r = store_task_definition_get(c->store, td_arn, &td, &err);
@@ -74,7 +85,8 @@ int api_check_load_balancers(struct api_call *c, const char *td_arn)
 				&port) < 0)
 			return -1;
 		if (cJSON_GetObjectItemCaseSensitive(lb, "loadBalancerName"))
-			return api_error(c, 0, API_E_UNSUPPORTED, "loadBalancers.loadBalancerName: Berth"
+			return api_error(c, 0, API_E_UNSUPPORTED,
+					 "loadBalancers.loadBalancerName: Berth"
 					 " has no Classic Load Balancers; name a targetGroupArn");
 		if (target_group(c, tg) < 0 || container_port(c, body, name, port) < 0)
 			return -1;

@@ -16,7 +16,7 @@
 struct elb_op {
 	const char *name;
 	elb_op_fn *fn;
-	bool read;              /* runs in one store snapshot */
+	bool read; /* runs in one store snapshot */
 };
 
 static const struct elb_op ops[] = {
@@ -59,7 +59,7 @@ static int code_status(const char *code)
 int elb_fail(struct elb_call *c, const char *code, const char *fmt, ...)
 {
 	if (c->code[0])
-		return -1;  /* the first error is the one reported */
+		return -1; /* the first error is the one reported */
 	snprintf(c->code, sizeof(c->code), "%s", code);
 	c->status = code_status(code);
 	va_list ap;
@@ -156,8 +156,11 @@ int elb_load(struct elb_call *c, enum elb_kind kind, const char *arn,
 	int r = store_elb_res_get(c->e->store, arn, &res, &err);
 	if (r == -ENOENT || (r == 0 && strcmp(res->kind, kind_words[kind]) != 0))
 		return elb_fail(c, notfound_codes[kind], "One or more %s not found: '%.300s'",
-				kind == ELB_LB ? "load balancers" : kind == ELB_TG ? "target groups"
-				: kind == ELB_LISTENER ? "listeners" : "rules", arn);
+				kind == ELB_LB	       ? "load balancers"
+				: kind == ELB_TG       ? "target groups"
+				: kind == ELB_LISTENER ? "listeners"
+						       : "rules",
+				arn);
 	if (r < 0)
 		return elb_fail_store(c, r, &err, NULL, NULL);
 	cJSON *doc = cJSON_Parse(res->doc_json);
@@ -234,9 +237,11 @@ static const struct elb_op *envelope(struct elb_call *c)
 	}
 	const struct elb_op *op = find_op(action);
 	if (!op) {
-		elb_fail(c, "InvalidAction", "Could not find operation %.100s for version "
-			 ELB_VERSION " (Berth's load balancers support a subset: "
-			 "docs/load-balancing.md)", action);
+		elb_fail(c, "InvalidAction",
+			 "Could not find operation %.100s for version " ELB_VERSION
+			 " (Berth's load balancers support a subset: "
+			 "docs/load-balancing.md)",
+			 action);
 		return NULL;
 	}
 	if (!version || !*version) {
@@ -244,8 +249,10 @@ static const struct elb_op *envelope(struct elb_call *c)
 		return NULL;
 	}
 	if (strcmp(version, ELB_VERSION) != 0) {
-		elb_fail(c, "InvalidAction", "Could not find operation %s for version %.40s"
-			 " (only " ELB_VERSION ")", action, version);
+		elb_fail(c, "InvalidAction",
+			 "Could not find operation %s for version %.40s"
+			 " (only " ELB_VERSION ")",
+			 action, version);
 		return NULL;
 	}
 	return op;
@@ -268,7 +275,8 @@ static int txn_op(struct store *s, void *arg, struct berth_err *err)
 		return elb_fail(c, "DuplicateListener", "%s", err->msg), r;
 	if (r < 0)
 		return elb_fail(c, "InternalFailure", "the load balancers' data plane: %s",
-				err->msg), r;
+				err->msg),
+		       r;
 	return 0;
 }
 
@@ -291,8 +299,8 @@ static int run_op(struct elb_call *c, const struct elb_op *op)
 	return r;
 }
 
-void elb_serve(struct elb *e, const char *body, size_t len, const char *request_id,
-	       int *ret_status, char **ret_body)
+void elb_serve(struct elb *e, const char *body, size_t len, const char *request_id, int *ret_status,
+	       char **ret_body)
 {
 	struct elb_call c = { .e = e, .now_ms = berth_real_ms() };
 	char msg[256];
@@ -327,8 +335,10 @@ int elb_check_name(struct elb_call *c, const char *what, const char *name)
 		ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
 		     (name[i] >= '0' && name[i] <= '9') || name[i] == '-';
 	if (!ok)
-		return elb_fail(c, "ValidationError", "%s name '%.64s' must have 1 to 32 characters:"
-				" letters, digits and hyphens, not starting or ending with a hyphen",
+		return elb_fail(c, "ValidationError",
+				"%s name '%.64s' must have 1 to 32 characters:"
+				" letters, digits and hyphens, not starting or ending with a "
+				"hyphen",
 				what, name);
 	if (strncmp(name, "internal-", 9) == 0)
 		return elb_fail(c, "ValidationError", "%s name '%s' cannot begin with 'internal-'",
@@ -351,8 +361,8 @@ int elb_take_page(struct elb_call *c, int *ret_from, int *ret_size)
 	long v = 0;
 	if (strncmp(marker, "berth-", 6) != 0 || (v = strtol(marker + 6, &end, 10)) < 1 || *end ||
 	    v > 1000000)
-		return elb_fail(c, "ValidationError", "Marker '%.64s' was not handed out by this API",
-				marker);
+		return elb_fail(c, "ValidationError",
+				"Marker '%.64s' was not handed out by this API", marker);
 	*ret_from = (int)v;
 	return 0;
 }
@@ -384,7 +394,7 @@ static int check_quota(struct elb_call *c, enum elb_kind kind)
 {
 	int max = kind == ELB_LB ? LOAD_BALANCERS_MAX : kind == ELB_TG ? TARGET_GROUPS_MAX : 0;
 	if (!max)
-		return 0;  /* listeners and rules have theirs per parent */
+		return 0; /* listeners and rules have theirs per parent */
 	struct store_elb_res *rs = NULL;
 	size_t n = 0;
 	struct berth_err err = { 0 };
@@ -394,8 +404,8 @@ static int check_quota(struct elb_call *c, enum elb_kind kind)
 		return elb_fail_store(c, r, &err, NULL, NULL);
 	if (n >= (size_t)max)
 		return elb_fail(c, kind == ELB_LB ? "TooManyLoadBalancers" : "TooManyTargetGroups",
-				"There are %zu %s already: at most %d", n, kind == ELB_LB ?
-				"load balancers" : "target groups", max);
+				"There are %zu %s already: at most %d", n,
+				kind == ELB_LB ? "load balancers" : "target groups", max);
 	return 0;
 }
 
@@ -408,14 +418,20 @@ int elb_insert(struct elb_call *c, enum elb_kind kind, const char *arn, const ch
 	if (!s)
 		return elb_fail(c, "InternalFailure", "out of memory");
 	struct store_elb_res r = {
-		.arn = (char *)arn, .kind = (char *)kind_words[kind], .name = (char *)name,
-		.parent_arn = (char *)parent, .created_at = c->now_ms, .doc_json = s,
+		.arn = (char *)arn,
+		.kind = (char *)kind_words[kind],
+		.name = (char *)name,
+		.parent_arn = (char *)parent,
+		.created_at = c->now_ms,
+		.doc_json = s,
 	};
 	struct berth_err err = { 0 };
 	int res = store_elb_res_insert(c->e->store, &r, &err);
 	if (res == -EEXIST)
-		return elb_fail(c, kind == ELB_LB ? "DuplicateLoadBalancerName"
-				: "DuplicateTargetGroupName", "A %s with the name '%s' already exists",
+		return elb_fail(c,
+				kind == ELB_LB ? "DuplicateLoadBalancerName"
+					       : "DuplicateTargetGroupName",
+				"A %s with the name '%s' already exists",
 				kind == ELB_LB ? "load balancer" : "target group", name);
 	return res < 0 ? elb_fail_store(c, res, &err, NULL, NULL) : 0;
 }

@@ -32,13 +32,13 @@ struct elb;
 #define ELB_SIGNING_NAME "elasticloadbalancing"
 
 struct elb_config {
-	const char *region;        /* ARNs */
+	const char *region; /* ARNs */
 	const char *account_id;
 	/* What DescribeLoadBalancers shows as DNSName: the address the
 	 * listeners are reached at; NULL = this host's name. */
 	const char *dns_name;
-	struct lb *lb;             /* the data plane; NULL = state kept, nothing served */
-	FILE *log;                 /* data-plane failures after the answer; NULL = quiet */
+	struct lb *lb; /* the data plane; NULL = state kept, nothing served */
+	FILE *log;     /* data-plane failures after the answer; NULL = quiet */
 };
 
 /* Re-applies the stored state to CFG->lb and arms the drain timer.  BASE,
@@ -50,8 +50,8 @@ DEFINE_CLEANUP_FUNC(struct elb, elb_free)
 
 /* One Query request (BODY, LEN bytes): the HTTP status and the XML answer
  * (*ret_body, heap, NUL-terminated; NULL only when out of memory). */
-void elb_serve(struct elb *e, const char *body, size_t len, const char *request_id,
-	       int *ret_status, char **ret_body);
+void elb_serve(struct elb *e, const char *body, size_t len, const char *request_id, int *ret_status,
+	       char **ret_body);
 
 /* Task T of an ECS service changed or stopped: registers it in the
  * target groups of the service's loadBalancers while it is RUNNING, and

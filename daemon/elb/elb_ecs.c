@@ -17,7 +17,8 @@ static const char *task_address(const cJSON *attachments)
 	const cJSON *a, *d;
 	cJSON_ArrayForEach(a, attachments)
 		cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(a, "details"))
-			if (json_str(d, "name") && strcmp(json_str(d, "name"), "privateIPv4Address") == 0)
+			if (json_str(d, "name") &&
+			    strcmp(json_str(d, "name"), "privateIPv4Address") == 0)
 				return json_str(d, "value");
 	return NULL;
 }
@@ -56,10 +57,10 @@ void elb_task_changed(struct elb *e, const struct store_task *t)
 	struct berth_err err = { 0 };
 	_cleanup_(store_service_freep) struct store_service *v = NULL;
 	if (store_service_get(e->store, t->cluster, t->service_name, &v, &err) < 0)
-		return;  /* gone already: its targets went with DeleteService's drains */
+		return; /* gone already: its targets went with DeleteService's drains */
 	_cleanup_(cJSON_Deletep) cJSON *cfg = cJSON_Parse(v->config_json);
 	_cleanup_(cJSON_Deletep) cJSON *att = t->attachments_json ? cJSON_Parse(t->attachments_json)
-								   : NULL;
+								  : NULL;
 	const cJSON *lbs = cJSON_GetObjectItemCaseSensitive(cfg, "loadBalancers");
 	const char *addr = task_address(att);
 	if (!cJSON_GetArraySize(lbs) || !addr)
@@ -77,7 +78,8 @@ void elb_task_changed(struct elb *e, const struct store_task *t)
 		return;
 	size_t purged;
 	if ((store_elb_target_purge(e->store, now, &purged, &err) < 0 ||
-	     elb_plane_apply(e, &err) < 0) && e->cfg.log)
+	     elb_plane_apply(e, &err) < 0) &&
+	    e->cfg.log)
 		fprintf(e->cfg.log, "berth daemon: load balancers: task %s: %s\n", t->id, err.msg);
 	elb_drain_arm(e);
 }

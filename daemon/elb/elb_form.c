@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>  /* TAILQ_FOREACH for keyvalq_struct.h */
+#include <sys/queue.h> /* TAILQ_FOREACH for keyvalq_struct.h */
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -23,8 +23,7 @@
 #define FORM_DEPTH_MAX 12
 #define FORM_FIELDS_MAX 4096
 
-__attribute__((format(printf, 3, 4)))
-static int bad(char *msg, size_t len, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int bad(char *msg, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -40,8 +39,11 @@ static int bad(char *msg, size_t len, const char *fmt, ...)
 static long utf8_next(const unsigned char **p)
 {
 	const unsigned char *s = *p;
-	int n = s[0] < 0x80 ? 0 : s[0] >= 0xc2 && s[0] <= 0xdf ? 1 : s[0] >= 0xe0 && s[0] <= 0xef ? 2
-		: s[0] >= 0xf0 && s[0] <= 0xf4 ? 3 : -1;
+	int n = s[0] < 0x80		       ? 0
+		: s[0] >= 0xc2 && s[0] <= 0xdf ? 1
+		: s[0] >= 0xe0 && s[0] <= 0xef ? 2
+		: s[0] >= 0xf0 && s[0] <= 0xf4 ? 3
+					       : -1;
 	if (n < 0)
 		return -1;
 	long c = n ? s[0] & (0x3f >> n) : s[0];
@@ -94,7 +96,7 @@ static bool key_ok(const char *k)
 		if (*seg == '.' && !*++seg)
 			return false;
 	}
-	return *k && !position;  /* "member" last: no position */
+	return *k && !position; /* "member" last: no position */
 }
 
 /* Position IDX (1-based) of ARR, grown with null placeholders (a hole left
@@ -135,25 +137,30 @@ static int insert(cJSON *root, const char *key, const char *value, char *msg, si
 		if (cJSON_IsArray(cur)) {
 			int idx = parse_index(segs[i]);
 			if (idx < 0)
-				return bad(msg, msglen, "Parameter '%.100s': bad list position '%.20s'",
-						key, segs[i]);
+				return bad(msg, msglen,
+					   "Parameter '%.100s': bad list position '%.20s'", key,
+					   segs[i]);
 			cJSON *slot = array_slot(cur, idx);
 			if (!slot)
 				return bad(msg, msglen, "out of memory");
-			if (last ? !cJSON_IsNull(slot) : (!cJSON_IsNull(slot) && !cJSON_IsObject(slot) &&
-							  !cJSON_IsArray(slot)))
+			if (last ? !cJSON_IsNull(slot)
+				 : (!cJSON_IsNull(slot) && !cJSON_IsObject(slot) &&
+				    !cJSON_IsArray(slot)))
 				return bad(msg, msglen, "Parameter '%.100s' given twice", key);
 			bool next_member = !last && strcmp(segs[i + 1], "member") == 0;
-			cJSON *item = last ? cJSON_CreateString(value)
-				: cJSON_IsNull(slot) ? (next_member ? cJSON_CreateArray() : cJSON_CreateObject())
-				: NULL;
+			cJSON *item = last		   ? cJSON_CreateString(value)
+				      : cJSON_IsNull(slot) ? (next_member ? cJSON_CreateArray()
+									  : cJSON_CreateObject())
+							   : NULL;
 			if (item && !cJSON_ReplaceItemInArray(cur, idx - 1, item))
 				return bad(msg, msglen, "out of memory");
 			cur = item ? item : slot;
 			if (next_member) {
 				if (!cJSON_IsArray(cur))
-					return bad(msg, msglen, "Parameter '%.100s' mixes a list and a structure",
-							key);
+					return bad(msg, msglen,
+						   "Parameter '%.100s' mixes a list and a "
+						   "structure",
+						   key);
 				i++;
 			}
 			continue;
@@ -162,8 +169,10 @@ static int insert(cJSON *root, const char *key, const char *value, char *msg, si
 		cJSON *child = cJSON_GetObjectItemCaseSensitive(cur, segs[i]);
 		if (last) {
 			if (child)
-				return bad(msg, msglen, "Parameter '%.100s' given twice or mixed with its"
-						" members", key);
+				return bad(msg, msglen,
+					   "Parameter '%.100s' given twice or mixed with its"
+					   " members",
+					   key);
 			if (!cJSON_AddStringToObject(cur, segs[i], value))
 				return bad(msg, msglen, "out of memory");
 			return 0;
@@ -172,13 +181,16 @@ static int insert(cJSON *root, const char *key, const char *value, char *msg, si
 			child = next_member ? cJSON_AddArrayToObject(cur, segs[i])
 					    : cJSON_AddObjectToObject(cur, segs[i]);
 		if (!child || (next_member ? !cJSON_IsArray(child) : !cJSON_IsObject(child)))
-			return bad(msg, msglen, "Parameter '%.100s' mixes a value, a list and a"
-					" structure", key);
+			return bad(msg, msglen,
+				   "Parameter '%.100s' mixes a value, a list and a"
+				   " structure",
+				   key);
 		cur = child;
 		if (next_member) {
 			i++;
 			if (i + 1 == n)
-				return bad(msg, msglen, "Parameter '%.100s' lacks a list position", key);
+				return bad(msg, msglen, "Parameter '%.100s' lacks a list position",
+					   key);
 		}
 	}
 	return 0;
@@ -190,8 +202,10 @@ static int check_holes(const cJSON *v, char *msg, size_t msglen)
 	const cJSON *it;
 	cJSON_ArrayForEach(it, v) {
 		if (cJSON_IsNull(it))
-			return bad(msg, msglen, "List '%.100s' skips a position: members are"
-					" numbered from 1 without gaps", v->string ? v->string : "?");
+			return bad(msg, msglen,
+				   "List '%.100s' skips a position: members are"
+				   " numbered from 1 without gaps",
+				   v->string ? v->string : "?");
 		if (check_holes(it, msg, msglen) < 0)
 			return -1;
 	}
@@ -217,7 +231,8 @@ int elb_query_parse(const char *body, size_t len, cJSON **ret, char *msg, size_t
 	struct evkeyval *kv;
 	TAILQ_FOREACH(kv, &q, next)
 		if (++n > FORM_FIELDS_MAX)
-			r = bad(msg, msglen, "The request has more than %d parameters", FORM_FIELDS_MAX);
+			r = bad(msg, msglen, "The request has more than %d parameters",
+				FORM_FIELDS_MAX);
 	TAILQ_FOREACH(kv, &q, next) {
 		if (r < 0)
 			break;
@@ -227,8 +242,10 @@ int elb_query_parse(const char *body, size_t len, cJSON **ret, char *msg, size_t
 			break;
 		}
 		if (!key_ok(key) || !value_ok(kv->value)) {
-			r = bad(msg, msglen, "Parameter '%.100s': not a member name, or a value"
-				     " that is not UTF-8 text", key);
+			r = bad(msg, msglen,
+				"Parameter '%.100s': not a member name, or a value"
+				" that is not UTF-8 text",
+				key);
 			break;
 		}
 		if ((r = insert(root, key, kv->value, msg, msglen)) < 0)

@@ -39,9 +39,9 @@ struct elb_call {
 	const struct elb_op *op;
 	cJSON *in;
 	cJSON *spent;
-	cJSON *out;                 /* the <OpResult>'s members */
+	cJSON *out; /* the <OpResult>'s members */
 	int64_t now_ms;
-	bool changed;               /* the data plane must be told */
+	bool changed; /* the data plane must be told */
 	int status;
 	char code[64];
 	char message[512];
@@ -151,7 +151,7 @@ int elb_insert(struct elb_call *c, enum elb_kind kind, const char *arn, const ch
 /* Tags given on creation (`Tags`): read and checked as AddTags does with
  * the other members, stored once the resource is (which frees them). */
 struct elb_tags {
-	struct store_tag *v;        /* strings borrowed from the request */
+	struct store_tag *v; /* strings borrowed from the request */
 	size_t n;
 };
 int elb_take_tags(struct elb_call *c, struct elb_tags *ret);

@@ -37,9 +37,10 @@ static int read_choice(struct elb_call *c, const char *name, const char *dflt,
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(*ret, allowed[i]) == 0)
 			return 0;
-	return elb_fail(c, "ValidationError", "%s '%.40s' is not supported by Berth's load"
-			" balancers (supported: %s%s%s)", name, *ret, allowed[0], n > 1 ? ", " : "",
-			n > 1 ? allowed[1] : "");
+	return elb_fail(c, "ValidationError",
+			"%s '%.40s' is not supported by Berth's load"
+			" balancers (supported: %s%s%s)",
+			name, *ret, allowed[0], n > 1 ? ", " : "", n > 1 ? allowed[1] : "");
 }
 
 /* Subnets and SecurityGroups: strings kept as given. */
@@ -81,7 +82,8 @@ int elb_op_create_load_balancer(struct elb_call *c)
 	static const char *const schemes[] = { "internet-facing", "internal" };
 	static const char *const ip_types[] = { "ipv4" };
 	const char *name, *type, *scheme, *ip_type;
-	if (elb_need_str(c, c->in, "Name", &name) < 0 || elb_check_name(c, "Load balancer", name) < 0 ||
+	if (elb_need_str(c, c->in, "Name", &name) < 0 ||
+	    elb_check_name(c, "Load balancer", name) < 0 ||
 	    read_choice(c, "Type", "application", types, 2, &type) < 0 ||
 	    read_choice(c, "Scheme", "internet-facing", schemes, 2, &scheme) < 0 ||
 	    read_choice(c, "IpAddressType", "ipv4", ip_types, 1, &ip_type) < 0)
@@ -143,9 +145,12 @@ int elb_check_found(struct elb_call *c, enum elb_kind kind, const struct store_e
 		for (size_t i = 0; i < n && !found; i++)
 			found = strcmp(it->valuestring, arns ? rs[i].arn : rs[i].name) == 0;
 		if (!found)
-			return elb_fail(c, elb_notfound_code(kind), "One or more %s not found: '%.300s'",
-					kind == ELB_LB ? "load balancers" : kind == ELB_TG ?
-					"target groups" : kind == ELB_LISTENER ? "listeners" : "rules",
+			return elb_fail(c, elb_notfound_code(kind),
+					"One or more %s not found: '%.300s'",
+					kind == ELB_LB	       ? "load balancers"
+					: kind == ELB_TG       ? "target groups"
+					: kind == ELB_LISTENER ? "listeners"
+							       : "rules",
 					it->valuestring);
 	}
 	return 0;
@@ -164,7 +169,8 @@ int elb_op_describe_load_balancers(struct elb_call *c)
 	if (c->code[0] || elb_take_page(c, &q.from, &q.size) < 0 || elb_check_all_read(c) < 0)
 		return -1;
 	if (q.arns && q.names)
-		return elb_fail(c, "ValidationError", "LoadBalancerArns and Names cannot be used together");
+		return elb_fail(c, "ValidationError",
+				"LoadBalancerArns and Names cannot be used together");
 	return elb_describe(c, &q);
 }
 

@@ -10,7 +10,7 @@
 #include "daemon/elb/elb_internal.h"
 
 #define LISTENERS_MAX 50
-#define DEFAULT_RULE "DefaultRuleArn"  /* stored, not a member of the answer */
+#define DEFAULT_RULE "DefaultRuleArn" /* stored, not a member of the answer */
 
 static cJSON *listener_out(const struct store_elb_res *r, const cJSON *doc)
 {
@@ -55,11 +55,15 @@ static int check_port(struct elb_call *c, int port, const char *lb_arn, const ch
 		if (json_int(doc, "Port", 0) != port)
 			continue;
 		r = strcmp(rs[i].parent_arn, lb_arn) == 0
-			? elb_fail(c, "DuplicateListener", "A listener already exists on port %d of"
-				   " load balancer '%s'", port, lb_arn)
-			: elb_fail(c, "DuplicateListener", "Port %d is taken by a listener of load"
-				   " balancer '%s' (all load balancers share this host's address)",
-				   port, rs[i].parent_arn);
+			    ? elb_fail(c, "DuplicateListener",
+				       "A listener already exists on port %d of"
+				       " load balancer '%s'",
+				       port, lb_arn)
+			    : elb_fail(c, "DuplicateListener",
+				       "Port %d is taken by a listener of load"
+				       " balancer '%s' (all load balancers share this host's "
+				       "address)",
+				       port, rs[i].parent_arn);
 	}
 	store_elb_res_array_free(rs, n);
 	if (r == 0 && !self && mine >= LISTENERS_MAX)
@@ -70,18 +74,21 @@ static int check_port(struct elb_call *c, int port, const char *lb_arn, const ch
 
 /* Protocol for LB_DOC's type: HTTP on an application, TCP on a network
  * load balancer.  DFLT when the request names none. */
-static int read_protocol(struct elb_call *c, const cJSON *lb_doc, const char *dflt,
-			 const char **ret)
+static int read_protocol(struct elb_call *c, const cJSON *lb_doc, const char *dflt, const char **ret)
 {
 	const char *p = elb_take_str(c, c->in, "Protocol");
 	const char *want = strcmp(json_str(lb_doc, "Type"), "network") == 0 ? "TCP" : "HTTP";
 	*ret = p ? p : dflt ? dflt : want;
 	if (strcmp(*ret, "HTTP") != 0 && strcmp(*ret, "TCP") != 0)
-		return elb_fail(c, "UnsupportedProtocol", "Listener protocol '%.20s' is not supported"
-				" by Berth's load balancers (HTTP, TCP)", *ret);
+		return elb_fail(c, "UnsupportedProtocol",
+				"Listener protocol '%.20s' is not supported"
+				" by Berth's load balancers (HTTP, TCP)",
+				*ret);
 	if (strcmp(*ret, want) != 0)
-		return elb_fail(c, "IncompatibleProtocols", "Listener protocol '%s' is not valid on"
-				" an %s load balancer (use %s)", *ret, json_str(lb_doc, "Type"), want);
+		return elb_fail(c, "IncompatibleProtocols",
+				"Listener protocol '%s' is not valid on"
+				" an %s load balancer (use %s)",
+				*ret, json_str(lb_doc, "Type"), want);
 	return 0;
 }
 
@@ -97,9 +104,11 @@ int elb_op_create_listener(struct elb_call *c)
 		return -1;
 	if (!port)
 		return elb_fail(c, "ValidationError", "A listener needs a Port");
-	_cleanup_(cJSON_Deletep) cJSON *actions = elb_read_actions(c, c->in, "DefaultActions", proto);
+	_cleanup_(cJSON_Deletep)
+		cJSON *actions = elb_read_actions(c, c->in, "DefaultActions", proto);
 	_cleanup_(elb_tags_done) struct elb_tags tags = { 0 };
-	if (!actions || elb_take_tags(c, &tags) < 0 || elb_check_all_read(c) < 0 || check_port(c, port, lb_arn, NULL) < 0)
+	if (!actions || elb_take_tags(c, &tags) < 0 || elb_check_all_read(c) < 0 ||
+	    check_port(c, port, lb_arn, NULL) < 0)
 		return -1;
 	_cleanup_free_ char *arn = NULL, *rule_arn = NULL;
 	if (elb_new_arn(c, ELB_LISTENER, NULL, lb_arn, &arn) < 0 ||
@@ -110,7 +119,8 @@ int elb_op_create_listener(struct elb_call *c)
 	    !json_add_string(doc, DEFAULT_RULE, rule_arn) ||
 	    !cJSON_AddItemToObject(doc, "DefaultActions", TAKE_PTR(actions)))
 		return elb_fail(c, "InternalFailure", "out of memory");
-	if (elb_insert(c, ELB_LISTENER, arn, NULL, lb_arn, doc) < 0 || elb_tags_create(c, &tags, arn) < 0)
+	if (elb_insert(c, ELB_LISTENER, arn, NULL, lb_arn, doc) < 0 ||
+	    elb_tags_create(c, &tags, arn) < 0)
 		return -1;
 	c->changed = true;
 	struct store_elb_res r = { .arn = arn, .parent_arn = (char *)lb_arn };
@@ -131,7 +141,8 @@ int elb_op_describe_listeners(struct elb_call *c)
 	if (c->code[0] || elb_take_page(c, &q.from, &q.size) < 0 || elb_check_all_read(c) < 0)
 		return -1;
 	if (!q.parent == !q.arns)
-		return elb_fail(c, "ValidationError", "Either LoadBalancerArn or ListenerArns must be"
+		return elb_fail(c, "ValidationError",
+				"Either LoadBalancerArn or ListenerArns must be"
 				" given (not both)");
 	_cleanup_(cJSON_Deletep) cJSON *lb_doc = NULL;
 	if (q.parent && elb_load(c, ELB_LB, q.parent, NULL, &lb_doc) < 0)

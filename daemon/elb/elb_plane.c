@@ -44,7 +44,8 @@ static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
 	if (store_elb_target_purge(e->store, berth_real_ms(), &n, &err) < 0 ||
 	    (n && elb_plane_apply(e, &err) < 0)) {
 		if (e->cfg.log)
-			fprintf(e->cfg.log, "berth daemon: load balancers: ending a drain: %s\n", err.msg);
+			fprintf(e->cfg.log, "berth daemon: load balancers: ending a drain: %s\n",
+				err.msg);
 	}
 	elb_drain_arm(e);
 }

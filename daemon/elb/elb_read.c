@@ -22,7 +22,7 @@ const char *elb_take_str(struct elb_call *c, cJSON *obj, const char *name)
 {
 	cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
 	if (!cJSON_IsString(it))
-		return NULL;  /* a list or structure stays, and is reported unread */
+		return NULL; /* a list or structure stays, and is reported unread */
 	return take(c, obj, name)->valuestring;
 }
 
@@ -30,8 +30,10 @@ int elb_need_str(struct elb_call *c, cJSON *obj, const char *name, const char **
 {
 	*ret = elb_take_str(c, obj, name);
 	if (!*ret || !**ret)
-		return elb_fail(c, "ValidationError", "1 validation error detected: Value null at '%s'"
-				" failed to satisfy constraint: Member must not be null", name);
+		return elb_fail(c, "ValidationError",
+				"1 validation error detected: Value null at '%s'"
+				" failed to satisfy constraint: Member must not be null",
+				name);
 	return 0;
 }
 
@@ -44,9 +46,12 @@ int elb_take_int(struct elb_call *c, cJSON *obj, const char *name, int lo, int h
 	errno = 0;
 	long v = strtol(s, &end, 10);
 	if (!*s || *end || errno || v < lo || v > hi)
-		return elb_fail(c, "ValidationError", "1 validation error detected: Value '%.40s' at"
-				" '%s' failed to satisfy constraint: Member must be an integer from %d"
-				" to %d", s, name, lo, hi);
+		return elb_fail(c, "ValidationError",
+				"1 validation error detected: Value '%.40s' at"
+				" '%s' failed to satisfy constraint: Member must be an integer "
+				"from %d"
+				" to %d",
+				s, name, lo, hi);
 	*ret = (int)v;
 	return 1;
 }
@@ -57,8 +62,10 @@ int elb_take_bool(struct elb_call *c, cJSON *obj, const char *name, bool *ret)
 	if (!s)
 		return 0;
 	if (strcmp(s, "true") != 0 && strcmp(s, "false") != 0)
-		return elb_fail(c, "ValidationError", "Value '%.40s' at '%s' is not a boolean"
-				" (true or false)", s, name);
+		return elb_fail(c, "ValidationError",
+				"Value '%.40s' at '%s' is not a boolean"
+				" (true or false)",
+				s, name);
 	*ret = strcmp(s, "true") == 0;
 	return 1;
 }
@@ -85,7 +92,8 @@ cJSON *elb_take_list(struct elb_call *c, cJSON *obj, const char *name, int max)
 	if (cJSON_IsString(it->child))
 		take(c, obj, name);
 	if (cJSON_GetArraySize(it) > max) {
-		elb_fail(c, "ValidationError", "1 validation error detected: Value at '%s' failed to"
+		elb_fail(c, "ValidationError",
+			 "1 validation error detected: Value at '%s' failed to"
 			 " satisfy constraint: Member must have length less than or equal to %d",
 			 name, max);
 		return NULL;
@@ -139,6 +147,8 @@ int elb_check_all_read(struct elb_call *c)
 		return 0;
 	char name[256] = "";
 	first_leaf(c->in, name, sizeof(name));
-	return elb_fail(c, "ValidationError", "Parameter '%s' is not supported by Berth's load"
-			" balancers (docs/load-balancing.md lists the supported members)", name);
+	return elb_fail(c, "ValidationError",
+			"Parameter '%s' is not supported by Berth's load"
+			" balancers (docs/load-balancing.md lists the supported members)",
+			name);
 }

@@ -33,14 +33,17 @@ static bool value_ok(const char *field, const char *v)
 static cJSON *condition_values(struct elb_call *c, cJSON *cond, const char *field)
 {
 	cJSON *values = elb_take_list(c, cond, "Values", VALUES_MAX);
-	cJSON *cfg = elb_take_obj(c, cond, strcmp(field, "path-pattern") == 0 ? "PathPatternConfig"
-						 : "HostHeaderConfig");
+	cJSON *cfg = elb_take_obj(c, cond,
+				  strcmp(field, "path-pattern") == 0 ? "PathPatternConfig"
+								     : "HostHeaderConfig");
 	cJSON *cv = cfg ? elb_take_list(c, cfg, "Values", VALUES_MAX) : NULL;
 	if (c->code[0])
 		return NULL;
 	if ((values && cv) || (!values && !cv)) {
-		elb_fail(c, "ValidationError", "A %s condition takes its values in Values or in"
-			 " its config's Values (exactly one of them)", field);
+		elb_fail(c, "ValidationError",
+			 "A %s condition takes its values in Values or in"
+			 " its config's Values (exactly one of them)",
+			 field);
 		return NULL;
 	}
 	return values ? values : cv;
@@ -51,12 +54,17 @@ static int read_condition(struct elb_call *c, cJSON *cond, cJSON *out, bool *see
 	const char *field;
 	if (elb_need_str(c, cond, "Field", &field) < 0)
 		return -1;
-	int which = strcmp(field, "path-pattern") == 0 ? 0 : strcmp(field, "host-header") == 0 ? 1 : -1;
+	int which = strcmp(field, "path-pattern") == 0	? 0
+		    : strcmp(field, "host-header") == 0 ? 1
+							: -1;
 	if (which < 0)
-		return elb_fail(c, "ValidationError", "Condition field '%.40s' is not supported by"
-				" Berth's load balancers (path-pattern, host-header)", field);
+		return elb_fail(c, "ValidationError",
+				"Condition field '%.40s' is not supported by"
+				" Berth's load balancers (path-pattern, host-header)",
+				field);
 	if (seen[which])
-		return elb_fail(c, "ValidationError", "A rule can have only one '%s' condition", field);
+		return elb_fail(c, "ValidationError", "A rule can have only one '%s' condition",
+				field);
 	seen[which] = true;
 	cJSON *values = condition_values(c, cond, field);
 	if (!values)
@@ -68,14 +76,18 @@ static int read_condition(struct elb_call *c, cJSON *cond, cJSON *out, bool *see
 	const cJSON *v;
 	cJSON_ArrayForEach(v, values)
 		if (!value_ok(field, v->valuestring))
-			return elb_fail(c, "ValidationError", "Condition value '%.130s' is not a valid %s"
+			return elb_fail(c, "ValidationError",
+					"Condition value '%.130s' is not a valid %s"
 					" (at most %d characters; letters, digits, - . * ?%s)",
 					v->valuestring, field, VALUE_LEN_MAX,
 					which == 0 ? " _ $ / ~ \" ' @ : + &" : "");
 	cJSON *o = json_add_object(out);
-	cJSON *cfg = o && json_add_string(o, "Field", field) && cJSON_AddItemToObject(
-		o, "Values", cJSON_Duplicate(values, true)) ? cJSON_AddObjectToObject(
-		o, which == 0 ? "PathPatternConfig" : "HostHeaderConfig") : NULL;
+	cJSON *cfg = o && json_add_string(o, "Field", field) &&
+				     cJSON_AddItemToObject(o, "Values",
+							   cJSON_Duplicate(values, true))
+			     ? cJSON_AddObjectToObject(o, which == 0 ? "PathPatternConfig"
+								     : "HostHeaderConfig")
+			     : NULL;
 	if (!cfg || !cJSON_AddItemToObject(cfg, "Values", cJSON_Duplicate(values, true)))
 		return elb_fail(c, "InternalFailure", "out of memory");
 	return 0;
@@ -104,8 +116,9 @@ static cJSON *rule_out(const char *arn, const char *priority, const cJSON *condi
 {
 	cJSON *o = cJSON_CreateObject();
 	if (!o || !json_add_string(o, "RuleArn", arn) || !json_add_string(o, "Priority", priority) ||
-	    !cJSON_AddItemToObject(o, "Conditions", conditions ? cJSON_Duplicate(conditions, true)
-				   : cJSON_CreateArray()) ||
+	    !cJSON_AddItemToObject(o, "Conditions",
+				   conditions ? cJSON_Duplicate(conditions, true)
+					      : cJSON_CreateArray()) ||
 	    !cJSON_AddItemToObject(o, "Actions", cJSON_Duplicate(actions, true)) ||
 	    !cJSON_AddBoolToObject(o, "IsDefault", is_default)) {
 		cJSON_Delete(o);
@@ -119,7 +132,8 @@ static cJSON *stored_rule_out(const struct store_elb_res *r)
 	_cleanup_(cJSON_Deletep) cJSON *doc = cJSON_Parse(r->doc_json);
 	return doc ? rule_out(r->arn, json_str(doc, "Priority"),
 			      cJSON_GetObjectItemCaseSensitive(doc, "Conditions"),
-			      cJSON_GetObjectItemCaseSensitive(doc, "Actions"), false) : NULL;
+			      cJSON_GetObjectItemCaseSensitive(doc, "Actions"), false)
+		   : NULL;
 }
 
 static int check_priority(struct elb_call *c, const char *listener, int priority)
@@ -134,10 +148,12 @@ static int check_priority(struct elb_call *c, const char *listener, int priority
 		_cleanup_(cJSON_Deletep) cJSON *doc = cJSON_Parse(rs[i].doc_json);
 		const char *p = json_str(doc, "Priority");
 		if (p && atoi(p) == priority)
-			r = elb_fail(c, "PriorityInUse", "Priority '%d' is currently in use", priority);
+			r = elb_fail(c, "PriorityInUse", "Priority '%d' is currently in use",
+				     priority);
 	}
 	if (r == 0 && n >= RULES_MAX)
-		r = elb_fail(c, "TooManyRules", "Listener '%s' has %d rules already", listener, RULES_MAX);
+		r = elb_fail(c, "TooManyRules", "Listener '%s' has %d rules already", listener,
+			     RULES_MAX);
 	store_elb_res_array_free(rs, n);
 	return r;
 }
@@ -155,11 +171,13 @@ int elb_op_create_rule(struct elb_call *c)
 		return elb_fail(c, "ValidationError", "A rule needs a Priority from 1 to 50000");
 	const char *proto = json_str(ldoc, "Protocol");
 	if (strcmp(proto, "HTTP") != 0)
-		return elb_fail(c, "InvalidConfigurationRequest", "Rules are supported on HTTP"
-				" listeners only, and '%s' is a %s listener", listener, proto);
+		return elb_fail(c, "InvalidConfigurationRequest",
+				"Rules are supported on HTTP"
+				" listeners only, and '%s' is a %s listener",
+				listener, proto);
 	_cleanup_(cJSON_Deletep) cJSON *conditions = read_conditions(c);
-	_cleanup_(cJSON_Deletep) cJSON *actions = conditions ?
-		elb_read_actions(c, c->in, "Actions", proto) : NULL;
+	_cleanup_(cJSON_Deletep)
+		cJSON *actions = conditions ? elb_read_actions(c, c->in, "Actions", proto) : NULL;
 	_cleanup_(elb_tags_done) struct elb_tags tags = { 0 };
 	if (!actions || elb_take_tags(c, &tags) < 0 || elb_check_all_read(c) < 0 ||
 	    check_priority(c, listener, priority) < 0)
@@ -173,7 +191,8 @@ int elb_op_create_rule(struct elb_call *c)
 	    !cJSON_AddItemReferenceToObject(doc, "Actions", actions))
 		return elb_fail(c, "InternalFailure", "out of memory");
 	if (elb_new_arn(c, ELB_RULE, NULL, listener, &arn) < 0 ||
-	    elb_insert(c, ELB_RULE, arn, NULL, listener, doc) < 0 || elb_tags_create(c, &tags, arn) < 0)
+	    elb_insert(c, ELB_RULE, arn, NULL, listener, doc) < 0 ||
+	    elb_tags_create(c, &tags, arn) < 0)
 		return -1;
 	c->changed = true;
 	cJSON *list = cJSON_AddArrayToObject(c->out, "Rules");
@@ -220,8 +239,9 @@ static char *rule_listener(const char *rule_arn)
 	const char *p = strstr(rule_arn, ":listener-rule/");
 	const char *last = strrchr(rule_arn, '/');
 	char *s = NULL;
-	if (p && last && asprintf(&s, "%.*s:listener/%.*s", (int)(p - rule_arn), rule_arn,
-				  (int)(last - (p + 15)), p + 15) < 0)
+	if (p && last &&
+	    asprintf(&s, "%.*s:listener/%.*s", (int)(p - rule_arn), rule_arn,
+		     (int)(last - (p + 15)), p + 15) < 0)
 		s = NULL;
 	return s;
 }
@@ -234,7 +254,8 @@ int elb_op_describe_rules(struct elb_call *c)
 	if (c->code[0] || elb_take_page(c, &from, &size) < 0 || elb_check_all_read(c) < 0)
 		return -1;
 	if (!listener == !arns)
-		return elb_fail(c, "ValidationError", "Either ListenerArn or RuleArns must be given"
+		return elb_fail(c, "ValidationError",
+				"Either ListenerArn or RuleArns must be given"
 				" (not both)");
 	cJSON *items = cJSON_CreateArray();
 	if (!items)
@@ -276,9 +297,11 @@ int elb_op_delete_rule(struct elb_call *c)
 	_cleanup_(cJSON_Deletep) cJSON *ldoc = NULL;
 	struct berth_err err = { 0 };
 	_cleanup_(store_elb_res_freep) struct store_elb_res *ld = NULL;
-	if (l && store_elb_res_get(c->e->store, l, &ld, &err) == 0 && (ldoc = cJSON_Parse(ld->doc_json)) &&
-	    elb_default_rule_arn(ldoc) && strcmp(elb_default_rule_arn(ldoc), arn) == 0)
-		return elb_fail(c, "OperationNotPermitted", "The default rule of a listener cannot be"
+	if (l && store_elb_res_get(c->e->store, l, &ld, &err) == 0 &&
+	    (ldoc = cJSON_Parse(ld->doc_json)) && elb_default_rule_arn(ldoc) &&
+	    strcmp(elb_default_rule_arn(ldoc), arn) == 0)
+		return elb_fail(c, "OperationNotPermitted",
+				"The default rule of a listener cannot be"
 				" deleted: delete the listener");
 	if (elb_load(c, ELB_RULE, arn, NULL, &doc) < 0)
 		return -1;
@@ -302,7 +325,7 @@ void elb_sort_rules(cJSON *items)
 		return;
 	cJSON **v = calloc((size_t)n, sizeof(*v));
 	if (!v)
-		return;  /* unsorted: creation order */
+		return; /* unsorted: creation order */
 	for (int i = 0; i < n; i++)
 		v[i] = cJSON_DetachItemFromArray(items, 0);
 	qsort(v, (size_t)n, sizeof(*v), by_priority);

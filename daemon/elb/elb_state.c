@@ -20,14 +20,14 @@ struct elb_state {
 	size_t n_tgs, n_ls;
 	struct store_elb_target *ts;
 	size_t n_ts;
-	cJSON *docs;              /* parsed JSON of every resource, kept alive */
+	cJSON *docs; /* parsed JSON of every resource, kept alive */
 	struct lb_group *groups;
 	struct lb_target *targets;
 	struct lb_listener *listeners;
 	struct lb_rule *rules;
 	struct lb_forward *forwards;
 	const char **values;
-	char (*names)[40];        /* group and listener names */
+	char (*names)[40]; /* group and listener names */
 	size_t n_rules, n_forwards, n_values, n_names;
 };
 
@@ -103,7 +103,9 @@ static int fill_groups(struct elb_state *p, int64_t now, struct berth_err *err)
 			    (st->drain_until && st->drain_until <= now))
 				continue;
 			p->targets[t++] = (struct lb_target){
-				.addr = ip ? st->id : ELB_INSTANCE_ADDR, .port = st->port, .weight = 1,
+				.addr = ip ? st->id : ELB_INSTANCE_ADDR,
+				.port = st->port,
+				.weight = 1,
 				.draining = st->drain_until != 0,
 			};
 			p->groups[i].n_targets++;
@@ -120,15 +122,19 @@ static int fill_action(struct elb_state *p, const cJSON *actions, struct lb_acti
 	if (type && strcmp(type, "fixed-response") == 0) {
 		const cJSON *f = cJSON_GetObjectItemCaseSensitive(a, "FixedResponseConfig");
 		*ret = (struct lb_action){
-			.kind = LB_ACTION_FIXED, .status = atoi(json_str(f, "StatusCode")),
-			.content_type = json_str(f, "ContentType"), .body = json_str(f, "MessageBody"),
+			.kind = LB_ACTION_FIXED,
+			.status = atoi(json_str(f, "StatusCode")),
+			.content_type = json_str(f, "ContentType"),
+			.body = json_str(f, "MessageBody"),
 		};
 		return 0;
 	}
-	*ret = (struct lb_action){ .kind = LB_ACTION_FORWARD, .forward = &p->forwards[p->n_forwards] };
+	*ret = (struct lb_action){ .kind = LB_ACTION_FORWARD,
+				   .forward = &p->forwards[p->n_forwards] };
 	const cJSON *g;
 	cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(
-				   cJSON_GetObjectItemCaseSensitive(a, "ForwardConfig"), "TargetGroups")) {
+				      cJSON_GetObjectItemCaseSensitive(a, "ForwardConfig"),
+				      "TargetGroups")) {
 		p->forwards[p->n_forwards++] = (struct lb_forward){
 			.group = name_of(p, json_str(g, "TargetGroupArn")),
 			.weight = (int)json_int(g, "Weight", 1),
@@ -160,7 +166,8 @@ static int fill_listener(struct elb_state *p, struct store *s, size_t i, struct 
 {
 	cJSON *doc = keep(p, p->ls[i].doc_json);
 	if (!doc)
-		return berth_errf(err, EBADMSG, "listener %s: stored members unreadable", p->ls[i].arn);
+		return berth_errf(err, EBADMSG, "listener %s: stored members unreadable",
+				  p->ls[i].arn);
 	struct lb_listener *l = &p->listeners[i];
 	*l = (struct lb_listener){
 		.name = name_of(p, p->ls[i].arn),
@@ -177,7 +184,8 @@ static int fill_listener(struct elb_state *p, struct store *s, size_t i, struct 
 	for (size_t j = 0; j < n && r == 0; j++) {
 		cJSON *rd = keep(p, rs[j].doc_json);
 		if (!rd) {
-			r = berth_errf(err, EBADMSG, "rule %s: stored members unreadable", rs[j].arn);
+			r = berth_errf(err, EBADMSG, "rule %s: stored members unreadable",
+				       rs[j].arn);
 			break;
 		}
 		struct lb_rule *rule = &p->rules[p->n_rules++];
@@ -207,7 +215,9 @@ static int plane_alloc(struct elb_state *p)
 	p->values = calloc(rules * 25 + 1, sizeof(*p->values));
 	p->names = calloc(names + 1, sizeof(*p->names));
 	return p->docs && p->groups && p->targets && p->listeners && p->rules && p->forwards &&
-	       p->values && p->names ? 0 : -ENOMEM;
+			       p->values && p->names
+		       ? 0
+		       : -ENOMEM;
 }
 
 static int state_fill(struct elb_state *p, struct store *s, int64_t now, struct berth_err *err)
@@ -238,8 +248,10 @@ int elb_state_build(struct store *s, int64_t now, struct elb_state **ret, struct
 		return r;
 	}
 	p->st = (struct lb_state){
-		.listeners = p->listeners, .n_listeners = p->n_ls,
-		.groups = p->groups, .n_groups = p->n_tgs,
+		.listeners = p->listeners,
+		.n_listeners = p->n_ls,
+		.groups = p->groups,
+		.n_groups = p->n_tgs,
 	};
 	*ret = p;
 	return 0;

@@ -43,7 +43,8 @@ static int read_tags(struct elb_call *c, cJSON *tags, struct store_tag **ret, si
 		const char *value = elb_take_str(c, t, "Value");
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(ts[j].key, key) == 0)
-				elb_fail(c, "DuplicateTagKeys", "Tag key '%.128s' is given twice", key);
+				elb_fail(c, "DuplicateTagKeys", "Tag key '%.128s' is given twice",
+					 key);
 		ts[i++] = (struct store_tag){ (char *)key, (char *)(value ? value : "") };
 	}
 	if (c->code[0]) {
@@ -152,8 +153,8 @@ int elb_op_remove_tags(struct elb_call *c)
 		struct berth_err err = { 0 };
 		int r = store_tags_remove(c->e->store, a->valuestring, ks, n, &err);
 		if (r < 0)
-			return elb_fail(c, r == -EINVAL ? "ValidationError" : "InternalFailure", "%s",
-					err.msg);
+			return elb_fail(c, r == -EINVAL ? "ValidationError" : "InternalFailure",
+					"%s", err.msg);
 	}
 	return 0;
 }

@@ -22,12 +22,16 @@ static int check_ip(struct elb_call *c, const char *id)
 {
 	struct in_addr a;
 	if (inet_pton(AF_INET, id, &a) != 1)
-		return elb_fail(c, "InvalidTarget", "Target '%.64s' is not an IPv4 address (target"
-				" type ip)", id);
+		return elb_fail(c, "InvalidTarget",
+				"Target '%.64s' is not an IPv4 address (target"
+				" type ip)",
+				id);
 	uint32_t h = ntohl(a.s_addr);
 	if (h == 0 || (h >> 16) == 0xa9fe || (h >> 28) == 0xe || h == 0xffffffff || (h >> 24) == 0)
-		return elb_fail(c, "InvalidTarget", "Target '%s' is an address a load balancer may not"
-				" send to (unspecified, link-local, multicast or broadcast)", id);
+		return elb_fail(c, "InvalidTarget",
+				"Target '%s' is an address a load balancer may not"
+				" send to (unspecified, link-local, multicast or broadcast)",
+				id);
 	return 0;
 }
 
@@ -38,8 +42,7 @@ static int check_instance(struct elb_call *c, const char *id)
 	for (size_t i = 0; ok && i < n; i++)
 		ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
 		     (id[i] >= '0' && id[i] <= '9') || id[i] == '-';
-	return ok ? 0 : elb_fail(c, "InvalidTarget", "Target '%.64s' is not an instance id",
-				 id);
+	return ok ? 0 : elb_fail(c, "InvalidTarget", "Target '%.64s' is not an instance id", id);
 }
 
 /* One {Id, Port} of Targets, checked for the group (DOC). */
@@ -51,7 +54,7 @@ static int read_target(struct elb_call *c, cJSON *t, const cJSON *doc, const cha
 	    elb_take_int(c, t, "Port", 1, 65535, ret_port) < 0)
 		return -1;
 	return strcmp(json_str(doc, "TargetType"), "ip") == 0 ? check_ip(c, *ret_id)
-							       : check_instance(c, *ret_id);
+							      : check_instance(c, *ret_id);
 }
 
 static cJSON *read_targets(struct elb_call *c, bool required)
@@ -66,7 +69,8 @@ int elb_op_register_targets(struct elb_call *c)
 {
 	const char *arn;
 	_cleanup_(cJSON_Deletep) cJSON *doc = NULL;
-	if (elb_need_str(c, c->in, "TargetGroupArn", &arn) < 0 || elb_load(c, ELB_TG, arn, NULL, &doc) < 0)
+	if (elb_need_str(c, c->in, "TargetGroupArn", &arn) < 0 ||
+	    elb_load(c, ELB_TG, arn, NULL, &doc) < 0)
 		return -1;
 	cJSON *list = read_targets(c, true);
 	if (!list)
@@ -94,8 +98,10 @@ int elb_op_register_targets(struct elb_call *c)
 	if (r < 0)
 		return elb_fail_store(c, r, &err, NULL, NULL);
 	if (n > TARGETS_MAX)
-		return elb_fail(c, "TooManyTargets", "Target group '%s' would have %zu targets: at"
-				" most %d", arn, n, TARGETS_MAX);
+		return elb_fail(c, "TooManyTargets",
+				"Target group '%s' would have %zu targets: at"
+				" most %d",
+				arn, n, TARGETS_MAX);
 	c->changed = true;
 	return 0;
 }
@@ -104,12 +110,14 @@ int elb_op_deregister_targets(struct elb_call *c)
 {
 	const char *arn;
 	_cleanup_(cJSON_Deletep) cJSON *doc = NULL;
-	if (elb_need_str(c, c->in, "TargetGroupArn", &arn) < 0 || elb_load(c, ELB_TG, arn, NULL, &doc) < 0)
+	if (elb_need_str(c, c->in, "TargetGroupArn", &arn) < 0 ||
+	    elb_load(c, ELB_TG, arn, NULL, &doc) < 0)
 		return -1;
 	cJSON *list = read_targets(c, true);
 	if (!list)
 		return -1;
-	int64_t until = c->now_ms + 1000LL * elb_tg_attribute(doc, "deregistration_delay.timeout_seconds");
+	int64_t until = c->now_ms +
+			1000LL * elb_tg_attribute(doc, "deregistration_delay.timeout_seconds");
 	cJSON *t;
 	cJSON_ArrayForEach(t, list) {
 		const char *id;
@@ -119,8 +127,10 @@ int elb_op_deregister_targets(struct elb_call *c)
 		struct berth_err err = { 0 };
 		int r = store_elb_target_drain(c->e->store, arn, id, port, until, &err);
 		if (r == -ENOENT)
-			return elb_fail(c, "InvalidTarget", "The following targets are not registered in"
-					" target group '%s': '%s:%d'", arn, id, port);
+			return elb_fail(c, "InvalidTarget",
+					"The following targets are not registered in"
+					" target group '%s': '%s:%d'",
+					arn, id, port);
 		if (r < 0)
 			return elb_fail_store(c, r, &err, NULL, NULL);
 	}
@@ -138,7 +148,7 @@ int elb_op_deregister_targets(struct elb_call *c)
 /* ---- health ---- */
 
 static const char *const state_words[] = {
-	[LB_INITIAL] = "initial", [LB_HEALTHY] = "healthy", [LB_UNHEALTHY] = "unhealthy",
+	[LB_INITIAL] = "initial",   [LB_HEALTHY] = "healthy", [LB_UNHEALTHY] = "unhealthy",
 	[LB_DRAINING] = "draining", [LB_UNUSED] = "unused",
 };
 
@@ -187,7 +197,7 @@ static int target_health(struct elb_call *c, const char *arn, const cJSON *doc, 
 	struct berth_err err = { 0 };
 	bool ip = strcmp(json_str(doc, "TargetType"), "ip") == 0;
 	int r = elb_plane_health(c->e, arn, ip ? t->id : ELB_INSTANCE_ADDR, t->port, h, &err);
-	if (r == -ENODEV) {  /* no data plane: nothing checks it */
+	if (r == -ENODEV) { /* no data plane: nothing checks it */
 		h->state = LB_INITIAL;
 		snprintf(h->reason, sizeof(h->reason), "Elb.RegistrationInProgress");
 		return 0;
@@ -239,7 +249,8 @@ int elb_op_describe_target_health(struct elb_call *c)
 {
 	const char *arn;
 	_cleanup_(cJSON_Deletep) cJSON *doc = NULL, *users = cJSON_CreateArray();
-	if (elb_need_str(c, c->in, "TargetGroupArn", &arn) < 0 || elb_load(c, ELB_TG, arn, NULL, &doc) < 0)
+	if (elb_need_str(c, c->in, "TargetGroupArn", &arn) < 0 ||
+	    elb_load(c, ELB_TG, arn, NULL, &doc) < 0)
 		return -1;
 	cJSON *asked = read_targets(c, false);
 	if (c->code[0] || !users || elb_tg_users(c, arn, users) < 0)

@@ -9,7 +9,7 @@
 
 #include "daemon/elb/elb_internal.h"
 
-#define ATTRS "Attributes"  /* the stored attributes; not a member of the answer */
+#define ATTRS "Attributes" /* the stored attributes; not a member of the answer */
 #define ATTR_DELAY "deregistration_delay.timeout_seconds"
 #define ATTR_SLOW "slow_start.duration_seconds"
 
@@ -61,7 +61,10 @@ static int set_str(struct elb_call *c, cJSON *doc, const char *name, const char 
  * the defaults or the current values), then checked together. */
 static int read_health_check(struct elb_call *c, cJSON *doc)
 {
-	static const struct { const char *name; int lo, hi; } ints[] = {
+	static const struct {
+		const char *name;
+		int lo, hi;
+	} ints[] = {
 		{ "HealthCheckIntervalSeconds", 5, 300 },
 		{ "HealthCheckTimeoutSeconds", 2, 120 },
 		{ "HealthyThresholdCount", 2, 10 },
@@ -77,36 +80,49 @@ static int read_health_check(struct elb_call *c, cJSON *doc)
 	if (elb_take_bool(c, c->in, "HealthCheckEnabled", &enabled) < 0)
 		return -1;
 	if (!enabled)
-		return elb_fail(c, "ValidationError", "HealthCheckEnabled false is not supported:"
+		return elb_fail(c, "ValidationError",
+				"HealthCheckEnabled false is not supported:"
 				" Berth's load balancers always check their targets");
 	const char *proto = elb_take_str(c, c->in, "HealthCheckProtocol");
 	if (proto && strcmp(proto, "HTTP") != 0 && strcmp(proto, "TCP") != 0)
-		return elb_fail(c, "ValidationError", "Health check protocol '%.20s' is not supported"
-				" (HTTP or TCP)", proto);
+		return elb_fail(c, "ValidationError",
+				"Health check protocol '%.20s' is not supported"
+				" (HTTP or TCP)",
+				proto);
 	if (proto && strcmp(proto, "TCP") == 0 && strcmp(json_str(doc, "Protocol"), "HTTP") == 0)
-		return elb_fail(c, "ValidationError", "Health check protocol TCP is not supported for"
-				" target groups with protocol HTTP (an application load balancer checks"
+		return elb_fail(c, "ValidationError",
+				"Health check protocol TCP is not supported for"
+				" target groups with protocol HTTP (an application load balancer "
+				"checks"
 				" over HTTP)");
 	if (proto && set_str(c, doc, "HealthCheckProtocol", proto) < 0)
 		return -1;
 	const char *port = elb_take_str(c, c->in, "HealthCheckPort");
 	if (port && !hc_port_ok(port))
-		return elb_fail(c, "ValidationError", "Health check port '%.20s' must be"
-				" 'traffic-port' or a port from 1 to 65535", port);
+		return elb_fail(c, "ValidationError",
+				"Health check port '%.20s' must be"
+				" 'traffic-port' or a port from 1 to 65535",
+				port);
 	if (port && set_str(c, doc, "HealthCheckPort", port) < 0)
 		return -1;
 	bool http = strcmp(json_str(doc, "HealthCheckProtocol"), "HTTP") == 0;
 	const char *path = elb_take_str(c, c->in, "HealthCheckPath");
 	if (path && (!http || path[0] != '/' || strlen(path) > 1024 || strpbrk(path, " \"<>\\")))
-		return elb_fail(c, "ValidationError", http ? "Health check path '%.100s' must start"
-				" with '/' and have at most 1024 characters, no spaces" :
-				"A health check path is only valid with protocol HTTP (got '%.100s')", path);
+		return elb_fail(c, "ValidationError",
+				http ? "Health check path '%.100s' must start"
+				       " with '/' and have at most 1024 characters, no spaces"
+				     : "A health check path is only valid with protocol HTTP (got "
+				       "'%.100s')",
+				path);
 	cJSON *matcher = elb_take_obj(c, c->in, "Matcher");
 	const char *code = matcher ? elb_take_str(c, matcher, "HttpCode") : NULL;
 	if (matcher && (!code || !http || !matcher_ok(code)))
-		return elb_fail(c, "ValidationError", "Matcher HttpCode '%.64s' must be HTTP codes"
-				" from 200 to 499 ('200', '200-299' or '200,302'), with an HTTP health"
-				" check", code ? code : "");
+		return elb_fail(c, "ValidationError",
+				"Matcher HttpCode '%.64s' must be HTTP codes"
+				" from 200 to 499 ('200', '200-299' or '200,302'), with an HTTP "
+				"health"
+				" check",
+				code ? code : "");
 	if (http) {
 		/* The new value, or the default when there is none yet (never
 		 * the old one re-set: json_set_str frees it first). */
@@ -116,7 +132,8 @@ static int read_health_check(struct elb_call *c, cJSON *doc)
 		cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "Matcher");
 		if (!m && !(m = cJSON_AddObjectToObject(doc, "Matcher")))
 			return elb_fail(c, "InternalFailure", "out of memory");
-		if ((code || !json_str(m, "HttpCode")) && set_str(c, m, "HttpCode", code ? code : "200") < 0)
+		if ((code || !json_str(m, "HttpCode")) &&
+		    set_str(c, m, "HttpCode", code ? code : "200") < 0)
 			return -1;
 	} else {
 		cJSON_DeleteItemFromObjectCaseSensitive(doc, "HealthCheckPath");
@@ -127,8 +144,10 @@ static int read_health_check(struct elb_call *c, cJSON *doc)
 	int timeout = (int)json_int(doc, "HealthCheckTimeoutSeconds", 0);
 	int interval = (int)json_int(doc, "HealthCheckIntervalSeconds", 0);
 	if (http ? timeout >= interval : timeout > interval)
-		return elb_fail(c, "ValidationError", "Health check timeout (%d s) must be %s the"
-				" interval (%d s)", timeout, http ? "smaller than" : "at most", interval);
+		return elb_fail(c, "ValidationError",
+				"Health check timeout (%d s) must be %s the"
+				" interval (%d s)",
+				timeout, http ? "smaller than" : "at most", interval);
 	return 0;
 }
 
@@ -164,8 +183,8 @@ static cJSON *tg_out(struct elb_call *c, const struct store_elb_res *r, const cJ
 	cJSON_DeleteItemFromObjectCaseSensitive(o, ATTRS);
 	cJSON *lbs = cJSON_CreateArray();
 	if (!lbs || !json_add_string(o, "TargetGroupArn", r->arn) ||
-	    !json_add_string(o, "TargetGroupName", r->name) ||
-	    elb_tg_users(c, r->arn, lbs) < 0 || !cJSON_AddItemToObject(o, "LoadBalancerArns", lbs)) {
+	    !json_add_string(o, "TargetGroupName", r->name) || elb_tg_users(c, r->arn, lbs) < 0 ||
+	    !cJSON_AddItemToObject(o, "LoadBalancerArns", lbs)) {
 		cJSON_Delete(lbs);
 		cJSON_Delete(o);
 		return NULL;
@@ -195,22 +214,30 @@ static int read_create(struct elb_call *c, const char **name, cJSON **ret)
 		return -1;
 	type = type ? type : "instance";
 	if (strcmp(type, "ip") != 0 && strcmp(type, "instance") != 0)
-		return elb_fail(c, "ValidationError", "Target type '%.20s' is not supported by Berth"
-				" (ip or instance)", type);
+		return elb_fail(c, "ValidationError",
+				"Target type '%.20s' is not supported by Berth"
+				" (ip or instance)",
+				type);
 	if (!proto || !port)
-		return elb_fail(c, "ValidationError", "A protocol and a port must be specified for"
-				" target type '%s'", type);
+		return elb_fail(c, "ValidationError",
+				"A protocol and a port must be specified for"
+				" target type '%s'",
+				type);
 	if (strcmp(proto, "HTTP") != 0 && strcmp(proto, "TCP") != 0)
-		return elb_fail(c, "ValidationError", "Target group protocol '%.20s' is not supported"
-				" by Berth (HTTP or TCP)", proto);
+		return elb_fail(c, "ValidationError",
+				"Target group protocol '%.20s' is not supported"
+				" by Berth (HTTP or TCP)",
+				proto);
 	const char *version = elb_take_str(c, c->in, "ProtocolVersion");
 	if (version && (strcmp(proto, "HTTP") != 0 || strcmp(version, "HTTP1") != 0))
-		return elb_fail(c, "ValidationError", "Protocol version '%.20s' is not supported"
-				" (HTTP1, with protocol HTTP)", version);
+		return elb_fail(c, "ValidationError",
+				"Protocol version '%.20s' is not supported"
+				" (HTTP1, with protocol HTTP)",
+				version);
 	const char *ip_type = elb_take_str(c, c->in, "IpAddressType");
 	if (ip_type && strcmp(ip_type, "ipv4") != 0)
-		return elb_fail(c, "ValidationError", "IP address type '%.20s' is not supported (ipv4)",
-				ip_type);
+		return elb_fail(c, "ValidationError",
+				"IP address type '%.20s' is not supported (ipv4)", ip_type);
 	_cleanup_(cJSON_Deletep) cJSON *doc = defaults(proto, port, type);
 	if (!doc)
 		return elb_fail(c, "InternalFailure", "out of memory");
@@ -231,8 +258,8 @@ int elb_op_create_target_group(struct elb_call *c)
 	if (elb_take_tags(c, &tags) < 0 || elb_check_all_read(c) < 0)
 		return -1;
 	_cleanup_free_ char *arn = NULL;
-	if (elb_new_arn(c, ELB_TG, name, NULL, &arn) < 0 || elb_insert(c, ELB_TG, arn, name, NULL, doc) < 0 ||
-	    elb_tags_create(c, &tags, arn) < 0)
+	if (elb_new_arn(c, ELB_TG, name, NULL, &arn) < 0 ||
+	    elb_insert(c, ELB_TG, arn, name, NULL, doc) < 0 || elb_tags_create(c, &tags, arn) < 0)
 		return -1;
 	struct store_elb_res r = { .arn = arn, .name = (char *)name };
 	return answer_one(c, &r, doc);
@@ -254,7 +281,8 @@ int elb_op_describe_target_groups(struct elb_call *c)
 	if (c->code[0] || elb_take_page(c, &q.from, &q.size) < 0 || elb_check_all_read(c) < 0)
 		return -1;
 	if (!!lb + !!q.arns + !!q.names > 1)
-		return elb_fail(c, "ValidationError", "LoadBalancerArn, TargetGroupArns and Names"
+		return elb_fail(c, "ValidationError",
+				"LoadBalancerArn, TargetGroupArns and Names"
 				" cannot be used together");
 	_cleanup_(cJSON_Deletep) cJSON *lb_doc = NULL;
 	if (lb && elb_load(c, ELB_LB, lb, NULL, &lb_doc) < 0)
@@ -291,11 +319,13 @@ int elb_op_delete_target_group(struct elb_call *c)
 	if (!users || elb_tg_users(c, arn, users) < 0)
 		return elb_fail(c, "InternalFailure", "out of memory");
 	if (cJSON_GetArraySize(users))
-		return elb_fail(c, "ResourceInUse", "Target group '%s' is currently in use by a"
-				" listener or a rule", arn);
+		return elb_fail(c, "ResourceInUse",
+				"Target group '%s' is currently in use by a"
+				" listener or a rule",
+				arn);
 	struct berth_err err = { 0 };
 	int r = store_elb_res_delete(c->e->store, arn, &err);
-	if (r < 0 && r != -ENOENT)  /* as ELB: one that is gone already is fine */
+	if (r < 0 && r != -ENOENT) /* as ELB: one that is gone already is fine */
 		return elb_fail_store(c, r, &err, NULL, NULL);
 	c->changed = r == 0;
 	return 0;
@@ -323,15 +353,21 @@ static int set_attribute(struct elb_call *c, cJSON *attrs, const char *key, cons
 	bool num = *value && !*end;
 	if (strcmp(key, ATTR_DELAY) == 0) {
 		if (!num || v < 0 || v > 3600)
-			return elb_fail(c, "ValidationError", "Attribute '%s' must be from 0 to 3600"
-					" (got '%.20s')", key, value);
+			return elb_fail(c, "ValidationError",
+					"Attribute '%s' must be from 0 to 3600"
+					" (got '%.20s')",
+					key, value);
 	} else if (strcmp(key, ATTR_SLOW) == 0) {
 		if (!num || (v != 0 && (v < 30 || v > 900)))
-			return elb_fail(c, "ValidationError", "Attribute '%s' must be 0 or from 30 to"
-					" 900 (got '%.20s')", key, value);
+			return elb_fail(c, "ValidationError",
+					"Attribute '%s' must be 0 or from 30 to"
+					" 900 (got '%.20s')",
+					key, value);
 	} else {
-		return elb_fail(c, "ValidationError", "Target group attribute key '%.100s' is not"
-				" recognized (Berth supports " ATTR_DELAY " and " ATTR_SLOW ")", key);
+		return elb_fail(c, "ValidationError",
+				"Target group attribute key '%.100s' is not"
+				" recognized (Berth supports " ATTR_DELAY " and " ATTR_SLOW ")",
+				key);
 	}
 	char canon[16];
 	snprintf(canon, sizeof(canon), "%ld", v);

@@ -112,8 +112,9 @@ char *elb_error_xml(const char *code, const char *message, const char *request_i
 	xmlNodePtr root = new_root(doc, "ErrorResponse");
 	xmlNodePtr e = root ? xmlNewChild(root, NULL, X("Error"), NULL) : NULL;
 	char *s = NULL;
-	if (e && xmlNewTextChild(e, NULL, X("Type"), X(strcmp(code, "InternalFailure") == 0 ?
-							  "Receiver" : "Sender")) &&
+	if (e &&
+	    xmlNewTextChild(e, NULL, X("Type"),
+			    X(strcmp(code, "InternalFailure") == 0 ? "Receiver" : "Sender")) &&
 	    xmlNewTextChild(e, NULL, X("Code"), X(code)) &&
 	    xmlNewTextChild(e, NULL, X("Message"), X(message)) &&
 	    xmlNewTextChild(root, NULL, X("RequestId"), X(request_id)))

@@ -50,8 +50,11 @@ int store_elb_res_insert(struct store *s, const struct store_elb_res *r, struct 
 		return berth_errf(err, EINVAL, "store: ELB resource %s: incomplete",
 				  r->arn ? r->arn : "?");
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int res = store_prepare(s, "INSERT INTO elb_resources (arn, kind, name, parent_arn, created_at,"
-				" doc_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st, err);
+	int res =
+		store_prepare(s,
+			      "INSERT INTO elb_resources (arn, kind, name, parent_arn, created_at,"
+			      " doc_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			      &st, err);
 	if (res < 0)
 		return res;
 	store_bind_text(st, 1, r->arn);
@@ -114,8 +117,10 @@ int store_elb_res_list(struct store *s, const char *kind, const char *parent_arn
 		       struct store_elb_res **ret, size_t *ret_n, struct berth_err *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s, "SELECT " RES_COLUMNS " FROM elb_resources WHERE kind = ?1"
-			      " AND (?2 IS NULL OR parent_arn = ?2) ORDER BY created_at, arn", &st, err);
+	int r = store_prepare(s,
+			      "SELECT " RES_COLUMNS " FROM elb_resources WHERE kind = ?1"
+			      " AND (?2 IS NULL OR parent_arn = ?2) ORDER BY created_at, arn",
+			      &st, err);
 	if (r < 0)
 		return r;
 	store_bind_text(st, 1, kind);
@@ -147,7 +152,8 @@ int store_elb_res_list(struct store *s, const char *kind, const char *parent_arn
 }
 
 /* The resource and its descendants (two levels: listeners, rules). */
-#define FAMILY "SELECT arn FROM elb_resources WHERE arn = ?1 OR parent_arn = ?1 OR parent_arn IN" \
+#define FAMILY \
+	"SELECT arn FROM elb_resources WHERE arn = ?1 OR parent_arn = ?1 OR parent_arn IN" \
 	" (SELECT arn FROM elb_resources WHERE parent_arn = ?1)"
 
 int store_elb_res_delete(struct store *s, const char *arn, struct berth_err *err)
@@ -183,14 +189,17 @@ int store_elb_res_delete(struct store *s, const char *arn, struct berth_err *err
 
 /* ---- targets ---- */
 
-int store_elb_target_put(struct store *s, const char *tg_arn, const char *id, int port,
-			 int64_t now, struct berth_err *err)
+int store_elb_target_put(struct store *s, const char *tg_arn, const char *id, int port, int64_t now,
+			 struct berth_err *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s, "INSERT INTO elb_targets (target_group_arn, id, port, registered_at)"
-			      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET drain_until = NULL,"
+	int r = store_prepare(s,
+			      "INSERT INTO elb_targets (target_group_arn, id, port, registered_at)"
+			      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET drain_until = "
+			      "NULL,"
 			      " registered_at = CASE WHEN drain_until IS NULL THEN registered_at"
-			      " ELSE excluded.registered_at END", &st, err);
+			      " ELSE excluded.registered_at END",
+			      &st, err);
 	if (r < 0)
 		return r;
 	store_bind_text(st, 1, tg_arn);
@@ -204,8 +213,10 @@ int store_elb_target_drain(struct store *s, const char *tg_arn, const char *id, 
 			   int64_t until, struct berth_err *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s, "UPDATE elb_targets SET drain_until = ?4 WHERE target_group_arn = ?1"
-			      " AND id = ?2 AND port = ?3 AND drain_until IS NULL", &st, err);
+	int r = store_prepare(s,
+			      "UPDATE elb_targets SET drain_until = ?4 WHERE target_group_arn = ?1"
+			      " AND id = ?2 AND port = ?3 AND drain_until IS NULL",
+			      &st, err);
 	if (r < 0)
 		return r;
 	store_bind_text(st, 1, tg_arn);
@@ -222,9 +233,11 @@ int store_elb_target_list(struct store *s, const char *tg_arn, struct store_elb_
 			  size_t *ret_n, struct berth_err *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s, "SELECT target_group_arn, id, port, registered_at, drain_until"
+	int r = store_prepare(s,
+			      "SELECT target_group_arn, id, port, registered_at, drain_until"
 			      " FROM elb_targets WHERE ?1 IS NULL OR target_group_arn = ?1"
-			      " ORDER BY target_group_arn, id, port", &st, err);
+			      " ORDER BY target_group_arn, id, port",
+			      &st, err);
 	if (r < 0)
 		return r;
 	store_bind_text(st, 1, tg_arn);
@@ -259,8 +272,10 @@ int store_elb_target_list(struct store *s, const char *tg_arn, struct store_elb_
 int store_elb_target_purge(struct store *s, int64_t now, size_t *ret_n, struct berth_err *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = store_prepare(s, "DELETE FROM elb_targets WHERE drain_until IS NOT NULL"
-			      " AND drain_until <= ?1", &st, err);
+	int r = store_prepare(s,
+			      "DELETE FROM elb_targets WHERE drain_until IS NOT NULL"
+			      " AND drain_until <= ?1",
+			      &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, now);

@@ -20,9 +20,9 @@
 
 struct store_elb_res {
 	char *arn;
-	char *kind;                 /* "loadbalancer", "targetgroup", "listener", "rule" */
-	char *name;                 /* NULL for listeners and rules */
-	char *parent_arn;           /* NULL for load balancers and target groups */
+	char *kind;	  /* "loadbalancer", "targetgroup", "listener", "rule" */
+	char *name;	  /* NULL for listeners and rules */
+	char *parent_arn; /* NULL for load balancers and target groups */
 	int64_t created_at;
 	char *doc_json;
 };
@@ -46,16 +46,16 @@ int store_elb_res_delete(struct store *s, const char *arn, struct berth_err *err
 
 struct store_elb_target {
 	char *target_group_arn;
-	char *id;                   /* an IPv4 address, or an instance id */
+	char *id; /* an IPv4 address, or an instance id */
 	int port;
 	int64_t registered_at;
-	int64_t drain_until;        /* 0: registered; else deregistered, draining until then */
+	int64_t drain_until; /* 0: registered; else deregistered, draining until then */
 };
 void store_elb_targets_free(struct store_elb_target *ts, size_t n);
 
 /* Registers (again: a draining target is registered anew). */
-int store_elb_target_put(struct store *s, const char *tg_arn, const char *id, int port,
-			 int64_t now, struct berth_err *err);
+int store_elb_target_put(struct store *s, const char *tg_arn, const char *id, int port, int64_t now,
+			 struct berth_err *err);
 /* Starts the drain of a registered target; -ENOENT when it is not. */
 int store_elb_target_drain(struct store *s, const char *tg_arn, const char *id, int port,
 			   int64_t until, struct berth_err *err);

@@ -39,7 +39,7 @@ static void texts(xmlNodePtr n, size_t *count, size_t *len)
 {
 	for (xmlNodePtr c = n->children; c; c = c->next) {
 		if (c->type == XML_ELEMENT_NODE && !c->children) {
-			(*count)++;  /* an empty value */
+			(*count)++; /* an empty value */
 		} else if (c->type == XML_ELEMENT_NODE && c->children->type == XML_TEXT_NODE &&
 			   !c->children->next) {
 			(*count)++;

@@ -43,7 +43,8 @@ static int setup(void **state)
 		fail_msg("store_open: %s", err.msg);
 	f->base = event_base_new();
 	assert_non_null(f->base);
-	struct elb_config cfg = { .region = "us-east-1", .account_id = "000000000000",
+	struct elb_config cfg = { .region = "us-east-1",
+				  .account_id = "000000000000",
 				  .dns_name = "127.0.0.1" };
 	if (elb_new(f->base, f->s, &cfg, &f->e, &err) < 0)
 		fail_msg("elb_new: %s", err.msg);
@@ -92,35 +93,50 @@ static void test_state(void **state)
 	struct fixture *f = *state;
 	char lb[256], tg1[256], tg2[256], listener[256], form[2048];
 	call(f, "Action=CreateLoadBalancer&Name=web", "LoadBalancerArn", lb, sizeof(lb));
-	call(f, "Action=CreateTargetGroup&Name=one&Protocol=HTTP&Port=8080&TargetType=ip"
-		"&HealthCheckPath=/up&HealthCheckIntervalSeconds=5&HealthCheckTimeoutSeconds=2"
-		"&Matcher.HttpCode=200-299", "TargetGroupArn", tg1, sizeof(tg1));
+	call(f,
+	     "Action=CreateTargetGroup&Name=one&Protocol=HTTP&Port=8080&TargetType=ip"
+	     "&HealthCheckPath=/up&HealthCheckIntervalSeconds=5&HealthCheckTimeoutSeconds=2"
+	     "&Matcher.HttpCode=200-299",
+	     "TargetGroupArn", tg1, sizeof(tg1));
 	call(f, "Action=CreateTargetGroup&Name=two&Protocol=HTTP&Port=9090&TargetType=instance",
 	     "TargetGroupArn", tg2, sizeof(tg2));
-	snprintf(form, sizeof(form), "Action=CreateListener&LoadBalancerArn=%s&Protocol=HTTP&Port=8000"
+	snprintf(form, sizeof(form),
+		 "Action=CreateListener&LoadBalancerArn=%s&Protocol=HTTP&Port=8000"
 		 "&DefaultActions.member.1.Type=forward"
 		 "&DefaultActions.member.1.ForwardConfig.TargetGroups.member.1.TargetGroupArn=%s"
 		 "&DefaultActions.member.1.ForwardConfig.TargetGroups.member.1.Weight=3"
 		 "&DefaultActions.member.1.ForwardConfig.TargetGroups.member.2.TargetGroupArn=%s",
 		 lb, tg1, tg2);
 	call(f, form, "ListenerArn", listener, sizeof(listener));
-	snprintf(form, sizeof(form), "Action=CreateRule&ListenerArn=%s&Priority=20"
-		 "&Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/api/*"
-		 "&Conditions.member.2.Field=host-header&Conditions.member.2.Values.member.1=a.example"
+	snprintf(form, sizeof(form),
+		 "Action=CreateRule&ListenerArn=%s&Priority=20"
+		 "&Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/api/"
+		 "*"
+		 "&Conditions.member.2.Field=host-header&Conditions.member.2.Values.member.1=a."
+		 "example"
 		 "&Conditions.member.2.Values.member.2=b.example"
-		 "&Actions.member.1.Type=forward&Actions.member.1.TargetGroupArn=%s", listener, tg2);
+		 "&Actions.member.1.Type=forward&Actions.member.1.TargetGroupArn=%s",
+		 listener, tg2);
 	call(f, form, NULL, NULL, 0);
-	snprintf(form, sizeof(form), "Action=CreateRule&ListenerArn=%s&Priority=10"
+	snprintf(form, sizeof(form),
+		 "Action=CreateRule&ListenerArn=%s&Priority=10"
 		 "&Conditions.member.1.Field=path-pattern&Conditions.member.1.Values.member.1=/x"
-		 "&Actions.member.1.Type=fixed-response&Actions.member.1.FixedResponseConfig.StatusCode=418"
-		 "&Actions.member.1.FixedResponseConfig.MessageBody=tea", listener);
+		 "&Actions.member.1.Type=fixed-response&Actions.member.1.FixedResponseConfig."
+		 "StatusCode=418"
+		 "&Actions.member.1.FixedResponseConfig.MessageBody=tea",
+		 listener);
 	call(f, form, NULL, NULL, 0);
-	snprintf(form, sizeof(form), "Action=RegisterTargets&TargetGroupArn=%s"
-		 "&Targets.member.1.Id=10.0.0.1&Targets.member.2.Id=10.0.0.2&Targets.member.2.Port=81", tg1);
+	snprintf(form, sizeof(form),
+		 "Action=RegisterTargets&TargetGroupArn=%s"
+		 "&Targets.member.1.Id=10.0.0.1&Targets.member.2.Id=10.0.0.2&Targets.member.2.Port="
+		 "81",
+		 tg1);
 	call(f, form, NULL, NULL, 0);
-	snprintf(form, sizeof(form), "Action=RegisterTargets&TargetGroupArn=%s&Targets.member.1.Id=i-1", tg2);
+	snprintf(form, sizeof(form),
+		 "Action=RegisterTargets&TargetGroupArn=%s&Targets.member.1.Id=i-1", tg2);
 	call(f, form, NULL, NULL, 0);
-	snprintf(form, sizeof(form), "Action=DeregisterTargets&TargetGroupArn=%s&Targets.member.1.Id=10.0.0.1", tg1);
+	snprintf(form, sizeof(form),
+		 "Action=DeregisterTargets&TargetGroupArn=%s&Targets.member.1.Id=10.0.0.1", tg1);
 	call(f, form, NULL, NULL, 0);
 
 	struct berth_err err = { 0 };
@@ -139,11 +155,11 @@ static void test_state(void **state)
 	assert_int_equal(g1->n_targets, 2);
 	assert_string_equal(g1->targets[0].addr, "10.0.0.1");
 	assert_int_equal(g1->targets[0].port, 8080);
-	assert_true(g1->targets[0].draining);  /* the default delay: 300 s */
+	assert_true(g1->targets[0].draining); /* the default delay: 300 s */
 	assert_int_equal(g1->targets[1].port, 81);
 	assert_false(g1->targets[1].draining);
 	assert_int_equal(g2->n_targets, 1);
-	assert_string_equal(g2->targets[0].addr, "127.0.0.1");  /* an instance: this host */
+	assert_string_equal(g2->targets[0].addr, "127.0.0.1"); /* an instance: this host */
 	assert_int_equal(g2->targets[0].port, 9090);
 
 	assert_int_equal(st->n_listeners, 1);

@@ -57,8 +57,12 @@ static int teardown(void **state)
 static int insert(struct store *s, const char *arn, const char *kind, const char *name,
 		  const char *parent, int64_t at)
 {
-	struct store_elb_res r = { .arn = (char *)arn, .kind = (char *)kind, .name = (char *)name,
-				   .parent_arn = (char *)parent, .created_at = at, .doc_json = "{}" };
+	struct store_elb_res r = { .arn = (char *)arn,
+				   .kind = (char *)kind,
+				   .name = (char *)name,
+				   .parent_arn = (char *)parent,
+				   .created_at = at,
+				   .doc_json = "{}" };
 	struct berth_err err = { 0 };
 	return store_elb_res_insert(s, &r, &err);
 }
@@ -78,7 +82,7 @@ static void test_resources(void **state)
 	struct store *s = ((struct fixture *)*state)->s;
 	struct berth_err err = { 0 };
 	assert_int_equal(insert(s, LB, "loadbalancer", "web", NULL, 1), 0);
-	assert_int_equal(insert(s, TG, "targetgroup", "web", NULL, 2), 0);  /* another kind */
+	assert_int_equal(insert(s, TG, "targetgroup", "web", NULL, 2), 0); /* another kind */
 	assert_int_equal(insert(s, ARN "loadbalancer/app/web/9", "loadbalancer", "web", NULL, 3),
 			 -EEXIST);
 	assert_int_equal(insert(s, LISTENER, "listener", NULL, LB, 4), 0);
