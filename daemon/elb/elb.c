@@ -200,9 +200,13 @@ int elb_new(struct event_base *base, struct store *store, const struct elb_confi
 	e->dns_name = strdup(cfg->dns_name ? cfg->dns_name : host);
 	if (!e->dns_name)
 		return berth_errf(err, ENOMEM, "load balancers: out of memory");
-	int r = elb_plane_apply(e, err);
-	if (r < 0)
-		return berth_err_wrap(err, "load balancers: re-applying the stored state");
+	/* A stored listener whose port another program took meanwhile must
+	 * not keep the daemon (and its tasks) down: said, and served as
+	 * soon as a change applies. */
+	struct berth_err plane_err = { 0 };
+	if (elb_plane_apply(e, &plane_err) < 0 && cfg->log)
+		fprintf(cfg->log, "berth daemon: load balancers: re-applying the stored state: %s\n",
+			plane_err.msg);
 	elb_drain_arm(e);
 	*ret = TAKE_PTR(e);
 	return 0;

@@ -41,7 +41,8 @@ struct elb_config {
 	FILE *log;     /* data-plane failures after the answer; NULL = quiet */
 };
 
-/* Re-applies the stored state to CFG->lb and arms the drain timer.  BASE,
+/* Re-applies the stored state to CFG->lb (a failure, such as a port now
+ * taken, is logged, not fatal) and arms the drain timer.  BASE,
  * STORE and CFG's strings must outlive the result. */
 int elb_new(struct event_base *base, struct store *store, const struct elb_config *cfg,
 	    struct elb **ret, struct berth_err *err);

@@ -747,3 +747,28 @@ def test_served_again_after_restart(tmpdir_short, backends):
                       "the listener serving after the restart")
     finally:
         d.stop()
+
+
+def test_a_port_taken_while_down_does_not_keep_the_daemon_down(tmpdir_short, backends):
+    import socket
+    d = Daemon(tmpdir_short, extra=("--lb-address", "127.0.0.1")).wait_ready()
+    try:
+        elb = make_elbv2(d)
+        lb, arn, port = serving_group(elb, backends)
+    finally:
+        d.stop()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        d = Daemon(tmpdir_short, extra=("--lb-address", "127.0.0.1"), name="again").wait_ready()
+    try:
+        # wait_ready() took the "already" of "address already in use" for
+        # "ready": wait for the daemon's own line.
+        tk.poll_until(lambda: "berth daemon: ready" in d.stderr(), 20, "the daemon ready")
+        assert f"{port}" in d.stderr() and "re-applying the stored state" in d.stderr()
+        elb = make_elbv2(d)
+        # The port is free again: the next change serves the listener.
+        elb.modify_target_group(TargetGroupArn=arn, HealthCheckIntervalSeconds=6)
+        tk.poll_until(lambda: (try_get(port) or (0,))[0] == 200, 40, "the listener serving")
+    finally:
+        d.stop()
