@@ -758,6 +758,34 @@ static void test_leftover_haproxy_stopped(void **state)
 	assert_string_equal(body, "A");
 }
 
+static bool in_run_dir(struct fx *f, const char *name)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "%s/lb/%s", f->dir, name);
+	return access(path, F_OK) == 0;
+}
+
+/* A daemon that serves no load balancer runs no HAProxy: it starts with
+ * the first listener. */
+static void test_no_haproxy_until_a_listener(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	struct one o;
+	one_init(&o, free_port(), bs, 1);
+	o.s.n_listeners = 0;
+	assert_false(in_run_dir(f, "master.sock"));
+	apply_ok(f, &o.s);
+	assert_false(in_run_dir(f, "master.sock"));
+	struct lb_target_health h;
+	health(f, "web", bs[0], &h);
+	assert_int_equal(h.state, LB_UNUSED);
+	o.s.n_listeners = 1;
+	apply_ok(f, &o.s);
+	assert_true(in_run_dir(f, "master.sock"));
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -773,6 +801,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_weighted_forward, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_is_hitless, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_haproxy_dies_with_daemon, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_haproxy_until_a_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leftover_haproxy_stopped, setup, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
