@@ -280,6 +280,18 @@ int lb_apply(struct lb *lb, const struct lb_state *state, struct berth_err *err)
 		return r;
 	if ((r = applied_from(state, &nv, &nn)) < 0)
 		return berth_errnof(err, -r, "load balancer state");
+	/* No listener and no HAProxy: nothing to serve, nothing started (a
+	 * daemon that serves no load balancer runs no HAProxy). */
+	if (state->n_listeners == 0 && lb->pid <= 0) {
+		if (lb->ev_restart)
+			evtimer_del(lb->ev_restart);
+		put_applied(lb, TAKE_PTR(nv), nn);
+		free(lb->skeleton);
+		lb->skeleton = TAKE_PTR(skel);
+		if (save_ports(lb, state) < 0)
+			return berth_errf(err, ENOMEM, "load balancer state");
+		return write_cfg(lb, "haproxy.cfg", cfg, err);
+	}
 	if (lb->pid > 0 && lb->skeleton && strcmp(skel, lb->skeleton) == 0) {
 		struct berth_err e = { 0 };
 		if (diff_targets(lb, nv, nn, &e) == 0) {
@@ -337,6 +349,16 @@ static void stop_leftover(struct lb *lb)
 		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
 }
 
+/* What a HAProxy leaves in the run dir (a killed one does not remove its
+ * sockets). */
+static void remove_runtime_files(struct lb *lb)
+{
+	static const char *const files[] = { "admin.sock", "master.sock", "haproxy.pid",
+					     "haproxy.cfg.new" };
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+		unlinkat(lb->dirfd, files[i], 0);
+}
+
 static int check_config(const struct lb_config *cfg, struct berth_err *err)
 {
 	struct in_addr a;
@@ -384,12 +406,13 @@ int lb_new(struct event_base *base, const struct lb_config *cfg, struct lb **ret
 		r = r < 0 ? r : berth_errnof(err, errno, "chmod 0700 %s", lb->run_dir);
 	if (r == 0) {
 		stop_leftover(lb);
-		/* No state from an earlier HAProxy: its servers' health is stale. */
+		remove_runtime_files(lb);
+		/* No state from an earlier HAProxy: its servers' health is stale.
+		 * HAProxy itself starts with the first listener (lb_apply). */
 		r = berth_write_file_at(lb->dirfd, "servers.state", "1\n", 2, 0600, err);
 		const struct lb_state none = { 0 };
-		if (r == 0 && (r = lb_conf_render(lb, &none, LB_CONF_SERVING, &empty, err)) == 0 &&
-		    (r = write_cfg(lb, "haproxy.cfg", empty, err)) == 0)
-			r = lb_proc_start(lb, err);
+		if (r == 0 && (r = lb_conf_render(lb, &none, LB_CONF_SERVING, &empty, err)) == 0)
+			r = write_cfg(lb, "haproxy.cfg", empty, err);
 	}
 	if (r < 0) {
 		lb_free(lb);
@@ -408,10 +431,8 @@ void lb_free(struct lb *lb)
 	if (lb->ev_restart)
 		event_free(lb->ev_restart);
 	if (lb->dirfd >= 0) {
-		static const char *const leftovers[] = { "admin.sock", "master.sock", "haproxy.pid",
-							 "servers.state", "haproxy.cfg.new" };
-		for (size_t i = 0; i < ARRAY_SIZE(leftovers); i++)
-			unlinkat(lb->dirfd, leftovers[i], 0);
+		remove_runtime_files(lb);
+		unlinkat(lb->dirfd, "servers.state", 0);
 		close(lb->dirfd);
 	}
 	free(lb->run_dir);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -188,6 +189,56 @@ static int spawn(char *const argv[], int out, pid_t *ret, struct berth_err *err)
 	return 0;
 }
 
+/* Child side of spawn_master(): what may run between fork and exec. */
+static void master_child(char *const argv[], int out, pid_t parent, int report)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (out < 0)
+		out = nul;
+	/* HAProxy handles its own signals: none blocked or ignored. */
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() == parent && nul >= 0 &&
+	    dup2(nul, 0) >= 0 && dup2(out, 1) >= 0 && dup2(out, 2) >= 0 &&
+	    sigprocmask(SIG_SETMASK, &none, NULL) == 0)
+		execvp(argv[0], argv);
+	int e = errno;
+	(void)!write(report, &e, sizeof(e));
+	_exit(127);
+}
+
+/* The master dies with the daemon (SIGTERM when its parent goes; it then
+ * stops its workers): a daemon killed with -9 leaves no HAProxy holding
+ * the listeners' ports.  fork, not posix_spawn, for the prctl: HAProxy
+ * starts rarely.  An exec failure comes back on a close-on-exec pipe. */
+static int spawn_master(char *const argv[], int out, pid_t *ret, struct berth_err *err)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return berth_errnof(err, errno, "start %s", argv[0]);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0)
+		master_child(argv, out, parent, p[1]);
+	int e = errno;
+	close(p[1]);
+	_cleanup_close_ int rd = p[0];
+	if (pid < 0)
+		return berth_errnof(err, e, "start %s", argv[0]);
+	ssize_t k;
+	while ((k = read(rd, &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	if (k == (ssize_t)sizeof(e)) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return berth_errnof(err, e, "start %s", argv[0]);
+	}
+	*ret = pid;
+	return 0;
+}
+
 int lb_proc_check(struct lb *lb, const char *name, struct berth_err *err)
 {
 	char cfg[4200];
@@ -267,7 +318,7 @@ int lb_proc_start(struct lb *lb, struct berth_err *err)
 	snprintf(cfg, sizeof(cfg), "%s/haproxy.cfg", lb->run_dir);
 	snprintf(pidf, sizeof(pidf), "%s/haproxy.pid", lb->run_dir);
 	char *argv[] = { lb->haproxy, "-W", "-db", "-S", master, "-f", cfg, "-p", pidf, NULL };
-	int r = spawn(argv, lb->log ? fileno(lb->log) : -1, &lb->pid, err);
+	int r = spawn_master(argv, lb->log ? fileno(lb->log) : -1, &lb->pid, err);
 	if (r < 0)
 		return r;
 	lb->pidfd = (int)syscall(SYS_pidfd_open, lb->pid, 0);

@@ -15,9 +15,14 @@ programs it, against the same requests straight to one target.
 
 Prints req/s and wrk's p50/p99 latency as medians, the LB's cost in
 throughput against direct, and the targets (cost < 15 %, p99 < 5 ms).
+Then, BERTH_BENCH_LB_RUNS times: a new target is registered (lb_apply, the
+Runtime API) and requests go through the LB every 5 ms until one reaches
+it: lb_apply's time and the time to the first request it serves (health
+check interval 1 s, healthy threshold 1; target < 1 s).
 The machine's load (os.getloadavg) is printed: with other work on its
 cores the figures are noisy.  Everything it starts is stopped at the end.
 """
+import http.client
 import os
 import re
 import shutil
@@ -26,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,6 +51,18 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def get(port):
+    """One request on a new connection: the body, or None."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request("GET", "/")
+        return c.getresponse().read().decode()
+    except OSError:
+        return None
+    finally:
+        c.close()
 
 
 def wrk(port):
@@ -85,6 +103,21 @@ def main():
             res["direct"].append(wrk(ports[0]))
             res["LB"].append(wrk(lb_port))
         load_after = os.getloadavg()[0]
+        applied, to_traffic = [], []
+        for i in range(RUNS):
+            ident = f"N{i}"
+            p = bl.popen([str(BIN / "lb_backend"), ident], stdout=subprocess.PIPE, text=True)
+            procs.insert(0, p)
+            port = int(p.stdout.readline())
+            t0 = time.monotonic()
+            lb.stdin.write(f"add {port}\n")
+            lb.stdin.flush()
+            applied.append(int(lb.stdout.readline().split()[1]) / 1e3)
+            while get(lb_port) != ident:
+                if time.monotonic() - t0 > 30:
+                    break
+                time.sleep(0.005)
+            to_traffic.append(time.monotonic() - t0)
         print(f"\nHTTP keep-alive, wrk -t{THREADS} -c{CONNS}, {SECONDS} s x {RUNS} runs; "
               f"load average {load_before:.2f} before, {load_after:.2f} after, {os.cpu_count()} CPUs")
         print("\n| path | req/s | p50 ms | p99 ms | failed requests |")
@@ -95,6 +128,8 @@ def main():
             failed = sum(r[3] for r in runs)
             print(f"| {name} (median of {len(runs)}) | {med[name][0]:.0f} | {med[name][1] * 1e3:.3f} | "
                   f"{med[name][2] * 1e3:.3f} | {failed} |")
+        bl.table("new target", [("lb_apply (no reload)", applied, ""),
+                                ("registered → first request served", to_traffic, "")])
         cost = 100.0 * (1 - med["LB"][0] / med["direct"][0])
         p99 = med["LB"][2] * 1e3
         print(f"\nLB cost: {cost:.1f} % of direct throughput (target < 15 %): "
@@ -103,7 +138,7 @@ def main():
         return 0
     finally:
         for p in reversed(procs):
-            if p.stdin:
+            if p.stdin and not p.stdin.closed:
                 p.stdin.close()
             else:
                 p.kill()

@@ -5,7 +5,9 @@
  *   lb_serve RUN_DIR PORT TARGET_PORT...
  *
  * Prints "ready" once every target is healthy, then serves (and restarts
- * HAProxy if it dies) until its stdin closes. */
+ * HAProxy if it dies) until its stdin closes.  A line "add PORT" on stdin
+ * registers one more target (lb_apply: the Runtime API, no reload) and
+ * answers "applied MS", the milliseconds lb_apply took. */
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -17,12 +19,35 @@
 
 #define MAX_TARGETS 16
 
+struct serve {
+	struct event_base *base;
+	struct lb *lb;
+	struct lb_state *s;
+	struct lb_group *g;
+	struct lb_target *t;
+};
+
 static void on_stdin(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
+	struct serve *sv = arg;
 	char buf[64];
-	if (read(fd, buf, sizeof(buf)) <= 0)
-		event_base_loopbreak(arg);
+	ssize_t k = read(fd, buf, sizeof(buf) - 1);
+	if (k <= 0) {
+		event_base_loopbreak(sv->base);
+		return;
+	}
+	buf[k] = '\0';
+	int port;
+	if (sscanf(buf, "add %d", &port) != 1 || sv->g->n_targets >= MAX_TARGETS)
+		return;
+	sv->t[sv->g->n_targets++] = (struct lb_target){ "127.0.0.1", port, 1, false };
+	struct berth_err err = { 0 };
+	int64_t t0 = berth_mono_ms();
+	if (lb_apply(sv->lb, sv->s, &err) < 0)
+		fprintf(stderr, "lb_serve: %s\n", err.msg);
+	printf("applied %lld\n", (long long)(berth_mono_ms() - t0));
+	fflush(stdout);
 }
 
 static bool all_healthy(struct lb *lb, const struct lb_target *t, size_t n)
@@ -72,7 +97,8 @@ int main(int argc, char **argv)
 	if (r == 0) {
 		printf("ready\n");
 		fflush(stdout);
-		struct event *ev = event_new(base, 0, EV_READ | EV_PERSIST, on_stdin, base);
+		struct serve sv = { base, lb, &s, &g, t };
+		struct event *ev = event_new(base, 0, EV_READ | EV_PERSIST, on_stdin, &sv);
 		event_add(ev, NULL);
 		event_base_dispatch(base);
 		event_free(ev);

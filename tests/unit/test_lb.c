@@ -655,9 +655,9 @@ static void test_reload_is_hitless(void **state)
 	assert_true(ok > 10);
 }
 
-/* A daemon killed with -9 leaves its HAProxy running on the ports: the
- * next one in the same run dir stops it and serves. */
-static void test_leftover_haproxy_replaced(void **state)
+/* A daemon killed with -9 takes its HAProxy with it: nothing holds the
+ * listeners' ports, and the next daemon on the same run dir serves. */
+static void test_haproxy_dies_with_daemon(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[1] = { backend_start(f, "A", 200) };
@@ -666,34 +666,124 @@ static void test_leftover_haproxy_replaced(void **state)
 	one_init(&o, port, bs, 1);
 	lb_free(f->lb);
 	f->lb = NULL;
-	char rd[128];
+	char rd[128], path[160];
 	run_dir(f, rd, sizeof(rd));
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	pid_t child = fork();
 	assert_true(child >= 0);
 	if (child == 0) {
-		/* The "daemon": serves, then dies without stopping HAProxy. */
+		/* The "daemon": serves, says so, and waits for its SIGKILL. */
 		struct event_base *base = event_base_new();
 		struct lb_config cfg = { .run_dir = rd, .bind_address = "127.0.0.1" };
 		struct lb *lb;
 		struct berth_err err = { 0 };
-		_exit(lb_new(base, &cfg, &lb, &err) == 0 && lb_apply(lb, &o.s, &err) == 0 ? 0 : 1);
+		if (lb_new(base, &cfg, &lb, &err) == 0 && lb_apply(lb, &o.s, &err) == 0)
+			(void)!write(p[1], "ok", 2);
+		for (;;)
+			pause();
 	}
-	int st;
-	assert_int_equal(waitpid(child, &st, 0), child);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	char body[256];
+	close(p[1]);
+	char ok[4] = "";
+	assert_int_equal(read(p[0], ok, sizeof(ok)), 2);
+	close(p[0]);
+	_cleanup_free_ char *pid_s = NULL;
+	snprintf(path, sizeof(path), "%s/haproxy.pid", rd);
+	assert_int_equal(berth_read_file_at(AT_FDCWD, path, 64, &pid_s, NULL, NULL), 0);
+	pid_t master = atoi(pid_s);
+	assert_int_equal(kill(master, 0), 0);
+	assert_int_equal(kill(child, SIGKILL), 0);
+	assert_int_equal(waitpid(child, NULL, 0), child);
 	int64_t end = berth_mono_ms() + DEADLINE_MS;
-	while (get(f, port, "/", NULL, body) != 200) /* the orphan serves */
+	while (kill(master, 0) == 0)
 		assert_true(berth_mono_ms() < end);
 	struct lb_config cfg = { .run_dir = rd, .bind_address = "127.0.0.1" };
 	struct berth_err err = { 0 };
 	if (lb_new(f->base, &cfg, &f->lb, &err) < 0)
+		fail_msg("lb_new after a killed daemon: %s", err.msg);
+	apply_ok(f, &o.s);
+	struct lb_target_health h;
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	char body[256];
+	assert_int_equal(get(f, port, "/", NULL, body), 200);
+}
+
+/* A HAProxy of this run dir not started by this lb (its pid file and
+ * command line say so) holds the port: lb_new stops it. */
+static void test_leftover_haproxy_stopped(void **state)
+{
+	struct fx *f = *state;
+	int port = free_port();
+	lb_free(f->lb);
+	f->lb = NULL;
+	char rd[128], cfgp[160], master[160], pidp[160];
+	run_dir(f, rd, sizeof(rd));
+	snprintf(cfgp, sizeof(cfgp), "%s/leftover.cfg", rd);
+	snprintf(master, sizeof(master), "%s/master.sock,mode,600", rd);
+	snprintf(pidp, sizeof(pidp), "%s/haproxy.pid", rd);
+	char cfg[512];
+	int n = snprintf(cfg, sizeof(cfg),
+			 "defaults\n    mode http\n    timeout client 5s\n"
+			 "frontend f\n    bind 127.0.0.1:%d\n"
+			 "    http-request return status 200 content-type text/plain string left\n",
+			 port);
+	assert_int_equal(berth_write_file_at(AT_FDCWD, cfgp, cfg, (size_t)n, 0600, NULL), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		execlp("haproxy", "haproxy", "-W", "-db", "-S", master, "-f", cfgp, "-p", pidp,
+		       (char *)NULL);
+		_exit(127);
+	}
+	char body[256];
+	int64_t end = berth_mono_ms() + DEADLINE_MS;
+	while (get(f, port, "/", NULL, body) != 200)
+		assert_true(berth_mono_ms() < end);
+	assert_string_equal(body, "left");
+	struct lb_config c = { .run_dir = rd, .bind_address = "127.0.0.1" };
+	struct berth_err err = { 0 };
+	if (lb_new(f->base, &c, &f->lb, &err) < 0)
 		fail_msg("lb_new over a leftover: %s", err.msg);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	struct one o;
+	one_init(&o, port, bs, 1);
 	apply_ok(f, &o.s);
 	struct lb_target_health h;
 	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
 	assert_int_equal(get(f, port, "/", NULL, body), 200);
 	assert_string_equal(body, "A");
+}
+
+static bool in_run_dir(struct fx *f, const char *name)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "%s/lb/%s", f->dir, name);
+	return access(path, F_OK) == 0;
+}
+
+/* A daemon that serves no load balancer runs no HAProxy: it starts with
+ * the first listener. */
+static void test_no_haproxy_until_a_listener(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	struct one o;
+	one_init(&o, free_port(), bs, 1);
+	o.s.n_listeners = 0;
+	assert_false(in_run_dir(f, "master.sock"));
+	apply_ok(f, &o.s);
+	assert_false(in_run_dir(f, "master.sock"));
+	struct lb_target_health h;
+	health(f, "web", bs[0], &h);
+	assert_int_equal(h.state, LB_UNUSED);
+	o.s.n_listeners = 1;
+	apply_ok(f, &o.s);
+	assert_true(in_run_dir(f, "master.sock"));
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
 }
 
 int main(void)
@@ -710,7 +800,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_injection_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_weighted_forward, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_is_hitless, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_leftover_haproxy_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_haproxy_dies_with_daemon, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_haproxy_until_a_listener, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_haproxy_stopped, setup, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
