@@ -12,14 +12,14 @@ DEB_PKGS := build-essential dpkg-dev pkg-config clang clang-format libclang-rt-1
 	busybox-static zstd docker-registry apache2-utils skopeo podman runc \
 	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 libcap-dev libseccomp-dev \
 	qemu-system-x86 linux-image-amd64 python3 e2fsprogs kmod \
-	libevent-dev python3-botocore python3-boto3 awscli
+	libevent-dev python3-botocore python3-boto3 awscli libxml2-dev haproxy wrk
 # The last line is the cgroup v2 lane (tests/vm/run): qemu TCG boots Debian's
 # kernel; python3 runs the runner (it writes the initramfs cpio itself, so no
 # cpio), mkfs.ext4 makes the scratch disk, busybox-static is the guest's init
 # and the guest's modprobe is the host's kmod.
 
 PKGS    := libcurl libarchive libcjson libcrypto libnl-3.0 libnl-route-3.0 libnftables \
-	   libseccomp libcap sqlite3 libevent
+	   libseccomp libcap sqlite3 libevent libxml-2.0
 CSTD    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2 -D_GNU_SOURCE -I.
 # Computed when make reads this file, so a target that installs the packages
@@ -102,6 +102,17 @@ build/$(1)/tests/%: build/$(1)/obj/tests/unit/%.o build/$(1)/libberth.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS) -lcmocka
 
+# The load balancer's test target (tests/fixtures/lb_backend.c), beside
+# the unit tests that start it.
+build/$(1)/tests/lb_backend: build/$(1)/obj/tests/fixtures/lb_backend.o
+	@mkdir -p $$(@D)
+	$$(CC) $$(OPT_$(1)) -o $$@ $$^
+build/$(1)/tests/test_lb: | build/$(1)/tests/lb_backend
+# The load balancer benchmark's driver (tests/bench/lb.py).
+build/$(1)/tests/lb_serve: build/$(1)/obj/tests/bench/lb_serve.o build/$(1)/libberth.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(OPT_$(1)) -o $$@ $$^ -Wl,--as-needed $$(LIBS)
+
 -include $$(shell find build/$(1) -name '*.d' 2>/dev/null)
 endef
 $(eval $(call flavour,release))
@@ -135,7 +146,7 @@ build/fuzz/obj/%.o: %.c
 # compiled with coverage at all.
 FUZZ_LIB_SRCS := $(wildcard common/*.c) images/digest.c images/ref.c images/manifest.c \
 	images/unpack.c daemon/server/sigv4.c daemon/server/credentials.c daemon/server/api_guard.c \
-	daemon/server/api_decode.c
+	daemon/server/api_decode.c daemon/elb/elb_form.c daemon/elb/elb_xml.c
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_SRCS:%.c=build/fuzz/obj/%.o)
 	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
@@ -210,7 +221,7 @@ test: deps
 	@$(MAKE) --no-print-directory integration INTEGRATION_SKIP="$(INTEGRATION_ASAN)"
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all build/release/tests/lb_serve build/release/tests/lb_backend
 	BERTH_BIN=$(CURDIR)/build/release/berth $(PYTHON) tests/bench/run.py
 
 # N tasks at once (default 1000; not part of bench: it holds the host for

@@ -101,6 +101,7 @@ int cmd_ps(struct cli *c, int argc, char **argv);
 int cmd_inspect(struct cli *c, int argc, char **argv);
 int cmd_stop(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
+int cmd_lb(struct cli *c, int argc, char **argv);
 int cmd_service(struct cli *c, int argc, char **argv);
 int cmd_exec(struct cli *c, int argc, char **argv);
 int cmd_volume(struct cli *c, int argc, char **argv);

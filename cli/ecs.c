@@ -68,11 +68,11 @@ static struct curl_slist *request_headers(const char *op)
 	return h;
 }
 
-/* The transfer itself: body into *ret_body (NUL-terminated), status code. */
-static int post(struct ecs *e, const char *op, const char *body, char **ret_body,
-		long *ret_status, struct berth_err *err)
+/* The transfer itself, with HDRS (taken; NULL: out of memory): body into
+ * *ret_body (NUL-terminated), status code. */
+static int transfer(struct ecs *e, const char *op, struct curl_slist *hdrs, const char *body,
+		    char **ret_body, long *ret_status, struct berth_err *err)
 {
-	struct curl_slist *hdrs = request_headers(op);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *out = open_memstream(&buf, &len);
@@ -131,6 +131,22 @@ static int answer_error(struct ecs *e, const char *op, long status, const cJSON 
 	}
 	return berth_errf(err, EPROTO, "%s: HTTP %ld: %.200s", op, status,
 			  body[0] ? body : "(empty answer)");
+}
+
+static int post(struct ecs *e, const char *op, const char *body, char **ret_body,
+		long *ret_status, struct berth_err *err)
+{
+	return transfer(e, op, request_headers(op), body, ret_body, ret_status, err);
+}
+
+int ecs_post_form(struct ecs *e, const char *action, const char *form, char **ret_body,
+		  long *ret_status, struct berth_err *err)
+{
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+	struct curl_slist *n = h ? curl_slist_append(h, "Expect:") : NULL;
+	if (!n)
+		curl_slist_free_all(h);
+	return transfer(e, action, n, form, ret_body, ret_status, err);
 }
 
 int ecs_call(struct ecs *e, const char *op, const cJSON *req, cJSON **ret,

@@ -34,6 +34,12 @@ DEFINE_CLEANUP_FUNC(struct ecs, ecs_close)
 int ecs_call(struct ecs *e, const char *op, const cJSON *req, cJSON **ret,
 	     struct berth_err *err);
 
+/* POSTs FORM (a form-encoded body: the ELBv2 API's Query protocol) for
+ * ACTION; the answer as it came, *ret_body (NUL-terminated, the caller
+ * frees it), and the HTTP status.  Fails only when nothing answers. */
+int ecs_post_form(struct ecs *e, const char *action, const char *form, char **ret_body,
+		  long *ret_status, struct berth_err *err);
+
 /* The __type of the last call's ECS error, "" when it had none. */
 const char *ecs_error_type(const struct ecs *e);
 

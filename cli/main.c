@@ -39,6 +39,7 @@ static const struct command commands[] = {
 	{ "task-definitions", cmd_task_definitions, "list task definitions" },
 	{ "service", cmd_service, "services: create, update, ls, inspect, rm, events" },
 	{ "volume", cmd_volume, "named volumes: ls, rm" },
+	{ "lb", cmd_lb, "load balancers: ls, targets (managed with the ELBv2 API)" },
 	{ "pull", cmd_pull, "pull an image from a registry into the local store" },
 	{ "images", cmd_images, "list the images in the local store" },
 	{ "rmi", cmd_rmi, "remove an image and garbage-collect what nothing uses" },
@@ -123,9 +124,11 @@ static int cmd_help(struct cli *c, int argc, char **argv)
 	const struct command *k = find_command(argv[first]);
 	if (!k)
 		return unknown_command("help: ", argv[first]);
-	/* Only service and volume have SUBCOMMANDs: another word could be an
-	 * argument the command acts on (`run IMAGE --help` runs IMAGE with --help). */
-	if (first + 1 < argc && k->run != cmd_service && k->run != cmd_volume) {
+	/* Only service, volume and lb have SUBCOMMANDs: another word could be
+	 * an argument the command acts on (`run IMAGE --help` runs IMAGE with
+	 * --help). */
+	if (first + 1 < argc && k->run != cmd_service && k->run != cmd_volume &&
+	    k->run != cmd_lb) {
 		fprintf(stderr, "berth: help: %s has no subcommands\nusage: %s\n", k->name, cmd.usage);
 		return 2;
 	}

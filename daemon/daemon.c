@@ -11,6 +11,8 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "daemon/elb/elb.h"
+#include "daemon/lb/lb.h"
 #include "daemon/server/api.h"
 #include "daemon/server/credentials.h"
 #include "daemon/server/exec_gate.h"
@@ -21,6 +23,9 @@
 #include "daemon/svc/svc.h"
 #include "daemon/store/store.h"
 #include "daemon/store/store_secrets.h"
+
+/* lb.h declares no scope cleanup of its own. */
+DEFINE_CLEANUP_FUNC(struct lb, lb_free)
 
 DEFINE_CLEANUP_FUNC(struct event_base, event_base_free)
 DEFINE_CLEANUP_FUNC(struct event, event_free)
@@ -118,16 +123,25 @@ static void say(const struct daemon_opts *o, const char *fmt, ...)
 }
 
 /* The task engine's hooks (sched.h): a service's task changed or stopped. */
+/* What the task engine's hooks reach: both NULL while it adopts tasks. */
+struct task_watchers {
+	struct svc *svc;
+	struct elb *elb;
+};
+
 static void on_task_changed(void *arg, const struct store_task *t)
 {
-	struct svc *v = *(struct svc **)arg;
+	struct task_watchers *w = arg;
+	elb_task_changed(w->elb, t);
 	if (t->service_name)
-		svc_poke(v, t->cluster, t->service_name);
+		svc_poke(w->svc, t->cluster, t->service_name);
 }
 
 static void on_task_stopped(void *arg, const struct store_task *t)
 {
-	svc_task_stopped(*(struct svc **)arg, t);
+	struct task_watchers *w = arg;
+	elb_task_changed(w->elb, t);
+	svc_task_stopped(w->svc, t);
 }
 
 static int start_sched(const struct daemon_opts *o, struct event_base *base, struct store *store,
@@ -210,10 +224,30 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	if (!sigterm || !sigint || event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
 		return berth_errf(err, ENOMEM, "cannot watch SIGTERM/SIGINT");
 
+	/* The load balancers: HAProxy (daemon/lb) serving what the ELBv2 API
+	 * (daemon/elb) keeps in the store, re-applied now; before the task
+	 * engine, whose hooks tell the API about services' tasks (adopted
+	 * ones too), and freed after it. */
+	_cleanup_free_ char *lb_dir = NULL;
+	if (asprintf(&lb_dir, "%s/lb", run_root) < 0)
+		return berth_errf(err, ENOMEM, "out of memory");
+	struct lb_config lc = { .run_dir = lb_dir, .bind_address = o->lb_address, .log = o->log };
+	_cleanup_(lb_freep) struct lb *lb = NULL;
+	if ((r = lb_new(base, &lc, &lb, err)) < 0)
+		return r;
+	struct elb_config ec = {
+		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
+		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
+		.dns_name = o->lb_address, .lb = lb, .log = o->log,
+	};
+	_cleanup_(elb_freep) struct elb *elb = NULL;
+	if ((r = elb_new(base, store, &ec, &elb, err)) < 0)
+		return r;
+
 	/* Before the API: RunTask needs it, and a restarted daemon adopts
 	 * its tasks before it answers about them. */
-	struct svc *svc = NULL;      /* the hooks' argument: NULL while sched adopts */
-	struct sched_hooks hooks = { on_task_changed, on_task_stopped, &svc };
+	struct task_watchers watchers = { .elb = elb };  /* the hooks' argument */
+	struct sched_hooks hooks = { on_task_changed, on_task_stopped, &watchers };
 	_cleanup_(sched_freep) struct sched *sched = NULL;
 	r = start_sched(o, base, store, key, root, run_root, &hooks, &sched, err);
 	if (r < 0)
@@ -226,7 +260,7 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	_cleanup_(svc_freep) struct svc *services = NULL;
 	if ((r = svc_new(base, store, &engine, &svc_real_clock, &vc, o->log, &services, err)) < 0)
 		return r;
-	svc = services;
+	watchers.svc = services;
 
 	struct api_config cfg = {
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
@@ -235,8 +269,9 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		.insecure_no_auth = o->insecure_no_auth,
 		.log = o->log,
 		.sched = sched,
-		.svc = svc,
+		.svc = services,
 		.secrets_key = key,
+		.elb = elb,
 		.request_timeout_ms = o->request_timeout_ms,
 		.max_connections = o->max_connections,
 		.max_connections_per_source = o->max_connections_per_source,

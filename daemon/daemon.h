@@ -63,6 +63,9 @@ struct daemon_opts {
 	size_t n_insecure;
 	struct berth_policy policy;     /* what tasks may ask for; zeroed = the defaults */
 	struct img_pull_limits pull_limits;  /* zeros = images/limits.h's defaults */
+	/* The load balancers' listeners bind here (an IPv4 literal); NULL =
+	 * every host address.  HAProxy's files go in <run_root>/lb. */
+	const char *lb_address;
 };
 
 /* Runs the daemon until a SIGTERM or SIGINT; 0 after a clean shutdown, or

@@ -32,6 +32,7 @@ static const char usage_text[] =
 	"             [--log-max-size SIZE] [--log-max-file N] [--default-ephemeral-storage MIB]\n"
 	"             [--disk-check-interval DURATION] [--disk-reserve MIB]\n"
 	"             [--host-port-range LOW-HIGH] [--allow-host-network]\n"
+	"             [--lb-address ADDR]\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -128,6 +129,7 @@ enum {
 	OPT_EPHEMERAL, OPT_DISK_CHECK, OPT_DISK_RESERVE, OPT_HOST_PORTS, OPT_HOST_NET,
 	OPT_PULL_LIMIT,
 	OPT_REQ_TIMEOUT, OPT_MAX_CONNS, OPT_MAX_CONNS_SRC,
+	OPT_LB_ADDRESS,
 };
 
 static const struct option opts[] = {
@@ -173,6 +175,7 @@ static const struct option opts[] = {
 	{ "request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 	{ "max-connections-per-source", required_argument, NULL, OPT_MAX_CONNS_SRC },
+	{ "lb-address", required_argument, NULL, OPT_LB_ADDRESS },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -252,6 +255,7 @@ static int set_opt(struct daemon_opts *o, int ch, const char *name, const char *
 	case OPT_NFT_TABLE: o->nft_table = arg; return 0;
 	case OPT_BLOCKED: o->blocked_addresses = arg; return 0;
 	case OPT_CGROUP: o->cgroup_name = arg; return 0;
+	case OPT_LB_ADDRESS: o->lb_address = arg; return 0;
 	case OPT_TASK_RET: return parse_duration("task-retention", arg, &o->task_retention_ms);
 	case OPT_LOG_RET: return parse_duration("log-retention", arg, &o->log_retention_ms);
 	case OPT_REG_AUTH: o->registry_auth = arg; return 0;

@@ -118,6 +118,11 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 			    bool has_netcfg, const char *launch_type,
 			    struct store_task_definition **ret, cJSON **ret_body);
 
+/* CreateService's loadBalancers (service_lb.c): each names an ip target
+ * group of the ELBv2 API and a containerPort of a container of the
+ * definition TD_ARN; -1 after api_error(). */
+int api_check_load_balancers(struct api_call *c, const char *td_arn);
+
 
 /* The Describe* `include` member when TAGS is all it may hold: *ret_tags
  * tells whether it was asked for. */

@@ -28,13 +28,14 @@ static const char *const create_members[] = {
 	"cluster", "serviceName", "taskDefinition", "desiredCount", "clientToken", "launchType",
 	"deploymentConfiguration", "networkConfiguration", "healthCheckGracePeriodSeconds",
 	"schedulingStrategy", "deploymentController", "tags", "platformVersion",
-	"placementStrategy", "propagateTags", "enableECSManagedTags", "enableExecuteCommand", NULL,
+	"placementStrategy", "propagateTags", "enableECSManagedTags", "enableExecuteCommand",
+	"loadBalancers", NULL,
 };
 static const char *const update_members[] = {
 	"cluster", "service", "taskDefinition", "desiredCount", "forceNewDeployment",
 	"deploymentConfiguration", "networkConfiguration", "healthCheckGracePeriodSeconds",
 	"platformVersion", "placementStrategy", "propagateTags", "enableECSManagedTags",
-	"enableExecuteCommand", NULL,
+	"enableExecuteCommand", "loadBalancers", NULL,
 };
 static const char *const deployment_members[] = {
 	"maximumPercent", "minimumHealthyPercent", "deploymentCircuitBreaker", NULL,
@@ -44,6 +45,7 @@ static const char *const echoed[] = {
 	"launchType", "networkConfiguration", "deploymentConfiguration", "schedulingStrategy",
 	"healthCheckGracePeriodSeconds", "placementConstraints", "placementStrategy",
 	"propagateTags", "enableECSManagedTags", "enableExecuteCommand", "platformVersion",
+	"loadBalancers",
 };
 
 /* ---- encoding ---- */
@@ -137,7 +139,8 @@ static int service_json(struct api_call *c, struct svc_view *w, bool tags, cJSON
 	    !json_add_number(o, "pendingCount", (double)n.pending) ||
 	    !json_add_string(o, "taskDefinition", w->n_deps ? w->deps[0].task_definition : NULL) ||
 	    !json_add_number(o, "createdAt", (double)w->row->created_at / 1000.0) ||
-	    !move_member(o, w->cfg, "createdBy") || !json_add_array(o, "loadBalancers") ||
+	    !move_member(o, w->cfg, "createdBy") ||
+	    (!cJSON_HasObjectItem(w->cfg, "loadBalancers") && !json_add_array(o, "loadBalancers")) ||
 	    !json_add_array(o, "serviceRegistries") ||
 	    !cJSON_AddItemToObject(o, "events", events)) {
 		cJSON_Delete(events);   /* added to O on no failure path */
@@ -236,13 +239,13 @@ static int check_members(struct api_call *c, const char *const *handled)
 	    api_get_object(c, c->in, "", "networkConfiguration", false, &o) < 0 ||
 	    (o && check_network(c, o) < 0) || api_check_platform(c) < 0)
 		return -1;
-	static const char *const refused[] = { "loadBalancers", "serviceRegistries",
-					       "serviceConnectConfiguration", "volumeConfigurations" };
+	static const char *const refused[] = { "serviceRegistries", "serviceConnectConfiguration",
+					       "volumeConfigurations" };
 	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
 		a = cJSON_GetObjectItemCaseSensitive(c->in, refused[i]);
 		if ((cJSON_IsArray(a) && cJSON_GetArraySize(a)) || cJSON_IsObject(a))
 			return api_error(c, 0, API_E_UNSUPPORTED, "%s: Berth does not support "
-					 "load balancers, service discovery or Service Connect",
+					 "service discovery or Service Connect",
 					 refused[i]);
 	}
 	const char *lt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in, "launchType"));
@@ -401,7 +404,7 @@ int api_op_create_service(struct api_call *c)
 	_cleanup_free_ char *td_arn = NULL;
 	_cleanup_(cJSON_Deletep) cJSON *cfg = NULL;
 	if (runnable_td(c, ref, cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration"),
-			&td_arn) < 0 || config_of(c, &cfg) < 0 ||
+			&td_arn) < 0 || api_check_load_balancers(c, td_arn) < 0 || config_of(c, &cfg) < 0 ||
 	    insert_service(c, cluster, name, desired, td_arn, cfg, token) < 0)
 		return -1;
 	struct berth_err err = { 0 };
@@ -498,6 +501,8 @@ int api_op_update_service(struct api_call *c)
 	if (ref && runnable_td(c, ref, w.spec.network, &td_arn) < 0)
 		return -1;
 	const char *current = w.n_deps ? w.deps[0].task_definition : NULL;
+	if ((td_arn || current) && api_check_load_balancers(c, td_arn ? td_arn : current) < 0)
+		return -1;
 	if (!td_arn && force)
 		td_arn = current ? strdup(current) : NULL;
 	struct berth_err err = { 0 };

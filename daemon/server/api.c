@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>  /* TAILQ_FOREACH for keyvalq_struct.h */
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -30,6 +31,7 @@
 #include "daemon/server/api_guard.h"
 #include "daemon/ecs/berth_volumes.h"
 #include "daemon/ecs/ecs.h"
+#include "daemon/elb/elb.h"
 #include "daemon/secrets/secrets.h"
 #include "daemon/server/sigv4.h"
 
@@ -170,10 +172,11 @@ static void free_body(const void *data, size_t len, void *arg)
 }
 
 /* body (taken): evhttp writes it from where it is, no copy. */
-static void send_owned(struct evhttp_request *req, int status, const char *rid, char *body)
+static void send_typed(struct evhttp_request *req, int status, const char *rid, const char *type,
+		       char *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", CONTENT_TYPE);
+	evhttp_add_header(h, "Content-Type", type);
 	evhttp_add_header(h, "x-amzn-RequestId", rid);
 	struct evbuffer *b = body ? evbuffer_new() : NULL;
 	if (b && evbuffer_add_reference(b, body, strlen(body), free_body, NULL) < 0) {
@@ -185,6 +188,11 @@ static void send_owned(struct evhttp_request *req, int status, const char *rid, 
 	evhttp_send_reply(req, b ? status : 500, api_reason_phrase(b ? status : 500), b);
 	if (b)
 		evbuffer_free(b);
+}
+
+static void send_owned(struct evhttp_request *req, int status, const char *rid, char *body)
+{
+	send_typed(req, status, rid, CONTENT_TYPE, body);
 }
 
 static void send_body(struct evhttp_request *req, int status, const char *rid, const char *body)
@@ -213,9 +221,19 @@ static void send_error(struct api *a, struct evhttp_request *req, const char *ri
 	send_error_with(a, req, rid, status, type, message, NULL);
 }
 
+/* An error in the protocol of the request: ELBv2's XML for a Query one. */
+static void send_fail(struct api *a, struct evhttp_request *req, const char *rid, bool query,
+		      int status, const char *type, const char *message)
+{
+	if (query)
+		send_typed(req, status, rid, ELB_CONTENT_TYPE, elb_error_xml(type, message, rid));
+	else
+		send_error(a, req, rid, status, type, message);
+}
+
 /* SigV4 for a TCP request: 0 when it may proceed, -1 after answering. */
 static int check_auth(struct api *a, struct evhttp_request *req, const char *rid,
-		      const char *signing, const void *body, size_t len)
+		      const char *signing, bool query, const void *body, size_t len)
 {
 	if (!a->cfg.credentials)        /* --insecure-no-auth */
 		return 0;
@@ -226,7 +244,7 @@ static int check_auth(struct api *a, struct evhttp_request *req, const char *rid
 		n++;
 	_cleanup_free_ struct api_http_header *hs = calloc(n ? n : 1, sizeof(*hs));
 	if (!hs) {
-		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
+		send_fail(a, req, rid, query, 500, API_E_SERVER, "out of memory");
 		return -1;
 	}
 	n = 0;
@@ -244,10 +262,10 @@ static int check_auth(struct api *a, struct evhttp_request *req, const char *rid
 	struct berth_err err = { 0 };
 	int r = api_sigv4_verify(&sr, a->cfg.credentials, a->cfg.region, signing, time(NULL), &res, &err);
 	if (r < 0)
-		send_error(a, req, rid, 500, API_E_SERVER, err.msg);
+		send_fail(a, req, rid, query, 500, API_E_SERVER, err.msg);
 	else if (!res.ok)
-		send_error(a, req, rid, res.http_status ? res.http_status : 403, res.error_type,
-			   res.message);
+		send_fail(a, req, rid, query, res.http_status ? res.http_status : 403, res.error_type,
+			  res.message);
 	bool ok = r == 0 && res.ok;
 	api_sigv4_result_done(&res);
 	return ok ? 0 : -1;
@@ -270,6 +288,31 @@ static const struct api_op *find_op(const struct api_service *svc, const char *t
 		if (strcmp(name, svc->ops[i].name) == 0)
 			return &svc->ops[i];
 	return NULL;
+}
+
+/* The ELBv2 API speaks AWS Query: a form body and no X-Amz-Target. */
+static bool is_query(struct evhttp_request *req, const char *target)
+{
+	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	static const char form[] = "application/x-www-form-urlencoded";
+	return !target && ct && strncasecmp(ct, form, sizeof(form) - 1) == 0;
+}
+
+static void handle_query(struct api_listener *l, struct evhttp_request *req, const char *rid,
+			 const char *body, size_t len)
+{
+	struct api *a = l->api;
+	if (l->auth && check_auth(a, req, rid, ELB_SIGNING_NAME, true, body, len) < 0)
+		return;
+	if (!a->cfg.elb) {
+		send_fail(a, req, rid, true, 400, "InvalidAction",
+			  "This daemon serves no load balancer API.");
+		return;
+	}
+	int status;
+	char *xml;
+	elb_serve(a->cfg.elb, body, len, rid, &status, &xml);
+	send_typed(req, xml ? status : 500, rid, ELB_CONTENT_TYPE, xml);
 }
 
 /* One request, in the order AWS's front end checks: route, size,
@@ -303,8 +346,12 @@ static void handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	const char *target = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Amz-Target");
+	if (is_query(req, target)) {
+		handle_query(l, req, rid, body, len);
+		return;
+	}
 	const struct api_service *svc = find_service(target);
-	if (l->auth && check_auth(a, req, rid, (svc ? svc : services)->signing, body, len) < 0)
+	if (l->auth && check_auth(a, req, rid, (svc ? svc : services)->signing, false, body, len) < 0)
 		return;
 
 	const struct api_op *op = find_op(svc, target);

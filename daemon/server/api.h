@@ -29,6 +29,7 @@
 #include "daemon/store/store.h"
 
 struct event_base;
+struct elb;
 struct sched;
 struct store_key;
 struct svc;
@@ -59,6 +60,7 @@ struct api_config {
 	struct sched *sched;       /* the task engine RunTask/StopTask drive */
 	struct svc *svc;           /* the service scheduler the service operations poke */
 	const struct store_key *secrets_key;  /* SSM and Secrets Manager values */
+	struct elb *elb;           /* the ELBv2 API (Query requests); NULL = none */
 };
 
 struct api;

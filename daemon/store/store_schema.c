@@ -228,6 +228,31 @@ static const char *const migrations[] = {
 	"CREATE TABLE task_protection ("
 	"  task_arn TEXT PRIMARY KEY NOT NULL,"
 	"  expires_at INTEGER NOT NULL"
+
+	/* 7 → 8: the ELBv2 API's load balancers, target groups, listeners and
+	 * rules (daemon/elb): ELB's own XML-shaped members as JSON, the
+	 * columns what is looked up; a listener's parent is its load
+	 * balancer, a rule's its listener.  Targets are rows of their own so
+	 * that draining ones carry their deadline across a restart. */
+	"CREATE TABLE elb_resources ("
+	"  arn TEXT PRIMARY KEY NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('loadbalancer','targetgroup','listener','rule')),"
+	"  name TEXT,"
+	"  parent_arn TEXT REFERENCES elb_resources(arn),"
+	"  created_at INTEGER NOT NULL,"
+	"  doc_json TEXT NOT NULL"
+	") STRICT;"
+	"CREATE UNIQUE INDEX elb_resources_by_name ON elb_resources (kind, name)"
+	"  WHERE name IS NOT NULL;"
+	"CREATE INDEX elb_resources_by_parent ON elb_resources (parent_arn)"
+	"  WHERE parent_arn IS NOT NULL;"
+	"CREATE TABLE elb_targets ("
+	"  target_group_arn TEXT NOT NULL REFERENCES elb_resources(arn) ON DELETE CASCADE,"
+	"  id TEXT NOT NULL,"
+	"  port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),"
+	"  registered_at INTEGER NOT NULL,"
+	"  drain_until INTEGER,"
+	"  PRIMARY KEY (target_group_arn, id, port)"
 	") STRICT, WITHOUT ROWID;",
 };
 

@@ -652,7 +652,8 @@ int store_resource_exists(struct store *s, const char *arn, struct berth_err *er
 			      "SELECT EXISTS (SELECT 1 FROM clusters WHERE arn = ?1)"
 			      " OR EXISTS (SELECT 1 FROM task_definitions WHERE arn = ?1)"
 			      " OR EXISTS (SELECT 1 FROM tasks WHERE arn = ?1)"
-			      " OR EXISTS (SELECT 1 FROM services WHERE arn = ?1)",
+			      " OR EXISTS (SELECT 1 FROM services WHERE arn = ?1)"
+			      " OR EXISTS (SELECT 1 FROM elb_resources WHERE arn = ?1)",
 			      &st, err);
 	if (r < 0)
 		return r;

@@ -6,6 +6,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for name in ("pull.py", "tasks.py", "api.py", "runtask.py", "api_hostile.py", "services.py"):
+for name in ("pull.py", "tasks.py", "api.py", "runtask.py", "api_hostile.py", "services.py", "lb.py"):
     print(f"\n=== {name}", flush=True)
     subprocess.run([sys.executable, str(HERE / name)], check=True)

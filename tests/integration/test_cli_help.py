@@ -12,8 +12,9 @@ from test_cli_tasks import BERTH_BIN, ENV, REPO, no_sanitizer_report
 # What berth runs: every one of them must be in the usage and in docs/cli.md.
 COMMANDS = {"run", "ps", "logs", "stop", "exec", "inspect", "register", "task-definitions",
             "service", "pull", "images", "rmi", "inspect-image", "daemon", "help", "version",
-            "task-image", "host-network", "volume"}
+            "task-image", "host-network", "volume", "lb"}
 SERVICE_SUBCOMMANDS = {"create", "update", "ls", "inspect", "rm", "events"}
+LB_SUBCOMMANDS = {"ls", "targets"}
 
 
 def berth(*args):
@@ -64,7 +65,7 @@ def command_help(*words):
     return out
 
 
-@pytest.mark.parametrize("cmd", sorted(COMMANDS - {"service"}))
+@pytest.mark.parametrize("cmd", sorted(COMMANDS - {"service", "lb"}))
 def test_every_command_has_help(usage, cmd):
     out = command_help(cmd)
     if cmd == "daemon":   # berthd's own usage; its options: docs/operations.md
@@ -89,6 +90,16 @@ def test_service_and_its_subcommands_have_help():
         assert all(o in body for o in options), (sub, options, body)
 
 
+def test_lb_and_its_subcommands_have_help():
+    rc, out, err = berth("lb", "--help")
+    assert (rc, err) == (0, "") and out.startswith("usage: berth lb SUBCOMMAND")
+    assert set(listed(out, "subcommands")) == LB_SUBCOMMANDS
+    assert berth("help", "lb") == (0, out, "")
+    for sub in LB_SUBCOMMANDS:
+        synopsis, _, body = command_help("lb", sub).partition("\n\n")
+        assert body.strip(), sub
+
+
 @pytest.mark.parametrize("args, first", [
     ([], None), (["nope"], 'berth: unknown command "nope"'),
     (["help", "nope"], 'berth: help: unknown command "nope"'),
@@ -106,7 +117,8 @@ def test_usage_errors_print_the_usage_on_stderr(usage, args, first):
 @pytest.mark.parametrize("args", [
     ["ps", "extra"], ["version", "extra"], ["images", "a"], ["rmi"], ["host-network", "x"],
     ["run", "--memory", "lots", "busybox"], ["service"], ["service", "nope"],
-    ["service", "create", "web"], ["logs", "--follow=yes", "x"],
+    ["service", "create", "web"], ["logs", "--follow=yes", "x"], ["lb"], ["lb", "nope"],
+    ["lb", "targets"],
     # `help run IMAGE` must not run IMAGE with --help: run has no subcommands.
     ["help", "run", "busybox"], ["help", "service", "ls", "extra"],
 ], ids=lambda a: "-".join(a))

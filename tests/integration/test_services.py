@@ -430,9 +430,13 @@ def test_list_describe_and_daemon_strategy(ecs, sdaemon):
         create(ecs, td, name="a")
     assert e.value.response["Error"]["Code"] == "InvalidParameterException"
     with pytest.raises(ClientError) as e:
+        create(ecs, td, name="x", serviceRegistries=[{"registryArn": "arn:x"}])
+    assert e.value.response["Error"]["Code"] == "UnsupportedFeatureException"
+    # loadBalancers name target groups of the ELBv2 API (test_service_lb.py).
+    with pytest.raises(ClientError) as e:
         create(ecs, td, name="x", loadBalancers=[{"targetGroupArn": "arn:x", "containerName":
                                                   "app", "containerPort": 80}])
-    assert e.value.response["Error"]["Code"] == "UnsupportedFeatureException"
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
     with pytest.raises(ClientError) as e:
         ecs.create_service(serviceName="y", taskDefinition=td, desiredCount=1)
     assert "Network Configuration must be provided" in e.value.response["Error"]["Message"]

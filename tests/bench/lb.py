@@ -1,0 +1,154 @@
+"""The load balancers' data plane: HTTP through HAProxy as daemon/lb
+programs it, against the same requests straight to one target.
+
+  targets     two tests/fixtures/lb_backend processes on 127.0.0.1 (a C
+              epoll HTTP/1.1 server answering a fixed 1-byte body), so the
+              target costs little beside HAProxy
+  LB          tests/bench/lb_serve: lb_new + lb_apply, one HTTP listener on
+              127.0.0.1 forwarding round-robin to both targets, health
+              checks on (1 s)
+  load        wrk (Debian's), HTTP/1.1 keep-alive, BERTH_BENCH_LB_THREADS
+              threads (default 1) and BERTH_BENCH_LB_CONNS connections
+              (default 8) for BERTH_BENCH_LB_SECONDS (default 5), run
+              BERTH_BENCH_LB_RUNS times (default 3), direct and LB
+              alternating
+
+Prints req/s and wrk's p50/p99 latency as medians, the LB's cost in
+throughput against direct, and the targets (cost < 15 %, p99 < 5 ms).
+Then, BERTH_BENCH_LB_RUNS times: a new target is registered (lb_apply, the
+Runtime API) and requests go through the LB every 5 ms until one reaches
+it: lb_apply's time and the time to the first request it serves (health
+check interval 1 s, healthy threshold 1; target < 1 s).
+The machine's load (os.getloadavg) is printed: with other work on its
+cores the figures are noisy.  Everything it starts is stopped at the end.
+"""
+import http.client
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib as bl   # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / "build" / "release" / "tests"
+SECONDS = int(os.environ.get("BERTH_BENCH_LB_SECONDS", "5"))
+RUNS = int(os.environ.get("BERTH_BENCH_LB_RUNS", "3"))
+THREADS = int(os.environ.get("BERTH_BENCH_LB_THREADS", "1"))
+CONNS = int(os.environ.get("BERTH_BENCH_LB_CONNS", "8"))
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port):
+    """One request on a new connection: the body, or None."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request("GET", "/")
+        return c.getresponse().read().decode()
+    except OSError:
+        return None
+    finally:
+        c.close()
+
+
+def wrk(port):
+    """(req/s, p50 s, p99 s, errors) of one wrk run on 127.0.0.1:PORT."""
+    out = bl.run(["wrk", f"-t{THREADS}", f"-c{CONNS}", f"-d{SECONDS}s", "--latency",
+                  f"http://127.0.0.1:{port}/"], timeout=SECONDS + 30, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(m.group(1)) * UNITS[m.group(2)]
+    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|errors: connect|read|write|timeout)\s*:?\s*(\d+)", out))
+    return rps, pct(50), pct(99), errors
+
+
+def main():
+    if not shutil.which("wrk"):
+        print("lb.py: wrk is missing (make deps installs it)")
+        return 1
+    procs = []
+    tmp = tempfile.mkdtemp(prefix="berth-bench-lb-")
+    try:
+        ports = []
+        for ident in ("A", "B"):
+            p = bl.popen([str(BIN / "lb_backend"), ident], stdout=subprocess.PIPE, text=True)
+            procs.append(p)
+            ports.append(int(p.stdout.readline()))
+        lb_port = free_port()
+        lb = bl.popen([str(BIN / "lb_serve"), f"{tmp}/lb", str(lb_port)] + [str(p) for p in ports],
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        procs.append(lb)
+        if lb.stdout.readline().strip() != "ready":
+            print("lb.py: lb_serve did not get ready")
+            return 1
+        res = {"direct": [], "LB": []}
+        load_before = os.getloadavg()[0]
+        for _ in range(RUNS):
+            res["direct"].append(wrk(ports[0]))
+            res["LB"].append(wrk(lb_port))
+        load_after = os.getloadavg()[0]
+        applied, to_traffic = [], []
+        for i in range(RUNS):
+            ident = f"N{i}"
+            p = bl.popen([str(BIN / "lb_backend"), ident], stdout=subprocess.PIPE, text=True)
+            procs.insert(0, p)
+            port = int(p.stdout.readline())
+            t0 = time.monotonic()
+            lb.stdin.write(f"add {port}\n")
+            lb.stdin.flush()
+            applied.append(int(lb.stdout.readline().split()[1]) / 1e3)
+            while get(lb_port) != ident:
+                if time.monotonic() - t0 > 30:
+                    break
+                time.sleep(0.005)
+            to_traffic.append(time.monotonic() - t0)
+        print(f"\nHTTP keep-alive, wrk -t{THREADS} -c{CONNS}, {SECONDS} s x {RUNS} runs; "
+              f"load average {load_before:.2f} before, {load_after:.2f} after, {os.cpu_count()} CPUs")
+        print("\n| path | req/s | p50 ms | p99 ms | failed requests |")
+        print("|:-----|------:|-------:|-------:|----------------:|")
+        med = {}
+        for name, runs in res.items():
+            med[name] = [statistics.median(r[i] for r in runs) for i in range(3)]
+            failed = sum(r[3] for r in runs)
+            print(f"| {name} (median of {len(runs)}) | {med[name][0]:.0f} | {med[name][1] * 1e3:.3f} | "
+                  f"{med[name][2] * 1e3:.3f} | {failed} |")
+        bl.table("new target", [("lb_apply (no reload)", applied, ""),
+                                ("registered → first request served", to_traffic, "")])
+        cost = 100.0 * (1 - med["LB"][0] / med["direct"][0])
+        p99 = med["LB"][2] * 1e3
+        print(f"\nLB cost: {cost:.1f} % of direct throughput (target < 15 %): "
+              f"{'met' if cost < 15 else 'NOT met'}; LB p99 {p99:.3f} ms (target < 5 ms): "
+              f"{'met' if p99 < 5 else 'NOT met'}")
+        return 0
+    finally:
+        for p in reversed(procs):
+            if p.stdin and not p.stdin.closed:
+                p.stdin.close()
+            else:
+                p.kill()
+            try:
+                bl.wait(p, timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                bl.wait(p)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
