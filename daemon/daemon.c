@@ -194,6 +194,9 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	_cleanup_(event_freep) struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
 	if (!sigterm || !sigint || event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
 		return berth_errf(err, ENOMEM, "cannot watch SIGTERM/SIGINT");
+	/* One transaction and one fsync per turn of the loop (store.h). */
+	if ((r = store_group_attach(store, base, err)) < 0)
+		return r;
 
 	/* Before the API: RunTask needs it, and a restarted daemon adopts
 	 * its tasks before it answers about them. */

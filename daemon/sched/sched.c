@@ -270,7 +270,7 @@ void sched_stop_unstarted(struct sched *s, const char *id, const char *code, con
 	struct berth_err err = { 0 };
 	struct unstarted u = { code, reason, container_reason, ctr_index, berth_real_ms() };
 	_cleanup_(store_task_freep) struct store_task *t = NULL;
-	sched_flush(s);  /* the writes queued before this one go first */
+	sched_flush_for(s, id);  /* the task's writes queued before this one go first */
 	if (store_task_modify(s->store, id, unstarted_fn, &u, &t, &err) < 0)
 		sched_say(s, "task %s: %s", id, err.msg);
 	else
@@ -412,6 +412,32 @@ static int copy_pins(struct sched_task *lt, const struct store_task *t)
 	return 0;
 }
 
+/* store_commit_fn: the task's record is durable (a shim never runs a task
+ * a restarted daemon would not know): its launch thread starts.  A record
+ * that was rolled back or could not be committed is not launched. */
+static void launch_start(void *arg, int r, const struct berth_err *cerr)
+{
+	struct sched_task *t = arg;
+	struct sched *s = t->s;
+	if (r < 0) {
+		sched_say(s, "task %s: not launched: %s", t->id, cerr ? cerr->msg : "store error");
+		t->launching = false;
+		sched_task_forget(t);
+		return;
+	}
+	t->pull_started_ms = berth_real_ms();
+	mark_pending(s, t->id, t->pull_started_ms);
+	int rc = pthread_create(&t->thread, NULL, launch_thread, t);
+	if (rc == 0)
+		return;
+	char reason[BERTH_ERR_MAX + 64];
+	snprintf(reason, sizeof(reason), "ResourceInitializationError: cannot start its launch "
+		 "thread: %s", strerror(rc));
+	t->launching = false;
+	sched_stop_unstarted(s, t->id, "TaskFailedToStart", reason, NULL, 0);
+	sched_task_forget(t);
+}
+
 int sched_launch(struct sched *s, const struct store_task *st, const char *td_json,
 		 struct berth_err *err)
 {
@@ -430,19 +456,18 @@ int sched_launch(struct sched *s, const struct store_task *st, const char *td_js
 	else if (!(t->done_ev = event_new(s->base, t->done_pipe[0], EV_READ, on_launch_done, t)) ||
 		 event_add(t->done_ev, NULL) < 0)
 		r = berth_errf(err, ENOMEM, "task %s: cannot watch its launch", id);
-	if (r == 0) {
-		t->pull_started_ms = berth_real_ms();
-		mark_pending(s, id, t->pull_started_ms);
-		int rc = pthread_create(&t->thread, NULL, launch_thread, t);
-		if (rc != 0)
-			r = berth_errnof(err, rc, "task %s: cannot start its launch thread", id);
-	}
 	if (r < 0) {
 		sched_task_forget(t);
 		return r;
 	}
+	/* Before: the thread may be started (or T forgotten) at once. */
 	t->launching = true;
-	return 0;
+	r = store_after_commit(s->store, launch_start, t, err);
+	if (r < 0) {
+		t->launching = false;
+		sched_task_forget(t);
+	}
+	return r;
 }
 
 /* ---- stop ---------------------------------------------------------------- */
@@ -699,6 +724,11 @@ void sched_free(struct sched *s)
 {
 	if (!s)
 		return;
+	/* The launches waiting for their records' commit start (or are
+	 * dropped) now: each launching task then has its thread to join. */
+	struct berth_err err = { 0 };
+	if (store_group_commit(s->store, &err) < 0)
+		sched_say(s, "%s", err.msg);
 	while (s->tasks) {
 		struct sched_task *t = s->tasks;
 		if (t->launching) {

@@ -217,6 +217,9 @@ int64_t store_col_ms(sqlite3_stmt *st, int col)
 
 int store_tx_begin(struct store *s, struct store_tx *tx, struct berth_err *err)
 {
+	int r = store_group_prepare(s, err);
+	if (r < 0)
+		return r;
 	char sql[32];
 	/* IMMEDIATE takes the write lock up front: a deferred transaction
 	 * that later upgrades can hit SQLITE_BUSY that no busy handler can
@@ -225,11 +228,13 @@ int store_tx_begin(struct store *s, struct store_tx *tx, struct berth_err *err)
 		snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE");
 	else
 		snprintf(sql, sizeof(sql), "SAVEPOINT s%u", s->depth + 1);
-	int r = store_run(s, sql, err);
+	r = store_run(s, sql, err);
 	if (r < 0)
 		return r;
 	s->depth++;
-	*tx = (struct store_tx){ .s = s, .level = s->depth, .open = true };
+	if (s->group && s->depth == 2)
+		s->group_units++;
+	*tx = (struct store_tx){ .s = s, .level = s->depth, .hooks = s->n_hooks, .open = true };
 	return 0;
 }
 
@@ -246,6 +251,8 @@ int store_tx_commit(struct store_tx *tx, struct berth_err *err)
 		return r;  /* still open: the cleanup rolls it back */
 	tx->open = false;
 	s->depth--;
+	if (tx->level == 1)
+		store_hooks_run(s, 0, NULL);
 	return 0;
 }
 
@@ -266,6 +273,13 @@ void store_tx_rollback(struct store_tx *tx)
 	}
 	tx->open = false;
 	s->depth--;
+	if (tx->level > 1) {
+		store_hooks_cancel(s, tx->hooks);
+		return;
+	}
+	struct berth_err why = { 0 };
+	store_hooks_run(s, berth_errf(&why, ECANCELED, "store: %s: transaction rolled back",
+				      s->path), &why);
 }
 
 int store_txn(struct store *s, store_txn_fn fn, void *arg, struct berth_err *err)
@@ -413,6 +427,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	store_group_detach(s);
 	/* sqlite3_close_v2 defers until stray statements are finalized
 	 * instead of failing with SQLITE_BUSY and leaking the handle. */
 	stmts_free(s);
