@@ -186,6 +186,11 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	r = store_open(db, &store, err);
 	if (r < 0)
 		return r;
+	/* The API's reads see committed state only (store.h, group commit). */
+	_cleanup_(store_closep) struct store *reader = NULL;
+	r = store_open_reader(store, &reader, err);
+	if (r < 0)
+		return r;
 
 	_cleanup_(event_base_freep) struct event_base *base = new_loop();
 	if (!base)
@@ -222,6 +227,7 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		.credentials = creds,
 		.insecure_no_auth = o->insecure_no_auth,
 		.log = o->log,
+		.reader = reader,
 		.sched = sched,
 		.svc = svc,
 		.request_timeout_ms = o->request_timeout_ms,

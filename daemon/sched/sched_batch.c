@@ -75,7 +75,9 @@ void sched_flush_for(struct sched *s, const char *id)
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
-	sched_flush(arg);
+	struct sched *s = arg;
+	store_group_bound(s->store);  /* the top of the stack: a full group commits here */
+	sched_flush(s);
 }
 
 void sched_write_later(struct sched *s, const char *id, sched_write_fn apply, void *arg,

@@ -285,7 +285,8 @@ static void run_op(struct api *a, const struct api_op *op, struct api_call *c,
 {
 	struct berth_err err = { 0 };
 	struct store_tx unit _cleanup_tx_ = { 0 };
-	int r = op->read ? store_read_begin(a->store, &err) : store_tx_begin(a->store, &unit, &err);
+	store_group_bound(a->store);  /* a long turn: what is waiting goes now */
+	int r = op->read ? store_read_begin(c->store, &err) : store_tx_begin(c->store, &unit, &err);
 	if (r < 0) {
 		api_error(c, 0, API_E_SERVER, "%s", err.msg);
 		reply_error(a, rp, c, op->name);
@@ -293,7 +294,7 @@ static void run_op(struct api *a, const struct api_op *op, struct api_call *c,
 	}
 	r = op->fn(c);
 	if (op->read)
-		store_read_end(a->store);
+		store_read_end(c->store);
 	else if (store_tx_commit(&unit, &err) < 0 && r >= 0 && c->out)
 		r = api_error(c, 0, API_E_SERVER, "%s", err.msg);
 	if (r < 0 || !c->out) {
@@ -359,7 +360,8 @@ static void handle(struct evhttp_request *req, void *arg)
 	}
 
 	struct api_call c = {
-		.store = a->store,
+		/* A read sees committed state only, when there is a reader. */
+		.store = op->read && a->cfg.reader ? a->cfg.reader : a->store,
 		.sched = a->cfg.sched,
 		.svc = a->cfg.svc,
 		.region = a->cfg.region,
@@ -375,12 +377,13 @@ static void handle(struct evhttp_request *req, void *arg)
 	*rp = (struct reply){ .a = a, .req = req, .status = 200 };
 	memcpy(rp->rid, rid, sizeof(rp->rid));
 	run_op(a, op, &c, rp);
-	/* Whatever the operation read or wrote may still be in the open
-	 * group: the answer waits until that is on disk. */
+	/* Whatever the operation wrote, or read on the writing connection,
+	 * may still be in the open group: the answer waits until that is on
+	 * disk.  A read on the reader saw none of it and goes at once. */
 	struct berth_err err = { 0 };
-	if (store_after_commit(a->store, reply_send, rp, &err) < 0) {
+	if (store_after_commit(c.store, reply_send, rp, &err) < 0) {
 		/* No room to wait: the group commits now. */
-		int cr = store_group_commit(a->store, &err);
+		int cr = store_group_commit(c.store, &err);
 		reply_send(rp, cr, &err);
 	}
 }

@@ -423,6 +423,23 @@ int store_open(const char *path, struct store **ret, struct berth_err *err)
 	return 0;
 }
 
+int store_open_reader(const struct store *w, struct store **ret, struct berth_err *err)
+{
+	_cleanup_(store_closep) struct store *s = calloc(1, sizeof(*s));
+	if (!s || !(s->path = strdup(w->path)))
+		return berth_errf(err, ENOMEM, "store: %s: out of memory", w->path);
+	int rc = sqlite3_open_v2(s->path, &s->db,
+				 SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE |
+				 SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	if (rc != SQLITE_OK)
+		return store_sqlerr(s, rc, err, "store: %s: open for reading", s->path);
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
 void store_close(struct store *s)
 {
 	if (!s)

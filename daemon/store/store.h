@@ -11,8 +11,9 @@
  * Group commit: after store_group_attach(), the writes of one turn of the
  * event loop share one transaction and so one fsync (each is a savepoint
  * in it; one that fails undoes only itself).  The group commits from a
- * zero-delay timer at the end of the turn, or earlier when it reached
- * STORE_GROUP_UNITS writes or STORE_GROUP_MS of age.  Whatever must not
+ * zero-delay timer at the end of the turn, or earlier, when it reached
+ * STORE_GROUP_UNITS writes or STORE_GROUP_MS of age, at the next
+ * store_group_bound().  Whatever must not
  * happen before a write is durable (an answer to a client, starting a
  * task's shim) waits for it through store_after_commit().
  *
@@ -70,6 +71,11 @@ struct store;
 int store_open(const char *path, struct store **ret, struct berth_err *err);
 void store_close(struct store *s);
 DEFINE_CLEANUP_FUNC(struct store, store_close)
+/* A second, read-only connection to W's database, with its own statement
+ * cache: it sees only what is committed, never the writes of W's open
+ * group, so a read served from it needs no commit to wait for.  W must
+ * stay open while it is used (W's WAL and shared memory files). */
+int store_open_reader(const struct store *w, struct store **ret, struct berth_err *err);
 
 /* The schema version this code writes (PRAGMA user_version after open). */
 int store_schema_version(void);
@@ -115,6 +121,12 @@ int store_group_attach(struct store *s, struct event_base *base, struct berth_er
  * -EBUSY inside a unit (a savepoint is open).  A failed commit rolls the
  * whole group back: nothing of it is half-written. */
 int store_group_commit(struct store *s, struct berth_err *err);
+
+/* Commits the open group when it reached STORE_GROUP_UNITS units or
+ * STORE_GROUP_MS (its hooks run now).  For top-level callers only, between
+ * units (an API request before it begins, a batch of the scheduler's):
+ * the hooks may change what the caller's callers are walking. */
+void store_group_bound(struct store *s);
 
 /* FN(ARG, R, ERR) once the writes made so far are durable (R = 0) or never
  * will be (R < 0, ERR says why: the commit failed, or -ECANCELED: the

@@ -12,8 +12,11 @@
  * batch of the scheduler's) is a savepoint in it, so one that fails rolls
  * back only itself.  A zero-delay timer commits it once the loop has run
  * what is ready; a group that grew past STORE_GROUP_UNITS units or
- * STORE_GROUP_MS commits before the next unit begins, so a long turn does
- * not keep every answer waiting.  What waited (store_after_commit) is
+ * STORE_GROUP_MS commits when the next top-level caller (an API request,
+ * the task engine's batch) asks (store_group_bound()), so a long turn
+ * does not keep every answer waiting.  Only there: the hooks the commit
+ * runs may change the caller's own structures, which a store call deep in
+ * the scheduler must not see change under it.  What waited (store_after_commit) is
  * called after the COMMIT returned: then the writes are on disk. */
 #include <errno.h>
 #include <stdlib.h>
@@ -65,17 +68,18 @@ static int group_open(struct store *s, struct berth_err *err)
 
 int store_group_prepare(struct store *s, struct berth_err *err)
 {
-	if (!s->commit_ev)
-		return 0;
-	if (s->group && s->depth == 1 &&
-	    (s->group_units >= s->group_max_units ||
-	     berth_mono_ms() - s->group_since_ms >= s->group_max_ms)) {
-		struct berth_err ignored = { 0 };
-		/* Its failure went to its own hooks; this unit starts afresh. */
-		store_group_commit(s, &ignored);
-	}
-	/* A hook run by that commit may have begun the next group already. */
-	return s->depth == 0 ? group_open(s, err) : 0;
+	return s->commit_ev && s->depth == 0 ? group_open(s, err) : 0;
+}
+
+void store_group_bound(struct store *s)
+{
+	if (!s->group || s->depth != 1 ||
+	    (s->group_units < s->group_max_units &&
+	     berth_mono_ms() - s->group_since_ms < s->group_max_ms))
+		return;
+	struct berth_err ignored = { 0 };
+	/* Its failure goes to its own hooks; the caller starts afresh. */
+	store_group_commit(s, &ignored);
 }
 
 int store_group_commit(struct store *s, struct berth_err *err)

@@ -49,8 +49,7 @@ struct store_hook {
 };
 
 /* store_group.c, for the transactions of store.c: */
-/* Before a transaction begins at depth 0 or 1: opens the group (depth 0)
- * or commits a group that reached its bounds (depth 1). */
+/* Before a transaction begins: opens the group at depth 0. */
 int store_group_prepare(struct store *s, struct berth_err *err);
 /* The outermost transaction ended: every hook is called, with R (0:
  * committed) unless it was cancelled.  ERR says why when R < 0. */

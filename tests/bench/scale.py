@@ -29,12 +29,14 @@ the host's limits are checked against what N tasks need (host_limits());
 the script says which is short and by how much.  Everything is removed at
 the end, on Ctrl-C and SIGTERM too.
 """
+import http.client
 import ipaddress
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -49,7 +51,6 @@ from fixtures import images as fx      # noqa: E402
 from fixtures import registry as reg   # noqa: E402
 from fixtures import tasks as tk       # noqa: E402
 from benchlib import ROOMY_INSTANCE, Reaper, popen, run, wait   # noqa: E402
-from api import UnixHTTP   # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BERTH = os.environ.get("BERTH_BIN", str(REPO / "build/release/berth"))
@@ -63,6 +64,31 @@ DEADLINE = 300               # s for any one phase: a bound against a hang, not 
 NETCFG = {"awsvpcConfiguration": {"subnets": ["subnet-0bench"]}}
 
 # (figure, target, unit): the table's rows, in order.
+TARGET = "AmazonEC2ContainerServiceV20141113."
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    """One kept-alive HTTP connection to the daemon's unix socket."""
+
+    def __init__(self, path):
+        super().__init__("localhost", timeout=30)
+        self.path = str(path)
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+    def call(self, op, body):
+        self.request("POST", "/", body=body, headers={
+            "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": TARGET + op})
+        r = self.getresponse()
+        data = r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{op}: HTTP {r.status}: {data[:300]!r}")
+        return data
+
+
 TARGETS = [("all RUNNING after the first RunTask", 10.0, "s"),
            ("  daemon CPU per task started (all its threads)", None, "ms"),
            ("RunTask (count 10) call, median", None, "ms"),
@@ -531,6 +557,8 @@ def main():
                     d.stop()
                 except (RuntimeError, OSError) as e:
                     errors.append(e)
+            if d and d.proc and errors:
+                print(f"daemon stderr (last lines):\n{d.stderr()[-4000:]}", file=sys.stderr)
             left = leftovers(work)
             if left and not errors:
                 errors.append(RuntimeError(f"left on the host: {left}"))

@@ -110,6 +110,7 @@ static void on_answer(void *arg, int r, const struct berth_err *err)
  * the commit.  FAIL_AFTER: it writes, then fails and undoes its unit. */
 static void writer(struct store *s, const char *name, bool fail_after, struct answer *a)
 {
+	store_group_bound(s);
 	struct store_tx unit _cleanup_tx_ = { 0 };
 	OK(store_tx_begin(s, &unit, &e_));
 	OK(create_cluster(s, name, &e_));
@@ -254,6 +255,32 @@ static void test_reads_and_writing_callbacks(void **state)
 	assert_int_equal(clusters_named(f->path, "from-hook"), 1);
 }
 
+/* The reader sees committed state only: never the open group's writes,
+ * so its answers need not wait; and it cannot write. */
+static void test_reader(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_(store_closep) struct store *r = NULL;
+	OK(store_open_reader(f->s, &r, &e_));
+	struct answer a = { 0 };
+	writer(f->s, "alpha", false, &a);
+	struct store_cluster *c = NULL;
+	struct berth_err err = { 0 };
+	OK(store_read_begin(r, &e_));
+	assert_int_equal(store_cluster_get(r, "alpha", &c, &err), -ENOENT);
+	store_read_end(r);
+	struct answer now = { 0 };
+	OK(store_after_commit(r, on_answer, &now, &e_));
+	assert_int_equal(now.calls, 1);       /* nothing of the reader's to wait for */
+	assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+	assert_int_equal(a.calls, 1);
+	OK(store_read_begin(r, &e_));
+	OK(store_cluster_get(r, "alpha", &c, &e_));
+	store_read_end(r);
+	store_cluster_free(c);
+	assert_int_equal(create_cluster(r, "beta", &err), -EROFS);
+}
+
 /* kill -9 right after the answer: what was answered is on disk. */
 static void test_answered_survives_kill9(void **state)
 {
@@ -327,6 +354,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_failure_answers_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reads_and_writing_callbacks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answered_survives_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unattached, setup, teardown),
 	};
