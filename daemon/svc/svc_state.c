@@ -136,7 +136,10 @@ static bool pins_parse(struct svc_deployment *d, const cJSON *pins)
 	return true;
 }
 
-static bool deployment_parse(struct svc_deployment *d, const cJSON *o, const cJSON *pins)
+/* SHOWN: for an answer, which moves the stored object itself: its
+ * networkConfiguration is not copied. */
+static bool deployment_parse(struct svc_deployment *d, const cJSON *o, const cJSON *pins,
+			     bool shown)
 {
 	const cJSON *nc = cJSON_GetObjectItemCaseSensitive(o, "networkConfiguration");
 	d->status = word(dep_statuses, ARRAY_SIZE(dep_statuses), json_str(o, "status"));
@@ -147,7 +150,7 @@ static bool deployment_parse(struct svc_deployment *d, const cJSON *o, const cJS
 	if (!dup_str(o, "id", &d->id) || !d->id || !dup_str(o, "taskDefinition", &d->task_definition) ||
 	    !dup_str(o, "launchType", &d->launch_type) ||
 	    !dup_str(o, "rolloutStateReason", &d->rollout_reason) ||
-	    (nc && !(d->network = cJSON_Duplicate(nc, true))))
+	    (nc && !shown && !(d->network = cJSON_Duplicate(nc, true))))
 		return false;
 	return pins_parse(d, cJSON_GetObjectItemCaseSensitive(pins, d->id));
 }
@@ -363,7 +366,7 @@ static int view_parse(struct svc_view *w, struct store_service *row, bool full,
 		return berth_errf(err, ENOMEM, "service %s: out of memory", row->name);
 	for (; w->n_deps < n; w->n_deps++)
 		if (!deployment_parse(&w->deps[w->n_deps], cJSON_GetArrayItem(deps, (int)w->n_deps),
-				      pins)) {
+				      pins, !full)) {
 			w->n_deps++;   /* freed with the view */
 			return berth_errf(err, EBADMSG, "service %s: a stored deployment does not "
 					  "parse", row->name);
