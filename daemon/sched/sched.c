@@ -335,9 +335,19 @@ static void record_launch(struct sched *s, struct sched_task *lt)
 
 static void on_launch_done(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd, (void)what;
+	(void)what;
 	struct sched_task *t = arg;
 	struct sched *s = t->s;
+	/* Only the thread's byte ends the launch.  epoll can report an fd
+	 * number whose earlier file is still held open by a child between
+	 * clone and exec: the wake-up is then not ours (and the thread may
+	 * not even have started: its record waits for the commit). */
+	char b;
+	if (read(fd, &b, 1) != 1) {
+		if (event_add(t->done_ev, NULL) < 0)
+			sched_say(s, "task %s: cannot watch its launch", t->id);
+		return;
+	}
 	pthread_join(t->thread, NULL);
 	t->launching = false;
 	record_launch(s, t);
@@ -451,7 +461,7 @@ int sched_launch(struct sched *s, const struct store_task *st, const char *td_js
 	int r = 0;
 	if (!t->td_json || (st->overrides_json && !t->ov_json) || copy_pins(t, st) < 0)
 		r = berth_errf(err, ENOMEM, "out of memory");
-	else if (pipe2(t->done_pipe, O_CLOEXEC) < 0)
+	else if (pipe2(t->done_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		r = berth_errnof(err, errno, "task %s: pipe", id);
 	else if (!(t->done_ev = event_new(s->base, t->done_pipe[0], EV_READ, on_launch_done, t)) ||
 		 event_add(t->done_ev, NULL) < 0)
