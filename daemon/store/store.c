@@ -436,6 +436,12 @@ int store_open_reader(const struct store *w, struct store **ret, struct berth_er
 		return store_sqlerr(s, rc, err, "store: %s: open for reading", s->path);
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+	/* SQLite opens the files at the first read: read now, so that the
+	 * descriptors are held from the start and a daemon out of them
+	 * (a connection flood) still answers reads. */
+	int r = store_exec(s, "SELECT count(*) FROM sqlite_master", err);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(s);
 	return 0;
 }
