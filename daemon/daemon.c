@@ -215,6 +215,11 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	_cleanup_(store_key_freep) struct store_key *key = NULL;
 	if ((r = store_key_open(store, key_path, &key, err)) < 0)
 		return r;
+	/* The API's reads see committed state only (store.h, group commit). */
+	_cleanup_(store_closep) struct store *reader = NULL;
+	r = store_open_reader(store, &reader, err);
+	if (r < 0)
+		return r;
 
 	_cleanup_(event_base_freep) struct event_base *base = new_loop();
 	if (!base)
@@ -223,6 +228,9 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	_cleanup_(event_freep) struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
 	if (!sigterm || !sigint || event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0)
 		return berth_errf(err, ENOMEM, "cannot watch SIGTERM/SIGINT");
+	/* One transaction and one fsync per turn of the loop (store.h). */
+	if ((r = store_group_attach(store, base, err)) < 0)
+		return r;
 
 	/* The load balancers: HAProxy (daemon/lb) serving what the ELBv2 API
 	 * (daemon/elb) keeps in the store, re-applied now; before the task
@@ -268,6 +276,7 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 		.credentials = creds,
 		.insecure_no_auth = o->insecure_no_auth,
 		.log = o->log,
+		.reader = reader,
 		.sched = sched,
 		.svc = services,
 		.secrets_key = key,

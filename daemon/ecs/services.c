@@ -108,7 +108,10 @@ static int deployments_json(struct api_call *c, const struct svc_view *w, cJSON 
 	if (!arr)
 		return api_oom(c);
 	for (size_t i = 0; i < w->n_deps; i++) {
-		cJSON *x = svc_deployment_json(&w->deps[i]);
+		/* A shown view's stored deployments, in the same order, are
+		 * what svc_deployment_json() would build again. */
+		cJSON *x = w->shown_deps ? cJSON_DetachItemFromArray(w->shown_deps, 0)
+					 : svc_deployment_json(&w->deps[i]);
 		struct counts n = counts_of(w, w->deps[i].id);
 		if (!x || !cJSON_AddItemToArray(arr, x)) {
 			cJSON_Delete(x);
@@ -161,8 +164,7 @@ static int reply_service(struct api_call *c, const char *cluster, const char *na
 {
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
-	struct svc *v = c->svc;
-	int r = svc_view_load_shown(v, cluster, name, &w, &err);
+	int r = svc_view_load_shown(c->store, cluster, name, &w, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	cJSON *s, *out = cJSON_CreateObject();
@@ -546,7 +548,7 @@ static int describe_one(struct api_call *c, const char *cluster, const cJSON *re
 		return api_error(c, 0, API_E_INVALID, "services: expected a list of strings");
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
 	struct berth_err err = { 0 };
-	int r = svc_view_load_shown(c->svc, cluster, ref->valuestring, &w, &err);
+	int r = svc_view_load_shown(c->store, cluster, ref->valuestring, &w, &err);
 	if (r == 0 && strcmp(w.row->cluster, cluster) != 0)
 		r = -ENOENT;
 	if (r == -ENOENT)

@@ -338,7 +338,7 @@ void sched_stop_unstarted(struct sched *s, const char *id, const char *code, con
 	struct berth_err err = { 0 };
 	struct unstarted u = { code, reason, container_reason, ctr_index, berth_real_ms() };
 	_cleanup_(store_task_freep) struct store_task *t = NULL;
-	sched_flush(s);  /* the writes queued before this one go first */
+	sched_flush_for(s, id);  /* the task's writes queued before this one go first */
 	if (store_task_modify(s->store, id, unstarted_fn, &u, &t, &err) < 0)
 		sched_say(s, "task %s: %s", id, err.msg);
 	else
@@ -403,9 +403,19 @@ static void record_launch(struct sched *s, struct sched_task *lt)
 
 static void on_launch_done(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd, (void)what;
+	(void)what;
 	struct sched_task *t = arg;
 	struct sched *s = t->s;
+	/* Only the thread's byte ends the launch.  epoll can report an fd
+	 * number whose earlier file is still held open by a child between
+	 * clone and exec: the wake-up is then not ours (and the thread may
+	 * not even have started: its record waits for the commit). */
+	char b;
+	if (read(fd, &b, 1) != 1) {
+		if (event_add(t->done_ev, NULL) < 0)
+			sched_say(s, "task %s: cannot watch its launch", t->id);
+		return;
+	}
 	pthread_join(t->thread, NULL);
 	t->launching = false;
 	record_launch(s, t);
@@ -511,6 +521,33 @@ static void resolve_secrets(struct sched *s, struct sched_task *t)
 			   : berth_errf(&t->err, ENOMEM, "out of memory");
 }
 
+/* store_commit_fn: the task's record is durable (a shim never runs a task
+ * a restarted daemon would not know): its launch thread starts.  A record
+ * that was rolled back or could not be committed is not launched. */
+static void launch_start(void *arg, int r, const struct berth_err *cerr)
+{
+	struct sched_task *t = arg;
+	struct sched *s = t->s;
+	if (r < 0) {
+		sched_say(s, "task %s: not launched: %s", t->id, cerr ? cerr->msg : "store error");
+		t->launching = false;
+		sched_task_forget(t);
+		return;
+	}
+	resolve_secrets(s, t);
+	t->pull_started_ms = berth_real_ms();
+	mark_pending(s, t->id, t->pull_started_ms);
+	int rc = pthread_create(&t->thread, NULL, launch_thread, t);
+	if (rc == 0)
+		return;
+	char reason[BERTH_ERR_MAX + 64];
+	snprintf(reason, sizeof(reason), "ResourceInitializationError: cannot start its launch "
+		 "thread: %s", strerror(rc));
+	t->launching = false;
+	sched_stop_unstarted(s, t->id, "TaskFailedToStart", reason, NULL, 0);
+	sched_task_forget(t);
+}
+
 int sched_launch(struct sched *s, const struct store_task *st, const char *td_json,
 		 struct berth_err *err)
 {
@@ -525,25 +562,23 @@ int sched_launch(struct sched *s, const struct store_task *st, const char *td_js
 	if (!t->td_json || (st->overrides_json && !t->ov_json) || copy_pins(t, st) < 0 ||
 	    copy_publish(t, st) < 0)
 		r = berth_errf(err, ENOMEM, "out of memory");
-	else if (pipe2(t->done_pipe, O_CLOEXEC) < 0)
+	else if (pipe2(t->done_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		r = berth_errnof(err, errno, "task %s: pipe", id);
 	else if (!(t->done_ev = event_new(s->base, t->done_pipe[0], EV_READ, on_launch_done, t)) ||
 		 event_add(t->done_ev, NULL) < 0)
 		r = berth_errf(err, ENOMEM, "task %s: cannot watch its launch", id);
-	if (r == 0) {
-		resolve_secrets(s, t);
-		t->pull_started_ms = berth_real_ms();
-		mark_pending(s, id, t->pull_started_ms);
-		int rc = pthread_create(&t->thread, NULL, launch_thread, t);
-		if (rc != 0)
-			r = berth_errnof(err, rc, "task %s: cannot start its launch thread", id);
-	}
 	if (r < 0) {
 		sched_task_forget(t);
 		return r;
 	}
+	/* Before: the thread may be started (or T forgotten) at once. */
 	t->launching = true;
-	return 0;
+	r = store_after_commit(s->store, launch_start, t, err);
+	if (r < 0) {
+		t->launching = false;
+		sched_task_forget(t);
+	}
+	return r;
 }
 
 /* ---- stop ---------------------------------------------------------------- */
@@ -801,6 +836,11 @@ void sched_free(struct sched *s)
 {
 	if (!s)
 		return;
+	/* The launches waiting for their records' commit start (or are
+	 * dropped) now: each launching task then has its thread to join. */
+	struct berth_err err = { 0 };
+	if (store_group_commit(s->store, &err) < 0)
+		sched_say(s, "%s", err.msg);
 	while (s->tasks) {
 		struct sched_task *t = s->tasks;
 		if (t->launching) {

@@ -1,17 +1,16 @@
 /* daemon/sched/sched_batch: the task engine's own store writes, deferred to
  * the next turn of the loop and made there in one transaction.
  *
- * Each write is a transaction, and the store is synchronous=FULL: one
- * fsync each, ~7 ms on a small VM's disk, all on the loop.  A task's start
- * wrote four (PENDING, ACTIVATING, the shim's first STATUS, RUNNING), so
- * 1,000 tasks starting held the loop for half a minute and the API
- * answered in 0.6 s.  Deferred, whatever arrived while the loop was busy
- * is written with one fsync: the busier the loop, the larger the batch.
+ * A task's start writes four times (PENDING, ACTIVATING, the shim's first
+ * STATUS, RUNNING).  Deferred, the writes that arrived while the loop was
+ * busy are applied together, as one unit of the store's group commit
+ * (store.h): they share its fsync with the turn's API writes, and a write
+ * is read-modify-write of the record as it is then, not as it was.
  *
  * What waits is only ever the record of something that already happened
  * (a shim reported it, or will report it again to a restarted daemon),
- * never an answer to a client: RunTask and StopTask still write before
- * they answer.  The writes keep their order: a write that cannot wait
+ * never an answer to a client: RunTask and StopTask write before they
+ * answer.  The writes keep their order: a write that cannot wait
  * (sched_stop_unstarted(), a shim gone) first applies what is queued. */
 #include <errno.h>
 #include <stdlib.h>
@@ -64,10 +63,21 @@ void sched_flush(struct sched *s)
 	apply_all(s->store, s, &err);
 }
 
+void sched_flush_for(struct sched *s, const char *id)
+{
+	for (struct sched_write *w = s->writes; w; w = w->next)
+		if (strcmp(w->id, id) == 0) {
+			sched_flush(s);
+			return;
+		}
+}
+
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
-	sched_flush(arg);
+	struct sched *s = arg;
+	store_group_bound(s->store);  /* the top of the stack: a full group commits here */
+	sched_flush(s);
 }
 
 void sched_write_later(struct sched *s, const char *id, sched_write_fn apply, void *arg,
@@ -96,6 +106,11 @@ void sched_write_later(struct sched *s, const char *id, sched_write_fn apply, vo
 void sched_batch_free(struct sched *s)
 {
 	sched_flush(s);
+	struct berth_err err = { 0 };
+	/* On disk before the store is closed, by the one who knows whom to
+	 * tell if it is not. */
+	if (store_group_commit(s->store, &err) < 0)
+		sched_say(s, "task records: %s", err.msg);
 	if (s->flush_ev)
 		event_free(s->flush_ev);
 	s->flush_ev = NULL;

@@ -128,6 +128,10 @@ void sched_write_later(struct sched *s, const char *id, sched_write_fn apply, vo
 /* Applies what is queued now: before a write that cannot wait, so that
  * the writes keep their order. */
 void sched_flush(struct sched *s);
+/* sched_flush() when a write of task ID is queued: inside an API
+ * request's unit, so that a request that fails rolls back no other
+ * task's record with its own. */
+void sched_flush_for(struct sched *s, const char *id);
 /* Applies what is queued and frees the timer (shutdown). */
 void sched_batch_free(struct sched *s);
 

@@ -200,25 +200,30 @@ static void send_body(struct evhttp_request *req, int status, const char *rid, c
 	send_owned(req, status, rid, strdup(body));
 }
 
-/* extra (may be NULL; taken): more members of the body, such as
+/* The body of an error answer (malloc'd; NULL when out of memory).  extra
+ * (may be NULL; taken): more members of the body, such as
  * ConflictException's resourceIds. */
-static void send_error_with(struct api *a, struct evhttp_request *req, const char *rid,
-			    int status, const char *type, const char *message, cJSON *extra)
+static char *error_body(struct api *a, const char *rid, int status, const char *type,
+			const char *message, cJSON *extra)
 {
 	if (status >= 500 && a->cfg.log)
 		fprintf(a->cfg.log, "berth daemon: request %s: %s: %s\n", rid, type, message);
 	_cleanup_(cJSON_Deletep) cJSON *o = extra ? extra : cJSON_CreateObject();
-	_cleanup_free_ char *s = NULL;
 	if (o && json_add_string(o, "__type", type) && json_add_string(o, "message", message))
-		s = cJSON_PrintUnformatted(o);
-	send_body(req, s ? status : 500,
-		  rid, s ? s : "{\"__type\":\"ServerException\",\"message\":\"out of memory\"}");
+		return cJSON_PrintUnformatted(o);
+	return NULL;
 }
+
+static const char oom_body[] = "{\"__type\":\"ServerException\",\"message\":\"out of memory\"}";
 
 static void send_error(struct api *a, struct evhttp_request *req, const char *rid, int status,
 		       const char *type, const char *message)
 {
-	send_error_with(a, req, rid, status, type, message, NULL);
+	char *s = error_body(a, rid, status, type, message, NULL);
+	if (s)
+		send_owned(req, status, rid, s);
+	else
+		send_body(req, 500, rid, oom_body);
 }
 
 /* An error in the protocol of the request: ELBv2's XML for a Query one. */
@@ -312,7 +317,87 @@ static void handle_query(struct api_listener *l, struct evhttp_request *req, con
 	int status;
 	char *xml;
 	elb_serve(a->cfg.elb, body, len, rid, &status, &xml);
+	/* What the request wrote is on disk before it is answered (a load
+	 * balancer change is rare: it commits at once). */
+	struct berth_err err = { 0 };
+	if (store_group_commit(a->store, &err) < 0) {
+		free(xml);
+		send_fail(a, req, rid, true, 500, API_E_SERVER, err.msg);
+		return;
+	}
 	send_typed(req, xml ? status : 500, rid, ELB_CONTENT_TYPE, xml);
+}
+
+/* An answer made, waiting for the commit of the writes it reports. */
+struct reply {
+	struct api *a;
+	struct evhttp_request *req;
+	char rid[37];
+	int status;
+	char *body;                 /* NULL: out of memory */
+};
+
+/* store_commit_fn: sends the answer, or a ServerException when what it
+ * reports never reached the disk. */
+static void reply_send(void *arg, int r, const struct berth_err *err)
+{
+	struct reply *rp = arg;
+	if (r < 0) {
+		char msg[BERTH_ERR_MAX + 64];
+		snprintf(msg, sizeof(msg), "the request's writes were not committed: %s",
+			 err && err->msg[0] ? err->msg : "store error");
+		free(rp->body);
+		rp->body = error_body(rp->a, rp->rid, 500, API_E_SERVER, msg, NULL);
+		rp->status = 500;
+	}
+	if (rp->body)
+		send_owned(rp->req, rp->status, rp->rid, TAKE_PTR(rp->body));
+	else
+		send_body(rp->req, 500, rp->rid, oom_body);
+	free(rp);
+}
+
+/* The answer of a call that failed: its error body. */
+static void reply_error(struct api *a, struct reply *rp, struct api_call *c, const char *op)
+{
+	if (!c->type)
+		api_error(c, 0, API_E_SERVER, "%s: no response", op);
+	rp->status = c->status;
+	rp->body = error_body(a, rp->rid, c->status, c->type, c->message, c->error_members);
+	cJSON_Delete(c->out);
+}
+
+/* Runs the operation: a read in one snapshot, a write as one unit of the
+ * store (a savepoint in the turn's group).  Each store call in it is a
+ * savepoint of its own, undone alone when it fails, so a failing request
+ * leaves what it wrote before it failed (a RunTask's "default" cluster),
+ * as when every call was its own transaction, and never touches what the
+ * requests beside it in the group wrote.  Fills RP. */
+static void run_op(struct api *a, const struct api_op *op, struct api_call *c,
+		   struct reply *rp)
+{
+	struct berth_err err = { 0 };
+	struct store_tx unit _cleanup_tx_ = { 0 };
+	store_group_bound(a->store);  /* a long turn: what is waiting goes now */
+	int r = op->read ? store_read_begin(c->store, &err) : store_tx_begin(c->store, &unit, &err);
+	if (r < 0) {
+		api_error(c, 0, API_E_SERVER, "%s", err.msg);
+		reply_error(a, rp, c, op->name);
+		return;
+	}
+	r = op->fn(c);
+	if (op->read)
+		store_read_end(c->store);
+	else if (store_tx_commit(&unit, &err) < 0 && r >= 0 && c->out)
+		r = api_error(c, 0, API_E_SERVER, "%s", err.msg);
+	if (r < 0 || !c->out) {
+		reply_error(a, rp, c, op->name);
+		return;
+	}
+	cJSON_Delete(c->error_members);  /* members of an error that was not raised */
+	rp->body = api_encode(&a->enc, c->out);
+	cJSON_Delete(c->out);
+	rp->status = rp->body ? 200 : 500;
 }
 
 /* One request, in the order AWS's front end checks: route, size,
@@ -372,7 +457,8 @@ static void handle(struct evhttp_request *req, void *arg)
 	}
 
 	struct api_call c = {
-		.store = a->store,
+		/* A read sees committed state only, when there is a reader. */
+		.store = op->read && a->cfg.reader ? a->cfg.reader : a->store,
 		.sched = a->cfg.sched,
 		.svc = a->cfg.svc,
 		.region = a->cfg.region,
@@ -381,29 +467,23 @@ static void handle(struct evhttp_request *req, void *arg)
 		.in = in,
 		.now_ms = berth_real_ms(),
 	};
-	struct berth_err err = { 0 };
-	if (op->read && store_read_begin(a->store, &err) < 0) {
-		send_error(a, req, rid, 500, API_E_SERVER, err.msg);
-		return;
-	}
-	r = op->fn(&c);
-	if (op->read)
-		store_read_end(a->store);
-	if (r < 0 || !c.out) {
-		if (!c.type)
-			api_error(&c, 0, API_E_SERVER, "%s: no response", op->name);
-		send_error_with(a, req, rid, c.status, c.type, c.message, c.error_members);
-		cJSON_Delete(c.out);
-		return;
-	}
-	cJSON_Delete(c.error_members);  /* members of an error that was not raised */
-	char *s = api_encode(&a->enc, c.out);
-	cJSON_Delete(c.out);
-	if (!s) {
+	struct reply *rp = calloc(1, sizeof(*rp));
+	if (!rp) {
 		send_error(a, req, rid, 500, API_E_SERVER, "out of memory");
 		return;
 	}
-	send_owned(req, 200, rid, s);
+	*rp = (struct reply){ .a = a, .req = req, .status = 200 };
+	memcpy(rp->rid, rid, sizeof(rp->rid));
+	run_op(a, op, &c, rp);
+	/* Whatever the operation wrote, or read on the writing connection,
+	 * may still be in the open group: the answer waits until that is on
+	 * disk.  A read on the reader saw none of it and goes at once. */
+	struct berth_err err = { 0 };
+	if (store_after_commit(c.store, reply_send, rp, &err) < 0) {
+		/* No room to wait: the group commits now. */
+		int cr = store_group_commit(c.store, &err);
+		reply_send(rp, cr, &err);
+	}
 }
 
 /* ---- listeners ---- */
@@ -590,6 +670,10 @@ void api_free(struct api *a)
 {
 	if (!a)
 		return;
+	/* The answers still waiting for a commit go out before their
+	 * connections are freed. */
+	struct berth_err ignored = { 0 };
+	store_group_commit(a->store, &ignored);
 	struct api_listener *l = a->listeners;
 	while (l) {
 		struct api_listener *next = l->next;

@@ -57,6 +57,11 @@ struct api_config {
 	 * API_MAX_CONNECTIONS and a quarter of max_connections. */
 	int64_t request_timeout_ms;
 	size_t max_connections, max_connections_per_source;
+	/* The connection reads (Describe*, List*) run on: committed state
+	 * only (store_open_reader()), so their answers need not wait for the
+	 * open group's commit.  NULL: the store, and a read's answer then
+	 * waits for the commit of the writes it may have seen. */
+	struct store *reader;
 	struct sched *sched;       /* the task engine RunTask/StopTask drive */
 	struct svc *svc;           /* the service scheduler the service operations poke */
 	const struct store_key *secrets_key;  /* SSM and Secrets Manager values */

@@ -217,6 +217,9 @@ int64_t store_col_ms(sqlite3_stmt *st, int col)
 
 int store_tx_begin(struct store *s, struct store_tx *tx, struct berth_err *err)
 {
+	int r = store_group_prepare(s, err);
+	if (r < 0)
+		return r;
 	char sql[32];
 	/* IMMEDIATE takes the write lock up front: a deferred transaction
 	 * that later upgrades can hit SQLITE_BUSY that no busy handler can
@@ -225,11 +228,13 @@ int store_tx_begin(struct store *s, struct store_tx *tx, struct berth_err *err)
 		snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE");
 	else
 		snprintf(sql, sizeof(sql), "SAVEPOINT s%u", s->depth + 1);
-	int r = store_run(s, sql, err);
+	r = store_run(s, sql, err);
 	if (r < 0)
 		return r;
 	s->depth++;
-	*tx = (struct store_tx){ .s = s, .level = s->depth, .open = true };
+	if (s->group && s->depth == 2)
+		s->group_units++;
+	*tx = (struct store_tx){ .s = s, .level = s->depth, .hooks = s->n_hooks, .open = true };
 	return 0;
 }
 
@@ -246,6 +251,8 @@ int store_tx_commit(struct store_tx *tx, struct berth_err *err)
 		return r;  /* still open: the cleanup rolls it back */
 	tx->open = false;
 	s->depth--;
+	if (tx->level == 1)
+		store_hooks_run(s, 0, NULL);
 	return 0;
 }
 
@@ -266,6 +273,13 @@ void store_tx_rollback(struct store_tx *tx)
 	}
 	tx->open = false;
 	s->depth--;
+	if (tx->level > 1) {
+		store_hooks_cancel(s, tx->hooks);
+		return;
+	}
+	struct berth_err why = { 0 };
+	store_hooks_run(s, berth_errf(&why, ECANCELED, "store: %s: transaction rolled back",
+				      s->path), &why);
 }
 
 int store_txn(struct store *s, store_txn_fn fn, void *arg, struct berth_err *err)
@@ -409,10 +423,34 @@ int store_open(const char *path, struct store **ret, struct berth_err *err)
 	return 0;
 }
 
+int store_open_reader(const struct store *w, struct store **ret, struct berth_err *err)
+{
+	_cleanup_(store_closep) struct store *s = calloc(1, sizeof(*s));
+	if (!s || !(s->path = strdup(w->path)))
+		return berth_errf(err, ENOMEM, "store: %s: out of memory", w->path);
+	int rc = sqlite3_open_v2(s->path, &s->db,
+				 SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE |
+				 SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	if (rc != SQLITE_OK)
+		return store_sqlerr(s, rc, err, "store: %s: open for reading", s->path);
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+	/* SQLite opens the files at the first read: read now, so that the
+	 * descriptors are held from the start and a daemon out of them
+	 * (a connection flood) still answers reads. */
+	int r = store_exec(s, "SELECT count(*) FROM sqlite_master", err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
 void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	store_group_detach(s);
 	/* sqlite3_close_v2 defers until stray statements are finalized
 	 * instead of failing with SQLITE_BUSY and leaking the handle. */
 	stmts_free(s);

@@ -2,10 +2,20 @@
  * (<root>/berth.db): clusters, task definitions, tasks with their
  * containers, and tags.
  *
- * Durability: WAL, synchronous=FULL, foreign keys on.  Every mutation is one
- * transaction, so a crash (kill -9, power loss) leaves the old or the new
- * state, never a mix.  store_txn() groups several mutations into one (RunTask
- * with count > 1, a service deployment and its tasks).
+ * Durability: WAL, synchronous=FULL, foreign keys on.  Every mutation is
+ * atomic (a transaction, or a savepoint inside the caller's), so a crash
+ * (kill -9, power loss) leaves the old or the new state, never a mix.
+ * store_txn() groups several mutations into one (RunTask with count > 1, a
+ * service deployment and its tasks).
+ *
+ * Group commit: after store_group_attach(), the writes of one turn of the
+ * event loop share one transaction and so one fsync (each is a savepoint
+ * in it; one that fails undoes only itself).  The group commits from a
+ * zero-delay timer at the end of the turn, or earlier, when it reached
+ * STORE_GROUP_UNITS writes or STORE_GROUP_MS of age, at the next
+ * store_group_bound().  Whatever must not
+ * happen before a write is durable (an answer to a client, starting a
+ * task's shim) waits for it through store_after_commit().
  *
  * The schema is versioned (PRAGMA user_version) and upgraded on open by
  * ordered migrations, one transaction each; a database from a newer berth is
@@ -61,6 +71,11 @@ struct store;
 int store_open(const char *path, struct store **ret, struct berth_err *err);
 void store_close(struct store *s);
 DEFINE_CLEANUP_FUNC(struct store, store_close)
+/* A second, read-only connection to W's database, with its own statement
+ * cache: it sees only what is committed, never the writes of W's open
+ * group, so a read served from it needs no commit to wait for.  W must
+ * stay open while it is used (W's WAL and shared memory files). */
+int store_open_reader(const struct store *w, struct store **ret, struct berth_err *err);
 
 /* The schema version this code writes (PRAGMA user_version after open). */
 int store_schema_version(void);
@@ -72,12 +87,63 @@ int store_schema_version(void);
 typedef int (*store_txn_fn)(struct store *s, void *arg, struct berth_err *err);
 int store_txn(struct store *s, store_txn_fn fn, void *arg, struct berth_err *err);
 
+/* One atomic unit of writes (an API request's): a transaction of its own,
+ * or a savepoint inside the open one (the group).  Committed by
+ * store_tx_commit() (inside a group: released, durable at the group's
+ * commit), undone by store_tx_rollback() or, while still open, by the
+ * _cleanup_tx_ attribute. */
+struct store_tx {
+	struct store *s;
+	unsigned level;             /* 1 = the outermost BEGIN */
+	size_t hooks;               /* store_after_commit() callbacks queued before it */
+	bool open;
+};
+int store_tx_begin(struct store *s, struct store_tx *tx, struct berth_err *err);
+int store_tx_commit(struct store_tx *tx, struct berth_err *err);
+void store_tx_rollback(struct store_tx *tx);
+static inline void store_tx_rollbackp(struct store_tx *tx)
+{
+	if (tx->open)
+		store_tx_rollback(tx);
+}
+#define _cleanup_tx_ _cleanup_(store_tx_rollbackp)
+
+/* ---- group commit ---- */
+
+#define STORE_GROUP_UNITS 256       /* top-level writes in one group, at most */
+#define STORE_GROUP_MS 25           /* a group older than this commits before the next write */
+
+struct event_base;
+/* From now on writes outside a transaction of the caller's join the group
+ * of the current turn of BASE's loop (which must outlive the store). */
+int store_group_attach(struct store *s, struct event_base *base, struct berth_err *err);
+/* Commits the open group now (shutdown; tests); 0 when none is open.
+ * -EBUSY inside a unit (a savepoint is open).  A failed commit rolls the
+ * whole group back: nothing of it is half-written. */
+int store_group_commit(struct store *s, struct berth_err *err);
+
+/* Commits the open group when it reached STORE_GROUP_UNITS units or
+ * STORE_GROUP_MS (its hooks run now).  For top-level callers only, between
+ * units (an API request before it begins, a batch of the scheduler's):
+ * the hooks may change what the caller's callers are walking. */
+void store_group_bound(struct store *s);
+
+/* FN(ARG, R, ERR) once the writes made so far are durable (R = 0) or never
+ * will be (R < 0, ERR says why: the commit failed, or -ECANCELED: the
+ * savepoint it was registered in was rolled back).  Called at once, with
+ * 0, when no write transaction is open.  Called from the loop, outside any
+ * transaction: FN may write (that begins a new group).  -ENOMEM (FN is
+ * not called): the caller cannot wait. */
+typedef void (*store_commit_fn)(void *arg, int r, const struct berth_err *err);
+int store_after_commit(struct store *s, store_commit_fn fn, void *arg, struct berth_err *err);
+
 /* A read snapshot: every read until store_read_end() sees the same state,
  * in one transaction instead of one per read (an API read asks for a
  * cluster, ten tasks and their containers: each transaction takes and
  * drops WAL locks).  For reads only: a write inside could fail with EBUSY
  * when another connection wrote after the snapshot began.  Does nothing
- * inside an open transaction. */
+ * inside an open transaction: a read in an open group sees the group's
+ * writes (then its answer waits for the group's commit too). */
 int store_read_begin(struct store *s, struct berth_err *err);
 void store_read_end(struct store *s);
 

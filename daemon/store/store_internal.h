@@ -26,24 +26,40 @@ struct store {
 	 * CPU.  Open addressing, a power-of-two size, at most half full. */
 	struct store_stmt_slot *stmts;
 	size_t n_stmts, cap_stmts;
+	/* Group commit (store_group.c): once attached to a loop, the
+	 * outermost transaction is the group, begun by the turn's first
+	 * write and committed by commit_ev at the end of the turn. */
+	struct event *commit_ev;        /* NULL: not attached, each write commits */
+	bool group;                     /* the open transaction (level 1) is the group */
+	int64_t group_since_ms;         /* monotonic, when it began */
+	unsigned group_units;           /* top-level savepoints in it */
+	unsigned group_max_units;       /* STORE_GROUP_UNITS (tests lower them) */
+	int64_t group_max_ms;           /* STORE_GROUP_MS */
+	/* What waits for the outermost transaction's end (store_after_commit). */
+	struct store_hook *hooks;
+	size_t n_hooks, cap_hooks;
 };
 
-/* A transaction, or a savepoint when one is already open, so every store
- * call is atomic on its own and also nests inside store_txn(). */
-struct store_tx {
-	struct store *s;
-	unsigned level;             /* 1 = the outermost BEGIN */
-	bool open;
+/* A store_after_commit() callback; r: -ECANCELED once the savepoint it
+ * was registered in was rolled back (the commit cannot make it true). */
+struct store_hook {
+	store_commit_fn fn;
+	void *arg;
+	int r;
 };
-int store_tx_begin(struct store *s, struct store_tx *tx, struct berth_err *err);
-int store_tx_commit(struct store_tx *tx, struct berth_err *err);
-void store_tx_rollback(struct store_tx *tx);
-static inline void store_tx_rollbackp(struct store_tx *tx)
-{
-	if (tx->open)
-		store_tx_rollback(tx);
-}
-#define _cleanup_tx_ _cleanup_(store_tx_rollbackp)
+
+/* store_group.c, for the transactions of store.c: */
+/* Before a transaction begins: opens the group at depth 0. */
+int store_group_prepare(struct store *s, struct berth_err *err);
+/* The outermost transaction ended: every hook is called, with R (0:
+ * committed) unless it was cancelled.  ERR says why when R < 0. */
+void store_hooks_run(struct store *s, int r, const struct berth_err *err);
+/* A savepoint begun when MARK hooks were queued was rolled back: those
+ * queued since are cancelled. */
+void store_hooks_cancel(struct store *s, size_t mark);
+/* store_close(): commits what is open (its hooks run), frees the timer. */
+void store_group_detach(struct store *s);
+
 
 /* Hands a statement from store_prepare() back to the cache: reset (which
  * ends its read of the database) and its bindings cleared.  Never

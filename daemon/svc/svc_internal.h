@@ -98,6 +98,10 @@ struct svc_view {
 	cJSON *td_bodies[SVC_TDS_MAX];
 	size_t n_tds;
 	bool shown;                          /* svc_view_load_shown's: never saved */
+	/* svc_view_load_shown's: the deployments as stored (what
+	 * svc_deployment_json() printed), parsed once and moved into the
+	 * answer rather than built again from DEPS. */
+	cJSON *shown_deps;
 };
 
 /* The row and its JSON (w->tasks stays empty) … */
@@ -108,8 +112,9 @@ int svc_view_load_tasks(struct svc *v, const char *cluster, const char *name,
 			struct svc_view *w, struct berth_err *err);
 /* … or, for an answer, the row, its configuration, deployments and tasks:
  * the events stay text in the row, the state unread (svc_view_save
- * refuses such a view). */
-int svc_view_load_shown(struct svc *v, const char *cluster, const char *name,
+ * refuses such a view).  Read from ST: the API's, which for a read is its
+ * connection to committed state only. */
+int svc_view_load_shown(struct store *st, const char *cluster, const char *name,
 			struct svc_view *w, struct berth_err *err);
 /* W's typed members into W's row JSON (svc_view_encode), then the store. */
 int svc_view_save(struct svc *v, struct svc_view *w, struct berth_err *err);

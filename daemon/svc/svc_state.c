@@ -138,7 +138,10 @@ static bool pins_parse(struct svc_deployment *d, const cJSON *pins)
 	return true;
 }
 
-static bool deployment_parse(struct svc_deployment *d, const cJSON *o, const cJSON *pins)
+/* SHOWN: for an answer, which moves the stored object itself: its
+ * networkConfiguration is not copied. */
+static bool deployment_parse(struct svc_deployment *d, const cJSON *o, const cJSON *pins,
+			     bool shown)
 {
 	const cJSON *nc = cJSON_GetObjectItemCaseSensitive(o, "networkConfiguration");
 	d->status = word(dep_statuses, ARRAY_SIZE(dep_statuses), json_str(o, "status"));
@@ -149,7 +152,7 @@ static bool deployment_parse(struct svc_deployment *d, const cJSON *o, const cJS
 	if (!dup_str(o, "id", &d->id) || !d->id || !dup_str(o, "taskDefinition", &d->task_definition) ||
 	    !dup_str(o, "launchType", &d->launch_type) ||
 	    !dup_str(o, "rolloutStateReason", &d->rollout_reason) ||
-	    (nc && !(d->network = cJSON_Duplicate(nc, true))))
+	    (nc && !shown && !(d->network = cJSON_Duplicate(nc, true))))
 		return false;
 	return pins_parse(d, cJSON_GetObjectItemCaseSensitive(pins, d->id));
 }
@@ -341,6 +344,7 @@ void svc_view_done(struct svc_view *w)
 	free(w->tasks);
 	for (size_t i = 0; i < w->n_tds; i++)
 		store_task_definition_free(w->tds[i]), cJSON_Delete(w->td_bodies[i]);
+	cJSON_Delete(w->shown_deps);
 	*w = (struct svc_view){ 0 };
 }
 
@@ -364,11 +368,13 @@ static int view_parse(struct svc_view *w, struct store_service *row, bool full,
 		return berth_errf(err, ENOMEM, "service %s: out of memory", row->name);
 	for (; w->n_deps < n; w->n_deps++)
 		if (!deployment_parse(&w->deps[w->n_deps], cJSON_GetArrayItem(deps, (int)w->n_deps),
-				      pins)) {
+				      pins, !full)) {
 			w->n_deps++;   /* freed with the view */
 			return berth_errf(err, EBADMSG, "service %s: a stored deployment does not "
 					  "parse", row->name);
 		}
+	if (!full)
+		w->shown_deps = TAKE_PTR(deps);
 	return 0;
 }
 
@@ -408,7 +414,7 @@ int svc_view_encode(struct svc_view *w, struct berth_err *err)
 	return 0;
 }
 
-static int load_tasks(struct svc *v, struct svc_view *w, struct berth_err *err)
+static int load_tasks(struct store *st, struct svc_view *w, struct berth_err *err)
 {
 	struct store_task_filter f = { .cluster = w->row->cluster, .service_name = w->row->name,
 				       .not_stopped = true };
@@ -417,7 +423,7 @@ static int load_tasks(struct svc *v, struct svc_view *w, struct berth_err *err)
 	do {
 		struct store_list l = { 0 };
 		page.next_token = token;
-		int r = store_task_list(v->store, &f, &page, &l, err);
+		int r = store_task_list(st, &f, &page, &l, err);
 		if (r < 0)
 			return r;
 		struct store_task **grown = realloc(w->tasks, (w->n + l.n + 1) * sizeof(*grown));
@@ -427,7 +433,7 @@ static int load_tasks(struct svc *v, struct svc_view *w, struct berth_err *err)
 		}
 		w->tasks = grown;
 		for (size_t i = 0; i < l.n && r == 0; i++)
-			if ((r = store_task_get(v->store, l.items[i], &w->tasks[w->n], err)) == 0)
+			if ((r = store_task_get(st, l.items[i], &w->tasks[w->n], err)) == 0)
 				w->n++;
 		free(token);
 		token = TAKE_PTR(l.next_token);
@@ -451,18 +457,18 @@ int svc_view_load_tasks(struct svc *v, const char *cluster, const char *name,
 			struct svc_view *w, struct berth_err *err)
 {
 	int r = svc_view_load(v, cluster, name, w, err);
-	return r < 0 ? r : load_tasks(v, w, err);
+	return r < 0 ? r : load_tasks(v->store, w, err);
 }
 
-int svc_view_load_shown(struct svc *v, const char *cluster, const char *name,
+int svc_view_load_shown(struct store *st, const char *cluster, const char *name,
 			struct svc_view *w, struct berth_err *err)
 {
 	*w = (struct svc_view){ 0 };
 	struct store_service *row = NULL;
-	int r = store_service_get(v->store, cluster, name, &row, err);
+	int r = store_service_get(st, cluster, name, &row, err);
 	if (r == 0)
 		r = view_parse(w, row, false, err);
-	return r < 0 ? r : load_tasks(v, w, err);
+	return r < 0 ? r : load_tasks(st, w, err);
 }
 
 int svc_view_save(struct svc *v, struct svc_view *w, struct berth_err *err)

@@ -363,7 +363,7 @@ static void test_view_for_an_answer_is_not_saved(void **state)
 	reconcile(f);
 	struct seen s = look(f);
 	_cleanup_(svc_view_done) struct svc_view w = { 0 };
-	OK(svc_view_load_shown(f->v, CLUSTER, NAME, &w, &e_));
+	OK(svc_view_load_shown(f->s, CLUSTER, NAME, &w, &e_));
 	assert_int_equal((int)w.n_deps, s.n_deployments);
 	assert_string_equal(w.deps[0].id, s.primary);
 	assert_string_equal(w.deps[0].task_definition, s.primary_td);
@@ -376,7 +376,7 @@ static void test_view_for_an_answer_is_not_saved(void **state)
 	assert_non_null(strstr(err.msg, "not saved"));
 	assert_true(said(f, "has started 2 tasks"));
 	_cleanup_(svc_view_done) struct svc_view again = { 0 };
-	OK(svc_view_load_shown(f->v, CLUSTER, NAME, &again, &e_));
+	OK(svc_view_load_shown(f->s, CLUSTER, NAME, &again, &e_));
 	assert_string_equal(again.row->events_json, stored);
 }
 
