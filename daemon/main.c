@@ -14,6 +14,13 @@
 #include "daemon/daemon.h"
 #include "runtime/log.h"
 
+/* The Makefile's VERSION (and the git commit), as `berth --version`. */
+#ifdef BERTH_COMMIT
+#define VERSION_TEXT "Berth " BERTH_VERSION " (git " BERTH_COMMIT ")"
+#else
+#define VERSION_TEXT "Berth " BERTH_VERSION
+#endif
+
 static const char usage_text[] =
 	"berth daemon [--root DIR] [--run-root DIR] [--log-root DIR]\n"
 	"             [--listen unix:PATH|tcp:HOST:PORT]... [--credentials FILE] [--insecure-no-auth]\n"
@@ -29,6 +36,8 @@ static const char usage_text[] =
 	"             [--instance-cpu UNITS] [--instance-memory MIB] [--reserved-memory MIB]\n"
 	"             [--log-max-size SIZE] [--log-max-file N] [--default-ephemeral-storage MIB]\n"
 	"             [--disk-check-interval DURATION] [--disk-reserve MIB]\n"
+	"             [--task-endpoint ADDRESS:PORT|off] [--task-role-credentials FILE]\n"
+	"             [--introspection ADDRESS:PORT|off]\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -125,6 +134,7 @@ enum {
 	OPT_EPHEMERAL, OPT_DISK_CHECK, OPT_DISK_RESERVE,
 	OPT_PULL_LIMIT,
 	OPT_REQ_TIMEOUT, OPT_MAX_CONNS, OPT_MAX_CONNS_SRC,
+	OPT_TASK_ENDPOINT, OPT_ROLE_CREDS, OPT_INTROSPECTION,
 };
 
 static const struct option opts[] = {
@@ -167,6 +177,9 @@ static const struct option opts[] = {
 	{ "request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 	{ "max-connections-per-source", required_argument, NULL, OPT_MAX_CONNS_SRC },
+	{ "task-endpoint", required_argument, NULL, OPT_TASK_ENDPOINT },
+	{ "task-role-credentials", required_argument, NULL, OPT_ROLE_CREDS },
+	{ "introspection", required_argument, NULL, OPT_INTROSPECTION },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -243,13 +256,16 @@ static int set_opt(struct daemon_opts *o, int ch, const char *name, const char *
 	case OPT_MAX_CONNS: return parse_count("max-connections", arg, &o->max_connections);
 	case OPT_MAX_CONNS_SRC:
 		return parse_count("max-connections-per-source", arg, &o->max_connections_per_source);
+	case OPT_TASK_ENDPOINT: o->task_endpoint = arg; return 0;
+	case OPT_ROLE_CREDS: o->role_credentials = arg; return 0;
+	case OPT_INTROSPECTION: o->introspection = arg; return 0;
 	default: return set_policy_opt(&o->policy, ch, arg);
 	}
 }
 
 int main(int argc, char **argv)
 {
-	struct daemon_opts o = { .log = stderr };
+	struct daemon_opts o = { .log = stderr, .version = VERSION_TEXT };
 	optind = 1;
 	int ch, idx = 0;
 	while ((ch = getopt_long(argc, argv, "h", opts, &idx)) != -1) {

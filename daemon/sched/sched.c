@@ -154,6 +154,7 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		.default_memory = policy_task_memory(&s->cfg.policy),
 		.log_max_size = policy_log_max_size(&s->cfg.policy),
 		.log_max_files = policy_log_max_files(&s->cfg.policy),
+		.meta = s->cfg.meta,
 	};
 	_cleanup_(cJSON_Deletep) cJSON *plan = NULL;
 	int r = taskplan_build(td, ov, ti, &env, &plan, err);
@@ -463,7 +464,7 @@ int sched_shim_request_stop(struct sched_task *t)
 		return -ENOMEM;
 	_cleanup_free_ char *line = cJSON_PrintUnformatted(req);
 	struct berth_err err = { 0 };
-	int r = line ? sched_shim_request(t->s, t->id, line, &err) : -ENOMEM;
+	int r = line ? sched_shim_request(t->s, t->id, line, NULL, NULL, &err) : -ENOMEM;
 	if (r < 0)
 		sched_say(t->s, "task %s: stop: %s", t->id, err.msg);
 	return r;
