@@ -375,6 +375,31 @@ def test_the_endpoint_is_the_only_new_way_in(edaemon):
     assert len(accepts) == 3, rules   # replies, @host_ports, the endpoint
 
 
+def test_an_endpoint_address_outside_the_subnet(tmp_tasks, task_net, registry_anon):
+    """The default's shape (169.254.170.2 is outside every task subnet): a
+    /32 on the bridge, reached through the task's default route.  A
+    documentation address (TEST-NET-1) on the test's own bridge stands in
+    for it."""
+    outside = f"192.0.2.{ipaddress.ip_network(task_net.subnet).network_address.packed[2]}"
+    d = EndpointDaemon(tmp_tasks, task_net, registry_anon,
+                       extra=["--task-endpoint", f"{outside}:0"]).wait_ready()
+    try:
+        assert d.meta_base.startswith(f"http://{outside}:")
+        addrs = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", task_net.bridge],
+                               capture_output=True, text=True, check=True).stdout
+        assert f"inet {outside}/32" in addrs, addrs
+        ecs = make_client(d)
+        t, out = start_printing_task(ecs, d, family="outside")
+        assert json.loads(out[3])["TaskARN"] == t["taskArn"]
+        assert get_from_task(d, t, out[0] + "/task")[0] == 200
+        assert get(out[0] + "/task")[0] == 404       # the host's own address
+        stop(ecs, t)
+    finally:
+        finish(d, task_net)
+        subprocess.run(["ip", "addr", "del", f"{outside}/32", "dev", task_net.bridge],
+                       capture_output=True)
+
+
 def test_a_bad_endpoint_or_credentials_file_is_refused(tmp_tasks, task_net, registry_anon):
     net = task_net
     inside = str(ipaddress.ip_network(net.subnet).network_address + 5)
