@@ -23,7 +23,7 @@ from datetime import datetime
 import pytest
 
 from fixtures import tasks as tk
-from test_api_clusters import ACCOUNT, REGION, make_client
+from test_api_clusters import ACCOUNT, REGION, free_port, make_client
 from test_api_tasks import (TaskDaemon, describe, eni_detail, finish, log_lines, register, run,
                             sh, task_id, tmp_tasks, wait_running)
 
@@ -41,7 +41,7 @@ class EndpointDaemon(TaskDaemon):
     """A task daemon with the task endpoint on its bridge's gateway and the
     introspection on loopback, both on free ports, and a role mapping."""
 
-    def __init__(self, tmp, net, registry, extra=()):
+    def __init__(self, tmp, net, registry, extra=(), name="daemon"):
         creds = tmp / "roles"
         creds.write_text(f"[{ROLE}]\naws_access_key_id = {KEYS['AccessKeyId']}\n"
                          f"aws_secret_access_key = {KEYS['SecretAccessKey']}\n"
@@ -49,7 +49,7 @@ class EndpointDaemon(TaskDaemon):
         creds.chmod(0o600)
         super().__init__(tmp, net, registry=registry, extra=[
             "--task-endpoint", f"{gateway(net)}:0", "--introspection", "127.0.0.1:0",
-            "--task-role-credentials", str(creds), *extra])
+            "--task-role-credentials", str(creds), *extra], name=name)
 
     def wait_ready(self, timeout=20):
         super().wait_ready(timeout)
@@ -398,6 +398,23 @@ def test_an_endpoint_address_outside_the_subnet(tmp_tasks, task_net, registry_an
         finish(d, task_net)
         subprocess.run(["ip", "addr", "del", f"{outside}/32", "dev", task_net.bridge],
                        capture_output=True)
+
+
+def test_ids_survive_a_daemon_restart(tmp_tasks, task_net, registry_anon):
+    """The ids are recomputed from the host key, not remembered: a task
+    started before a restart keeps its endpoint (on a fixed port here, as
+    169.254.170.2:80 is)."""
+    fixed = ["--task-endpoint", f"{gateway(task_net)}:{free_port()}"]
+    d = EndpointDaemon(tmp_tasks, task_net, registry_anon, extra=fixed).wait_ready()
+    t, out = start_printing_task(make_client(d), d, family="restart", taskRoleArn=ROLE)
+    d.stop()
+    d = EndpointDaemon(tmp_tasks, task_net, registry_anon, extra=fixed, name="again").wait_ready()
+    try:
+        assert get_from_task(d, t, out[0] + "/task")[0] == 200
+        assert get_from_task(d, t, d.meta_base + out[2])[0] == 200
+        stop(make_client(d), t)
+    finally:
+        finish(d, task_net)
 
 
 def test_a_bad_endpoint_or_credentials_file_is_refused(tmp_tasks, task_net, registry_anon):
