@@ -16,15 +16,57 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "common/hash.h"
+#include "common/time.h"
 #include "daemon/server/api_conn.h"
 #include "daemon/server/api_guard.h"
+
+/* A source address's request budget (a token bucket). */
+struct budget {
+	uint32_t addr;              /* host byte order; 0: free */
+	double tokens;
+	int64_t at_ms;              /* of the last refill */
+};
 
 struct endpoint {
 	struct evhttp *http;
 	struct api_conns *conns;
 	endpoint_handler handler;
 	void *arg;
+	struct budget budgets[ENDPOINT_SOURCES];
 };
+
+#define PROBES 8
+
+/* Takes one request from ADDR's budget: false when it has none left.
+ * Budgets live in a table probed PROBES slots deep; a new address takes
+ * the one refilled longest ago (which a full budget would reach anyway
+ * unless its owner is still busy). */
+static bool within_budget(struct endpoint *e, uint32_t addr)
+{
+	int64_t now = berth_mono_ms();
+	uint64_t h = berth_fnv1a64(BERTH_FNV1A64_INIT, &addr, sizeof(addr));
+	struct budget *b = NULL, *oldest = NULL;
+	for (size_t i = 0; i < PROBES && !b; i++) {
+		struct budget *s = &e->budgets[(h + i) % ENDPOINT_SOURCES];
+		if (s->addr == addr)
+			b = s;
+		else if (!oldest || s->at_ms < oldest->at_ms)
+			oldest = s;
+	}
+	if (!b) {
+		b = oldest;
+		*b = (struct budget){ .addr = addr, .tokens = ENDPOINT_BURST, .at_ms = now };
+	}
+	b->tokens += (double)(now - b->at_ms) * ENDPOINT_RATE / 1000.0;
+	if (b->tokens > ENDPOINT_BURST)
+		b->tokens = ENDPOINT_BURST;
+	b->at_ms = now;
+	if (b->tokens < 1)
+		return false;
+	b->tokens -= 1;
+	return true;
+}
 
 static int parse_spec(const char *spec, const char *flag, struct sockaddr_in *sa,
 		      struct berth_err *err)
@@ -71,6 +113,11 @@ int endpoint_bind(const char *spec, const char *flag, bool freebind, int *ret_fd
 static void handle(struct evhttp_request *req, void *arg)
 {
 	struct endpoint *e = arg;
+	unsigned addr;
+	if (endpoint_peer_ipv4(req, &addr) && !within_budget(e, addr)) {
+		endpoint_send_message(req, 429, "too many requests from this address; slow down");
+		return;
+	}
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	if (cmd != EVHTTP_REQ_GET) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");

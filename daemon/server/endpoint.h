@@ -3,7 +3,8 @@
  * introspection (introspect.c).  One TCP listener each on the daemon's
  * loop, behind the API's connection limits and HTTP guard (api_conn.h:
  * a request must arrive whole within its deadline, a source holds a
- * bounded number of connections), answering JSON to GET only. */
+ * bounded number of connections) and a per-address request rate, answering
+ * JSON to GET only. */
 #ifndef BERTH_DAEMON_ENDPOINT_H
 #define BERTH_DAEMON_ENDPOINT_H
 
@@ -21,6 +22,12 @@ struct evhttp_request;
 #define ENDPOINT_MAX_CONNECTIONS 256
 #define ENDPOINT_MAX_PER_SOURCE 32
 #define ENDPOINT_REQUEST_TIMEOUT_MS 10000
+/* Requests a second one source address may make, after a burst of
+ * ENDPOINT_BURST; beyond, 429 (a task polling its stats every second
+ * from each of ten containers makes ten). */
+#define ENDPOINT_RATE 100
+#define ENDPOINT_BURST 200
+#define ENDPOINT_SOURCES 1024       /* addresses whose budget is kept */
 /* No request to these servers has a body; a path is at most this long. */
 #define ENDPOINT_BODY_MAX 0
 #define ENDPOINT_PATH_MAX 512

@@ -362,6 +362,33 @@ def test_hostile_requests_are_answered_cleanly(ecs, edaemon):
     stop(ecs, t)
 
 
+FLOOD = """
+import collections, http.client, json, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+seen = collections.Counter()
+for _ in range(int(sys.argv[2])):
+    c.request("GET", u.path)
+    r = c.getresponse()
+    r.read()
+    seen[r.status] += 1
+print(json.dumps(seen))
+"""
+
+
+def test_a_flood_from_one_task_is_throttled(ecs, edaemon):
+    d = edaemon
+    a, out_a = start_printing_task(ecs, d, family="flood")
+    b, out_b = start_printing_task(ecs, d, family="calm")
+    seen = json.loads(in_netns(d, a, FLOOD, out_a[0] + "/task", "600"))
+    assert seen.get("429", 0) > 0 and seen.get("200", 0) >= 200, seen
+    # Another task is not held back; the flooder gets answers again soon.
+    assert get_from_task(d, b, out_b[0] + "/task")[0] == 200
+    tk.poll_until(lambda: get_from_task(d, a, out_a[0] + "/task")[0] == 200, 10,
+                  "an answer again after the flood")
+    stop(ecs, a, b)
+
+
 def test_the_endpoint_is_the_only_new_way_in(edaemon):
     """The rules let tasks reach the endpoint's port on its address, and
     nothing else of the host (the rule is read from the ruleset; that
