@@ -31,6 +31,13 @@ struct sample_slot {
 
 struct stats_req;
 
+#define ADDRESSES 4096              /* task address → task id, remembered */
+
+struct address_slot {
+	unsigned addr;
+	char task_id[STORE_TASK_ID_LEN + 1];
+};
+
 struct metadata {
 	struct store *store;
 	struct metadata_config cfg;
@@ -38,6 +45,7 @@ struct metadata {
 	char gateway[INET_ADDRSTRLEN + 4];
 	struct stats_req *pending;
 	struct sample_slot samples[SAMPLES];
+	struct address_slot addresses[ADDRESSES];
 };
 
 /* ---- who is asking ---- */
@@ -60,7 +68,7 @@ static bool task_ipv4(const struct store_task *t, unsigned *ret)
 	return false;
 }
 
-/* Task TASK_ID if it runs (not STOPPED) at address PEER. */
+/* Task TASK_ID (or ARN) if it runs (not STOPPED) at address PEER. */
 static int task_at(struct metadata *m, const char *task_id, unsigned peer, struct store_task **ret)
 {
 	struct berth_err err = { 0 };
@@ -75,9 +83,7 @@ static int task_at(struct metadata *m, const char *task_id, unsigned peer, struc
 	return 0;
 }
 
-/* The running task at address PEER (a scan: credentials requests are
- * rare, an SDK caches the keys until they near their expiration). */
-static int task_by_address(struct metadata *m, unsigned peer, struct store_task **ret)
+static int scan_for_address(struct metadata *m, unsigned peer, struct store_task **ret)
 {
 	struct berth_err err = { 0 };
 	struct store_task_filter f = { .not_stopped = true };
@@ -89,19 +95,30 @@ static int task_by_address(struct metadata *m, unsigned peer, struct store_task 
 		page.next_token = token;
 		if (store_task_list(m->store, &f, &page, &l, &err) < 0)
 			return -EIO;
-		for (size_t i = 0; i < l.n && r == -ENOENT; i++) {
-			_cleanup_(store_task_freep) struct store_task *t = NULL;
-			unsigned ip;
-			if (store_task_get(m->store, l.items[i], &t, &err) == 0 && task_ipv4(t, &ip) &&
-			    ip == peer && t->last_status != STORE_TASK_STOPPED) {
-				*ret = TAKE_PTR(t);
+		for (size_t i = 0; i < l.n && r == -ENOENT; i++)
+			if (task_at(m, l.items[i], peer, ret) == 0)
 				r = 0;
-			}
-		}
 		free(token);
 		token = r == 0 ? NULL : TAKE_PTR(l.next_token);
 		store_list_clear(&l);
 	} while (token);
+	return r;
+}
+
+/* The running task at address PEER: the one the cache names if it is
+ * still there, else found by a scan of the running tasks (then cached).
+ * Task addresses are handed out in order, so ADDRESSES consecutive ones
+ * never share a slot. */
+static int task_by_address(struct metadata *m, unsigned peer, struct store_task **ret)
+{
+	struct address_slot *slot = &m->addresses[peer % ADDRESSES];
+	if (slot->addr == peer && task_at(m, slot->task_id, peer, ret) == 0)
+		return 0;
+	int r = scan_for_address(m, peer, ret);
+	if (r == 0) {
+		slot->addr = peer;
+		memcpy(slot->task_id, (*ret)->id, sizeof(slot->task_id));
+	}
 	return r;
 }
 
