@@ -41,8 +41,9 @@ endif
 endif
 
 # `berth --version` prints VERSION and, built from a git checkout, the
-# commit.  Only cli/main.c is compiled with them; build/version holds the
-# pair and changes only when they do, so a new commit rebuilds that one object.
+# commit (and berthd's agent introspection its Version).  Only cli/main.c
+# and daemon/main.c are compiled with them; build/version holds the
+# pair and changes only when they do, so a new commit rebuilds those objects.
 VERSION      := 0.9.0
 GIT_COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null)
 VERSION_DEFS := -DBERTH_VERSION='"$(VERSION)"' $(if $(GIT_COMMIT),-DBERTH_COMMIT='"$(GIT_COMMIT)"')
@@ -118,8 +119,10 @@ endef
 $(eval $(call flavour,release))
 $(eval $(call flavour,asan))
 
-build/release/obj/cli/main.o build/asan/obj/cli/main.o: CSTD += $(VERSION_DEFS)
-build/release/obj/cli/main.o build/asan/obj/cli/main.o: build/version
+VERSIONED := build/release/obj/cli/main.o build/asan/obj/cli/main.o \
+	build/release/obj/daemon/main.o build/asan/obj/daemon/main.o
+$(VERSIONED): CSTD += $(VERSION_DEFS)
+$(VERSIONED): build/version
 build/version: FORCE
 	@mkdir -p $(@D)
 	@echo '$(VERSION) $(GIT_COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(GIT_COMMIT)' > $@

@@ -53,12 +53,13 @@ static int set_net_opt(void *ctx, int ch, const char *arg)
 	case 'n': cfg->nat = true; return 0;
 	case 'N': cfg->nat = false; return 0;
 	case 'B': cfg->blocked = arg; return 0;
+	case 'E': cfg->task_endpoint = arg; return 0;
 	}
 	return -1;
 }
 
 /* berth host-network --bridge B --subnet S --nft-table T --run-root R
- * --ipam-dir D (--nat | --no-nat) [--block ADDRS]: what berthd sets up
+ * --ipam-dir D (--nat | --no-nat) [--block ADDRS] [--task-endpoint A:P]: what berthd sets up
  * once at start.  It runs in its own process so that berthd never maps
  * libnftables. */
 int cmd_host_network(struct cli *c, int argc, char **argv)
@@ -72,13 +73,14 @@ int cmd_host_network(struct cli *c, int argc, char **argv)
 		{ "nat", no_argument, NULL, 'n' },
 		{ "no-nat", no_argument, NULL, 'N' },
 		{ "block", required_argument, NULL, 'B' },
+		{ "task-endpoint", required_argument, NULL, 'E' },
 		{ 0 },
 	};
 	struct net_config cfg;
 	net_config_init(&cfg);
 	const struct cli_cmd cmd = {
 		.usage = "berth host-network --bridge B --subnet S --nft-table T --run-root R\n"
-			 "          --ipam-dir D (--nat|--no-nat) [--block ADDRS]",
+			 "          --ipam-dir D (--nat|--no-nat) [--block ADDRS] [--task-endpoint A:P]",
 		.help = "For berthd, at its start: makes the host's side of the task network as\n"
 			"berthd's options say.\n\n"
 			"  --bridge B         the tasks' bridge, created if missing\n"
@@ -89,7 +91,9 @@ int cmd_host_network(struct cli *c, int argc, char **argv)
 			"  --nat | --no-nat   masquerade the tasks' outbound traffic (and turn on\n"
 			"                     ip_forward), or not\n"
 			"  --block ADDRS      addresses tasks may never reach (comma-separated;\n"
-			"                     default 169.254.169.254)\n",
+			"                     default 169.254.169.254)\n"
+			"  --task-endpoint A:P  the task metadata endpoint: address A on the bridge,\n"
+			"                     TCP port P of it open to tasks\n",
 		.opts = opts, .set = set_net_opt, .ctx = &cfg,
 	};
 	int first, rc = cli_parse_args(c, argc, argv, &cmd, 0, 0, &first);

@@ -1,4 +1,5 @@
 /* daemon/daemon: start-up, listeners, signals, shutdown. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
@@ -17,7 +18,11 @@
 #include "daemon/server/credentials.h"
 #include "daemon/server/exec_gate.h"
 #include "daemon/daemon.h"
+#include "daemon/server/endpoint.h"
+#include "daemon/server/introspect.h"
 #include "daemon/server/log_limit.h"
+#include "daemon/server/metadata.h"
+#include "daemon/sched/taskmeta.h"
 #include "daemon/sched/sched.h"
 #include "daemon/sched/volumes.h"
 #include "daemon/svc/svc.h"
@@ -144,9 +149,91 @@ static void on_task_stopped(void *arg, const struct store_task *t)
 	svc_task_stopped(w->svc, t);
 }
 
+/* The task endpoint before the scheduler: its socket is bound first
+ * (IP_FREEBIND: the address goes on the bridge with the network's rules,
+ * which need the port bound, when it was 0), and the plans carry its
+ * URL and key. */
+struct task_endpoint {
+	int fd;                     /* -1: off */
+	char spec[INET_ADDRSTRLEN + 8];  /* "a.b.c.d:port", the port as bound */
+	struct taskmeta meta;
+};
+
+static void task_endpoint_done(struct task_endpoint *te)
+{
+	if (te->fd >= 0)
+		close(te->fd);
+}
+
+static bool is_off(const char *spec)
+{
+	return strcmp(spec, "off") == 0;
+}
+
+static int task_endpoint_bind(const struct daemon_opts *o, const char *root,
+			      struct task_endpoint *te, struct berth_err *err)
+{
+	const char *spec = o->task_endpoint ? o->task_endpoint : DAEMON_DEFAULT_TASK_ENDPOINT;
+	if (is_off(spec))
+		return o->role_credentials
+			       ? berth_errf(err, EINVAL, "--task-role-credentials: the task endpoint "
+					    "is off (--task-endpoint off)") : 0;
+	/* Refused at start rather than at a task's first request. */
+	_cleanup_(api_credentials_freep) struct api_credentials *check = NULL;
+	if (o->role_credentials && api_credentials_load(o->role_credentials, &check, err) < 0)
+		return berth_err_wrap(err, "--task-role-credentials");
+	int port, r = taskmeta_key_load(root, te->meta.key, err);
+	if (r < 0 || (r = endpoint_bind(spec, "--task-endpoint", true, &te->fd, &port, err)) < 0)
+		return r;
+	char addr[INET_ADDRSTRLEN];
+	snprintf(addr, sizeof(addr), "%.*s", (int)strcspn(spec, ":"), spec);
+	snprintf(te->spec, sizeof(te->spec), "%s:%d", addr, port);
+	snprintf(te->meta.base, sizeof(te->meta.base), port == 80 ? "http://%s" : "http://%s:%d",
+		 addr, port);
+	return 0;
+}
+
+/* The task endpoint's server and the introspection (off: *ret NULL). */
+static int start_endpoints(const struct daemon_opts *o, struct event_base *base,
+			   struct store *store, struct sched *sched, struct task_endpoint *te,
+			   struct metadata **ret_md, struct introspect **ret_in,
+			   struct berth_err *err)
+{
+	const char *region = o->region ? o->region : DAEMON_DEFAULT_REGION;
+	const char *account = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT;
+	int r = 0;
+	if (te->fd >= 0) {
+		struct metadata_config mc = {
+			.meta = &te->meta, .sched = sched, .role_credentials = o->role_credentials,
+			.region = region, .account_id = account,
+			.subnet = o->subnet ? o->subnet : SCHED_DEFAULT_SUBNET, .log = o->log,
+		};
+		int fd = te->fd;
+		te->fd = -1;
+		if ((r = metadata_new(base, store, fd, &mc, ret_md, err)) < 0)
+			return r;
+		say(o, "berth daemon: task endpoint on %s\n", te->meta.base);
+	}
+	const char *spec = o->introspection ? o->introspection : DAEMON_DEFAULT_INTROSPECTION;
+	if (is_off(spec))
+		return 0;
+	int fd, port;
+	struct introspect_config ic = {
+		.region = region, .account_id = account, .instance_id = sched_instance_id(sched),
+		.version = o->version ? o->version : "Berth", .log = o->log,
+	};
+	if ((r = endpoint_bind(spec, "--introspection", false, &fd, &port, err)) < 0 ||
+	    (r = introspect_new(base, store, fd, &ic, ret_in, err)) < 0)
+		return r;
+	say(o, "berth daemon: agent introspection on %.*s:%d\n", (int)strcspn(spec, ":"), spec,
+	    port);
+	return 0;
+}
+
 static int start_sched(const struct daemon_opts *o, struct event_base *base, struct store *store,
 		       const struct store_key *key, const char *root, const char *run_root,
-		       const struct sched_hooks *hooks, struct sched **ret, struct berth_err *err)
+		       const struct sched_hooks *hooks, const struct task_endpoint *te,
+		       struct sched **ret, struct berth_err *err)
 {
 	char shim[4096], cli[4096];
 	int r = 0;
@@ -168,6 +255,8 @@ static int start_sched(const struct daemon_opts *o, struct event_base *base, str
 		.nft_table = o->nft_table ? o->nft_table : SCHED_DEFAULT_NFT_TABLE,
 		.nat = !o->no_nat,
 		.blocked = o->blocked_addresses,
+		.task_endpoint = te->fd >= 0 ? te->spec : NULL,
+		.meta = te->fd >= 0 ? &te->meta : NULL,
 		.cgroup_name = o->cgroup_name ? o->cgroup_name : SCHED_DEFAULT_CGROUP,
 		.registry = { .auth_file = o->registry_auth, .insecure = o->insecure_registries,
 			      .n_insecure = o->n_insecure },
@@ -256,9 +345,18 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	 * its tasks before it answers about them. */
 	struct task_watchers watchers = { .elb = elb };  /* the hooks' argument */
 	struct sched_hooks hooks = { on_task_changed, on_task_stopped, &watchers };
-	_cleanup_(sched_freep) struct sched *sched = NULL;
-	r = start_sched(o, base, store, key, root, run_root, &hooks, &sched, err);
+	_cleanup_(task_endpoint_done) struct task_endpoint te = { .fd = -1 };
+	r = task_endpoint_bind(o, root, &te, err);
 	if (r < 0)
+		return r;
+	_cleanup_(sched_freep) struct sched *sched = NULL;
+	r = start_sched(o, base, store, key, root, run_root, &hooks, &te, &sched, err);
+	if (r < 0)
+		return r;
+	/* Freed before the scheduler, whose stats answers they await. */
+	_cleanup_(metadata_freep) struct metadata *md = NULL;
+	_cleanup_(introspect_freep) struct introspect *intro = NULL;
+	if ((r = start_endpoints(o, base, store, sched, &te, &md, &intro, err)) < 0)
 		return r;
 	/* Freed before the scheduler whose tasks it watches. */
 	struct svc_config vc = { .healthy_after_ms = o->service_healthy_after_ms };

@@ -32,6 +32,8 @@
 #define DAEMON_LISTEN_MAX 16
 #define DAEMON_LOG_RATE 20
 #define DAEMON_LOG_BURST 100
+#define DAEMON_DEFAULT_TASK_ENDPOINT "169.254.170.2:80"
+#define DAEMON_DEFAULT_INTROSPECTION "127.0.0.1:51678"
 
 struct daemon_opts {
 	const char *root;               /* NULL = DAEMON_DEFAULT_ROOT */
@@ -66,6 +68,12 @@ struct daemon_opts {
 	/* The load balancers' listeners bind here (an IPv4 literal); NULL =
 	 * every host address.  HAProxy's files go in <run_root>/lb. */
 	const char *lb_address;
+	/* The task endpoint (metadata, credentials) and the agent
+	 * introspection, "a.b.c.d:port" or "off"; NULL = the defaults above
+	 * (docs/task-environment.md). */
+	const char *task_endpoint, *introspection;
+	const char *role_credentials;   /* role ARN → keys, shared-credentials INI, or NULL */
+	const char *version;            /* introspection's Version; NULL = "Berth" */
 };
 
 /* Runs the daemon until a SIGTERM or SIGINT; 0 after a clean shutdown, or

@@ -15,6 +15,13 @@
 #include "daemon/sched/volumes.h"
 #include "runtime/log.h"
 
+/* The Makefile's VERSION (and the git commit), as `berth --version`. */
+#ifdef BERTH_COMMIT
+#define VERSION_TEXT "Berth " BERTH_VERSION " (git " BERTH_COMMIT ")"
+#else
+#define VERSION_TEXT "Berth " BERTH_VERSION
+#endif
+
 static const char usage_text[] =
 	"berth daemon [--root DIR] [--run-root DIR] [--log-root DIR]\n"
 	"             [--listen unix:PATH|tcp:HOST:PORT]... [--credentials FILE] [--insecure-no-auth]\n"
@@ -33,6 +40,8 @@ static const char usage_text[] =
 	"             [--disk-check-interval DURATION] [--disk-reserve MIB]\n"
 	"             [--host-port-range LOW-HIGH] [--allow-host-network]\n"
 	"             [--lb-address ADDR]\n"
+	"             [--task-endpoint ADDRESS:PORT|off] [--task-role-credentials FILE]\n"
+	"             [--introspection ADDRESS:PORT|off]\n"
 	"DURATION: a number with a unit: 500ms, 30s, 10m, 1h, 7d";
 
 /* "500ms", "30s", "10m", "1h", "7d" → milliseconds (> 0). */
@@ -130,6 +139,7 @@ enum {
 	OPT_PULL_LIMIT,
 	OPT_REQ_TIMEOUT, OPT_MAX_CONNS, OPT_MAX_CONNS_SRC,
 	OPT_LB_ADDRESS,
+	OPT_TASK_ENDPOINT, OPT_ROLE_CREDS, OPT_INTROSPECTION,
 };
 
 static const struct option opts[] = {
@@ -176,6 +186,9 @@ static const struct option opts[] = {
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 	{ "max-connections-per-source", required_argument, NULL, OPT_MAX_CONNS_SRC },
 	{ "lb-address", required_argument, NULL, OPT_LB_ADDRESS },
+	{ "task-endpoint", required_argument, NULL, OPT_TASK_ENDPOINT },
+	{ "task-role-credentials", required_argument, NULL, OPT_ROLE_CREDS },
+	{ "introspection", required_argument, NULL, OPT_INTROSPECTION },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -269,13 +282,16 @@ static int set_opt(struct daemon_opts *o, int ch, const char *name, const char *
 	case OPT_MAX_CONNS: return parse_count("max-connections", arg, &o->max_connections);
 	case OPT_MAX_CONNS_SRC:
 		return parse_count("max-connections-per-source", arg, &o->max_connections_per_source);
+	case OPT_TASK_ENDPOINT: o->task_endpoint = arg; return 0;
+	case OPT_ROLE_CREDS: o->role_credentials = arg; return 0;
+	case OPT_INTROSPECTION: o->introspection = arg; return 0;
 	default: return set_policy_opt(&o->policy, ch, arg);
 	}
 }
 
 int main(int argc, char **argv)
 {
-	struct daemon_opts o = { .log = stderr };
+	struct daemon_opts o = { .log = stderr, .version = VERSION_TEXT };
 	optind = 1;
 	int ch, idx = 0;
 	while ((ch = getopt_long(argc, argv, "h", opts, &idx)) != -1) {

@@ -57,23 +57,44 @@ static int bridge_up(struct net *net, struct rtnl_link *link, struct berth_err *
 	return 0;
 }
 
-static int bridge_address(struct net *net, int ifindex, struct berth_err *err)
+/* IP/PREFIX (host byte order) on the bridge, with BCAST unless 0. */
+static int bridge_add_addr(struct net *net, int ifindex, uint32_t ip, unsigned prefix,
+			   uint32_t bcast)
 {
-	uint32_t gw = htonl(net->gateway), bcast = htonl(net->network | ~(~0u << (32 - net->prefix)));
+	uint32_t local_be = htonl(ip), bcast_be = htonl(bcast);
 	_cleanup_(rtnl_addr_putp) struct rtnl_addr *a = rtnl_addr_alloc();
-	_cleanup_(nl_addr_putp) struct nl_addr *local = nl_addr_build(AF_INET, &gw, 4);
-	_cleanup_(nl_addr_putp) struct nl_addr *brd = nl_addr_build(AF_INET, &bcast, 4);
-	if (!a || !local || !brd)
-		return berth_errf(err, ENOMEM, "bridge %s: out of memory", net->bridge);
-	nl_addr_set_prefixlen(local, (int)net->prefix);
+	_cleanup_(nl_addr_putp) struct nl_addr *local = nl_addr_build(AF_INET, &local_be, 4);
+	_cleanup_(nl_addr_putp) struct nl_addr *brd = bcast ? nl_addr_build(AF_INET, &bcast_be, 4)
+							    : NULL;
+	if (!a || !local || (bcast && !brd))
+		return -NLE_NOMEM;
+	nl_addr_set_prefixlen(local, (int)prefix);
 	rtnl_addr_set_ifindex(a, ifindex);
 	rtnl_addr_set_local(a, local);
-	rtnl_addr_set_broadcast(a, brd);
+	if (brd)
+		rtnl_addr_set_broadcast(a, brd);
 	int r = rtnl_addr_add(net->nl, a, 0);
-	if (r < 0 && r != -NLE_EXIST) {
+	return r == -NLE_EXIST ? 0 : r;
+}
+
+/* The gateway, and the task endpoint's address when it is another one
+ * (a /32: the host answers it, and routes nothing else by it). */
+static int bridge_address(struct net *net, int ifindex, struct berth_err *err)
+{
+	int r = bridge_add_addr(net, ifindex, net->gateway, net->prefix,
+				net->network | ~(~0u << (32 - net->prefix)));
+	if (r < 0) {
 		char cidr[NET_CIDR_STRLEN];
 		net_cidr_str(net, cidr);
 		return net_nl_err(err, r, "bridge %s: add gateway address of %s", net->bridge, cidr);
+	}
+	if (!net->endpoint || net->endpoint == net->gateway)
+		return 0;
+	if ((r = bridge_add_addr(net, ifindex, net->endpoint, 32, 0)) < 0) {
+		struct in_addr a = { .s_addr = htonl(net->endpoint) };
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		return net_nl_err(err, r, "bridge %s: add task endpoint address %s", net->bridge, ip);
 	}
 	return 0;
 }

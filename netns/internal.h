@@ -33,6 +33,8 @@ struct net {
 	unsigned prefix;
 	bool nat;
 	char blocked[512];      /* "a.b.c.d, e.f.g.h/n", validated; "" none */
+	uint32_t endpoint;      /* host byte order; 0: no task endpoint */
+	uint16_t endpoint_port;
 	struct nl_sock *nl;     /* NETLINK_ROUTE in the host namespace */
 };
 
@@ -72,8 +74,5 @@ int net_rules_remove(struct net *net, struct berth_err *err);
  * when json) is returned malloc'd. */
 int net_nft_run(struct net *net, const char *script, bool json, char **ret_out, const char *what,
 		struct berth_err *err);
-
-/* The veth end on the bridge of a task: "vberth" + 9 hex digits. */
-void net_host_ifname(const char *task_id, char out[IFNAMSIZ]);
 
 #endif

@@ -117,6 +117,37 @@ static int parse_subnet(struct net *net, const char *cidr, struct berth_err *err
 	return 0;
 }
 
+/* cfg.task_endpoint "a.b.c.d:port": an address the bridge may hold
+ * without IPAM ever handing it to a task (outside the subnet, or the
+ * gateway's own) and a port 1..65535. */
+static int parse_endpoint(struct net *net, const char *s, struct berth_err *err)
+{
+	char ip[INET_ADDRSTRLEN];
+	const char *colon = s ? strrchr(s, ':') : NULL;
+	if (!s)
+		return 0;
+	struct in_addr a;
+	char *end;
+	errno = 0;
+	unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+	if (!colon || (size_t)(colon - s) >= sizeof(ip) || end == colon + 1 || *end || errno ||
+	    port < 1 || port > 65535)
+		return berth_errf(err, EINVAL, "task endpoint %s: expected a.b.c.d:port", s);
+	memcpy(ip, s, (size_t)(colon - s));
+	ip[colon - s] = '\0';
+	if (inet_pton(AF_INET, ip, &a) != 1)
+		return berth_errf(err, EINVAL, "task endpoint %s: expected a.b.c.d:port", s);
+	uint32_t addr = ntohl(a.s_addr), mask = ~0u << (32 - net->prefix);
+	if ((addr & mask) == net->network && addr != net->gateway)
+		return berth_errf(err, EINVAL, "task endpoint %s: an address of the task subnet must "
+				  "be its gateway (any other could be a task's)", s);
+	if (addr == 0 || (addr >> 24) == 127)
+		return berth_errf(err, EINVAL, "task endpoint %s: not an address tasks can reach", s);
+	net->endpoint = addr;
+	net->endpoint_port = (uint16_t)port;
+	return 0;
+}
+
 /* Item of len chars is "a.b.c.d" or "a.b.c.d/n" without host bits. */
 static bool blocked_item_ok(const char *item, size_t len)
 {
@@ -249,6 +280,7 @@ int net_open(const struct net_config *cfg, struct net **ret, struct berth_err *e
 		return berth_errf(err, ENOMEM, "network config: out of memory");
 	if ((r = parse_subnet(net, cfg->subnet, err)) < 0 ||
 	    (r = parse_blocked(net, cfg->blocked ? cfg->blocked : "", err)) < 0 ||
+	    (r = parse_endpoint(net, cfg->task_endpoint, err)) < 0 ||
 	    (r = open_dirs(net, cfg, err)) < 0 || (r = open_netlink(net, err)) < 0)
 		return r;
 	*ret = TAKE_PTR(net);

@@ -42,6 +42,11 @@ struct net_config {
 	 * CIDRs: "169.254.169.254" (the cloud instance metadata service);
 	 * "" blocks none. */
 	const char *blocked;
+	/* The endpoint Berth serves its tasks (task metadata, credentials),
+	 * "a.b.c.d:port", or NULL for none: the address is put on the bridge
+	 * (unless it is the gateway's) and tasks may reach that TCP port of it,
+	 * nothing else of the host.  Outside the subnet, or the gateway. */
+	const char *task_endpoint;
 };
 
 /* Fills cfg with the defaults above (static strings). */
@@ -174,6 +179,10 @@ int net_policy_task_add_ports(struct net *net, const char *task_id, struct in_ad
 
 /* The 32-bit id of a security group in the rules: a hash of the name. */
 uint32_t net_group_id(const char *group);
+
+/* The host end of a task's veth: "vberth" + 9 hex digits of a hash of
+ * the task id (its counters are the task's traffic, seen from the host). */
+void net_host_ifname(const char *task_id, char out[IFNAMSIZ]);
 
 /* The interface group of the bridge's task ports (the rules match it). */
 uint32_t net_port_group(const char *bridge);

@@ -192,8 +192,16 @@ static void ip_rules(struct net *net, struct script *s)
 		"add chain ip %s input { type filter hook input priority 0; policy accept; }\n"
 		"flush chain ip %s input\n"
 		"add rule ip %s input iifname \"%s\" ct state established,related accept\n"
-		"add rule ip %s input iifname \"%s\" meta l4proto . th dport @host_ports accept\n"
-		"add rule ip %s input iifname \"%s\" drop\n", t, t, t, t, t, b, t, b, t, b);
+		"add rule ip %s input iifname \"%s\" meta l4proto . th dport @host_ports accept\n",
+	     t, t, t, t, t, b, t, b);
+	/* The task endpoint: that port of that one address, nothing else. */
+	if (net->endpoint) {
+		char ep[INET_ADDRSTRLEN];
+		ip_str(net->endpoint, ep);
+		emit(s, "add rule ip %s input iifname \"%s\" ip daddr %s tcp dport %u accept\n", t, b,
+		     ep, net->endpoint_port);
+	}
+	emit(s, "add rule ip %s input iifname \"%s\" drop\n", t, b);
 	/* ip_forward makes the host a router for its whole LAN: nothing but
 	 * replies is routed into the subnet. */
 	emit(s, "add chain ip %s forward { type filter hook forward priority 0; policy accept; }\n"

@@ -43,7 +43,9 @@ static const char *const start_members[] = {
 	NULL,
 };
 static const char *const propagate_values[] = { "TASK_DEFINITION", "SERVICE", "NONE", NULL };
-static const char *const override_members[] = { "containerOverrides", "cpu", "memory", NULL };
+static const char *const override_members[] = {
+	"containerOverrides", "cpu", "memory", "taskRoleArn", NULL,
+};
 static const char *const container_override_members[] = {
 	"name", "command", "environment", "cpu", "memory", "memoryReservation", NULL,
 };

@@ -210,6 +210,7 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		.log_max_files = policy_log_max_files(&s->cfg.policy),
 		.volumes_dir = volumes, .host_paths = s->cfg.policy.host_paths,
 		.n_host_paths = s->cfg.policy.n_host_paths,
+		.meta = s->cfg.meta,
 	};
 	_cleanup_(cJSON_Deletep) cJSON *publish = t->publish ? cJSON_Parse(t->publish) : NULL;
 	if (t->publish && !publish)
@@ -599,7 +600,7 @@ int sched_shim_request_stop(struct sched_task *t)
 		return -ENOMEM;
 	_cleanup_free_ char *line = cJSON_PrintUnformatted(req);
 	struct berth_err err = { 0 };
-	int r = line ? sched_shim_request(t->s, t->id, line, &err) : -ENOMEM;
+	int r = line ? sched_shim_request(t->s, t->id, line, NULL, NULL, &err) : -ENOMEM;
 	if (r < 0)
 		sched_say(t->s, "task %s: stop: %s", t->id, err.msg);
 	return r;

@@ -46,6 +46,7 @@
 
 struct cJSON;
 struct event_base;
+struct taskmeta;
 
 #define SCHED_DEFAULT_BRIDGE "berth0"
 #define SCHED_DEFAULT_SUBNET "10.89.0.0/16"
@@ -76,6 +77,11 @@ struct sched_config {
 	const char *bridge, *subnet, *nft_table;
 	bool nat;                    /* masquerade egress of the subnet */
 	const char *blocked;         /* addresses no task reaches; NULL: the default */
+	/* The task endpoint: "a.b.c.d:port" for the network helper (its
+	 * address on the bridge, its port open to tasks) and the key and
+	 * URL base of its variables in every plan; NULL: none. */
+	const char *task_endpoint;
+	const struct taskmeta *meta;
 	const char *cgroup_name;
 	struct img_registry_opts registry;
 	struct img_pull_limits pull_limits; /* handed to the pull helpers */
@@ -237,5 +243,16 @@ struct sched_exec_req {
 };
 int sched_exec(struct sched *s, const struct sched_exec_req *q, const int *fds, size_t n_fds,
 	       struct berth_err *err);
+/* The answer to a request to a task's shim: its JSON object when it
+ * said "ok", NULL when it refused, went silent (docs/runtime.md), or the
+ * scheduler is being freed.  Valid only during the call. */
+typedef void (*sched_answer_fn)(void *arg, const struct cJSON *answer);
+
+/* Asks task ID's shim for its cgroup counters (the control socket's
+ * "stats": {"stats": {"task": {…}, "containers": {NAME: {…}}}}) without
+ * waiting: DONE(ARG, answer) is called on the loop exactly once, unless
+ * this returns an error (no shim socket to connect to). */
+int sched_task_stats(struct sched *s, const char *id, sched_answer_fn done, void *arg,
+		     struct berth_err *err);
 
 #endif

@@ -604,13 +604,17 @@ int sched_host_network(const struct sched_config *c, struct berth_err *err)
 {
 	char ipam[4096];
 	snprintf(ipam, sizeof(ipam), "%s/ipam", c->root);
-	char *argv[] = {
+	char *argv[18] = {
 		(char *)c->cli_bin, "host-network", "--bridge", (char *)c->bridge,
 		"--subnet", (char *)c->subnet, "--nft-table", (char *)c->nft_table,
 		"--run-root", (char *)c->run_root, "--ipam-dir", ipam,
 		c->nat ? "--nat" : "--no-nat",
-		c->blocked ? "--block" : NULL, (char *)c->blocked, NULL,
 	};
+	size_t n = 13;
+	if (c->blocked)
+		argv[n++] = "--block", argv[n++] = (char *)c->blocked;
+	if (c->task_endpoint)
+		argv[n++] = "--task-endpoint", argv[n++] = (char *)c->task_endpoint;
 	_cleanup_free_ char *out = NULL;
 	return run_helper(argv, NULL, &out, err);
 }

@@ -208,8 +208,11 @@ int sched_host_network(const struct sched_config *c, struct berth_err *err);
 int sched_disk_start(struct sched *s, struct berth_err *err);
 
 /* Sends one request line to the shim's socket; its answer is read later
- * on the loop, and a refusal or silence is logged. */
-int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err);
+ * on the loop, and a refusal or silence is logged.  DONE (may be NULL)
+ * is called once on the loop with the answer or NULL, as for
+ * sched_task_stats(); not when this returns an error. */
+int sched_shim_request(struct sched *s, const char *id, const char *line, sched_answer_fn done,
+		       void *arg, struct berth_err *err);
 /* Stops awaiting the answers (shutdown). */
 void sched_requests_free(struct sched *s);
 

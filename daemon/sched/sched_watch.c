@@ -497,11 +497,16 @@ struct shim_req {
 	struct sched *s;
 	char id[STORE_TASK_ID_LEN + 1];
 	struct bufferevent *bev;
+	sched_answer_fn done;       /* NULL: the answer is only checked */
+	void *arg;
 	struct shim_req *next, **pprev;
 };
 
-static void req_free(struct shim_req *q)
+/* DONE hears of every request once: the answer, or NULL. */
+static void req_free(struct shim_req *q, const cJSON *answer)
 {
+	if (q->done)
+		q->done(q->arg, answer);
 	*q->pprev = q->next;
 	if (q->next)
 		q->next->pprev = q->pprev;
@@ -516,9 +521,11 @@ static void on_req_read(struct bufferevent *bev, void *arg)
 	_cleanup_free_ char *line = evbuffer_readln(in, NULL, EVBUFFER_EOL_LF);
 	if (!line && evbuffer_get_length(in) <= LINE_MAX_BYTES)
 		return;  /* not whole yet */
-	if (!line || !strstr(line, "\"ok\":true"))
+	_cleanup_(cJSON_Deletep) cJSON *answer = line ? cJSON_Parse(line) : NULL;
+	bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "ok"));
+	if (!ok)
 		sched_say(q->s, "task %s: its shim refused: %.200s", q->id, line ? line : "(endless)");
-	req_free(q);
+	req_free(q, ok ? answer : NULL);
 }
 
 static void on_req_event(struct bufferevent *bev, short what, void *arg)
@@ -527,13 +534,14 @@ static void on_req_event(struct bufferevent *bev, short what, void *arg)
 	struct shim_req *q = arg;
 	sched_say(q->s, "task %s: no answer from its shim%s", q->id,
 		  what & BEV_EVENT_TIMEOUT ? " (timed out)" : "");
-	req_free(q);
+	req_free(q, NULL);
 }
 
 /* The answer is read on the loop, not waited for here: a StopTask of
  * each of 1,000 tasks waited for each shim in turn, and shims busy
  * tearing down answer slowly. */
-int sched_shim_request(struct sched *s, const char *id, const char *line, struct berth_err *err)
+int sched_shim_request(struct sched *s, const char *id, const char *line, sched_answer_fn done,
+		       void *arg, struct berth_err *err)
 {
 	_cleanup_close_ int fd = sched_shim_connect(s, id, err);
 	if (fd < 0)
@@ -550,6 +558,8 @@ int sched_shim_request(struct sched *s, const char *id, const char *line, struct
 	}
 	TAKE_FD(fd);
 	q->s = s;
+	q->done = done;
+	q->arg = arg;
 	snprintf(q->id, sizeof(q->id), "%s", id);
 	q->next = s->reqs;
 	if (q->next)
@@ -560,14 +570,21 @@ int sched_shim_request(struct sched *s, const char *id, const char *line, struct
 	bufferevent_setcb(q->bev, on_req_read, NULL, on_req_event, q);
 	if (bufferevent_set_timeouts(q->bev, &tv, NULL) < 0 ||
 	    bufferevent_enable(q->bev, EV_READ) < 0) {
-		req_free(q);
+		q->done = NULL;   /* the caller hears of it from the error */
+		req_free(q, NULL);
 		return berth_errf(err, ENOMEM, "task %s: cannot read its shim's answer", id);
 	}
 	return 0;
 }
 
+int sched_task_stats(struct sched *s, const char *id, sched_answer_fn done, void *arg,
+		     struct berth_err *err)
+{
+	return sched_shim_request(s, id, "{\"op\":\"stats\"}", done, arg, err);
+}
+
 void sched_requests_free(struct sched *s)
 {
 	while (s->reqs)
-		req_free(s->reqs);
+		req_free(s->reqs, NULL);
 }

@@ -7,6 +7,7 @@
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "daemon/sched/units.h"
+#include "daemon/sched/taskmeta.h"
 #include "daemon/sched/taskplan.h"
 #include "daemon/sched/volumes.h"
 #include "runtime/log.h"
@@ -224,6 +225,13 @@ static long long container_size(const cJSON *cd, const cJSON *ov, const char *na
 	const cJSON *v = first(member(override_for(ov, json_str(cd, "name")), name),
 			       member(cd, name));
 	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (long long)v->valuedouble : 0;
+}
+
+long long taskplan_container_size(const cJSON *td, const cJSON *overrides, const char *cname,
+				  const char *field)
+{
+	const cJSON *cd = find_container(td, cname);
+	return cd ? container_size(cd, overrides, field) : 0;
 }
 
 /* The sum over the containers of NAME, or of FALLBACK where NAME is unset. */
@@ -493,6 +501,25 @@ static int container_plan(const cJSON *td, const cJSON *cd, const cJSON *ov,
 	return volumes_container_plan(td, cd, img, pc, err);
 }
 
+static bool endpoint_env_set(cJSON *env, const char *name, const char *value)
+{
+	return env_set(env, name, strlen(name), value);
+}
+
+/* The task endpoint's variables, set after the definition's and the
+ * overrides' so that neither can point a container elsewhere. */
+static int add_endpoint_env(const cJSON *td, const cJSON *ov, const struct taskplan_env *e,
+			    cJSON *pc, struct berth_err *err)
+{
+	if (!e->meta)
+		return 0;
+	cJSON *env = cJSON_GetObjectItemCaseSensitive(pc, "environment");
+	if (!taskmeta_env(e->meta, e->task_id, json_str(pc, "name"), taskmeta_role_arn(td, ov),
+			  endpoint_env_set, env))
+		return berth_errf(err, ENOMEM, "out of memory");
+	return 0;
+}
+
 /* "a,b" → network.securityGroups ["a", "b"]. */
 static bool add_groups(cJSON *net, const char *groups)
 {
@@ -565,7 +592,7 @@ int taskplan_build(const cJSON *td, const cJSON *overrides, const struct taskpla
 			return berth_errf(err, ENOMEM, "out of memory");
 		}
 		int r = container_plan(td, cd, overrides, &images[i], env, pc, err);
-		if (r < 0)
+		if (r < 0 || (r = add_endpoint_env(td, overrides, env, pc, err)) < 0)
 			return r;
 		if (!add_secrets(pc, env->secrets, (int)i++))
 			return berth_errf(err, ENOMEM, "out of memory");

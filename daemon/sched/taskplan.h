@@ -29,6 +29,8 @@
 
 #include "common/err.h"
 
+struct taskmeta;
+
 /* Fargate's bound; the shim refuses more (runtime/plan.h). */
 #define TASKPLAN_STOP_TIMEOUT_MAX 120
 #define TASKPLAN_PIDS_MAX 4096
@@ -61,6 +63,9 @@ struct taskplan_env {
 	const char *volumes_dir;
 	const char *const *host_paths;
 	size_t n_host_paths;
+	/* The task endpoint (daemon/sched/taskmeta.h): its variables are set
+	 * in every container, last; NULL = no endpoint, none set. */
+	const struct taskmeta *meta;
 };
 
 /* A container's pulled image: its config blob (the image config JSON) and
@@ -90,6 +95,11 @@ int taskplan_build(const cJSON *td, const cJSON *overrides, const struct taskpla
  * strings ECS stores, "256" and "512"); 0 when not set. */
 long long taskplan_task_cpu(const cJSON *td, const cJSON *overrides);
 long long taskplan_task_memory(const cJSON *td, const cJSON *overrides);
+
+/* Container CNAME's FIELD (cpu, memory, memoryReservation) after the
+ * overrides; 0 when unset or no such container. */
+long long taskplan_container_size(const cJSON *td, const cJSON *overrides, const char *cname,
+				  const char *field);
 
 /* What the task reserves on the container instance, as ECS counts it:
  * the task cpu / memory, else the sum over its containers of cpu and of

@@ -178,6 +178,10 @@ class Daemon:
             args += ["--listen", f"tcp:127.0.0.1:{self.port}"]
         if creds:
             args += ["--credentials", str(self.creds)]
+        # The task endpoint (169.254.170.2:80) and the introspection
+        # (127.0.0.1:51678) are off unless a test turns them on in EXTRA
+        # (the last of an option wins), on addresses of its own.
+        args += ["--task-endpoint", "off", "--introspection", "off"]
         args += list(self.ROOMY if roomy else ()) + list(extra)
         self.name = name
         self.stderr_path = self.tmp / f"{name}.stderr"
