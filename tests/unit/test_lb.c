@@ -690,8 +690,9 @@ static void test_haproxy_dies_with_daemon(void **state)
 		struct lb_config cfg = { .run_dir = rd, .bind_address = "127.0.0.1" };
 		struct lb *lb;
 		struct berth_err err = { 0 };
-		if (lb_new(base, &cfg, &lb, &err) == 0 && lb_apply(lb, &o.s, &err) == 0)
-			(void)!write(p[1], "ok", 2);
+		if (lb_new(base, &cfg, &lb, &err) < 0 || lb_apply(lb, &o.s, &err) < 0)
+			_exit(1);
+		(void)!write(p[1], "ok", 2);
 		for (;;)
 			pause();
 	}
