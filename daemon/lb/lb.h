@@ -30,6 +30,9 @@ struct lb_config {
 	FILE *log;                /* HAProxy restarts and failures; NULL = quiet */
 };
 
+/* Prepares the run dir (stopping a HAProxy an earlier daemon left there);
+ * HAProxy itself starts with the first lb_apply() that has a listener.
+ * HAProxy's master dies with the daemon (a parent-death signal). */
 int lb_new(struct event_base *base, const struct lb_config *cfg, struct lb **ret,
 	   struct berth_err *err);
 /* Stops HAProxy (its listeners close) and frees. */
@@ -108,7 +111,9 @@ struct lb_state {
 
 /* Makes HAProxy serve STATE.  -EADDRINUSE (message naming the port) when a
  * listener's port cannot be bound; the previous state is still served
- * then. */
+ * then.  -EINVAL for a string or number HAProxy must not see (nothing
+ * changes).  Synchronous: a target change costs a few Runtime API round
+ * trips, a reload tens of milliseconds (docs/load-balancing.md). */
 int lb_apply(struct lb *lb, const struct lb_state *state, struct berth_err *err);
 
 /* ELB's target health, read from HAProxy's checks. */
@@ -124,6 +129,7 @@ struct lb_target_health {
 	int last_code;
 };
 
+/* -ENOENT when GROUP has no such target in the last applied state. */
 int lb_target_health(struct lb *lb, const char *group, const char *addr, int port,
 		     struct lb_target_health *ret, struct berth_err *err);
 

@@ -462,7 +462,7 @@ static void test_tcp_listener(void **state)
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	const char req[] = "NOT-HTTP\r\n\r\n";
 	assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
-	char buf[512];
+	char buf[512] = "";
 	size_t n = 0;
 	ssize_t k;
 	while (!strstr(buf, "\r\n\r\nraw") && (k = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0) {
@@ -470,6 +470,18 @@ static void test_tcp_listener(void **state)
 		buf[n] = '\0';
 	}
 	assert_non_null(strstr(buf, "\r\n\r\nraw"));
+
+	/* A network LB may check over HTTP, and ramp a target up slowly. */
+	g.hc = (struct lb_health_check){ LB_HTTP, "/ping?x=1", 0, 1, 1, 1, 2, "200-399" };
+	g.slow_start_s = 5;
+	apply_ok(f, &s);
+	struct backend *b2 = backend_start(f, "raw2", 200);
+	struct lb_target t2[2] = { t, { "127.0.0.1", b2->port, 1, false } };
+	g.targets = t2;
+	g.n_targets = 2;
+	apply_ok(f, &s);
+	wait_health(f, "tcp", b2, LB_HEALTHY, &h);
+	assert_int_equal(h.last_code, 200);
 }
 
 /* A port someone else holds: -EADDRINUSE naming it; the served state stays. */
@@ -678,8 +690,9 @@ static void test_haproxy_dies_with_daemon(void **state)
 		struct lb_config cfg = { .run_dir = rd, .bind_address = "127.0.0.1" };
 		struct lb *lb;
 		struct berth_err err = { 0 };
-		if (lb_new(base, &cfg, &lb, &err) == 0 && lb_apply(lb, &o.s, &err) == 0)
-			(void)!write(p[1], "ok", 2);
+		if (lb_new(base, &cfg, &lb, &err) < 0 || lb_apply(lb, &o.s, &err) < 0)
+			_exit(1);
+		(void)!write(p[1], "ok", 2);
 		for (;;)
 			pause();
 	}
@@ -743,11 +756,21 @@ static void test_leftover_haproxy_stopped(void **state)
 	while (get(f, port, "/", NULL, body) != 200)
 		assert_true(berth_mono_ms() < end);
 	assert_string_equal(body, "left");
+	/* Its master writes the pid file after its worker serves. */
+	while (access(pidp, F_OK) != 0)
+		assert_true(berth_mono_ms() < end);
 	struct lb_config c = { .run_dir = rd, .bind_address = "127.0.0.1" };
 	struct berth_err err = { 0 };
 	if (lb_new(f->base, &c, &f->lb, &err) < 0)
 		fail_msg("lb_new over a leftover: %s", err.msg);
-	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	pid_t got;
+	while ((got = waitpid(pid, NULL, WNOHANG)) == 0 && berth_mono_ms() < end)
+		usleep(10000);
+	if (got != pid) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		fail_msg("lb_new left the leftover HAProxy running");
+	}
 	struct backend *bs[1] = { backend_start(f, "A", 200) };
 	struct one o;
 	one_init(&o, port, bs, 1);
