@@ -228,6 +228,7 @@ static const char *const migrations[] = {
 	"CREATE TABLE task_protection ("
 	"  task_arn TEXT PRIMARY KEY NOT NULL,"
 	"  expires_at INTEGER NOT NULL"
+	") STRICT, WITHOUT ROWID;",
 
 	/* 7 → 8: the ELBv2 API's load balancers, target groups, listeners and
 	 * rules (daemon/elb): ELB's own XML-shaped members as JSON, the
