@@ -756,9 +756,16 @@ static void test_leftover_haproxy_stopped(void **state)
 	while (get(f, port, "/", NULL, body) != 200)
 		assert_true(berth_mono_ms() < end);
 	assert_string_equal(body, "left");
-	/* Its master writes the pid file after its worker serves. */
-	while (access(pidp, F_OK) != 0)
+	/* Its master writes the pid file after its worker serves: wait for
+	 * the whole line, not only the file. */
+	for (;;) {
+		_cleanup_free_ char *pid_s = NULL;
+		if (berth_read_file_at(AT_FDCWD, pidp, 64, &pid_s, NULL, NULL) == 0 &&
+		    strchr(pid_s, '\n'))
+			break;
 		assert_true(berth_mono_ms() < end);
+		usleep(10000);
+	}
 	struct lb_config c = { .run_dir = rd, .bind_address = "127.0.0.1" };
 	struct berth_err err = { 0 };
 	if (lb_new(f->base, &c, &f->lb, &err) < 0)
