@@ -13,7 +13,7 @@ DEB_PKGS := build-essential dpkg-dev pkg-config clang clang-format libclang-rt-1
 	libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 libcap-dev libseccomp-dev \
 	qemu-system-x86 linux-image-amd64 python3 e2fsprogs kmod \
 	libevent-dev python3-botocore python3-boto3 awscli libxml2-dev haproxy wrk
-# The last line is the cgroup v2 lane (tests/vm/run): qemu TCG boots Debian's
+# The qemu line is the cgroup v2 lane (tests/vm/run): qemu TCG boots Debian's
 # kernel; python3 runs the runner (it writes the initramfs cpio itself, so no
 # cpio), mkfs.ext4 makes the scratch disk, busybox-static is the guest's init
 # and the guest's modprobe is the host's kmod.
