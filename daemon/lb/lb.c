@@ -17,6 +17,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <poll.h>
+#include <dirent.h>
+#include <stdio.h>
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
@@ -318,35 +320,60 @@ int lb_apply(struct lb *lb, const struct lb_state *state, struct berth_err *err)
 	return r < 0 ? r : write_cfg(lb, "haproxy.cfg", cfg, err);
 }
 
-/* A HAProxy an earlier daemon left running (killed with -9) still holds
- * the listeners' ports: stopped, found by its pid file and its command
- * line naming this run dir's master socket. */
-static void stop_leftover(struct lb *lb)
+/* Does process PID's command line name SOCK (our -S master socket)?
+ * HAProxy's workers are forked, not exec'd: they carry the master's. */
+static bool names_socket(int pid, const char *sock)
 {
-	_cleanup_free_ char *pid_s = NULL;
-	if (berth_read_file_at(lb->dirfd, "haproxy.pid", 64, &pid_s, NULL, NULL) < 0)
-		return;
-	int pid = atoi(pid_s);
-	char path[64], sock[4200], cmdline[8192];
+	char path[64], cmdline[8192];
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
 	/* /proc files have no size: read, not berth_read_file_at(). */
-	_cleanup_close_ int fd = pid > 1 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t len = fd >= 0 ? read(fd, cmdline, sizeof(cmdline) - 1) : -1;
 	if (len <= 0)
-		return;
+		return false;
 	cmdline[len] = '\0';
-	snprintf(sock, sizeof(sock), "%s/master.sock,mode,600", lb->run_dir);
-	bool ours = false;
 	for (ssize_t off = 0; off < len; off += (ssize_t)strlen(cmdline + off) + 1)
-		ours |= strcmp(cmdline + off, sock) == 0;
-	_cleanup_close_ int pidfd = ours ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
-	if (pidfd < 0)
+		if (strcmp(cmdline + off, sock) == 0)
+			return true;
+	return false;
+}
+
+#define LEFTOVER_MAX 64
+
+/* A HAProxy an earlier daemon left running (killed with -9) still holds
+ * the listeners' ports: its master and every worker (found by their
+ * command line naming this run dir's master socket) are stopped, and
+ * waited for, so the ports are free when this returns. */
+static void stop_leftover(struct lb *lb)
+{
+	char sock[4200];
+	snprintf(sock, sizeof(sock), "%s/master.sock,mode,600", lb->run_dir);
+	DIR *d = opendir("/proc");
+	if (!d)
 		return;
-	lb_logf(lb, "stopping the HAProxy (pid %d) an earlier daemon left running", pid);
-	syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0);
-	struct pollfd p = { .fd = pidfd, .events = POLLIN };
-	if (poll(&p, 1, 5000) <= 0)
-		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	struct pollfd p[LEFTOVER_MAX];
+	nfds_t n = 0;
+	struct dirent *e;
+	while (n < LEFTOVER_MAX && (e = readdir(d))) {
+		int pid = atoi(e->d_name);
+		if (pid <= 1 || pid == getpid() || !names_socket(pid, sock))
+			continue;
+		int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (fd < 0)
+			continue;
+		lb_logf(lb, "stopping the HAProxy process %d an earlier daemon left running", pid);
+		syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
+		p[n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	}
+	closedir(d);
+	/* Each gets 5 s to go, then SIGKILL and 1 s more. */
+	for (nfds_t i = 0; i < n; i++) {
+		if (poll(&p[i], 1, 5000) <= 0) {
+			syscall(SYS_pidfd_send_signal, p[i].fd, SIGKILL, NULL, 0);
+			poll(&p[i], 1, 1000);
+		}
+		close(p[i].fd);
+	}
 }
 
 /* What a HAProxy leaves in the run dir (a killed one does not remove its
