@@ -196,7 +196,7 @@ class Daemon:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited {self.proc.returncode}: {self.stderr()}")
-            if "ready" in self.stderr():
+            if "berth daemon: ready" in self.stderr():   # not "already in use"
                 return self
             time.sleep(0.02)
         raise AssertionError(f"daemon not ready: {self.stderr()}")
