@@ -175,10 +175,10 @@ fuzz: $(FUZZ_BINS)
 # The cgroup-sensitive unit tests, both flavours, in ONE boot of a real
 # cgroup v2 kernel (qemu TCG; natively on a cgroup v2 host).  tests/vm/README.md.
 VM_LANE_TESTS := test_cgroups test_container test_netns
-# The shim's integration tests run in the guest too: OOM, cpu and pids
-# limits must hold on cgroup v2 as on v1.
+# The shim's integration tests marked `cgroup` run in the guest too: OOM,
+# cpu and pids limits must hold on cgroup v2 as on v1.
 VM_LANE_PYTEST := tests/integration/test_shim.py
-# The daemon's suites boot once more with the tests in the cgroup leaf
+# The daemon's tests marked `cgroup` boot once more in the cgroup leaf
 # /berthlane, as a systemd host runs them (a service or a login shell,
 # never the root cgroup): tasks, services, their restarts and OOM kills.
 VM_LANE_DAEMON_PYTEST := tests/integration/test_api_tasks.py tests/integration/test_services.py

@@ -29,6 +29,10 @@ _SESSION_OBJECTS = set()
 def pytest_configure(config):
     """Sanitizer reports of every process the session starts go to files
     (tests/fixtures/sanitizers.py): a test after which one appears fails."""
+    config.addinivalue_line(
+        "markers", "cgroup: what the cgroup backend decides (limits, OOM, devices, "
+        "teardown, re-adoption); the cgroup lane of `make test` runs these on the "
+        "backend this host does not use (tests/vm/lane.sh)")
     sanitizers.install()
 
 

@@ -192,6 +192,7 @@ def task_id(task):
 
 # ---- the full path ----
 
+@pytest.mark.cgroup
 def test_register_run_serve_stop(ecs, tdaemon):
     """register → run → RUNNING with an IP → HTTP to the task IP → logs →
     stop → STOPPED UserInitiated; every state and timestamp as ECS."""
@@ -309,6 +310,7 @@ def test_start_failure_is_cannot_start_container_error(ecs, tdaemon):
         'CannotStartContainerError: exec: "nope": executable file not found in $PATH'), t
 
 
+@pytest.mark.cgroup
 def test_oom_is_out_of_memory_error(ecs, tdaemon):
     td = register(ecs, tdaemon, [sh("hog", 'x=$(head -c 200000000 /dev/zero | tr "\\0" a)')],
                   memory="64", cpu="256")
@@ -737,6 +739,7 @@ def ticks(d, task):
     return [int(x.split("-")[1]) for x in log_lines(d, task, "app") if x.startswith("tick-")]
 
 
+@pytest.mark.cgroup
 def test_daemon_kill9_with_10_tasks_readopts_them(ecs, tdaemon):
     """kill -9 the daemon with 10 running tasks: they keep running and
     logging; a new daemon finds all 10 RUNNING, starts none twice, can stop
@@ -775,6 +778,7 @@ def test_daemon_kill9_with_10_tasks_readopts_them(ecs, tdaemon):
         assert n == list(range(len(n))) and len(n) > 20, f"log gap in {a}: {n[:5]}…"
 
 
+@pytest.mark.cgroup
 def test_shim_killed_stops_the_task_and_cleans_up(ecs, tdaemon):
     td = register(ecs, tdaemon, [sh("app", IDLE)])
     (t0,) = run(ecs, td)
@@ -787,6 +791,7 @@ def test_shim_killed_stops_the_task_and_cleans_up(ecs, tdaemon):
     # The fixture then proves its processes, cgroups, netns and veth are gone.
 
 
+@pytest.mark.cgroup
 def test_shim_killed_while_daemon_down_is_recorded_at_start(ecs, tdaemon):
     td = register(ecs, tdaemon, [sh("app", IDLE)])
     (t0,) = run(ecs, td)

@@ -99,6 +99,7 @@ def wait_replaced(ecs, gone_arn, count, name="web", timeout=30):
 
 # ---- desired count and replacement ----
 
+@pytest.mark.cgroup
 def test_service_stable_then_every_lost_task_is_replaced(ecs, sdaemon):
     td = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
     s = create(ecs, td)
@@ -345,6 +346,7 @@ def test_unhealthy_task_is_replaced(ecs, sdaemon):
 
 # ---- deletion, listing, strategies ----
 
+@pytest.mark.cgroup
 def test_delete_service_drains_every_task(ecs, sdaemon):
     td = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
     create(ecs, td, count=2)
@@ -444,6 +446,7 @@ def test_list_describe_and_daemon_strategy(ecs, sdaemon):
 
 # ---- restarts ----
 
+@pytest.mark.cgroup
 def test_daemon_kill9_mid_rollout_completes_within_bounds(ecs, sdaemon):
     rev1 = register(ecs, sdaemon, [sh("app", IDLE)], family="web")
     rev2 = register(ecs, sdaemon, [sh("app", "echo v2; " + IDLE)], family="web")

@@ -163,6 +163,7 @@ FETCH = ('for i in $(seq 100); do if wget -q -O- http://localhost:8080/index.htm
          'then exit 0; fi; sleep 0.1; done; echo fetch failed >&2; exit 1')
 
 
+@pytest.mark.cgroup
 def test_two_containers_share_localhost_host_reaches_task_and_tasks_are_apart(env):
     other = env.task([ctr("peer", env.bb, 'trap "exit 0" TERM; sleep 4242 & wait')]).start()
     other_st = other.wait_running()
@@ -204,6 +205,7 @@ def test_two_containers_share_localhost_host_reaches_task_and_tasks_are_apart(en
 
 # ------------------------------------------------------------------ c) lifecycle
 
+@pytest.mark.cgroup
 def test_status_lifecycle_events_and_exit_record(env):
     t = env.task([
         ctr("gate", env.bb, "sleep 1.5", essential=False),
@@ -299,6 +301,7 @@ def test_status_lifecycle_events_and_exit_record(env):
 
 # ------------------------------------------------------------------ d) essential
 
+@pytest.mark.cgroup
 def test_essential_exit_stops_task_and_others_get_sigterm(env):
     t = env.task([
         # main's second starts once side is exec'd: side's shell has that
@@ -344,6 +347,7 @@ def test_nonessential_exit_stops_only_itself(env):
 
 # ------------------------------------------------------------------ e) stopTimeout
 
+@pytest.mark.cgroup
 def test_stop_timeout_sigkills_container_ignoring_sigterm(env):
     t = env.task([ctr("stubborn", env.bb, 'trap "" TERM; while true; do sleep 1; done',
                       stop_timeout=2)]).start()
@@ -421,6 +425,7 @@ def test_depends_on_success_that_cannot_hold_stops_task(env):
 
 # ------------------------------------------------------------------ g) OOM
 
+@pytest.mark.cgroup
 def test_oom_kill_reported_as_out_of_memory(env):
     t = env.task([ctr("hog", env.bb,
                       'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived ${#x}')],
@@ -445,6 +450,7 @@ def _cgroup_value(env, t, group, *files):
     raise AssertionError(f"none of {files} in the cgroup of {group or 'the task'}")
 
 
+@pytest.mark.cgroup
 def test_container_limits_inside_the_task(env):
     """Container-level limits under a task limit: the container group gets
     its hard memory limit, CPU weight and memory reservation, and the
@@ -476,6 +482,7 @@ def test_container_limits_inside_the_task(env):
     assert final["stopCode"] == "UserInitiated", final
 
 
+@pytest.mark.cgroup
 def test_sigkill_without_oom_is_not_reported_as_oom(env):
     t = env.task([ctr("killed", env.bb, 'sh -c "kill -9 \\$\\$"; exit $?')],
                  memory=64).start()
@@ -487,6 +494,7 @@ def test_sigkill_without_oom_is_not_reported_as_oom(env):
 
 # ------------------------------------------------------------------ h) CPU
 
+@pytest.mark.cgroup
 def test_task_cpu_256_gets_a_quarter_cpu(env):
     t = env.task([ctr("burner", env.bb,
                       'trap "exit 0" TERM; while :; do :; done & while :; do :; done')],
@@ -511,6 +519,7 @@ def test_task_cpu_256_gets_a_quarter_cpu(env):
 
 # ------------------------------------------------------------------ i) pids
 
+@pytest.mark.cgroup
 def test_fork_bomb_held_by_pids_max(env):
     """The bomb's pid 1 execs a sleep, so it never dies of a failed fork;
     the task also gets one CPU of the two, so that the measurement of the
@@ -675,6 +684,7 @@ echo done=1
 """
 
 
+@pytest.mark.cgroup
 def test_default_task_cannot_read_a_host_disk_but_has_its_devices(env, host_disk):
     """CAP_MKNOD stays (Docker's default set), so mknod of the host's loop
     device works; opening it must not: nodev on the root filesystem
@@ -697,6 +707,7 @@ def test_default_task_cannot_read_a_host_disk_but_has_its_devices(env, host_disk
     assert v["ptmx"] == "0", v
 
 
+@pytest.mark.cgroup
 def test_device_node_shipped_in_a_layer_is_kept_but_unreadable(env, host_disk, registry_anon):
     """An image may ship a 0666 block node: it is unpacked as it is (the
     image stays faithful), and still neither a non-root user nor root in
@@ -903,6 +914,7 @@ TICKER = 'trap "exit 0" TERM; i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0
 
 
 @pytest.mark.parametrize("foreground", [False, True], ids=["detached", "foreground"])
+@pytest.mark.cgroup
 def test_kill_9_of_parent_keeps_task_running(env, foreground):
     t = env.task([ctr("ticker", env.bb, TICKER)])
     parent = t.start_under_parent(foreground)
@@ -997,6 +1009,7 @@ def test_depends_on_healthy(env):
 ORPHANS = '(sleep 0.3 &); (sleep 0.3 &); (sleep 0.3 &); exec sleep 1000'
 
 
+@pytest.mark.cgroup
 def test_health_check_process_holds_no_host_directory(env):
     """A container with SYS_PTRACE (the one capability Fargate lets a task
     add) catches its health probe's process as it appears (the next pid
@@ -1058,6 +1071,7 @@ def _children(pid):
 
 
 @pytest.mark.parametrize("init", [True, False], ids=["init", "no-init"])
+@pytest.mark.cgroup
 def test_init_process_reaps_zombies_and_forwards_signals(env, init):
     t = env.task([ctr("z", env.bb, ORPHANS, stop_timeout=2 if not init else 10,
                       linuxParameters={"initProcessEnabled": init})]).start()
@@ -1150,6 +1164,7 @@ CLEANUP_TASKS = {
 
 
 @pytest.mark.parametrize("case", sorted(CLEANUP_TASKS))
+@pytest.mark.cgroup
 def test_cleanup_after_kill_9_removes_what_the_shim_left(env, case):
     t = env.task([ctr(n, env.bb, script, essential=ess, stop_timeout=5)
                   for n, script, ess in CLEANUP_TASKS[case]]).start()
@@ -1167,6 +1182,7 @@ def test_cleanup_after_kill_9_removes_what_the_shim_left(env, case):
     _assert_all_gone(env, t, pids)
 
 
+@pytest.mark.cgroup
 def test_cleanup_is_idempotent_and_takes_partial_leftovers(env):
     never = env.task([ctr("app", env.bb, IDLE)])
     never.write_plan()

@@ -6,8 +6,10 @@
 # root: what a systemd host gives a service or a login shell.
 #
 # Runs every TEST (C unit test binaries, those under build/asan/ with
-# ASAN_OPTIONS=detect_leaks=1; *.py files through pytest, with BERTH_BIN and
-# BERTH_SHIM passed on) in ONE boot of tests/vm/run: a real cgroup v2
+# ASAN_OPTIONS=detect_leaks=1; of *.py files, through pytest, the tests
+# marked `cgroup`: the rest do not depend on the cgroup backend, and `make
+# integration` runs them all natively; BERTH_BIN and BERTH_SHIM are passed
+# on) in ONE boot of tests/vm/run: a real cgroup v2
 # kernel on a v1 (hybrid) host, v1 hierarchies (--cgroup-v1) on a cgroup v2
 # host.  Every BIN runs even when an earlier one fails;
 # the exit status is 0 only if all passed.  A summary with each BIN's status
@@ -76,7 +78,7 @@ for b in "$@"; do
     # step's command line.
     case "$b" in
         *.py)     label="$b (pytest)"; asan=${ASAN_OPTIONS:-}; limit=${BERTH_VM_LANE_PYTEST_TIMEOUT:-1200}
-                  set -- /usr/bin/python3 -m pytest -q -p no:cacheprovider "$b" ;;
+                  set -- /usr/bin/python3 -m pytest -q -p no:cacheprovider -m cgroup "$b" ;;
         */asan/*) label="$b (asan)"; asan=detect_leaks=1; set -- "$b" ;;
         *)        label="$b";        asan=${ASAN_OPTIONS:-}; set -- "$b" ;;
     esac
