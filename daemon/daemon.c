@@ -217,17 +217,12 @@ static int start_endpoints(const struct daemon_opts *o, struct event_base *base,
 	const char *spec = o->introspection ? o->introspection : DAEMON_DEFAULT_INTROSPECTION;
 	if (is_off(spec))
 		return 0;
-	int fd, port;
 	struct introspect_config ic = {
-		.region = region, .account_id = account, .instance_id = sched_instance_id(sched),
+		.spec = spec, .region = region, .account_id = account,
+		.instance_id = sched_instance_id(sched),
 		.version = o->version ? o->version : "Berth", .log = o->log,
 	};
-	if ((r = endpoint_bind(spec, "--introspection", false, &fd, &port, err)) < 0 ||
-	    (r = introspect_new(base, store, fd, &ic, ret_in, err)) < 0)
-		return r;
-	say(o, "berth daemon: agent introspection on %.*s:%d\n", (int)strcspn(spec, ":"), spec,
-	    port);
-	return 0;
+	return introspect_new(base, store, &ic, ret_in, err);
 }
 
 static int start_sched(const struct daemon_opts *o, struct event_base *base, struct store *store,

@@ -74,6 +74,15 @@ int net_bridge_ensure(struct net *net, struct berth_err *err);
  * never per task; tasks' set elements survive it.  Idempotent. */
 int net_rules_ensure(struct net *net, struct berth_err *err);
 
+/* Keeps the kernel from handing PORT to outgoing connections when it lies
+ * in the ephemeral range (net.ipv4.ip_local_port_range), by adding it to
+ * net.ipv4.ip_local_reserved_ports, as ECS-optimised hosts reserve the
+ * agent's ports: a listener on such a port (the agent introspection's
+ * 51678) otherwise fails whenever a connection happens to hold it.  The
+ * reservation stays after Berth exits, as theirs does.  *ret_reserved:
+ * whether this call added it. */
+int net_reserve_local_port(int port, bool *ret_reserved, struct berth_err *err);
+
 /* Deletes the bridge and the nftables tables (missing ones are fine) and
  * turns ip_forward off if Berth turned it on.  Task veths still attached
  * are detached by the kernel, not deleted. */

@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "daemon/server/endpoint.h"
+#include "netns/net.h"
 
 /* The cluster /v1/metadata names: the agent belongs to one cluster,
  * Berth's one container instance to each; "default" is the one an ECS
@@ -18,10 +20,15 @@
 #define INTROSPECT_CLUSTER "default"
 
 struct introspect {
+	struct event_base *base;
 	struct store *store;
 	struct introspect_config cfg;
-	struct endpoint *ep;
+	struct endpoint *ep;        /* NULL while the port is held */
+	struct event *retry;
 };
+
+/* How often a held port is tried again. */
+#define INTROSPECT_RETRY_MS 1000
 
 static cJSON *metadata_json(const struct introspect *in)
 {
@@ -164,23 +171,67 @@ static void on_request(struct evhttp_request *req, void *arg)
 				      "/v1/tasks");
 }
 
-int introspect_new(struct event_base *base, struct store *store, int fd,
+/* Listens on cfg.spec: 0, or -EADDRINUSE while a connection holds the
+ * port (tried again each INTROSPECT_RETRY_MS), or another error. */
+static int listen_now(struct introspect *in, struct berth_err *err)
+{
+	int fd, port, r = endpoint_bind(in->cfg.spec, "--introspection", false, &fd, &port, err);
+	if (r < 0)
+		return r;
+	if ((r = endpoint_new(in->base, fd, in->cfg.log, on_request, in, &in->ep, err)) < 0)
+		return r;
+	if (in->cfg.log)
+		fprintf(in->cfg.log, "berth daemon: agent introspection on %.*s:%d\n",
+			(int)strcspn(in->cfg.spec, ":"), in->cfg.spec, port);
+	return 0;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct introspect *in = arg;
+	struct berth_err err = { 0 };
+	int r = listen_now(in, &err);
+	if (r == -EADDRINUSE) {
+		struct timeval tv = { INTROSPECT_RETRY_MS / 1000, 0 };
+		evtimer_add(in->retry, &tv);
+	} else if (r < 0 && in->cfg.log) {
+		fprintf(in->cfg.log, "berth daemon: agent introspection is off: %s\n", err.msg);
+	}
+}
+
+/* Reserves the port first, so that once the connection holding it (if
+ * any) ends, no other takes it. */
+int introspect_new(struct event_base *base, struct store *store,
 		   const struct introspect_config *cfg, struct introspect **ret,
 		   struct berth_err *err)
 {
-	struct introspect *in = calloc(1, sizeof(*in));
-	if (!in) {
-		close(fd);
+	const char *colon = strrchr(cfg->spec, ':');
+	bool reserved;
+	int r = net_reserve_local_port(colon ? atoi(colon + 1) : 0, &reserved, err);
+	if (r < 0)
+		return berth_err_wrap(err, "--introspection %s", cfg->spec);
+	if (reserved && cfg->log)
+		fprintf(cfg->log, "berth daemon: reserved port %s of the ephemeral range for the "
+			"agent introspection (net.ipv4.ip_local_reserved_ports)\n", colon + 1);
+	_cleanup_(introspect_freep) struct introspect *in = calloc(1, sizeof(*in));
+	if (!in || !(in->retry = evtimer_new(base, on_retry, in)))
 		return berth_errf(err, ENOMEM, "out of memory");
-	}
+	in->base = base;
 	in->store = store;
 	in->cfg = *cfg;
-	int r = endpoint_new(base, fd, cfg->log, on_request, in, &in->ep, err);
-	if (r < 0) {
-		free(in);
+	r = listen_now(in, err);
+	if (r == -EADDRINUSE) {
+		if (cfg->log)
+			fprintf(cfg->log, "berth daemon: agent introspection: %s; trying again each "
+				"second\n", err->msg);
+		berth_err_clear(err);
+		struct timeval tv = { INTROSPECT_RETRY_MS / 1000, 0 };
+		evtimer_add(in->retry, &tv);
+	} else if (r < 0) {
 		return r;
 	}
-	*ret = in;
+	*ret = TAKE_PTR(in);
 	return 0;
 }
 
@@ -189,5 +240,7 @@ void introspect_free(struct introspect *in)
 	if (!in)
 		return;
 	endpoint_free(in->ep);
+	if (in->retry)
+		event_free(in->retry);
 	free(in);
 }

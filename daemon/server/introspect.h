@@ -21,6 +21,7 @@
 struct event_base;
 
 struct introspect_config {
+	const char *spec;           /* "a.b.c.d:port" to listen on (port 0: any) */
 	const char *region, *account_id;
 	const char *instance_id;    /* the host's container instance id */
 	const char *version;        /* "Berth 0.9.0 (git …)" */
@@ -29,8 +30,11 @@ struct introspect_config {
 
 struct introspect;
 
-/* Serves FD (endpoint_bind()'s; taken).  CFG's strings must outlive I. */
-int introspect_new(struct event_base *base, struct store *store, int fd,
+/* Serves cfg.spec, whose port is first reserved when it lies in the
+ * ephemeral range (net_reserve_local_port).  A port a connection holds
+ * is tried again each second until it is free (logged), not a failure.
+ * CFG's strings must outlive I. */
+int introspect_new(struct event_base *base, struct store *store,
 		   const struct introspect_config *cfg, struct introspect **ret,
 		   struct berth_err *err);
 void introspect_free(struct introspect *i);

@@ -466,3 +466,41 @@ def test_a_bad_endpoint_or_credentials_file_is_refused(tmp_tasks, task_net, regi
         d = TaskDaemon(tmp_tasks, net, registry=registry_anon, extra=extra)
         assert d.proc.wait(timeout=30) == 1, extra
         assert msg in d.stderr(), (extra, d.stderr())
+
+
+RESERVED = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+
+
+def test_introspection_port_held_by_a_connection(tmp_tasks, task_net, registry_anon):
+    """The introspection's port lies in the ephemeral range (51678 does):
+    while an outgoing connection happens to hold it, the daemon still
+    starts, reserves the port and listens once the connection ends."""
+    saved = open(RESERVED).read().strip()
+    srv = socket.create_server(("127.0.0.1", 0))
+    cli = socket.socket()
+    cli.bind(("127.0.0.1", 0))            # an ephemeral port, as a pull's
+    port = cli.getsockname()[1]
+    cli.connect(srv.getsockname())
+    acc, _ = srv.accept()
+    d = None
+    try:
+        d = TaskDaemon(tmp_tasks, task_net, registry=registry_anon,
+                       extra=["--introspection", f"127.0.0.1:{port}"]).wait_ready()
+        assert "trying again each second" in d.stderr()
+        ranges = [r.partition("-") for r in open(RESERVED).read().strip().split(",")]
+        assert any(int(a) <= port <= int(b or a) for a, _, b in ranges)
+        acc.close()               # the peer ends it: no TIME_WAIT on PORT
+        cli.recv(1)
+        cli.close()
+        tk.poll_until(lambda: "agent introspection on" in d.stderr(), 10 * tk.SLOWDOWN,
+                      "the introspection listening")
+        status, body = get(f"http://127.0.0.1:{port}/v1/metadata")
+        assert status == 200 and json.loads(body)["Cluster"] == "default"
+    finally:
+        cli.close()
+        acc.close()
+        srv.close()
+        if d:
+            finish(d, task_net)
+        with open(RESERVED, "w") as f:
+            f.write(saved + "\n")
