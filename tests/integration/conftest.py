@@ -53,11 +53,26 @@ def pytest_sessionfinish(session, exitstatus):
     if leaks or pids:
         print(f"\nberth fixtures left running at session end: {leaks} pids {pids}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    cgroups = _own_test_cgroups()
+    if cgroups:
+        print(f"\ncgroups the session's fixtures left: {cgroups}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     reports = sanitizers.take()
     sanitizers.remove()
     if reports:
         print(f"\nsanitizer reports at session end:\n{reports}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _own_test_cgroups():
+    """The session's cgroup trees (cgroupName berth-test-<pid>,
+    berth-dtest-<pid>) still there, in any hierarchy."""
+    left = []
+    for mnt, own in tk.own_cgroups().items():
+        d = os.path.join(mnt, own.lstrip("/"))
+        left += [os.path.join(d, n) for n in (os.listdir(d) if os.path.isdir(d) else ())
+                 if n.startswith("berth") and n.endswith(f"-{os.getpid()}")]
+    return left
 
 
 @pytest.fixture(autouse=True)
