@@ -585,6 +585,28 @@ int store_list_push(struct store_list *l, const char *item)
 	return 0;
 }
 
+int store_page_collect(struct store *s, sqlite3_stmt *st, const char *kind, int limit,
+		       int key_col, int item_col, const char *what, struct store_list *ret,
+		       struct berth_err *err)
+{
+	_cleanup_(store_list_clear) struct store_list l = { 0 };
+	_cleanup_free_ char *last = NULL;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && l.n < (size_t)limit) {
+		free(last);
+		last = strdup((const char *)sqlite3_column_text(st, key_col));
+		if (!last || store_list_push(&l, (const char *)sqlite3_column_text(st, item_col)) < 0)
+			return berth_errf(err, ENOMEM, "store: %s: out of memory", what);
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: %s: list", what);
+	if (rc == SQLITE_ROW && store_token_encode(kind, last, &l.next_token) < 0)
+		return berth_errf(err, ENOMEM, "store: %s: out of memory", what);
+	*ret = l;
+	l = (struct store_list){ 0 };
+	return 0;
+}
+
 void store_list_clear(struct store_list *l)
 {
 	if (!l)

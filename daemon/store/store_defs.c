@@ -216,29 +216,7 @@ int store_cluster_list(struct store *s, const struct store_page *page,
 		return r;
 	store_bind_text(st, 1, after);
 	sqlite3_bind_int(st, 2, limit + 1);
-
-	_cleanup_(store_list_clear) struct store_list l = { 0 };
-	_cleanup_free_ char *last = NULL;  /* not `after`: that one is bound */
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		/* One row beyond the page: there is a next page, and it
-		 * starts after the last name returned. */
-		if (l.n == (size_t)limit)
-			break;
-		if (store_list_push(&l, (const char *)sqlite3_column_text(st, 1)) < 0)
-			return berth_errf(err, ENOMEM, "store: clusters: out of memory");
-		free(last);
-		last = strdup((const char *)sqlite3_column_text(st, 0));
-		if (!last)
-			return berth_errf(err, ENOMEM, "store: clusters: out of memory");
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlerr(s, rc, err, "store: clusters: list");
-	if (rc == SQLITE_ROW && store_token_encode("cl", last, &l.next_token) < 0)
-		return berth_errf(err, ENOMEM, "store: clusters: out of memory");
-	*ret = l;
-	l = (struct store_list){ 0 };
-	return 0;
+	return store_page_collect(s, st, "cl", limit, 0, 1, "clusters", ret, err);
 }
 
 int store_cluster_delete(struct store *s, const char *name_or_arn, struct store_cluster **ret,
@@ -558,22 +536,8 @@ int store_task_definition_families(struct store *s, const char *family_prefix,
 	store_bind_text(st, 2, after);
 	sqlite3_bind_int(st, 3, status == STORE_FAMILY_ACTIVE ? 1 : status == STORE_FAMILY_INACTIVE ? 2 : 0);
 	sqlite3_bind_int(st, 4, limit + 1);
-
-	_cleanup_(store_list_clear) struct store_list l = { 0 };
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (l.n == (size_t)limit)
-			break;
-		if (store_list_push(&l, (const char *)sqlite3_column_text(st, 0)) < 0)
-			return berth_errf(err, ENOMEM, "store: task definition families: out of memory");
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlerr(s, rc, err, "store: task definition families: list");
-	if (rc == SQLITE_ROW && store_token_encode("tf", l.items[l.n - 1], &l.next_token) < 0)
-		return berth_errf(err, ENOMEM, "store: task definition families: out of memory");
-	*ret = l;
-	l = (struct store_list){ 0 };
-	return 0;
+	return store_page_collect(s, st, "tf", limit, 0, 0, "task definition families", ret,
+				  err);
 }
 
 /* Moves REF from status FROM to TO; a revision already in TO is returned

@@ -114,6 +114,14 @@ int store_token_decode(const char *kind, const char *token, char **ret_key,
 		       struct berth_err *err);
 /* Appends a copy of item to l (grown by doubling). */
 int store_list_push(struct store_list *l, const char *item);
+/* Steps ST, a list query run with LIMIT limit + 1, into *ret: column
+ * ITEM_COL of each row is an item, column KEY_COL the page cursor.  A row
+ * beyond the page means there is a next one, and *ret's next_token (of
+ * KIND) starts it after the last key returned.  WHAT names the list in
+ * errors ("clusters"). */
+int store_page_collect(struct store *s, sqlite3_stmt *st, const char *kind, int limit,
+		       int key_col, int item_col, const char *what, struct store_list *ret,
+		       struct berth_err *err);
 
 /* Read-only checks that the file is ours and not from a newer berth; run
  * before the first write so a refused file stays untouched. */

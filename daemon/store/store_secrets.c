@@ -975,28 +975,7 @@ int store_secret_list(struct store *s, bool include_deleted, const char *name_be
 	sqlite3_bind_int64(st, 3, now_ms);
 	store_bind_text(st, 4, name_begins);
 	sqlite3_bind_int(st, 5, limit + 1);
-	*ret = (struct store_list){ 0 };
-	int rc, n = 0;
-	_cleanup_free_ char *last = NULL;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n++ == limit) {
-			if (store_token_encode("sm", last, &ret->next_token) < 0)
-				rc = SQLITE_NOMEM;
-			break;
-		}
-		free(last);
-		last = strdup((const char *)sqlite3_column_text(st, 1));
-		if (!last || store_list_push(ret, (const char *)sqlite3_column_text(st, 0)) < 0) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-	}
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		store_list_clear(ret);
-		return rc == SQLITE_NOMEM ? berth_errf(err, ENOMEM, "out of memory")
-					  : store_sqlerr(s, rc, err, "store: secrets");
-	}
-	return 0;
+	return store_page_collect(s, st, "sm", limit, 1, 0, "secrets", ret, err);
 }
 
 int store_secret_delete(struct store *s, const char *arn, int64_t now_ms, int64_t deletion_date,

@@ -207,26 +207,5 @@ int store_service_list(struct store *s, const struct store_service_filter *f,
 	store_bind_text(st, 6, f->scheduling_strategy);
 	store_bind_text(st, 3, after);
 	sqlite3_bind_int(st, 4, limit + 1);
-	*ret = (struct store_list){ 0 };
-	int rc, n = 0;
-	_cleanup_free_ char *last = NULL;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n++ == limit) {
-			if (store_token_encode("sv", last, &ret->next_token) < 0)
-				rc = SQLITE_NOMEM;
-			break;
-		}
-		free(last);
-		last = strdup((const char *)sqlite3_column_text(st, 1));
-		if (!last || store_list_push(ret, (const char *)sqlite3_column_text(st, 0)) < 0) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-	}
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		store_list_clear(ret);
-		return rc == SQLITE_NOMEM ? berth_errf(err, ENOMEM, "store: services: out of memory")
-					  : store_sqlerr(s, rc, err, "store: services");
-	}
-	return 0;
+	return store_page_collect(s, st, "sv", limit, 1, 0, "services", ret, err);
 }

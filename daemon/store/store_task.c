@@ -485,24 +485,7 @@ int store_task_list(struct store *s, const struct store_task_filter *f,
 	store_bind_text(st, 7, after);
 	sqlite3_bind_int(st, 8, limit + 1);
 	store_bind_text(st, 9, f->launch_type);
-
-	_cleanup_(store_list_clear) struct store_list l = { 0 };
-	char last[STORE_TASK_ID_LEN + 1] = "";
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (l.n == (size_t)limit)
-			break;
-		if (store_list_push(&l, (const char *)sqlite3_column_text(st, 1)) < 0)
-			return berth_errf(err, ENOMEM, "store: tasks: out of memory");
-		snprintf(last, sizeof(last), "%s", (const char *)sqlite3_column_text(st, 0));
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlerr(s, rc, err, "store: tasks: list");
-	if (rc == SQLITE_ROW && store_token_encode("tk", last, &l.next_token) < 0)
-		return berth_errf(err, ENOMEM, "store: tasks: out of memory");
-	*ret = l;
-	l = (struct store_list){ 0 };
-	return 0;
+	return store_page_collect(s, st, "tk", limit, 0, 1, "tasks", ret, err);
 }
 
 int store_task_prune(struct store *s, int64_t stopped_before_ms, struct store_list *ret_ids,
