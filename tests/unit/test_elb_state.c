@@ -22,6 +22,7 @@
 #include "daemon/elb/elb.h"
 #include "daemon/elb/elb_state.h"
 #include "daemon/store/store.h"
+#include "tests/unit/store_fixture.h"
 
 struct fixture {
 	char dir[64];
@@ -34,13 +35,9 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/berth-test-elb-state-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
 	char path[96];
-	snprintf(path, sizeof(path), "%s/berth.db", f->dir);
+	f->s = unit_store_open("elb-state", f->dir, path);
 	struct berth_err err = { 0 };
-	if (store_open(path, &f->s, &err) < 0)
-		fail_msg("store_open: %s", err.msg);
 	f->base = event_base_new();
 	assert_non_null(f->base);
 	struct elb_config cfg = { .region = "us-east-1",
@@ -57,9 +54,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	elb_free(f->e);
 	event_base_free(f->base);
-	store_close(f->s);
-	struct berth_err err = { 0 };
-	berth_rm_rf_at(AT_FDCWD, f->dir, &err);
+	unit_store_close(f->s, f->dir);
 	free(f);
 	return 0;
 }

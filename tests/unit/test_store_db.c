@@ -21,6 +21,7 @@
 #include "daemon/sched/instance.h"
 #include "daemon/store/store.h"
 #include "daemon/store/store_internal.h"
+#include "tests/unit/store_fixture.h"
 
 #define ARN_BASE "arn:aws:ecs:us-east-1:123456789012"
 #define TD_BODY "{\"containerDefinitions\":[{\"name\":\"web\",\"image\":\"busybox\"}]}"
@@ -35,13 +36,7 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/berth-test-store-db-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/berth.db", f->dir);
-	struct berth_err err = { 0 };
-	int r = store_open(f->path, &f->s, &err);
-	if (r < 0)
-		fail_msg("store_open: %s", err.msg);
+	f->s = unit_store_open("store-db", f->dir, f->path);
 	*state = f;
 	return 0;
 }
@@ -49,20 +44,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	store_close(f->s);
-	struct berth_err err = { 0 };
-	berth_rm_rf_at(AT_FDCWD, f->dir, &err);
+	unit_store_close(f->s, f->dir);
 	free(f);
 	return 0;
 }
 
-#define OK(call)                                                        \
-	do {                                                            \
-		struct berth_err e_ = { 0 };                            \
-		int r_ = (call);                                        \
-		if (r_ < 0)                                             \
-			fail_msg("%s: %d %s", #call, r_, e_.msg);       \
-	} while (0)
 /* The call fails with -ERRNO; the message must contain WANT. */
 #define FAILS(call, errno_, want)                                                 \
 	do {                                                                      \

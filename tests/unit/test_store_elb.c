@@ -17,6 +17,7 @@
 #include "common/fsutil.h"
 #include "daemon/store/store.h"
 #include "daemon/store/store_elb.h"
+#include "tests/unit/store_fixture.h"
 
 #define ARN "arn:aws:elasticloadbalancing:us-east-1:000000000000:"
 #define LB ARN "loadbalancer/app/web/0000000000000001"
@@ -33,13 +34,8 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/berth-test-store-elb-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
 	char path[96];
-	snprintf(path, sizeof(path), "%s/berth.db", f->dir);
-	struct berth_err err = { 0 };
-	if (store_open(path, &f->s, &err) < 0)
-		fail_msg("store_open: %s", err.msg);
+	f->s = unit_store_open("store-elb", f->dir, path);
 	*state = f;
 	return 0;
 }
@@ -47,9 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	store_close(f->s);
-	struct berth_err err = { 0 };
-	berth_rm_rf_at(AT_FDCWD, f->dir, &err);
+	unit_store_close(f->s, f->dir);
 	free(f);
 	return 0;
 }

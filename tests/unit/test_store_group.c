@@ -21,6 +21,7 @@
 #include "common/fsutil.h"
 #include "daemon/store/store.h"
 #include "daemon/store/store_internal.h"
+#include "tests/unit/store_fixture.h"
 
 #define ARN_BASE "arn:aws:ecs:us-east-1:123456789012"
 
@@ -35,14 +36,10 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/berth-test-store-group-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/berth.db", f->dir);
+	f->s = unit_store_open("store-group", f->dir, f->path);
 	f->base = event_base_new();
 	assert_non_null(f->base);
-	struct berth_err err = { 0 };
-	if (store_open(f->path, &f->s, &err) < 0 || store_group_attach(f->s, f->base, &err) < 0)
-		fail_msg("store: %s", err.msg);
+	OK(store_group_attach(f->s, f->base, &e_));
 	*state = f;
 	return 0;
 }
@@ -50,21 +47,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	store_close(f->s);
+	unit_store_close(f->s, f->dir);
 	event_base_free(f->base);
-	struct berth_err err = { 0 };
-	berth_rm_rf_at(AT_FDCWD, f->dir, &err);
 	free(f);
 	return 0;
 }
 
-#define OK(call)                                                        \
-	do {                                                            \
-		struct berth_err e_ = { 0 };                            \
-		int r_ = (call);                                        \
-		if (r_ < 0)                                             \
-			fail_msg("%s: %d %s", #call, r_, e_.msg);       \
-	} while (0)
 
 /* What another process sees: only committed rows. */
 static int64_t clusters_named(const char *path, const char *name)
