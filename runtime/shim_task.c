@@ -199,15 +199,13 @@ static void ctr_set_reason(struct ctr *c, const char *reason)
 static void drain_tail(struct shim *s, struct ctr *c, struct shim_src *src,
 		       enum rt_log_stream st);
 
-/* After a start that could not be watched: kill and reap it here. */
-static int ctr_kill_unwatched(struct shim *s, struct ctr *c)
+/* Kills and reaps a container whose exit we cannot watch; its status. */
+static int ctr_kill_wait(struct shim *s, struct ctr *c)
 {
 	struct berth_err err = { 0 };
 	int status = 137;
 	if (rt_kill(&c->proc, SIGKILL, &err) < 0 || rt_wait(&c->proc, &status, &err) < 0)
 		shim_diagf(s, "container %s: %s", c->pc->name, err.msg);
-	shim_src_close(s, &c->pid_src);
-	c->proc.pidfd = -1;
 	return status;
 }
 
@@ -239,8 +237,11 @@ static bool ctr_restart(struct shim *s, struct ctr *c, int *code)
 	if (shim_start_ctr(s, c, &err) < 0) {
 		shim_diagf(s, "container %s: restart: %s", c->pc->name, err.msg);
 		ctr_set_reason(c, err.msg);
-		if (c->status == CTR_RUNNING)
-			*code = ctr_kill_unwatched(s, c);
+		if (c->status == CTR_RUNNING) {
+			*code = ctr_kill_wait(s, c);
+			shim_src_close(s, &c->pid_src);
+			c->proc.pidfd = -1;
+		}
 		return false;
 	}
 	c->restart_count++;
@@ -407,14 +408,9 @@ static enum dep_state deps_check(const struct shim *s, const struct ctr *c, char
 	return all;
 }
 
-/* Kills and reaps a container whose exit we cannot watch. */
 static void ctr_reap_now(struct shim *s, struct ctr *c)
 {
-	struct berth_err err = { 0 };
-	int status = 137;
-	if (rt_kill(&c->proc, SIGKILL, &err) < 0 || rt_wait(&c->proc, &status, &err) < 0)
-		shim_diagf(s, "container %s: %s", c->pc->name, err.msg);
-	ctr_exited(s, c, status);
+	ctr_exited(s, c, ctr_kill_wait(s, c));
 }
 
 static void check_running(struct shim *s)
