@@ -499,6 +499,39 @@ static int parse_argv_env(const cJSON *o, const char *w, struct plan_container *
 	return 0;
 }
 
+/* restartPolicy: the exit codes are what wait(2) can report (a signal's
+ * death is 128 + its number), but any integer is accepted, as ECS does. */
+static int parse_restart(const cJSON *o, const char *w, struct plan_restart *rp,
+			 struct berth_err *err)
+{
+	const cJSON *pol = NULL, *codes = NULL;
+	char rw[WHERE_MAX + 16];
+	snprintf(rw, sizeof(rw), "%srestartPolicy.", w);
+	rp->attempt_period = PLAN_RESTART_PERIOD_DEFAULT;
+	int r = opt_object(o, w, "restartPolicy", &pol, err);
+	if (r < 0 || !pol)
+		return r;
+	if (!member(pol, "enabled"))
+		return berth_errf(err, EINVAL, "%senabled: missing", rw);
+	if ((r = opt_bool(pol, rw, "enabled", &rp->enabled, err)) < 0 ||
+	    (r = opt_unsigned(pol, rw, "restartAttemptPeriod", PLAN_RESTART_PERIOD_MIN,
+			      PLAN_RESTART_PERIOD_MAX, &rp->attempt_period, err)) < 0 ||
+	    (r = opt_array(pol, rw, "ignoredExitCodes", &codes, err)) < 0)
+		return r;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, codes) {
+		if (rp->n_ignored == PLAN_RESTART_IGNORED_MAX)
+			return berth_errf(err, EINVAL, "%signoredExitCodes: more than %d", rw,
+					  PLAN_RESTART_IGNORED_MAX);
+		double v = cJSON_IsNumber(e) ? e->valuedouble : 0.5;
+		if (v != floor(v) || v < INT32_MIN || v > INT32_MAX)
+			return berth_errf(err, EINVAL, "%signoredExitCodes[%zu]: not an integer", rw,
+					  rp->n_ignored);
+		rp->ignored[rp->n_ignored++] = (int)v;
+	}
+	return 0;
+}
+
 static int parse_resources(const cJSON *o, const char *w, struct plan_container *c,
 			   struct berth_err *err)
 {
@@ -509,6 +542,9 @@ static int parse_resources(const cJSON *o, const char *w, struct plan_container 
 	if ((r = opt_bool(o, w, "essential", &c->essential, err)) < 0 ||
 	    (r = opt_unsigned(o, w, "stopTimeout", PLAN_STOP_TIMEOUT_MIN, PLAN_STOP_TIMEOUT_MAX,
 			      &c->stop_timeout, err)) < 0 ||
+	    (r = opt_unsigned(o, w, "startTimeout", PLAN_START_TIMEOUT_MIN,
+			      PLAN_START_TIMEOUT_MAX, &c->start_timeout, err)) < 0 ||
+	    (r = parse_restart(o, w, &c->restart, err)) < 0 ||
 	    (r = opt_bool(o, w, "readonlyRootFilesystem", &c->readonly_rootfs, err)) < 0 ||
 	    (r = opt_uint(o, w, "memory", 0, UINT64_MAX >> 21, &c->memory_mib, err)) < 0 ||
 	    (r = opt_uint(o, w, "memoryReservation", 0, UINT64_MAX >> 21,

@@ -5,6 +5,13 @@
  *
  *   containers[].name     [A-Za-z0-9_-]{1,255}, unique within the task
  *   stopTimeout           2..120 s, default 30
+ *   startTimeout          2..120 s, absent: none; how long a container that
+ *                         others wait on for COMPLETE, SUCCESS or HEALTHY
+ *                         may take to get there (ECS sets it on the
+ *                         dependency, not on the waiting container)
+ *   restartPolicy         {enabled, ignoredExitCodes (at most 50 integers),
+ *                         restartAttemptPeriod 1..1800 s, default 300}; the
+ *                         daemon holds task definitions to ECS's 60..1800
  *   dependsOn             START | COMPLETE | SUCCESS | HEALTHY on a container
  *                         of the task; no cycles; COMPLETE and SUCCESS not on
  *                         an essential container, HEALTHY only on one with a
@@ -43,6 +50,12 @@
 #define PLAN_STOP_TIMEOUT_DEFAULT 30
 #define PLAN_STOP_TIMEOUT_MIN 2
 #define PLAN_STOP_TIMEOUT_MAX 120
+#define PLAN_START_TIMEOUT_MIN 2
+#define PLAN_START_TIMEOUT_MAX 120
+#define PLAN_RESTART_PERIOD_DEFAULT 300
+#define PLAN_RESTART_PERIOD_MIN 1
+#define PLAN_RESTART_PERIOD_MAX 1800
+#define PLAN_RESTART_IGNORED_MAX 50
 #define PLAN_MAX_BYTES (16u << 20)
 
 enum plan_condition {
@@ -89,6 +102,14 @@ struct plan_mount {
 	bool image_volume;       /* the image declares a VOLUME here: seed an empty volume */
 };
 
+/* ECS's ContainerRestartPolicy (docs/runtime.md "Restarts"). */
+struct plan_restart {
+	bool enabled;
+	int ignored[PLAN_RESTART_IGNORED_MAX];   /* exit codes never restarted on */
+	size_t n_ignored;
+	unsigned attempt_period;                 /* seconds */
+};
+
 struct plan_container {
 	char *name;
 	struct plan_strv layers;       /* as in the plan: bottom first */
@@ -98,6 +119,8 @@ struct plan_container {
 	char *working_dir;             /* NULL: "/" */
 	bool essential;
 	unsigned stop_timeout;         /* seconds */
+	unsigned start_timeout;        /* seconds, 0: none */
+	struct plan_restart restart;
 	struct plan_dep *deps;
 	size_t n_deps;
 	struct plan_health health;

@@ -80,6 +80,7 @@ int shim_new(struct plan *plan, shim_diag_fn diag, void *diag_data, struct shim 
 		c->pc = &p->containers[i];
 		c->proc.pidfd = -1;
 		c->pid_src.fd = c->out_src.fd = c->err_src.fd = c->oom_src.fd = c->kill_src.fd = -1;
+		c->start_src.fd = -1;
 		shim_task_init_ctr(c);
 	}
 	s->plan = TAKE_PTR(p);

@@ -64,6 +64,7 @@ static cJSON *container_json(const struct ctr *c)
 	if (c->reason)
 		cJSON_AddStringToObject(o, "reason", c->reason);
 	cJSON_AddStringToObject(o, "healthStatus", rt_health_status_name(c->health));
+	cJSON_AddNumberToObject(o, "restartCount", c->restart_count);
 	add_time(o, "startedAt", c->started_at);
 	add_time(o, "finishedAt", c->finished_at);
 	return o;

@@ -44,6 +44,13 @@ struct ctr {
 	char *reason;
 	double started_at, finished_at;
 	unsigned start_seq;     /* 1, 2, … in start order; 0: never started */
+	int64_t run_start_ms;   /* monotonic, at the latest (re)start */
+	unsigned restart_count; /* restarts in place (restartPolicy) */
+	uint64_t oom_kills;     /* the group's OOM count at the last exit */
+	/* startTimeout: its timer, and whether it ran out before the
+	 * container reached what a dependent waits for. */
+	struct shim_src start_src;
+	bool start_timed_out;
 	enum rt_health_status health;
 	char *dir;              /* <taskDir>/containers/<name> */
 	struct cg_group *cg;
@@ -137,6 +144,7 @@ struct shim {
 #define STOP_FAILED_START "TaskFailedToStart"
 #define STOP_USER "UserInitiated"
 #define REASON_ESSENTIAL "Essential container in task exited"
+#define REASON_FAILED_START "Task failed to start"
 
 /* shim.c */
 double shim_now(void);
@@ -145,6 +153,23 @@ int shim_watch(struct shim *s, struct shim_src *src, uint32_t events, struct ber
 void shim_unwatch(struct shim *s, struct shim_src *src);
 /* Unwatches and closes src->fd. */
 void shim_src_close(struct shim *s, struct shim_src *src);
+
+/* shim_restart.c: whether a container that exited with CODE after
+ * running RAN_MS since its latest (re)start is restarted in place, by
+ * ECS's rules (the agent's restart tracker): policy enabled, the task not
+ * stopping, CODE not ignored, and at least restartAttemptPeriod since
+ * that start.  Pure: the clock is the caller's. */
+enum shim_restart_verdict {
+	SHIM_RESTART_YES,
+	SHIM_RESTART_OFF,        /* no policy, or not enabled */
+	SHIM_RESTART_STOPPING,   /* the task is stopping */
+	SHIM_RESTART_IGNORED,    /* an ignored exit code */
+	SHIM_RESTART_TOO_SOON,   /* ran less than restartAttemptPeriod */
+};
+enum shim_restart_verdict shim_restart_decide(const struct plan_restart *rp, int code,
+					      int64_t ran_ms, bool stopping);
+/* "exit code 3 is in ignoredExitCodes", … for the diagnostics. */
+const char *shim_restart_verdict_text(enum shim_restart_verdict v);
 
 /* shim_start.c: on failure c is CTR_RUNNING if it was started but cannot
  * be watched (the caller kills it), else untouched. */

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/time.h"
+
 
 /* What rt_start() borrows; released after it returns either way. */
 struct start_ctx {
@@ -182,7 +184,10 @@ int shim_start_ctr(struct shim *s, struct ctr *c, struct berth_err *err)
 		c->status = CTR_RUNNING;
 		c->started = true;
 		c->started_at = shim_now();
-		c->start_seq = ++s->start_seq;
+		c->run_start_ms = berth_mono_ms();
+		/* A restart keeps its place in the stop order. */
+		if (!c->start_seq)
+			c->start_seq = ++s->start_seq;
 		/* Failing to watch a running container would lose its exit:
 		 * the caller stops the task. */
 		r = watch_running(s, c, &x, err);

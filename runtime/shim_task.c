@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/time.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -195,26 +196,87 @@ static void ctr_set_reason(struct ctr *c, const char *reason)
 	c->reason = reason ? strdup(reason) : NULL;
 }
 
+static void drain_tail(struct shim *s, struct ctr *c, struct shim_src *src,
+		       enum rt_log_stream st);
+
+/* Kills and reaps a container whose exit we cannot watch; its status. */
+static int ctr_kill_wait(struct shim *s, struct ctr *c)
+{
+	struct berth_err err = { 0 };
+	int status = 137;
+	if (rt_kill(&c->proc, SIGKILL, &err) < 0 || rt_wait(&c->proc, &status, &err) < 0)
+		shim_diagf(s, "container %s: %s", c->pc->name, err.msg);
+	return status;
+}
+
+/* The restart policy (docs/runtime.md "Restarts"): the same container
+ * again, in the task's namespace, with its volumes and its writable
+ * layer, its log continued.  False: it stays exited (CODE may change to
+ * the failed restart's). */
+static bool ctr_restart(struct shim *s, struct ctr *c, int *code)
+{
+	struct berth_err err = { 0 };
+	int64_t ran = berth_mono_ms() - c->run_start_ms;
+	enum shim_restart_verdict v = shim_restart_decide(&c->pc->restart, *code, ran,
+							  s->status >= TASK_STOPPING);
+	if (v != SHIM_RESTART_YES) {
+		if (v != SHIM_RESTART_OFF)
+			shim_diagf(s, "container %s: not restarted: %s", c->pc->name,
+				   shim_restart_verdict_text(v));
+		return false;
+	}
+	/* What the old process wrote goes to the log before the new one's. */
+	drain_tail(s, c, &c->out_src, RT_LOG_STDOUT);
+	drain_tail(s, c, &c->err_src, RT_LOG_STDERR);
+	shim_unwatch(s, &c->oom_src);  /* the group's fd: watched again at start */
+	c->oom_src.fd = -1;
+	rt_strv_free(c->env);
+	c->env = NULL;
+	rt_user_release(&c->user);
+	c->health = RT_HEALTH_UNKNOWN;
+	if (shim_start_ctr(s, c, &err) < 0) {
+		shim_diagf(s, "container %s: restart: %s", c->pc->name, err.msg);
+		ctr_set_reason(c, err.msg);
+		if (c->status == CTR_RUNNING) {
+			*code = ctr_kill_wait(s, c);
+			shim_src_close(s, &c->pid_src);
+			c->proc.pidfd = -1;
+		}
+		return false;
+	}
+	c->restart_count++;
+	shim_diagf(s, "container %s: exited with %d after %llds: restarted in place, pid %d "
+		   "(restart %u)", c->pc->name, *code, (long long)(ran / 1000), (int)c->proc.pid,
+		   c->restart_count);
+	shim_ctl_emit(s, "container-restarted", c);
+	return true;
+}
+
 /* Called once the container's first process is reaped. */
 static void ctr_exited(struct shim *s, struct ctr *c, int code)
 {
 	struct berth_err err = { 0 };
-	uint64_t kills = 0;
+	uint64_t kills = c->oom_kills;
 	shim_src_close(s, &c->pid_src);
 	c->proc.pidfd = -1;
 	shim_src_close(s, &c->kill_src);
 	shim_health_stop(s, c);
 	if (cg_group_oom_kills(c->cg, &kills, &err) < 0)
 		shim_diagf(s, "container %s: %s", c->pc->name, err.msg);
+	/* The cgroup counter, not the exit code, says it was the OOM killer;
+	 * it counts since the group was made, across restarts. */
+	bool oom = kills > c->oom_kills;
+	c->oom_kills = kills;
+	if (ctr_restart(s, c, &code))
+		return;
 	c->status = CTR_STOPPED;
 	c->exited = true;
 	c->exit_code = code;
 	c->finished_at = shim_now();
-	/* The cgroup counter, not the exit code, says it was the OOM killer. */
-	if (kills > 0)
+	if (oom)
 		ctr_set_reason(c, CG_OOM_REASON);
 	shim_diagf(s, "container %s: exited with %d%s", c->pc->name, code,
-		   kills ? " (OOM kill)" : "");
+		   oom ? " (OOM kill)" : "");
 	shim_ctl_emit(s, "container-exited", c);
 	if (c->pc->essential)
 		shim_task_stop(s, STOP_ESSENTIAL, REASON_ESSENTIAL);
@@ -289,9 +351,9 @@ static void on_kill_timer(struct shim *s, struct shim_src *src, uint32_t events)
 
 /* ---- starting ----------------------------------------------------------- */
 
-enum dep_state { DEP_READY, DEP_WAIT, DEP_NEVER };
+enum dep_state { DEP_READY, DEP_WAIT, DEP_NEVER, DEP_TIMED_OUT };
 
-static enum dep_state dep_check(const struct ctr *t, enum plan_condition cond)
+static enum dep_state dep_wait(const struct ctr *t, enum plan_condition cond)
 {
 	bool gone = t->status == CTR_STOPPED;
 	switch (cond) {
@@ -308,7 +370,18 @@ static enum dep_state dep_check(const struct ctr *t, enum plan_condition cond)
 	}
 }
 
-/* DEP_NEVER also writes why into why. */
+/* As the ECS agent: a dependency that has run its startTimeout without
+ * reaching COMPLETE, SUCCESS or HEALTHY is given up on (START has no
+ * timeout: starting is the shim's own business). */
+static enum dep_state dep_check(const struct ctr *t, enum plan_condition cond)
+{
+	enum dep_state st = dep_wait(t, cond);
+	if (st == DEP_WAIT && cond != PLAN_DEP_START && t->start_timed_out)
+		return DEP_TIMED_OUT;
+	return st;
+}
+
+/* DEP_NEVER and DEP_TIMED_OUT also write why into why. */
 static enum dep_state deps_check(const struct shim *s, const struct ctr *c, char *why, size_t n)
 {
 	enum dep_state all = DEP_READY;
@@ -322,20 +395,22 @@ static enum dep_state deps_check(const struct shim *s, const struct ctr *c, char
 				 plan_condition_name(d->condition));
 			return DEP_NEVER;
 		}
+		if (st == DEP_TIMED_OUT) {
+			snprintf(why, n, "DependencyConditionNotMet: container %s: dependency %s "
+				 "was not %s within its startTimeout of %us", c->pc->name,
+				 t->pc->name, plan_condition_name(d->condition),
+				 t->pc->start_timeout);
+			return DEP_TIMED_OUT;
+		}
 		if (st == DEP_WAIT)
 			all = DEP_WAIT;
 	}
 	return all;
 }
 
-/* Kills and reaps a container whose exit we cannot watch. */
 static void ctr_reap_now(struct shim *s, struct ctr *c)
 {
-	struct berth_err err = { 0 };
-	int status = 137;
-	if (rt_kill(&c->proc, SIGKILL, &err) < 0 || rt_wait(&c->proc, &status, &err) < 0)
-		shim_diagf(s, "container %s: %s", c->pc->name, err.msg);
-	ctr_exited(s, c, status);
+	ctr_exited(s, c, ctr_kill_wait(s, c));
 }
 
 static void check_running(struct shim *s)
@@ -350,11 +425,54 @@ static void check_running(struct shim *s)
 	shim_diagf(s, "task %s: RUNNING", s->plan->task_id);
 }
 
+static void on_start_timer(struct shim *s, struct shim_src *src, uint32_t events)
+{
+	(void)events;
+	struct ctr *c = shim_container_of(src, struct ctr, start_src);
+	shim_src_close(s, src);
+	c->start_timed_out = true;
+	shim_task_progress(s);
+}
+
+static bool awaited_past_start(const struct shim *s, size_t idx)
+{
+	for (size_t i = 0; i < s->plan->n_containers; i++) {
+		const struct plan_container *pc = &s->plan->containers[i];
+		for (size_t d = 0; d < pc->n_deps; d++)
+			if (pc->deps[d].index == idx && pc->deps[d].condition != PLAN_DEP_START)
+				return true;
+	}
+	return false;
+}
+
+/* startTimeout runs from the container's first start, and only matters
+ * to a container waiting for it to complete, succeed or be healthy. */
+static void arm_start_timer(struct shim *s, struct ctr *c)
+{
+	struct berth_err err = { 0 };
+	if (!c->pc->start_timeout || !awaited_past_start(s, (size_t)(c - s->ctrs)))
+		return;
+	c->start_src.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	struct itimerspec its = { .it_value.tv_sec = c->pc->start_timeout };
+	if (c->start_src.fd < 0 || timerfd_settime(c->start_src.fd, 0, &its, NULL) < 0) {
+		berth_errnof(&err, errno, "startTimeout timer");
+	} else if (shim_watch(s, &c->start_src, EPOLLIN, &err) >= 0) {
+		return;
+	}
+	/* Without a timer the wait would be unbounded: give up now instead. */
+	shim_diagf(s, "container %s: %s", c->pc->name, err.msg);
+	if (c->start_src.fd >= 0)
+		close(c->start_src.fd);
+	c->start_src.fd = -1;
+	c->start_timed_out = true;
+}
+
 static void ctr_try_start(struct shim *s, struct ctr *c)
 {
 	struct berth_err err = { 0 };
 	if (shim_start_ctr(s, c, &err) >= 0) {
 		shim_diagf(s, "container %s: started, pid %d", c->pc->name, (int)c->proc.pid);
+		arm_start_timer(s, c);
 		/* Before the event, so the start that makes the task RUNNING
 		 * says so: an events-only client never polls. */
 		check_running(s);
@@ -399,7 +517,10 @@ static void start_ready(struct shim *s)
 			c->status = CTR_STOPPED;
 			shim_diagf(s, "%s", why);
 			shim_ctl_emit(s, "container-exited", c);
-			shim_task_stop(s, STOP_FAILED_START, why);
+			/* A timeout stops the task in ECS's words ("Task failed to
+			 * start"), the container's reason says which dependency. */
+			shim_task_stop(s, STOP_FAILED_START,
+				       st == DEP_TIMED_OUT ? REASON_FAILED_START : why);
 		}
 	}
 }
@@ -548,6 +669,7 @@ static void ctr_teardown(struct shim *s, struct ctr *c)
 	if (c->status == CTR_RUNNING)
 		ctr_reap_now(s, c);
 	shim_src_close(s, &c->kill_src);
+	shim_src_close(s, &c->start_src);
 	/* The OOM fd belongs to the group; v1 signals it on removal. */
 	shim_unwatch(s, &c->oom_src);
 	c->oom_src.fd = -1;
@@ -594,7 +716,8 @@ void shim_task_free(struct shim *s)
 	for (size_t i = 0; s->ctrs && i < s->plan->n_containers; i++) {
 		struct ctr *c = &s->ctrs[i];
 		/* Not the OOM fd: the group owns it. */
-		struct shim_src *fds[] = { &c->pid_src, &c->out_src, &c->err_src, &c->kill_src };
+		struct shim_src *fds[] = { &c->pid_src, &c->out_src, &c->err_src, &c->kill_src,
+					   &c->start_src };
 		for (size_t k = 0; k < ARRAY_SIZE(fds); k++)
 			if (fds[k]->fd >= 0)
 				close(fds[k]->fd);
@@ -627,5 +750,6 @@ void shim_task_init_ctr(struct ctr *c)
 	c->err_src.fn = on_stderr;
 	c->oom_src.fn = on_oom;
 	c->kill_src.fn = on_kill_timer;
+	c->start_src.fn = on_start_timer;
 	shim_health_init_ctr(c);
 }

@@ -97,8 +97,10 @@ static const struct member health_check[] = {
 	INT("retries", 1, 10), INT("startPeriod", 0, 300), END,
 };
 static const struct member repo_creds[] = { STR_REQ("credentialsParameter"), END };
+/* Types only: check_restart_policy() holds ECS's rules. */
 static const struct member restart_policy[] = {
-	BOOL("enabled"), ANY("ignoredExitCodes"), INT("restartAttemptPeriod", 60, 1800), END,
+	BOOL("enabled"), ANY("ignoredExitCodes"), INT("restartAttemptPeriod", INT32_MIN, INT32_MAX),
+	END,
 };
 static const struct member capabilities[] = { STRLIST("add"), STRLIST("drop"), END };
 static const struct member tmpfs[] = {
@@ -414,6 +416,46 @@ static int check_secrets(struct api_call *c, const cJSON *ct, int i)
 	return 0;
 }
 
+/* restartPolicy, as the ECS API reference states it (ContainerRestartPolicy:
+ * enabled required, at most 50 ignoredExitCodes, restartAttemptPeriod
+ * 60-1800 s, default 300; allowed on essential and non-essential
+ * containers alike, developer guide "container-restart-policy").  ECS's
+ * exact wording for these is not public: the messages are Berth's, in the
+ * form of its other container checks. */
+#define TASKDEF_RESTART_CODES_MAX 50
+#define TASKDEF_RESTART_PERIOD_MIN 60
+#define TASKDEF_RESTART_PERIOD_MAX 1800
+
+static int check_restart_policy(struct api_call *c, const cJSON *ct, const char *name)
+{
+	const cJSON *rp = cJSON_GetObjectItemCaseSensitive(ct, "restartPolicy"), *e;
+	if (!rp)
+		return 0;
+	if (!cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(rp, "enabled")))
+		return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. "
+				 "'restartPolicy.enabled' must be specified.", name);
+	const cJSON *codes = cJSON_GetObjectItemCaseSensitive(rp, "ignoredExitCodes");
+	if (codes && !cJSON_IsArray(codes))
+		return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. "
+				 "'restartPolicy.ignoredExitCodes' must be a list of integers.", name);
+	cJSON_ArrayForEach(e, codes)
+		if (!cJSON_IsNumber(e) || e->valuedouble != (double)(int32_t)e->valuedouble)
+			return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. "
+					 "'restartPolicy.ignoredExitCodes' must be a list of "
+					 "integers.", name);
+	if (cJSON_GetArraySize(codes) > TASKDEF_RESTART_CODES_MAX)
+		return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. "
+				 "'restartPolicy.ignoredExitCodes' can have at most %d exit codes.",
+				 name, TASKDEF_RESTART_CODES_MAX);
+	int64_t period = json_int(rp, "restartAttemptPeriod", TASKDEF_RESTART_PERIOD_MIN);
+	if (period < TASKDEF_RESTART_PERIOD_MIN || period > TASKDEF_RESTART_PERIOD_MAX)
+		return api_error(c, 0, API_E_CLIENT, "Invalid setting for container '%s'. "
+				 "'restartPolicy.restartAttemptPeriod' must be between %d and %d "
+				 "seconds.", name, TASKDEF_RESTART_PERIOD_MIN,
+				 TASKDEF_RESTART_PERIOD_MAX);
+	return 0;
+}
+
 static int check_containers(struct api_call *c, const cJSON *defs, int64_t task_memory)
 {
 	const cJSON *it, *other;
@@ -446,7 +488,8 @@ static int check_containers(struct api_call *c, const cJSON *defs, int64_t task_
 			return api_error(c, 0, API_E_CLIENT, "The '%s' setting for container '%s' is "
 					 "greater than for the task.", mem > task_memory ? "memory"
 					 : "memoryReservation", name);
-		if (check_linux_names(c, it, name) < 0 || check_secrets(c, it, i) < 0)
+		if (check_linux_names(c, it, name) < 0 || check_secrets(c, it, i) < 0 ||
+		    check_restart_policy(c, it, name) < 0)
 			return -1;
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(it, "essential");
 		essential |= !e || cJSON_IsTrue(e);

@@ -182,6 +182,12 @@ static bool set_container(struct store_container *c, const cJSON *sc)
 	}
 	if (json_str(sc, "reason"))
 		changed |= sched_set_str(&c->reason, json_str(sc, "reason"));
+	/* Restarts only add up (docs/runtime.md "Restarts"). */
+	const cJSON *rc = cJSON_GetObjectItemCaseSensitive(sc, "restartCount");
+	if (cJSON_IsNumber(rc) && rc->valueint > c->restart_count) {
+		c->restart_count = rc->valueint;
+		changed = true;
+	}
 	return changed;
 }
 

@@ -410,20 +410,38 @@ static bool add_linux(cJSON *pc, const cJSON *cd)
 	       copy_to(o, "initProcessEnabled", member(lp, "initProcessEnabled"));
 }
 
+/* stopTimeout and startTimeout within Fargate's 2..120 s. */
+static bool add_clamped(cJSON *pc, const cJSON *cd, const char *name)
+{
+	const cJSON *v = member(cd, name);
+	if (!cJSON_IsNumber(v))
+		return true;
+	double t = v->valuedouble;
+	t = t < 2 ? 2 : t > TASKPLAN_STOP_TIMEOUT_MAX ? TASKPLAN_STOP_TIMEOUT_MAX : t;
+	return cJSON_AddNumberToObject(pc, name, t) != NULL;
+}
+
 static bool add_resources(cJSON *pc, const cJSON *cd, const cJSON *co)
 {
 	static const char *const names[] = { "cpu", "memory", "memoryReservation" };
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (!copy_to(pc, names[i], first(member(co, names[i]), member(cd, names[i]))))
 			return false;
-	const cJSON *st = member(cd, "stopTimeout");
-	if (cJSON_IsNumber(st)) {
-		double t = st->valuedouble;
-		t = t < 2 ? 2 : t > TASKPLAN_STOP_TIMEOUT_MAX ? TASKPLAN_STOP_TIMEOUT_MAX : t;
-		if (!cJSON_AddNumberToObject(pc, "stopTimeout", t))
-			return false;
-	}
-	return true;
+	return add_clamped(pc, cd, "stopTimeout") && add_clamped(pc, cd, "startTimeout");
+}
+
+/* An enabled restartPolicy, written out whole (the shim wants enabled and
+ * takes the period's default from ECS too); RegisterTaskDefinition has
+ * checked ECS's ranges. */
+static bool add_restart(cJSON *pc, const cJSON *cd)
+{
+	const cJSON *rp = member(cd, "restartPolicy");
+	if (!cJSON_IsTrue(member(rp, "enabled")))
+		return true;
+	cJSON *o = cJSON_AddObjectToObject(pc, "restartPolicy");
+	return o && cJSON_AddTrueToObject(o, "enabled") &&
+	       copy_to(o, "ignoredExitCodes", member(rp, "ignoredExitCodes")) &&
+	       copy_to(o, "restartAttemptPeriod", member(rp, "restartAttemptPeriod"));
 }
 
 /* logConfiguration.options, with max-size and max-file (the definition's,
@@ -493,7 +511,8 @@ static int container_plan(const cJSON *td, const cJSON *cd, const cJSON *ov,
 	    !env_merge_list(env, member(co, "environment")) ||
 	    !add_image_string(pc, "user", cd, "user", img, "User") ||
 	    !add_image_string(pc, "workingDirectory", cd, "workingDirectory", img, "WorkingDir") ||
-	    !add_linux(pc, cd) || !add_resources(pc, cd, co) || !add_log(pc, cd, e))
+	    !add_linux(pc, cd) || !add_resources(pc, cd, co) || !add_restart(pc, cd) ||
+	    !add_log(pc, cd, e))
 		return berth_errf(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < ARRAY_SIZE(passed_through); i++)
 		if (!copy_to(pc, passed_through[i], member(cd, passed_through[i])))

@@ -31,7 +31,8 @@
 
 struct taskmeta;
 
-/* Fargate's bound; the shim refuses more (runtime/plan.h). */
+/* Fargate's bound on stopTimeout and startTimeout; the shim refuses more
+ * (runtime/plan.h). */
 #define TASKPLAN_STOP_TIMEOUT_MAX 120
 #define TASKPLAN_PIDS_MAX 4096
 

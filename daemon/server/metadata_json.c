@@ -77,6 +77,22 @@ static bool add_labels(const struct md_task *m, const struct store_container *k,
 	       json_add_string(l, "com.amazonaws.ecs.task-definition-version", rev);
 }
 
+/* RestartCount, which the ECS agent's v4 answer carries only for a
+ * container whose restart policy is enabled. */
+static bool add_restarts(const struct md_task *m, const struct store_container *k, cJSON *o)
+{
+	const cJSON *cd;
+	cJSON_ArrayForEach(cd, cJSON_GetObjectItemCaseSensitive(m->td, "containerDefinitions")) {
+		const char *name = json_str(cd, "name");
+		if (!name || strcmp(name, k->name) != 0)
+			continue;
+		const cJSON *rp = cJSON_GetObjectItemCaseSensitive(cd, "restartPolicy");
+		return !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rp, "enabled")) ||
+		       json_add_number(o, "RestartCount", k->restart_count);
+	}
+	return true;
+}
+
 cJSON *md_container_json(const struct md_task *m, size_t i)
 {
 	const struct store_task *t = m->t;
@@ -94,6 +110,7 @@ cJSON *md_container_json(const struct md_task *m, size_t i)
 	    !json_add_string(o, "DesiredStatus", store_task_status_name(t->desired_status)) ||
 	    !json_add_string(o, "KnownStatus", store_task_status_name(k->last_status)) ||
 	    (k->has_exit_code && !json_add_number(o, "ExitCode", k->exit_code)) ||
+	    !add_restarts(m, k, o) ||
 	    !json_add_number(lim, "CPU", (double)cpu) || (mem && !json_add_number(lim, "Memory", (double)mem)) ||
 	    !add_time(o, "CreatedAt", t->created_at) ||
 	    (started && !add_time(o, "StartedAt", t->started_at)) ||

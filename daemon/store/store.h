@@ -325,6 +325,7 @@ struct store_container {
 	char *reason;
 	enum store_health health_status;
 	char *network_json;  /* {"networkInterfaces":[…],"networkBindings":[…]} or NULL */
+	int restart_count;   /* restarts in place (restartPolicy) */
 };
 
 struct store_task {

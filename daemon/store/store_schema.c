@@ -255,6 +255,10 @@ static const char *const migrations[] = {
 	"  drain_until INTEGER,"
 	"  PRIMARY KEY (target_group_arn, id, port)"
 	") STRICT, WITHOUT ROWID;",
+	/* 8 → 9: how often a container was restarted in place (restartPolicy),
+	 * the task metadata endpoint's RestartCount. */
+	"ALTER TABLE task_containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0"
+	" CHECK (restart_count >= 0);",
 };
 
 int store_schema_version(void)

@@ -146,8 +146,9 @@ static int containers_write(struct store *s, const struct store_task *t, bool re
 	}
 	r = store_prepare(s,
 			  "INSERT INTO task_containers (task_id, position, name, arn, image, image_digest,"
-			  " runtime_id, last_status, exit_code, reason, health_status, network_json)"
-			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+			  " runtime_id, last_status, exit_code, reason, health_status, network_json,"
+			  " restart_count)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 			  &st, err);
 	if (r < 0)
 		return r;
@@ -169,6 +170,7 @@ static int containers_write(struct store *s, const struct store_task *t, bool re
 		store_bind_text(st, 10, c->reason);
 		store_bind_text(st, 11, store_health_name(c->health_status));
 		store_bind_text(st, 12, c->network_json);
+		sqlite3_bind_int(st, 13, c->restart_count);
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
 			return berth_errf(err, EEXIST, "store: task %s: container %s: duplicate name or ARN",
@@ -305,7 +307,7 @@ static int containers_read(struct store *s, struct store_task *t, struct berth_e
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = store_prepare(s,
 			      "SELECT name, arn, image, image_digest, runtime_id, last_status, exit_code,"
-			      " reason, health_status, network_json FROM task_containers"
+			      " reason, health_status, network_json, restart_count FROM task_containers"
 			      " WHERE task_id = ?1 ORDER BY position",
 			      &st, err);
 	if (r < 0)
@@ -336,6 +338,7 @@ static int containers_read(struct store *s, struct store_task *t, struct berth_e
 		c->exit_code = sqlite3_column_int(st, 6);
 		c->reason = store_col_dup(st, 7, &oom);
 		c->network_json = store_col_dup(st, 9, &oom);
+		c->restart_count = sqlite3_column_int(st, 10);
 		if (oom)
 			return berth_errf(err, ENOMEM, "store: task %s: out of memory", t->id);
 	}

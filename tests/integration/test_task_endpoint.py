@@ -23,9 +23,9 @@ from datetime import datetime
 import pytest
 
 from fixtures import tasks as tk
-from test_api_clusters import ACCOUNT, REGION, free_port, make_client
-from test_api_tasks import (TaskDaemon, describe, eni_detail, finish, log_lines, register, run,
-                            sh, task_id, tmp_tasks, wait_running)
+from test_api_clusters import ACCOUNT, REGION, free_port, make_client, unix_request
+from test_api_tasks import (TaskDaemon, describe, eni_detail, finish, image, log_lines, register,
+                            run, sh, task_id, tmp_tasks, wait_running, wait_stopped)
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
 UNMAPPED = f"arn:aws:iam::{ACCOUNT}:role/nobody"
@@ -208,6 +208,35 @@ def test_a_task_reads_its_own_metadata_and_stats(ecs, edaemon):
     assert s3["precpu_stats"]["cpu_usage"]["total_usage"] == s["cpu_stats"]["cpu_usage"]["total_usage"]
     assert s3["preread"] == s["read"]
     stop(ecs, t)
+
+
+def test_restart_count_and_an_exit_within_the_restart_period(ecs, edaemon):
+    """restartPolicy through the daemon: the count where ECS reports it
+    (task metadata v4 RestartCount, for a container whose policy is
+    enabled), and an exit before restartAttemptPeriod (ECS's minimum, 60 s)
+    is not restarted: the essential container's exit stops the task."""
+    d = edaemon
+    # Registered without boto3: the suite's botocore predates restartPolicy.
+    status, _, data = unix_request(d.sock, "RegisterTaskDefinition", {
+        "family": "restarts", "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+        "containerDefinitions": [
+            # Until the daemon has recorded the task's address, the
+            # endpoint does not know the caller: ask again for a while.
+            sh("app", 'for i in $(seq 40); do wget -qO- "$ECS_CONTAINER_METADATA_URI_V4/task" '
+               '2>/dev/null && break; sleep 0.25; done; echo; echo END; exit 4',
+               image=image(d, "busybox"), restartPolicy={
+                   "enabled": True, "ignoredExitCodes": [0], "restartAttemptPeriod": 60}),
+            sh("side", "exit 0", image=image(d, "busybox"), essential=False)]})
+    assert status == 200, data
+    (t,) = run(ecs, json.loads(data)["taskDefinition"]["taskDefinitionArn"])
+    (t,) = wait_stopped(ecs, [t["taskArn"]])
+    assert t["stopCode"] == "EssentialContainerExited", t
+    assert {c["name"]: c.get("exitCode") for c in t["containers"]} == {"app": 4, "side": 0}, t
+    out = log_lines(d, t, "app")
+    assert out and out[-1] == "END", out
+    meta = json.loads(sections(out)[0])
+    counts = {c["Name"]: c.get("RestartCount") for c in meta["Containers"]}
+    assert counts == {"app": 0, "side": None}, meta["Containers"]
 
 
 def test_ids_are_bound_to_the_calling_task(ecs, edaemon):

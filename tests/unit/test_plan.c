@@ -349,6 +349,41 @@ static void test_depends_on(void **state)
 	assert_string_equal(plan_condition_name(PLAN_DEP_COMPLETE), "COMPLETE");
 }
 
+/* restartPolicy and startTimeout: ECS's shapes, the plan's ranges. */
+static void test_restart_policy_and_start_timeout(void **state)
+{
+	(void)state;
+	_cleanup_(plan_freep) struct plan *p = parse_ok(TASK(
+		CTR("a", "") ","
+		CTR("b", ",\"startTimeout\":9,\"restartPolicy\":{\"enabled\":true,"
+		    "\"ignoredExitCodes\":[0,-1,137],\"restartAttemptPeriod\":60}")));
+	assert_false(p->containers[0].restart.enabled);
+	assert_int_equal(p->containers[0].restart.attempt_period, PLAN_RESTART_PERIOD_DEFAULT);
+	assert_int_equal(p->containers[0].start_timeout, 0);
+	const struct plan_restart *rp = &p->containers[1].restart;
+	assert_true(rp->enabled);
+	assert_int_equal(rp->n_ignored, 3);
+	assert_int_equal(rp->ignored[1], -1);
+	assert_int_equal(rp->ignored[2], 137);
+	assert_int_equal(rp->attempt_period, 60);
+	assert_int_equal(p->containers[1].start_timeout, 9);
+	refused(TASK(CTR("a", ",\"restartPolicy\":{}")), "containers[0].restartPolicy.enabled: missing");
+	refused(TASK(CTR("a", ",\"restartPolicy\":{\"enabled\":true,\"restartAttemptPeriod\":0}")),
+		"restartPolicy.restartAttemptPeriod: 0 is not an integer in 1..1800");
+	refused(TASK(CTR("a", ",\"restartPolicy\":{\"enabled\":true,\"ignoredExitCodes\":[1.5]}")),
+		"restartPolicy.ignoredExitCodes[0]: not an integer");
+	refused(TASK(CTR("a", ",\"restartPolicy\":{\"enabled\":true,\"ignoredExitCodes\":[\"1\"]}")),
+		"restartPolicy.ignoredExitCodes[0]: not an integer");
+	refused(TASK(CTR("a", ",\"startTimeout\":1")), "startTimeout: 1 is not an integer in 2..120");
+	char codes[512] = "";
+	for (int i = 0; i <= PLAN_RESTART_IGNORED_MAX; i++)
+		snprintf(codes + strlen(codes), sizeof(codes) - strlen(codes), "%s%d", i ? "," : "", i);
+	char json[1024];
+	snprintf(json, sizeof(json), TASK(CTR("a", ",\"restartPolicy\":{\"enabled\":true,"
+					    "\"ignoredExitCodes\":[%s]}")), codes);
+	refused(json, "restartPolicy.ignoredExitCodes: more than 50");
+}
+
 static void test_depends_on_cycles(void **state)
 {
 	(void)state;
@@ -392,6 +427,7 @@ int main(void)
 		cmocka_unit_test(test_refuse_health),
 		cmocka_unit_test(test_depends_on),
 		cmocka_unit_test(test_depends_on_cycles),
+		cmocka_unit_test(test_restart_policy_and_start_timeout),
 		cmocka_unit_test(test_load_missing_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

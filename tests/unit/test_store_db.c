@@ -648,6 +648,7 @@ static void test_task_version(void **state)
 	t->containers[1].exit_code = 137;
 	t->containers[1].last_status = STORE_TASK_STOPPED;
 	t->containers[0].health_status = STORE_HEALTH_HEALTHY;
+	t->containers[0].restart_count = 3;
 	t->started_at = 5000;
 	t->shim_pid = 4321;
 	free(t->attachments_json);
@@ -673,6 +674,8 @@ static void test_task_version(void **state)
 	assert_int_equal(t2->containers[1].last_status, STORE_TASK_STOPPED);
 	assert_string_equal(t2->containers[1].reason, "Essential container in task exited");
 	assert_int_equal(t2->containers[0].health_status, STORE_HEALTH_HEALTHY);
+	assert_int_equal(t2->containers[0].restart_count, 3);
+	assert_int_equal(t2->containers[1].restart_count, 0);
 
 	/* Bad input and dangling references. */
 	struct task_buf bad;

@@ -279,7 +279,22 @@ static void container_resources(void **state)
 		{ TD(",\"stopTimeout\":121"), NULL, CMD_ONLY, "{\"stopTimeout\":120}" },
 		{ TD(",\"stopTimeout\":600"), NULL, CMD_ONLY, "{\"stopTimeout\":120}" },
 		{ TD(""), NULL, CMD_ONLY, "{\"stopTimeout\":null,\"linuxParameters\":null,"
-					  "\"logConfiguration\":null,\"essential\":null}" },
+					  "\"logConfiguration\":null,\"essential\":null,"
+					  "\"startTimeout\":null,\"restartPolicy\":null}" },
+		/* startTimeout too, to Fargate's 2..120. */
+		{ TD(",\"startTimeout\":1"), NULL, CMD_ONLY, "{\"startTimeout\":2}" },
+		{ TD(",\"startTimeout\":30"), NULL, CMD_ONLY, "{\"startTimeout\":30}" },
+		{ TD(",\"startTimeout\":500"), NULL, CMD_ONLY, "{\"startTimeout\":120}" },
+		/* An enabled restartPolicy goes to the shim as it is; a disabled
+		 * one is no policy. */
+		{ TD(",\"restartPolicy\":{\"enabled\":true,\"ignoredExitCodes\":[0,2],"
+		     "\"restartAttemptPeriod\":90}"), NULL, CMD_ONLY,
+		  "{\"restartPolicy\":{\"enabled\":true,\"ignoredExitCodes\":[0,2],"
+		  "\"restartAttemptPeriod\":90}}" },
+		{ TD(",\"restartPolicy\":{\"enabled\":true}"), NULL, CMD_ONLY,
+		  "{\"restartPolicy\":{\"enabled\":true}}" },
+		{ TD(",\"restartPolicy\":{\"enabled\":false,\"restartAttemptPeriod\":90}"), NULL,
+		  CMD_ONLY, "{\"restartPolicy\":null}" },
 	};
 	run_build_cases(cases, ARRAY_SIZE(cases));
 }
