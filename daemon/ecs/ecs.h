@@ -201,8 +201,12 @@ int api_op_update_cluster_settings(struct api_call *c);
 char *api_instance_arn(const struct api_call *c, const char *cluster);
 bool api_is_instance(const struct api_call *c, const char *cluster, const char *ref);
 
+/* Is CLUSTER's container instance DRAINING (UpdateContainerInstancesState)? */
+int api_instance_draining(struct api_call *c, const char *cluster, bool *ret);
+
 int api_op_list_container_instances(struct api_call *c);
 int api_op_describe_container_instances(struct api_call *c);
+int api_op_update_container_instances_state(struct api_call *c);
 
 int api_op_register_task_definition(struct api_call *c);
 int api_op_describe_task_definition(struct api_call *c);

@@ -698,8 +698,15 @@ static int run_tasks(struct api_call *c, struct run_req *qp,
 		     const struct store_task_definition *td, const cJSON *body)
 {
 	const struct run_req q = *qp;
-	if (!q.count) {   /* placementConstraints left none to run */
-		struct run_failures none = { .n_failed = q.asked, .why = q.unplaced,
+	bool draining;
+	if (api_instance_draining(c, q.cluster, &draining) < 0)
+		return -1;
+	/* A DRAINING instance takes no new task (UpdateContainerInstancesState);
+	 * ECS's list of failure reasons has none for it: the reason is the
+	 * instance's status. */
+	if (!q.count || draining) {   /* or placementConstraints left none to run */
+		struct run_failures none = { .n_failed = q.asked,
+					     .why = draining ? "DRAINING" : q.unplaced,
 					     .cluster = q.cluster };
 		return reply_run(c, NULL, 0, false, &none) < 0 ? -1 : 0;
 	}

@@ -255,6 +255,13 @@ static const char *const migrations[] = {
 	"  drain_until INTEGER,"
 	"  PRIMARY KEY (target_group_arn, id, port)"
 	") STRICT, WITHOUT ROWID;",
+
+	/* 8 → 9: the status of each cluster's one container instance as
+	 * UpdateContainerInstancesState set it; no row: ACTIVE. */
+	"CREATE TABLE instance_states ("
+	"  cluster TEXT PRIMARY KEY NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('DRAINING'))"
+	") STRICT, WITHOUT ROWID;",
 };
 
 int store_schema_version(void)

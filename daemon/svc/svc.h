@@ -39,6 +39,9 @@ struct event_base;
 #define SVC_STOP_SCALE "Scaling activity initiated by (deployment %s)"
 #define SVC_STOP_UNHEALTHY "Task failed container health checks"
 #define SVC_STOP_DELETED "Service deleted"
+/* A task stopped because its container instance is DRAINING (%s: the
+ * service's name), in the words ECS users quote for it. */
+#define SVC_STOP_DRAINING "Service %s: container instance is in DRAINING state"
 
 struct svc_config {
 	int64_t healthy_after_ms;   /* 0 = SVC_DEFAULT_HEALTHY_AFTER_MS */
@@ -105,6 +108,10 @@ DEFINE_CLEANUP_FUNC(struct svc, svc_free)
 /* Something about service CLUSTER/NAME changed: reconcile it soon (calls
  * coalesce into one reconcile per loop iteration). */
 void svc_poke(struct svc *v, const char *cluster, const char *name);
+
+/* Every ACTIVE or DRAINING service of CLUSTER, likewise (its container
+ * instance changed status). */
+void svc_poke_cluster(struct svc *v, const char *cluster);
 
 /* Both accept a NULL V (no scheduler yet) and do nothing then. */
 
