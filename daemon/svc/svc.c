@@ -128,6 +128,7 @@ static int launch_one(struct svc *v, struct svc_view *w, const struct svc_deploy
 	if (r < 0)
 		return r;
 	const char *pins[TASKDEF_CONTAINERS_MAX];
+	const char *prop = w->spec.propagate_tags;
 	struct svc_launch l = {
 		.cluster = w->row->cluster, .service_name = w->row->name,
 		.deployment_id = dep->id, .launch_type = w->spec.launch_type,
@@ -135,6 +136,10 @@ static int launch_one(struct svc *v, struct svc_view *w, const struct svc_deploy
 		.security_groups = w->spec.security_groups, .pins = pins,
 		.n_pins = svc_pins_for(dep, body, pins, ARRAY_SIZE(pins)),
 		.enable_execute_command = w->spec.enable_execute_command,
+		.tags = { .propagate_from = !prop ? NULL : strcmp(prop, "SERVICE") == 0 ? w->row->arn
+					  : strcmp(prop, "TASK_DEFINITION") == 0 ? td->arn : NULL,
+			  .managed = w->spec.managed_tags, .cluster = w->row->cluster,
+			  .service_name = w->row->name },
 	};
 	char id[STORE_TASK_ID_LEN + 1];
 	r = v->engine.launch(v->engine.arg, &l, id, err);

@@ -25,6 +25,7 @@
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "daemon/sched/tasktags.h"
 #include "daemon/store/store.h"
 
 struct cJSON;
@@ -66,6 +67,7 @@ struct svc_launch {
 	size_t n_pins;
 	int64_t now_ms;
 	bool enable_execute_command;
+	struct tasktags tags;                     /* propagateTags, enableECSManagedTags */
 };
 
 /* What the service scheduler asks of the task engine, and all it asks:

@@ -39,6 +39,8 @@ struct svc_spec {
 	const char *subnet;                  /* awsvpcConfiguration.subnets[0], or NULL */
 	const cJSON *security_groups;        /* awsvpcConfiguration.securityGroups, or NULL */
 	bool enable_execute_command;         /* given to its tasks */
+	const char *propagate_tags;          /* TASK_DEFINITION, SERVICE, NONE or NULL */
+	bool managed_tags;                   /* enableECSManagedTags */
 };
 
 enum svc_dep_status { SVC_DEP_PRIMARY, SVC_DEP_ACTIVE };

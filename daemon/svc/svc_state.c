@@ -77,7 +77,11 @@ static void spec_parse(struct svc_spec *s, const cJSON *cfg)
 		cJSON_GetObjectItemCaseSensitive(cfg, "networkConfiguration"), "awsvpcConfiguration");
 	const char *strategy = json_str(cfg, "schedulingStrategy");
 	*s = (struct svc_spec){
-		.launch_type = json_str(cfg, "launchType"),
+		/* A capacity provider strategy (FARGATE, FARGATE_SPOT) runs
+		 * FARGATE tasks. */
+		.launch_type = json_str(cfg, "launchType") ? json_str(cfg, "launchType") :
+			       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+				       cfg, "capacityProviderStrategy")) ? "FARGATE" : NULL,
 		.strategy = strategy && strcmp(strategy, "DAEMON") == 0 ? SVC_DAEMON : SVC_REPLICA,
 		.max_percent = json_int(dc, "maximumPercent", 200),
 		.min_healthy_percent = json_int(dc, "minimumHealthyPercent", 100),
@@ -90,6 +94,9 @@ static void spec_parse(struct svc_spec *s, const cJSON *cfg)
 		.security_groups = cJSON_GetObjectItemCaseSensitive(vpc, "securityGroups"),
 		.enable_execute_command =
 			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "enableExecuteCommand")),
+		.propagate_tags = json_str(cfg, "propagateTags"),
+		.managed_tags =
+			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "enableECSManagedTags")),
 	};
 }
 

@@ -1,9 +1,14 @@
-"""UpdateContainerInstancesState on the host's container instance, with
-boto3 against a real daemon: DRAINING places no new task (RunTask and
-StartTask answer a failure), has the service scheduler stop the services'
-tasks within minimumHealthyPercent and start none, leaves standalone tasks
-running, survives a daemon restart; ACTIVE again scales the services back
-up.  Every answer is validated against botocore's model."""
+"""ECS members a single host honours, with boto3 against a real daemon
+that runs every task (every answer validated against botocore's model):
+
+- UpdateContainerInstancesState on the host's container instance: DRAINING
+  places no new task (RunTask and StartTask answer a failure), has the
+  service scheduler stop the services' tasks within minimumHealthyPercent
+  and start none, leaves standalone tasks running, survives a daemon
+  restart; ACTIVE again scales the services back up.
+- Services' propagateTags, enableECSManagedTags and
+  capacityProviderStrategy: the tasks a service starts carry the tags ECS
+  gives them; FARGATE / FARGATE_SPOT run as FARGATE tasks."""
 import pytest
 from botocore.exceptions import ClientError
 
@@ -23,6 +28,8 @@ def test_draining_stops_service_tasks_within_bounds_and_active_brings_them_back(
     create(ecs, td, count=2, deploymentConfiguration={"minimumHealthyPercent": 50})
     stable(ecs)
     (lone,) = ecs.run_task(taskDefinition=td, networkConfiguration=NETCFG)["tasks"]
+    tk.poll_until(lambda: ecs.describe_tasks(tasks=[lone["taskArn"]])["tasks"][0]["lastStatus"]
+                  == "RUNNING", 30, "the standalone task RUNNING")
     (arn,) = ecs.list_container_instances()["containerInstanceArns"]
 
     out = ecs.update_container_instances_state(containerInstances=[arn, "f" * 32],
@@ -105,3 +112,55 @@ def test_update_container_instances_state_refuses_what_ecs_refuses(ecs, sdaemon)
     (ci,) = ecs.describe_container_instances(cluster="other",
                                              containerInstances=[other])["containerInstances"]
     assert ci["status"] == "ACTIVE"
+
+
+def tags_of(ecs, arn):
+    (t,) = ecs.describe_tasks(tasks=[arn], include=["TAGS"])["tasks"]
+    return {x["key"]: x["value"] for x in t.get("tags", [])}, t
+
+
+def test_service_tasks_carry_propagated_and_managed_tags_and_capacity_providers(ecs, sdaemon):
+    ecs.put_cluster_capacity_providers(cluster="default",
+                                       capacityProviders=["FARGATE", "FARGATE_SPOT"],
+                                       defaultCapacityProviderStrategy=[])
+    td = register(ecs, sdaemon, [sh("app", IDLE, stopTimeout=2)], family="tagged",
+                  tags=[{"key": "team", "value": "td"}, {"key": "tier", "value": "web"}])
+    spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
+    s = create(ecs, td, name="t", count=1, tags=[{"key": "team", "value": "svc"}],
+               propagateTags="SERVICE", enableECSManagedTags=True,
+               capacityProviderStrategy=spot)
+    assert s["propagateTags"] == "SERVICE" and s["enableECSManagedTags"] is True
+    assert s["capacityProviderStrategy"] == spot and "launchType" not in s
+    plain = create(ecs, td, name="plain", count=0)
+    assert plain["propagateTags"] == "NONE" and plain["enableECSManagedTags"] is False
+    assert plain["launchType"] == "FARGATE"
+
+    tk.poll_until(lambda: ecs.list_tasks(serviceName="t")["taskArns"], 20, "the service's task")
+    (first,) = ecs.list_tasks(serviceName="t")["taskArns"]
+    tags, t = tags_of(ecs, first)
+    assert tags == {"team": "svc", "aws:ecs:clusterName": "default",
+                    "aws:ecs:serviceName": "t"}, tags
+    assert t["launchType"] == "FARGATE"
+
+    # TASK_DEFINITION, managed tags off: the next deployment's task has the
+    # definition's tags only.
+    s = ecs.update_service(service="t", propagateTags="TASK_DEFINITION",
+                           enableECSManagedTags=False, forceNewDeployment=True)["service"]
+    assert s["propagateTags"] == "TASK_DEFINITION" and s["enableECSManagedTags"] is False
+    tk.poll_until(lambda: set(ecs.list_tasks(serviceName="t")["taskArns"]) - {first}, 20,
+                  "the new deployment's task")
+    (second,) = set(ecs.list_tasks(serviceName="t")["taskArns"]) - {first}
+    assert tags_of(ecs, second)[0] == {"team": "td", "tier": "web"}
+
+    spot_message = ("Specifying both a launch type and capacity provider strategy is not "
+                    "supported. Remove one and try again.")
+    for kw, message in (({"launchType": "FARGATE"}, spot_message),
+                        ({"schedulingStrategy": "DAEMON"}, "DAEMON"),
+                        ({"cluster": "bare"}, "not associated with the cluster")):
+        if kw.get("cluster"):
+            ecs.create_cluster(clusterName="bare")
+        with pytest.raises(ClientError) as e:
+            create(ecs, td, name="refused", count=0, capacityProviderStrategy=spot, **kw)
+        err = e.value.response["Error"]
+        assert err["Code"] == "InvalidParameterException" and message in err["Message"], kw
+    assert "refused" not in str(ecs.list_services()["serviceArns"])
