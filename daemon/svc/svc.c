@@ -131,7 +131,8 @@ static int launch_one(struct svc *v, struct svc_view *w, const struct svc_deploy
 	const char *prop = w->spec.propagate_tags;
 	struct svc_launch l = {
 		.cluster = w->row->cluster, .service_name = w->row->name,
-		.deployment_id = dep->id, .launch_type = w->spec.launch_type,
+		.deployment_id = dep->id,
+		.launch_type = w->spec.capacity_providers ? "FARGATE" : w->spec.launch_type,
 		.subnet = w->spec.subnet, .td = td, .body = body, .now_ms = now,
 		.security_groups = w->spec.security_groups, .pins = pins,
 		.n_pins = svc_pins_for(dep, body, pins, ARRAY_SIZE(pins)),

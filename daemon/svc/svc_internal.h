@@ -31,6 +31,7 @@ enum svc_strategy { SVC_REPLICA, SVC_DAEMON };
  * again after cfg changes. */
 struct svc_spec {
 	const char *launch_type;             /* or NULL */
+	bool capacity_providers;             /* a strategy (FARGATE, FARGATE_SPOT): FARGATE tasks */
 	enum svc_strategy strategy;
 	int64_t max_percent, min_healthy_percent;
 	bool breaker, rollback;              /* deploymentCircuitBreaker */

@@ -77,11 +77,9 @@ static void spec_parse(struct svc_spec *s, const cJSON *cfg)
 		cJSON_GetObjectItemCaseSensitive(cfg, "networkConfiguration"), "awsvpcConfiguration");
 	const char *strategy = json_str(cfg, "schedulingStrategy");
 	*s = (struct svc_spec){
-		/* A capacity provider strategy (FARGATE, FARGATE_SPOT) runs
-		 * FARGATE tasks. */
-		.launch_type = json_str(cfg, "launchType") ? json_str(cfg, "launchType") :
-			       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
-				       cfg, "capacityProviderStrategy")) ? "FARGATE" : NULL,
+		.launch_type = json_str(cfg, "launchType"),
+		.capacity_providers = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+					      cfg, "capacityProviderStrategy")) > 0,
 		.strategy = strategy && strcmp(strategy, "DAEMON") == 0 ? SVC_DAEMON : SVC_REPLICA,
 		.max_percent = json_int(dc, "maximumPercent", 200),
 		.min_healthy_percent = json_int(dc, "minimumHealthyPercent", 100),
