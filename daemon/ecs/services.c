@@ -328,7 +328,7 @@ static int config_of(struct api_call *c, cJSON **ret)
 		return api_oom(c);
 	/* No launch type: FARGATE, but EC2 for a DAEMON service (Fargate
 	 * runs no daemons); none with a capacity provider strategy, as ECS
-	 * shows it (its tasks are FARGATE's: svc_state.c). */
+	 * shows it (its tasks are FARGATE's: svc.c's launch_one). */
 	const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg,
 										"schedulingStrategy"));
 	if (!cJSON_GetObjectItemCaseSensitive(cfg, "launchType") &&
@@ -428,8 +428,8 @@ int api_op_create_service(struct api_call *c)
 	_cleanup_free_ char *td_arn = NULL;
 	_cleanup_(cJSON_Deletep) cJSON *cfg = NULL;
 	if (runnable_td(c, ref, cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration"),
-			given, &td_arn) < 0 || api_check_load_balancers(c, td_arn) < 0 || config_of(c, &cfg) < 0 ||
-	    insert_service(c, cluster, name, desired, td_arn, cfg, token) < 0)
+			given, &td_arn) < 0 || api_check_load_balancers(c, td_arn) < 0 ||
+	    config_of(c, &cfg) < 0 || insert_service(c, cluster, name, desired, td_arn, cfg, token) < 0)
 		return -1;
 	struct berth_err err = { 0 };
 	if (tags.n) {

@@ -302,7 +302,9 @@ static bool instance_draining(struct svc *v, const char *cluster)
  * ECS container instances"): PENDING ones stop at once, RUNNING ones while
  * the healthy count stays at or above minimumHealthyPercent; their
  * replacements would start on another instance, and there is none: ECS's
- * event says so instead. */
+ * event says so instead.  Task protection does not hold a task back: it
+ * covers scale-in and deployments only (ECS's developer guide, "task
+ * scale-in protection"). */
 static void drain(struct svc *v, struct svc_view *w, const struct bounds *b, enum tstate *st,
 		  struct tally *n, int64_t now, struct idlist *stopped)
 {
