@@ -31,7 +31,8 @@ enum svc_strategy { SVC_REPLICA, SVC_DAEMON };
  * again after cfg changes. */
 struct svc_spec {
 	const char *launch_type;             /* or NULL */
-	bool capacity_providers;             /* a strategy (FARGATE, FARGATE_SPOT): FARGATE tasks */
+	const cJSON *capacity_providers;     /* a strategy (FARGATE, FARGATE_SPOT): FARGATE
+					      * tasks; NULL when none or empty */
 	enum svc_strategy strategy;
 	int64_t max_percent, min_healthy_percent;
 	bool breaker, rollback;              /* deploymentCircuitBreaker */
@@ -56,6 +57,7 @@ struct svc_deployment {
 	int64_t created_at, updated_at;      /* ms */
 	char *launch_type;                   /* the service's when made, or NULL */
 	cJSON *network;                      /* likewise its networkConfiguration */
+	cJSON *capacity_providers;           /* and capacityProviderStrategy, or NULL */
 	enum svc_rollout rollout;
 	char *rollout_reason;
 	/* The image digests its tasks run (svc_pins.c), one per container in

@@ -131,7 +131,8 @@ def test_service_tasks_carry_propagated_and_managed_tags_and_capacity_providers(
                capacityProviderStrategy=spot)
     assert s["propagateTags"] == "SERVICE" and s["enableECSManagedTags"] is True
     assert s["capacityProviderStrategy"] == spot and "launchType" not in s
-    assert "launchType" not in s["deployments"][0]
+    (dep,) = s["deployments"]
+    assert "launchType" not in dep and dep["capacityProviderStrategy"] == spot
     plain = create(ecs, td, name="plain", count=0)
     assert plain["propagateTags"] == "NONE" and plain["enableECSManagedTags"] is False
     assert plain["launchType"] == "FARGATE"
