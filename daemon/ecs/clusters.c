@@ -473,6 +473,10 @@ int api_op_delete_cluster(struct api_call *c)
 	if (r == -ENOTEMPTY)
 		return api_error(c, 0, "ClusterContainsServicesException",
 				 "The Cluster cannot be deleted while Services are active.");
+	/* Its container instance goes with it: a cluster made again under the
+	 * name finds the host ACTIVE, as a newly registered instance is. */
+	if (r == 0)
+		r = store_instance_draining_set(c->store, cl->name, false, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	return reply_cluster(c, cl);

@@ -124,6 +124,15 @@ int api_runnable_definition(struct api_call *c, const char *ref, const cJSON *ov
 int api_check_load_balancers(struct api_call *c, const char *td_arn);
 
 
+/* The request's capacityProviderStrategy (RunTask, CreateService,
+ * UpdateService): FARGATE and FARGATE_SPOT run alike on this host (nothing
+ * is reclaimed), as FARGATE tasks.  ECS's rules: not with a LAUNCH_TYPE
+ * (the request's, or NULL), at most 6 entries, and only providers CLUSTER
+ * (a name; "" for a default cluster not made yet) has.  *ret_given: a
+ * strategy was given (not absent or empty). */
+int api_check_capacity_strategy(struct api_call *c, const char *cluster,
+				const char *launch_type, bool *ret_given);
+
 /* The Describe* `include` member when TAGS is all it may hold: *ret_tags
  * tells whether it was asked for. */
 int api_get_include_tags(struct api_call *c, bool *ret_tags);
@@ -201,8 +210,12 @@ int api_op_update_cluster_settings(struct api_call *c);
 char *api_instance_arn(const struct api_call *c, const char *cluster);
 bool api_is_instance(const struct api_call *c, const char *cluster, const char *ref);
 
+/* Is CLUSTER's container instance DRAINING (UpdateContainerInstancesState)? */
+int api_instance_draining(struct api_call *c, const char *cluster, bool *ret);
+
 int api_op_list_container_instances(struct api_call *c);
 int api_op_describe_container_instances(struct api_call *c);
+int api_op_update_container_instances_state(struct api_call *c);
 
 int api_op_register_task_definition(struct api_call *c);
 int api_op_describe_task_definition(struct api_call *c);

@@ -1,8 +1,11 @@
-/* daemon/ecs/instances: ListContainerInstances, DescribeContainerInstances — the
- * host as the one container instance of every ACTIVE cluster
- * (daemon/instance.h), with its registered and remaining CPU and memory,
- * its task counts in that cluster, and what the ECS agent reports
- * (agentConnected, versionInfo, attributes). */
+/* daemon/ecs/instances: ListContainerInstances, DescribeContainerInstances,
+ * UpdateContainerInstancesState — the host as the one container instance
+ * of every ACTIVE cluster (daemon/instance.h), with its registered and
+ * remaining CPU and memory, its task counts in that cluster, what the ECS
+ * agent reports (agentConnected, versionInfo, attributes), and its status:
+ * ACTIVE, or DRAINING, stored per cluster, under which RunTask and
+ * StartTask place nothing and the service scheduler (daemon/svc) drains
+ * the services' tasks. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +13,7 @@
 #include "daemon/ecs/ecs.h"
 #include "daemon/sched/instance.h"
 #include "daemon/sched/sched.h"
+#include "daemon/svc/svc.h"
 
 #define AGENT_VERSION "1.0.0"
 
@@ -45,10 +49,20 @@ static bool add_resources(cJSON *o, const char *name, int64_t cpu, int64_t memor
 	       add_resource(arr, "PORTS", 0) && add_resource(arr, "PORTS_UDP", 0);
 }
 
+int api_instance_draining(struct api_call *c, const char *cluster, bool *ret)
+{
+	struct berth_err err = { 0 };
+	int r = store_instance_draining_get(c->store, cluster, ret, &err);
+	return r < 0 ? api_store_error(c, r, &err) : 0;
+}
+
 static int instance_json(struct api_call *c, const char *cluster, bool tags, cJSON *arr)
 {
 	struct instance_usage u;
 	struct berth_err err = { 0 };
+	bool draining;
+	if (api_instance_draining(c, cluster, &draining) < 0)
+		return -1;
 	int r = instance_usage(c->store, cluster, &u, &err);
 	if (r < 0)
 		return api_store_error(c, r, &err);
@@ -64,7 +78,7 @@ static int instance_json(struct api_call *c, const char *cluster, bool tags, cJS
 	    !add_resources(o, "remainingResources", remaining_cpu > 0 ? remaining_cpu : 0,
 			   remaining_mem > 0 ? remaining_mem : 0) ||
 	    !add_resources(o, "registeredResources", p->instance_cpu, p->instance_memory) ||
-	    !json_add_string(o, "status", "ACTIVE") ||
+	    !json_add_string(o, "status", draining ? "DRAINING" : "ACTIVE") ||
 	    !cJSON_AddBoolToObject(o, "agentConnected", 1) ||
 	    !json_add_number(o, "runningTasksCount", (double)u.running) ||
 	    !json_add_number(o, "pendingTasksCount", (double)u.pending) ||
@@ -115,8 +129,12 @@ int api_op_list_container_instances(struct api_call *c)
 	cJSON *arns = out ? json_add_array(out, "containerInstanceArns") : NULL;
 	if (!arns)
 		return api_oom(c);
-	/* One instance, on the first page; ACTIVE is its only status. */
-	if (active && !page.next_token && (!status || strcmp(status, "ACTIVE") == 0)) {
+	/* One instance, on the first page, in its status. */
+	bool draining = false;
+	if (active && api_instance_draining(c, cluster, &draining) < 0)
+		return -1;
+	if (active && !page.next_token &&
+	    (!status || strcmp(status, draining ? "DRAINING" : "ACTIVE") == 0)) {
 		_cleanup_free_ char *arn = api_instance_arn(c, cluster);
 		cJSON *a = arn ? cJSON_CreateString(arn) : NULL;
 		if (!a || !cJSON_AddItemToArray(arns, a)) {
@@ -134,14 +152,13 @@ bool api_is_instance(const struct api_call *c, const char *cluster, const char *
 	return strcmp(ref, sched_instance_id(c->sched)) == 0 || (arn && strcmp(ref, arn) == 0);
 }
 
-int api_op_describe_container_instances(struct api_call *c)
+/* {containerInstances: the host once if REFS name it, failures: MISSING for
+ * every other reference}: DescribeContainerInstances' and
+ * UpdateContainerInstancesState's answer. */
+static int reply_instances(struct api_call *c, const char *cluster, bool active,
+			   const cJSON *refs, bool tags)
 {
-	char cluster[API_NAME_MAX + 1];
-	const cJSON *refs, *ref;
-	bool tags, active;
-	if (api_get_array(c, c->in, "", "containerInstances", true, API_DESCRIBE_MAX, &refs) < 0 ||
-	    api_get_include_tags(c, &tags) < 0 || instance_cluster(c, cluster, &active) < 0)
-		return -1;
+	const cJSON *ref;
 	_cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
 	cJSON *list = out ? json_add_array(out, "containerInstances") : NULL;
 	cJSON *failures = out ? json_add_array(out, "failures") : NULL;
@@ -149,10 +166,6 @@ int api_op_describe_container_instances(struct api_call *c)
 		return api_oom(c);
 	bool done = false;
 	cJSON_ArrayForEach(ref, refs) {
-		if (!cJSON_IsString(ref))
-			return api_error(c, 0, API_E_INVALID,
-					 "containerInstances: expected a list "
-					 "of strings");
 		if (!active || !api_is_instance(c, cluster, ref->valuestring)) {
 			if (api_add_missing(c, failures, "container-instance", cluster, ref->valuestring) < 0)
 				return -1;
@@ -164,4 +177,66 @@ int api_op_describe_container_instances(struct api_call *c)
 	}
 	c->out = TAKE_PTR(out);
 	return 0;
+}
+
+/* CONTAINER_INSTANCES (required, at most MAX) as a list of strings. */
+static int get_refs(struct api_call *c, size_t max, const cJSON **ret)
+{
+	const cJSON *ref;
+	if (api_get_array(c, c->in, "", "containerInstances", true, max, ret) < 0)
+		return -1;
+	cJSON_ArrayForEach(ref, *ret)
+		if (!cJSON_IsString(ref))
+			return api_error(c, 0, API_E_INVALID, "containerInstances: expected a list "
+					 "of strings");
+	return 0;
+}
+
+int api_op_describe_container_instances(struct api_call *c)
+{
+	char cluster[API_NAME_MAX + 1];
+	const cJSON *refs;
+	bool tags, active;
+	if (get_refs(c, API_DESCRIBE_MAX, &refs) < 0 ||
+	    api_get_include_tags(c, &tags) < 0 || instance_cluster(c, cluster, &active) < 0)
+		return -1;
+	return reply_instances(c, cluster, active, refs, tags);
+}
+
+/* ECS's rules (API reference, UpdateContainerInstancesState; developer
+ * guide, "Draining Amazon ECS container instances"): DRAINING places no
+ * new task on the instance and has the service scheduler stop the
+ * services' tasks on it (PENDING ones at once, RUNNING ones within the
+ * deployment configuration's minimumHealthyPercent), replacing them
+ * elsewhere: here there is no elsewhere.  Standalone tasks are left
+ * running.  ACTIVE again lets the services scale back up.  Every task
+ * Berth runs in the cluster runs on this instance, Fargate's too. */
+int api_op_update_container_instances_state(struct api_call *c)
+{
+	char cluster[API_NAME_MAX + 1];
+	const cJSON *refs, *ref;
+	const char *status;
+	bool active;
+	/* Up to 10, as ECS's API reference says for this operation. */
+	if (get_refs(c, 10, &refs) < 0 ||
+	    api_get_enum(c, c->in, "", "status", true, statuses, &status) < 0 ||
+	    instance_cluster(c, cluster, &active) < 0)
+		return -1;
+	if (!cJSON_GetArraySize(refs))
+		return api_error(c, 0, API_E_INVALID, "containerInstances can not be empty.");
+	if (strcmp(status, "ACTIVE") != 0 && strcmp(status, "DRAINING") != 0)
+		return api_error(c, 0, API_E_INVALID, "status: a container instance's status can "
+				 "only be updated to ACTIVE or DRAINING, not %s", status);
+	bool named = false;
+	cJSON_ArrayForEach(ref, refs)
+		named |= active && api_is_instance(c, cluster, ref->valuestring);
+	if (named) {
+		struct berth_err err = { 0 };
+		int r = store_instance_draining_set(c->store, cluster,
+						    strcmp(status, "DRAINING") == 0, &err);
+		if (r < 0)
+			return api_store_error(c, r, &err);
+		svc_poke_cluster(c->svc, cluster);
+	}
+	return reply_instances(c, cluster, active, refs, false);
 }

@@ -29,13 +29,13 @@ static const char *const create_members[] = {
 	"deploymentConfiguration", "networkConfiguration", "healthCheckGracePeriodSeconds",
 	"schedulingStrategy", "deploymentController", "tags", "platformVersion",
 	"placementStrategy", "propagateTags", "enableECSManagedTags", "enableExecuteCommand",
-	"loadBalancers", NULL,
+	"loadBalancers", "capacityProviderStrategy", NULL,
 };
 static const char *const update_members[] = {
 	"cluster", "service", "taskDefinition", "desiredCount", "forceNewDeployment",
 	"deploymentConfiguration", "networkConfiguration", "healthCheckGracePeriodSeconds",
 	"platformVersion", "placementStrategy", "propagateTags", "enableECSManagedTags",
-	"enableExecuteCommand", "loadBalancers", NULL,
+	"enableExecuteCommand", "loadBalancers", "capacityProviderStrategy", NULL,
 };
 static const char *const deployment_members[] = {
 	"maximumPercent", "minimumHealthyPercent", "deploymentCircuitBreaker", NULL,
@@ -45,7 +45,7 @@ static const char *const echoed[] = {
 	"launchType", "networkConfiguration", "deploymentConfiguration", "schedulingStrategy",
 	"healthCheckGracePeriodSeconds", "placementConstraints", "placementStrategy",
 	"propagateTags", "enableECSManagedTags", "enableExecuteCommand", "platformVersion",
-	"loadBalancers",
+	"loadBalancers", "capacityProviderStrategy",
 };
 
 /* ---- encoding ---- */
@@ -261,25 +261,36 @@ static int check_members(struct api_call *c, const char *const *handled)
 	if (s && strcmp(s, "ECS") != 0)
 		return api_error(c, 0, API_E_UNSUPPORTED, "deploymentController.type %s: only the "
 				 "ECS (rolling update) deployment controller is supported", s);
-	/* Tags on service tasks are not written yet: asking for them is
-	 * refused rather than dropped. */
-	s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in, "propagateTags"));
-	if (s && strcmp(s, "NONE") != 0)
-		return api_error(c, 0, API_E_UNSUPPORTED, "propagateTags %s: Berth does not "
-				 "propagate tags to a service's tasks (only NONE)", s);
-	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->in, "enableECSManagedTags")))
-		return api_error(c, 0, API_E_UNSUPPORTED, "enableECSManagedTags: Berth does not "
-				 "tag a service's tasks");
 	return api_refuse_members(c, c->in, "", handled);
 }
 
-/* REF resolved to a definition a task can run now: its ARN into RET. */
-static int runnable_td(struct api_call *c, const char *ref, const cJSON *netcfg, char **ret)
+/* capacityProviderStrategy (CreateService, UpdateService): FARGATE and
+ * FARGATE_SPOT, as for RunTask; a DAEMON service runs EC2 tasks, which no
+ * Fargate provider runs.  1 when one was given. */
+static int capacity_strategy(struct api_call *c, const char *cluster, bool daemon)
+{
+	bool given;
+	const char *lt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in,
+										"launchType"));
+	if (api_check_capacity_strategy(c, cluster, lt, &given) < 0)
+		return -1;
+	if (given && daemon)
+		return api_error(c, 0, API_E_INVALID, "capacityProviderStrategy: the DAEMON "
+				 "scheduling strategy is not supported with the FARGATE and "
+				 "FARGATE_SPOT capacity providers.");
+	return given;
+}
+
+/* REF resolved to a definition a task can run now: its ARN into RET.
+ * FARGATE: a capacity provider strategy was given (else the request's
+ * launchType counts). */
+static int runnable_td(struct api_call *c, const char *ref, const cJSON *netcfg, bool fargate,
+		       char **ret)
 {
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	_cleanup_(cJSON_Deletep) cJSON *body = NULL;
-	const char *launch_type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c->in,
-											"launchType"));
+	const char *launch_type = fargate ? "FARGATE" : cJSON_GetStringValue(
+		cJSON_GetObjectItemCaseSensitive(c->in, "launchType"));
 	if (api_runnable_definition(c, ref, NULL, netcfg != NULL, launch_type, &td, &body) < 0)
 		return -1;
 	*ret = strdup(td->arn);
@@ -307,13 +318,21 @@ static int config_of(struct api_call *c, cJSON **ret)
 	    (!cJSON_GetObjectItemCaseSensitive(dc, "minimumHealthyPercent") &&
 	     !cJSON_AddNumberToObject(dc, "minimumHealthyPercent", 100)) ||
 	    (!cJSON_GetObjectItemCaseSensitive(cfg, "schedulingStrategy") &&
-	     !cJSON_AddStringToObject(cfg, "schedulingStrategy", "REPLICA")))
+	     !cJSON_AddStringToObject(cfg, "schedulingStrategy", "REPLICA")) ||
+	    /* ECS's defaults, shown by DescribeServices; the service's tasks
+	     * get tags as these say (daemon/sched/tasktags.h). */
+	    (!cJSON_GetObjectItemCaseSensitive(cfg, "propagateTags") &&
+	     !cJSON_AddStringToObject(cfg, "propagateTags", "NONE")) ||
+	    (!cJSON_GetObjectItemCaseSensitive(cfg, "enableECSManagedTags") &&
+	     !cJSON_AddBoolToObject(cfg, "enableECSManagedTags", 0)))
 		return api_oom(c);
 	/* No launch type: FARGATE, but EC2 for a DAEMON service (Fargate
-	 * runs no daemons). */
+	 * runs no daemons); none with a capacity provider strategy, as ECS
+	 * shows it (its tasks are FARGATE's: svc.c's launch_one). */
 	const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg,
 										"schedulingStrategy"));
 	if (!cJSON_GetObjectItemCaseSensitive(cfg, "launchType") &&
+	    !cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(cfg, "capacityProviderStrategy")) &&
 	    !cJSON_AddStringToObject(cfg, "launchType", strcmp(st, "DAEMON") == 0 ? "EC2"
 										 : "FARGATE"))
 		return api_oom(c);
@@ -401,13 +420,16 @@ int api_op_create_service(struct api_call *c)
 		return retry < 0 ? -1 : reply_service(c, cluster, name, tags.n > 0);
 	api_get_enum(c, c->in, "", "schedulingStrategy", false, strategies, &strategy);
 	bool daemon = strategy && strcmp(strategy, "DAEMON") == 0;
+	int given = capacity_strategy(c, cluster, daemon);
+	if (given < 0)
+		return -1;
 	if (daemon)
 		desired = 1;  /* one host: exactly one task */
 	_cleanup_free_ char *td_arn = NULL;
 	_cleanup_(cJSON_Deletep) cJSON *cfg = NULL;
 	if (runnable_td(c, ref, cJSON_GetObjectItemCaseSensitive(c->in, "networkConfiguration"),
-			&td_arn) < 0 || api_check_load_balancers(c, td_arn) < 0 || config_of(c, &cfg) < 0 ||
-	    insert_service(c, cluster, name, desired, td_arn, cfg, token) < 0)
+			given, &td_arn) < 0 || api_check_load_balancers(c, td_arn) < 0 ||
+	    config_of(c, &cfg) < 0 || insert_service(c, cluster, name, desired, td_arn, cfg, token) < 0)
 		return -1;
 	struct berth_err err = { 0 };
 	if (tags.n) {
@@ -494,13 +516,20 @@ int api_op_update_service(struct api_call *c)
 	    api_get_int(c, c->in, "", "desiredCount", false, 0, DESIRED_MAX, &have_count,
 			&desired) < 0 ||
 	    api_get_bool(c, c->in, "", "forceNewDeployment", &have_force, &force) < 0 ||
-	    check_members(c, update_members) < 0 || service_ref(c, cluster, &w) < 0 ||
-	    merge_config(c, &w) < 0)
+	    check_members(c, update_members) < 0 || service_ref(c, cluster, &w) < 0)
+		return -1;
+	int given = capacity_strategy(c, cluster, w.spec.strategy == SVC_DAEMON);
+	if (given < 0)
+		return -1;
+	/* A strategy takes the launch type's place, as on ECS. */
+	if (given)
+		cJSON_DeleteItemFromObjectCaseSensitive(w.cfg, "launchType");
+	if (merge_config(c, &w) < 0)
 		return -1;
 	if (have_count && w.spec.strategy != SVC_DAEMON)
 		w.row->desired_count = desired;
 	_cleanup_free_ char *td_arn = NULL;
-	if (ref && runnable_td(c, ref, w.spec.network, &td_arn) < 0)
+	if (ref && runnable_td(c, ref, w.spec.network, given, &td_arn) < 0)
 		return -1;
 	const char *current = w.n_deps ? w.deps[0].task_definition : NULL;
 	if ((td_arn || current) && api_check_load_balancers(c, td_arn ? td_arn : current) < 0)

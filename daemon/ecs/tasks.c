@@ -15,6 +15,7 @@
 #include "daemon/sched/sched.h"
 #include "daemon/ecs/taskdef.h"
 #include "daemon/sched/taskplan.h"
+#include "daemon/sched/tasktags.h"
 
 #define DEFAULT_CLUSTER "default"
 #define RUN_COUNT_MAX SCHED_RUN_MAX
@@ -363,24 +364,22 @@ static int parse_network(struct api_call *c, struct run_req *q)
 	return 0;
 }
 
-/* capacityProviderStrategy: FARGATE and FARGATE_SPOT run alike on this
- * host (nothing is reclaimed), as FARGATE tasks; ECS's rules: not with a
- * launchType, and only providers the cluster has. */
-static int parse_capacity_strategy(struct api_call *c, struct run_req *q)
+int api_check_capacity_strategy(struct api_call *c, const char *cluster,
+				const char *launch_type, bool *ret_given)
 {
 	const cJSON *arr, *it;
+	*ret_given = false;
 	if (api_get_array(c, c->in, "", "capacityProviderStrategy", false, 6, &arr) < 0)
 		return -1;
 	if (!cJSON_GetArraySize(arr))
 		return 0;
-	if (q->launch_type)
+	if (launch_type)
 		return api_error(c, 0, API_E_INVALID, "Specifying both a launch type and capacity "
 				 "provider strategy is not supported. Remove one and try again.");
 	/* The default cluster may not exist yet: then it has no providers. */
 	_cleanup_(store_cluster_freep) struct store_cluster *cl = NULL;
 	struct berth_err err = { 0 };
-	int r = store_cluster_find(c->store, q->cluster[0] ? q->cluster : DEFAULT_CLUSTER, &cl,
-				   &err);
+	int r = store_cluster_find(c->store, cluster[0] ? cluster : DEFAULT_CLUSTER, &cl, &err);
 	if (r < 0 && r != -ENOENT)
 		return api_store_error(c, r, &err);
 	_cleanup_(cJSON_Deletep) cJSON *cap = cl && cl->capacity_json
@@ -410,7 +409,18 @@ static int parse_capacity_strategy(struct api_call *c, struct run_req *q)
 					 "with the cluster. Associate the capacity provider with the "
 					 "cluster or specify a valid capacity provider and try again.");
 	}
-	q->launch_type = "FARGATE";
+	*ret_given = true;
+	return 0;
+}
+
+/* RunTask's capacityProviderStrategy: its tasks run as FARGATE ones. */
+static int parse_capacity_strategy(struct api_call *c, struct run_req *q)
+{
+	bool given;
+	if (api_check_capacity_strategy(c, q->cluster, q->launch_type, &given) < 0)
+		return -1;
+	if (given)
+		q->launch_type = "FARGATE";
 	return 0;
 }
 
@@ -514,29 +524,15 @@ struct run_extra {
 	const char *td_arn;
 };
 
-/* A new task's tags: the definition's (propagateTags), ECS's managed
- * ones, then the request's, each later one winning on a key. */
+/* A new task's tags (daemon/sched/tasktags.h). */
 static int tag_task(struct store *s, const struct run_extra *x, const char *arn,
 		    struct berth_err *err)
 {
 	const struct run_req *q = x->q;
-	int r = 0;
-	if (q->propagate_td) {
-		struct store_tag *tags = NULL;
-		size_t n = 0;
-		r = store_tags_list(s, x->td_arn, &tags, &n, err);
-		if (r == 0 && n)
-			r = store_tags_put(s, arn, tags, n, err);
-		store_tags_free(tags, n);
-	}
-	if (r == 0 && q->managed_tags) {
-		struct store_tag managed = { .key = (char *)"aws:ecs:clusterName",
-					     .value = (char *)q->cluster };
-		r = store_tags_put(s, arn, &managed, 1, err);
-	}
-	if (r == 0 && q->tags.n)
-		r = store_tags_put(s, arn, q->tags.v, q->tags.n, err);
-	return r;
+	struct tasktags t = { .propagate_from = q->propagate_td ? x->td_arn : NULL,
+			      .managed = q->managed_tags, .cluster = q->cluster,
+			      .extra = q->tags.v, .n_extra = q->tags.n };
+	return tasktags_put(s, arn, &t, err);
 }
 
 static int run_extra_fn(struct store *s, void *arg, const struct store_task *tasks, size_t n,
@@ -698,8 +694,15 @@ static int run_tasks(struct api_call *c, struct run_req *qp,
 		     const struct store_task_definition *td, const cJSON *body)
 {
 	const struct run_req q = *qp;
-	if (!q.count) {   /* placementConstraints left none to run */
-		struct run_failures none = { .n_failed = q.asked, .why = q.unplaced,
+	bool draining;
+	if (api_instance_draining(c, q.cluster, &draining) < 0)
+		return -1;
+	/* A DRAINING instance takes no new task (UpdateContainerInstancesState);
+	 * ECS's list of failure reasons has none for it: the reason is the
+	 * instance's status. */
+	if (!q.count || draining) {   /* or placementConstraints left none to run */
+		struct run_failures none = { .n_failed = q.asked,
+					     .why = draining ? "DRAINING" : q.unplaced,
 					     .cluster = q.cluster };
 		return reply_run(c, NULL, 0, false, &none) < 0 ? -1 : 0;
 	}

@@ -94,6 +94,7 @@ static const struct api_op {
 	{ "ListTasks", api_op_list_tasks, false, true },
 	{ "ListContainerInstances", api_op_list_container_instances, false, true },
 	{ "DescribeContainerInstances", api_op_describe_container_instances, true, true },
+	{ "UpdateContainerInstancesState", api_op_update_container_instances_state, true, false },
 	{ "CreateService", api_op_create_service, true, false },
 	{ "UpdateService", api_op_update_service, true, false },
 	{ "DeleteService", api_op_delete_service, true, false },

@@ -544,6 +544,12 @@ int store_attribute_put(struct store *s, const char *cluster, const char *name,
 			const char *value, struct berth_err *err);
 int store_attribute_delete(struct store *s, const char *cluster, const char *name,
 			   struct berth_err *err);
+/* The status of CLUSTER's container instance (UpdateContainerInstancesState):
+ * DRAINING (true) or ACTIVE; get: ACTIVE when never set. */
+int store_instance_draining_set(struct store *s, const char *cluster, bool draining,
+				struct berth_err *err);
+int store_instance_draining_get(struct store *s, const char *cluster, bool *ret,
+				struct berth_err *err);
 /* Task scale-in protection: ARN protected until EXPIRES_AT (ms), or not
  * at all when EXPIRES_AT is 0.  get: *ret 0 when none. */
 int store_task_protection_set(struct store *s, const char *arn, int64_t expires_at,

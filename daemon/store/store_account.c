@@ -201,3 +201,40 @@ int store_task_protection_get(struct store *s, const char *arn, int64_t *ret,
 		return store_sqlerr(s, rc, err, "store: task %s: protection", arn);
 	return 0;
 }
+
+/* ---- the container instance's status, per cluster ---- */
+
+int store_instance_draining_set(struct store *s, const char *cluster, bool draining,
+				struct berth_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, draining ? "INSERT OR IGNORE INTO instance_states (cluster, status)"
+					    " VALUES (?1, 'DRAINING')"
+					  : "DELETE FROM instance_states WHERE cluster = ?1", &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, cluster);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: cluster %s: container instance status",
+				    cluster);
+	return 0;
+}
+
+int store_instance_draining_get(struct store *s, const char *cluster, bool *ret,
+				struct berth_err *err)
+{
+	*ret = false;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = store_prepare(s, "SELECT 1 FROM instance_states WHERE cluster = ?1", &st, err);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, cluster);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = true;
+	else if (rc != SQLITE_DONE)
+		return store_sqlerr(s, rc, err, "store: cluster %s: container instance status",
+				    cluster);
+	return 0;
+}

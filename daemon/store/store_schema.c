@@ -259,6 +259,12 @@ static const char *const migrations[] = {
 	 * the task metadata endpoint's RestartCount. */
 	"ALTER TABLE task_containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0"
 	" CHECK (restart_count >= 0);",
+	/* 9 → 10: the status of each cluster's one container instance as
+	 * UpdateContainerInstancesState set it; no row: ACTIVE. */
+	"CREATE TABLE instance_states ("
+	"  cluster TEXT PRIMARY KEY NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('DRAINING'))"
+	") STRICT, WITHOUT ROWID;",
 };
 
 int store_schema_version(void)

@@ -128,13 +128,19 @@ static int launch_one(struct svc *v, struct svc_view *w, const struct svc_deploy
 	if (r < 0)
 		return r;
 	const char *pins[TASKDEF_CONTAINERS_MAX];
+	const char *prop = w->spec.propagate_tags;
 	struct svc_launch l = {
 		.cluster = w->row->cluster, .service_name = w->row->name,
-		.deployment_id = dep->id, .launch_type = w->spec.launch_type,
+		.deployment_id = dep->id,
+		.launch_type = w->spec.capacity_providers ? "FARGATE" : w->spec.launch_type,
 		.subnet = w->spec.subnet, .td = td, .body = body, .now_ms = now,
 		.security_groups = w->spec.security_groups, .pins = pins,
 		.n_pins = svc_pins_for(dep, body, pins, ARRAY_SIZE(pins)),
 		.enable_execute_command = w->spec.enable_execute_command,
+		.tags = { .propagate_from = !prop ? NULL : strcmp(prop, "SERVICE") == 0 ? w->row->arn
+					  : strcmp(prop, "TASK_DEFINITION") == 0 ? td->arn : NULL,
+			  .managed = w->spec.managed_tags, .cluster = w->row->cluster,
+			  .service_name = w->row->name },
 	};
 	char id[STORE_TASK_ID_LEN + 1];
 	r = v->engine.launch(v->engine.arg, &l, id, err);
@@ -228,6 +234,15 @@ static void stop_surplus(struct svc *v, struct svc_view *w, const struct bounds 
 		}
 }
 
+/* MSG as the newest event, unless it already is. */
+static void event_once(struct svc_view *w, const char *msg, int64_t now)
+{
+	char full[800];
+	snprintf(full, sizeof(full), "(service %s) %s", w->row->name, msg);
+	if (!w->n_events || !w->events[0].message || strcmp(w->events[0].message, full) != 0)
+		svc_event(w, now, "%s", msg);
+}
+
 /* ECS's event for a task the container instance has no room for (WHY:
  * RESOURCE:MEMORY, :CPU, :DISK or :PORTS), once while it stays the newest. */
 static void unplaced(struct svc *v, struct svc_view *w, const char *why, int64_t now)
@@ -241,10 +256,7 @@ static void unplaced(struct svc *v, struct svc_view *w, const char *why, int64_t
 		 "more information, see the Troubleshooting section of the Amazon ECS Developer "
 		 "Guide.", v->engine.instance_id, strcmp(why, INSTANCE_NO_PORTS) == 0
 		 ? "is already using a port required by your task" : lack);
-	char full[800];
-	snprintf(full, sizeof(full), "(service %s) %s", w->row->name, msg);
-	if (!w->n_events || !w->events[0].message || strcmp(w->events[0].message, full) != 0)
-		svc_event(w, now, "%s", msg);
+	event_once(w, msg, now);
 }
 
 static void start_missing(struct svc *v, struct svc_view *w, const struct bounds *b,
@@ -275,6 +287,45 @@ static void start_missing(struct svc *v, struct svc_view *w, const struct bounds
 		}
 	}
 	n->live += started->n;
+}
+
+/* ---- the container instance DRAINING (UpdateContainerInstancesState) ---- */
+
+static bool instance_draining(struct svc *v, const char *cluster)
+{
+	bool draining = false;
+	struct berth_err err = { 0 };
+	return store_instance_draining_get(v->store, cluster, &draining, &err) == 0 && draining;
+}
+
+/* ECS's draining of a service's tasks (developer guide, "Draining Amazon
+ * ECS container instances"): PENDING ones stop at once, RUNNING ones while
+ * the healthy count stays at or above minimumHealthyPercent; their
+ * replacements would start on another instance, and there is none: ECS's
+ * event says so instead.  Task protection does not hold a task back: it
+ * covers scale-in and deployments only (ECS's developer guide, "task
+ * scale-in protection"). */
+static void drain(struct svc *v, struct svc_view *w, const struct bounds *b, enum tstate *st,
+		  struct tally *n, int64_t now, struct idlist *stopped)
+{
+	char reason[320];
+	snprintf(reason, sizeof(reason), SVC_STOP_DRAINING, w->row->name);
+	for (size_t i = 0; i < w->n; i++) {
+		const struct store_task *t = w->tasks[i];
+		bool healthy = st[i] == T_HEALTHY;
+		bool counted = st[i] != T_UNHEALTHY && t->started_by &&
+			       strcmp(t->started_by, w->deps[0].id) == 0;
+		if (st[i] == T_STOPPING || (healthy && n->healthy - 1 < b->min_healthy) ||
+		    stop_task(v, w, w->tasks[i], reason, now, stopped) < 0)
+			continue;
+		st[i] = T_STOPPING;
+		n->healthy -= healthy;
+		n->primary_active -= counted;
+	}
+	if (n->primary_active < b->desired)
+		event_once(w, "was unable to place a task because no container instance met all "
+			   "of its requirements. Reason: No Container Instances were found in your "
+			   "cluster.", now);
 }
 
 /* Drained deployments leave the list; a whole, healthy primary completes
@@ -357,7 +408,10 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name)
 	svc_pins_learn(&w);
 	struct idlist stopped = { "", 0 }, started = { "", 0 };
 	stop_unhealthy(v, &w, &b, st, &n, now, &stopped);
-	start_missing(v, &w, &b, &n, now, &started);
+	if (instance_draining(v, cluster))
+		drain(v, &w, &b, st, &n, now, &stopped);
+	else
+		start_missing(v, &w, &b, &n, now, &started);
 	stop_surplus(v, &w, &b, st, &n, now, &stopped);
 	if (started.n)
 		svc_event(&w, now, "has started %d tasks: %s.", started.n, started.text);

@@ -25,6 +25,7 @@
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "daemon/sched/tasktags.h"
 #include "daemon/store/store.h"
 
 struct cJSON;
@@ -39,6 +40,9 @@ struct event_base;
 #define SVC_STOP_SCALE "Scaling activity initiated by (deployment %s)"
 #define SVC_STOP_UNHEALTHY "Task failed container health checks"
 #define SVC_STOP_DELETED "Service deleted"
+/* A task stopped because its container instance is DRAINING (%s: the
+ * service's name), in the words ECS users quote for it. */
+#define SVC_STOP_DRAINING "Service %s: container instance is in DRAINING state"
 
 struct svc_config {
 	int64_t healthy_after_ms;   /* 0 = SVC_DEFAULT_HEALTHY_AFTER_MS */
@@ -63,6 +67,7 @@ struct svc_launch {
 	size_t n_pins;
 	int64_t now_ms;
 	bool enable_execute_command;
+	struct tasktags tags;                     /* propagateTags, enableECSManagedTags */
 };
 
 /* What the service scheduler asks of the task engine, and all it asks:
@@ -105,6 +110,10 @@ DEFINE_CLEANUP_FUNC(struct svc, svc_free)
 /* Something about service CLUSTER/NAME changed: reconcile it soon (calls
  * coalesce into one reconcile per loop iteration). */
 void svc_poke(struct svc *v, const char *cluster, const char *name);
+
+/* Every ACTIVE or DRAINING service of CLUSTER, likewise (its container
+ * instance changed status). */
+void svc_poke_cluster(struct svc *v, const char *cluster);
 
 /* Both accept a NULL V (no scheduler yet) and do nothing then. */
 

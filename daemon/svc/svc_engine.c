@@ -19,7 +19,18 @@ static int64_t real_now(void *arg)
 
 const struct svc_clock svc_real_clock = { real_now, NULL };
 
-/* RunTask's path, one task: placement, the record, the launch. */
+/* The task's tags, in the transaction that records it. */
+static int tag_task(struct store *st, void *arg, const struct store_task *tasks, size_t n,
+		    struct berth_err *err)
+{
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = tasktags_put(st, tasks[i].arn, arg, err);
+	return r;
+}
+
+/* RunTask's path, one task: placement, the record (with its tags), the
+ * launch. */
 static int launch(void *arg, const struct svc_launch *l, char id[STORE_TASK_ID_LEN + 1],
 		  struct berth_err *err)
 {
@@ -34,7 +45,8 @@ static int launch(void *arg, const struct svc_launch *l, char id[STORE_TASK_ID_L
 			.security_groups = l->security_groups, .pins = l->pins, .n_pins = l->n_pins,
 			.enable_execute_command = l->enable_execute_command,
 		},
-		.count = 1,
+		.count = 1, .in_txn = tasktags_any(&l->tags) ? tag_task : NULL,
+		.arg = (void *)&l->tags,
 	};
 	struct sched_run_result res;
 	int r = sched_run_task(s->sched, &q, &res, err);

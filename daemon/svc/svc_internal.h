@@ -31,6 +31,8 @@ enum svc_strategy { SVC_REPLICA, SVC_DAEMON };
  * again after cfg changes. */
 struct svc_spec {
 	const char *launch_type;             /* or NULL */
+	const cJSON *capacity_providers;     /* a strategy (FARGATE, FARGATE_SPOT): FARGATE
+					      * tasks; NULL when none or empty */
 	enum svc_strategy strategy;
 	int64_t max_percent, min_healthy_percent;
 	bool breaker, rollback;              /* deploymentCircuitBreaker */
@@ -39,6 +41,8 @@ struct svc_spec {
 	const char *subnet;                  /* awsvpcConfiguration.subnets[0], or NULL */
 	const cJSON *security_groups;        /* awsvpcConfiguration.securityGroups, or NULL */
 	bool enable_execute_command;         /* given to its tasks */
+	const char *propagate_tags;          /* TASK_DEFINITION, SERVICE, NONE or NULL */
+	bool managed_tags;                   /* enableECSManagedTags */
 };
 
 enum svc_dep_status { SVC_DEP_PRIMARY, SVC_DEP_ACTIVE };
@@ -53,6 +57,7 @@ struct svc_deployment {
 	int64_t created_at, updated_at;      /* ms */
 	char *launch_type;                   /* the service's when made, or NULL */
 	cJSON *network;                      /* likewise its networkConfiguration */
+	cJSON *capacity_providers;           /* and capacityProviderStrategy, or NULL */
 	enum svc_rollout rollout;
 	char *rollout_reason;
 	/* The image digests its tasks run (svc_pins.c), one per container in

@@ -83,14 +83,15 @@ void svc_poke(struct svc *v, const char *cluster, const char *name)
 		svc_say(v, "service %s: cannot schedule it (out of memory)", name);
 }
 
-static int poke_all(struct svc *v, struct berth_err *err)
+/* Every ACTIVE or DRAINING service of CLUSTER (NULL: of every cluster). */
+static int poke_all(struct svc *v, const char *cluster, struct berth_err *err)
 {
 	struct store_page page = { 0 };
 	_cleanup_free_ char *token = NULL;
 	do {
 		struct store_list l = { 0 };
 		page.next_token = token;
-		struct store_service_filter f = { .with_draining = true };
+		struct store_service_filter f = { .cluster = cluster, .with_draining = true };
 		int r = store_service_list(v->store, &f, &page, &l, err);
 		if (r < 0)
 			return r;
@@ -106,6 +107,13 @@ static int poke_all(struct svc *v, struct berth_err *err)
 	return 0;
 }
 
+void svc_poke_cluster(struct svc *v, const char *cluster)
+{
+	struct berth_err err = { 0 };
+	if (v && poke_all(v, cluster, &err) < 0)
+		svc_say(v, "cluster %s: cannot reconcile its services: %s", cluster, err.msg);
+}
+
 int svc_new(struct event_base *base, struct store *store, const struct svc_engine *engine,
 	    const struct svc_clock *clock, const struct svc_config *cfg, FILE *log,
 	    struct svc **ret, struct berth_err *err)
@@ -117,7 +125,7 @@ int svc_new(struct event_base *base, struct store *store, const struct svc_engin
 			   .cfg = *cfg, .log = log };
 	if (!v->cfg.healthy_after_ms)
 		v->cfg.healthy_after_ms = SVC_DEFAULT_HEALTHY_AFTER_MS;
-	int r = poke_all(v, err);
+	int r = poke_all(v, NULL, err);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(v);

@@ -76,8 +76,10 @@ static void spec_parse(struct svc_spec *s, const cJSON *cfg)
 	const cJSON *vpc = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(cfg, "networkConfiguration"), "awsvpcConfiguration");
 	const char *strategy = json_str(cfg, "schedulingStrategy");
+	const cJSON *cps = cJSON_GetObjectItemCaseSensitive(cfg, "capacityProviderStrategy");
 	*s = (struct svc_spec){
 		.launch_type = json_str(cfg, "launchType"),
+		.capacity_providers = cJSON_GetArraySize(cps) > 0 ? cps : NULL,
 		.strategy = strategy && strcmp(strategy, "DAEMON") == 0 ? SVC_DAEMON : SVC_REPLICA,
 		.max_percent = json_int(dc, "maximumPercent", 200),
 		.min_healthy_percent = json_int(dc, "minimumHealthyPercent", 100),
@@ -90,6 +92,9 @@ static void spec_parse(struct svc_spec *s, const cJSON *cfg)
 		.security_groups = cJSON_GetObjectItemCaseSensitive(vpc, "securityGroups"),
 		.enable_execute_command =
 			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "enableExecuteCommand")),
+		.propagate_tags = json_str(cfg, "propagateTags"),
+		.managed_tags =
+			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "enableECSManagedTags")),
 	};
 }
 
@@ -112,6 +117,7 @@ void svc_deployment_free(struct svc_deployment *d)
 	free(d->task_definition);
 	free(d->launch_type);
 	cJSON_Delete(d->network);
+	cJSON_Delete(d->capacity_providers);
 	free(d->rollout_reason);
 	for (size_t i = 0; i < d->n_pins; i++)
 		free(d->pins[i]);
@@ -139,11 +145,12 @@ static bool pins_parse(struct svc_deployment *d, const cJSON *pins)
 }
 
 /* SHOWN: for an answer, which moves the stored object itself: its
- * networkConfiguration is not copied. */
+ * networkConfiguration and capacityProviderStrategy are not copied. */
 static bool deployment_parse(struct svc_deployment *d, const cJSON *o, const cJSON *pins,
 			     bool shown)
 {
 	const cJSON *nc = cJSON_GetObjectItemCaseSensitive(o, "networkConfiguration");
+	const cJSON *cps = cJSON_GetObjectItemCaseSensitive(o, "capacityProviderStrategy");
 	d->status = word(dep_statuses, ARRAY_SIZE(dep_statuses), json_str(o, "status"));
 	d->rollout = word(rollouts, ARRAY_SIZE(rollouts), json_str(o, "rolloutState"));
 	d->failed_tasks = json_int(o, "failedTasks", 0);
@@ -152,7 +159,8 @@ static bool deployment_parse(struct svc_deployment *d, const cJSON *o, const cJS
 	if (!dup_str(o, "id", &d->id) || !d->id || !dup_str(o, "taskDefinition", &d->task_definition) ||
 	    !dup_str(o, "launchType", &d->launch_type) ||
 	    !dup_str(o, "rolloutStateReason", &d->rollout_reason) ||
-	    (nc && !shown && !(d->network = cJSON_Duplicate(nc, true))))
+	    (nc && !shown && !(d->network = cJSON_Duplicate(nc, true))) ||
+	    (cps && !shown && !(d->capacity_providers = cJSON_Duplicate(cps, true))))
 		return false;
 	return pins_parse(d, cJSON_GetObjectItemCaseSensitive(pins, d->id));
 }
@@ -168,6 +176,7 @@ cJSON *svc_deployment_json(const struct svc_deployment *d)
 	    !cJSON_AddNumberToObject(o, "updatedAt", (double)d->updated_at / 1000.0) ||
 	    !add_opt_str(o, "launchType", d->launch_type) ||
 	    !add_copy(o, "networkConfiguration", d->network) ||
+	    !add_copy(o, "capacityProviderStrategy", d->capacity_providers) ||
 	    !add_opt_str(o, "rolloutState", rollouts[d->rollout]) ||
 	    !add_opt_str(o, "rolloutStateReason", d->rollout_reason))
 		return NULL;
@@ -199,9 +208,13 @@ int svc_deploy(struct svc_view *w, const char *td_arn, int64_t now)
 		.rollout_reason = strdup(reason),
 		.launch_type = w->spec.launch_type ? strdup(w->spec.launch_type) : NULL,
 		.network = w->spec.network ? cJSON_Duplicate(w->spec.network, true) : NULL,
+		.capacity_providers = w->spec.capacity_providers
+					      ? cJSON_Duplicate(w->spec.capacity_providers, true)
+					      : NULL,
 	};
 	if (!d.id || !d.task_definition || !d.rollout_reason ||
-	    (w->spec.launch_type && !d.launch_type) || (w->spec.network && !d.network)) {
+	    (w->spec.launch_type && !d.launch_type) || (w->spec.network && !d.network) ||
+	    (w->spec.capacity_providers && !d.capacity_providers)) {
 		svc_deployment_free(&d);
 		return -ENOMEM;
 	}

@@ -19,6 +19,7 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "daemon/sched/instance.h"
+#include "daemon/sched/tasktags.h"
 #include "daemon/store/store.h"
 #include "daemon/store/store_internal.h"
 #include "tests/unit/store_fixture.h"
@@ -1414,6 +1415,77 @@ static void test_kill9_mid_transaction(void **state)
 	assert_int_equal(count_tasks(f->s), 5);
 }
 
+/* ARN's tags as "k=v,k=v" (by key). */
+static void tags_text(struct fixture *f, const char *arn, char *buf, size_t n)
+{
+	struct store_tag *v = NULL;
+	size_t count = 0;
+	OK(store_tags_list(f->s, arn, &v, &count, &e_));
+	buf[0] = '\0';
+	for (size_t i = 0; i < count; i++) {
+		size_t len = strlen(buf);
+		snprintf(buf + len, n - len, "%s%s=%s", i ? "," : "", v[i].key, v[i].value);
+	}
+	store_tags_free(v, count);
+}
+
+/* daemon/sched/tasktags: what a new task's tags are (RunTask's and a
+ * service's alike).  Tags go on any resource the store has: two clusters
+ * stand in for the task and for the service whose tags it copies. */
+#define TT_TASK ARN_BASE ":cluster/task"
+#define TT_SERVICE ARN_BASE ":cluster/service"
+
+static void test_service_task_gets_service_then_managed_then_own_tags(void **state)
+{
+	struct fixture *f = *state;
+	make_cluster(f->s, "task");
+	make_cluster(f->s, "service");
+	struct store_tag svc[] = { { "team", "svc" }, { "tier", "web" } };
+	OK(store_tags_put(f->s, TT_SERVICE, svc, 2, &e_));
+	struct store_tag own[] = { { "tier", "mine" } };
+	struct tasktags t = { .propagate_from = TT_SERVICE, .managed = true, .cluster = "default",
+			      .service_name = "web", .extra = own, .n_extra = 1 };
+	assert_true(tasktags_any(&t));
+	OK(tasktags_put(f->s, TT_TASK, &t, &e_));
+	char got[512];
+	tags_text(f, TT_TASK, got, sizeof(got));
+	assert_string_equal(got, "aws:ecs:clusterName=default,aws:ecs:serviceName=web,"
+				 "team=svc,tier=mine");
+}
+
+static void test_standalone_task_gets_no_service_name(void **state)
+{
+	struct fixture *f = *state;
+	make_cluster(f->s, "task");
+	struct tasktags t = { .managed = true, .cluster = "c1" };
+	OK(tasktags_put(f->s, TT_TASK, &t, &e_));
+	char got[512];
+	tags_text(f, TT_TASK, got, sizeof(got));
+	assert_string_equal(got, "aws:ecs:clusterName=c1");
+	struct tasktags none = { .cluster = "c1", .service_name = "web" };
+	assert_false(tasktags_any(&none));
+}
+
+/* UpdateContainerInstancesState's DRAINING, per cluster. */
+static void test_draining_is_kept_per_cluster_across_a_reopen(void **state)
+{
+	struct fixture *f = *state;
+	bool draining = true;
+	OK(store_instance_draining_get(f->s, "a", &draining, &e_));
+	assert_false(draining);
+	OK(store_instance_draining_set(f->s, "a", true, &e_));
+	OK(store_instance_draining_set(f->s, "a", true, &e_));   /* twice: still one state */
+	store_close(f->s);
+	OK(store_open(f->path, &f->s, &e_));
+	OK(store_instance_draining_get(f->s, "a", &draining, &e_));
+	assert_true(draining);
+	OK(store_instance_draining_get(f->s, "b", &draining, &e_));
+	assert_false(draining);
+	OK(store_instance_draining_set(f->s, "a", false, &e_));
+	OK(store_instance_draining_get(f->s, "a", &draining, &e_));
+	assert_false(draining);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1437,6 +1509,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_wal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_mid_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_task_gets_service_then_managed_then_own_tags,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standalone_task_gets_no_service_name, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_draining_is_kept_per_cluster_across_a_reopen,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

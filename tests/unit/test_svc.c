@@ -682,6 +682,45 @@ static void test_no_room_says_so_and_retries(void **state)
 	assert_int_equal(f->launches, 2);
 }
 
+/* UpdateContainerInstancesState DRAINING: PENDING tasks stop at once even
+ * at minimumHealthyPercent 100; RUNNING ones down to the minimum; nothing
+ * starts (ECS's event says why); ACTIVE again scales back up. */
+static void test_draining_instance_drains_within_min_healthy(void **state)
+{
+	struct fixture *f = *state;
+	create(f, 4, CONFIG(200, 100));
+	reconcile(f);
+	assert_int_equal(f->launches, 4);
+	OK(store_instance_draining_set(f->s, CLUSTER, true, &e_));
+	reconcile(f);
+	assert_int_equal(f->stops, 4);   /* all PENDING */
+	assert_int_equal(f->launches, 4);
+	assert_true(said(f, "Reason: No Container Instances were found in your cluster."));
+	finish_stops(f);
+	reconcile(f);
+	assert_int_equal(f->launches, 4);
+	OK(store_instance_draining_set(f->s, CLUSTER, false, &e_));
+	update(f, NULL, -1);
+	settle(f);
+	assert_int_equal(f->launches, 8);
+	assert_int_equal(look(f).n_tasks, 4);
+	_cleanup_(svc_view_done) struct svc_view w = { 0 };
+	OK(svc_view_load(f->v, CLUSTER, NAME, &w, &e_));
+	cJSON_ReplaceItemInObjectCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(w.cfg, "deploymentConfiguration"),
+		"minimumHealthyPercent", cJSON_CreateNumber(50));
+	OK(svc_view_set_config(&w, &e_));
+	OK(svc_view_save(f->v, &w, &e_));
+	OK(store_instance_draining_set(f->s, CLUSTER, true, &e_));
+	reconcile(f);
+	assert_int_equal(f->stops, 6);   /* healthy ones: down to 50 % of 4 */
+	finish_stops(f);
+	reconcile(f);
+	assert_int_equal(f->stops, 6);
+	assert_int_equal(f->launches, 8);
+	assert_int_equal(look(f).n_tasks, 2);
+}
+
 /* ---- the stored format ---- */
 
 /* A service row as the untyped scheduler wrote it (an ACTIVE deployment's
@@ -781,6 +820,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_strategy_runs_one_task, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_room_says_so_and_retries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_draining_instance_drains_within_min_healthy,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reads_and_writes_the_stored_format, setup,
 						teardown),
 	};
