@@ -321,3 +321,51 @@ int net_publish_parse(const char *s, struct net_publish *ret)
 	ret->container_port = (uint16_t)c;
 	return 0;
 }
+
+#define PORT_RANGE "/proc/sys/net/ipv4/ip_local_port_range"
+#define RESERVED_PORTS "/proc/sys/net/ipv4/ip_local_reserved_ports"
+
+/* Whether PORT is in LIST, the kernel's "a,b-c,…" form. */
+static bool port_listed(const char *list, int port)
+{
+	for (const char *p = list; *p;) {
+		char *end;
+		long lo = strtol(p, &end, 10), hi = lo;
+		if (end == p)
+			break;
+		if (*end == '-')
+			hi = strtol(end + 1, &end, 10);
+		if (port >= lo && port <= hi)
+			return true;
+		p = *end == ',' ? end + 1 : end;
+		if (*end != ',')
+			break;
+	}
+	return false;
+}
+
+int net_reserve_local_port(int port, bool *ret_reserved, struct berth_err *err)
+{
+	*ret_reserved = false;
+	char range[64] = "", list[4096] = "";
+	int lo, hi;
+	_cleanup_close_ int rfd = open(PORT_RANGE, O_RDONLY | O_CLOEXEC);
+	ssize_t n = rfd < 0 ? -1 : pread(rfd, range, sizeof(range) - 1, 0);
+	if (n < 0)
+		return berth_errnof(err, errno, "read %s", PORT_RANGE);
+	if (port <= 0 || sscanf(range, "%d %d", &lo, &hi) != 2 || port < lo || port > hi)
+		return 0;
+	_cleanup_close_ int fd = open(RESERVED_PORTS, O_RDWR | O_CLOEXEC);
+	n = fd < 0 ? -1 : pread(fd, list, sizeof(list) - 1, 0);
+	if (n < 0)
+		return berth_errnof(err, errno, "read %s", RESERVED_PORTS);
+	list[strcspn(list, "\n")] = '\0';
+	if (port_listed(list, port))
+		return 0;
+	char want[sizeof(list) + 16];
+	int len = snprintf(want, sizeof(want), "%s%s%d\n", list, *list ? "," : "", port);
+	if (pwrite(fd, want, (size_t)len, 0) != len)
+		return berth_errnof(err, errno, "write %s: reserve port %d", RESERVED_PORTS, port);
+	*ret_reserved = true;
+	return 0;
+}

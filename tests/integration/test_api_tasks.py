@@ -119,9 +119,14 @@ def image(d, name):
 
 
 def register(ecs, d, containers, family="app", **kw):
+    """A task definition of CONTAINERS (busybox, essential by default).
+    Their stopTimeout is 2 s unless a test says otherwise: a shell as a
+    container's PID 1 ignores SIGTERM, and ECS's default of 30 s made each
+    stop of such a container wait half a minute for its SIGKILL."""
     for c in containers:
         c.setdefault("image", image(d, "busybox"))
         c.setdefault("essential", True)
+        c.setdefault("stopTimeout", 2)
     kw.setdefault("cpu", "256")
     kw.setdefault("memory", "512")
     td = ecs.register_task_definition(family=family, networkMode="awsvpc",

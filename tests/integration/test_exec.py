@@ -264,11 +264,11 @@ def test_tty_window_size_and_ctrl_c(ecs, tdaemon, start, terminals):
     t.expect(rb"40 120\r\n")
     assert t.wait() == 3
 
-    t = terminals(berth(tdaemon, "-it", tid, "--", "sh", "-c", "echo ready; exec sleep 100"))
+    t = terminals(berth(tdaemon, "-it", tid, "--", "sh", "-c", "echo ready; exec sleep 1003"))
     t.expect(rb"ready")
     t.send(b"\x03")                  # through the pty's line discipline: SIGINT
     assert t.wait() == 130
-    tk.poll_until(lambda: not running(["sleep", "100"]) or None, 30, "the sleep gone")
+    tk.poll_until(lambda: not running(["sleep", "1003"]) or None, 30, "the sleep gone")
 
 
 def test_the_process_cannot_reach_the_operators_terminal(ecs, tdaemon, start, terminals,
