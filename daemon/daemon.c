@@ -127,8 +127,9 @@ static void say(const struct daemon_opts *o, const char *fmt, ...)
 	fflush(o->log);
 }
 
-/* The task engine's hooks (sched.h): a service's task changed or stopped. */
-/* What the task engine's hooks reach: both NULL while it adopts tasks. */
+/* The task engine's hooks (sched.h): a service's task changed, stopped
+ * or is to stop.  What they reach: the service engine is NULL while the
+ * task engine adopts tasks. */
 struct task_watchers {
 	struct svc *svc;
 	struct elb *elb;
@@ -137,7 +138,7 @@ struct task_watchers {
 static void on_task_changed(void *arg, const struct store_task *t)
 {
 	struct task_watchers *w = arg;
-	elb_task_changed(w->elb, t);
+	elb_task_changed(w->elb, w->svc, t);
 	if (t->service_name)
 		svc_poke(w->svc, t->cluster, t->service_name);
 }
@@ -145,8 +146,15 @@ static void on_task_changed(void *arg, const struct store_task *t)
 static void on_task_stopped(void *arg, const struct store_task *t)
 {
 	struct task_watchers *w = arg;
-	elb_task_changed(w->elb, t);
+	elb_task_changed(w->elb, w->svc, t);
 	svc_task_stopped(w->svc, t);
+}
+
+static int64_t on_task_deregister(void *arg, const struct store_task *t, int64_t now_ms)
+{
+	(void)now_ms;
+	struct task_watchers *w = arg;
+	return elb_task_deregister(w->elb, w->svc, t);
 }
 
 /* The task endpoint before the scheduler: its socket is bound first
@@ -344,7 +352,8 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	/* Before the API: RunTask needs it, and a restarted daemon adopts
 	 * its tasks before it answers about them. */
 	struct task_watchers watchers = { .elb = elb };  /* the hooks' argument */
-	struct sched_hooks hooks = { on_task_changed, on_task_stopped, &watchers };
+	struct sched_hooks hooks = { on_task_changed, on_task_stopped, on_task_deregister,
+				     &watchers };
 	_cleanup_(task_endpoint_done) struct task_endpoint te = { .fd = -1 };
 	r = task_endpoint_bind(o, root, &te, err);
 	if (r < 0)

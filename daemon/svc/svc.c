@@ -346,6 +346,9 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name)
 			svc_say(v, "service %s: %s", name, err.msg);
 		return 0;
 	}
+	if (svc_notes_flush(v, &w, now) && (w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps) &&
+	    svc_view_save(v, &w, &err) < 0)
+		svc_say(v, "service %s: %s", name, err.msg);
 	if (w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps)
 		return 0;
 	struct bounds b = bounds_of(&w);

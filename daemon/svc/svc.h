@@ -112,6 +112,13 @@ void svc_poke(struct svc *v, const char *cluster, const char *name);
  * a loss for the service's backoff and circuit breaker, then pokes it. */
 void svc_task_stopped(struct svc *v, const struct store_task *t);
 
+/* An event about service CLUSTER/NAME from outside the scheduler (its
+ * load balancers': "registered 1 targets in (target-group …)"):
+ * "(service NAME) MESSAGE" joins its events at the next reconcile, which
+ * this asks for.  Kept in memory until then, so it may be called from
+ * inside a reconcile (a task the scheduler stops drains). */
+void svc_note(struct svc *v, const char *cluster, const char *name, const char *message);
+
 /* A deployment id, "ecs-svc/" and 19 digits, into buf (at least 28 bytes). */
 void svc_deployment_id(char *buf, size_t n);
 

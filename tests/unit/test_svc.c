@@ -552,6 +552,36 @@ static void test_unhealthy_task_replaced_before_it_stops(void **state)
 	assert_true(said(f, "has stopped 1 running tasks"));
 }
 
+/* The service's events, newest first: the messages into OUT (MAX of
+ * them); how many there are. */
+static size_t events(struct fixture *f, char out[][200], size_t max)
+{
+	_cleanup_(svc_view_done) struct svc_view w = { 0 };
+	OK(svc_view_load(f->v, CLUSTER, NAME, &w, &e_));
+	for (size_t i = 0; i < w.n_events && i < max; i++)
+		snprintf(out[i], 200, "%s", w.events[i].message);
+	return w.n_events;
+}
+
+/* svc_note(): the load balancers' events join the service's at its next
+ * reconcile, in the order they were noted and before what that
+ * reconcile does, once. */
+static void test_notes_join_the_events(void **state)
+{
+	struct fixture *f = *state;
+	create(f, 1, CONFIG(200, 100));
+	svc_note(f->v, CLUSTER, NAME, "deregistered 1 targets in (target-group tg)");
+	svc_note(f->v, CLUSTER, NAME, "has begun draining connections on 1 tasks.");
+	reconcile(f);
+	char ev[4][200];
+	assert_int_equal(events(f, ev, 4), 3);
+	assert_non_null(strstr(ev[0], "has started 1 tasks"));
+	assert_string_equal(ev[1], "(service web) has begun draining connections on 1 tasks.");
+	assert_string_equal(ev[2], "(service web) deregistered 1 targets in (target-group tg)");
+	reconcile(f);
+	assert_int_equal(events(f, ev, 4), 3);
+}
+
 /* maximumPercent 100, minimumHealthyPercent 100 with one task: no move. */
 static void test_bounds_that_allow_no_move_say_so(void **state)
 {
@@ -772,6 +802,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unhealthy_task_replaced_before_it_stops,
 						setup_hc, teardown),
+		cmocka_unit_test_setup_teardown(test_notes_join_the_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounds_that_allow_no_move_say_so, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_health_check_grace_period, setup_hc, teardown),
