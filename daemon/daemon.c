@@ -150,6 +150,12 @@ static void on_task_stopped(void *arg, const struct store_task *t)
 	svc_task_stopped(w->svc, t);
 }
 
+static void on_target_health(void *arg, const struct store_task *t,
+			     struct svc_target_report *ret)
+{
+	elb_task_health(arg, t, ret);
+}
+
 static int64_t on_task_deregister(void *arg, const struct store_task *t, int64_t now_ms)
 {
 	(void)now_ms;
@@ -368,7 +374,8 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	if ((r = start_endpoints(o, base, store, sched, &te, &md, &intro, err)) < 0)
 		return r;
 	/* Freed before the scheduler whose tasks it watches. */
-	struct svc_config vc = { .healthy_after_ms = o->service_healthy_after_ms };
+	struct svc_config vc = { .healthy_after_ms = o->service_healthy_after_ms,
+				 .targets = { on_target_health, elb } };
 	struct svc_sched engine_arg = { sched, store };
 	struct svc_engine engine;
 	svc_engine_sched(&engine_arg, &engine);

@@ -66,6 +66,12 @@ void elb_task_changed(struct elb *e, struct svc *svc, const struct store_task *t
  * (epoch ms; 0 when it has none), until when it must keep running. */
 int64_t elb_task_deregister(struct elb *e, struct svc *svc, const struct store_task *t);
 
+/* The service engine's target health (struct svc_targets, svc.h) of T:
+ * the worst verdict over its service's groups, with ECS's event for an
+ * unhealthy one (elb_ecs.c). */
+struct svc_target_report;
+void elb_task_health(struct elb *e, const struct store_task *t, struct svc_target_report *ret);
+
 /* An <ErrorResponse> for the front end's own refusals (signature, size):
  * CODE in ELB's words (the JSON protocol's "…Exception" names are mapped). */
 char *elb_error_xml(const char *code, const char *message, const char *request_id);

@@ -20,6 +20,7 @@
 
 #include "common/time.h"
 #include "daemon/elb/elb_internal.h"
+#include "daemon/lb/lb.h"
 #include "daemon/svc/svc.h"
 
 /* The task's address: its ENI attachment's privateIPv4Address. */
@@ -70,24 +71,47 @@ static enum settled settle(struct elb *e, const char *tg, const char *addr, int 
 	return DRAINED;
 }
 
+/* What a task of a service with loadBalancers is in them. */
+struct task_lbs {
+	cJSON *cfg, *att;        /* the service's configuration, the task's attachments */
+	const cJSON *lbs;        /* cfg's loadBalancers */
+	const char *addr;        /* the task's address in them */
+};
+
+static void task_lbs_done(struct task_lbs *l)
+{
+	cJSON_Delete(l->cfg);
+	cJSON_Delete(l->att);
+}
+
+/* False when T is no task of a service with load balancers (or its
+ * service is gone: its targets went with DeleteService's drains). */
+static bool task_lbs(struct elb *e, const struct store_task *t, struct task_lbs *ret)
+{
+	*ret = (struct task_lbs){ 0 };
+	struct berth_err err = { 0 };
+	_cleanup_(store_service_freep) struct store_service *v = NULL;
+	if (!e || !t->service_name ||
+	    store_service_get(e->store, t->cluster, t->service_name, &v, &err) < 0)
+		return false;
+	ret->cfg = cJSON_Parse(v->config_json);
+	ret->att = t->attachments_json ? cJSON_Parse(t->attachments_json) : NULL;
+	ret->lbs = cJSON_GetObjectItemCaseSensitive(ret->cfg, "loadBalancers");
+	ret->addr = task_address(ret->att);
+	return cJSON_GetArraySize(ret->lbs) && ret->addr;
+}
+
 /* Registers T in its service's groups (WANT) or drains it; the latest
  * drain end of its targets (0: none draining).  Each change is a service
  * event. */
 static int64_t settle_task(struct elb *e, struct svc *svc, const struct store_task *t, bool want)
 {
-	if (!e || !t->service_name)
+	_cleanup_(task_lbs_done) struct task_lbs l;
+	if (!task_lbs(e, t, &l))
 		return 0;
+	const cJSON *lbs = l.lbs;
+	const char *addr = l.addr;
 	struct berth_err err = { 0 };
-	_cleanup_(store_service_freep) struct store_service *v = NULL;
-	if (store_service_get(e->store, t->cluster, t->service_name, &v, &err) < 0)
-		return 0; /* gone already: its targets went with DeleteService's drains */
-	_cleanup_(cJSON_Deletep) cJSON *cfg = cJSON_Parse(v->config_json);
-	_cleanup_(cJSON_Deletep) cJSON *att = t->attachments_json ? cJSON_Parse(t->attachments_json)
-								  : NULL;
-	const cJSON *lbs = cJSON_GetObjectItemCaseSensitive(cfg, "loadBalancers");
-	const char *addr = task_address(att);
-	if (!cJSON_GetArraySize(lbs) || !addr)
-		return 0;
 	int64_t now = berth_real_ms(), until = 0;
 	bool drained = false, changed = false;
 	const cJSON *lb;
@@ -131,4 +155,58 @@ void elb_task_changed(struct elb *e, struct svc *svc, const struct store_task *t
 int64_t elb_task_deregister(struct elb *e, struct svc *svc, const struct store_task *t)
 {
 	return settle_task(e, svc, t, false);
+}
+
+/* ---- target health, for the service engine ---- */
+
+/* ECS's "due to (reason …)" for ELB's reason code. */
+static void reason_words(const struct lb_target_health *h, char *buf, size_t n)
+{
+	if (strcmp(h->reason, "Target.ResponseCodeMismatch") == 0)
+		snprintf(buf, n, "Health checks failed with these codes: [%d]", h->last_code);
+	else if (strcmp(h->reason, "Target.Timeout") == 0)
+		snprintf(buf, n, "Request timed out");
+	else
+		snprintf(buf, n, "Health checks failed");
+}
+
+/* One target's verdict, ELB's state weighed as the service engine does. */
+static enum svc_target_health one_target(struct elb *e, const char *tg, const char *addr,
+					 int port, struct lb_target_health *h)
+{
+	struct berth_err err = { 0 };
+	int r = elb_plane_health(e, tg, addr, port, h, &err);
+	if (r == -ENODEV || (r == 0 && h->state == LB_UNUSED))
+		return SVC_TARGETS_NONE;     /* nothing checks it: no verdict */
+	if (r < 0 || h->state == LB_INITIAL || h->state == LB_DRAINING)
+		return SVC_TARGETS_INITIAL;  /* not registered yet, or HAProxy restarting */
+	return h->state == LB_HEALTHY ? SVC_TARGETS_HEALTHY : SVC_TARGETS_UNHEALTHY;
+}
+
+void elb_task_health(struct elb *e, const struct store_task *t, struct svc_target_report *ret)
+{
+	*ret = (struct svc_target_report){ .health = SVC_TARGETS_NONE };
+	_cleanup_(task_lbs_done) struct task_lbs l;
+	if (!task_lbs(e, t, &l))
+		return;
+	const cJSON *lb;
+	cJSON_ArrayForEach(lb, l.lbs) {
+		const char *tg = json_str(lb, "targetGroupArn");
+		int port = (int)json_int(lb, "containerPort", 0);
+		struct lb_target_health h;
+		enum svc_target_health v = one_target(e, tg, l.addr, port, &h);
+		if (v == SVC_TARGETS_UNHEALTHY && ret->health != SVC_TARGETS_UNHEALTHY) {
+			char why[128];
+			reason_words(&h, why, sizeof(why));
+			snprintf(ret->target_group, sizeof(ret->target_group), "%s", tg);
+			snprintf(ret->event, sizeof(ret->event),
+				 "(task %s) (port %d) is unhealthy in (target-group %s) due to (reason %s)",
+				 t->id, port, tg, why);
+		}
+		/* The worst: UNHEALTHY over INITIAL over HEALTHY over NONE. */
+		static const int rank[] = { [SVC_TARGETS_NONE] = 0, [SVC_TARGETS_HEALTHY] = 1,
+					    [SVC_TARGETS_INITIAL] = 2, [SVC_TARGETS_UNHEALTHY] = 3 };
+		if (rank[v] > rank[ret->health])
+			ret->health = v;
+	}
 }

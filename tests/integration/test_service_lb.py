@@ -9,8 +9,8 @@ from fixtures import tasks as tk
 from test_api_elbv2 import make_elbv2
 from test_api_clusters import make_client
 from test_api_tasks import TaskDaemon, finish, register, sh, tmp_tasks  # noqa: F401
-from test_services import (HEALTHY_AFTER, IDLE, create, running_tasks, stable,
-                           stop_services_and_tasks, svc)
+from test_services import (HEALTHY_AFTER, IDLE, create, messages, running_tasks, stable,
+                           stop_services_and_tasks, svc, wait_replaced)
 
 
 @pytest.fixture
@@ -134,6 +134,23 @@ def test_tasks_drain_from_their_targets_before_they_stop(ecs, sdaemon):
     tk.poll_until(lambda: targets(elb, arn) == set(), 30, "every target gone")
 
 
+def app_lb(elb, delay, **health):
+    """An application load balancer "web" on a free port of 127.0.0.1
+    forwarding to an ip target group "web" (5 s checks, healthy after 2,
+    HEALTH's members; deregistration delay DELAY): (group ARN, port)."""
+    from test_api_elbv2 import tk_free_port
+    lb = elb.create_load_balancer(Name="web")["LoadBalancers"][0]
+    arn = elb.create_target_group(Name="web", Protocol="HTTP", Port=80, TargetType="ip",
+                                  HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                  HealthyThresholdCount=2,
+                                  **health)["TargetGroups"][0]["TargetGroupArn"]
+    set_delay(elb, arn, delay)
+    port = tk_free_port()
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": arn}])
+    return arn, port
+
+
 def test_load_balancers_refused(ecs, sdaemon):
     elb = make_elbv2(sdaemon)
     ip_tg = elb.create_target_group(Name="ip", Protocol="HTTP", Port=80,
@@ -163,19 +180,12 @@ def test_load_balancers_refused(ecs, sdaemon):
 def test_service_behind_a_load_balancer_serves_every_task(ecs, sdaemon):
     """Two awsvpc tasks answering their hostname (busybox httpd) behind an
     application load balancer on 127.0.0.1: requests reach both."""
-    from test_api_elbv2 import get, tk_free_port
+    from test_api_elbv2 import get
     elb = make_elbv2(sdaemon)
-    lb = elb.create_load_balancer(Name="web")["LoadBalancers"][0]
-    arn = elb.create_target_group(Name="web", Protocol="HTTP", Port=80, TargetType="ip",
-                                  HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
-                                  HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
-    set_delay(elb, arn, 1)
-    port = tk_free_port()
-    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
-                        DefaultActions=[{"Type": "forward", "TargetGroupArn": arn}])
+    arn, port = app_lb(elb, 1)
     serve = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"
-    td = register(ecs, sdaemon, [sh("app", serve, portMappings=[{"containerPort": 8080}])],
-                  family="web")
+    td = register(ecs, sdaemon, [sh("app", serve, portMappings=[{"containerPort": 8080}],
+                                    stopTimeout=2)], family="web")
     create(ecs, td, count=2, loadBalancers=[
         {"targetGroupArn": arn, "containerName": "app", "containerPort": 8080}])
     stable(ecs)
@@ -191,3 +201,115 @@ def test_service_behind_a_load_balancer_serves_every_task(ecs, sdaemon):
         answers.add(body.strip())
     assert len(answers) == 2, answers
     ecs.delete_service(service="web", force=True)
+
+
+# A busybox httpd answering "VERSION HOSTNAME" on / and its health on
+# /cgi-bin/health: 200, or 500 once /tmp/sick exists.
+HEALTH = ('#!/bin/sh\nif [ -e /tmp/sick ]; then printf "Status: 500 Sick\\r\\n\\r\\n"; '
+          'else printf "Content-Type: text/plain\\r\\n\\r\\nok"; fi\n')
+
+
+def web(ecs, d, version):
+    serve = ("mkdir -p /www/cgi-bin && echo \"$VERSION $(hostname)\" > /www/index.html && "
+             "printf '%s' \"$HEALTH\" > /www/cgi-bin/health && chmod +x /www/cgi-bin/health && "
+             "exec httpd -f -p 8080 -h /www")
+    # httpd ignores SIGTERM as its container's first process: stopTimeout 2.
+    return register(ecs, d, [sh("app", serve, portMappings=[{"containerPort": 8080}],
+                                stopTimeout=2, environment=[{"name": "VERSION", "value": version},
+                                             {"name": "HEALTH", "value": HEALTH}])],
+                    family="web")
+
+
+class Requests:
+    """A request loop to 127.0.0.1:PORT on a thread, bounded in time:
+    every answer's body, and every failure."""
+
+    def __init__(self, port, limit=180):
+        import threading
+        self.port, self.limit = port, limit
+        self.bodies, self.failures = [], []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def run(self):
+        import time
+        from test_api_elbv2 import get
+        end = time.monotonic() + self.limit
+        while not self.done.is_set() and time.monotonic() < end:
+            try:
+                status, body = get(self.port)
+                (self.bodies if status == 200 else self.failures).append(body)
+            except OSError as e:
+                self.failures.append(repr(e))
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+
+
+def test_rolling_deploy_without_a_failed_request_and_unhealthy_target_replaced(ecs, sdaemon):
+    """A two-task service behind an application load balancer: v1 → v2
+    under a continuous request loop fails no request (the new tasks count
+    only once their targets are healthy; the old ones drain, then stop),
+    with ECS's events in order.  Then a task whose health check starts
+    answering 500 is replaced, in ECS's words."""
+    elb = make_elbv2(sdaemon)
+    tg, port = app_lb(elb, 2, HealthCheckPath="/cgi-bin/health", UnhealthyThresholdCount=2)
+    v1, v2 = web(ecs, sdaemon, "v1"), web(ecs, sdaemon, "v2")
+    create(ecs, v1, count=2, loadBalancers=[
+        {"targetGroupArn": tg, "containerName": "app", "containerPort": 8080}])
+    stable(ecs)
+    # Stable means healthy in the target group now, not only RUNNING.
+    assert {x[2] for x in targets(elb, tg)} == {"healthy"}
+    old = {t["taskArn"] for t in running_tasks(ecs)}
+
+    loop = Requests(port)
+    try:
+        ecs.update_service(service="web", taskDefinition=v2)
+        tk.poll_until(lambda: all(task(ecs, a)["lastStatus"] == "STOPPED" for a in old), 120,
+                      "the v1 tasks stopped")
+        stable(ecs)
+        tk.poll_until(lambda: any(b.startswith("v2") for b in loop.bodies[-10:]), 30,
+                      "v2 answering")
+    finally:
+        loop.stop()
+    assert loop.failures == [], loop.failures[:5]
+    assert len({b for b in loop.bodies if b.startswith("v1")}) == 2
+    assert len({b for b in loop.bodies if b.startswith("v2")}) == 2
+    assert not any(b.startswith("v1") for b in loop.bodies[-10:])
+
+    # Each v1 task drained for the whole delay before it stopped; the
+    # events came in ECS's order: the new targets registered, the old
+    # tasks stopped, deregistered and drained, the deployment completed.
+    msgs = [m for _, m in event_times(ecs, "")]
+    for a in old:
+        t = task(ecs, a)
+        (began, _), *_ = [e for e in event_times(ecs, "has begun draining")
+                          if e[0] >= t["stoppingAt"].timestamp() - 1]
+        assert t["executionStoppedAt"].timestamp() - began >= 2 - 0.3
+    regs = [i for i, m in enumerate(msgs) if f"registered 1 targets in (target-group {tg})" in m
+            and "deregistered" not in m]
+    stops = [i for i, m in enumerate(msgs) if "has stopped" in m]
+    deregs = [i for i, m in enumerate(msgs) if "deregistered 1 targets" in m]
+    drains = [i for i, m in enumerate(msgs) if "has begun draining connections on 1 tasks." in m]
+    done = [i for i, m in enumerate(msgs) if "deployment completed" in m]
+    assert len(regs) == 4 and len(deregs) == 2 and len(drains) == 2, msgs
+    assert regs[2] < regs[3] < stops[0] < deregs[0] < drains[0], msgs
+    assert stops[-1] < deregs[1] < drains[1] < done[-1], msgs
+
+    # A v2 task's health check starts answering 500: it is replaced.
+    from test_exec import exec_run
+    sick = running_tasks(ecs)[0]
+    sick_id = sick["taskArn"].rsplit("/", 1)[1]
+    rc, _, err = exec_run(sdaemon, sick_id, "--", "touch", "/tmp/sick")
+    assert rc == 0, err
+    words = (f"(service web) (task {sick_id}) (port 8080) is unhealthy in (target-group {tg}) "
+             "due to (reason Health checks failed with these codes: [500])")
+    tk.poll_until(lambda: words in messages(svc(ecs)), 60, "the unhealthy event")
+    t = task(ecs, sick["taskArn"])
+    assert t["stoppedReason"] == f"Task failed ELB health checks in (target-group {tg})"
+    assert t["stopCode"] == "ServiceSchedulerInitiated"
+    wait_replaced(ecs, sick["taskArn"], 2, timeout=60)
+    tk.poll_until(lambda: {x[2] for x in targets(elb, tg)} == {"healthy"}, 60,
+                  "the replacement healthy, the sick target gone")
