@@ -22,6 +22,7 @@
 #include "daemon/server/introspect.h"
 #include "daemon/server/log_limit.h"
 #include "daemon/server/metadata.h"
+#include "daemon/sched/instance.h"
 #include "daemon/sched/taskmeta.h"
 #include "daemon/sched/sched.h"
 #include "daemon/sched/volumes.h"
@@ -346,10 +347,12 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	_cleanup_(lb_freep) struct lb *lb = NULL;
 	if ((r = lb_new(base, &lc, &lb, err)) < 0)
 		return r;
+	char instance[INSTANCE_ID_LEN + 1];   /* the task engine's, for instance targets */
+	instance_id(root, instance);
 	struct elb_config ec = {
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
 		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
-		.dns_name = o->lb_address, .lb = lb, .log = o->log,
+		.dns_name = o->lb_address, .lb = lb, .instance_id = instance, .log = o->log,
 	};
 	_cleanup_(elb_freep) struct elb *elb = NULL;
 	if ((r = elb_new(base, store, &ec, &elb, err)) < 0)

@@ -39,6 +39,9 @@ struct elb_config {
 	 * listeners are reached at; NULL = this host's name. */
 	const char *dns_name;
 	struct lb *lb; /* the data plane; NULL = state kept, nothing served */
+	/* This host's container instance id: the Id bridge-mode service tasks
+	 * are registered under in instance target groups; NULL: none are. */
+	const char *instance_id;
 	FILE *log;     /* data-plane failures after the answer; NULL = quiet */
 };
 

@@ -1,6 +1,8 @@
 /* daemon/elb/elb_ecs: ECS services' loadBalancers.  A task of a service
- * whose loadBalancers name target groups is registered in each (its awsvpc
- * address, the entry's containerPort) once it is RUNNING.  When it is to
+ * whose loadBalancers name target groups is registered in each once it is
+ * RUNNING: an awsvpc task in an ip group (its address, the entry's
+ * containerPort), a bridge-mode task in an instance group (this host's
+ * container instance, the host port that containerPort is published on).  When it is to
  * stop — desired STOPPED (scale-in, a deployment replacing it, StopTask,
  * DeleteService) — its targets drain for their groups' deregistration
  * delay first, and the task engine keeps it running (DEACTIVATING) until
@@ -75,8 +77,53 @@ static enum settled settle(struct elb *e, const char *tg, const char *addr, int 
 struct task_lbs {
 	cJSON *cfg, *att;        /* the service's configuration, the task's attachments */
 	const cJSON *lbs;        /* cfg's loadBalancers */
-	const char *addr;        /* the task's address in them */
+	const char *addr;        /* the task's address, or NULL */
 };
+
+/* The host port container NAME of T publishes its TCP port PORT on (its
+ * networkBindings), or 0. */
+static int host_port(const struct store_task *t, const char *name, int port)
+{
+	for (size_t i = 0; name && i < t->n_containers; i++) {
+		if (strcmp(t->containers[i].name, name) != 0 || !t->containers[i].network_json)
+			continue;
+		_cleanup_(cJSON_Deletep) cJSON *net = cJSON_Parse(t->containers[i].network_json);
+		const cJSON *b;
+		cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(net, "networkBindings")) {
+			const char *proto = json_str(b, "protocol");
+			if (json_int(b, "containerPort", 0) == port && (!proto || !strcmp(proto, "tcp")))
+				return (int)json_int(b, "hostPort", 0);
+		}
+	}
+	return 0;
+}
+
+/* One target of a task: an ip group's is the task's address and the
+ * containerPort; an instance group's (a bridge-mode task, as in ECS) is
+ * this host's container instance and the host port the containerPort is
+ * published on, which the data plane reaches at ELB_INSTANCE_ADDR. */
+struct target {
+	const char *tg, *id;
+	int port;
+	bool instance;
+};
+
+static bool target_of(struct elb *e, const struct store_task *t, const struct task_lbs *l,
+		      const cJSON *lb, struct target *ret)
+{
+	struct berth_err err = { 0 };
+	_cleanup_(store_elb_res_freep) struct store_elb_res *r = NULL;
+	*ret = (struct target){ .tg = json_str(lb, "targetGroupArn") };
+	if (!ret->tg || store_elb_res_get(e->store, ret->tg, &r, &err) < 0)
+		return false;
+	_cleanup_(cJSON_Deletep) cJSON *doc = cJSON_Parse(r->doc_json);
+	const char *type = json_str(doc, "TargetType");
+	int port = (int)json_int(lb, "containerPort", 0);
+	ret->instance = type && strcmp(type, "instance") == 0;
+	ret->id = ret->instance ? e->cfg.instance_id : l->addr;
+	ret->port = ret->instance ? host_port(t, json_str(lb, "containerName"), port) : port;
+	return ret->id && ret->port > 0;
+}
 
 static void task_lbs_done(struct task_lbs *l)
 {
@@ -98,7 +145,7 @@ static bool task_lbs(struct elb *e, const struct store_task *t, struct task_lbs 
 	ret->att = t->attachments_json ? cJSON_Parse(t->attachments_json) : NULL;
 	ret->lbs = cJSON_GetObjectItemCaseSensitive(ret->cfg, "loadBalancers");
 	ret->addr = task_address(ret->att);
-	return cJSON_GetArraySize(ret->lbs) && ret->addr;
+	return cJSON_GetArraySize(ret->lbs) > 0;
 }
 
 /* Registers T in its service's groups (WANT) or drains it; the latest
@@ -109,19 +156,18 @@ static int64_t settle_task(struct elb *e, struct svc *svc, const struct store_ta
 	_cleanup_(task_lbs_done) struct task_lbs l;
 	if (!task_lbs(e, t, &l))
 		return 0;
-	const cJSON *lbs = l.lbs;
-	const char *addr = l.addr;
 	struct berth_err err = { 0 };
 	int64_t now = berth_real_ms(), until = 0;
 	bool drained = false, changed = false;
 	const cJSON *lb;
-	cJSON_ArrayForEach(lb, lbs) {
-		const char *tg = json_str(lb, "targetGroupArn");
-		enum settled s = settle(e, tg, addr, (int)json_int(lb, "containerPort", 0), want, now,
-					&until, &err);
+	cJSON_ArrayForEach(lb, l.lbs) {
+		struct target g;
+		if (!target_of(e, t, &l, lb, &g))
+			continue;
+		enum settled s = settle(e, g.tg, g.id, g.port, want, now, &until, &err);
 		char msg[600];
 		snprintf(msg, sizeof(msg), "%s 1 targets in (target-group %s)",
-			 s == REGISTERED ? "registered" : "deregistered", tg);
+			 s == REGISTERED ? "registered" : "deregistered", g.tg);
 		if (s != UNCHANGED)
 			svc_note(svc, t->cluster, t->service_name, msg);
 		drained |= s == DRAINED;
@@ -171,11 +217,12 @@ static void reason_words(const struct lb_target_health *h, char *buf, size_t n)
 }
 
 /* One target's verdict, ELB's state weighed as the service engine does. */
-static enum svc_target_health one_target(struct elb *e, const char *tg, const char *addr,
-					 int port, struct lb_target_health *h)
+static enum svc_target_health one_target(struct elb *e, const struct target *g,
+					 struct lb_target_health *h)
 {
 	struct berth_err err = { 0 };
-	int r = elb_plane_health(e, tg, addr, port, h, &err);
+	int r = elb_plane_health(e, g->tg, g->instance ? ELB_INSTANCE_ADDR : g->id, g->port, h,
+				 &err);
 	if (r == -ENODEV || (r == 0 && h->state == LB_UNUSED))
 		return SVC_TARGETS_NONE;     /* nothing checks it: no verdict */
 	if (r < 0 || h->state == LB_INITIAL || h->state == LB_DRAINING)
@@ -191,17 +238,20 @@ void elb_task_health(struct elb *e, const struct store_task *t, struct svc_targe
 		return;
 	const cJSON *lb;
 	cJSON_ArrayForEach(lb, l.lbs) {
-		const char *tg = json_str(lb, "targetGroupArn");
-		int port = (int)json_int(lb, "containerPort", 0);
+		struct target g;
 		struct lb_target_health h;
-		enum svc_target_health v = one_target(e, tg, l.addr, port, &h);
+		/* Not registered (yet): not healthy. */
+		enum svc_target_health v = target_of(e, t, &l, lb, &g) ? one_target(e, &g, &h)
+									 : SVC_TARGETS_INITIAL;
 		if (v == SVC_TARGETS_UNHEALTHY && ret->health != SVC_TARGETS_UNHEALTHY) {
 			char why[128];
 			reason_words(&h, why, sizeof(why));
-			snprintf(ret->target_group, sizeof(ret->target_group), "%s", tg);
+			snprintf(ret->target_group, sizeof(ret->target_group), "%s", g.tg);
+			/* ECS names an instance target's instance and host port. */
 			snprintf(ret->event, sizeof(ret->event),
-				 "(task %s) (port %d) is unhealthy in (target-group %s) due to (reason %s)",
-				 t->id, port, tg, why);
+				 "(%s %s) (port %d) is unhealthy in (target-group %s) due to (reason %s)",
+				 g.instance ? "instance" : "task", g.instance ? g.id : t->id, g.port,
+				 g.tg, why);
 		}
 		/* The worst: UNHEALTHY over INITIAL over HEALTHY over NONE. */
 		static const int rank[] = { [SVC_TARGETS_NONE] = 0, [SVC_TARGETS_HEALTHY] = 1,

@@ -134,15 +134,28 @@ def test_tasks_drain_from_their_targets_before_they_stop(ecs, sdaemon):
     tk.poll_until(lambda: targets(elb, arn) == set(), 30, "every target gone")
 
 
+def answers_through(port, n=20):
+    """N requests through the load balancer on 127.0.0.1:PORT, all 200:
+    the distinct answers."""
+    from test_api_elbv2 import get
+    answers = set()
+    for _ in range(n):
+        status, body = get(port)
+        assert status == 200
+        answers.add(body.strip())
+    return answers
+
+
 def app_lb(elb, delay, **health):
     """An application load balancer "web" on a free port of 127.0.0.1
-    forwarding to an ip target group "web" (5 s checks, healthy after 2,
-    HEALTH's members; deregistration delay DELAY): (group ARN, port)."""
+    forwarding to a target group "web" (ip unless HEALTH says, 5 s
+    checks, healthy after 2, HEALTH's members; deregistration delay
+    DELAY): (group ARN, port)."""
     from test_api_elbv2 import tk_free_port
     lb = elb.create_load_balancer(Name="web")["LoadBalancers"][0]
-    arn = elb.create_target_group(Name="web", Protocol="HTTP", Port=80, TargetType="ip",
-                                  HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
-                                  HealthyThresholdCount=2,
+    health = {"TargetType": "ip", "HealthCheckIntervalSeconds": 5,
+              "HealthCheckTimeoutSeconds": 2, "HealthyThresholdCount": 2, **health}
+    arn = elb.create_target_group(Name="web", Protocol="HTTP", Port=80,
                                   **health)["TargetGroups"][0]["TargetGroupArn"]
     set_delay(elb, arn, delay)
     port = tk_free_port()
@@ -180,7 +193,6 @@ def test_load_balancers_refused(ecs, sdaemon):
 def test_service_behind_a_load_balancer_serves_every_task(ecs, sdaemon):
     """Two awsvpc tasks answering their hostname (busybox httpd) behind an
     application load balancer on 127.0.0.1: requests reach both."""
-    from test_api_elbv2 import get
     elb = make_elbv2(sdaemon)
     arn, port = app_lb(elb, 1)
     serve = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"
@@ -194,12 +206,7 @@ def test_service_behind_a_load_balancer_serves_every_task(ecs, sdaemon):
         h = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
         return len(h) == 2 and {x["TargetHealth"]["State"] for x in h} == {"healthy"}
     tk.poll_until(healthy, 60, "both tasks healthy in the target group")
-    answers = set()
-    for _ in range(20):
-        status, body = get(port)
-        assert status == 200
-        answers.add(body.strip())
-    assert len(answers) == 2, answers
+    assert len(answers_through(port)) == 2
     ecs.delete_service(service="web", force=True)
 
 
@@ -313,3 +320,36 @@ def test_rolling_deploy_without_a_failed_request_and_unhealthy_target_replaced(e
     wait_replaced(ecs, sick["taskArn"], 2, timeout=60)
     tk.poll_until(lambda: {x[2] for x in targets(elb, tg)} == {"healthy"}, 60,
                   "the replacement healthy, the sick target gone")
+
+
+def test_bridge_tasks_are_instance_targets_on_their_host_ports(ecs, sdaemon):
+    """A bridge-mode service behind an application load balancer: each
+    task is registered in an instance target group as this host's
+    container instance and the dynamic host port of its networkBindings,
+    both get traffic; an ip group is refused for it, as in ECS."""
+    from test_ports import WEB, register_mode
+    elb = make_elbv2(sdaemon)
+    ip_tg = elb.create_target_group(Name="ip", Protocol="HTTP", Port=80,
+                                    TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    arn, port = app_lb(elb, 1, TargetType="instance")
+    td = register_mode(ecs, sdaemon, "bridge", [sh("web", WEB, portMappings=[
+        {"containerPort": 8080}])], family="web")
+
+    def bridge_service(tg, count):
+        ecs.create_service(serviceName="web", taskDefinition=td, desiredCount=count,
+                           launchType="EC2", loadBalancers=[
+                               {"targetGroupArn": tg, "containerName": "web",
+                                "containerPort": 8080}])
+    with pytest.raises(ClientError) as e:
+        bridge_service(ip_tg, 1)
+    assert "incompatible with the bridge network mode" in e.value.response["Error"]["Message"]
+    bridge_service(arn, 2)
+    stable(ecs)
+    tasks = running_tasks(ecs)
+    host_ports = {t["containers"][0]["networkBindings"][0]["hostPort"] for t in tasks}
+    (instance,) = {t["containerInstanceArn"].rsplit("/", 1)[1] for t in tasks}
+    assert len(host_ports) == 2
+    assert targets(elb, arn) == {(instance, p, "healthy") for p in host_ports}
+    assert len(answers_through(port)) == 2
+    ecs.delete_service(service="web", force=True)
+    tk.poll_until(lambda: targets(elb, arn) == set(), 30, "every target gone")
