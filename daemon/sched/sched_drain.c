@@ -2,7 +2,9 @@
  * balancers is not told to stop at once.  As in ECS, it stays up,
  * lastStatus DEACTIVATING with desiredStatus STOPPED, while its targets
  * drain (the deregister hook, sched.h, gives the deadline), and gets its
- * stop signal when the drain ends.  The deadline is not kept here: the
+ * stop signal when the drain ends (ECS Developer Guide, "task
+ * lifecycle": a service's load balancer deregistration happens in
+ * DEACTIVATING, before STOPPING).  The deadline is not kept here: the
  * layer above keeps it in the store, and a restarted daemon asks again
  * for every DEACTIVATING task it follows (sched_drain_resume()). */
 #include <stdio.h>
