@@ -110,7 +110,7 @@ def test_tasks_drain_from_their_targets_before_they_stop(ecs, sdaemon):
 
     # StopTask, and the daemon killed mid-drain: the new daemon stops the
     # task when the drain (kept in the store) ends, not before.
-    set_delay(elb, arn, 6)
+    set_delay(elb, arn, 10)   # longer than a restart on a loaded machine
     (kept,) = running_tasks(ecs)
     ecs.stop_task(task=kept["taskArn"], reason="by hand")
     tk.poll_until(lambda: task(ecs, kept["taskArn"])["lastStatus"] == "DEACTIVATING", 10,
@@ -123,14 +123,14 @@ def test_tasks_drain_from_their_targets_before_they_stop(ecs, sdaemon):
     t = task(ecs, kept["taskArn"])
     assert (t["lastStatus"], t["desiredStatus"], t["stoppedReason"]) == \
         ("DEACTIVATING", "STOPPED", "by hand")
-    watch_drain(ecs, elb, arn, kept["taskArn"], 6)
+    watch_drain(ecs, elb, arn, kept["taskArn"], 10)
     tk.poll_until(lambda: len(running_tasks(ecs)) == 1, 30, "the replacement")
 
     # DeleteService drains the last one too.
-    set_delay(elb, arn, 1)
+    set_delay(elb, arn, 2)
     (last,) = running_tasks(ecs)
     ecs.delete_service(service="web", force=True)
-    watch_drain(ecs, elb, arn, last["taskArn"], 1)
+    watch_drain(ecs, elb, arn, last["taskArn"], 2)
     tk.poll_until(lambda: targets(elb, arn) == set(), 30, "every target gone")
 
 
