@@ -393,9 +393,10 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name)
 	if (svc_view_load_tasks(v, cluster, name, &w, &err) < 0) {
 		if (err.code != ENOENT)
 			svc_say(v, "service %s: %s", name, err.msg);
+		svc_notes_flush(v, cluster, name, NULL, now);   /* nowhere to write them */
 		return 0;
 	}
-	if (svc_notes_flush(v, &w, now) && (w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps) &&
+	if (svc_notes_flush(v, cluster, name, &w, now) && (w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps) &&
 	    svc_view_save(v, &w, &err) < 0)
 		svc_say(v, "service %s: %s", name, err.msg);
 	if (w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps)

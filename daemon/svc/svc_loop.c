@@ -119,14 +119,16 @@ void svc_note(struct svc *v, const char *cluster, const char *name, const char *
 	svc_poke(v, cluster, name);
 }
 
-size_t svc_notes_flush(struct svc *v, struct svc_view *w, int64_t now)
+size_t svc_notes_flush(struct svc *v, const char *cluster, const char *name, struct svc_view *w,
+		       int64_t now)
 {
 	size_t k = 0;
 	for (struct svc_entry *e = v->entries; e; e = e->next) {
-		if (strcmp(e->cluster, w->row->cluster) != 0 || strcmp(e->name, w->row->name) != 0)
+		if (strcmp(e->cluster, cluster) != 0 || strcmp(e->name, name) != 0)
 			continue;
 		for (struct svc_note *n = e->notes; n; n = n->next, k++)
-			svc_event(w, now, "%s", n->message);
+			if (w)
+				svc_event(w, now, "%s", n->message);
 		notes_free(e);
 	}
 	return k;

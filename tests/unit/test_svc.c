@@ -607,6 +607,18 @@ static void test_notes_join_the_events(void **state)
 	assert_int_equal(events(f, ev, 4), 3);
 }
 
+/* A note for a service that cannot be read is dropped, not kept (its
+ * timer would fire again and again). */
+static void test_notes_of_a_missing_service_are_dropped(void **state)
+{
+	struct fixture *f = *state;
+	svc_note(f->v, CLUSTER, NAME, "registered 1 targets in (target-group tg)");
+	assert_int_equal(reconcile(f), 0);
+	create(f, 1, CONFIG(200, 100));
+	reconcile(f);
+	assert_false(said(f, "registered 1 targets"));
+}
+
 /* A one-task service with a 60 s healthCheckGracePeriodSeconds (and the
  * members MORE), its task RUNNING now with HEALTH: its id into ID. */
 static void one_task_with_grace(struct fixture *f, const char *more, enum store_health health,
@@ -912,6 +924,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unhealthy_task_replaced_before_it_stops,
 						setup_hc, teardown),
 		cmocka_unit_test_setup_teardown(test_notes_join_the_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notes_of_a_missing_service_are_dropped, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_targets_decide_health, setup_lb, teardown),
 		cmocka_unit_test_setup_teardown(test_unhealthy_target_replaced_after_grace, setup_lb,
 						teardown),
