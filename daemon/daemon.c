@@ -22,6 +22,7 @@
 #include "daemon/server/introspect.h"
 #include "daemon/server/log_limit.h"
 #include "daemon/server/metadata.h"
+#include "daemon/sched/instance.h"
 #include "daemon/sched/taskmeta.h"
 #include "daemon/sched/sched.h"
 #include "daemon/sched/volumes.h"
@@ -127,8 +128,9 @@ static void say(const struct daemon_opts *o, const char *fmt, ...)
 	fflush(o->log);
 }
 
-/* The task engine's hooks (sched.h): a service's task changed or stopped. */
-/* What the task engine's hooks reach: both NULL while it adopts tasks. */
+/* The task engine's hooks (sched.h): a service's task changed, stopped
+ * or is to stop.  What they reach: the service engine is NULL while the
+ * task engine adopts tasks. */
 struct task_watchers {
 	struct svc *svc;
 	struct elb *elb;
@@ -137,7 +139,7 @@ struct task_watchers {
 static void on_task_changed(void *arg, const struct store_task *t)
 {
 	struct task_watchers *w = arg;
-	elb_task_changed(w->elb, t);
+	elb_task_changed(w->elb, w->svc, t);
 	if (t->service_name)
 		svc_poke(w->svc, t->cluster, t->service_name);
 }
@@ -145,8 +147,21 @@ static void on_task_changed(void *arg, const struct store_task *t)
 static void on_task_stopped(void *arg, const struct store_task *t)
 {
 	struct task_watchers *w = arg;
-	elb_task_changed(w->elb, t);
+	elb_task_changed(w->elb, w->svc, t);
 	svc_task_stopped(w->svc, t);
+}
+
+static void on_target_health(void *arg, const struct store_task *t,
+			     struct svc_target_report *ret)
+{
+	elb_task_health(arg, t, ret);
+}
+
+static int64_t on_task_deregister(void *arg, const struct store_task *t, int64_t now_ms)
+{
+	(void)now_ms;
+	struct task_watchers *w = arg;
+	return elb_task_deregister(w->elb, w->svc, t);
 }
 
 /* The task endpoint before the scheduler: its socket is bound first
@@ -327,10 +342,12 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	_cleanup_(lb_freep) struct lb *lb = NULL;
 	if ((r = lb_new(base, &lc, &lb, err)) < 0)
 		return r;
+	char instance[INSTANCE_ID_LEN + 1];   /* the task engine's, for instance targets */
+	instance_id(root, instance);
 	struct elb_config ec = {
 		.region = o->region ? o->region : DAEMON_DEFAULT_REGION,
 		.account_id = o->account_id ? o->account_id : DAEMON_DEFAULT_ACCOUNT,
-		.dns_name = o->lb_address, .lb = lb, .log = o->log,
+		.dns_name = o->lb_address, .lb = lb, .instance_id = instance, .log = o->log,
 	};
 	_cleanup_(elb_freep) struct elb *elb = NULL;
 	if ((r = elb_new(base, store, &ec, &elb, err)) < 0)
@@ -339,7 +356,8 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	/* Before the API: RunTask needs it, and a restarted daemon adopts
 	 * its tasks before it answers about them. */
 	struct task_watchers watchers = { .elb = elb };  /* the hooks' argument */
-	struct sched_hooks hooks = { on_task_changed, on_task_stopped, &watchers };
+	struct sched_hooks hooks = { on_task_changed, on_task_stopped, on_task_deregister,
+				     &watchers };
 	_cleanup_(task_endpoint_done) struct task_endpoint te = { .fd = -1 };
 	r = task_endpoint_bind(o, root, &te, err);
 	if (r < 0)
@@ -354,7 +372,8 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	if ((r = start_endpoints(o, base, store, sched, &te, &md, &intro, err)) < 0)
 		return r;
 	/* Freed before the scheduler whose tasks it watches. */
-	struct svc_config vc = { .healthy_after_ms = o->service_healthy_after_ms };
+	struct svc_config vc = { .healthy_after_ms = o->service_healthy_after_ms,
+				 .targets = { on_target_health, elb } };
 	struct svc_sched engine_arg = { sched, store };
 	struct svc_engine engine;
 	svc_engine_sched(&engine_arg, &engine);

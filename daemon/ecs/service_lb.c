@@ -1,8 +1,9 @@
 /* daemon/ecs/service_lb: CreateService's loadBalancers.  Each entry names
  * a target group of the ELBv2 API (daemon/elb) and a container port of
  * the service's task definition; daemon/elb registers every RUNNING task
- * of the service there as an ip target (the task's address and that
- * port) and drains it when the task is to stop. */
+ * of the service there — an awsvpc task as an ip target (its address and
+ * that port), a bridge-mode one as an instance target (the host port the
+ * port is published on) — and drains it before the task stops. */
 #include <errno.h>
 #include <string.h>
 
@@ -32,9 +33,10 @@ static int container_port(struct api_call *c, const cJSON *body, const char *nam
 			 name);
 }
 
-/* The target group must be the ELBv2 API's, of target type ip (awsvpc
- * tasks are ip targets, as in ECS). */
-static int target_group(struct api_call *c, const char *arn)
+/* The target group must be the ELBv2 API's, of the target type the task
+ * definition's network mode takes, as in ECS: ip for awsvpc tasks,
+ * instance for bridge-mode ones (their host ports). */
+static int target_group(struct api_call *c, const char *arn, const char *mode)
 {
 	_cleanup_(store_elb_res_freep) struct store_elb_res *r = NULL;
 	struct berth_err err = { 0 };
@@ -48,13 +50,15 @@ static int target_group(struct api_call *c, const char *arn)
 		return api_store_error(c, res, &err);
 	_cleanup_(cJSON_Deletep) cJSON *doc = cJSON_Parse(r->doc_json);
 	const char *type = json_str(doc, "TargetType");
-	if (!type || strcmp(type, "ip") != 0)
+	const char *want = strcmp(mode, "bridge") == 0 ? "instance"
+			   : strcmp(mode, "awsvpc") == 0 ? "ip" : NULL;
+	if (!type || !want || strcmp(type, want) != 0)
 		return api_error(c, 0, API_E_INVALID,
 				 "The provided target group %s has target type"
-				 " %s, which is incompatible with the awsvpc network mode "
+				 " %s, which is incompatible with the %s network mode "
 				 "specified in"
 				 " the task definition.",
-				 arn, type ? type : "?");
+				 arn, type ? type : "?", mode);
 	return 0;
 }
 
@@ -74,6 +78,7 @@ int api_check_load_balancers(struct api_call *c, const char *td_arn)
 	if (r < 0)
 		return api_store_error(c, r, &err);
 	_cleanup_(cJSON_Deletep) cJSON *body = cJSON_Parse(td->body_json);
+	const char *mode = json_str(body, "networkMode") ? json_str(body, "networkMode") : "awsvpc";
 	const cJSON *lb;
 	cJSON_ArrayForEach(lb, lbs) {
 		const char *tg, *name;
@@ -88,7 +93,7 @@ int api_check_load_balancers(struct api_call *c, const char *td_arn)
 		    api_get_int(c, lb, "loadBalancers.", "containerPort", true, 1, 65535, &have,
 				&port) < 0)
 			return -1;
-		if (target_group(c, tg) < 0 || container_port(c, body, name, port) < 0)
+		if (target_group(c, tg, mode) < 0 || container_port(c, body, name, port) < 0)
 			return -1;
 	}
 	return 0;

@@ -26,6 +26,7 @@
 struct event_base;
 struct lb;
 struct elb;
+struct svc;
 
 #define ELB_CONTENT_TYPE "text/xml"
 /* The SigV4 credential scope's service for this API. */
@@ -38,6 +39,9 @@ struct elb_config {
 	 * listeners are reached at; NULL = this host's name. */
 	const char *dns_name;
 	struct lb *lb; /* the data plane; NULL = state kept, nothing served */
+	/* This host's container instance id: the Id bridge-mode service tasks
+	 * are registered under in instance target groups; NULL: none are. */
+	const char *instance_id;
 	FILE *log;     /* data-plane failures after the answer; NULL = quiet */
 };
 
@@ -55,10 +59,21 @@ void elb_serve(struct elb *e, const char *body, size_t len, const char *request_
 	       char **ret_body);
 
 /* Task T of an ECS service changed or stopped: registers it in the
- * target groups of the service's loadBalancers while it is RUNNING, and
- * starts draining it once it is to stop (elb_ecs.c).  A NULL E (no API
- * yet, while the scheduler adopts tasks) does nothing. */
-void elb_task_changed(struct elb *e, const struct store_task *t);
+ * target groups of the service's loadBalancers once it is RUNNING, and
+ * drains it once it no longer runs (elb_ecs.c); each change is an event
+ * of the service (svc_note() on SVC, which may be NULL).  A NULL E does
+ * nothing. */
+void elb_task_changed(struct elb *e, struct svc *svc, const struct store_task *t);
+/* The task engine's deregister hook (sched.h) for T, desired STOPPED:
+ * starts draining its targets and answers when the last drain ends
+ * (epoch ms; 0 when it has none), until when it must keep running. */
+int64_t elb_task_deregister(struct elb *e, struct svc *svc, const struct store_task *t);
+
+/* The service engine's target health (struct svc_targets, svc.h) of T:
+ * the worst verdict over its service's groups, with ECS's event for an
+ * unhealthy one (elb_ecs.c). */
+struct svc_target_report;
+void elb_task_health(struct elb *e, const struct store_task *t, struct svc_target_report *ret);
 
 /* An <ErrorResponse> for the front end's own refusals (signature, size):
  * CODE in ELB's words (the JSON protocol's "…Exception" names are mapped). */

@@ -71,6 +71,8 @@ static void map_state(const char *status, const char *check, struct lb_target_he
 		set(h, LB_HEALTHY, "");
 	else if (!*check || strcmp(check, "INI") == 0)
 		set(h, LB_INITIAL, "Elb.RegistrationInProgress");
+	else if (strlen(check) == 4 && strcmp(check + 2, "OK") == 0)  /* L4OK, L7OK: rising */
+		set(h, LB_INITIAL, "Elb.InitialHealthChecking");
 	else if (strcmp(check, "L7STS") == 0)
 		set(h, LB_UNHEALTHY, "Target.ResponseCodeMismatch");
 	else if (strcmp(check, "L4TOUT") == 0 || strcmp(check, "L7TOUT") == 0)

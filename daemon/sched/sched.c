@@ -71,7 +71,7 @@ struct sched_task *sched_task_new(struct sched *s, const char *id)
 	return t;
 }
 
-static struct sched_task *task_find(struct sched *s, const char *id)
+struct sched_task *sched_task_find(struct sched *s, const char *id)
 {
 	for (struct sched_task *t = s->tasks; t; t = t->next)
 		if (strcmp(t->id, id) == 0)
@@ -115,6 +115,8 @@ void sched_task_forget(struct sched_task *t)
 	launch_done_free(t);
 	if (t->retry_ev)
 		event_free(t->retry_ev);
+	if (t->drain_ev)
+		event_free(t->drain_ev);
 	free(t->stop_reason);
 	sched_helper_destroy(&t->helper);
 	free(t);
@@ -608,7 +610,7 @@ int sched_shim_request_stop(struct sched_task *t)
 
 void sched_stop(struct sched *s, const char *id, const char *reason)
 {
-	struct sched_task *t = task_find(s, id);
+	struct sched_task *t = sched_task_find(s, id);
 	if (!t)
 		return;  /* not ours (any more): the store already says STOPPED */
 	if (!t->stop_reason && !(t->stop_reason = strdup(reason)))
@@ -641,7 +643,7 @@ int sched_stop_task(struct sched *s, const struct sched_stop_req *q, struct stor
 	int r = store_task_modify(s->store, q->task, stop_fn, (void *)q, &t, err);
 	if (r < 0)
 		return r;
-	if (r == 0)
+	if (r == 0 && !sched_drain(s, t))
 		sched_stop(s, t->id, q->reason);
 	if (ret)
 		*ret = TAKE_PTR(t);

@@ -65,6 +65,12 @@ struct sched_hooks {
 	void (*task_changed)(void *arg, const struct store_task *t);
 	/* T has just been recorded STOPPED. */
 	void (*task_stopped)(void *arg, const struct store_task *t);
+	/* T, RUNNING, has just been desired STOPPED (or is DEACTIVATING in
+	 * the store of a restarted daemon): the layer above takes it out of
+	 * its load balancers and answers until when (epoch ms) the task must
+	 * keep running while they drain it; the task is DEACTIVATING until
+	 * then, and only then told to stop.  0 (or a time past): stop it now. */
+	int64_t (*deregister)(void *arg, const struct store_task *t, int64_t now_ms);
 	void *arg;
 };
 
@@ -187,7 +193,9 @@ struct sched_stop_req {
 
 /* Records desiredStatus STOPPED with Q's stopCode and stoppedReason (one
  * store transaction), then tells the task's shim, or makes sure a task
- * still pulling never starts (sched_stop()).  0, or 1 when the task's
+ * still pulling never starts (sched_stop()); a RUNNING task the
+ * deregister hook gives a drain deadline is DEACTIVATING until then, and
+ * told to stop at the deadline (sched_drain.c).  0, or 1 when the task's
  * desiredStatus already was STOPPED (nothing changes: the first stop's
  * code and reason stay); -ENOENT when there is no such task in the
  * cluster.  *RET (RET may be NULL) is the task as stored now, the

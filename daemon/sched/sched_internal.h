@@ -71,6 +71,8 @@ struct sched_task {
 	/* gone: the shim died; its clean-up waits for the dying process to
 	 * let go of its socket (retried on a timer). */
 	struct event *retry_ev;
+	/* DEACTIVATING: fires when its load balancers' drain ends (sched_drain.c). */
+	struct event *drain_ev;
 	int retries;
 
 	struct sched_task *next;
@@ -239,5 +241,18 @@ void sched_task_record_clear(struct store_task *t);
  * already STOPPED in the store: tells its shim (REASON), or makes sure a
  * task still pulling never starts. */
 void sched_stop(struct sched *s, const char *id, const char *reason);
+
+/* The task's entry while this daemon launches or follows it, or NULL. */
+struct sched_task *sched_task_find(struct sched *s, const char *id);
+
+/* sched_drain.c.  ST (as stored: RUNNING, just desired STOPPED) drains
+ * from its load balancers first when the deregister hook says so: true
+ * then (DEACTIVATING recorded, the stop comes at the deadline); false:
+ * tell it to stop now. */
+bool sched_drain(struct sched *s, const struct store_task *st);
+/* ST is DEACTIVATING (a daemon restarted mid-drain, or a status came):
+ * its drain timer armed again from the hook's deadline, or, the drain
+ * over, the task told to stop. */
+void sched_drain_resume(struct sched *s, const struct store_task *st);
 
 #endif

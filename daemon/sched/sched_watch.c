@@ -291,6 +291,8 @@ void sched_apply_status(struct sched *s, const char *id, const cJSON *status, bo
 	if (t->last_status == STORE_TASK_STOPPED)
 		return;  /* already recorded: nothing follows a STOPPED task */
 	if (!final) {
+		if (t->last_status == STORE_TASK_DEACTIVATING)
+			sched_drain_resume(s, t);
 		if (r != STORE_TASK_UNCHANGED && s->cfg.hooks.task_changed)
 			s->cfg.hooks.task_changed(s->cfg.hooks.arg, t);
 		return;

@@ -64,6 +64,37 @@ static bool has_health_checks(const cJSON *body)
 
 enum tstate { T_STOPPING, T_PENDING, T_STARTING, T_HEALTHY, T_UNHEALTHY };
 
+static void wake_at(int64_t *wake, int64_t at)
+{
+	if (!*wake || at < *wake)
+		*wake = at;
+}
+
+static void targets_of(struct svc *v, const struct store_task *t, struct svc_target_report *r)
+{
+	*r = (struct svc_target_report){ .health = SVC_TARGETS_NONE };
+	if (v->cfg.targets.health)
+		v->cfg.targets.health(v->cfg.targets.arg, t, r);
+}
+
+/* A task in load balancers is healthy once all its targets are (and its
+ * container health checks, if it has any, pass), as in ECS; one whose
+ * target fails its checks after the grace period is replaced.  Target
+ * health changes without telling the scheduler: it looks again soon. */
+static enum tstate by_targets(const struct store_task *t, const struct svc_target_report *r,
+			      bool checks, int64_t grace_end, int64_t now, int64_t *wake)
+{
+	wake_at(wake, now + (r->health == SVC_TARGETS_HEALTHY ? SVC_TARGETS_WATCH_MS
+							     : SVC_TARGETS_POLL_MS));
+	if (r->health == SVC_TARGETS_UNHEALTHY && now >= grace_end)
+		return T_UNHEALTHY;
+	if (r->health == SVC_TARGETS_UNHEALTHY)
+		wake_at(wake, grace_end);
+	if (r->health != SVC_TARGETS_HEALTHY)
+		return T_STARTING;
+	return !checks || t->health_status == STORE_HEALTH_HEALTHY ? T_HEALTHY : T_STARTING;
+}
+
 static enum tstate classify(struct svc *v, struct svc_view *w, const struct store_task *t,
 			    const struct bounds *b, int64_t now, int64_t *wake)
 {
@@ -74,20 +105,26 @@ static enum tstate classify(struct svc *v, struct svc_view *w, const struct stor
 	int64_t grace_end = t->started_at + b->grace_ms;
 	if (t->health_status == STORE_HEALTH_UNHEALTHY && now >= grace_end)
 		return T_UNHEALTHY;
-	if (t->health_status == STORE_HEALTH_UNHEALTHY && (!*wake || grace_end < *wake))
-		*wake = grace_end;   /* nothing else may change when the grace period ends */
-	if (t->health_status == STORE_HEALTH_HEALTHY)
-		return T_HEALTHY;
+	if (t->health_status == STORE_HEALTH_UNHEALTHY)
+		wake_at(wake, grace_end);   /* nothing else may change when the grace period ends */
 	struct store_task_definition *td;
 	const cJSON *body;
 	struct berth_err err = { 0 };
-	if (svc_td(v, w, t->task_definition_arn, &td, &body, &err) == 0 && has_health_checks(body))
+	bool checks = svc_td(v, w, t->task_definition_arn, &td, &body, &err) == 0 &&
+		      has_health_checks(body);
+	struct svc_target_report r = { .health = SVC_TARGETS_NONE };
+	if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(w->cfg, "loadBalancers")))
+		targets_of(v, t, &r);
+	if (r.health != SVC_TARGETS_NONE)
+		return by_targets(t, &r, checks, grace_end, now, wake);
+	if (t->health_status == STORE_HEALTH_HEALTHY)
+		return T_HEALTHY;
+	if (checks)
 		return T_STARTING;  /* until its checks pass */
 	int64_t at = t->started_at + v->cfg.healthy_after_ms;
 	if (now >= at)
 		return T_HEALTHY;
-	if (!*wake || at < *wake)
-		*wake = at;
+	wake_at(wake, at);
 	return T_STARTING;
 }
 
@@ -188,11 +225,23 @@ static void count(struct svc *v, struct svc_view *w, const struct bounds *b, int
 static void stop_unhealthy(struct svc *v, struct svc_view *w, const struct bounds *b,
 			   enum tstate *st, struct tally *n, int64_t now, struct idlist *stopped)
 {
-	for (size_t i = 0; i < w->n; i++)
-		if (st[i] == T_UNHEALTHY &&
-		    (n->live >= b->max || n->primary_healthy >= b->desired) &&
-		    stop_task(v, w, w->tasks[i], SVC_STOP_UNHEALTHY, now, stopped) == 0)
-			st[i] = T_STOPPING;
+	for (size_t i = 0; i < w->n; i++) {
+		struct store_task *t = w->tasks[i];
+		if (st[i] != T_UNHEALTHY || (n->live < b->max && n->primary_healthy < b->desired))
+			continue;
+		/* Its container's checks, or else its targets', failed. */
+		char reason[700] = SVC_STOP_UNHEALTHY;
+		struct svc_target_report r = { .health = SVC_TARGETS_NONE };
+		if (t->health_status != STORE_HEALTH_UNHEALTHY)
+			targets_of(v, t, &r);
+		if (r.health == SVC_TARGETS_UNHEALTHY)
+			snprintf(reason, sizeof(reason), SVC_STOP_ELB, r.target_group);
+		if (stop_task(v, w, t, reason, now, stopped) < 0)
+			continue;
+		if (r.health == SVC_TARGETS_UNHEALTHY)
+			svc_event(w, now, "%s", r.event);
+		st[i] = T_STOPPING;
+	}
 }
 
 /* UpdateTaskProtection: not stopped for scale-in or a deployment while
@@ -395,8 +444,12 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name)
 	if (svc_view_load_tasks(v, cluster, name, &w, &err) < 0) {
 		if (err.code != ENOENT)
 			svc_say(v, "service %s: %s", name, err.msg);
+		svc_notes_flush(v, cluster, name, NULL, now);   /* nowhere to write them */
 		return 0;
 	}
+	if (svc_notes_flush(v, cluster, name, &w, now) && (w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps) &&
+	    svc_view_save(v, &w, &err) < 0)
+		svc_say(v, "service %s: %s", name, err.msg);
 	if (w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps)
 		return 0;
 	struct bounds b = bounds_of(&w);

@@ -44,8 +44,38 @@ struct event_base;
  * service's name), in the words ECS users quote for it. */
 #define SVC_STOP_DRAINING "Service %s: container instance is in DRAINING state"
 
+#define SVC_STOP_ELB "Task failed ELB health checks in (target-group %s)"
+/* How often a reconcile looks at a task's load balancer targets again:
+ * while one is not healthy yet, and once all are. */
+#define SVC_TARGETS_POLL_MS 1000
+#define SVC_TARGETS_WATCH_MS 5000
+
+/* A task's targets in its service's load balancers, as the scheduler
+ * weighs them: NONE (it has none that a listener uses: the rules without
+ * a load balancer apply), INITIAL (one is not healthy yet), HEALTHY (all
+ * are), UNHEALTHY (one failed its health checks). */
+enum svc_target_health { SVC_TARGETS_NONE, SVC_TARGETS_INITIAL, SVC_TARGETS_HEALTHY,
+			 SVC_TARGETS_UNHEALTHY };
+
+struct svc_target_report {
+	enum svc_target_health health;
+	/* UNHEALTHY: the group of the failing target, and ECS's event
+	 * without "(service NAME) ": "(task ID) (port N) is unhealthy in
+	 * (target-group ARN) due to (reason …)". */
+	char target_group[512];
+	char event[1024];
+};
+
+/* Where the scheduler reads target health (the daemon's: the ELBv2 API,
+ * daemon/elb/elb_ecs.c); a NULL HEALTH: no load balancers. */
+struct svc_targets {
+	void (*health)(void *arg, const struct store_task *t, struct svc_target_report *ret);
+	void *arg;
+};
+
 struct svc_config {
 	int64_t healthy_after_ms;   /* 0 = SVC_DEFAULT_HEALTHY_AFTER_MS */
+	struct svc_targets targets;
 };
 
 /* The time the scheduler goes by (epoch ms): it never reads a clock of
@@ -120,6 +150,13 @@ void svc_poke_cluster(struct svc *v, const char *cluster);
 /* Task T of a service has just been recorded STOPPED: counts a failure or
  * a loss for the service's backoff and circuit breaker, then pokes it. */
 void svc_task_stopped(struct svc *v, const struct store_task *t);
+
+/* An event about service CLUSTER/NAME from outside the scheduler (its
+ * load balancers': "registered 1 targets in (target-group …)"):
+ * "(service NAME) MESSAGE" joins its events at the next reconcile, which
+ * this asks for.  Kept in memory until then, so it may be called from
+ * inside a reconcile (a task the scheduler stops drains). */
+void svc_note(struct svc *v, const char *cluster, const char *name, const char *message);
 
 /* A deployment id, "ecs-svc/" and 19 digits, into buf (at least 28 bytes). */
 void svc_deployment_id(char *buf, size_t n);

@@ -155,6 +155,10 @@ size_t svc_pins_for(const struct svc_deployment *d, const cJSON *body, const cha
 void svc_event(struct svc_view *w, int64_t now, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void svc_say(struct svc *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The svc_note()s of service CLUSTER/NAME into W's events, oldest
+ * first (W NULL: dropped, the service cannot be read); how many. */
+size_t svc_notes_flush(struct svc *v, const char *cluster, const char *name, struct svc_view *w,
+		       int64_t now);
 
 void svc_deployment_free(struct svc_deployment *d);
 

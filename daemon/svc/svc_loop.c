@@ -9,10 +9,16 @@
 #include "common/cleanup.h"
 #include "daemon/svc/svc_internal.h"
 
+struct svc_note {
+	char *message;
+	struct svc_note *next;
+};
+
 struct svc_entry {
 	struct svc *v;
 	char *cluster, *name;
 	struct event *ev;
+	struct svc_note *notes, **notes_tail;   /* svc_note()'s, oldest first */
 	struct svc_entry *next;
 };
 
@@ -29,8 +35,20 @@ void svc_say(struct svc *v, const char *fmt, ...)
 	fflush(v->log);
 }
 
+static void notes_free(struct svc_entry *e)
+{
+	while (e->notes) {
+		struct svc_note *n = e->notes;
+		e->notes = n->next;
+		free(n->message);
+		free(n);
+	}
+	e->notes_tail = &e->notes;
+}
+
 static void entry_free(struct svc_entry *e)
 {
+	notes_free(e);
 	if (e->ev)
 		event_free(e->ev);
 	free(e->cluster);
@@ -43,11 +61,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	struct svc_entry *e = arg;
 	int64_t wake = svc_reconcile(e->v, e->cluster, e->name);
-	if (!wake)
+	if (!wake && !e->notes)
 		return;
-	/* The reconcile took time: a wake it asked for may be past already. */
+	/* The reconcile took time: a wake it asked for may be past already;
+	 * notes made during it are written at once. */
 	int64_t now = e->v->clock.now_ms(e->v->clock.arg);
-	int64_t in = wake > now ? wake - now : 0;
+	int64_t in = wake > now && !e->notes ? wake - now : 0;
 	struct timeval tv = { in / 1000, (in % 1000) * 1000 };
 	evtimer_add(e->ev, &tv);
 }
@@ -61,6 +80,7 @@ static struct svc_entry *entry_get(struct svc *v, const char *cluster, const cha
 	if (!e)
 		return NULL;
 	e->v = v;
+	e->notes_tail = &e->notes;
 	e->cluster = strdup(cluster);
 	e->name = strdup(name);
 	e->ev = evtimer_new(v->base, on_timer, e);
@@ -81,6 +101,37 @@ void svc_poke(struct svc *v, const char *cluster, const char *name)
 	struct timeval now = { 0, 0 };
 	if (!e || evtimer_add(e->ev, &now) < 0)
 		svc_say(v, "service %s: cannot schedule it (out of memory)", name);
+}
+
+void svc_note(struct svc *v, const char *cluster, const char *name, const char *message)
+{
+	if (!v)
+		return;
+	struct svc_entry *e = entry_get(v, cluster, name);
+	struct svc_note *n = calloc(1, sizeof(*n));
+	if (!e || !n || !(n->message = strdup(message))) {
+		free(n);
+		svc_say(v, "service %s: an event is lost (out of memory): %s", name, message);
+		return;
+	}
+	*e->notes_tail = n;
+	e->notes_tail = &n->next;
+	svc_poke(v, cluster, name);
+}
+
+size_t svc_notes_flush(struct svc *v, const char *cluster, const char *name, struct svc_view *w,
+		       int64_t now)
+{
+	size_t k = 0;
+	for (struct svc_entry *e = v->entries; e; e = e->next) {
+		if (strcmp(e->cluster, cluster) != 0 || strcmp(e->name, name) != 0)
+			continue;
+		for (struct svc_note *n = e->notes; n; n = n->next, k++)
+			if (w)
+				svc_event(w, now, "%s", n->message);
+		notes_free(e);
+	}
+	return k;
 }
 
 /* Every ACTIVE or DRAINING service of CLUSTER (NULL: of every cluster). */

@@ -49,6 +49,9 @@ struct fixture {
 	int64_t room;           /* tasks the fake instance still has room for */
 	int launches, stops;    /* calls of the fake engine */
 	char td1[256], td2[256];
+	/* The fake load balancers (setup_lb): the tasks whose targets are
+	 * healthy (ids, space-separated), the one whose target failed. */
+	char lb_healthy[1024], lb_sick[STORE_TASK_ID_LEN + 1];
 };
 
 /* ---- the fake clock and task engine ---- */
@@ -108,6 +111,21 @@ static int fake_stop(void *arg, struct store_task *t, const char *reason, int64_
 	return store_task_update(f->s, t, err);
 }
 
+static void fake_targets(void *arg, const struct store_task *t, struct svc_target_report *ret)
+{
+	struct fixture *f = arg;
+	*ret = (struct svc_target_report){ .health = SVC_TARGETS_INITIAL };
+	if (strstr(f->lb_healthy, t->id))
+		ret->health = SVC_TARGETS_HEALTHY;
+	if (strcmp(f->lb_sick, t->id) != 0)
+		return;
+	ret->health = SVC_TARGETS_UNHEALTHY;
+	snprintf(ret->target_group, sizeof(ret->target_group), "tg");
+	snprintf(ret->event, sizeof(ret->event), "(task %s) (port 8080) is unhealthy in "
+		 "(target-group tg) due to (reason Health checks failed with these codes: [500])",
+		 t->id);
+}
+
 /* ---- set-up ---- */
 
 static void register_td(struct fixture *f, const char *body, char *arn, size_t n)
@@ -117,7 +135,7 @@ static void register_td(struct fixture *f, const char *body, char *arn, size_t n
 	snprintf(arn, n, "%s", td->arn);
 }
 
-static int setup_with(void **state, const char *body)
+static int setup_with(void **state, const char *body, bool lb)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
@@ -138,6 +156,8 @@ static int setup_with(void **state, const char *body)
 	struct svc_engine engine = { fake_launch, fake_stop, "0123456789abcdef0123456789abcdef", f };
 	struct svc_clock clock = { fake_now, f };
 	struct svc_config cfg = { .healthy_after_ms = HEALTHY_AFTER_MS };
+	if (lb)
+		cfg.targets = (struct svc_targets){ fake_targets, f };
 	OK(svc_new(f->base, f->s, &engine, &clock, &cfg, NULL, &f->v, &e_));
 	*state = f;
 	return 0;
@@ -145,12 +165,17 @@ static int setup_with(void **state, const char *body)
 
 static int setup(void **state)
 {
-	return setup_with(state, BODY);
+	return setup_with(state, BODY, false);
 }
 
 static int setup_hc(void **state)
 {
-	return setup_with(state, BODY_HC);
+	return setup_with(state, BODY_HC, false);
+}
+
+static int setup_lb(void **state)
+{
+	return setup_with(state, BODY, true);
 }
 
 static int teardown(void **state)
@@ -552,6 +577,137 @@ static void test_unhealthy_task_replaced_before_it_stops(void **state)
 	assert_true(said(f, "has stopped 1 running tasks"));
 }
 
+/* The service's events, newest first: the messages into OUT (MAX of
+ * them); how many there are. */
+static size_t events(struct fixture *f, char out[][200], size_t max)
+{
+	_cleanup_(svc_view_done) struct svc_view w = { 0 };
+	OK(svc_view_load(f->v, CLUSTER, NAME, &w, &e_));
+	for (size_t i = 0; i < w.n_events && i < max; i++)
+		snprintf(out[i], 200, "%s", w.events[i].message);
+	return w.n_events;
+}
+
+/* svc_note(): the load balancers' events join the service's at its next
+ * reconcile, in the order they were noted and before what that
+ * reconcile does, once. */
+static void test_notes_join_the_events(void **state)
+{
+	struct fixture *f = *state;
+	create(f, 1, CONFIG(200, 100));
+	svc_note(f->v, CLUSTER, NAME, "deregistered 1 targets in (target-group tg)");
+	svc_note(f->v, CLUSTER, NAME, "has begun draining connections on 1 tasks.");
+	reconcile(f);
+	char ev[4][200];
+	assert_int_equal(events(f, ev, 4), 3);
+	assert_non_null(strstr(ev[0], "has started 1 tasks"));
+	assert_string_equal(ev[1], "(service web) has begun draining connections on 1 tasks.");
+	assert_string_equal(ev[2], "(service web) deregistered 1 targets in (target-group tg)");
+	reconcile(f);
+	assert_int_equal(events(f, ev, 4), 3);
+}
+
+/* A note for a service that cannot be read is dropped, not kept (its
+ * timer would fire again and again). */
+static void test_notes_of_a_missing_service_are_dropped(void **state)
+{
+	struct fixture *f = *state;
+	svc_note(f->v, CLUSTER, NAME, "registered 1 targets in (target-group tg)");
+	assert_int_equal(reconcile(f), 0);
+	create(f, 1, CONFIG(200, 100));
+	reconcile(f);
+	assert_false(said(f, "registered 1 targets"));
+}
+
+/* A one-task service with a 60 s healthCheckGracePeriodSeconds (and the
+ * members MORE), its task RUNNING now with HEALTH: its id into ID. */
+static void one_task_with_grace(struct fixture *f, const char *more, enum store_health health,
+				char id[STORE_TASK_ID_LEN + 1])
+{
+	char config[512];
+	snprintf(config, sizeof(config), "{%s\"healthCheckGracePeriodSeconds\":60,"
+		 "\"deploymentConfiguration\":{\"maximumPercent\":200,"
+		 "\"minimumHealthyPercent\":100}}", more);
+	create(f, 1, config);
+	reconcile(f);
+	char ids[2][STORE_TASK_ID_LEN + 1];
+	assert_int_equal(task_ids(f, ids, 2), 1);
+	set_task(f, ids[0], STORE_TASK_RUNNING, health);
+	memcpy(id, ids[0], STORE_TASK_ID_LEN + 1);
+}
+
+/* Behind a load balancer a task is healthy once its targets are, not
+ * after the time without one: a deployment keeps the old tasks until
+ * the new ones' targets are healthy, and watches them meanwhile. */
+#define LBS "\"loadBalancers\":[{\"targetGroupArn\":\"tg\",\"containerName\":\"web\"," \
+	    "\"containerPort\":8080}],"
+
+static void test_targets_decide_health(void **state)
+{
+	struct fixture *f = *state;
+	create(f, 2, "{" LBS "\"deploymentConfiguration\":{\"maximumPercent\":200,"
+		     "\"minimumHealthyPercent\":100}}");
+	reconcile(f);
+	run_all(f);
+	f->now += HEALTHY_AFTER_MS;
+	assert_int_equal(reconcile(f), f->now + SVC_TARGETS_POLL_MS);
+	assert_string_equal(look(f).rollout, "IN_PROGRESS");
+	char ids[4][STORE_TASK_ID_LEN + 1];
+	assert_int_equal(task_ids(f, ids, 4), 2);
+	snprintf(f->lb_healthy, sizeof(f->lb_healthy), "%s %s", ids[0], ids[1]);
+	assert_int_equal(reconcile(f), f->now + SVC_TARGETS_WATCH_MS);
+	assert_string_equal(look(f).rollout, "COMPLETED");
+	/* A deployment: the new tasks run, their targets still initial. */
+	update(f, f->td2, -1);
+	reconcile(f);
+	run_all(f);
+	f->now += HEALTHY_AFTER_MS;
+	reconcile(f);
+	assert_int_equal(f->launches, 4);
+	assert_int_equal(f->stops, 0);
+	assert_int_equal(task_ids(f, ids, 4), 4);
+	size_t len = strlen(f->lb_healthy);
+	for (size_t i = 0; i < 4; i++)
+		if (!strstr(f->lb_healthy, ids[i]))
+			len += (size_t)snprintf(f->lb_healthy + len, sizeof(f->lb_healthy) - len,
+						" %s", ids[i]);
+	reconcile(f);
+	assert_int_equal(f->stops, 2);
+}
+
+/* A task whose target fails its checks after healthCheckGracePeriodSeconds
+ * is replaced, with ECS's event and stoppedReason; not during it. */
+static void test_unhealthy_target_replaced_after_grace(void **state)
+{
+	struct fixture *f = *state;
+	char ids[1][STORE_TASK_ID_LEN + 1];
+	one_task_with_grace(f, LBS, STORE_HEALTH_UNKNOWN, ids[0]);
+	memcpy(f->lb_sick, ids[0], sizeof(f->lb_sick));
+	f->now += 10000;
+	assert_int_equal(reconcile(f), f->now + SVC_TARGETS_POLL_MS);
+	assert_int_equal(f->launches, 1);
+	f->now += 50000;   /* the grace period is over */
+	reconcile(f);
+	assert_int_equal(f->launches, 2);
+	assert_int_equal(f->stops, 0);   /* its replacement first */
+	char fresh[STORE_TASK_ID_LEN + 1];
+	launched(f, fresh);
+	set_task(f, fresh, STORE_TASK_RUNNING, STORE_HEALTH_UNKNOWN);
+	snprintf(f->lb_healthy, sizeof(f->lb_healthy), "%s", fresh);
+	reconcile(f);
+	assert_int_equal(f->stops, 1);
+	char ev[3][200], want[200];
+	events(f, ev, 3);
+	snprintf(want, sizeof(want), "(service web) (task %s) (port 8080) is unhealthy in "
+		 "(target-group tg) due to (reason Health checks failed with these codes: [500])",
+		 ids[0]);
+	assert_string_equal(ev[1], want);
+	assert_non_null(strstr(ev[0], "has stopped 1 running tasks"));
+	_cleanup_(store_task_freep) struct store_task *t = NULL;
+	OK(store_task_get(f->s, ids[0], &t, &e_));
+	assert_string_equal(t->stopped_reason, "Task failed ELB health checks in (target-group tg)");
+}
+
 /* maximumPercent 100, minimumHealthyPercent 100 with one task: no move. */
 static void test_bounds_that_allow_no_move_say_so(void **state)
 {
@@ -569,13 +725,8 @@ static void test_bounds_that_allow_no_move_say_so(void **state)
 static void test_health_check_grace_period(void **state)
 {
 	struct fixture *f = *state;
-	create(f, 1, "{\"healthCheckGracePeriodSeconds\":60,"
-		     "\"deploymentConfiguration\":{\"maximumPercent\":200,"
-		     "\"minimumHealthyPercent\":100}}");
-	reconcile(f);
-	char ids[2][STORE_TASK_ID_LEN + 1];
-	assert_int_equal(task_ids(f, ids, 2), 1);
-	set_task(f, ids[0], STORE_TASK_RUNNING, STORE_HEALTH_UNHEALTHY);
+	char id[STORE_TASK_ID_LEN + 1];
+	one_task_with_grace(f, "", STORE_HEALTH_UNHEALTHY, id);
 	int64_t grace_end = f->now + 60000;
 	/* Nothing else may happen: the reconcile arms its timer for the end. */
 	f->now += 10000;
@@ -811,6 +962,12 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unhealthy_task_replaced_before_it_stops,
 						setup_hc, teardown),
+		cmocka_unit_test_setup_teardown(test_notes_join_the_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notes_of_a_missing_service_are_dropped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_targets_decide_health, setup_lb, teardown),
+		cmocka_unit_test_setup_teardown(test_unhealthy_target_replaced_after_grace, setup_lb,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_bounds_that_allow_no_move_say_so, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_health_check_grace_period, setup_hc, teardown),
