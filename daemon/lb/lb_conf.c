@@ -493,7 +493,11 @@ static void put_global(FILE *f, const struct lb *lb)
 		"    stats socket %s/admin.sock mode 600 level admin expose-fd listeners\n"
 		"    stats timeout 30s\n"
 		"    server-state-file %s/servers.state\n"
-		"    hard-stop-after 15m\n",
+		"    hard-stop-after 15m\n"
+		/* A server's first check waits min(inter, this): a registered
+		 * target is checked at once, as ELB does, not one interval late
+		 * (lb.c: add_target). */
+		"    max-spread-checks 20ms\n",
 		lb->run_dir, lb->run_dir);
 	/* HAProxy parses what clients send: its workers run as nobody. */
 	if (lb->as_root)

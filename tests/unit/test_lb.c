@@ -395,6 +395,38 @@ static void test_restart_after_kill(void **state)
 	assert_int_equal(ppid, atoi(pid_s));
 }
 
+/* A target registered through the Runtime API gets its first check at
+ * once, not one interval later: with a 5 s interval and a healthy
+ * threshold of 1, it serves well within one interval. */
+static void test_new_target_checked_at_once(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[2] = { backend_start(f, "A", 200), backend_start(f, "B", 200) };
+	int port = free_port();
+	struct one o;
+	one_init(&o, port, bs, 1);
+	o.g.hc = (struct lb_health_check){ LB_HTTP, "/health", 0, 5, 2, 1, 2, "200" };
+	apply_ok(f, &o.s);
+	struct lb_target_health h;
+	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	long pid = worker_pid(f);
+	one_init(&o, port, bs, 2);
+	o.g.hc = (struct lb_health_check){ LB_HTTP, "/health", 0, 5, 2, 1, 2, "200" };
+	int64_t t0 = berth_mono_ms();
+	apply_ok(f, &o.s);
+	char body[256] = "";
+	curl_easy_setopt(f->curl, CURLOPT_FORBID_REUSE, 1L);
+	while (strcmp(body, "B") != 0 && berth_mono_ms() - t0 < 5000) {
+		assert_int_equal(get(f, port, "/", NULL, body), 200);
+		usleep(10000);
+	}
+	int64_t took = berth_mono_ms() - t0;
+	if (took >= 2500)
+		fail_msg("the new target served after %lld ms (check interval 5 s)",
+			 (long long)took);
+	assert_int_equal(worker_pid(f), pid);
+}
+
 static void test_rules_and_fixed_response(void **state)
 {
 	struct fx *f = *state;
@@ -824,6 +856,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spread_and_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unhealthy_gets_no_traffic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_after_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_target_checked_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rules_and_fixed_response, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
