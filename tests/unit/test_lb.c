@@ -243,6 +243,19 @@ static void one_init(struct one *o, int port, struct backend **bs, size_t n)
 	o->s = (struct lb_state){ &o->l, 1, &o->g, 1 };
 }
 
+/* One HTTP listener on a fresh port forwarding to group "web" with the N
+ * targets BS, served, and each of them healthy: the port. */
+static int serve_healthy(struct fx *f, struct one *o, struct backend **bs, size_t n)
+{
+	int port = free_port();
+	one_init(o, port, bs, n);
+	apply_ok(f, &o->s);
+	struct lb_target_health h;
+	for (size_t i = 0; i < n; i++)
+		wait_health(f, "web", bs[i], LB_HEALTHY, &h);
+	return port;
+}
+
 /* N requests on fresh connections: how many each backend answered. */
 static void spread(struct fx *f, int port, int n, int counts[MAX_BACKENDS])
 {
@@ -261,14 +274,11 @@ static void test_spread_and_drain(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[2] = { backend_start(f, "A", 200), backend_start(f, "B", 200) };
-	int port = free_port(), c[MAX_BACKENDS];
 	struct one o;
-	one_init(&o, port, bs, 2);
-	apply_ok(f, &o.s);
+	int port = serve_healthy(f, &o, bs, 2), c[MAX_BACKENDS];
 	struct lb_target_health h;
-	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	health(f, "web", bs[0], &h);
 	assert_int_equal(h.last_code, 200);
-	wait_health(f, "web", bs[1], LB_HEALTHY, &h);
 	spread(f, port, 20, c);
 	assert_int_equal(c[0] + c[1], 20);
 	assert_true(c[0] >= 5 && c[1] >= 5);
@@ -342,12 +352,9 @@ static void test_restart_after_kill(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[1] = { backend_start(f, "A", 200) };
-	int port = free_port();
 	struct one o;
-	one_init(&o, port, bs, 1);
-	apply_ok(f, &o.s);
+	int port = serve_healthy(f, &o, bs, 1);
 	struct lb_target_health h;
-	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
 	/* A target added after the last reload survives the restart too. */
 	struct backend *b2 = backend_start(f, "B", 200);
 	bs[0] = b2;
@@ -521,12 +528,8 @@ static void test_port_in_use(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[1] = { backend_start(f, "A", 200) };
-	int port = free_port();
 	struct one o;
-	one_init(&o, port, bs, 1);
-	apply_ok(f, &o.s);
-	struct lb_target_health h;
-	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	int port = serve_healthy(f, &o, bs, 1);
 
 	_cleanup_close_ int taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -565,12 +568,8 @@ static void test_injection_refused(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[1] = { backend_start(f, "A", 200) };
-	int port = free_port(), evil_port = free_port();
 	struct one o;
-	one_init(&o, port, bs, 1);
-	apply_ok(f, &o.s);
-	struct lb_target_health h;
-	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	int port = serve_healthy(f, &o, bs, 1), evil_port = free_port();
 	char evil[128];
 	snprintf(evil, sizeof(evil), "/a\n    bind 127.0.0.1:%d", evil_port);
 	const char *paths[] = { evil }, *hosts[] = { "a.com if TRUE" };
@@ -667,12 +666,8 @@ static void test_reload_is_hitless(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[1] = { backend_start(f, "A", 200) };
-	int port = free_port();
 	struct one o;
-	one_init(&o, port, bs, 1);
-	apply_ok(f, &o.s);
-	struct lb_target_health h;
-	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	int port = serve_healthy(f, &o, bs, 1);
 	long pid = worker_pid(f);
 	int fd;
 	pid_t child = load_start(port, 3000, &fd);
