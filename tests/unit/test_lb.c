@@ -402,6 +402,35 @@ static void test_restart_after_kill(void **state)
 	assert_int_equal(ppid, atoi(pid_s));
 }
 
+/* HAProxy's worker killed (not its master): the load balancer serves
+ * again, from a new worker, and the targets never noticed. */
+static void test_serves_again_after_worker_killed(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	struct one o;
+	int port = serve_healthy(f, &o, bs, 1);
+	long worker = worker_pid(f);
+	assert_int_equal(kill((pid_t)worker, SIGKILL), 0);
+	int64_t end = berth_mono_ms() + DEADLINE_MS;
+	while (kill((pid_t)worker, 0) == 0) {
+		assert_true(berth_mono_ms() < end);
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+	char body[256] = "";
+	curl_easy_setopt(f->curl, CURLOPT_FORBID_REUSE, 1L);
+	while (get(f, port, "/", NULL, body) != 200) {
+		assert_true(berth_mono_ms() < end);
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		usleep(20000);
+	}
+	assert_string_equal(body, "A");
+	assert_int_not_equal(worker_pid(f), worker);
+	assert_int_equal(kill(bs[0]->pid, 0), 0);
+	assert_int_equal(waitpid(bs[0]->pid, NULL, WNOHANG), 0);
+}
+
 /* A target registered through the Runtime API gets its first check at
  * once, not one interval later: with a 5 s interval and a healthy
  * threshold of 1, it serves well within one interval. */
@@ -851,6 +880,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spread_and_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unhealthy_gets_no_traffic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_after_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_serves_again_after_worker_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_target_checked_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rules_and_fixed_response, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_listener, setup, teardown),
