@@ -97,63 +97,42 @@ int lb_program_targets(struct lb *lb, struct berth_err *err)
 	return 0;
 }
 
-/* The commands that take a server that is new to HAProxy (added, or
- * `disabled` in the config: in maintenance, no check done) out of
- * maintenance down, to turn up after `rise` checks, as ELB's "initial"
- * target gets no traffic.  Leaving maintenance sets it up: down in the same
- * command line, so no request is dispatched in between. */
-static void activation(const struct lb_applied *a, char *buf, size_t size)
-{
-	char srv[LB_SRV_NAME_MAX];
-	lb_conf_server_name(a->addr, a->port, srv);
-	snprintf(buf, size,
-		 "enable health g_%s/%s; enable server g_%s/%s; set server g_%s/%s health down",
-		 a->group, srv, a->group, srv, a->group, srv);
-}
-
-/* Every answer of a command line is empty but FIRST's (may be NULL). */
+/* Every answer of a command line is empty but FIRST's. */
 static int answers_ok(const char *out, const char *first, const char *cmd, struct berth_err *err)
 {
 	const char *p = out + strspn(out, " \n");
-	if (first && strncmp(p, first, strlen(first)) == 0)
-		p += strlen(first);
-	else if (first)
+	if (strncmp(p, first, strlen(first)) != 0)
 		p = out;
+	else
+		p += strlen(first);
 	p += strspn(p, " .\n");
 	if (*p == '\0')
 		return 0;
 	return berth_errf(err, EPROTO, "HAProxy: %s: %.*s", cmd, (int)strcspn(p, "\n"), p);
 }
 
-static int activate(struct lb *lb, const struct lb_applied *a, struct berth_err *err)
-{
-	char cmd[4 * LB_NAME_MAX + 3 * LB_SRV_NAME_MAX + 96];
-	activation(a, cmd, sizeof(cmd));
-	_cleanup_free_ char *out = NULL;
-	int r = lb_proc_cmd(lb, &out, err, "%s", cmd);
-	if (r == 0)
-		r = answers_ok(out, NULL, cmd, err);
-	return r < 0 || !a->draining ? r : program_target(lb, a, err);
-}
-
-/* Added and activated in one command line: HAProxy schedules a dynamic
- * server's first check at once, and that check runs only if the line has
- * enabled it by then; activated by a later line, the check found disabled
- * waits one interval (`inter`) before the next, so the target's first
- * traffic came a whole interval after its registration. */
+/* A server new to HAProxy (a registration, or a target a reload's config
+ * left out): added in maintenance, then out of it down, to turn up after
+ * `rise` checks, as ELB's "initial" target gets no traffic (leaving
+ * maintenance sets it up: down in the same line, so no request is
+ * dispatched in between).  All on one command line: HAProxy schedules a
+ * dynamic server's first check at once (max-spread-checks), and that check
+ * runs only if its line has enabled it by then; enabled by a later line,
+ * the check found disabled waits one interval (`inter`) before the next,
+ * and the target's first traffic came a whole interval after its
+ * registration. */
 static int add_target(struct lb *lb, const struct lb_applied *a, struct berth_err *err)
 {
-	char srv[LB_SRV_NAME_MAX], act[4 * LB_NAME_MAX + 3 * LB_SRV_NAME_MAX + 96];
+	char srv[LB_SRV_NAME_MAX], what[LB_NAME_MAX + LB_SRV_NAME_MAX + 16];
 	lb_conf_server_name(a->addr, a->port, srv);
-	activation(a, act, sizeof(act));
-	_cleanup_free_ char *out = NULL;
-	int r = lb_proc_cmd(lb, &out, err, "add server g_%s/%s %s:%d %s weight %d; %s", a->group,
-			    srv, a->addr, a->port, a->opts, a->draining ? 0 : a->weight, act);
-	if (r < 0)
-		return r;
-	char what[LB_NAME_MAX + LB_SRV_NAME_MAX + 16];
 	snprintf(what, sizeof(what), "add server g_%s/%s", a->group, srv);
-	if ((r = answers_ok(out, "New server registered", what, err)) < 0)
+	_cleanup_free_ char *out = NULL;
+	int r = lb_proc_cmd(lb, &out, err,
+			    "%s %s:%d %s weight %d; enable health g_%s/%s; enable server g_%s/%s; "
+			    "set server g_%s/%s health down",
+			    what, a->addr, a->port, a->opts, a->draining ? 0 : a->weight, a->group,
+			    srv, a->group, srv, a->group, srv);
+	if (r < 0 || (r = answers_ok(out, "New server registered", what, err)) < 0)
 		return r;
 	return a->draining ? program_target(lb, a, err) : 0;
 }
@@ -336,7 +315,7 @@ int lb_apply(struct lb *lb, const struct lb_state *state, struct berth_err *err)
 		return r;
 	for (size_t i = 0; r == 0 && i < nn; i++)
 		if (nv[i].used && !lb_served(lb, nv[i].group, nv[i].addr, nv[i].port))
-			r = activate(lb, &nv[i], err);
+			r = add_target(lb, &nv[i], err);
 	put_applied(lb, TAKE_PTR(nv), nn);
 	free(lb->skeleton);
 	lb->skeleton = TAKE_PTR(skel);

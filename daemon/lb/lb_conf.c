@@ -379,11 +379,12 @@ static void put_backend(FILE *f, const struct lb *lb, const struct lb_group *g,
 	for (size_t i = 0; kind != LB_CONF_SKELETON && i < g->n_targets; i++) {
 		char name[LB_SRV_NAME_MAX];
 		const struct lb_target *t = &g->targets[i];
-		/* ELB's "initial": no traffic before its first checks pass. */
-		bool fresh = kind == LB_CONF_RELOAD && !lb_served(lb, g->name, t->addr, t->port);
+		/* Added after the reload, as a registration is (lb.c). */
+		if (kind == LB_CONF_RELOAD && !lb_served(lb, g->name, t->addr, t->port))
+			continue;
 		lb_conf_server_name(t->addr, t->port, name);
-		fprintf(f, "    server %s %s:%d %s weight %d%s\n", name, t->addr, t->port, opts,
-			t->draining ? 0 : t->weight, fresh ? " disabled" : "");
+		fprintf(f, "    server %s %s:%d %s weight %d\n", name, t->addr, t->port, opts,
+			t->draining ? 0 : t->weight);
 	}
 }
 
