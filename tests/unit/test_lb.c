@@ -197,23 +197,52 @@ static void wait_health(struct fx *f, const char *group, const struct backend *b
 	}
 }
 
-/* The worker's pid from `show info` on the Runtime API. */
-static long worker_pid(struct fx *f)
+/* COMMAND on the Runtime API: its answer in BUF. */
+static void admin(struct fx *f, const char *command, char *buf, size_t size)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/lb/admin.sock", f->dir);
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(write(fd, "show info\n", 10), 10);
-	char buf[8192];
+	assert_int_equal(write(fd, command, strlen(command)), (ssize_t)strlen(command));
 	size_t n = 0;
 	ssize_t k;
-	while (n < sizeof(buf) - 1 && (k = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+	while (n < size - 1 && (k = read(fd, buf + n, size - 1 - n)) > 0)
 		n += (size_t)k;
 	buf[n] = '\0';
+}
+
+/* The worker's pid from `show info` on the Runtime API. */
+static long worker_pid(struct fx *f)
+{
+	char buf[8192];
+	admin(f, "show info\n", buf, sizeof(buf));
 	char *p = strstr(buf, "\nPid: ");
 	assert_non_null(p);
 	return atol(p + 6);
+}
+
+/* The connections HAProxy opened to target B of group "web" (`show
+ * stat`'s "connect" column). */
+static long connects(struct fx *f, const struct backend *b)
+{
+	static char buf[1 << 16];
+	admin(f, "show stat\n", buf, sizeof(buf));
+	char want[64];
+	snprintf(want, sizeof(want), "\ng_web,t_127_0_0_1_%d,", b->port);
+	/* The column's index in the header line "# pxname,svname,...". */
+	const char *h = strstr(buf, ",connect,");
+	assert_non_null(h);
+	int col = 0;
+	for (const char *p = buf; p <= h; p++)
+		col += *p == ',';
+	const char *row = strstr(buf, want);
+	assert_non_null(row);
+	for (int i = 0; i < col; i++) {
+		row = strchr(row + 1, ',');
+		assert_non_null(row);
+	}
+	return atol(row + 1);
 }
 
 #define HC_FAST \
@@ -400,6 +429,25 @@ static void test_restart_after_kill(void **state)
 	assert_non_null(strrchr(line, ')'));
 	assert_int_equal(sscanf(strrchr(line, ')') + 2, "%*c %d", &ppid), 1);
 	assert_int_equal(ppid, atoi(pid_s));
+}
+
+/* A registered target's connections are kept and shared: a keep-alive
+ * client's requests and clients with one request per connection cost a
+ * connection or so to the target, not one each. */
+static void test_target_connections_reused(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	struct one o;
+	int port = serve_healthy(f, &o, bs, 1), c[MAX_BACKENDS];
+	char body[256];
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(get(f, port, "/", NULL, body), 200);
+	spread(f, port, 20, c);
+	assert_int_equal(c[0], 20);
+	long n = connects(f, bs[0]);
+	if (n > 5)
+		fail_msg("%ld connections to the target for 30 requests", n);
 }
 
 /* HAProxy's worker killed (not its master): the load balancer serves
@@ -893,6 +941,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spread_and_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unhealthy_gets_no_traffic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_after_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_target_connections_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_serves_again_after_worker_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_target_checked_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rules_and_fixed_response, setup, teardown),
