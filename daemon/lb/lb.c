@@ -97,37 +97,44 @@ int lb_program_targets(struct lb *lb, struct berth_err *err)
 	return 0;
 }
 
-/* A server that is new to HAProxy is in maintenance (added so, or
- * `disabled` in the config) with no check done: it leaves maintenance down,
- * to turn up after `rise` checks, as ELB's "initial" target gets no
- * traffic. */
-static int activate(struct lb *lb, const struct lb_applied *a, struct berth_err *err)
+/* Every answer of a command line is empty but FIRST's. */
+static int answers_ok(const char *out, const char *first, const char *cmd, struct berth_err *err)
 {
-	char srv[LB_SRV_NAME_MAX], tail[2 * LB_NAME_MAX + 64];
-	lb_conf_server_name(a->addr, a->port, srv);
-	/* Leaving maintenance sets it up: down in the same command line, so
-	 * no request is dispatched in between. */
-	snprintf(tail, sizeof(tail), "; set server g_%s/%s health down", a->group, srv);
-	int r;
-	if ((r = cmd_quiet(lb, err, "enable health", a, "")) < 0 ||
-	    (r = cmd_quiet(lb, err, "enable server", a, tail)) < 0)
-		return r;
-	return a->draining ? program_target(lb, a, err) : 0;
+	const char *p = out + strspn(out, " \n");
+	if (strncmp(p, first, strlen(first)) != 0)
+		p = out;
+	else
+		p += strlen(first);
+	p += strspn(p, " .\n");
+	if (*p == '\0')
+		return 0;
+	return berth_errf(err, EPROTO, "HAProxy: %s: %.*s", cmd, (int)strcspn(p, "\n"), p);
 }
 
+/* A server new to HAProxy (a registration, or a target a reload's config
+ * left out): added in maintenance, then out of it down, to turn up after
+ * `rise` checks, as ELB's "initial" target gets no traffic (leaving
+ * maintenance sets it up: down in the same line, so no request is
+ * dispatched in between).  All on one command line: HAProxy schedules a
+ * dynamic server's first check at once (max-spread-checks), and that check
+ * runs only if its line has enabled it by then; enabled by a later line,
+ * the check found disabled waits one interval (`inter`) before the next,
+ * and the target's first traffic came a whole interval after its
+ * registration. */
 static int add_target(struct lb *lb, const struct lb_applied *a, struct berth_err *err)
 {
-	char srv[LB_SRV_NAME_MAX];
+	char srv[LB_SRV_NAME_MAX], what[LB_NAME_MAX + LB_SRV_NAME_MAX + 16];
 	lb_conf_server_name(a->addr, a->port, srv);
+	snprintf(what, sizeof(what), "add server g_%s/%s", a->group, srv);
 	_cleanup_free_ char *out = NULL;
-	int r = lb_proc_cmd(lb, &out, err, "add server g_%s/%s %s:%d %s weight %d", a->group, srv,
-			    a->addr, a->port, a->opts, a->draining ? 0 : a->weight);
-	if (r < 0)
+	int r = lb_proc_cmd(lb, &out, err,
+			    "%s %s:%d %s weight %d; enable health g_%s/%s; enable server g_%s/%s; "
+			    "set server g_%s/%s health down",
+			    what, a->addr, a->port, a->opts, a->draining ? 0 : a->weight, a->group,
+			    srv, a->group, srv, a->group, srv);
+	if (r < 0 || (r = answers_ok(out, "New server registered", what, err)) < 0)
 		return r;
-	if (!strstr(out, "New server registered"))
-		return berth_errf(err, EPROTO, "HAProxy: add server g_%s/%s: %s", a->group, srv,
-				  out);
-	return activate(lb, a, err);
+	return a->draining ? program_target(lb, a, err) : 0;
 }
 
 /* Out of rotation, its sessions cut, then deleted: HAProxy deletes only a
@@ -308,7 +315,7 @@ int lb_apply(struct lb *lb, const struct lb_state *state, struct berth_err *err)
 		return r;
 	for (size_t i = 0; r == 0 && i < nn; i++)
 		if (nv[i].used && !lb_served(lb, nv[i].group, nv[i].addr, nv[i].port))
-			r = activate(lb, &nv[i], err);
+			r = add_target(lb, &nv[i], err);
 	put_applied(lb, TAKE_PTR(nv), nn);
 	free(lb->skeleton);
 	lb->skeleton = TAKE_PTR(skel);

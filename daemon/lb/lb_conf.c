@@ -350,8 +350,14 @@ void lb_conf_server_name(const char *addr, int port, char buf[LB_SRV_NAME_MAX])
 void lb_conf_server_opts(const struct lb_group *g, char buf[LB_SRV_OPTS_MAX])
 {
 	const struct lb_health_check *h = &g->hc;
-	int n = snprintf(buf, LB_SRV_OPTS_MAX, "check inter %ds fall %d rise %d", h->interval_s,
-			 h->unhealthy_threshold, h->healthy_threshold);
+	/* HAProxy 2.6 keeps no idle connection to a dynamic server unless
+	 * told to (pool-max-conn and pool-purge-delay: 0 for them, not the
+	 * config servers' -1 and 5s): without these, every request through a
+	 * registered target opened a connection to it, a keep-alive
+	 * client's too. */
+	int n = snprintf(buf, LB_SRV_OPTS_MAX,
+			 "check inter %ds fall %d rise %d pool-max-conn -1 pool-purge-delay 5s",
+			 h->interval_s, h->unhealthy_threshold, h->healthy_threshold);
 	if (h->port > 0)
 		n += snprintf(buf + n, LB_SRV_OPTS_MAX - n, " port %d", h->port);
 	if (g->slow_start_s > 0)
@@ -365,6 +371,14 @@ static void put_backend(FILE *f, const struct lb *lb, const struct lb_group *g,
 	fprintf(f, "\nbackend g_%s\n    mode %s\n    balance roundrobin\n", g->name,
 		g->proto == LB_HTTP ? "http" : "tcp");
 	fprintf(f, "    timeout check %ds\n", h->timeout_s);
+	/* Idle target connections serve any client's requests, its first
+	 * too, as ELB keeps its target connections for every client
+	 * (HAProxy's default, "safe", opens one for each client
+	 * connection's first request).  A GET that finds its reused
+	 * connection closed by the target (an empty response) is retried on
+	 * a new one; the frontend disables retries for other methods. */
+	if (g->proto == LB_HTTP)
+		fputs("    http-reuse always\n    retry-on conn-failure empty-response\n", f);
 	if (h->proto == LB_HTTP) {
 		fputs("    option httpchk\n    http-check send meth GET uri ", f);
 		put_token(f, h->path ? h->path : "/");
@@ -379,11 +393,12 @@ static void put_backend(FILE *f, const struct lb *lb, const struct lb_group *g,
 	for (size_t i = 0; kind != LB_CONF_SKELETON && i < g->n_targets; i++) {
 		char name[LB_SRV_NAME_MAX];
 		const struct lb_target *t = &g->targets[i];
-		/* ELB's "initial": no traffic before its first checks pass. */
-		bool fresh = kind == LB_CONF_RELOAD && !lb_served(lb, g->name, t->addr, t->port);
+		/* Added after the reload, as a registration is (lb.c). */
+		if (kind == LB_CONF_RELOAD && !lb_served(lb, g->name, t->addr, t->port))
+			continue;
 		lb_conf_server_name(t->addr, t->port, name);
-		fprintf(f, "    server %s %s:%d %s weight %d%s\n", name, t->addr, t->port, opts,
-			t->draining ? 0 : t->weight, fresh ? " disabled" : "");
+		fprintf(f, "    server %s %s:%d %s weight %d\n", name, t->addr, t->port, opts,
+			t->draining ? 0 : t->weight);
 	}
 }
 
@@ -467,6 +482,7 @@ static int put_frontend(FILE *f, const struct lb *lb, const struct lb_listener *
 	/* The headers ELB adds for its targets. */
 	if (http)
 		fputs("    option forwardfor\n"
+		      "    http-request disable-l7-retry if !METH_GET\n"
 		      "    http-request set-header X-Forwarded-Proto http\n"
 		      "    http-request set-header X-Forwarded-Port %[dst_port]\n",
 		      f);
@@ -493,7 +509,11 @@ static void put_global(FILE *f, const struct lb *lb)
 		"    stats socket %s/admin.sock mode 600 level admin expose-fd listeners\n"
 		"    stats timeout 30s\n"
 		"    server-state-file %s/servers.state\n"
-		"    hard-stop-after 15m\n",
+		"    hard-stop-after 15m\n"
+		/* A server's first check waits min(inter, this): a registered
+		 * target is checked at once, as ELB does, not one interval late
+		 * (lb.c: add_target). */
+		"    max-spread-checks 20ms\n",
 		lb->run_dir, lb->run_dir);
 	/* HAProxy parses what clients send: its workers run as nobody. */
 	if (lb->as_root)

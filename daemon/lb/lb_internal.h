@@ -51,7 +51,7 @@ int lb_conf_validate(const struct lb_state *s, struct berth_err *err);
 enum lb_conf_kind {
 	LB_CONF_SKELETON,         /* no servers: equal skeletons need no reload */
 	LB_CONF_SERVING,          /* every server as it is: what a restart reads */
-	LB_CONF_RELOAD,           /* servers not in lb->targets yet come up in maintenance */
+	LB_CONF_RELOAD,           /* servers not in lb->targets yet left out (added after) */
 };
 /* The haproxy.cfg for S. */
 int lb_conf_render(const struct lb *lb, const struct lb_state *s, enum lb_conf_kind kind,

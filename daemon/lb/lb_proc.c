@@ -108,7 +108,7 @@ static int sock_ask(struct lb *lb, const char *sock, const char *cmd, char **ret
 
 int lb_proc_cmd(struct lb *lb, char **ret, struct berth_err *err, const char *fmt, ...)
 {
-	char cmd[512];
+	char cmd[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(cmd, sizeof(cmd) - 1, fmt, ap);

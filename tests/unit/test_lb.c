@@ -197,23 +197,52 @@ static void wait_health(struct fx *f, const char *group, const struct backend *b
 	}
 }
 
-/* The worker's pid from `show info` on the Runtime API. */
-static long worker_pid(struct fx *f)
+/* COMMAND on the Runtime API: its answer in BUF. */
+static void admin(struct fx *f, const char *command, char *buf, size_t size)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/lb/admin.sock", f->dir);
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(write(fd, "show info\n", 10), 10);
-	char buf[8192];
+	assert_int_equal(write(fd, command, strlen(command)), (ssize_t)strlen(command));
 	size_t n = 0;
 	ssize_t k;
-	while (n < sizeof(buf) - 1 && (k = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+	while (n < size - 1 && (k = read(fd, buf + n, size - 1 - n)) > 0)
 		n += (size_t)k;
 	buf[n] = '\0';
+}
+
+/* The worker's pid from `show info` on the Runtime API. */
+static long worker_pid(struct fx *f)
+{
+	char buf[8192];
+	admin(f, "show info\n", buf, sizeof(buf));
 	char *p = strstr(buf, "\nPid: ");
 	assert_non_null(p);
 	return atol(p + 6);
+}
+
+/* The connections HAProxy opened to target B of group "web" (`show
+ * stat`'s "connect" column). */
+static long connects(struct fx *f, const struct backend *b)
+{
+	static char buf[1 << 16];
+	admin(f, "show stat\n", buf, sizeof(buf));
+	char want[64];
+	snprintf(want, sizeof(want), "\ng_web,t_127_0_0_1_%d,", b->port);
+	/* The column's index in the header line "# pxname,svname,...". */
+	const char *h = strstr(buf, ",connect,");
+	assert_non_null(h);
+	int col = 0;
+	for (const char *p = buf; p <= h; p++)
+		col += *p == ',';
+	const char *row = strstr(buf, want);
+	assert_non_null(row);
+	for (int i = 0; i < col; i++) {
+		row = strchr(row + 1, ',');
+		assert_non_null(row);
+	}
+	return atol(row + 1);
 }
 
 #define HC_FAST \
@@ -243,6 +272,19 @@ static void one_init(struct one *o, int port, struct backend **bs, size_t n)
 	o->s = (struct lb_state){ &o->l, 1, &o->g, 1 };
 }
 
+/* One HTTP listener on a fresh port forwarding to group "web" with the N
+ * targets BS, served, and each of them healthy: the port. */
+static int serve_healthy(struct fx *f, struct one *o, struct backend **bs, size_t n)
+{
+	int port = free_port();
+	one_init(o, port, bs, n);
+	apply_ok(f, &o->s);
+	struct lb_target_health h;
+	for (size_t i = 0; i < n; i++)
+		wait_health(f, "web", bs[i], LB_HEALTHY, &h);
+	return port;
+}
+
 /* N requests on fresh connections: how many each backend answered. */
 static void spread(struct fx *f, int port, int n, int counts[MAX_BACKENDS])
 {
@@ -261,14 +303,11 @@ static void test_spread_and_drain(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[2] = { backend_start(f, "A", 200), backend_start(f, "B", 200) };
-	int port = free_port(), c[MAX_BACKENDS];
 	struct one o;
-	one_init(&o, port, bs, 2);
-	apply_ok(f, &o.s);
+	int port = serve_healthy(f, &o, bs, 2), c[MAX_BACKENDS];
 	struct lb_target_health h;
-	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	health(f, "web", bs[0], &h);
 	assert_int_equal(h.last_code, 200);
-	wait_health(f, "web", bs[1], LB_HEALTHY, &h);
 	spread(f, port, 20, c);
 	assert_int_equal(c[0] + c[1], 20);
 	assert_true(c[0] >= 5 && c[1] >= 5);
@@ -342,12 +381,9 @@ static void test_restart_after_kill(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[1] = { backend_start(f, "A", 200) };
-	int port = free_port();
 	struct one o;
-	one_init(&o, port, bs, 1);
-	apply_ok(f, &o.s);
+	int port = serve_healthy(f, &o, bs, 1);
 	struct lb_target_health h;
-	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
 	/* A target added after the last reload survives the restart too. */
 	struct backend *b2 = backend_start(f, "B", 200);
 	bs[0] = b2;
@@ -393,6 +429,99 @@ static void test_restart_after_kill(void **state)
 	assert_non_null(strrchr(line, ')'));
 	assert_int_equal(sscanf(strrchr(line, ')') + 2, "%*c %d", &ppid), 1);
 	assert_int_equal(ppid, atoi(pid_s));
+}
+
+/* A registered target's connections are kept and shared: a keep-alive
+ * client's requests and clients with one request per connection cost a
+ * connection or so to the target, not one each. */
+static void test_target_connections_reused(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	struct one o;
+	int port = serve_healthy(f, &o, bs, 1), c[MAX_BACKENDS];
+	char body[256];
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(get(f, port, "/", NULL, body), 200);
+	spread(f, port, 20, c);
+	assert_int_equal(c[0], 20);
+	long n = connects(f, bs[0]);
+	if (n > 5)
+		fail_msg("%ld connections to the target for 30 requests", n);
+}
+
+/* HAProxy's worker killed (not its master): the load balancer serves
+ * again, from a new worker, and the targets never noticed. */
+static void test_serves_again_after_worker_killed(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[1] = { backend_start(f, "A", 200) };
+	struct one o;
+	int port = serve_healthy(f, &o, bs, 1);
+	long worker = worker_pid(f);
+	assert_int_equal(kill((pid_t)worker, SIGKILL), 0);
+	int64_t end = berth_mono_ms() + DEADLINE_MS;
+	while (kill((pid_t)worker, 0) == 0) {
+		assert_true(berth_mono_ms() < end);
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+	char body[256] = "";
+	curl_easy_setopt(f->curl, CURLOPT_FORBID_REUSE, 1L);
+	while (get(f, port, "/", NULL, body) != 200) {
+		assert_true(berth_mono_ms() < end);
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		usleep(20000);
+	}
+	assert_string_equal(body, "A");
+	assert_int_not_equal(worker_pid(f), worker);
+	assert_int_equal(kill(bs[0]->pid, 0), 0);
+	assert_int_equal(waitpid(bs[0]->pid, NULL, WNOHANG), 0);
+}
+
+/* Requests to PORT until target ID answers one: the milliseconds since
+ * T0 (5000 at most). */
+static int64_t ms_to_first_answer(struct fx *f, int port, const char *id, int64_t t0)
+{
+	char body[256] = "";
+	curl_easy_setopt(f->curl, CURLOPT_FORBID_REUSE, 1L);
+	while (strcmp(body, id) != 0 && berth_mono_ms() - t0 < 5000) {
+		get(f, port, "/", NULL, body);
+		usleep(10000);
+	}
+	curl_easy_setopt(f->curl, CURLOPT_FORBID_REUSE, 0L);
+	return berth_mono_ms() - t0;
+}
+
+/* A target gets its first check at once, not one interval later, both
+ * when HAProxy starts (a reload: the config leaves new targets out) and
+ * when it is registered through the Runtime API: with a 5 s interval and
+ * a healthy threshold of 1, it serves well within one interval. */
+static void test_new_target_checked_at_once(void **state)
+{
+	struct fx *f = *state;
+	struct backend *bs[2] = { backend_start(f, "A", 200), backend_start(f, "B", 200) };
+	int port = free_port();
+	const struct lb_health_check slow = { LB_HTTP, "/health", 0, 5, 2, 1, 2, "200" };
+	struct one o;
+	one_init(&o, port, bs, 1);
+	o.g.hc = slow;
+	int64_t t0 = berth_mono_ms();
+	apply_ok(f, &o.s);
+	int64_t took = ms_to_first_answer(f, port, "A", t0);
+	if (took >= 2500)
+		fail_msg("the first target served after %lld ms (check interval 5 s)",
+			 (long long)took);
+	long pid = worker_pid(f);
+	one_init(&o, port, bs, 2);
+	o.g.hc = slow;
+	t0 = berth_mono_ms();
+	apply_ok(f, &o.s);
+	took = ms_to_first_answer(f, port, "B", t0);
+	if (took >= 2500)
+		fail_msg("the registered target served after %lld ms (check interval 5 s)",
+			 (long long)took);
+	assert_int_equal(worker_pid(f), pid);
 }
 
 static void test_rules_and_fixed_response(void **state)
@@ -489,12 +618,8 @@ static void test_port_in_use(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[1] = { backend_start(f, "A", 200) };
-	int port = free_port();
 	struct one o;
-	one_init(&o, port, bs, 1);
-	apply_ok(f, &o.s);
-	struct lb_target_health h;
-	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	int port = serve_healthy(f, &o, bs, 1);
 
 	_cleanup_close_ int taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -533,12 +658,8 @@ static void test_injection_refused(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[1] = { backend_start(f, "A", 200) };
-	int port = free_port(), evil_port = free_port();
 	struct one o;
-	one_init(&o, port, bs, 1);
-	apply_ok(f, &o.s);
-	struct lb_target_health h;
-	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	int port = serve_healthy(f, &o, bs, 1), evil_port = free_port();
 	char evil[128];
 	snprintf(evil, sizeof(evil), "/a\n    bind 127.0.0.1:%d", evil_port);
 	const char *paths[] = { evil }, *hosts[] = { "a.com if TRUE" };
@@ -635,12 +756,8 @@ static void test_reload_is_hitless(void **state)
 {
 	struct fx *f = *state;
 	struct backend *bs[1] = { backend_start(f, "A", 200) };
-	int port = free_port();
 	struct one o;
-	one_init(&o, port, bs, 1);
-	apply_ok(f, &o.s);
-	struct lb_target_health h;
-	wait_health(f, "web", bs[0], LB_HEALTHY, &h);
+	int port = serve_healthy(f, &o, bs, 1);
 	long pid = worker_pid(f);
 	int fd;
 	pid_t child = load_start(port, 3000, &fd);
@@ -824,6 +941,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spread_and_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unhealthy_gets_no_traffic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_after_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_target_connections_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_serves_again_after_worker_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_target_checked_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rules_and_fixed_response, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
