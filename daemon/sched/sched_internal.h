@@ -250,9 +250,10 @@ struct sched_task *sched_task_find(struct sched *s, const char *id);
  * then (DEACTIVATING recorded, the stop comes at the deadline); false:
  * tell it to stop now. */
 bool sched_drain(struct sched *s, const struct store_task *st);
-/* ST is DEACTIVATING (a daemon restarted mid-drain, or a status came):
- * its drain timer armed again from the hook's deadline, or, the drain
- * over, the task told to stop. */
+/* ST is DEACTIVATING or desired STOPPED (a daemon restarted mid-drain,
+ * or between recording a stop and telling the shim; or a status came):
+ * unless this daemon told it to stop already or is draining it, its drain
+ * timer armed again from the hook's deadline, or the task told to stop. */
 void sched_drain_resume(struct sched *s, const struct store_task *st);
 
 #endif

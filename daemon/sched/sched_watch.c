@@ -291,7 +291,10 @@ void sched_apply_status(struct sched *s, const char *id, const cJSON *status, bo
 	if (t->last_status == STORE_TASK_STOPPED)
 		return;  /* already recorded: nothing follows a STOPPED task */
 	if (!final) {
-		if (t->last_status == STORE_TASK_DEACTIVATING)
+		/* Draining, or to stop without its shim told (a daemon that
+		 * died between recording the stop and telling it). */
+		if (t->last_status == STORE_TASK_DEACTIVATING ||
+		    t->desired_status == STORE_TASK_STOPPED)
 			sched_drain_resume(s, t);
 		if (r != STORE_TASK_UNCHANGED && s->cfg.hooks.task_changed)
 			s->cfg.hooks.task_changed(s->cfg.hooks.arg, t);

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -781,6 +782,24 @@ def test_daemon_kill9_with_10_tasks_readopts_them(ecs, tdaemon):
         assert t["stopCode"] == "UserInitiated", t
         n = ticks(d2, t)
         assert n == list(range(len(n))) and len(n) > 20, f"log gap in {a}: {n[:5]}…"
+
+
+def test_restarted_daemon_stops_a_task_the_store_says_to_stop(ecs, tdaemon):
+    """A daemon that died between recording a StopTask and telling the
+    shim: its successor, following the shim again, finds desiredStatus
+    STOPPED and stops the task, with the recorded code and reason."""
+    td = register(ecs, tdaemon, [sh("app", IDLE)], family="told")
+    (t,) = run(ecs, td)
+    wait_running(ecs, t["taskArn"])
+    tdaemon.proc.kill()
+    tdaemon.proc.wait()
+    with sqlite3.connect(tdaemon.root / "berth.db") as db:
+        db.execute("UPDATE tasks SET desired_status = 'STOPPED', stop_code = 'UserInitiated',"
+                   " stopped_reason = 'told before the crash' WHERE id = ?", (task_id(t),))
+    d2 = tdaemon.restart("daemon2").wait_ready()
+    tdaemon.__dict__.update(d2.__dict__)
+    (s,) = wait_stopped(make_client(d2), [t["taskArn"]])
+    assert (s["stopCode"], s["stoppedReason"]) == ("UserInitiated", "told before the crash"), s
 
 
 @pytest.mark.cgroup
