@@ -21,6 +21,7 @@
 #include "daemon/sched/instance.h"
 #include "daemon/svc/svc.h"
 #include "daemon/svc/svc_internal.h"
+#include "tests/unit/store_fixture.h"
 
 #define ARN_BASE "arn:aws:ecs:us-east-1:123456789012"
 #define CLUSTER "default"
@@ -31,14 +32,6 @@
 	"\"healthCheck\":{\"command\":[\"CMD\",\"true\"]}}]}"
 #define HEALTHY_AFTER_MS 40000
 #define T0 1700000000000LL
-
-#define OK(call)                                                  \
-	do {                                                      \
-		struct berth_err e_ = { 0 };                      \
-		int r_ = (call);                                  \
-		if (r_ < 0)                                       \
-			fail_msg("%s: %d %s", #call, r_, e_.msg); \
-	} while (0)
 
 struct fixture {
 	char dir[64];
@@ -139,11 +132,8 @@ static int setup_with(void **state, const char *body, bool lb)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/berth-test-svc-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
 	char path[96];
-	snprintf(path, sizeof(path), "%s/berth.db", f->dir);
-	OK(store_open(path, &f->s, &e_));
+	f->s = unit_store_open("svc", f->dir, path);
 	struct store_cluster in = { .name = CLUSTER, .arn = ARN_BASE ":cluster/" CLUSTER };
 	_cleanup_(store_cluster_freep) struct store_cluster *c = NULL;
 	OK(store_cluster_create(f->s, &in, 1000, &c, NULL, &e_));
@@ -183,9 +173,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	svc_free(f->v);
 	event_base_free(f->base);
-	store_close(f->s);
-	struct berth_err err = { 0 };
-	berth_rm_rf_at(AT_FDCWD, f->dir, &err);
+	unit_store_close(f->s, f->dir);
 	free(f);
 	return 0;
 }
