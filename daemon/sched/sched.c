@@ -794,6 +794,12 @@ static void loop_boost(struct sched *s)
 		return;
 	s->nice = n;
 	s->boosted = setpriority(PRIO_PROCESS, (id_t)gettid(), SCHED_LOOP_NICE) == 0;
+	/* The store's fsync thread too: the answers and the launches wait
+	 * for it, and at nice 0 it would wait for a CPU behind the shims as
+	 * the loop did. */
+	pid_t sync_tid = store_group_sync_tid(s->store);
+	if (s->boosted && sync_tid)
+		setpriority(PRIO_PROCESS, (id_t)sync_tid, SCHED_LOOP_NICE);
 }
 
 int sched_new(struct event_base *base, struct store *store, const struct sched_config *cfg,
