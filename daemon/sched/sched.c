@@ -417,7 +417,12 @@ static void on_launch_done(evutil_socket_t fd, short what, void *arg)
 			sched_say(s, "task %s: cannot watch its launch", t->id);
 		return;
 	}
-	pthread_join(t->thread, NULL);
+	/* The thread's byte is its last use of T, but the thread itself may
+	 * not have ended: on a busy host it can wait 100 ms for a CPU to
+	 * return on, and a join would hold the loop (and every API answer)
+	 * that long.  Not yet ended, it is detached and frees itself. */
+	if (pthread_tryjoin_np(t->thread, NULL) != 0)
+		pthread_detach(t->thread);
 	t->launching = false;
 	record_launch(s, t);
 	char reason[BERTH_ERR_MAX + 64];
