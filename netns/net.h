@@ -194,6 +194,10 @@ void net_host_ifname(const char *task_id, char out[IFNAMSIZ]);
 
 /* The interface group of the bridge's task ports (the rules match it). */
 uint32_t net_port_group(const char *bridge);
+/* The group a stopping task's host veth moves to just before it is
+ * deleted, with the others stopping meanwhile (net_task_teardown): the
+ * bridge table drops every frame from it.  Never the port group, never 0. */
+uint32_t net_dying_group(const char *bridge);
 
 /* Writes dirfd/resolv.conf (the host's, minus the loopback and IPv6
  * nameservers a task cannot reach, each noted in a comment) and dirfd/hosts
