@@ -103,6 +103,27 @@ static void launch_done_free(struct sched_task *t)
 	tasksecrets_free(TAKE_PTR(t->secrets));
 	free(TAKE_PTR(t->groups));
 	free(TAKE_PTR(t->publish));
+	sched_resolved_put(TAKE_PTR(t->resolved));
+}
+
+struct sched_resolved *sched_resolved_new(void)
+{
+	struct sched_resolved *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	pthread_mutex_init(&r->lock, NULL);
+	atomic_init(&r->refs, 1);
+	return r;
+}
+
+void sched_resolved_put(struct sched_resolved *r)
+{
+	if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < TASKDEF_CONTAINERS_MAX; i++)
+		free(r->digests[i]);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
 }
 
 void sched_task_forget(struct sched_task *t)
@@ -237,6 +258,29 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 	return 0;
 }
 
+/* Container I's IMAGE into *P: the digest recorded for it (a service's
+ * pin), else the one its RunTask resolved the tag to for a task before
+ * this one, else what the registry says now (recorded for the next). */
+static int pull_one(struct sched_task *t, size_t i, const char *image, struct sched_pulled *p)
+{
+	struct sched_resolved *res = t->resolved;
+	const char *pin = i < t->n_pins ? t->pins[i] : NULL;
+	bool share = !pin && res && image && !strchr(image, '@');
+	if (share)
+		pthread_mutex_lock(&res->lock);
+	if (share && res->digests[i])
+		pin = res->digests[i];
+	_cleanup_free_ char *pinned = NULL;
+	if (pin && image && !strchr(image, '@') && asprintf(&pinned, "%s@%s", image, pin) < 0)
+		pinned = NULL;
+	int r = sched_pull(t->s, &t->helper, pinned ? pinned : image, p, &t->err);
+	if (share && r == 0 && !res->digests[i])
+		res->digests[i] = strdup(p->digest);
+	if (share)
+		pthread_mutex_unlock(&res->lock);
+	return r;
+}
+
 static void *launch_thread(void *arg)
 {
 	struct sched_task *t = arg;
@@ -261,11 +305,7 @@ static void *launch_thread(void *arg)
 		if (t->rc < 0 || atomic_load(&t->cancel))
 			break;
 		const char *image = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "image"));
-		_cleanup_free_ char *pinned = NULL;
-		if (i < t->n_pins && t->pins[i] && image && !strchr(image, '@') &&
-		    asprintf(&pinned, "%s@%s", image, t->pins[i]) < 0)
-			pinned = NULL;
-		t->rc = sched_pull(s, &t->helper, pinned ? pinned : image, &imgs[i], &t->err);
+		t->rc = pull_one(t, i, image, &imgs[i]);
 		t->pull_failed = t->rc < 0;
 		t->failed_container = i;
 		if (t->rc == 0)
@@ -559,12 +599,14 @@ static void launch_start(void *arg, int r, const struct berth_err *cerr)
 }
 
 int sched_launch(struct sched *s, const struct store_task *st, const char *td_json,
-		 struct berth_err *err)
+		 struct sched_resolved *resolved, struct berth_err *err)
 {
 	const char *id = st->id;
 	struct sched_task *t = sched_task_new(s, id);
 	if (!t)
 		return berth_errf(err, ENOMEM, "out of memory");
+	if ((t->resolved = resolved))
+		atomic_fetch_add(&resolved->refs, 1);
 	t->td_json = strdup(td_json);
 	t->ov_json = st->overrides_json ? strdup(st->overrides_json) : NULL;
 	t->groups = sched_task_groups(st->attachments_json);
@@ -679,7 +721,7 @@ static void adopt_unfollowed(struct sched *s, const struct store_task *st)
 	/* The daemon died before the task had a shim: it never ran. */
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	if (store_task_definition_get(s->store, st->task_definition_arn, &td, &err) < 0 ||
-	    sched_launch(s, st, td->body_json, &err) < 0) {
+	    sched_launch(s, st, td->body_json, NULL, &err) < 0) {
 		char reason[BERTH_ERR_MAX + 64];
 		snprintf(reason, sizeof(reason), "ResourceInitializationError: %s", err.msg);
 		sched_stop_unstarted(s, st->id, "TaskFailedToStart", reason, NULL, 0);
