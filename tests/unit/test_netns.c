@@ -869,7 +869,7 @@ static void test_policy_batch_remove(void **state)
 	const char *ids[4], *g[] = { "sg-batch" };
 	const struct net_publish pub[] = { { IPPROTO_TCP, 40011, 80 } };
 	for (int i = 0; i < 4; i++) {
-		char name[16];
+		char name[24];
 		snprintf(name, sizeof(name), "batch-%d", i);
 		ids[i] = task_id(f, name);
 		addrs[i].s_addr = htonl(ntohl(base.s_addr) + 220 + (uint32_t)i);
