@@ -94,19 +94,14 @@ static void synced_run(struct store *s, uint64_t upto, int e)
 	struct berth_err err = { 0 };
 	if (e)
 		berth_errnof(&err, e, "store: %s: fdatasync of its log", s->path);
-	size_t k = 0;
-	while (k < y->nq && y->q[k].gen <= upto)
-		k++;
-	/* Off the queue before any is called: a callback may commit again. */
-	struct synced_hooks *done = malloc((k ? k : 1) * sizeof(*done));
-	if (!done)
-		abort();  /* a few bytes: the callbacks must not be lost */
-	memcpy(done, y->q, k * sizeof(*done));
-	memmove(y->q, y->q + k, (y->nq - k) * sizeof(*y->q));
-	y->nq -= k;
-	for (size_t i = 0; i < k; i++)
-		hooks_call(s, done[i].h, done[i].n, e ? -e : 0, e ? &err : NULL);
-	free(done);
+	/* One at a time off the queue's head before it is called: a callback
+	 * may commit again, and so queue (or run) the next ones itself. */
+	while (y->nq && y->q[0].gen <= upto) {
+		struct synced_hooks one = y->q[0];
+		memmove(y->q, y->q + 1, (y->nq - 1) * sizeof(*y->q));
+		y->nq--;
+		hooks_call(s, one.h, one.n, e ? -e : 0, e ? &err : NULL);
+	}
 }
 
 static void on_synced(evutil_socket_t fd, short what, void *arg)
