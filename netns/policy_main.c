@@ -232,11 +232,13 @@ static void batch_start(struct batch *b)
 	b->n = 0;
 }
 
-/* Every connection waiting on LFD: an add is made now, a removal joins B
- * (those beyond BATCH_MAX wait in the listen queue). */
+/* The connections waiting on LFD: an add is made now, a removal joins B
+ * (those beyond BATCH_MAX wait in the listen queue).  Returns as soon as
+ * a removal waits with no child removing, so that a stream of adds never
+ * holds it up. */
 static int worker_accept(int lfd, struct batch *b)
 {
-	while (b->n < BATCH_MAX) {
+	while (b->n < BATCH_MAX && !(b->n && b->child < 0)) {
 		struct removal *r = &b->r[b->n];
 		_cleanup_close_ int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
