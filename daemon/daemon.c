@@ -330,6 +330,10 @@ static int serve(const struct daemon_opts *o, const char *root, const char *run_
 	/* One transaction and one fsync per turn of the loop (store.h). */
 	if ((r = store_group_attach(store, base, err)) < 0)
 		return r;
+	/* And its fsync off the loop: the API answers meanwhile. */
+	struct berth_err sync_err = { 0 };
+	if (store_group_sync_apart(store, &sync_err) < 0)
+		fprintf(stderr, "berth daemon: %s; commits sync on the loop\n", sync_err.msg);
 
 	/* The load balancers: HAProxy (daemon/lb) serving what the ELBv2 API
 	 * (daemon/elb) keeps in the store, re-applied now; before the task

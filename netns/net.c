@@ -47,6 +47,11 @@ uint32_t net_port_group(const char *bridge)
 	return (uint32_t)(h >> 33) | 0x40000000u;
 }
 
+uint32_t net_dying_group(const char *bridge)
+{
+	return net_port_group(bridge) | 0x80000000u;
+}
+
 int net_sysctl_on(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);

@@ -161,6 +161,14 @@ int net_policy_task_add(struct net *net, const char *task_id, struct in_addr add
 			const char *const *groups, size_t n_groups, struct berth_err *err);
 int net_policy_task_remove(struct net *net, const char *task_id, struct in_addr addr,
 			   struct berth_err *err);
+/* net_policy_task_remove() of N tasks (IDS[i], ADDRS[i]) from one listing
+ * and in one transaction: a removal lists every element of the table, and
+ * each transaction that deletes waits out an RCU grace period in the
+ * kernel, so N tasks stopping together cost about what one does.  All or
+ * nothing: on a failure (an element listed but gone meanwhile, say) the
+ * caller removes them one by one. */
+int net_policy_tasks_remove(struct net *net, const char *const *ids, const struct in_addr *addrs,
+			    size_t n, struct berth_err *err);
 
 /* A published port of a bridge-mode task: traffic to host_port (TCP or
  * UDP) on any host address, from outside or from the host itself
@@ -195,6 +203,10 @@ void net_host_ifname(const char *task_id, char out[IFNAMSIZ]);
 
 /* The interface group of the bridge's task ports (the rules match it). */
 uint32_t net_port_group(const char *bridge);
+/* The group a stopping task's host veth moves to just before it is
+ * deleted, with the others stopping meanwhile (net_task_teardown): the
+ * bridge table drops every frame from it.  Never the port group, never 0. */
+uint32_t net_dying_group(const char *bridge);
 
 /* Writes dirfd/resolv.conf (the host's, minus the loopback and IPv6
  * nameservers a task cannot reach, each noted in a comment) and dirfd/hosts

@@ -218,34 +218,49 @@ static void add_task(struct net *net, const char *ifname, struct in_addr addr,
 			te->pub[i].container_port);
 }
 
-/* The script of a task's change: with purge, deletions of whatever the
- * listing holds of its veth and addr (unless INADDR_ANY); with add, its
- * new elements.  malloc'd into *ret ("" when there is nothing to do). */
-static int task_script(struct net *net, const char *task_id, struct in_addr addr, bool purge,
-		       const struct task_elems *add, char **ret, struct berth_err *err)
+/* Deletions of whatever LISTING (bridge table) and PUBLISHED (ip table)
+ * hold of task TASK_ID's veth and ADDR (unless INADDR_ANY); ADD (or NULL)
+ * also names the host ports the task takes now. */
+static void purge_task(const cJSON *listing, const cJSON *published, const char *task_id,
+		       struct in_addr addr, const struct task_elems *add, FILE *out,
+		       const char *t)
 {
 	struct purge p = { .pub = add ? add->pub : NULL, .n_pub = add ? add->n_pub : 0 };
 	net_host_ifname(task_id, p.ifname);
 	if (addr.s_addr != htonl(INADDR_ANY))
 		inet_ntop(AF_INET, &addr, p.ips[p.n_ips++], INET_ADDRSTRLEN);
+	purge_ports(listing, &p, out, t);
+	purge_groups(listing, &p, out, t);
+	purge_published(published, &p, out, t);
+}
+
+/* The script of a change of N tasks (IDS, ADDRS): with purge, the
+ * deletions of purge_task() for each, from one listing; with add (N is 1),
+ * the task's new elements.  malloc'd into *ret ("" when there is nothing
+ * to do). */
+static int task_script(struct net *net, const char *const *ids, const struct in_addr *addrs,
+		       size_t n, bool purge, const struct task_elems *add, char **ret,
+		       struct berth_err *err)
+{
 	_cleanup_(cJSON_Deletep) cJSON *listing = NULL, *published = NULL;
-	if (purge && (list_json(net, "table bridge", &listing, err) < 0 ||
-		      list_json(net, "table ip", &published, err) < 0))
-		return berth_err_wrap(err, "task %s", task_id);
+	int r;
+	if (purge && ((r = list_json(net, "table bridge", &listing, err)) < 0 ||
+		      (r = list_json(net, "table ip", &published, err)) < 0))
+		return r;
 	size_t len = 0;
 	FILE *out = open_memstream(ret, &len);
 	if (!out)
-		return berth_errf(err, ENOMEM, "task %s: out of memory", task_id);
-	if (purge) {
-		purge_ports(listing, &p, out, net->nft_table);
-		purge_groups(listing, &p, out, net->nft_table);
-		purge_published(published, &p, out, net->nft_table);
+		return berth_errf(err, ENOMEM, "out of memory");
+	for (size_t i = 0; purge && i < n; i++)
+		purge_task(listing, published, ids[i], addrs[i], add, out, net->nft_table);
+	if (add) {
+		char ifname[IFNAMSIZ];
+		net_host_ifname(ids[0], ifname);
+		add_task(net, ifname, addrs[0], add, out);
 	}
-	if (add)
-		add_task(net, p.ifname, addr, add, out);
 	if (fclose(out) != 0) {
 		free(TAKE_PTR(*ret));
-		return berth_errf(err, ENOMEM, "task %s: out of memory", task_id);
+		return berth_errf(err, ENOMEM, "out of memory");
 	}
 	return 0;
 }
@@ -254,10 +269,9 @@ static int task_run(struct net *net, const char *task_id, struct in_addr addr, b
 		    const struct task_elems *add, struct berth_err *err)
 {
 	_cleanup_free_ char *script = NULL;
-	int r = task_script(net, task_id, addr, purge, add, &script, err);
-	if (r < 0 || !*script)
-		return r;
-	r = net_nft_run(net, script, false, NULL, add ? "add task" : "remove task", err);
+	int r = task_script(net, &task_id, &addr, 1, purge, add, &script, err);
+	if (r == 0 && *script)
+		r = net_nft_run(net, script, false, NULL, add ? "add task" : "remove task", err);
 	return r < 0 ? berth_err_wrap(err, "task %s", task_id) : 0;
 }
 
@@ -313,9 +327,25 @@ int net_policy_task_add(struct net *net, const char *task_id, struct in_addr add
 	return net_policy_task_add_ports(net, task_id, addr, groups, n_groups, NULL, 0, err);
 }
 
+int net_policy_tasks_remove(struct net *net, const char *const *ids, const struct in_addr *addrs,
+			    size_t n, struct berth_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = check_task(ids[i], 0, err);
+		if (r < 0)
+			return r;
+	}
+	if (n == 1)
+		return task_run(net, ids[0], addrs[0], true, NULL, err);
+	_cleanup_free_ char *script = NULL;
+	int r = n ? task_script(net, ids, addrs, n, true, NULL, &script, err) : 0;
+	if (r == 0 && script && *script)
+		r = net_nft_run(net, script, false, NULL, "remove tasks", err);
+	return r < 0 ? berth_err_wrap(err, "%zu tasks", n) : 0;
+}
+
 int net_policy_task_remove(struct net *net, const char *task_id, struct in_addr addr,
 			   struct berth_err *err)
 {
-	int r = check_task(task_id, 0, err);
-	return r < 0 ? r : task_run(net, task_id, addr, true, NULL, err);
+	return net_policy_tasks_remove(net, &task_id, &addr, 1, err);
 }

@@ -111,6 +111,9 @@ static void bridge_rules(struct net *net, struct script *s)
 		"flush chain bridge %s peers\n"
 		"add chain bridge %s arp_peers\n"
 		"flush chain bridge %s arp_peers\n", t, t, t, t, t, t);
+	/* A stopping task's veth, waiting to be deleted with the others. */
+	emit(s, "add rule bridge %s prerouting meta iifgroup %u drop\n", t,
+	     net_dying_group(net->bridge));
 	emit(s, "add rule bridge %s prerouting meta iifgroup != %u return\n", t,
 	     net_port_group(net->bridge));
 	/* ARP is the port's own, and asks for (or answers) the gateway or a

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -270,6 +271,46 @@ static int veth_delete(struct net *net, const char *ifname, struct berth_err *er
 	return 0;
 }
 
+/* A stopping task's veth is deleted in a batch: moved to the bridge's
+ * dying group (whose frames the bridge table drops), then every veth of
+ * that group is deleted in one request.  Each deletion waits out an RCU
+ * grace period under the kernel's rtnl lock (about 25 ms), and with
+ * hundreds of tasks stopping they waited one after another; the group's
+ * deletion waits once for every veth moved into it meanwhile.  When it
+ * returns the task's veth is gone: deleted by it, or by another task's
+ * deletion before it (then it finds none: ENODEV). */
+static int veth_retire(struct net *net, const char *ifname, struct berth_err *err)
+{
+	uint32_t dying = net_dying_group(net->bridge);
+	_cleanup_(rtnl_link_putp) struct rtnl_link *orig = rtnl_link_alloc();
+	_cleanup_(rtnl_link_putp) struct rtnl_link *change = rtnl_link_alloc();
+	if (!orig || !change)
+		return berth_errf(err, ENOMEM, "veth %s: out of memory", ifname);
+	/* By index: a change request naming no interface is a creation. */
+	unsigned idx = if_nametoindex(ifname);
+	if (!idx)
+		return errno == ENODEV || errno == ENXIO ? 0 : veth_delete(net, ifname, err);
+	rtnl_link_set_ifindex(orig, (int)idx);
+	rtnl_link_set_name(orig, ifname);
+	rtnl_link_set_group(change, dying);
+	int r = rtnl_link_change(net->nl, orig, change, 0);
+	if (r == -NLE_OBJ_NOTFOUND || r == -NLE_NODEV)
+		return 0;
+	if (r < 0)
+		return veth_delete(net, ifname, err);
+	struct nl_msg *msg = nlmsg_alloc_simple(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK);
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	if (!msg || nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0 ||
+	    nla_put_u32(msg, IFLA_GROUP, dying) < 0) {
+		nlmsg_free(msg);
+		return berth_errf(err, ENOMEM, "veth %s: out of memory", ifname);
+	}
+	r = nl_send_sync(net->nl, msg);  /* frees msg */
+	if (r < 0 && r != -NLE_OBJ_NOTFOUND && r != -NLE_NODEV)
+		return net_nl_err(err, r, "veth %s: delete with group %u", ifname, dying);
+	return 0;
+}
+
 /* Undoes only what it did itself: a veth name taken by another task
  * (EEXIST) is not deleted. */
 static int task_build(struct net *net, const struct net_task *t, struct berth_err *err)
@@ -349,7 +390,7 @@ int net_task_teardown(struct net *net, const char *task_id, struct in_addr addr,
 		return r;
 	/* Every step runs even if an earlier one failed; the first error wins. */
 	struct berth_err e2 = { 0 };
-	int r1 = veth_delete(net, t.host_ifname, err);
+	int r1 = veth_retire(net, t.host_ifname, err);
 	int r2 = netns_remove(net, &t, r1 < 0 ? &e2 : err);
 	int r3 = net_ipam_release(net, addr, task_id, r1 < 0 || r2 < 0 ? &e2 : err);
 	r = r1 < 0 ? r1 : r2 < 0 ? r2 : r3;

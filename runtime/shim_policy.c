@@ -30,6 +30,12 @@ extern char **environ;
  * command itself: far above its few milliseconds, far below a start's
  * budget when it hangs. */
 #define POLICY_WORKER_MS 500
+/* A remove waits for the worker's batch before it (docs/networking.md
+ * "The policy worker"): with hundreds of tasks stopping that took more
+ * than 500 ms, and each shim that gave up exec'd berth-netpolicy, whose
+ * listings then held the kernel's nftables lock against the worker's
+ * batch: a pile-up.  Still bounded, against a hung worker. */
+#define POLICY_WORKER_REMOVE_MS 5000
 
 /* Spawns argv (stdin and stdout /dev/null, stderr a pipe, no signal
  * blocked: the shim blocks the ones its signalfd reads). */
@@ -124,7 +130,8 @@ static int worker_answer(struct policy_job *job, struct berth_err *err)
 	_cleanup_close_ int fd = TAKE_FD(job->sock);
 	char msg[2048];
 	ssize_t n = -1;
-	int64_t deadline = berth_mono_ms() + POLICY_WORKER_MS;
+	int64_t deadline = berth_mono_ms() + (strcmp(job->verb, "remove") == 0
+					      ? POLICY_WORKER_REMOVE_MS : POLICY_WORKER_MS);
 	for (int64_t left; n < 0 && (left = deadline - berth_mono_ms()) > 0;) {
 		struct pollfd pf = { .fd = fd, .events = POLLIN };
 		int k = poll(&pf, 1, (int)left);

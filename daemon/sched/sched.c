@@ -103,6 +103,27 @@ static void launch_done_free(struct sched_task *t)
 	tasksecrets_free(TAKE_PTR(t->secrets));
 	free(TAKE_PTR(t->groups));
 	free(TAKE_PTR(t->publish));
+	sched_resolved_put(TAKE_PTR(t->resolved));
+}
+
+struct sched_resolved *sched_resolved_new(void)
+{
+	struct sched_resolved *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	pthread_mutex_init(&r->lock, NULL);
+	atomic_init(&r->refs, 1);
+	return r;
+}
+
+void sched_resolved_put(struct sched_resolved *r)
+{
+	if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < TASKDEF_CONTAINERS_MAX; i++)
+		free(r->digests[i]);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
 }
 
 void sched_task_forget(struct sched_task *t)
@@ -225,14 +246,41 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		return r;
 	const char *disk = public ? public : text;
 	_cleanup_close_ int dfd = -1;
+	/* Not fsync'd: what reads them again is a daemon restarted after it
+	 * died, not after the machine did (then no shim survives and the
+	 * store says what ran).  Each fsync flushes the disk's cache, two a
+	 * task, and the store's commits wait for the same disk. */
 	if ((r = berth_open_dir_p(task_dir, 0700, &dfd, err)) < 0 ||
-	    (r = berth_write_atomic_at(dfd, "plan.json", disk, strlen(disk), 0600, err)) < 0)
+	    (r = berth_write_replace_at(dfd, "plan.json", disk, strlen(disk), 0600, err)) < 0)
 		return r;
 	*ret_start_plan = public != NULL;
-	if (public && (r = berth_write_atomic_at(dfd, START_PLAN, text, strlen(text), 0600, err)) < 0)
+	if (public && (r = berth_write_replace_at(dfd, START_PLAN, text, strlen(text), 0600, err)) < 0)
 		return r;
 	snprintf(path, path_n, "%s/%s", task_dir, public ? START_PLAN : "plan.json");
 	return 0;
+}
+
+/* Container I's IMAGE into *P: the digest recorded for it (a service's
+ * pin), else the one its RunTask resolved the tag to for a task before
+ * this one, else what the registry says now (recorded for the next). */
+static int pull_one(struct sched_task *t, size_t i, const char *image, struct sched_pulled *p)
+{
+	struct sched_resolved *res = t->resolved;
+	const char *pin = i < t->n_pins ? t->pins[i] : NULL;
+	bool share = !pin && res && image && !strchr(image, '@');
+	if (share)
+		pthread_mutex_lock(&res->lock);
+	if (share && res->digests[i])
+		pin = res->digests[i];
+	_cleanup_free_ char *pinned = NULL;
+	if (pin && image && !strchr(image, '@') && asprintf(&pinned, "%s@%s", image, pin) < 0)
+		pinned = NULL;
+	int r = sched_pull(t->s, &t->helper, pinned ? pinned : image, p, &t->err);
+	if (share && r == 0 && !res->digests[i])
+		res->digests[i] = strdup(p->digest);
+	if (share)
+		pthread_mutex_unlock(&res->lock);
+	return r;
 }
 
 static void *launch_thread(void *arg)
@@ -259,11 +307,7 @@ static void *launch_thread(void *arg)
 		if (t->rc < 0 || atomic_load(&t->cancel))
 			break;
 		const char *image = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cd, "image"));
-		_cleanup_free_ char *pinned = NULL;
-		if (i < t->n_pins && t->pins[i] && image && !strchr(image, '@') &&
-		    asprintf(&pinned, "%s@%s", image, t->pins[i]) < 0)
-			pinned = NULL;
-		t->rc = sched_pull(s, &t->helper, pinned ? pinned : image, &imgs[i], &t->err);
+		t->rc = pull_one(t, i, image, &imgs[i]);
 		t->pull_failed = t->rc < 0;
 		t->failed_container = i;
 		if (t->rc == 0)
@@ -419,7 +463,12 @@ static void on_launch_done(evutil_socket_t fd, short what, void *arg)
 			sched_say(s, "task %s: cannot watch its launch", t->id);
 		return;
 	}
-	pthread_join(t->thread, NULL);
+	/* The thread's byte is its last use of T, but the thread itself may
+	 * not have ended: on a busy host it can wait 100 ms for a CPU to
+	 * return on, and a join would hold the loop (and every API answer)
+	 * that long.  Not yet ended, it is detached and frees itself. */
+	if (pthread_tryjoin_np(t->thread, NULL) != 0)
+		pthread_detach(t->thread);
 	t->launching = false;
 	record_launch(s, t);
 	char reason[BERTH_ERR_MAX + 64];
@@ -552,12 +601,14 @@ static void launch_start(void *arg, int r, const struct berth_err *cerr)
 }
 
 int sched_launch(struct sched *s, const struct store_task *st, const char *td_json,
-		 struct berth_err *err)
+		 struct sched_resolved *resolved, struct berth_err *err)
 {
 	const char *id = st->id;
 	struct sched_task *t = sched_task_new(s, id);
 	if (!t)
 		return berth_errf(err, ENOMEM, "out of memory");
+	if ((t->resolved = resolved))
+		atomic_fetch_add(&resolved->refs, 1);
 	t->td_json = strdup(td_json);
 	t->ov_json = st->overrides_json ? strdup(st->overrides_json) : NULL;
 	t->groups = sched_task_groups(st->attachments_json);
@@ -672,7 +723,7 @@ static void adopt_unfollowed(struct sched *s, const struct store_task *st)
 	/* The daemon died before the task had a shim: it never ran. */
 	_cleanup_(store_task_definition_freep) struct store_task_definition *td = NULL;
 	if (store_task_definition_get(s->store, st->task_definition_arn, &td, &err) < 0 ||
-	    sched_launch(s, st, td->body_json, &err) < 0) {
+	    sched_launch(s, st, td->body_json, NULL, &err) < 0) {
 		char reason[BERTH_ERR_MAX + 64];
 		snprintf(reason, sizeof(reason), "ResourceInitializationError: %s", err.msg);
 		sched_stop_unstarted(s, st->id, "TaskFailedToStart", reason, NULL, 0);
@@ -796,6 +847,12 @@ static void loop_boost(struct sched *s)
 		return;
 	s->nice = n;
 	s->boosted = setpriority(PRIO_PROCESS, (id_t)gettid(), SCHED_LOOP_NICE) == 0;
+	/* The store's fsync thread too: the answers and the launches wait
+	 * for it, and at nice 0 it would wait for a CPU behind the shims as
+	 * the loop did. */
+	pid_t sync_tid = store_group_sync_tid(s->store);
+	if (s->boosted && sync_tid)
+		setpriority(PRIO_PROCESS, (id_t)sync_tid, SCHED_LOOP_NICE);
 }
 
 int sched_new(struct event_base *base, struct store *store, const struct sched_config *cfg,

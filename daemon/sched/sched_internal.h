@@ -11,6 +11,7 @@
 
 #include "daemon/sched/instance.h"
 #include "daemon/sched/sched.h"
+#include "daemon/sched/units.h"
 
 struct bufferevent;
 struct event;
@@ -27,6 +28,20 @@ void sched_helper_init(struct sched_helper *h);
 void sched_helper_destroy(struct sched_helper *h);
 /* SIGKILLs the helper running now and any started later. */
 void sched_helper_kill(struct sched_helper *h);
+
+/* The tags of one RunTask's task definition as resolved for that call:
+ * its tasks share one resolution (ECS re-resolves a tag on each RunTask,
+ * not for each task of it), so a RunTask of count 10 asks the registry
+ * once.  The first launch thread to pull container I holds the lock
+ * meanwhile and records the digest; the others run that digest from the
+ * store.  Shared by the call's tasks (refs); sched_resolved_put() frees. */
+struct sched_resolved {
+	pthread_mutex_t lock;
+	atomic_int refs;
+	char *digests[TASKDEF_CONTAINERS_MAX];
+};
+struct sched_resolved *sched_resolved_new(void);
+void sched_resolved_put(struct sched_resolved *r);
 
 /* One task the scheduler is working on: a launch in flight, a shim being
  * followed, or both in turn. */
@@ -60,6 +75,7 @@ struct sched_task {
 	size_t n_digests;
 	char **pins;                 /* per container, the digest to run, or NULL */
 	size_t n_pins;
+	struct sched_resolved *resolved;  /* its RunTask's tags, or NULL */
 	int shim_pid;
 
 	/* follow */
@@ -226,7 +242,7 @@ void sched_requests_free(struct sched *s);
  * container recorded with an imageDigest runs exactly that image (a
  * service deployment's pinned digest): it is pulled by digest. */
 int sched_launch(struct sched *s, const struct store_task *t, const char *td_json,
-		 struct berth_err *err);
+		 struct sched_resolved *resolved, struct berth_err *err);
 
 /* Fills T (zeroed by the caller) as a PROVISIONING task with a new id,
  * its ARN, containers and ENI attachment, ready for store_task_insert();

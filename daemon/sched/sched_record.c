@@ -227,9 +227,11 @@ static int launch_all(struct sched *s, const struct sched_run_req *q, const stru
 		      size_t n, struct berth_err *err)
 {
 	int first = 0;
+	/* Without it (out of memory) each task resolves its tags itself. */
+	struct sched_resolved *res = n > 1 ? sched_resolved_new() : NULL;
 	for (size_t i = 0; i < n; i++) {
 		struct berth_err e = { 0 };
-		if (sched_launch(s, &tasks[i], q->task.td->body_json, &e) == 0)
+		if (sched_launch(s, &tasks[i], q->task.td->body_json, res, &e) == 0)
 			continue;
 		char reason[BERTH_ERR_MAX + 64];
 		snprintf(reason, sizeof(reason), "ResourceInitializationError: %s", e.msg);
@@ -237,6 +239,7 @@ static int launch_all(struct sched *s, const struct sched_run_req *q, const stru
 		if (!first)
 			first = berth_errf(err, e.code, "task %s: %s", tasks[i].id, e.msg);
 	}
+	sched_resolved_put(res);
 	return first;
 }
 

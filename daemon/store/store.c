@@ -251,9 +251,12 @@ int store_tx_commit(struct store_tx *tx, struct berth_err *err)
 		return r;  /* still open: the cleanup rolls it back */
 	tx->open = false;
 	s->depth--;
-	if (tx->level == 1)
-		store_hooks_run(s, 0, NULL);
-	return 0;
+	if (tx->level == 1) {
+		/* Outside a group (none could open): durable before it is told. */
+		r = store_group_synced(s, err);
+		store_hooks_run(s, r, err);
+	}
+	return r;
 }
 
 void store_tx_rollback(struct store_tx *tx)

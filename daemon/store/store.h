@@ -50,6 +50,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/cleanup.h"
 #include "common/err.h"
@@ -117,8 +118,20 @@ struct event_base;
 /* From now on writes outside a transaction of the caller's join the group
  * of the current turn of BASE's loop (which must outlive the store). */
 int store_group_attach(struct store *s, struct event_base *base, struct berth_err *err);
+/* From now on the group's fsync is made on a thread of the store's own,
+ * not inside the COMMIT on the loop: with hundreds of tasks writing their
+ * files, one fsync took up to 200 ms, and the loop answered nothing
+ * meanwhile.  The commit's store_after_commit() callbacks still wait for
+ * it (on the loop, a turn later); what the reader connection sees may be
+ * committed a few milliseconds before it is on disk.  After
+ * store_group_attach(); 0, or -errno (the store then syncs as before). */
+int store_group_sync_apart(struct store *s, struct berth_err *err);
+/* That thread's id (0: none), for the loop's owner to give it the loop
+ * thread's priority: API answers wait for it. */
+pid_t store_group_sync_tid(const struct store *s);
 /* Commits the open group now (shutdown; tests); 0 when none is open.
- * -EBUSY inside a unit (a savepoint is open).  A failed commit rolls the
+ * On disk when it returns, with every earlier commit (their callbacks
+ * run first).  -EBUSY inside a unit (a savepoint is open).  A failed commit rolls the
  * whole group back: nothing of it is half-written. */
 int store_group_commit(struct store *s, struct berth_err *err);
 

@@ -38,6 +38,9 @@ struct store {
 	/* What waits for the outermost transaction's end (store_after_commit). */
 	struct store_hook *hooks;
 	size_t n_hooks, cap_hooks;
+	/* The WAL's fsync on a thread of its own (store_group_sync_apart()),
+	 * or NULL: each COMMIT waits for its own (synchronous=FULL). */
+	struct store_syncer *syncer;
 };
 
 /* A store_after_commit() callback; r: -ECANCELED once the savepoint it
@@ -57,6 +60,9 @@ void store_hooks_run(struct store *s, int r, const struct berth_err *err);
 /* A savepoint begun when MARK hooks were queued was rolled back: those
  * queued since are cancelled. */
 void store_hooks_cancel(struct store *s, size_t mark);
+/* With a syncer: the log fsync'd now, and the callbacks of the commits
+ * that waited for it called; 0 without one. */
+int store_group_synced(struct store *s, struct berth_err *err);
 /* store_close(): commits what is open (its hooks run), frees the timer. */
 void store_group_detach(struct store *s);
 

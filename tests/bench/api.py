@@ -129,7 +129,7 @@ class Daemon:
                  "--log-root", str(self.logs), "--listen", f"unix:{self.sock}",
                  "--listen", f"tcp:127.0.0.1:{self.port}", "--credentials", str(creds),
                  "--bridge", BRIDGE, "--subnet", SUBNET, "--no-nat", "--nft-table", NFT_TABLE,
-                 "--cgroup-name", CGROUP, *ROOMY_INSTANCE,
+                 "--cgroup-name", CGROUP, "--introspection", "off", *ROOMY_INSTANCE,
                  *(["--insecure-registry", registry_host] if registry_host else [])],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         self.pid = self.proc.pid

@@ -198,6 +198,7 @@ class Daemon:
                 "--log-root", str(w / "logs"), "--listen", f"unix:{self.sock}",
                 "--insecure-registry", self.registry_host, "--bridge", BRIDGE,
                 "--subnet", SUBNET, "--nft-table", NFT, "--no-nat", "--cgroup-name", CGROUP,
+                "--introspection", "off", "--task-endpoint", "off",
                 *ROOMY_INSTANCE]
 
     def start(self):

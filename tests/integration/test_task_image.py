@@ -71,6 +71,30 @@ def test_tag_is_asked_each_run_and_a_stored_digest_never(proxied, catalogue):
     assert records.stat().st_mtime_ns == written
 
 
+def test_a_runtask_asks_for_its_tag_once(proxied, catalogue):
+    """The tasks of one RunTask share its resolution of a tag (one manifest
+    request for count 3); the next RunTask asks again."""
+    d, px = proxied
+    ecs = make_client(d)
+    bb = catalogue["busybox"]
+    td = register(ecs, d, [sh("app", IDLE, image=f"{px.host}/{bb.repo}:{bb.tag}",
+                              stopTimeout=2)])
+    ask = ("GET", f"/v2/{bb.repo}/manifests/{bb.tag}")
+    for count in (3, 2):
+        px.requests.clear()
+        arns = [t["taskArn"] for t in run(ecs, td, count=count)]
+        try:
+            for arn in arns:
+                t = wait_running(ecs, arn)
+                assert t["lastStatus"] == "RUNNING", t.get("stoppedReason")
+                assert t["containers"][0]["imageDigest"] == bb.digest
+            assert px.requests.count(ask) == 1, px.requests
+        finally:
+            for arn in arns:
+                ecs.stop_task(task=arn)
+            wait_stopped(ecs, arns)
+
+
 def pull_workers(daemon_pid):
     """pids of the daemon's pull workers (`berth … task-image --worker`)."""
     return [pid for pid, ppid, state, argv in tk.processes()

@@ -856,6 +856,43 @@ static void test_policy_stale_elements_replaced(void **state)
 	assert_null(strstr(after, inet_ntoa(a)));
 }
 
+/* Tasks stopping together lose their elements in one removal (the
+ * policy worker's batch): every task's, and only theirs. */
+static void test_policy_batch_remove(void **state)
+{
+	struct fixture *f = fx(state);
+	struct berth_err err = { 0 };
+	char net_ip[INET_ADDRSTRLEN], ips[4][INET_ADDRSTRLEN];
+	snprintf(net_ip, sizeof(net_ip), "%.*s", (int)strcspn(f->subnet, "/"), f->subnet);
+	struct in_addr base, addrs[4];
+	assert_int_equal(inet_pton(AF_INET, net_ip, &base), 1);
+	const char *ids[4], *g[] = { "sg-batch" };
+	const struct net_publish pub[] = { { IPPROTO_TCP, 40011, 80 } };
+	for (int i = 0; i < 4; i++) {
+		char name[24];
+		snprintf(name, sizeof(name), "batch-%d", i);
+		ids[i] = task_id(f, name);
+		addrs[i].s_addr = htonl(ntohl(base.s_addr) + 220 + (uint32_t)i);
+		snprintf(ips[i], sizeof(ips[i]), "%s", inet_ntoa(addrs[i]));
+		assert_int_equal(net_policy_task_add_ports(f->net, ids[i], addrs[i], g, 1,
+							   pub, i == 0, &err), 0);
+	}
+	/* Three of them, one without its address (found from its veth). */
+	struct in_addr gone[3] = { addrs[0], { 0 }, addrs[2] };
+	assert_int_equal(net_policy_tasks_remove(f->net, ids, gone, 3, &err), 0);
+	_cleanup_free_ char *bridge = nft_table_text("bridge", f->table);
+	_cleanup_free_ char *ip = nft_table_text("ip", f->table);
+	for (int i = 0; i < 3; i++)
+		assert_null(strstr(bridge, ips[i]));
+	assert_null(strstr(ip, "40011"));
+	assert_non_null(strstr(bridge, ips[3]));
+	/* A removal of nothing is fine, in a batch as alone. */
+	assert_int_equal(net_policy_tasks_remove(f->net, ids, gone, 3, &err), 0);
+	assert_int_equal(net_policy_tasks_remove(f->net, &ids[3], &addrs[3], 1, &err), 0);
+	_cleanup_free_ char *after = nft_table_text("bridge", f->table);
+	assert_null(strstr(after, ips[3]));
+}
+
 /* Published ports: added with the task's elements, a host port left
  * behind by another address taken over (the daemon found it free), all of
  * the task's deleted by its removal; a bad or repeated port changes
@@ -1161,6 +1198,7 @@ static int run_all(void)
 		T(test_policy_security_groups),
 		T(test_policy_stale_elements_replaced),
 		T(test_policy_published_ports),
+		T(test_policy_batch_remove),
 		T(test_policy_spoofing_dropped),
 		T(test_policy_blocked_address),
 		T(test_policy_egress_masqueraded),

@@ -269,6 +269,56 @@ static void test_reader(void **state)
 	assert_int_equal(create_cluster(r, "beta", &err), -EROFS);
 }
 
+/* The order callbacks were called in, across writers. */
+static int order_next;
+
+static void on_ordered(void *arg, int r, const struct berth_err *err)
+{
+	on_answer(arg, r, err);
+	((struct answer *)arg)->calls = ++order_next;
+}
+
+/* writer(), its callback on_ordered(). */
+static void ordered_writer(struct store *s, const char *name, struct answer *a)
+{
+	store_group_bound(s);
+	struct store_tx unit _cleanup_tx_ = { 0 };
+	OK(store_tx_begin(s, &unit, &e_));
+	OK(create_cluster(s, name, &e_));
+	OK(store_after_commit(s, on_ordered, a, &e_));
+	OK(store_tx_commit(&unit, &e_));
+}
+
+/* With the fsync on a thread of its own: an answer still waits until its
+ * group is on disk, then comes a turn of the loop later; a commit the
+ * caller waits for (shutdown) answers the earlier groups first. */
+static void test_sync_apart(void **state)
+{
+	struct fixture *f = *state;
+	OK(store_group_sync_apart(f->s, &e_));
+	assert_true(store_group_sync_tid(f->s) > 0);
+	struct answer a = { 0 };
+	writer(f->s, "alpha", false, &a);
+	for (int i = 0; i < 1000 && !a.calls; i++)
+		assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.r, 0);
+	assert_int_equal(clusters_named(f->path, "alpha"), 1);
+
+	order_next = 0;
+	struct answer b[2] = { 0 };
+	ordered_writer(f->s, "beta", &b[0]);
+	/* Its group commits before the next unit, its fsync left to the thread. */
+	f->s->group_max_ms = 0;
+	ordered_writer(f->s, "gamma", &b[1]);
+	OK(store_group_commit(f->s, &e_));
+	assert_int_equal(b[0].calls, 1);
+	assert_int_equal(b[1].calls, 2);
+	assert_int_equal(b[0].r, 0);
+	assert_int_equal(b[1].r, 0);
+	assert_int_equal(clusters_named(f->path, "gamma"), 1);
+}
+
 /* kill -9 right after the answer: what was answered is on disk. */
 static void test_answered_survives_kill9(void **state)
 {
@@ -344,6 +394,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reads_and_writing_callbacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answered_survives_kill9, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unattached, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
