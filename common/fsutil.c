@@ -87,10 +87,8 @@ int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-/* Temp file, rename over NAME; DURABLE: fsync'd before the rename and
- * the directory after. */
-static int write_renamed_at(int dirfd, const char *name, const void *buf, size_t len,
-			    mode_t mode, bool durable, struct berth_err *err)
+int berth_write_atomic_at(int dirfd, const char *name, const void *buf, size_t len,
+			  mode_t mode, struct berth_err *err)
 {
 	char tmp[4096];
 	/* pid + tid: concurrent writers of one name never share a temp file. */
@@ -100,7 +98,7 @@ static int write_renamed_at(int dirfd, const char *name, const void *buf, size_t
 	if (fd < 0)
 		return berth_errnof(err, errno, "write %s: create temp file", name);
 	int r = write_all(fd, buf, len);
-	if (r == 0 && durable && fsync(fd) < 0)
+	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
 		r = -errno;
@@ -108,19 +106,7 @@ static int write_renamed_at(int dirfd, const char *name, const void *buf, size_t
 		unlinkat(dirfd, tmp, 0);
 		return berth_errnof(err, -r, "write %s", name);
 	}
-	return durable ? berth_fsync_dir_at(dirfd, ".", err) : 0;
-}
-
-int berth_write_atomic_at(int dirfd, const char *name, const void *buf, size_t len,
-			  mode_t mode, struct berth_err *err)
-{
-	return write_renamed_at(dirfd, name, buf, len, mode, true, err);
-}
-
-int berth_write_replace_at(int dirfd, const char *name, const void *buf, size_t len,
-			   mode_t mode, struct berth_err *err)
-{
-	return write_renamed_at(dirfd, name, buf, len, mode, false, err);
+	return berth_fsync_dir_at(dirfd, ".", err);
 }
 
 int berth_write_file_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,

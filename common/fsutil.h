@@ -24,12 +24,6 @@ int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off);
  * name, fsync the directory.  Readers see the old or the new content. */
 int berth_write_atomic_at(int dirfd, const char *name, const void *buf, size_t len,
 			  mode_t mode, struct berth_err *err);
-/* The same without either fsync: readers, and a writer killed half way,
- * still see the old content or the new, but a crash of the machine may
- * lose it.  Each fsync flushes the disk's cache: for files only a process
- * restarted on the same running machine reads again. */
-int berth_write_replace_at(int dirfd, const char *name, const void *buf, size_t len,
-			   mode_t mode, struct berth_err *err);
 
 /* Creates or truncates dirfd/name (never following a symlink there) and
  * writes buf, with no fsync: for files that need not survive a crash

@@ -246,15 +246,11 @@ static int write_plan(struct sched *s, struct sched_task *t, const cJSON *td, co
 		return r;
 	const char *disk = public ? public : text;
 	_cleanup_close_ int dfd = -1;
-	/* Not fsync'd: what reads them again is a daemon restarted after it
-	 * died, not after the machine did (then no shim survives and the
-	 * store says what ran).  Each fsync flushes the disk's cache, two a
-	 * task, and the store's commits wait for the same disk. */
 	if ((r = berth_open_dir_p(task_dir, 0700, &dfd, err)) < 0 ||
-	    (r = berth_write_replace_at(dfd, "plan.json", disk, strlen(disk), 0600, err)) < 0)
+	    (r = berth_write_atomic_at(dfd, "plan.json", disk, strlen(disk), 0600, err)) < 0)
 		return r;
 	*ret_start_plan = public != NULL;
-	if (public && (r = berth_write_replace_at(dfd, START_PLAN, text, strlen(text), 0600, err)) < 0)
+	if (public && (r = berth_write_atomic_at(dfd, START_PLAN, text, strlen(text), 0600, err)) < 0)
 		return r;
 	snprintf(path, path_n, "%s/%s", task_dir, public ? START_PLAN : "plan.json");
 	return 0;
