@@ -106,12 +106,13 @@ def tree_cpu(roots):
     return total / CLK
 
 
-def wrk(port, serving):
+def wrk(port, serving, host="127.0.0.1", conns=CONNS):
     """(req/s, p50 s, p99 s, errors, serving-side CPU s per request) of one
-    wrk run on 127.0.0.1:PORT; SERVING: the pids that serve it."""
+    wrk run on HOST:PORT with CONNS connections; SERVING: the pids that
+    serve it."""
     cpu0 = tree_cpu(serving)
-    out = bl.run(pinned(["wrk", f"-t{THREADS}", f"-c{CONNS}", f"-d{SECONDS}s", "--latency",
-                  f"http://127.0.0.1:{port}/"], "client"), timeout=SECONDS + 30, check=True).stdout
+    out = bl.run(pinned(["wrk", f"-t{THREADS}", f"-c{conns}", f"-d{SECONDS}s", "--latency",
+                  f"http://{host}:{port}/"], "client"), timeout=SECONDS + 30, check=True).stdout
     cpu = tree_cpu(serving) - cpu0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for name in ("pull.py", "tasks.py", "api.py", "runtask.py", "api_hostile.py", "services.py", "lb.py"):
+for name in ("pull.py", "tasks.py", "api.py", "runtask.py", "api_hostile.py", "services.py", "lb.py",
+             "lb_service.py"):
     print(f"\n=== {name}", flush=True)
     subprocess.run([sys.executable, str(HERE / name)], check=True)

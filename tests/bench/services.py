@@ -66,7 +66,7 @@ IDLE = tk.IDLE             # sh: trap "exit 0" TERM; sleep 1000 & wait
 class Daemon:
     """berth daemon on a unix socket and a SigV4 TCP port, everything under work."""
 
-    def __init__(self, work, registry_host):
+    def __init__(self, work, registry_host, extra=()):
         self.work = work
         self.run_dir = work / "run"
         self.port = reg.free_port()
@@ -80,7 +80,7 @@ class Daemon:
                 "--insecure-registry", registry_host,
                 "--bridge", BRIDGE, "--subnet", SUBNET, "--nft-table", NFT, "--no-nat",
                 "--cgroup-name", CGROUP, "--service-healthy-after", f"{HEALTHY_AFTER:g}s",
-                *ROOMY_INSTANCE]
+                *ROOMY_INSTANCE, *extra]
         self.stderr_path = work / "daemon.stderr"
         self._stderr = open(self.stderr_path, "wb")
         self.proc = popen(argv, stdout=subprocess.DEVNULL, stderr=self._stderr)
@@ -354,7 +354,9 @@ def on_sigterm(signum, _frame):
     raise SystemExit(128 + signum)
 
 
-def main():
+def main(run_bench=lambda d, ecs, image: bench(ecs, image), extra=()):
+    """RUN_BENCH(daemon, ecs client, busybox image ref) against a daemon
+    with EXTRA flags; everything is cleaned up and checked afterwards."""
     signal.signal(signal.SIGTERM, on_sigterm)
     work = Path(tempfile.mkdtemp(prefix="berth-bench-svc-", dir="/var/tmp"))
     os.chmod(work, 0o755)
@@ -367,10 +369,10 @@ def main():
             with reg.Registry("anon") as r:
                 im = fx.catalogue()["busybox"]
                 r.push(im)
-                d = Daemon(work, r.host)
+                d = Daemon(work, r.host, extra)
                 ecs = d.client()
                 try:
-                    bench(ecs, im.ref(r.host))
+                    run_bench(d, ecs, im.ref(r.host))
                 except BaseException as e:
                     errors.append(e)
                 stop_everything(d, ecs)
