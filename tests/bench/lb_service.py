@@ -29,7 +29,6 @@ machine's load average.  Everything is removed at the end (services.py's
 cleanup and leftover check: service, tasks, daemon, bridge, cgroups, temp
 dir; the listener, LB and target group deleted through the API first).
 """
-import http.client
 import os
 import shutil
 import statistics
@@ -46,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures import registry as reg   # noqa: E402
 from fixtures import tasks as tk       # noqa: E402
+from fixtures.requestloop import RequestLoop  # noqa: E402
 import lb                              # noqa: E402
 import services as sv                  # noqa: E402
 
@@ -126,42 +126,6 @@ def task_ip(t):
     return {d["name"]: d["value"] for d in att["details"]}["privateIPv4Address"]
 
 
-def get(port, timeout=2):
-    """One GET / on a new connection to 127.0.0.1:PORT: (status, body)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request("GET", "/")
-        r = c.getresponse()
-        return r.status, r.read().decode()
-    finally:
-        c.close()
-
-
-class Requests:
-    """Sequential GETs to the LB on a thread until stop() or LIMIT s."""
-
-    def __init__(self, port, limit=DEPLOY_LIMIT + 30):
-        self.port, self.limit = port, limit
-        self.answers, self.failures = [], []
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.run)
-        self.thread.start()
-
-    def run(self):
-        end = time.monotonic() + self.limit
-        while not self.done.is_set() and time.monotonic() < end:
-            try:
-                status, body = get(self.port)
-                (self.answers if status == 200 else self.failures).append(
-                    body.split()[0] if status == 200 else f"HTTP {status}")
-            except (OSError, http.client.HTTPException) as e:
-                self.failures.append(repr(e))
-
-    def stop(self):
-        self.done.set()
-        self.thread.join()
-
-
 def both_direct(ips):
     """wrk to each task's address at once, half the connections each:
     (summed req/s, mean p50, worse p99, summed failures) - the same
@@ -227,7 +191,7 @@ def bench_deploy(ecs, image, bal):
     old = [t["taskArn"] for t in sv.service_tasks(ecs)]
     td = web(ecs, image, "v2")
     before = load()
-    loop = Requests(bal.port)
+    loop = RequestLoop(f"http://127.0.0.1:{bal.port}/", limit=DEPLOY_LIMIT + 30)
     try:
         t0 = time.monotonic()
         ecs.update_service(service=sv.SERVICE, taskDefinition=td)
@@ -236,13 +200,14 @@ def bench_deploy(ecs, image, bal):
         took = time.monotonic() - t0
     finally:
         loop.stop()
-    versions = {v: loop.answers.count(v) for v in sorted(set(loop.answers))}
+    answers = [p.split()[0] for p in loop.pages]
+    versions = {v: answers.count(v) for v in sorted(set(answers))}
     print(f"\nrolling deploy v1 → v2 (2 tasks, 200 %/100 %), sequential GETs through the LB "
           f"(new connection each, 2 s timeout); {before} before, {load()} after")
     print("\n| rolling deploy | value |")
     print("|:---------------|------:|")
     print(f"| UpdateService → COMPLETED, old tasks STOPPED | {took:.1f} s |")
-    print(f"| requests answered 200 | {len(loop.answers)} ({versions}) |")
+    print(f"| requests answered 200 | {len(answers)} ({versions}) |")
     print(f"| failed requests during a rolling deploy (target 0) | {len(loop.failures)} |")
     if loop.failures:
         print(f"first failures: {loop.failures[:5]}")

@@ -6,6 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from fixtures import tasks as tk
+from fixtures.requestloop import RequestLoop
 from test_api_elbv2 import make_elbv2
 from test_api_clusters import make_client
 from test_api_tasks import TaskDaemon, finish, register, sh, tmp_tasks  # noqa: F401
@@ -227,34 +228,6 @@ def web(ecs, d, version):
                     family="web")
 
 
-class Requests:
-    """A request loop to 127.0.0.1:PORT on a thread, bounded in time:
-    every answer's body, and every failure."""
-
-    def __init__(self, port, limit=180):
-        import threading
-        self.port, self.limit = port, limit
-        self.bodies, self.failures = [], []
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.run)
-        self.thread.start()
-
-    def run(self):
-        import time
-        from test_api_elbv2 import get
-        end = time.monotonic() + self.limit
-        while not self.done.is_set() and time.monotonic() < end:
-            try:
-                status, body = get(self.port)
-                (self.bodies if status == 200 else self.failures).append(body)
-            except OSError as e:
-                self.failures.append(repr(e))
-
-    def stop(self):
-        self.done.set()
-        self.thread.join()
-
-
 def test_rolling_deploy_without_a_failed_request_and_unhealthy_target_replaced(ecs, sdaemon):
     """A two-task service behind an application load balancer: v1 → v2
     under a continuous request loop fails no request (the new tasks count
@@ -271,20 +244,20 @@ def test_rolling_deploy_without_a_failed_request_and_unhealthy_target_replaced(e
     assert {x[2] for x in targets(elb, tg)} == {"healthy"}
     old = {t["taskArn"] for t in running_tasks(ecs)}
 
-    loop = Requests(port)
+    loop = RequestLoop(f"http://127.0.0.1:{port}/", limit=180, timeout=10)
     try:
         ecs.update_service(service="web", taskDefinition=v2)
         tk.poll_until(lambda: all(task(ecs, a)["lastStatus"] == "STOPPED" for a in old), 120,
                       "the v1 tasks stopped")
         stable(ecs)
-        tk.poll_until(lambda: any(b.startswith("v2") for b in loop.bodies[-10:]), 30,
+        tk.poll_until(lambda: any(b.startswith("v2") for b in loop.pages[-10:]), 30,
                       "v2 answering")
     finally:
         loop.stop()
     assert loop.failures == [], loop.failures[:5]
-    assert len({b for b in loop.bodies if b.startswith("v1")}) == 2
-    assert len({b for b in loop.bodies if b.startswith("v2")}) == 2
-    assert not any(b.startswith("v1") for b in loop.bodies[-10:])
+    assert len({b for b in loop.pages if b.startswith("v1")}) == 2
+    assert len({b for b in loop.pages if b.startswith("v2")}) == 2
+    assert not any(b.startswith("v1") for b in loop.pages[-10:])
 
     # Each v1 task drained for the whole delay before it stopped; the
     # events came in ECS's order: the new targets registered, the old
