@@ -186,18 +186,22 @@ static int listen_now(struct introspect *in, struct berth_err *err)
 	return 0;
 }
 
+static void retry_later(struct introspect *in)
+{
+	struct timeval tv = { INTROSPECT_RETRY_MS / 1000, 0 };
+	evtimer_add(in->retry, &tv);
+}
+
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct introspect *in = arg;
 	struct berth_err err = { 0 };
 	int r = listen_now(in, &err);
-	if (r == -EADDRINUSE) {
-		struct timeval tv = { INTROSPECT_RETRY_MS / 1000, 0 };
-		evtimer_add(in->retry, &tv);
-	} else if (r < 0 && in->cfg.log) {
+	if (r == -EADDRINUSE)
+		retry_later(in);
+	else if (r < 0 && in->cfg.log)
 		fprintf(in->cfg.log, "berth daemon: agent introspection is off: %s\n", err.msg);
-	}
 }
 
 /* Reserves the port first, so that once the connection holding it (if
@@ -226,8 +230,7 @@ int introspect_new(struct event_base *base, struct store *store,
 			fprintf(cfg->log, "berth daemon: agent introspection: %s; trying again each "
 				"second\n", err->msg);
 		berth_err_clear(err);
-		struct timeval tv = { INTROSPECT_RETRY_MS / 1000, 0 };
-		evtimer_add(in->retry, &tv);
+		retry_later(in);
 	} else if (r < 0) {
 		return r;
 	}

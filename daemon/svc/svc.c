@@ -447,10 +447,11 @@ int64_t svc_reconcile(struct svc *v, const char *cluster, const char *name)
 		svc_notes_flush(v, cluster, name, NULL, now);   /* nowhere to write them */
 		return 0;
 	}
-	if (svc_notes_flush(v, cluster, name, &w, now) && (w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps) &&
-	    svc_view_save(v, &w, &err) < 0)
+	bool idle = w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps;
+	/* An idle service saves here only the events noted for it. */
+	if (svc_notes_flush(v, cluster, name, &w, now) && idle && svc_view_save(v, &w, &err) < 0)
 		svc_say(v, "service %s: %s", name, err.msg);
-	if (w.row->status == STORE_SERVICE_INACTIVE || !w.n_deps)
+	if (idle)
 		return 0;
 	struct bounds b = bounds_of(&w);
 	_cleanup_free_ enum tstate *st = calloc(w.n + 1, sizeof(*st));
